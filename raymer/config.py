@@ -1,0 +1,170 @@
+"""Typed run configurations and ``load_config(cls, path, overrides)``.
+
+No torch and no ray here: configs are validated before any heavy import, so a bad value
+fails in milliseconds with a message that names the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says which and why."""
+
+
+class ExtractConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer extract``: corpus in, Parquet features out."""
+
+    input: str | None = Field(
+        None, description="Manifest (CSV/JSONL/Parquet) or directory of audio; local or s3://."
+    )
+    output: str | None = Field(
+        None, description="Output root: features/ and errors/ are written under it."
+    )
+    asr_model: str = Field(
+        "whisper-base",
+        description="Whisper model in CTranslate2 format: a registry name, local folder or hub id.",
+    )
+    text_model: str = Field(
+        "minilm-l6", description="Text encoder: a registry name, local folder or hub id."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
+    )
+    use_gpu: bool = Field(False, description="Give each model actor one GPU (num_gpus=1).")
+    compute_type: str = Field(
+        "default",
+        description="CTranslate2 compute type; default means int8 on CPU, float16 on CUDA.",
+    )
+    language: str | None = Field(
+        None, description="Force the spoken language (e.g. en); detected per clip when unset."
+    )
+    beam_size: int = Field(1, ge=1, le=10, description="Beam size of the Whisper decoder.")
+    window: Literal["fit", "full"] = Field(
+        "fit",
+        description=(
+            "Encoder window: 'fit' trims Whisper's 30 s window to the longest clip of a "
+            "batch (rounded up to window_step_s); 'full' always encodes 30 s like stock Whisper."
+        ),
+    )
+    window_step_s: float = Field(
+        2.0, gt=0, le=30, description="Granularity of the 'fit' window, in seconds."
+    )
+    min_window_s: float = Field(
+        8.0, gt=0, le=30, description="Shortest encoder window of the 'fit' mode, in seconds."
+    )
+    batch_size: int = Field(8, ge=1, description="Clips per batch in the model stages.")
+    max_duration_s: float = Field(
+        600.0, gt=0, description="Clips longer than this are reported as errors, not processed."
+    )
+    frame_rate_hz: float = Field(
+        10.0,
+        gt=0,
+        le=50,
+        description="Rate of the stored audio frame features (Whisper encodes at 50 Hz).",
+    )
+    text_source: Literal["asr", "reference"] = Field(
+        "asr",
+        description="Text embedded by the text encoder: the ASR transcript or the manifest text.",
+    )
+    max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text encoder.")
+    asr_actors: int = Field(2, ge=1, description="Whisper actors (one GPU each with use_gpu).")
+    asr_num_cpus: float = Field(
+        0.5, gt=0, description="CPUs reserved per Whisper actor (fractional on small machines)."
+    )
+    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
+    asr_num_gpus: float = Field(
+        1.0, ge=0, description="GPUs per Whisper actor when use_gpu is set (fractions share one)."
+    )
+    text_actors: int = Field(1, ge=1, description="Text encoder actors.")
+    text_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per text encoder actor.")
+    text_threads: int = Field(1, ge=1, description="torch threads per text encoder actor.")
+    text_num_gpus: float = Field(
+        0.0, ge=0, description="GPUs per text encoder actor when use_gpu is set (0: on CPU)."
+    )
+    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
+    resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
+
+    @field_validator("compute_type")
+    @classmethod
+    def _known_compute_type(cls, value: str) -> str:
+        known = {"default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16"}
+        known |= {"int16", "float16", "bfloat16", "float32"}
+        if value not in known:
+            raise ValueError(f"unknown compute_type {value!r}; choose one of {sorted(known)}")
+        return value
+
+
+class SynthConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer corpus synth``: the sample emotional speech corpus."""
+
+    output: str = Field(..., description="Folder for the audio and manifest.csv.")
+    clips: int = Field(200, ge=1, le=200_000, description="Number of clips to generate.")
+    seed: int = Field(0, description="Random seed; the same seed gives the same corpus.")
+    speakers: int = Field(
+        8, ge=1, le=16, description="Number of speakers (piper voice plus espeak-ng variants)."
+    )
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}``; values are parsed as YAML."""
+    result: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        node = result
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw) if raw != "" else None
+    return result
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    **values: Any,
+) -> C:
+    """Build ``cls`` from a YAML file, then keyword values, then ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
+        data = loaded
+    data = _merge(data, {k: v for k, v in values.items() if v is not None})
+    data = _merge(data, parse_overrides(overrides or []))
+    try:
+        return cls(**data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+
+
+def dump_config(cfg: BaseModel) -> str:
+    """The resolved config as YAML, saved beside every output."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

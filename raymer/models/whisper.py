@@ -1,0 +1,202 @@
+"""Whisper ASR and audio embedding from one encoder pass (faster-whisper / CTranslate2).
+
+Stock Whisper pads every input to a 30 s window, so a 4 s clip spends most of its encoder
+pass on silence. With ``window="fit"`` a batch is encoded in the shortest window that holds
+its longest clip (CTranslate2 accepts any length up to 30 s; the position embeddings are
+sliced), and that same encoder output feeds both the decoder and the frame features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from raymer.audio import SAMPLE_RATE, pool_frames, split_windows
+
+ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
+MAX_WINDOW_S = 30.0
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class SpeechFeatures:
+    """What one clip yields.
+
+    Attributes:
+        transcript: the recognised text of the whole clip.
+        language: detected (or forced) language code.
+        language_prob: probability of that language (1.0 when forced or English-only).
+        segments: timed segments of the transcript.
+        frames: encoder frames pooled to ``frame_rate_hz``, shape (T, D).
+        embedding: mean of the encoder frames over the clip, shape (D,).
+        avg_logprob: mean token log-probability of the decoded text.
+        no_speech_prob: Whisper's probability that the first window holds no speech.
+    """
+
+    transcript: str
+    language: str
+    language_prob: float
+    segments: list[Segment] = field(default_factory=list)
+    frames: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+def window_seconds(longest_s: float, mode: str, step_s: float, min_s: float) -> float:
+    """Encoder window for a batch whose longest (30 s-capped) piece lasts ``longest_s``."""
+    if mode == "full":
+        return MAX_WINDOW_S
+    fitted = math.ceil(max(longest_s, 1e-3) / step_s) * step_s
+    return float(min(MAX_WINDOW_S, max(min_s, fitted)))
+
+
+class WhisperFeaturizer:
+    """Transcribes clips and returns their encoder frames, one encoder pass per window."""
+
+    def __init__(
+        self,
+        model_dir: str,
+        device: str = "cpu",
+        compute_type: str = "default",
+        cpu_threads: int = 0,
+        beam_size: int = 1,
+        language: str | None = None,
+        window: str = "fit",
+        window_step_s: float = 2.0,
+        min_window_s: float = 8.0,
+        frame_rate_hz: float = 10.0,
+    ) -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        if compute_type == "default":
+            compute_type = "float16" if device == "cuda" else "int8"
+        self.model = WhisperModel(
+            model_dir, device=device, compute_type=compute_type, cpu_threads=cpu_threads
+        )
+        self.device = device
+        self.multilingual = self.model.model.is_multilingual
+        self.language = language or ("en" if not self.multilingual else None)
+        self.tokenizer = Tokenizer(
+            self.model.hf_tokenizer, self.multilingual, task="transcribe", language=self.language or "en"
+        )
+        self.beam_size = beam_size
+        self.window, self.window_step_s, self.min_window_s = window, window_step_s, min_window_s
+        self.pool = max(1, round(ENCODER_RATE_HZ / frame_rate_hz))
+
+    def __call__(self, clips: list[np.ndarray]) -> list[SpeechFeatures]:
+        """clips: 16 kHz mono float32 arrays -> one SpeechFeatures per clip."""
+        pieces = [(i, k, w) for i, clip in enumerate(clips) for k, w in enumerate(split_windows(clip))]
+        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][2]))
+        outputs: dict[int, tuple] = {}
+        # Windows of similar length share a batch, so no piece pays for a much longer one.
+        for group in _length_groups([pieces[j] for j in order], order):
+            outputs.update(self._run_batch(group))
+        return [self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
+                for i in range(len(clips))]
+
+    def _run_batch(self, group: list[tuple[int, np.ndarray]]) -> dict[int, tuple]:
+        win_s = window_seconds(max(len(w) for _, w in group) / SAMPLE_RATE, self.window,
+                               self.window_step_s, self.min_window_s)
+        n_frames = int(win_s * 100)
+        feats = np.stack([self._features(w, n_frames) for _, w in group])
+        encoder_output = self.model.encode(feats)
+        frames_all = self._to_numpy(encoder_output)
+        languages = self._languages(encoder_output, len(group))
+        prompts = []
+        for lang, _ in languages:
+            tok = self._tokenizer_for(lang)
+            prompts.append(self.model.get_prompt(tok, previous_tokens=[], without_timestamps=False))
+        results = self.model.model.generate(
+            encoder_output, prompts, beam_size=self.beam_size, max_length=self.model.max_length,
+            suppress_blank=True, suppress_tokens=[-1], return_scores=True, return_no_speech_prob=True,
+        )
+        out = {}
+        for b, ((j, w), result, (lang, prob)) in enumerate(zip(group, results, languages, strict=True)):
+            tokens = result.sequences_ids[0]
+            dur = len(w) / SAMPLE_RATE
+            n_valid = max(1, math.ceil(len(w) / (SAMPLE_RATE / ENCODER_RATE_HZ)))
+            segments = self._segments(tokens, lang, dur)
+            logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
+            out[j] = (segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob)
+        return out
+
+    def _features(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
+        feat = self.model.feature_extractor(samples)[:, :n_frames]
+        if feat.shape[1] < n_frames:  # pad like faster-whisper's pad_or_trim
+            feat = np.pad(feat, ((0, 0), (0, n_frames - feat.shape[1])))
+        return feat.astype(np.float32)
+
+    def _to_numpy(self, encoder_output) -> np.ndarray:
+        if self.device == "cuda":
+            import ctranslate2
+
+            encoder_output = encoder_output.to_device(ctranslate2.Device.cpu)
+        return np.asarray(encoder_output, dtype=np.float32)
+
+    def _languages(self, encoder_output, n: int) -> list[tuple[str, float]]:
+        if self.language is not None:
+            return [(self.language, 1.0)] * n
+        detected = self.model.model.detect_language(encoder_output)
+        return [(langs[0][0][2:-2], float(langs[0][1])) for langs in detected]
+
+    def _tokenizer_for(self, language: str):
+        from faster_whisper.tokenizer import Tokenizer
+
+        if language == self.tokenizer.language_code:
+            return self.tokenizer
+        return Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+
+    def _segments(self, tokens: list[int], language: str, duration: float) -> list[Segment]:
+        tok = self._tokenizer_for(language)
+        pieces, _, _ = self.model._split_segments_by_timestamps(
+            tokenizer=tok, tokens=tokens, time_offset=0.0,
+            segment_size=int(math.ceil(duration) * self.model.frames_per_second),
+            segment_duration=duration, seek=0,
+        )
+        segments = []
+        for piece in pieces:
+            text = tok.decode(piece["tokens"]).strip()
+            if text:
+                segments.append(Segment(round(piece["start"], 2), round(min(piece["end"], duration), 2), text))
+        return segments
+
+    def _assemble(self, window_outputs: list[tuple]) -> SpeechFeatures:
+        segments, frames = [], []
+        for k, (segs, *_rest, window_frames, _lp, _ns) in enumerate(window_outputs):
+            offset = k * MAX_WINDOW_S
+            segments += [Segment(round(s.start + offset, 2), round(s.end + offset, 2), s.text) for s in segs]
+            frames.append(window_frames)
+        full = np.concatenate(frames)
+        first = window_outputs[0]
+        return SpeechFeatures(
+            transcript=" ".join(s.text for s in segments).strip(),
+            language=first[1],
+            language_prob=first[2],
+            segments=segments,
+            frames=pool_frames(full, self.pool).astype(np.float32),
+            embedding=full.mean(axis=0).astype(np.float32),
+            avg_logprob=float(np.mean([w[4] for w in window_outputs])),
+            no_speech_prob=float(first[5]),
+        )
+
+
+def _length_groups(sorted_pieces: list[tuple], order: list[int], ratio: float = 2.0):
+    """Split length-sorted pieces into groups whose longest is at most ``ratio`` x shortest."""
+    group: list[tuple[int, np.ndarray]] = []
+    for (_, _, w), j in zip(sorted_pieces, order, strict=True):
+        if group and len(w) > ratio * max(len(group[0][1]), SAMPLE_RATE * 4):
+            yield group
+            group = []
+        group.append((j, w))
+    if group:
+        yield group

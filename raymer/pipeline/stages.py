@@ -1,0 +1,201 @@
+"""Ray Data stages of ``raymer extract``: decode (CPU tasks), Whisper and text encoder (actors).
+
+Each stage takes and returns column batches. A clip that fails carries an ``error`` string
+from then on and is skipped by later stages; the last stage writes failed clips to
+``errors/`` and returns only good rows, typed by ``raymer.schema``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raymer import storage
+from raymer.audio import AudioError, decode_audio
+from raymer.config import ExtractConfig
+from raymer.schema import ERRORS_SCHEMA, features_table
+from raymer.wer import wer
+
+logger = logging.getLogger(__name__)
+
+Batch = dict[str, np.ndarray]
+
+
+def to_rows(batch: Batch) -> list[dict[str, Any]]:
+    keys = list(batch)
+    n = len(batch[keys[0]]) if keys else 0
+    return [{k: batch[k][i] for k in keys} for i in range(n)]
+
+
+def to_columns(rows: list[dict[str, Any]], keys: list[str]) -> Batch:
+    out = {}
+    for k in keys:
+        column = np.empty(len(rows), dtype=object)
+        column[:] = [r.get(k) for r in rows]
+        out[k] = column
+    return out
+
+
+def describe_read_error(uri: str, err: Exception) -> str:
+    if isinstance(err, FileNotFoundError):
+        return f"cannot read {uri}: file not found"
+    if isinstance(err, PermissionError):
+        return f"cannot read {uri}: permission denied"
+    return f"cannot read {uri}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+def decode_batch(batch: Batch, max_duration_s: float) -> Batch:
+    """Read and decode each clip to 16 kHz mono; failures become ``error`` strings."""
+    rows = to_rows(batch)
+    for row in rows:
+        row["audio"], row["duration_s"], row["error"], row["stage"] = b"", 0.0, None, None
+        try:
+            data = storage.read_bytes(row["path"])
+        except Exception as err:
+            row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
+            continue
+        try:
+            audio = decode_audio(data)
+        except AudioError as err:
+            row["error"], row["stage"] = str(err), "decode"
+            continue
+        duration = len(audio) / 16_000
+        if duration > max_duration_s:
+            row["error"], row["stage"] = (
+                f"clip lasts {duration:.1f} s, over the configured max_duration_s={max_duration_s:g}",
+                "decode",
+            )
+            continue
+        # Arrays cross stages as raw float32 bytes: a binary column holds ragged clips and
+        # failed rows alike, where a tensor column would need one shape for all.
+        row["audio"], row["duration_s"] = audio.tobytes(), duration
+    return to_columns(rows, list(rows[0]) if rows else list(batch))
+
+
+class WhisperStage:
+    """Actor: one Whisper encoder pass per window gives the transcript and the audio frames."""
+
+    def __init__(self, cfg: ExtractConfig) -> None:
+        from raymer.models.registry import resolve_model
+        from raymer.models.whisper import WhisperFeaturizer
+
+        self.cfg = cfg
+        self.featurizer = WhisperFeaturizer(
+            resolve_model(cfg.asr_model),
+            device=_device(cfg, cfg.asr_num_gpus),
+            compute_type=cfg.compute_type,
+            cpu_threads=cfg.asr_threads,
+            beam_size=cfg.beam_size,
+            language=cfg.language,
+            window=cfg.window,
+            window_step_s=cfg.window_step_s,
+            min_window_s=cfg.min_window_s,
+            frame_rate_hz=cfg.frame_rate_hz,
+        )
+
+    def __call__(self, batch: Batch) -> Batch:
+        rows = to_rows(batch)
+        good = [r for r in rows if r["error"] is None]
+        try:
+            results = self.featurizer([_floats(r["audio"]) for r in good]) if good else []
+        except Exception as err:  # one bad clip must not sink its batch: retry one by one
+            logger.warning("Whisper batch failed (%s); retrying clip by clip", err)
+            results = [self._one(r) for r in good]
+        for row, res in zip(good, results, strict=True):
+            if isinstance(res, Exception):
+                row["error"], row["stage"] = f"speech recognition failed: {res}", "asr"
+                continue
+            ref = row.get("reference_text")
+            row.update(
+                transcript=res.transcript,
+                language=res.language,
+                language_prob=res.language_prob,
+                avg_logprob=res.avg_logprob,
+                no_speech_prob=res.no_speech_prob,
+                segments=json.dumps([s.__dict__ for s in res.segments]),
+                wer=wer(ref, res.transcript) if ref else None,
+                audio_frames=res.frames.tobytes(),
+                audio_dim=res.frames.shape[1],
+                audio_embedding=res.embedding.tobytes(),
+            )
+        for row in rows:
+            row.pop("audio", None)
+        keys = sorted({k for r in rows for k in r})
+        return to_columns(rows, keys)
+
+    def _one(self, row):
+        try:
+            return self.featurizer([_floats(row["audio"])])[0]
+        except Exception as err:
+            return err
+
+
+class TextStage:
+    """Actor: embeds the transcript; writes failed clips to ``errors/``; returns typed rows."""
+
+    def __init__(self, cfg: ExtractConfig, errors_uri: str, extra_columns: list[str]) -> None:
+        from raymer.models.registry import resolve_model
+        from raymer.models.text_encoder import TextEncoder
+
+        self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
+        self.encoder = TextEncoder(
+            resolve_model(cfg.text_model), device=_device(cfg, cfg.text_num_gpus),
+            max_tokens=cfg.max_text_tokens, threads=cfg.text_threads,
+        )
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        rows = to_rows(batch)
+        good = [r for r in rows if r["error"] is None]
+        texts = [self._text(r) for r in good]
+        for row, feats in zip(good, self.encoder(texts), strict=True):
+            row.update(
+                text_tokens=feats.tokens.tolist(),
+                text_embedding=feats.embedding.tolist(),
+                text_source="reference" if self._use_reference(row) else "asr",
+                audio_frames=_floats(row["audio_frames"]).reshape(-1, int(row["audio_dim"])).tolist(),
+                audio_embedding=_floats(row["audio_embedding"]).tolist(),
+                audio_frame_rate_hz=self.cfg.frame_rate_hz,
+                segments=json.loads(row["segments"]),
+                asr_model=self.cfg.asr_model,
+                text_model=self.cfg.text_model,
+            )
+        self._write_errors([r for r in rows if r["error"] is not None])
+        return features_table(good, self.extra_columns)
+
+    def _use_reference(self, row) -> bool:
+        return self.cfg.text_source == "reference" and bool(row.get("reference_text"))
+
+    def _text(self, row) -> str:
+        return row["reference_text"] if self._use_reference(row) else row["transcript"]
+
+    def _write_errors(self, failed: list[dict]) -> None:
+        if not failed:
+            return
+        table = pa.table(
+            {
+                "id": [str(r["id"]) for r in failed],
+                "path": [str(r["path"]) for r in failed],
+                "stage": [r["stage"] for r in failed],
+                "error": [r["error"] for r in failed],
+            },
+            schema=ERRORS_SCHEMA,
+        )
+        fs, path = storage.filesystem(storage.join(self.errors_uri, f"part-{uuid.uuid4().hex}.parquet"))
+        pq.write_table(table, path, filesystem=fs)
+
+
+def _floats(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float32)
+
+
+def _device(cfg: ExtractConfig, num_gpus: float) -> str:
+    """cuda only for a stage that was given a GPU share; cpu otherwise."""
+    if not cfg.use_gpu or num_gpus <= 0:
+        return "cpu"
+    return "cpu" if cfg.device == "cpu" else "cuda"

@@ -1,0 +1,27 @@
+"""Ray start-up shared by every command: local by default, a cluster with RAY_ADDRESS."""
+
+from __future__ import annotations
+
+import os
+
+# Safe defaults before ray is imported anywhere: no usage reporting, and bind to
+# 127.0.0.1 (without the second one Ray listens on every interface).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def init_ray(**kwargs) -> None:
+    """Connect to ``RAY_ADDRESS`` when set, else start (or reuse) a local Ray."""
+    import ray
+    import ray.data
+
+    if ray.is_initialized():
+        return
+    kwargs.setdefault("log_to_driver", True)
+    if os.environ.get("RAY_OBJECT_STORE_MEMORY") and not os.environ.get("RAY_ADDRESS"):
+        kwargs.setdefault("object_store_memory", int(os.environ["RAY_OBJECT_STORE_MEMORY"]))
+    ray.init(**kwargs)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = True

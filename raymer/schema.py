@@ -1,0 +1,84 @@
+"""Column names and Arrow schemas: the contract between extraction, training and serving.
+
+``OUTPUT/features/*.parquet`` holds one row per clip with the columns of
+``FEATURES_SCHEMA`` first, then the manifest's other columns, carried through unchanged.
+``OUTPUT/errors/errors.parquet`` holds one row per failed clip (``ERRORS_SCHEMA``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+# Columns a manifest may have; everything else is carried through as it is.
+MANIFEST_COLUMNS = ("path", "id", "label", "speaker", "session", "text")
+
+SEGMENT_TYPE = pa.struct([("start", pa.float32()), ("end", pa.float32()), ("text", pa.string())])
+
+FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
+    ("id", pa.string(), "clip id (from the manifest, else the path relative to the input)"),
+    ("path", pa.string(), "audio path or URI as read"),
+    ("duration_s", pa.float32(), "duration of the decoded audio, seconds"),
+    ("label", pa.string(), "emotion label from the manifest (null when unknown)"),
+    ("speaker", pa.string(), "speaker id from the manifest (null when unknown)"),
+    ("session", pa.string(), "session id from the manifest (null when unknown)"),
+    ("reference_text", pa.string(), "the manifest's `text`: the reference transcript"),
+    ("transcript", pa.string(), "Whisper's transcript"),
+    ("language", pa.string(), "detected (or forced) language code"),
+    ("language_prob", pa.float32(), "probability of that language"),
+    ("avg_logprob", pa.float32(), "mean token log-probability of the transcript"),
+    ("no_speech_prob", pa.float32(), "Whisper's no-speech probability"),
+    ("segments", pa.list_(SEGMENT_TYPE), "timed segments: start, end (s), text"),
+    ("wer", pa.float32(), "word error rate of the transcript against reference_text"),
+    ("audio_frames", pa.list_(pa.list_(pa.float32())), "Whisper encoder frames (T_a, D_a)"),
+    ("audio_frame_rate_hz", pa.float32(), "rate of audio_frames"),
+    ("audio_embedding", pa.list_(pa.float32()), "mean of the encoder frames (D_a)"),
+    ("text_source", pa.string(), "what the text encoder read: asr or reference"),
+    ("text_tokens", pa.list_(pa.list_(pa.float32())), "text encoder token states (T_t, D_t)"),
+    ("text_embedding", pa.list_(pa.float32()), "mean-pooled, L2-normalised text vector (D_t)"),
+    ("asr_model", pa.string(), "ASR / audio encoder model name"),
+    ("text_model", pa.string(), "text encoder model name"),
+]
+
+FEATURES_SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in FEATURES_FIELDS])
+
+ERRORS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("error", pa.string()),
+    ]
+)
+
+
+def features_table(rows: list[dict], extra_columns: list[str]) -> pa.Table:
+    """Rows -> a table with ``FEATURES_SCHEMA`` then the carried-through manifest columns."""
+    columns = {f.name: [_coerce(r.get(f.name), f.type) for r in rows] for f in FEATURES_SCHEMA}
+    table = pa.table(columns, schema=FEATURES_SCHEMA)
+    for name in extra_columns:
+        table = table.append_column(name, pa.array([_plain(r.get(name)) for r in rows]))
+    return table
+
+
+def _coerce(value, dtype: pa.DataType):
+    """Batch values (numpy scalars, NaN for missing) -> what Arrow expects for ``dtype``."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return None
+    if pa.types.is_string(dtype):
+        return str(value)
+    if pa.types.is_floating(dtype):
+        return float(value)
+    return value
+
+
+def _plain(value):
+    """numpy scalars -> Python values, so Arrow infers the carried column's type."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
+
+
+def schema_markdown() -> str:
+    """The features schema as a Markdown table (kept in the README)."""
+    lines = ["| column | type | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in FEATURES_FIELDS]
+    return "\n".join(lines)

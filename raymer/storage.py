@@ -1,0 +1,117 @@
+"""URI -> filesystem. The one module that knows about ``s3://`` and ``pyarrow.fs``.
+
+Local paths and ``file://`` URIs map to the local filesystem; ``s3://bucket/key`` maps to
+pyarrow's S3 filesystem with credentials from the standard AWS chain (environment,
+``~/.aws/credentials``, instance roles). S3-compatible stores (MinIO, moto, Ceph) are
+reached by setting ``AWS_ENDPOINT_URL`` (or ``RAYMER_S3_ENDPOINT``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".wma")
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def s3_endpoint() -> str | None:
+    """Endpoint override for S3-compatible stores, from the environment."""
+    return os.environ.get("RAYMER_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem(endpoint: str | None, region: str) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+    return pafs.S3FileSystem(**kwargs)
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """Return ``(filesystem, path inside it)`` for a local path or URI."""
+    if uri.startswith("s3://"):
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return _s3_filesystem(s3_endpoint(), region), uri[len("s3://") :].rstrip("/")
+    if is_remote(uri):
+        scheme = uri.split("://", 1)[0]
+        raise ValueError(f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path or s3://")
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts onto a local path or URI."""
+    if is_remote(base):
+        return posixpath.join(base.rstrip("/"), *parts)
+    return str(Path(base).joinpath(*parts))
+
+
+def resolve_relative(path: str, base_dir: str) -> str:
+    """A manifest's relative ``path`` resolves against the manifest's folder."""
+    if is_remote(path) or path.startswith("file://") or Path(path).is_absolute():
+        return path
+    return join(base_dir, path)
+
+
+def parent(uri: str) -> str:
+    if is_remote(uri):
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://{posixpath.dirname(rest.rstrip('/'))}"
+    return str(Path(uri).expanduser().absolute().parent)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    fs, path = filesystem(uri)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def is_dir(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+def makedirs(uri: str) -> None:
+    fs, path = filesystem(uri)
+    fs.create_dir(path, recursive=True)
+
+
+def list_files(uri: str, suffixes: tuple[str, ...] = ()) -> list[str]:
+    """Every file under ``uri`` (recursively) whose name ends with one of ``suffixes``."""
+    fs, path = filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    prefix = "s3://" if uri.startswith("s3://") else ""
+    return sorted(
+        prefix + info.path
+        for info in infos
+        if info.type == pafs.FileType.File
+        and (not suffixes or info.path.lower().endswith(suffixes))
+        and not posixpath.basename(info.path).startswith(".")
+    )
+
+
+def delete_file(uri: str) -> None:
+    fs, path = filesystem(uri)
+    fs.delete_file(path)
