@@ -25,6 +25,8 @@ def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError("empty file (0 bytes)")
     try:
         samples, rate = _decode_soundfile(data)
+    except AudioError:
+        raise
     except Exception as sf_error:  # libsndfile does not know the format: try FFmpeg
         try:
             samples, rate = _decode_av(data)
@@ -50,9 +52,27 @@ def _first_line(error: Exception) -> str:
     return re.sub(r": '<none>'$", "", line).rstrip(".")
 
 
+def _check_wav_length(data: bytes) -> None:
+    """libsndfile quietly clamps a cut-off WAV to what is there: compare with the header."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            if size not in (0, 0xFFFFFFFF) and pos + 8 + size > len(data):
+                have = len(data) - pos - 8
+                raise AudioError(
+                    f"truncated WAV file: the header announces {size} bytes of audio, {have} present"
+                )
+            return
+        pos += 8 + size + (size & 1)
+
+
 def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int]:
     import soundfile
 
+    _check_wav_length(data)
     with soundfile.SoundFile(io.BytesIO(data)) as f:
         rate = f.samplerate
         expected = f.frames

@@ -152,7 +152,9 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
+            raise ConfigError(
+                f"config file {path} must hold a mapping, not {type(loaded).__name__}"
+            )
         data = loaded
     data = _merge(data, {k: v for k, v in values.items() if v is not None})
     data = _merge(data, parse_overrides(overrides or []))

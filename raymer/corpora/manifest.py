@@ -63,7 +63,11 @@ def read_table(uri: str) -> pa.Table:
         if lower.endswith((".jsonl", ".json")):
             return pajson.read_json(io.BytesIO(data))
         # Ids and labels stay strings even when they look like numbers ("01", "007").
-        options = pacsv.ConvertOptions(column_types={c: pa.string() for c in ("id", "label", "speaker", "session", "text", "path")})
+        options = pacsv.ConvertOptions(
+            column_types={
+                c: pa.string() for c in ("id", "label", "speaker", "session", "text", "path")
+            }
+        )
         return pacsv.read_csv(io.BytesIO(data), convert_options=options)
     except (pa.ArrowInvalid, OSError) as err:
         raise ManifestError(f"cannot read manifest {uri}: {err}") from None
@@ -73,7 +77,11 @@ def _from_manifest(uri: str, table: pa.Table) -> Inputs:
     if "path" not in table.column_names:
         raise ManifestError(f"manifest {uri} has no `path` column (columns: {table.column_names})")
     base = storage.parent(uri)
-    extra = [c for c in table.column_names if c not in ("path", "id", "label", "speaker", "session", "text")]
+    extra = [
+        c
+        for c in table.column_names
+        if c not in ("path", "id", "label", "speaker", "session", "text")
+    ]
     rows, problems, seen = [], [], {}
     for n, record in enumerate(table.to_pylist(), start=1):
         path = record.get("path")
@@ -83,7 +91,9 @@ def _from_manifest(uri: str, table: pa.Table) -> Inputs:
             problems.append((rid, "", f"manifest row {n} has an empty path"))
             continue
         if rid in seen:
-            problems.append((rid, str(path), f"duplicate id: already used by manifest row {seen[rid]}"))
+            problems.append(
+                (rid, str(path), f"duplicate id: already used by manifest row {seen[rid]}")
+            )
             continue
         seen[rid] = n
         row = {k: record.get(k) for k in extra}
@@ -108,7 +118,14 @@ def _from_directory(uri: str) -> Inputs:
     for path in files:
         rel = path[len(root) :].lstrip("/") if path.startswith(root) else posixpath.basename(path)
         rows.append(
-            dict(id=_id_from_path(rel), path=path, label=None, speaker=None, session=None, reference_text=None)
+            dict(
+                id=_id_from_path(rel),
+                path=path,
+                label=None,
+                speaker=None,
+                session=None,
+                reference_text=None,
+            )
         )
     return Inputs(rows)
 

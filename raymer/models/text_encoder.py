@@ -22,7 +22,9 @@ class TextFeatures:
 class TextEncoder:
     """Wraps a transformers encoder; loads from a local folder (or hub id where one is reachable)."""
 
-    def __init__(self, model_dir: str, device: str = "cpu", max_tokens: int = 128, threads: int = 0):
+    def __init__(
+        self, model_dir: str, device: str = "cpu", max_tokens: int = 128, threads: int = 0
+    ):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -42,8 +44,11 @@ class TextEncoder:
         if not texts:
             return []
         batch = self.tokenizer(
-            [t or "" for t in texts], padding=True, truncation=True,
-            max_length=self.max_tokens, return_tensors="pt",
+            [t or "" for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
         ).to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state  # (B, T, D)

@@ -9,6 +9,7 @@ sliced), and that same encoder output feeds both the decoder and the frame featu
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ from raymer.audio import SAMPLE_RATE, pool_frames, split_windows
 
 ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
 MAX_WINDOW_S = 30.0
+TOKENS_PER_S = 8  # generous upper bound on Whisper tokens per second of speech
 
 
 @dataclass
@@ -87,7 +89,10 @@ class WhisperFeaturizer:
         self.multilingual = self.model.model.is_multilingual
         self.language = language or ("en" if not self.multilingual else None)
         self.tokenizer = Tokenizer(
-            self.model.hf_tokenizer, self.multilingual, task="transcribe", language=self.language or "en"
+            self.model.hf_tokenizer,
+            self.multilingual,
+            task="transcribe",
+            language=self.language or "en",
         )
         self.beam_size = beam_size
         self.window, self.window_step_s, self.min_window_s = window, window_step_s, min_window_s
@@ -95,18 +100,26 @@ class WhisperFeaturizer:
 
     def __call__(self, clips: list[np.ndarray]) -> list[SpeechFeatures]:
         """clips: 16 kHz mono float32 arrays -> one SpeechFeatures per clip."""
-        pieces = [(i, k, w) for i, clip in enumerate(clips) for k, w in enumerate(split_windows(clip))]
+        pieces = [
+            (i, k, w) for i, clip in enumerate(clips) for k, w in enumerate(split_windows(clip))
+        ]
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][2]))
         outputs: dict[int, tuple] = {}
         # Windows of similar length share a batch, so no piece pays for a much longer one.
         for group in _length_groups([pieces[j] for j in order], order):
             outputs.update(self._run_batch(group))
-        return [self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
-                for i in range(len(clips))]
+        return [
+            self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
+            for i in range(len(clips))
+        ]
 
     def _run_batch(self, group: list[tuple[int, np.ndarray]]) -> dict[int, tuple]:
-        win_s = window_seconds(max(len(w) for _, w in group) / SAMPLE_RATE, self.window,
-                               self.window_step_s, self.min_window_s)
+        win_s = window_seconds(
+            max(len(w) for _, w in group) / SAMPLE_RATE,
+            self.window,
+            self.window_step_s,
+            self.min_window_s,
+        )
         n_frames = int(win_s * 100)
         feats = np.stack([self._features(w, n_frames) for _, w in group])
         encoder_output = self.model.encode(feats)
@@ -116,12 +129,19 @@ class WhisperFeaturizer:
         for lang, _ in languages:
             tok = self._tokenizer_for(lang)
             prompts.append(self.model.get_prompt(tok, previous_tokens=[], without_timestamps=False))
-        results = self.model.model.generate(
-            encoder_output, prompts, beam_size=self.beam_size, max_length=self.model.max_length,
-            suppress_blank=True, suppress_tokens=[-1], return_scores=True, return_no_speech_prob=True,
-        )
+        # Speech rarely exceeds ~5 tokens/s; a bound from the audio length stops the runaway
+        # repetition a single pass can fall into (faster-whisper's sequential seek avoids it).
+        longest = max(len(w) for _, w in group) / SAMPLE_RATE
+        max_length = min(self.model.max_length, len(prompts[0]) + int(TOKENS_PER_S * longest) + 12)
+        results = self._generate(encoder_output, prompts, max_length)
+        for b, result in enumerate(results):
+            text = self.tokenizer.decode(result.sequences_ids[0])
+            if _compression_ratio(text) > 2.4:  # repetitive: retry like Whisper's fallback
+                results[b] = self._fallback(frames_all[b : b + 1], prompts[b], max_length, result)
         out = {}
-        for b, ((j, w), result, (lang, prob)) in enumerate(zip(group, results, languages, strict=True)):
+        for b, ((j, w), result, (lang, prob)) in enumerate(
+            zip(group, results, languages, strict=True)
+        ):
             tokens = result.sequences_ids[0]
             dur = len(w) / SAMPLE_RATE
             n_valid = max(1, math.ceil(len(w) / (SAMPLE_RATE / ENCODER_RATE_HZ)))
@@ -129,6 +149,41 @@ class WhisperFeaturizer:
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
             out[j] = (segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob)
         return out
+
+    def _generate(self, encoder_output, prompts, max_length, temperature: float = 0.0):
+        """Greedy or beam search at temperature 0; sampling from the full distribution above."""
+        sampling = {"sampling_topk": 0, "sampling_temperature": temperature} if temperature else {}
+        return list(
+            self.model.model.generate(
+                encoder_output,
+                prompts,
+                beam_size=1 if temperature else self.beam_size,
+                max_length=max_length,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+                return_scores=True,
+                return_no_speech_prob=True,
+                **sampling,
+            )
+        )
+
+    def _fallback(self, frames: np.ndarray, prompt, max_length, first):
+        """Re-decode one window at rising temperatures, seeded, until the text is not repetitive."""
+        import ctranslate2
+
+        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(frames))
+        best = first
+        for temperature in (0.2, 0.4, 0.6, 0.8, 1.0):
+            ctranslate2.set_random_seed(int(temperature * 10))
+            result = self._generate(storage, [prompt], max_length, temperature)[0]
+            if _compression_ratio(self.tokenizer.decode(result.sequences_ids[0])) <= 2.4:
+                return result
+            best = min(
+                best,
+                result,
+                key=lambda r: _compression_ratio(self.tokenizer.decode(r.sequences_ids[0])),
+            )
+        return best
 
     def _features(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
         feat = self.model.feature_extractor(samples)[:, :n_frames]
@@ -154,27 +209,36 @@ class WhisperFeaturizer:
 
         if language == self.tokenizer.language_code:
             return self.tokenizer
-        return Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+        return Tokenizer(
+            self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+        )
 
     def _segments(self, tokens: list[int], language: str, duration: float) -> list[Segment]:
         tok = self._tokenizer_for(language)
         pieces, _, _ = self.model._split_segments_by_timestamps(
-            tokenizer=tok, tokens=tokens, time_offset=0.0,
+            tokenizer=tok,
+            tokens=tokens,
+            time_offset=0.0,
             segment_size=int(math.ceil(duration) * self.model.frames_per_second),
-            segment_duration=duration, seek=0,
+            segment_duration=duration,
+            seek=0,
         )
         segments = []
         for piece in pieces:
             text = tok.decode(piece["tokens"]).strip()
-            if text:
-                segments.append(Segment(round(piece["start"], 2), round(min(piece["end"], duration), 2), text))
+            if text and piece["start"] < duration:  # nothing is said after the clip ends
+                segments.append(
+                    Segment(round(piece["start"], 2), round(min(piece["end"], duration), 2), text)
+                )
         return segments
 
     def _assemble(self, window_outputs: list[tuple]) -> SpeechFeatures:
         segments, frames = [], []
         for k, (segs, *_rest, window_frames, _lp, _ns) in enumerate(window_outputs):
             offset = k * MAX_WINDOW_S
-            segments += [Segment(round(s.start + offset, 2), round(s.end + offset, 2), s.text) for s in segs]
+            segments += [
+                Segment(round(s.start + offset, 2), round(s.end + offset, 2), s.text) for s in segs
+            ]
             frames.append(window_frames)
         full = np.concatenate(frames)
         first = window_outputs[0]
@@ -188,6 +252,12 @@ class WhisperFeaturizer:
             avg_logprob=float(np.mean([w[4] for w in window_outputs])),
             no_speech_prob=float(first[5]),
         )
+
+
+def _compression_ratio(text: str) -> float:
+    """gzip ratio of the text, as Whisper uses it to spot repetition loops."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _length_groups(sorted_pieces: list[tuple], order: list[int], ratio: float = 2.0):

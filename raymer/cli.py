@@ -1,0 +1,121 @@
+"""The ``raymer`` command: one console script, subcommands mapped to library functions.
+
+Heavy libraries (ray, torch, faster-whisper) are imported inside the subcommands, so
+``raymer --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from pydantic import BaseModel
+
+from raymer import __version__
+from raymer.config import ConfigError, ExtractConfig, load_config
+
+
+def _fields_help(cls: type[BaseModel]) -> str:
+    """Every config field with its default and description: the key=value overrides."""
+    lines = ["settings (in --config YAML or as key=value overrides):"]
+    for name, field in cls.model_fields.items():
+        default = "required" if field.is_required() else repr(field.default)
+        lines.append(f"  {name} (default {default})")
+        lines += textwrap.wrap(
+            field.description or "", 76, initial_indent="      ", subsequent_indent="      "
+        )
+    return "\n".join(lines)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
+    from raymer.pipeline.extract import extract
+
+    cfg = load_config(
+        ExtractConfig, args.config, args.overrides, input=args.input, output=args.output
+    )
+    if not cfg.input or not cfg.output:
+        raise ConfigError("extract needs --input and --output (or input/output in the config)")
+    summary = extract(cfg)
+    print(summary.line())
+    print(f"features: {summary.features_uri}")
+    if summary.clips_failed:
+        print(f"errors:   {summary.errors_uri}/errors.parquet ({summary.clips_failed} clips)")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from raymer.config import SynthConfig
+    from raymer.corpora.synth import synthesize_corpus
+
+    cfg = load_config(
+        SynthConfig,
+        None,
+        [],
+        output=args.output,
+        clips=args.clips,
+        seed=args.seed,
+        speakers=args.speakers,
+    )
+    manifest = synthesize_corpus(
+        cfg.output, cfg.clips, cfg.seed, cfg.speakers, workers=args.workers
+    )
+    print(
+        f"sample corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed} -> {manifest}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raymer", description="Emotion recognition from speech and its transcript, on Ray."
+    )
+    parser.add_argument("--version", action="version", version=f"raymer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ext = sub.add_parser(
+        "extract",
+        help="corpus -> transcripts and embeddings in Parquet (Ray Data)",
+        description="Transcribe a corpus with Whisper and embed audio and text, in parallel on "
+        "Ray Data. Writes OUTPUT/features/ (Parquet) and OUTPUT/errors/errors.parquet.",
+        epilog=_fields_help(ExtractConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ext.add_argument("--input", help="manifest (CSV/JSONL/Parquet) or directory; local or s3://")
+    ext.add_argument("--output", help="output root, local or s3://")
+    ext.add_argument("--config", help="YAML config file (see configs/extract/)")
+    ext.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    ext.set_defaults(func=_cmd_extract)
+
+    corpus = sub.add_parser("corpus", help="sample and real corpora")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    synth = corpus_sub.add_parser(
+        "synth",
+        help="generate the sample emotional speech corpus",
+        description="Generate a labelled emotional speech corpus (angry, happy, sad, neutral) with "
+        "piper and espeak-ng voices: clip types congruent, audio_cue, text_cue and neutral.",
+    )
+    synth.add_argument("--output", required=True, help="folder for audio and manifest.csv")
+    synth.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--speakers", type=int, default=8, help="number of voices, 1-16 (default 8)")
+    synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    synth.set_defaults(func=_cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from raymer.corpora.manifest import ManifestError
+    from raymer.models.registry import ModelNotFoundError
+
+    try:
+        return args.func(args)
+    except (ConfigError, ManifestError, ModelNotFoundError) as err:
+        print(f"raymer: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

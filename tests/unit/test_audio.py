@@ -1,0 +1,89 @@
+import io
+
+import av
+import numpy as np
+import pytest
+import soundfile
+
+from raymer.audio import AudioError, decode_audio, pool_frames, split_windows
+
+
+def _sine(rate: int, seconds: float, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    x = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def _encode_sf(samples, rate, fmt, subtype=None) -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def _encode_av(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fmt,subtype", [("WAV", "PCM_16"), ("FLAC", None), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")]
+)
+def test_soundfile_formats_decode_to_16k_mono(fmt, subtype):
+    data = _encode_sf(_sine(44_100, 1.0, channels=2), 44_100, fmt, subtype)
+    audio = decode_audio(data)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - 16_000) < 1_200  # codecs add a little priming
+    assert 0.1 < np.abs(audio).max() <= 1.0
+
+
+def test_webm_opus_goes_through_ffmpeg():
+    audio = decode_audio(_encode_av(_sine(48_000, 1.0), 48_000, "webm", "libopus"))
+    assert abs(len(audio) - 16_000) < 1_600
+    assert np.abs(audio).max() > 0.1
+
+
+def test_resampled_tone_keeps_its_frequency():
+    audio = decode_audio(_encode_sf(_sine(22_050, 1.0), 22_050, "WAV"))
+    spectrum = np.abs(np.fft.rfft(audio))
+    peak_hz = np.argmax(spectrum) * 16_000 / len(audio)
+    assert abs(peak_hz - 300) < 3
+
+
+def test_empty_file_is_refused():
+    with pytest.raises(AudioError, match="empty"):
+        decode_audio(b"")
+
+
+def test_garbage_is_refused_with_both_decoders_reasons():
+    with pytest.raises(AudioError, match="not a readable audio file .*libsndfile.*ffmpeg"):
+        decode_audio(b"this is not audio at all" * 20)
+
+
+def test_truncated_wav_is_refused():
+    data = _encode_sf(_sine(16_000, 1.0), 16_000, "WAV")
+    with pytest.raises(AudioError, match="truncated|no audio"):
+        decode_audio(data[: len(data) // 2])
+
+
+def test_header_only_wav_is_refused():
+    data = _encode_sf(np.zeros(0, np.float32), 16_000, "WAV")
+    with pytest.raises(AudioError):
+        decode_audio(data)
+
+
+def test_split_windows_and_pool_frames():
+    windows = split_windows(np.zeros(16_000 * 65, np.float32))
+    assert [len(w) for w in windows] == [480_000, 480_000, 80_000]
+    frames = np.arange(14, dtype=np.float32).reshape(7, 2)
+    pooled = pool_frames(frames, 5)
+    assert pooled.shape == (2, 2)
+    np.testing.assert_allclose(pooled[0], frames[:5].mean(0))
+    np.testing.assert_allclose(pooled[1], frames[5:].mean(0))

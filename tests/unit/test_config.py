@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from raymer.config import ConfigError, ExtractConfig, load_config, parse_overrides
+
+CONFIGS = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.yaml"))
+
+
+def test_overrides_are_parsed_as_yaml_and_nested():
+    assert parse_overrides(["a=1", "b.c=x", "d=true", "e="]) == {
+        "a": 1,
+        "b": {"c": "x"},
+        "d": True,
+        "e": None,
+    }
+
+
+def test_override_without_equals_is_refused():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["batch_size"])
+
+
+def test_bad_value_names_the_field():
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config(ExtractConfig, None, ["batch_size=0"])
+
+
+def test_unknown_field_is_refused():
+    with pytest.raises(ConfigError, match="bach_size"):
+        load_config(ExtractConfig, None, ["bach_size=4"])
+
+
+def test_unknown_compute_type_is_refused():
+    with pytest.raises(ConfigError, match="compute_type"):
+        load_config(ExtractConfig, None, ["compute_type=int4"])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(ExtractConfig, tmp_path / "nope.yaml")
+
+
+def test_overrides_win_over_file_and_keywords(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size: 3\nbeam_size: 2\n")
+    cfg = load_config(ExtractConfig, path, ["batch_size=5"], input="x", output=None)
+    assert (cfg.batch_size, cfg.beam_size, cfg.input) == (5, 2, "x")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    assert path.read_text().startswith("# raymer "), "configs open with the command that runs them"
+    cfg = load_config(ExtractConfig, path)
+    assert cfg.asr_model and cfg.text_model
+
+
+def test_configs_exist():
+    assert len(CONFIGS) >= 3

@@ -1,0 +1,73 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raymer.corpora.manifest import ManifestError, read_inputs
+
+
+def _write_all_formats(tmp_path, rows):
+    csv = tmp_path / "m.csv"
+    header = list(rows[0])
+    csv.write_text(
+        "\n".join([",".join(header)] + [",".join(str(r[k]) for k in header) for r in rows]) + "\n"
+    )
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    parquet = tmp_path / "m.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    return [csv, jsonl, parquet]
+
+
+ROWS = [
+    {
+        "path": "audio/a.wav",
+        "id": "001",
+        "label": "happy",
+        "speaker": "s1",
+        "text": "hi there",
+        "take": 1,
+    },
+    {"path": "/abs/b.wav", "id": "002", "label": "sad", "speaker": "s2", "text": "bye", "take": 2},
+    {"path": "audio/c.wav", "id": "001", "label": "sad", "speaker": "s2", "text": "dup", "take": 3},
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_manifest_formats(tmp_path, fmt):
+    path = {p.suffix[1:]: p for p in _write_all_formats(tmp_path, ROWS)}[fmt]
+    inputs = read_inputs(str(path))
+    assert [r["id"] for r in inputs.rows] == ["001", "002"]  # ids stay strings, "001" not 1
+    assert inputs.rows[0]["path"] == str(tmp_path / "audio" / "a.wav")  # relative to the manifest
+    assert inputs.rows[1]["path"] == "/abs/b.wav"
+    assert inputs.rows[0]["reference_text"] == "hi there"
+    assert inputs.extra_columns == ["take"] and inputs.rows[1]["take"] == 2
+    assert len(inputs.problems) == 1 and "duplicate id" in inputs.problems[0][2]
+
+
+def test_manifest_without_path_column(tmp_path):
+    bad = tmp_path / "m.csv"
+    bad.write_text("file,label\na.wav,happy\n")
+    with pytest.raises(ManifestError, match="no `path` column"):
+        read_inputs(str(bad))
+
+
+def test_missing_input(tmp_path):
+    with pytest.raises(ManifestError, match="does not exist"):
+        read_inputs(str(tmp_path / "nope.csv"))
+
+
+def test_wrong_manifest_format(tmp_path):
+    bad = tmp_path / "m.txt"
+    bad.write_text("x")
+    with pytest.raises(ManifestError, match="neither a directory nor a manifest"):
+        read_inputs(str(bad))
+
+
+def test_directory_is_globbed_recursively(tmp_path, tone_wav):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.flac").write_bytes(b"..")
+    (tmp_path / "a" / "notes.txt").write_text("not audio")
+    inputs = read_inputs(str(tmp_path))
+    assert sorted(r["id"] for r in inputs.rows) == ["a/b/x", "tone"]

@@ -1,0 +1,87 @@
+"""Real models (whisper tiny.en, MiniLM) on synthesised speech, without Ray."""
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile
+
+from raymer.models.registry import resolve_model
+from raymer.wer import wer, word_errors
+
+
+@pytest.fixture(scope="module")
+def featurizer():
+    from raymer.models.whisper import WhisperFeaturizer
+
+    return WhisperFeaturizer(resolve_model("whisper-tiny.en"), cpu_threads=2, frame_rate_hz=10)
+
+
+@pytest.fixture(scope="module")
+def clips(piper_corpus):
+    rows = list(csv.DictReader(piper_corpus.open()))[:4]
+    audio = [soundfile.read(piper_corpus.parent / r["path"], dtype="float32")[0] for r in rows]
+    return rows, audio
+
+
+def test_transcripts_hold_the_spoken_words(featurizer, clips):
+    rows, audio = clips
+    results = featurizer(audio)
+    for row, res in zip(rows, results, strict=True):
+        assert wer(row["text"], res.transcript) < 0.35, (row["text"], res.transcript)
+        assert res.language == "en" and res.segments
+        assert 0 <= res.segments[0].start < res.segments[-1].end <= len(audio[0]) / 16_000 + 30
+
+
+def test_frames_and_embedding_shapes(featurizer, clips):
+    _, audio = clips
+    res = featurizer(audio[:1])[0]
+    seconds = len(audio[0]) / 16_000
+    assert res.frames.shape[1] == res.embedding.shape[0] == 384
+    assert abs(res.frames.shape[0] - seconds * 10) <= 1  # pooled to 10 Hz over the clip only
+    assert np.isfinite(res.frames).all() and np.isfinite(res.embedding).all()
+
+
+def test_fit_window_matches_full_window(featurizer, clips):
+    rows, audio = clips
+    fit = featurizer(audio)
+    featurizer.window = "full"
+    try:
+        full = featurizer(audio)
+    finally:
+        featurizer.window = "fit"
+
+    def corpus_wer(results):
+        edits = [word_errors(r["text"], x.transcript) for r, x in zip(rows, results, strict=True)]
+        return sum(e for e, _ in edits) / sum(n for _, n in edits)
+
+    assert corpus_wer(fit) <= corpus_wer(full) + 0.1
+    for a, b in zip(fit, full, strict=True):
+        cos = a.embedding @ b.embedding / np.linalg.norm(a.embedding) / np.linalg.norm(b.embedding)
+        assert cos > 0.9
+
+
+def test_long_audio_is_windowed_with_offsets(featurizer, clips):
+    _, audio = clips
+    gap = np.zeros(16_000 * 4, np.float32)
+    long = np.concatenate([audio[0], gap] * 7 + [audio[1]])  # > 30 s
+    assert len(long) > 16_000 * 30
+    res = featurizer([long])[0]
+    assert abs(res.frames.shape[0] - len(long) / 16_000 * 10) <= 2
+    assert res.segments[-1].end > 30.0
+    assert all(a.start <= b.start for a, b in zip(res.segments, res.segments[1:], strict=False))
+
+
+def test_text_encoder_tokens_and_pooled_vector():
+    from raymer.models.text_encoder import TextEncoder
+
+    enc = TextEncoder(resolve_model("minilm-l6"), threads=1)
+    happy, sad, empty = enc(["I am so happy today!", "I feel terribly sad and alone.", ""])
+    assert happy.tokens.shape[1] == happy.embedding.shape[0] == 384
+    assert happy.tokens.shape[0] == len(enc.tokenizer("I am so happy today!")["input_ids"])
+    assert np.isclose(np.linalg.norm(happy.embedding), 1.0, atol=1e-5)
+    mean = happy.tokens.mean(0)
+    np.testing.assert_allclose(happy.embedding, mean / np.linalg.norm(mean), atol=1e-5)
+    glad = enc(["I am really glad today!"])[0]
+    assert happy.embedding @ glad.embedding > happy.embedding @ sad.embedding
+    assert empty.tokens.shape[0] == 2  # [CLS] [SEP]
