@@ -10,8 +10,8 @@ Layout of the output root:
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 

@@ -12,7 +12,7 @@ def test_normalisation_ignores_case_and_punctuation():
 
 
 def test_edit_distance_counts_each_kind():
-    assert edit_distance("a b c".split(), "a x c d".split()) == 2
+    assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
     assert edit_distance([], ["a"]) == 1
 
 

@@ -1,0 +1,107 @@
+"""raymer extract on a real local Ray with real models (whisper tiny.en, MiniLM)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from raymer.config import ExtractConfig, load_config
+from raymer.pipeline.extract import extract
+from raymer.schema import FEATURES_SCHEMA
+from raymer.wer import word_errors
+
+OVERRIDES = ["asr_model=whisper-tiny.en", "batch_size=4", "asr_actors=1", "max_duration_s=20"]
+BAD = {
+    "bad-empty": "empty file",
+    "bad-garbage": "not a readable audio file",
+    "bad-notes": "not a readable audio file",
+    "bad-truncated": "truncated",
+    "bad-long": "over the configured max_duration_s=20",
+    "bad-missing": "file not found",
+}
+
+
+def _cfg(input_uri: str, output_uri: str, *extra: str) -> ExtractConfig:
+    return load_config(ExtractConfig, None, [*OVERRIDES, *extra], input=input_uri, output=output_uri)
+
+
+@pytest.fixture(scope="module")
+def extracted(ray_session, messy_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("extract")
+    summary = extract(_cfg(str(messy_corpus), str(out)))
+    return summary, out
+
+
+def test_good_clips_written_bad_clips_reported(extracted, piper_corpus):
+    summary, out = extracted
+    features = pq.read_table(out / "features")
+    expected = [r["id"] for r in csv.DictReader(piper_corpus.open())]
+    assert sorted(features.column("id").to_pylist()) == sorted(expected)
+    errors = {r["id"]: r for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()}
+    assert set(errors) == set(BAD)
+    for rid, reason in BAD.items():
+        assert reason in errors[rid]["error"], errors[rid]
+    assert (summary.clips_ok, summary.clips_failed, summary.skipped) == (12, 6, 0)
+    assert summary.audio_hours > 0 and summary.wer is not None
+
+
+def test_schema_and_carried_columns(extracted):
+    _, out = extracted
+    table = pq.read_table(out / "features")
+    assert table.schema.names[: len(FEATURES_SCHEMA)] == FEATURES_SCHEMA.names
+    for field in FEATURES_SCHEMA:
+        assert table.schema.field(field.name).type == field.type, field.name
+    assert {"clip_type", "template"} <= set(table.schema.names)
+    row = table.to_pylist()[0]
+    assert row["label"] in {"angry", "happy", "sad", "neutral"} and row["speaker"] == "joe"
+    assert row["clip_type"] in {"congruent", "audio_cue", "text_cue", "neutral"}
+
+
+def test_transcripts_and_embeddings(extracted):
+    _, out = extracted
+    rows = pq.read_table(out / "features").to_pylist()
+    edits = [word_errors(r["reference_text"], r["transcript"]) for r in rows]
+    assert sum(e for e, _ in edits) / sum(n for _, n in edits) < 0.25
+    for r in rows:
+        frames = np.asarray(r["audio_frames"], dtype=np.float32)
+        tokens = np.asarray(r["text_tokens"], dtype=np.float32)
+        assert frames.shape[1] == 384 and abs(frames.shape[0] - r["duration_s"] * 10) <= 1
+        assert tokens.shape[1] == 384 and tokens.shape[0] >= 3
+        assert len(r["audio_embedding"]) == 384 and len(r["text_embedding"]) == 384
+        for arr in (frames, tokens, r["audio_embedding"], r["text_embedding"]):
+            assert np.isfinite(arr).all()
+        assert np.isclose(np.linalg.norm(r["text_embedding"]), 1.0, atol=1e-4)
+        assert r["segments"] and r["segments"][-1]["end"] <= r["duration_s"] + 0.5
+        assert r["text_source"] == "asr" and r["asr_model"] == "whisper-tiny.en"
+        assert abs(r["wer"] - word_errors(r["reference_text"], r["transcript"])[0]
+                   / word_errors(r["reference_text"], "")[1]) < 1e-6
+
+
+def test_rerun_resumes_without_duplicates(extracted, messy_corpus):
+    _, out = extracted
+    before = pq.read_table(out / "features").num_rows
+    summary = extract(_cfg(str(messy_corpus), str(out)))
+    ids = pq.read_table(out / "features").column("id").to_pylist()
+    assert (summary.clips_ok, summary.skipped) == (0, 12)
+    assert len(ids) == len(set(ids)) == before
+    assert summary.clips_failed == 6  # failures are retried, and still fail
+
+
+def test_partial_file_from_a_crash_is_redone(ray_session, messy_corpus, tmp_path):
+    extract(_cfg(str(messy_corpus), str(tmp_path)))
+    files = sorted((tmp_path / "features").glob("*.parquet"))
+    lost = pq.read_table(files[0]).num_rows
+    files[0].write_bytes(files[0].read_bytes()[:100])  # cut short, as by a killed writer
+    summary = extract(_cfg(str(messy_corpus), str(tmp_path)))
+    ids = pq.read_table(tmp_path / "features").column("id").to_pylist()
+    assert summary.clips_ok == lost and summary.skipped == 12 - lost
+    assert len(ids) == len(set(ids)) == 12
+
+
+def test_reference_text_source(ray_session, piper_corpus, tmp_path):
+    extract(_cfg(str(piper_corpus), str(tmp_path), "text_source=reference"))
+    rows = pq.read_table(tmp_path / "features").to_pylist()
+    assert all(r["text_source"] == "reference" for r in rows)
