@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +25,8 @@ def s3_endpoint():
     """moto_server on 127.0.0.1; its address goes into the environment before Ray starts,
     so Ray's workers inherit it like any AWS setting."""
     port = _free_port()
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    # The venv's own moto (pinned): another one on PATH may not speak pyarrow's multipart.
+    exe = str(Path(sys.executable).parent / "moto_server")
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"

@@ -1,0 +1,48 @@
+"""The `raymer` command as a user runs it, connected to the session's Ray through RAY_ADDRESS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+RAYMER = str(Path(sys.executable).parent / "raymer")
+
+
+def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([RAYMER, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_extract_directory_prints_summary(ray_session, piper_corpus, tmp_path):
+    address = ray_session.get_runtime_context().gcs_address
+    out = tmp_path / "out"
+    result = _run("extract", "--config", "configs/extract/tiny.yaml", "--input",
+                  str(piper_corpus.parent / "joe"), "--output", str(out), env={"RAY_ADDRESS": address})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "extract: 12 clips ok, 0 failed" in result.stdout
+    assert "audio s/s" in result.stdout
+    assert pq.read_table(out / "features").num_rows == 12
+    assert (out / "config.yaml").read_text().startswith("input:")
+
+
+def test_cli_rejects_bad_config_value_with_a_clear_message(tmp_path):
+    result = _run("extract", "--input", "x", "--output", str(tmp_path), "batch_size=-1")
+    assert result.returncode == 2
+    assert "batch_size" in result.stderr and "greater than or equal to 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_rejects_missing_input(tmp_path):
+    result = _run("extract", "--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_help_lists_every_setting():
+    result = _run("extract", "--help")
+    assert result.returncode == 0
+    for name in ("asr_model", "window", "text_source", "max_duration_s", "use_gpu"):
+        assert name in result.stdout
