@@ -27,8 +27,11 @@ def s3_endpoint():
     port = _free_port()
     # The venv's own moto (pinned): another one on PATH may not speak pyarrow's multipart.
     exe = str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -40,8 +43,12 @@ def s3_endpoint():
     else:
         proc.kill()
         raise RuntimeError("moto_server did not start")
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield endpoint
@@ -56,8 +63,9 @@ def s3_endpoint():
 
 @pytest.fixture(scope="session")
 def ray_session(s3_endpoint):
-    import raymer.runtime  # noqa: F401  (environment defaults first)
     import ray
+
+    import raymer.runtime  # noqa: F401  (environment defaults first)
 
     ray.init(num_cpus=2, object_store_memory=400 * 1024**2, include_dashboard=False)
     yield ray
@@ -76,10 +84,21 @@ def messy_corpus(piper_corpus, tmp_path_factory) -> Path:
     good = (root / "joe" / "joe_00000.wav").read_bytes()
     (bad / "truncated.wav").write_bytes(good[: len(good) // 3])
     t = np.arange(16_000 * 25) / 16_000
-    soundfile.write(bad / "long.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16_000)
+    soundfile.write(
+        bad / "long.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16_000
+    )
     lines = piper_corpus.read_text().splitlines()
-    extra = [f"bad/{n},bad-{n.split('.')[0]},sad,,joe,neutral,x"
-             for n in ("empty.wav", "garbage.wav", "notes.flac", "truncated.wav", "long.wav", "missing.wav")]
+    extra = [
+        f"bad/{n},bad-{n.split('.')[0]},sad,,joe,neutral,x"
+        for n in (
+            "empty.wav",
+            "garbage.wav",
+            "notes.flac",
+            "truncated.wav",
+            "long.wav",
+            "missing.wav",
+        )
+    ]
     manifest = root / "messy.csv"
     manifest.write_text("\n".join(lines + extra) + "\n")
     return manifest

@@ -13,15 +13,28 @@ RAYMER = str(Path(sys.executable).parent / "raymer")
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([RAYMER, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [RAYMER, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_cli_extract_directory_prints_summary(ray_session, piper_corpus, tmp_path):
     address = ray_session.get_runtime_context().gcs_address
     out = tmp_path / "out"
-    result = _run("extract", "--config", "configs/extract/tiny.yaml", "--input",
-                  str(piper_corpus.parent / "joe"), "--output", str(out), env={"RAY_ADDRESS": address})
+    result = _run(
+        "extract",
+        "--config",
+        "configs/extract/tiny.yaml",
+        "--input",
+        str(piper_corpus.parent / "joe"),
+        "--output",
+        str(out),
+        env={"RAY_ADDRESS": address},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "extract: 12 clips ok, 0 failed" in result.stdout
     assert "audio s/s" in result.stdout

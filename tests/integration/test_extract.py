@@ -25,7 +25,9 @@ BAD = {
 
 
 def _cfg(input_uri: str, output_uri: str, *extra: str) -> ExtractConfig:
-    return load_config(ExtractConfig, None, [*OVERRIDES, *extra], input=input_uri, output=output_uri)
+    return load_config(
+        ExtractConfig, None, [*OVERRIDES, *extra], input=input_uri, output=output_uri
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +78,14 @@ def test_transcripts_and_embeddings(extracted):
         assert np.isclose(np.linalg.norm(r["text_embedding"]), 1.0, atol=1e-4)
         assert r["segments"] and r["segments"][-1]["end"] <= r["duration_s"] + 0.5
         assert r["text_source"] == "asr" and r["asr_model"] == "whisper-tiny.en"
-        assert abs(r["wer"] - word_errors(r["reference_text"], r["transcript"])[0]
-                   / word_errors(r["reference_text"], "")[1]) < 1e-6
+        assert (
+            abs(
+                r["wer"]
+                - word_errors(r["reference_text"], r["transcript"])[0]
+                / word_errors(r["reference_text"], "")[1]
+            )
+            < 1e-6
+        )
 
 
 def test_rerun_resumes_without_duplicates(extracted, messy_corpus):

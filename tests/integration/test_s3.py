@@ -23,8 +23,11 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
     s3.put_object(Bucket="corpus", Key="sample/joe/broken.wav", Body=b"RIFF....not audio")
 
     cfg = load_config(
-        ExtractConfig, None, ["asr_model=whisper-tiny.en", "batch_size=4", "asr_actors=1"],
-        input="s3://corpus/sample/manifest.csv", output="s3://features/run1",
+        ExtractConfig,
+        None,
+        ["asr_model=whisper-tiny.en", "batch_size=4", "asr_actors=1"],
+        input="s3://corpus/sample/manifest.csv",
+        output="s3://features/run1",
     )
     summary = extract(cfg)
     assert (summary.clips_ok, summary.clips_failed) == (12, 0)  # broken.wav is not in the manifest
@@ -37,7 +40,9 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
     assert "run1/config.yaml" in keys and "run1/summary.json" in keys
 
     # A directory URI: every audio file under the prefix, the broken one reported.
-    dir_cfg = cfg.model_copy(update={"input": "s3://corpus/sample/joe", "output": "s3://features/run2"})
+    dir_cfg = cfg.model_copy(
+        update={"input": "s3://corpus/sample/joe", "output": "s3://features/run2"}
+    )
     summary = extract(dir_cfg)
     assert (summary.clips_ok, summary.clips_failed) == (12, 1)
     fs, path = storage.filesystem("s3://features/run2/errors/errors.parquet")

@@ -1,0 +1,160 @@
+"""Extraction throughput against plain faster-whisper, measured in one run.
+
+    python benchmarks/extract_throughput.py [--clips 200] [--model whisper-base] [--gpu]
+
+(a) baseline: a sequential faster-whisper loop, same model, compute type, beam size and
+    language, ASR only (model loading not timed);
+(b) ``raymer extract``: ASR plus the audio and text embeddings on local Ray (end to end:
+    actor start-up and model loading are timed too).
+Prints audio seconds per second of each, the ratio b/a, the WER of each against the known
+sentences, and where the time of one sequential pass goes (decode, encoder, decoder, text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import raymer.runtime  # noqa: F401  (Ray environment defaults)
+from raymer.audio import decode_audio
+from raymer.config import ExtractConfig, load_config
+from raymer.models.registry import resolve_model
+from raymer.wer import word_errors
+
+
+def corpus_wer(refs: list[str], hyps: list[str]) -> float:
+    pairs = [word_errors(r, h) for r, h in zip(refs, hyps, strict=True)]
+    return sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs))
+
+
+def baseline(cfg: ExtractConfig, audio: list, device: str) -> tuple[float, list[str]]:
+    from faster_whisper import WhisperModel
+
+    compute = (
+        cfg.compute_type
+        if cfg.compute_type != "default"
+        else ("float16" if device == "cuda" else "int8")
+    )
+    model = WhisperModel(resolve_model(cfg.asr_model), device=device, compute_type=compute)
+    model.transcribe(audio[0], beam_size=cfg.beam_size, language=cfg.language)  # warm-up
+    start = time.perf_counter()
+    texts = []
+    for clip in audio:
+        segments, _ = model.transcribe(clip, beam_size=cfg.beam_size, language=cfg.language)
+        texts.append(" ".join(s.text.strip() for s in segments))
+    return time.perf_counter() - start, texts
+
+
+def pipeline(cfg: ExtractConfig, manifest: Path, out: str) -> tuple[float, list[str], list[str]]:
+    import pyarrow.parquet as pq
+
+    from raymer.pipeline.extract import extract
+
+    summary = extract(cfg.model_copy(update={"input": str(manifest), "output": out}))
+    table = pq.read_table(Path(out) / "features", columns=["id", "transcript"]).to_pylist()
+    by_id = {r["id"]: r["transcript"] for r in table}
+    return summary.wall_s, list(by_id), [by_id[k] for k in by_id]
+
+
+def profile(cfg: ExtractConfig, manifest: Path, rows: list[dict], device: str) -> dict[str, float]:
+    """One sequential pass through the stages' own code, timing each part."""
+    from raymer.models.text_encoder import TextEncoder
+    from raymer.models.whisper import WhisperFeaturizer
+
+    timings = dict.fromkeys(("decode", "encoder", "decoder", "text encoder"), 0.0)
+    start = time.perf_counter()
+    audio = [decode_audio((manifest.parent / r["path"]).read_bytes()) for r in rows]
+    timings["decode"] = time.perf_counter() - start
+    fz = WhisperFeaturizer(
+        resolve_model(cfg.asr_model),
+        device=device,
+        compute_type=cfg.compute_type,
+        cpu_threads=os.cpu_count() or 1,
+        beam_size=cfg.beam_size,
+        language=cfg.language,
+        window=cfg.window,
+    )
+    encode, generate = fz.model.encode, fz._generate
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            out = fn(*a, **k)
+            timings[name] += time.perf_counter() - t
+            return out
+
+        return wrapper
+
+    fz.model.encode, fz._generate = timed("encoder", encode), timed("decoder", generate)
+    texts = []
+    for i in range(0, len(audio), cfg.batch_size):
+        texts += [r.transcript for r in fz(audio[i : i + cfg.batch_size])]
+    enc = TextEncoder(resolve_model(cfg.text_model), max_tokens=cfg.max_text_tokens)
+    start = time.perf_counter()
+    for i in range(0, len(texts), cfg.batch_size * 4):
+        enc(texts[i : i + cfg.batch_size * 4])
+    timings["text encoder"] = time.perf_counter() - start
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--config", default="configs/extract/sample.yaml")
+    parser.add_argument(
+        "--gpu", action="store_true", help="CUDA: float16, Whisper actors on the GPU"
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_args()
+    overrides = list(args.overrides) + (
+        ["use_gpu=true", "compute_type=float16"] if args.gpu else []
+    )
+    cfg = load_config(ExtractConfig, args.config, overrides)
+    device = "cuda" if args.gpu else "cpu"
+
+    from raymer.corpora.synth import synthesize_corpus
+
+    work = Path(tempfile.mkdtemp(prefix="raymer-bench-"))
+    manifest = synthesize_corpus(work / "corpus", clips=args.clips, seed=args.seed)
+    rows = list(csv.DictReader(manifest.open()))
+    refs = {r["id"]: r["text"] for r in rows}
+    audio = [decode_audio((manifest.parent / r["path"]).read_bytes()) for r in rows]
+    seconds = sum(len(a) for a in audio) / 16_000
+
+    raymer.runtime.init_ray()
+    b_wall, ids, b_texts = pipeline(cfg, manifest, str(work / "out"))
+    a_wall, a_texts = baseline(cfg, audio, device)
+    timings = profile(cfg, manifest, rows, device)
+
+    a_rate, b_rate = seconds / a_wall, seconds / b_wall
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {device}"
+    )
+    print(
+        f"clips: {len(rows)} ({seconds:.0f} s of audio, {seconds / len(rows):.1f} s each), "
+        f"model {cfg.asr_model} {cfg.compute_type}, beam {cfg.beam_size}, window {cfg.window}"
+    )
+    print(
+        f"(a) faster-whisper loop, ASR only : {a_rate:7.2f} audio s/s  WER {100 * corpus_wer(list(refs.values()), a_texts):.1f}%"
+    )
+    print(
+        f"(b) raymer extract, ASR+embeddings: {b_rate:7.2f} audio s/s  WER {100 * corpus_wer([refs[i] for i in ids], b_texts):.1f}%"
+    )
+    print(f"ratio b/a: {b_rate / a_rate:.2f}")
+    total = sum(timings.values())
+    print(
+        "one sequential pass, where the time goes: "
+        + ", ".join(f"{k} {v:.1f} s ({100 * v / total:.0f}%)" for k, v in timings.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
