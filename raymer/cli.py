@@ -41,7 +41,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     print(summary.line())
     print(f"features: {summary.features_uri}")
     if summary.clips_failed:
-        print(f"errors:   {summary.errors_uri}/errors.parquet ({summary.clips_failed} clips)")
+        print(f"errors:   {summary.errors_uri}/errors.parquet ({summary.clips_failed} clips), e.g.")
+        for example in summary.error_examples:
+            print(f"  {example}")
     return 0
 
 

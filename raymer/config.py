@@ -92,6 +92,16 @@ class ExtractConfig(BaseModel, extra="forbid"):
     decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
     resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
 
+    @field_validator("frame_rate_hz")
+    @classmethod
+    def _divides_encoder_rate(cls, value: float) -> float:
+        if abs(50 / value - round(50 / value)) > 1e-6:
+            raise ValueError(
+                f"frame_rate_hz={value:g} must divide Whisper's 50 Hz frame rate "
+                "(50, 25, 10, 5, 2, 1, ...): frames are averaged in whole groups"
+            )
+        return value
+
     @field_validator("compute_type")
     @classmethod
     def _known_compute_type(cls, value: str) -> str:

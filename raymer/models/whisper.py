@@ -18,6 +18,7 @@ from raymer.audio import SAMPLE_RATE, pool_frames, split_windows
 
 ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
 MAX_WINDOW_S = 30.0
+NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0  # faster-whisper's default thresholds
 TOKENS_PER_S = 8  # generous upper bound on Whisper tokens per second of speech
 
 
@@ -147,6 +148,8 @@ class WhisperFeaturizer:
             n_valid = max(1, math.ceil(len(w) / (SAMPLE_RATE / ENCODER_RATE_HZ)))
             segments = self._segments(tokens, lang, dur)
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
+            if result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
+                segments = []  # Whisper's own rule: a silent window, whatever it decoded
             out[j] = (segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob)
         return out
 

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,6 +41,7 @@ class ExtractSummary:
     wer: float | None
     features_uri: str
     errors_uri: str
+    error_examples: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         wer = f" | WER {100 * self.wer:.1f}%" if self.wer is not None else ""

@@ -74,6 +74,9 @@ def decode_batch(batch: Batch, max_duration_s: float) -> Batch:
         except AudioError as err:
             row["error"], row["stage"] = str(err), "decode"
             continue
+        except Exception as err:  # a decoder bug must cost one clip, not the run
+            row["error"], row["stage"] = f"decoding failed: {type(err).__name__}: {err}", "decode"
+            continue
         duration = len(audio) / 16_000
         if duration > max_duration_s:
             row["error"], row["stage"] = (

@@ -48,6 +48,7 @@ def test_good_clips_written_bad_clips_reported(extracted, piper_corpus):
         assert reason in errors[rid]["error"], errors[rid]
     assert (summary.clips_ok, summary.clips_failed, summary.skipped) == (12, 6, 0)
     assert summary.audio_hours > 0 and summary.wer is not None
+    assert len(summary.error_examples) == 5 and all(": " in e for e in summary.error_examples)
 
 
 def test_schema_and_carried_columns(extracted):

@@ -57,3 +57,9 @@ def test_every_shipped_config_loads(path):
 
 def test_configs_exist():
     assert len(CONFIGS) >= 3
+
+
+def test_frame_rate_must_divide_the_encoder_rate():
+    assert load_config(ExtractConfig, None, ["frame_rate_hz=25"]).frame_rate_hz == 25
+    with pytest.raises(ConfigError, match="must divide"):
+        load_config(ExtractConfig, None, ["frame_rate_hz=3"])

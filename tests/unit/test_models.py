@@ -85,3 +85,16 @@ def test_text_encoder_tokens_and_pooled_vector():
     glad = enc(["I am really glad today!"])[0]
     assert happy.embedding @ glad.embedding > happy.embedding @ sad.embedding
     assert empty.tokens.shape[0] == 2  # [CLS] [SEP]
+
+
+def test_silence_tone_and_noise_give_no_words(featurizer):
+    t = np.arange(48_000) / 16_000
+    clips = [
+        np.zeros(48_000, np.float32),
+        (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+        np.random.default_rng(0).normal(0, 0.01, 48_000).astype(np.float32),
+    ]
+    for res in featurizer(clips):
+        assert res.transcript == "" and res.segments == []
+        assert res.no_speech_prob > 0.6
+        assert res.frames.shape[0] == 30  # the audio features are kept all the same
