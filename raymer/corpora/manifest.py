@@ -17,6 +17,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.schema import MANIFEST_COLUMNS
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
@@ -63,11 +64,7 @@ def read_table(uri: str) -> pa.Table:
         if lower.endswith((".jsonl", ".json")):
             return pajson.read_json(io.BytesIO(data))
         # Ids and labels stay strings even when they look like numbers ("01", "007").
-        options = pacsv.ConvertOptions(
-            column_types={
-                c: pa.string() for c in ("id", "label", "speaker", "session", "text", "path")
-            }
-        )
+        options = pacsv.ConvertOptions(column_types={c: pa.string() for c in MANIFEST_COLUMNS})
         return pacsv.read_csv(io.BytesIO(data), convert_options=options)
     except (pa.ArrowInvalid, OSError) as err:
         raise ManifestError(f"cannot read manifest {uri}: {err}") from None
@@ -77,11 +74,7 @@ def _from_manifest(uri: str, table: pa.Table) -> Inputs:
     if "path" not in table.column_names:
         raise ManifestError(f"manifest {uri} has no `path` column (columns: {table.column_names})")
     base = storage.parent(uri)
-    extra = [
-        c
-        for c in table.column_names
-        if c not in ("path", "id", "label", "speaker", "session", "text")
-    ]
+    extra = [c for c in table.column_names if c not in MANIFEST_COLUMNS]
     rows, problems, seen = [], [], {}
     for n, record in enumerate(table.to_pylist(), start=1):
         path = record.get("path")
