@@ -1,0 +1,92 @@
+"""The fusion classifier: projections, optional transformer blocks, co-attention, head.
+
+Pure torch; modules take numbers, never config objects (a builder reads the config).
+``modality`` selects the paper's comparison: ``fusion`` (both), ``audio`` or ``text`` alone,
+each with the same head.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+from torch import Tensor, nn
+
+from raymer.models.co_attention import (
+    AlternatingCoAttention,
+    CoAttentionWeights,
+    GuidedAttentionPool,
+)
+
+Modality = Literal["fusion", "audio", "text"]
+
+
+class FusionOutput(NamedTuple):
+    logits: Tensor  # (B, L)
+    embedding: Tensor  # (B, H): the joint representation z
+    weights: CoAttentionWeights | Tensor  # co-attention weights, or (B, T) for one modality
+
+
+def _encoder(dim: int, layers: int, heads: int, dropout: float) -> nn.Module | None:
+    if layers == 0:
+        return None
+    block = nn.TransformerEncoderLayer(
+        dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+
+
+class CoAttentionFusion(nn.Module):
+    """Audio frames and text tokens -> emotion logits through alternating co-attention."""
+
+    def __init__(
+        self,
+        audio_dim: int,
+        text_dim: int,
+        hidden_dim: int,
+        num_labels: int,
+        num_layers: int = 0,
+        num_heads: int = 4,
+        dropout: float = 0.1,
+        modality: Modality = "fusion",
+    ) -> None:
+        super().__init__()
+        self.modality = modality
+        self.audio_proj = nn.Linear(audio_dim, hidden_dim)
+        self.text_proj = nn.Linear(text_dim, hidden_dim)
+        self.audio_encoder = _encoder(hidden_dim, num_layers, num_heads, dropout)
+        self.text_encoder = _encoder(hidden_dim, num_layers, num_heads, dropout)
+        if modality == "fusion":
+            self.co_attention = AlternatingCoAttention(hidden_dim, hidden_dim)
+        else:
+            self.pool = GuidedAttentionPool(hidden_dim, hidden_dim, hidden_dim)
+        self.out_audio = nn.Linear(hidden_dim, hidden_dim)  # W_xᵀ
+        self.out_text = nn.Linear(hidden_dim, hidden_dim)  # W_yᵀ
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_dim, num_labels))
+
+    def _encode(
+        self, seq: Tensor, mask: Tensor, proj: nn.Module, encoder: nn.Module | None
+    ) -> Tensor:
+        h = proj(seq)
+        if encoder is not None:
+            h = encoder(h, src_key_padding_mask=~mask)
+        return h
+
+    def forward(
+        self, audio: Tensor, audio_mask: Tensor, text: Tensor, text_mask: Tensor
+    ) -> FusionOutput:
+        """audio (B, T_a, D_a), text (B, T_t, D_t), masks True on real frames -> logits (B, L)."""
+        if self.modality == "text":
+            y = self._encode(text, text_mask, self.text_proj, self.text_encoder)
+            y_hat, weights = self.pool(y, text_mask, y.new_zeros(y.shape[0], y.shape[-1]))
+            z = self.norm(self.out_text(y_hat))
+        elif self.modality == "audio":
+            x = self._encode(audio, audio_mask, self.audio_proj, self.audio_encoder)
+            x_hat, weights = self.pool(x, audio_mask, x.new_zeros(x.shape[0], x.shape[-1]))
+            z = self.norm(self.out_audio(x_hat))
+        else:
+            x = self._encode(audio, audio_mask, self.audio_proj, self.audio_encoder)
+            y = self._encode(text, text_mask, self.text_proj, self.text_encoder)
+            x_hat, y_hat, weights = self.co_attention(x, audio_mask, y, text_mask)
+            z = self.norm(self.out_audio(x_hat) + self.out_text(y_hat))
+        return FusionOutput(self.head(z), z, weights)

@@ -1,0 +1,104 @@
+"""The co-attention fusion model (pure torch): shapes, masking, the paper's equations."""
+
+import pytest
+import torch
+
+from raymer.models.co_attention import AlternatingCoAttention, GuidedAttentionPool
+from raymer.models.fusion import CoAttentionFusion
+
+
+def _batch(b=3, ta=7, tt=5, da=12, dt=10):
+    torch.manual_seed(0)
+    audio, text = torch.randn(b, ta, da), torch.randn(b, tt, dt)
+    audio_mask = torch.arange(ta)[None] < torch.tensor([7, 4, 1])[:, None]
+    text_mask = torch.arange(tt)[None] < torch.tensor([5, 2, 3])[:, None]
+    return audio, audio_mask, text, text_mask
+
+
+def test_guided_pool_matches_the_equation():
+    torch.manual_seed(1)
+    pool = GuidedAttentionPool(4, 3, 6)
+    x, g = torch.randn(2, 5, 4), torch.randn(2, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    pooled, a = pool(x, mask, g)
+    for i in range(2):
+        n = int(mask[i].sum())
+        h = torch.tanh(x[i, :n] @ pool.w_x.weight.T + (g[i] @ pool.w_g.weight.T + pool.w_g.bias))
+        ref_a = torch.softmax(h @ pool.w_h.weight.T, dim=0).squeeze(-1)
+        torch.testing.assert_close(a[i, :n], ref_a)
+        torch.testing.assert_close(pooled[i], (ref_a[:, None] * x[i, :n]).sum(0))
+    assert torch.all(a[0, 3:] == 0)
+
+
+def test_padding_does_not_change_the_result():
+    audio, audio_mask, text, text_mask = _batch()
+    co = AlternatingCoAttention(12, 8)
+    proj_t = torch.nn.Linear(10, 12)
+    x_hat, y_hat, _ = co(audio, audio_mask, proj_t(text), text_mask)
+    garbage = audio.clone()
+    garbage[~audio_mask] = 1e3
+    x2, y2, _ = co(garbage, audio_mask, proj_t(text), text_mask)
+    torch.testing.assert_close(x_hat, x2)
+    torch.testing.assert_close(y_hat, y2)
+
+
+def test_text_is_guided_by_speech_and_speech_by_text():
+    audio, audio_mask, text, text_mask = _batch()
+    co = AlternatingCoAttention(12, 8)
+    y = torch.randn(3, 5, 12)
+    _, _, w1 = co(audio, audio_mask, y, text_mask)
+    _, _, w2 = co(audio * 2, audio_mask, y, text_mask)  # other speech -> other text weights
+    assert not torch.allclose(w1.text, w2.text)
+    _, _, w3 = co(audio, audio_mask, y * 2, text_mask)  # other text -> other final speech weights
+    torch.testing.assert_close(w1.speech_first, w3.speech_first)  # step 1 ignores the text
+    assert not torch.allclose(w1.speech, w3.speech)
+
+
+@pytest.mark.parametrize("modality", ["fusion", "audio", "text"])
+@pytest.mark.parametrize("layers", [0, 1])
+def test_fusion_model_shapes_and_weights(modality, layers):
+    audio, audio_mask, text, text_mask = _batch()
+    model = CoAttentionFusion(12, 10, 16, 4, num_layers=layers, modality=modality).eval()
+    out = model(audio, audio_mask, text, text_mask)
+    assert out.logits.shape == (3, 4) and out.embedding.shape == (3, 16)
+    assert torch.isfinite(out.logits).all()
+    weights = out.weights if modality != "fusion" else out.weights.speech
+    expected_mask = text_mask if modality == "text" else audio_mask
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+    assert torch.all(weights[~expected_mask] == 0)
+
+
+def test_empty_transcript_is_finite():
+    audio, audio_mask, text, text_mask = _batch()
+    text_mask[1] = False
+    out = CoAttentionFusion(12, 10, 16, 4).eval()(audio, audio_mask, text, text_mask)
+    assert torch.isfinite(out.logits).all()
+
+
+def test_fusion_learns_a_task_that_needs_both_modalities():
+    """Label = audio cue XOR text cue: neither modality alone can exceed chance."""
+    torch.manual_seed(0)
+    n = 256
+    a_bit, t_bit = torch.randint(0, 2, (n,)), torch.randint(0, 2, (n,))
+    audio = torch.randn(n, 6, 4) * 0.1
+    audio[:, :, 0] += a_bit[:, None] * 2 - 1
+    text = torch.randn(n, 5, 4) * 0.1
+    text[:, :, 0] += t_bit[:, None] * 2 - 1
+    labels = a_bit ^ t_bit
+    masks = torch.ones(n, 6, dtype=torch.bool), torch.ones(n, 5, dtype=torch.bool)
+
+    def train(modality):
+        torch.manual_seed(0)
+        model = CoAttentionFusion(4, 4, 16, 2, dropout=0.0, modality=modality)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(150):
+            loss = torch.nn.functional.cross_entropy(
+                model(audio, masks[0], text, masks[1]).logits, labels
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return (model(audio, masks[0], text, masks[1]).logits.argmax(-1) == labels).float().mean()
+
+    assert train("fusion") > 0.95
+    assert train("audio") < 0.7 and train("text") < 0.7
