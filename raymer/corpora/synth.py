@@ -253,13 +253,16 @@ def _finish(audio: np.ndarray, rate: int, p: Prosody, seed: int) -> np.ndarray:
     if p.tilt > 0:  # pre-emphasis: brighter, "pressed" voice
         audio = audio - 0.8 * p.tilt * shifted
     elif p.tilt < 0:  # one-pole low-pass: duller, softer voice
+        import torch
+        import torchaudio.functional as F
+
         a = min(0.9, -p.tilt)
-        out = np.empty_like(audio)
-        acc = 0.0
-        for i, x in enumerate(audio):  # short clips: a Python loop is fast enough
-            acc = (1 - a) * x + a * acc
-            out[i] = acc
-        audio = out
+        audio = F.lfilter(
+            torch.from_numpy(audio),
+            torch.tensor([1.0, -a]),
+            torch.tensor([1.0 - a, 0.0]),
+            clamp=False,
+        ).numpy()
     rms = float(np.sqrt(np.mean(audio**2))) or 1.0
     audio = audio * (10 ** ((-22.0 + p.gain_db) / 20) / rms)
     audio = np.concatenate(

@@ -138,7 +138,9 @@ class WhisperFeaturizer:
         for b, result in enumerate(results):
             text = self.tokenizer.decode(result.sequences_ids[0])
             if _compression_ratio(text) > 2.4:  # repetitive: retry like Whisper's fallback
-                results[b] = self._fallback(frames_all[b : b + 1], prompts[b], max_length, result)
+                results[b] = self._fallback(
+                    frames_all[b : b + 1], encoder_output.dtype, prompts[b], max_length, result
+                )
         out = {}
         for b, ((j, w), result, (lang, prob)) in enumerate(
             zip(group, results, languages, strict=True)
@@ -170,11 +172,12 @@ class WhisperFeaturizer:
             )
         )
 
-    def _fallback(self, frames: np.ndarray, prompt, max_length, first):
+    def _fallback(self, frames: np.ndarray, dtype, prompt, max_length, first):
         """Re-decode one window at rising temperatures, seeded, until the text is not repetitive."""
         import ctranslate2
 
-        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(frames))
+        # Back in the encoder's own dtype (float16 on CUDA): the decoder expects it.
+        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(frames)).to(dtype)
         best = first
         for temperature in (0.2, 0.4, 0.6, 0.8, 1.0):
             ctranslate2.set_random_seed(int(temperature * 10))
