@@ -47,6 +47,22 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import raymer.runtime  # noqa: F401
+    from raymer.config import TrainConfig
+    from raymer.training.trainer import train
+
+    cfg = load_config(
+        TrainConfig, args.config, args.overrides, features=args.features, output=args.output
+    )
+    if not cfg.features or not cfg.output:
+        raise ConfigError("train needs --features and --output (or features/output in the config)")
+    summary = train(cfg)
+    print(f"train: {summary.epochs} epochs, best validation UA {summary.best_val_ua:.3f}")
+    print(f"best checkpoint: {summary.best_checkpoint}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from raymer.config import SynthConfig
     from raymer.corpora.synth import synthesize_corpus
@@ -90,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     ext.set_defaults(func=_cmd_extract)
 
+    from raymer.config import TrainConfig
+
+    tr = sub.add_parser(
+        "train",
+        help="fine-tune the co-attention fusion model on extracted features (Ray Train)",
+        description="Train the fusion model on `raymer extract` output with Ray Train: speaker-"
+        "independent splits, a checkpoint per epoch, early stopping on validation UA.",
+        epilog=_fields_help(TrainConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument(
+        "--features", help="extraction output (or its features/ folder); local or s3://"
+    )
+    tr.add_argument("--output", help="run root for checkpoints; local or s3://")
+    tr.add_argument("--config", help="YAML config file (see configs/train/)")
+    tr.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    tr.set_defaults(func=_cmd_train)
+
     corpus = sub.add_parser("corpus", help="sample and real corpora")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     synth = corpus_sub.add_parser(
@@ -114,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, ManifestError, ModelNotFoundError) as err:
+    except (ConfigError, ManifestError, ModelNotFoundError, ValueError) as err:
         print(f"raymer: error: {err}", file=sys.stderr)
         return 2
 

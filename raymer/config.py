@@ -123,6 +123,70 @@ class SynthConfig(BaseModel, extra="forbid"):
     )
 
 
+class TrainConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer train``: the fusion model on extracted features, on Ray Train."""
+
+    features: str | None = Field(
+        None,
+        description="Extraction output (its features/ folder) or the folder itself; local or s3://.",
+    )
+    output: str | None = Field(
+        None, description="Run root: checkpoints, the resolved config and metrics; local or s3://."
+    )
+    labels: list[str] | None = Field(
+        None, description="Label set in order; default: the labels found in the features, sorted."
+    )
+    modality: Literal["fusion", "audio", "text"] = Field(
+        "fusion", description="Both modalities through co-attention, or one alone (same head)."
+    )
+    hidden_dim: int = Field(128, ge=8, description="Common width of both modalities.")
+    num_layers: int = Field(
+        0, ge=0, le=8, description="Transformer encoder blocks per modality before co-attention."
+    )
+    num_heads: int = Field(4, ge=1, description="Attention heads of those blocks.")
+    dropout: float = Field(
+        0.2, ge=0, lt=1, description="Dropout in the blocks and before the head."
+    )
+    loss: Literal["bce", "ce"] = Field(
+        "bce",
+        description="Binary cross-entropy on logits (multi-label capable, as the paper) or softmax cross-entropy.",
+    )
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(32, ge=1, description="Clips per batch per worker.")
+    epochs: int = Field(30, ge=1, description="Most epochs to train.")
+    patience: int = Field(
+        6, ge=1, description="Early stopping: epochs without a better validation UA."
+    )
+    test_speakers: list[str] = Field(
+        default_factory=list,
+        description="Speakers held out for testing (never trained on, never used to choose a checkpoint).",
+    )
+    val_speakers: list[str] = Field(
+        default_factory=list,
+        description="Speakers for validation; default: val_fraction of the training speakers.",
+    )
+    val_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of the training speakers used for validation when val_speakers is empty.",
+    )
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (gloo on CPU, nccl on GPU).")
+    use_gpu: bool = Field(False, description="One GPU per worker.")
+    cpus_per_worker: float = Field(
+        0.5, gt=0, description="CPUs reserved per worker (fractional on small machines)."
+    )
+    max_failures: int = Field(
+        2, ge=0, description="Worker failures survived, each restarting from the last checkpoint."
+    )
+    num_to_keep: int = Field(2, ge=1, description="Checkpoints kept (the best by validation UA).")
+    seed: int = Field(0, description="Random seed of the model and the speaker split.")
+    name: str = Field(
+        "fusion", description="Run name; re-running the same name in the same output resumes."
+    )
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}``; values are parsed as YAML."""
     result: dict[str, Any] = {}

@@ -1,0 +1,32 @@
+"""Builders: a config (or a checkpoint's saved hyperparameters) -> a model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raymer.models.fusion import CoAttentionFusion
+
+MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality")
+
+
+def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> dict[str, Any]:
+    """What a checkpoint stores to rebuild its model without the training config."""
+    return {
+        "audio_dim": audio_dim,
+        "text_dim": text_dim,
+        "labels": list(labels),
+        **{k: getattr(cfg, k) for k in MODEL_KEYS},
+    }
+
+
+def build_fusion_model(spec: dict[str, Any]) -> CoAttentionFusion:
+    return CoAttentionFusion(
+        spec["audio_dim"],
+        spec["text_dim"],
+        spec["hidden_dim"],
+        len(spec["labels"]),
+        num_layers=spec["num_layers"],
+        num_heads=spec["num_heads"],
+        dropout=spec["dropout"],
+        modality=spec["modality"],
+    )

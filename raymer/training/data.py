@@ -1,0 +1,115 @@
+"""Training data from the extraction Parquet: speaker-independent splits and a padding collate."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from raymer import storage
+
+COLUMNS = ["id", "label", "speaker", "audio_frames", "text_tokens"]
+
+
+def features_path(uri: str) -> str:
+    """Accept an extraction output root or its ``features/`` folder."""
+    inner = storage.join(uri, "features")
+    return inner if storage.is_dir(inner) else uri
+
+
+@dataclass
+class Index:
+    """The labelled clips: ids, labels, speakers, and the feature widths."""
+
+    ids: list[str]
+    labels: list[str]
+    speakers: list[str]
+    audio_dim: int
+    text_dim: int
+
+
+def read_index(uri: str) -> Index:
+    """Read the small columns of every labelled clip (no frames)."""
+    ids, labels, speakers, dims = [], [], [], None
+    for path in storage.list_files(features_path(uri), (".parquet",)):
+        fs, inner = storage.filesystem(path)
+        table = pq.read_table(
+            inner,
+            filesystem=fs,
+            columns=["id", "label", "speaker", "audio_embedding", "text_embedding"],
+        )
+        for row in table.to_pylist():
+            if row["label"] is None:
+                continue
+            ids.append(row["id"])
+            labels.append(row["label"])
+            speakers.append(row["speaker"] or "unknown")
+            dims = dims or (len(row["audio_embedding"]), len(row["text_embedding"]))
+    if not ids:
+        raise ValueError(
+            f"no labelled clips under {uri}: train needs features with a `label` column"
+        )
+    return Index(ids, labels, speakers, *dims)
+
+
+def split_speakers(
+    speakers: list[str], test: list[str], val: list[str], val_fraction: float, seed: int
+) -> tuple[set[str], set[str], set[str]]:
+    """(train, val, test) speaker sets: disjoint, so no speaker is in two splits."""
+    everyone = sorted(set(speakers))
+    unknown = [s for s in (*test, *val) if s not in everyone]
+    if unknown:
+        raise ValueError(f"speakers {unknown} are not in the features (speakers: {everyone})")
+    rest = [s for s in everyone if s not in test]
+    if not val:
+        shuffled = random.Random(seed).sample(rest, len(rest))
+        val = shuffled[: max(1, round(val_fraction * len(rest)))]
+    train = set(rest) - set(val)
+    if not train:
+        raise ValueError(f"no speaker left for training after test {test} and validation {val}")
+    return train, set(val), set(test)
+
+
+class InSpeakers:
+    """Row filter for Ray Data: keeps labelled clips of the given speakers."""
+
+    def __init__(self, speakers: set[str]) -> None:
+        self.speakers = speakers
+
+    def __call__(self, row: dict) -> bool:
+        return row["label"] is not None and (row["speaker"] or "unknown") in self.speakers
+
+
+def _stack(rows) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps."""
+    seqs = [
+        np.asarray([np.asarray(f, dtype=np.float32) for f in r], dtype=np.float32) for r in rows
+    ]
+    dim = next((s.shape[1] for s in seqs if s.ndim == 2 and len(s)), 1)
+    longest = max(1, max(len(s) for s in seqs))
+    out = np.zeros((len(seqs), longest, dim), dtype=np.float32)
+    mask = np.zeros((len(seqs), longest), dtype=bool)
+    for i, s in enumerate(seqs):
+        if len(s):
+            out[i, : len(s)] = s
+            mask[i, : len(s)] = True
+    return out, mask
+
+
+def collate(batch: dict[str, np.ndarray], labels: list[str]) -> dict:
+    """A column batch -> padded tensors, masks and label indices."""
+    import torch
+
+    audio, audio_mask = _stack(batch["audio_frames"])
+    text, text_mask = _stack(batch["text_tokens"])
+    index = {label: i for i, label in enumerate(labels)}
+    return {
+        "audio": torch.from_numpy(audio),
+        "audio_mask": torch.from_numpy(audio_mask),
+        "text": torch.from_numpy(text),
+        "text_mask": torch.from_numpy(text_mask),
+        "label": torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long),
+        "id": [str(x) for x in batch["id"]],
+    }

@@ -1,0 +1,134 @@
+"""The per-worker training loop run by Ray Train's TorchTrainer.
+
+Every epoch: train on this worker's shard, validate on the gathered validation predictions of
+all workers, report the metrics, and (rank 0) write a checkpoint. A restarted or re-run trial
+resumes from the latest checkpoint, early-stopping state included.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from raymer.models.builders import build_fusion_model
+from raymer.training.data import collate
+from raymer.training.metrics import classification_metrics
+
+MODEL_FILE, STATE_FILE, SPEC_FILE = "model.pt", "state.json", "model.json"
+
+
+def loss_fn(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if kind == "ce":
+        return torch.nn.functional.cross_entropy(logits, target)
+    one_hot = torch.nn.functional.one_hot(target, logits.shape[-1]).to(logits.dtype)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, one_hot)
+
+
+def _gather(values: list) -> list:
+    if not dist.is_available() or not dist.is_initialized():
+        return values
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, values)
+    return [v for part in out for v in part]
+
+
+def _evaluate(model, shard, cfg: dict, labels: list[str], device) -> dict:
+    model.eval()
+    y_true, y_pred, losses = [], [], []
+    with torch.no_grad():
+        for batch in shard.iter_torch_batches(
+            batch_size=cfg["batch_size"], collate_fn=partial(collate, labels=labels)
+        ):
+            out = model(
+                *(batch[k].to(device) for k in ("audio", "audio_mask", "text", "text_mask"))
+            )
+            target = batch["label"].to(device)
+            losses.append(float(loss_fn(cfg["loss"], out.logits, target)) * len(target))
+            y_true += target.tolist()
+            y_pred += out.logits.argmax(-1).tolist()
+    y_true, y_pred, losses = _gather(y_true), _gather(y_pred), _gather(losses)
+    metrics = classification_metrics(y_true, y_pred, labels)
+    metrics["loss"] = sum(losses) / max(1, len(y_true))
+    return metrics
+
+
+def _save(directory: Path, model, optimizer, spec: dict, state: dict, cfg: dict) -> None:
+    torch.save(_unwrap(model).state_dict(), directory / MODEL_FILE)
+    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+    (directory / STATE_FILE).write_text(json.dumps(state))
+    (directory / SPEC_FILE).write_text(json.dumps(spec))
+    (directory / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def train_loop(config: dict) -> None:
+    """``config``: ``cfg`` (TrainConfig as a dict) and ``spec`` (the model's hyperparameters)."""
+    import ray.train
+    import ray.train.torch
+
+    cfg, spec = config["cfg"], config["spec"]
+    labels = spec["labels"]
+    torch.manual_seed(cfg["seed"])
+    model = build_fusion_model(spec)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+    )
+    state = {"epoch": 0, "best_ua": -1.0, "bad_epochs": 0}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:  # a restarted worker group or a re-run of the same run name
+        with checkpoint.as_directory() as d:
+            model.load_state_dict(torch.load(Path(d) / MODEL_FILE, map_location="cpu"))
+            optimizer.load_state_dict(torch.load(Path(d) / "optimizer.pt", map_location="cpu"))
+            state = json.loads((Path(d) / STATE_FILE).read_text())
+    model = ray.train.torch.prepare_model(model)
+    device = ray.train.torch.get_device()
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    rank = ray.train.get_context().get_world_rank()
+
+    while state["epoch"] < cfg["epochs"] and state["bad_epochs"] < cfg["patience"]:
+        model.train()
+        total, count = 0.0, 0
+        for batch in train_shard.iter_torch_batches(
+            batch_size=cfg["batch_size"],
+            collate_fn=partial(collate, labels=labels),
+            local_shuffle_buffer_size=4 * cfg["batch_size"],
+            local_shuffle_seed=cfg["seed"] + state["epoch"],
+        ):
+            out = model(
+                *(batch[k].to(device) for k in ("audio", "audio_mask", "text", "text_mask"))
+            )
+            loss = loss_fn(cfg["loss"], out.logits, batch["label"].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, count = total + float(loss) * len(batch["id"]), count + len(batch["id"])
+        val = _evaluate(model, val_shard, cfg, labels, device)
+        state["epoch"] += 1
+        improved = val["ua"] > state["best_ua"]
+        state["best_ua"] = max(state["best_ua"], val["ua"])
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        train_loss = sum(_gather([total])) / max(1, sum(_gather([count])))
+        metrics = {
+            "epoch": state["epoch"],
+            "train_loss": train_loss,
+            "val_loss": val["loss"],
+            "val_ua": val["ua"],
+            "val_wa": val["wa"],
+            "val_macro_f1": val["macro_f1"],
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            if rank == 0:
+                _save(Path(tmp), model, optimizer, spec, state, cfg)
+                (Path(tmp) / "val_metrics.json").write_text(json.dumps(val))
+            ckpt = ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
+            ray.train.report(metrics, checkpoint=ckpt)

@@ -1,0 +1,114 @@
+"""``raymer train``: the fusion model on extracted features, distributed with Ray Train.
+
+Output layout (local or s3://)::
+
+    OUTPUT/NAME/checkpoint_*/   model.pt, model.json (labels, dims), config.yaml, state.json
+    OUTPUT/config.yaml          the resolved TrainConfig
+    OUTPUT/train_summary.json   splits, per-epoch metrics and the best checkpoint
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from raymer import storage
+from raymer.config import TrainConfig, dump_config
+from raymer.models.builders import model_spec
+from raymer.runtime import init_ray
+from raymer.training.data import COLUMNS, InSpeakers, features_path, read_index, split_speakers
+
+
+@dataclass
+class TrainSummary:
+    best_checkpoint: str
+    best_val_ua: float
+    epochs: int
+    history: list[dict]
+    labels: list[str]
+    train_speakers: list[str]
+    val_speakers: list[str]
+    test_speakers: list[str]
+
+
+def build_trainer(cfg: TrainConfig):
+    """A TorchTrainer over the features, with the speaker split resolved and recorded."""
+    import ray.data
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from raymer.training.loop import train_loop
+
+    index = read_index(cfg.features)
+    labels = cfg.labels or sorted(set(index.labels))
+    unknown = sorted(set(index.labels) - set(labels))
+    if unknown:
+        raise ValueError(
+            f"labels {unknown} in the features are not in the configured labels {labels}"
+        )
+    train_s, val_s, test_s = split_speakers(
+        index.speakers, cfg.test_speakers, cfg.val_speakers, cfg.val_fraction, cfg.seed
+    )
+    fs, path = storage.filesystem(features_path(cfg.features))
+    ds = ray.data.read_parquet(path, filesystem=fs, columns=COLUMNS)
+    datasets = {"train": ds.filter(InSpeakers(train_s)), "val": ds.filter(InSpeakers(val_s))}
+    spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
+    out_fs, out_path = storage.filesystem(cfg.output)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"cfg": cfg.model_dump(mode="json"), "spec": spec},
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers,
+            use_gpu=cfg.use_gpu,
+            resources_per_worker={"CPU": cfg.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=cfg.name,
+            storage_path=out_path,
+            storage_filesystem=out_fs,
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=cfg.num_to_keep,
+                checkpoint_score_attribute="val_ua",
+                checkpoint_score_order="max",
+            ),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+        ),
+        datasets=datasets,
+    )
+    return trainer, labels, (train_s, val_s, test_s)
+
+
+def train(cfg: TrainConfig) -> TrainSummary:
+    if not cfg.features or not cfg.output:
+        raise ValueError("train needs features and output")
+    init_ray()
+    storage.makedirs(cfg.output)
+    storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
+    trainer, labels, (train_s, val_s, test_s) = build_trainer(cfg)
+    result = trainer.fit()
+    best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_ua"])
+    history = (
+        [dict(m) for m in result.metrics_dataframe.to_dict("records")]
+        if result.metrics_dataframe is not None
+        else []
+    )
+    summary = TrainSummary(
+        best_checkpoint=_uri(cfg.output, best.path),
+        best_val_ua=float(metrics["val_ua"]),
+        epochs=int(result.metrics["epoch"]),
+        history=history,
+        labels=labels,
+        train_speakers=sorted(train_s),
+        val_speakers=sorted(val_s),
+        test_speakers=sorted(test_s),
+    )
+    storage.write_bytes(
+        storage.join(cfg.output, "train_summary.json"),
+        json.dumps(asdict(summary), indent=2, default=float).encode(),
+    )
+    return summary
+
+
+def _uri(output: str, path: str) -> str:
+    """A checkpoint path from Ray (no scheme on S3) -> a URI like the output's."""
+    return f"s3://{path}" if output.startswith("s3://") and not path.startswith("s3://") else path
