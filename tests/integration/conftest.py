@@ -102,3 +102,23 @@ def messy_corpus(piper_corpus, tmp_path_factory) -> Path:
     manifest = root / "messy.csv"
     manifest.write_text("\n".join(lines + extra) + "\n")
     return manifest
+
+
+@pytest.fixture(scope="session")
+def multi_speaker_features(ray_session, tmp_path_factory) -> Path:
+    """32 clips, 4 speakers, extracted with whisper tiny.en: input for training tests."""
+    from raymer.config import ExtractConfig, load_config
+    from raymer.corpora.synth import synthesize_corpus
+    from raymer.pipeline.extract import extract
+
+    root = tmp_path_factory.mktemp("multi")
+    manifest = synthesize_corpus(root / "corpus", clips=32, seed=5, speakers=4)
+    cfg = load_config(
+        ExtractConfig,
+        "configs/extract/tiny.yaml",
+        [],
+        input=str(manifest),
+        output=str(root / "extract"),
+    )
+    assert extract(cfg).clips_ok == 32
+    return root / "extract"

@@ -1,0 +1,57 @@
+"""raymer train on real Ray Train (2 workers, gloo) over extracted features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from raymer.config import TrainConfig, load_config
+from raymer.models.builders import build_fusion_model
+from raymer.training.trainer import train
+
+
+def _cfg(features: Path, output: Path, *overrides: str) -> TrainConfig:
+    return load_config(
+        TrainConfig,
+        None,
+        [
+            "num_workers=2",
+            "batch_size=8",
+            "hidden_dim=32",
+            "test_speakers=[en-gb_m3]",
+            "val_speakers=[en-us_f2]",
+            *overrides,
+        ],
+        features=str(features),
+        output=str(output),
+    )
+
+
+def test_train_checkpoints_and_resumes(multi_speaker_features, tmp_path):
+    summary = train(_cfg(multi_speaker_features, tmp_path, "epochs=2"))
+    assert summary.epochs == 2 and len(summary.history) == 2
+    assert summary.labels == ["angry", "happy", "neutral", "sad"]
+    assert summary.test_speakers == ["en-gb_m3"] and summary.val_speakers == ["en-us_f2"]
+    assert set(summary.train_speakers) == {"joe", "en-us_m1"}
+    best = Path(summary.best_checkpoint)
+    spec = json.loads((best / "model.json").read_text())
+    model = build_fusion_model(spec)
+    model.load_state_dict(torch.load(best / "model.pt"))  # a complete, loadable model
+    assert spec["labels"] == summary.labels and spec["audio_dim"] == spec["text_dim"] == 384
+    assert 0.0 <= summary.best_val_ua <= 1.0
+    assert json.loads((tmp_path / "train_summary.json").read_text())["best_checkpoint"] == str(best)
+
+    # The same run name again, with more epochs: it continues from epoch 2, not from scratch.
+    resumed = train(_cfg(multi_speaker_features, tmp_path, "epochs=3"))
+    assert resumed.epochs == 3
+    epochs = [h["epoch"] for h in resumed.history]
+    assert epochs[-1] == 3 and 1 not in epochs  # (Ray lists the restored epoch 2 as well)
+
+
+def test_train_refuses_unknown_test_speaker(multi_speaker_features, tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="not in the features"):
+        train(_cfg(multi_speaker_features, tmp_path, "test_speakers=[nobody]"))
