@@ -63,6 +63,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from raymer.training.evaluate import evaluate
+
+    m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None)
+    print(
+        f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
+    )
+    print(f"report: {args.output}/report.md")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from raymer.config import SynthConfig
     from raymer.corpora.synth import synthesize_corpus
@@ -124,6 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     tr.set_defaults(func=_cmd_train)
 
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a checkpoint on labelled features: metrics, predictions, report",
+        description="Score a trained checkpoint (or a train output folder: its best checkpoint) "
+        "on extracted features with labels. Writes metrics.json, predictions.parquet, report.md, "
+        "confusion.png.",
+    )
+    ev.add_argument(
+        "--checkpoint", required=True, help="checkpoint folder or train output; local or s3://"
+    )
+    ev.add_argument(
+        "--features", required=True, help="extraction output with labels; local or s3://"
+    )
+    ev.add_argument("--output", required=True, help="folder for the metrics and report")
+    ev.add_argument("--speakers", nargs="*", help="score only these speakers (e.g. a test fold)")
+    ev.set_defaults(func=_cmd_evaluate)
+
     corpus = sub.add_parser("corpus", help="sample and real corpora")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     synth = corpus_sub.add_parser(
@@ -148,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, ManifestError, ModelNotFoundError, ValueError) as err:
+    except (ConfigError, ManifestError, ModelNotFoundError, ValueError, FileNotFoundError) as err:
         print(f"raymer: error: {err}", file=sys.stderr)
         return 2
 

@@ -200,6 +200,7 @@ def _summarize(features_uri, errors_uri, done, failed, skipped, wall_s) -> Extra
         audio_hours=seconds / 3600,
         wall_s=wall_s,
         audio_s_per_s=seconds / wall_s if wall_s > 0 else 0.0,
+        error_examples=[f"{r['id']}: {r['error']}" for r in failed.slice(0, 5).to_pylist()],
         wer=edits / words if words else None,
         features_uri=features_uri,
         errors_uri=errors_uri,

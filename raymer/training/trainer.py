@@ -106,6 +106,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
         storage.join(cfg.output, "train_summary.json"),
         json.dumps(asdict(summary), indent=2, default=float).encode(),
     )
+    if history:
+        from raymer.training.plots import curves_png
+
+        storage.write_bytes(storage.join(cfg.output, "training_curves.png"), curves_png(history))
     return summary
 
 

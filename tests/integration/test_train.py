@@ -55,3 +55,31 @@ def test_train_refuses_unknown_test_speaker(multi_speaker_features, tmp_path):
 
     with pytest.raises(ValueError, match="not in the features"):
         train(_cfg(multi_speaker_features, tmp_path, "test_speakers=[nobody]"))
+
+
+def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_features, tmp_path):
+    import pyarrow.parquet as pq
+
+    from raymer.training.evaluate import evaluate
+
+    summary = train(_cfg(multi_speaker_features, tmp_path / "run", "epochs=1"))
+    out = tmp_path / "eval"
+    # The train output folder itself is accepted: its best checkpoint is used.
+    metrics = evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(out), ["en-gb_m3"])
+    assert metrics["checkpoint"] == summary.best_checkpoint
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("ua", "wa", "macro_f1", "per_class", "confusion"):
+        assert key in saved
+    assert saved["speakers"] == ["en-gb_m3"] and saved["n"] == 8
+    predictions = pq.read_table(out / "predictions.parquet").to_pylist()
+    assert len(predictions) == 8 and {p["speaker"] for p in predictions} == {"en-gb_m3"}
+    for p in predictions:
+        scores = [p[f"score_{label}"] for label in summary.labels]
+        assert p["predicted"] == summary.labels[scores.index(max(scores))]
+        assert all(0 <= s <= 1 for s in scores)  # sigmoid scores of the BCE loss
+        assert "clip_type" in p and "audio_frames" not in p
+    wa = sum(p["predicted"] == p["label"] for p in predictions) / 8
+    assert abs(saved["wa"] - wa) < 1e-9
+    assert "| UA | WA | macro-F1 |" in (out / "report.md").read_text()
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "run" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,163 @@
+"""``raymer evaluate``: score a trained checkpoint on extracted features with labels.
+
+Writes ``metrics.json`` (ua, wa, macro_f1, per_class, confusion), ``predictions.parquet``
+(one row per clip: id, label, predicted, a score per label, the manifest's other columns),
+``report.md`` and ``confusion.png`` (plus ``training_curves.png`` when the checkpoint's run
+summary is found).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raymer import storage
+from raymer.training.data import collate, features_path
+from raymer.training.metrics import classification_metrics
+
+FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
+
+
+def resolve_checkpoint(uri: str) -> str:
+    """A checkpoint folder, or a train output folder (its best checkpoint is used)."""
+    if storage.exists(storage.join(uri, "model.json")):
+        return uri
+    summary = storage.join(uri, "train_summary.json")
+    if storage.exists(summary):
+        return json.loads(storage.read_bytes(summary))["best_checkpoint"]
+    raise FileNotFoundError(
+        f"{uri} is neither a checkpoint (no model.json) nor a train output (no train_summary.json)"
+    )
+
+
+def load_model(uri: str):
+    """Checkpoint (local or s3://) -> (model in eval mode, its spec)."""
+    import torch
+
+    from raymer.models.builders import build_fusion_model
+
+    ckpt = resolve_checkpoint(uri)
+    spec = json.loads(storage.read_bytes(storage.join(ckpt, "model.json")))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "model.pt"
+        local.write_bytes(storage.read_bytes(storage.join(ckpt, "model.pt")))
+        state = torch.load(local, map_location="cpu")
+    model = build_fusion_model(spec)
+    model.load_state_dict(state)
+    return model.eval(), spec | {"checkpoint": ckpt}
+
+
+def predict_table(
+    model, spec: dict, features: str, speakers: list[str] | None, batch_size: int = 64
+):
+    """Score every labelled clip (of ``speakers`` when given) -> predictions table."""
+    import torch
+
+    labels = spec["labels"]
+    rows: list[dict] = []
+    for path in storage.list_files(features_path(features), (".parquet",)):
+        fs, inner = storage.filesystem(path)
+        for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
+            table = pa.Table.from_batches([batch])
+            keep = [
+                i
+                for i, (lab, spk) in enumerate(
+                    zip(
+                        table.column("label").to_pylist(),
+                        table.column("speaker").to_pylist(),
+                        strict=True,
+                    )
+                )
+                if lab in labels and (not speakers or spk in speakers)
+            ]
+            if not keep:
+                continue
+            table = table.take(pa.array(keep, type=pa.int64()))
+            cols = {
+                c: np.asarray(table.column(c).to_pylist(), dtype=object)
+                for c in ("id", "label", "audio_frames", "text_tokens")
+            }
+            inputs = collate(cols, labels)
+            with torch.no_grad():
+                logits = model(
+                    inputs["audio"], inputs["audio_mask"], inputs["text"], inputs["text_mask"]
+                ).logits
+            scores = (
+                torch.sigmoid(logits)
+                if spec.get("loss", "bce") == "bce"
+                else torch.softmax(logits, -1)
+            )
+            carried = [c for c in table.column_names if c not in FEATURE_COLUMNS]
+            for i, record in enumerate(table.select(carried).to_pylist()):
+                record["predicted"] = labels[int(scores[i].argmax())]
+                record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
+                rows.append(record)
+    if not rows:
+        raise ValueError(f"no labelled clips with labels {labels} under {features}")
+    return pa.Table.from_pylist(rows)
+
+
+def evaluate(
+    checkpoint: str, features: str, output: str, speakers: list[str] | None = None
+) -> dict:
+    model, spec = load_model(checkpoint)
+    predictions = predict_table(model, spec, features, speakers)
+    labels = spec["labels"]
+    index = {lab: i for i, lab in enumerate(labels)}
+    y_true = [index[x] for x in predictions.column("label").to_pylist()]
+    y_pred = [index[x] for x in predictions.column("predicted").to_pylist()]
+    metrics = classification_metrics(y_true, y_pred, labels) | {
+        "checkpoint": spec["checkpoint"],
+        "modality": spec["modality"],
+        "features": features,
+        "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
+    }
+    storage.makedirs(output)
+    storage.write_bytes(
+        storage.join(output, "metrics.json"), json.dumps(metrics, indent=2).encode()
+    )
+    fs, path = storage.filesystem(storage.join(output, "predictions.parquet"))
+    pq.write_table(predictions, path, filesystem=fs)
+    storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
+    from raymer.training.plots import confusion_png
+
+    storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
+    return metrics
+
+
+def report_markdown(m: dict) -> str:
+    lines = [
+        f"# Evaluation: {m['modality']} model",
+        "",
+        f"- checkpoint: `{m['checkpoint']}`",
+        f"- features: `{m['features']}`",
+        f"- clips: {m['n']}; speakers: {', '.join(m['speakers']) or 'unknown'}",
+        "",
+        "| UA | WA | macro-F1 |",
+        "| --- | --- | --- |",
+        f"| {m['ua']:.3f} | {m['wa']:.3f} | {m['macro_f1']:.3f} |",
+        "",
+        "| label | recall | precision | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {lab} | {v['recall']:.3f} | {v['precision']:.3f} | {v['f1']:.3f} | {v['support']} |"
+        for lab, v in m["per_class"].items()
+    ]
+    lines += [
+        "",
+        "Confusion (rows: true label, columns: predicted): see `confusion.png`.",
+        "",
+        "| true \\ predicted | " + " | ".join(m["labels"]) + " |",
+        "| --- |" + " --- |" * len(m["labels"]),
+    ]
+    lines += [
+        f"| {lab} | " + " | ".join(str(c) for c in row) + " |"
+        for lab, row in zip(m["labels"], m["confusion"], strict=True)
+    ]
+    return "\n".join(lines) + "\n"
