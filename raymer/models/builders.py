@@ -15,6 +15,7 @@ def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> di
         "audio_dim": audio_dim,
         "text_dim": text_dim,
         "labels": list(labels),
+        "loss": cfg.loss,  # how logits become scores: sigmoid (bce) or softmax (ce)
         **{k: getattr(cfg, k) for k in MODEL_KEYS},
     }
 
