@@ -23,6 +23,8 @@ def test_readme_commands_exist():
     for argv in (
         ["extract", "--input", "a", "--output", "b"],
         ["corpus", "synth", "--output", "x"],
+        ["train", "--features", "f", "--output", "o"],
+        ["evaluate", "--checkpoint", "c", "--features", "f", "--output", "o"],
     ):
         assert parser.parse_args(argv).func
 
@@ -33,6 +35,7 @@ def test_job_scripts_and_configs_named_in_docs_exist():
         "jobs/extract_features.py",
         "configs/extract/sample.yaml",
         "configs/extract/gpu.yaml",
+        "configs/train/sample.yaml",
         "benchmarks/extract_throughput.py",
         "docs/benchmarks.md",
     ):
