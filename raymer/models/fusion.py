@@ -51,16 +51,22 @@ class CoAttentionFusion(nn.Module):
     ) -> None:
         super().__init__()
         self.modality = modality
-        self.audio_proj = nn.Linear(audio_dim, hidden_dim)
-        self.text_proj = nn.Linear(text_dim, hidden_dim)
-        self.audio_encoder = _encoder(hidden_dim, num_layers, num_heads, dropout)
-        self.text_encoder = _encoder(hidden_dim, num_layers, num_heads, dropout)
+        # Only the modules a modality uses exist: DDP refuses parameters that get no gradient.
+        use_audio, use_text = modality in ("fusion", "audio"), modality in ("fusion", "text")
+        self.audio_proj = nn.Linear(audio_dim, hidden_dim) if use_audio else None
+        self.text_proj = nn.Linear(text_dim, hidden_dim) if use_text else None
+        self.audio_encoder = (
+            _encoder(hidden_dim, num_layers, num_heads, dropout) if use_audio else None
+        )
+        self.text_encoder = (
+            _encoder(hidden_dim, num_layers, num_heads, dropout) if use_text else None
+        )
         if modality == "fusion":
             self.co_attention = AlternatingCoAttention(hidden_dim, hidden_dim)
         else:
             self.pool = GuidedAttentionPool(hidden_dim, hidden_dim, hidden_dim)
-        self.out_audio = nn.Linear(hidden_dim, hidden_dim)  # W_xᵀ
-        self.out_text = nn.Linear(hidden_dim, hidden_dim)  # W_yᵀ
+        self.out_audio = nn.Linear(hidden_dim, hidden_dim) if use_audio else None  # W_xᵀ
+        self.out_text = nn.Linear(hidden_dim, hidden_dim) if use_text else None  # W_yᵀ
         self.norm = nn.LayerNorm(hidden_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_dim, num_labels))
 

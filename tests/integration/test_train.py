@@ -83,3 +83,9 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_feat
     assert "| UA | WA | macro-F1 |" in (out / "report.md").read_text()
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "run" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
+    summary = train(_cfg(multi_speaker_features, tmp_path, "epochs=1", "modality=audio"))
+    spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
+    assert summary.epochs == 1 and spec["modality"] == "audio"

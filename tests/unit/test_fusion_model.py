@@ -102,3 +102,13 @@ def test_fusion_learns_a_task_that_needs_both_modalities():
 
     assert train("fusion") > 0.95
     assert train("audio") < 0.7 and train("text") < 0.7
+
+
+@pytest.mark.parametrize("modality", ["fusion", "audio", "text"])
+def test_every_parameter_gets_a_gradient(modality):
+    """DistributedDataParallel fails on parameters that take no part in the loss."""
+    audio, audio_mask, text, text_mask = _batch()
+    model = CoAttentionFusion(12, 10, 16, 4, num_layers=1, modality=modality)
+    model(audio, audio_mask, text, text_mask).logits.sum().backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert unused == []
