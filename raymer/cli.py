@@ -66,7 +66,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from raymer.training.evaluate import evaluate
 
-    m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None)
+    where = {}
+    for item in args.where or []:
+        column, sep, values = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--where {item!r} is not of the form COLUMN=V1,V2")
+        where[column] = values.split(",")
+    m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None, where)
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
     )
@@ -150,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--output", required=True, help="folder for the metrics and report")
     ev.add_argument("--speakers", nargs="*", help="score only these speakers (e.g. a test fold)")
+    ev.add_argument(
+        "--where",
+        action="append",
+        metavar="COLUMN=V1,V2",
+        help="score only clips whose COLUMN is one of the values (repeatable), "
+        "e.g. --where template=angry-03,sad-07 for held-out sentences",
+    )
     ev.set_defaults(func=_cmd_evaluate)
 
     corpus = sub.add_parser("corpus", help="sample and real corpora")

@@ -162,6 +162,13 @@ class TrainConfig(BaseModel, extra="forbid"):
         default_factory=list,
         description="Speakers held out for testing (never trained on, never used to choose a checkpoint).",
     )
+    holdout: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Clips held out of training and validation by another column, e.g. "
+            "{template: [angry-03, sad-07]} for unseen sentences; evaluate them with --where."
+        ),
+    )
     val_speakers: list[str] = Field(
         default_factory=list,
         description="Speakers for validation; default: val_fraction of the training speakers.",

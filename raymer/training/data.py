@@ -54,6 +54,15 @@ def read_index(uri: str) -> Index:
     return Index(ids, labels, speakers, *dims)
 
 
+def feature_columns(uri: str) -> list[str]:
+    """Column names of the features (from the first file's schema)."""
+    files = storage.list_files(features_path(uri), (".parquet",))
+    if not files:
+        raise ValueError(f"no Parquet files under {features_path(uri)}")
+    fs, inner = storage.filesystem(files[0])
+    return pq.read_schema(fs.open_input_file(inner)).names
+
+
 def split_speakers(
     speakers: list[str], test: list[str], val: list[str], val_fraction: float, seed: int
 ) -> tuple[set[str], set[str], set[str]]:
@@ -73,12 +82,15 @@ def split_speakers(
 
 
 class InSpeakers:
-    """Row filter for Ray Data: keeps labelled clips of the given speakers."""
+    """Row filter for Ray Data: labelled clips of the given speakers, none of the held-out ones."""
 
-    def __init__(self, speakers: set[str]) -> None:
+    def __init__(self, speakers: set[str], holdout: dict[str, list[str]] | None = None) -> None:
         self.speakers = speakers
+        self.holdout = {k: set(v) for k, v in (holdout or {}).items()}
 
     def __call__(self, row: dict) -> bool:
+        if any(str(row.get(k)) in v for k, v in self.holdout.items()):
+            return False
         return row["label"] is not None and (row["speaker"] or "unknown") in self.speakers
 
 

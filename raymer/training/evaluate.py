@@ -52,28 +52,33 @@ def load_model(uri: str):
     return model.eval(), spec | {"checkpoint": ckpt}
 
 
+def _matches(row: dict, where: dict[str, list[str]]) -> bool:
+    return all(str(row.get(k)) in set(v) for k, v in where.items())
+
+
 def predict_table(
-    model, spec: dict, features: str, speakers: list[str] | None, batch_size: int = 64
+    model,
+    spec: dict,
+    features: str,
+    speakers: list[str] | None,
+    where: dict[str, list[str]] | None = None,
+    batch_size: int = 64,
 ):
-    """Score every labelled clip (of ``speakers`` when given) -> predictions table."""
+    """Score every labelled clip (of ``speakers``, matching ``where``) -> predictions table."""
     import torch
 
+    where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     labels = spec["labels"]
     rows: list[dict] = []
     for path in storage.list_files(features_path(features), (".parquet",)):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
             table = pa.Table.from_batches([batch])
+            small = table.drop_columns([c for c in FEATURE_COLUMNS if c in table.column_names])
             keep = [
                 i
-                for i, (lab, spk) in enumerate(
-                    zip(
-                        table.column("label").to_pylist(),
-                        table.column("speaker").to_pylist(),
-                        strict=True,
-                    )
-                )
-                if lab in labels and (not speakers or spk in speakers)
+                for i, row in enumerate(small.to_pylist())
+                if row["label"] in labels and _matches(row, where)
             ]
             if not keep:
                 continue
@@ -103,10 +108,14 @@ def predict_table(
 
 
 def evaluate(
-    checkpoint: str, features: str, output: str, speakers: list[str] | None = None
+    checkpoint: str,
+    features: str,
+    output: str,
+    speakers: list[str] | None = None,
+    where: dict[str, list[str]] | None = None,
 ) -> dict:
     model, spec = load_model(checkpoint)
-    predictions = predict_table(model, spec, features, speakers)
+    predictions = predict_table(model, spec, features, speakers, where)
     labels = spec["labels"]
     index = {lab: i for i, lab in enumerate(labels)}
     y_true = [index[x] for x in predictions.column("label").to_pylist()]

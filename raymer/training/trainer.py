@@ -16,7 +16,14 @@ from raymer import storage
 from raymer.config import TrainConfig, dump_config
 from raymer.models.builders import model_spec
 from raymer.runtime import init_ray
-from raymer.training.data import COLUMNS, InSpeakers, features_path, read_index, split_speakers
+from raymer.training.data import (
+    COLUMNS,
+    InSpeakers,
+    feature_columns,
+    features_path,
+    read_index,
+    split_speakers,
+)
 
 
 @dataclass
@@ -49,9 +56,15 @@ def build_trainer(cfg: TrainConfig):
     train_s, val_s, test_s = split_speakers(
         index.speakers, cfg.test_speakers, cfg.val_speakers, cfg.val_fraction, cfg.seed
     )
+    missing = sorted(set(cfg.holdout) - set(feature_columns(cfg.features)))
+    if missing:
+        raise ValueError(f"holdout columns {missing} are not in the features")
     fs, path = storage.filesystem(features_path(cfg.features))
-    ds = ray.data.read_parquet(path, filesystem=fs, columns=COLUMNS)
-    datasets = {"train": ds.filter(InSpeakers(train_s)), "val": ds.filter(InSpeakers(val_s))}
+    ds = ray.data.read_parquet(path, filesystem=fs, columns=COLUMNS + sorted(cfg.holdout))
+    datasets = {
+        "train": ds.filter(InSpeakers(train_s, cfg.holdout)),
+        "val": ds.filter(InSpeakers(val_s, cfg.holdout)),
+    }
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(

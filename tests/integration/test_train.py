@@ -81,11 +81,29 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_feat
     wa = sum(p["predicted"] == p["label"] for p in predictions) / 8
     assert abs(saved["wa"] - wa) < 1e-9
     assert "| UA | WA | macro-F1 |" in (out / "report.md").read_text()
+    cue = evaluate(
+        str(tmp_path / "run"),
+        str(multi_speaker_features),
+        str(tmp_path / "cue"),
+        None,
+        {"clip_type": ["audio_cue", "text_cue"]},
+    )
+    cue_rows = pq.read_table(tmp_path / "cue" / "predictions.parquet").to_pylist()
+    assert cue["n"] == len(cue_rows) > 0
+    assert {r["clip_type"] for r in cue_rows} <= {"audio_cue", "text_cue"}
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "run" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
-    summary = train(_cfg(multi_speaker_features, tmp_path, "epochs=1", "modality=audio"))
+    summary = train(
+        _cfg(
+            multi_speaker_features,
+            tmp_path,
+            "epochs=1",
+            "modality=audio",
+            "holdout={clip_type: [text_cue]}",
+        )
+    )
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert summary.epochs == 1 and spec["modality"] == "audio"

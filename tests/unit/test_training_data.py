@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from raymer.training.data import InSpeakers, collate, split_speakers
+
+SPEAKERS = ["a", "a", "b", "c", "d", "e", "e"]
+
+
+def test_splits_are_disjoint_and_respect_choices():
+    train, val, test = split_speakers(SPEAKERS, ["a"], [], 0.25, seed=0)
+    assert test == {"a"} and len(val) == 1 and not (train & val) and not (train & test)
+    assert train | val | test == set(SPEAKERS)
+    assert split_speakers(SPEAKERS, ["a"], [], 0.25, seed=0) == (train, val, test)  # seeded
+    train, val, _ = split_speakers(SPEAKERS, ["a"], ["b", "c"], 0.25, seed=0)
+    assert val == {"b", "c"} and train == {"d", "e"}
+
+
+def test_split_refuses_unknown_or_empty():
+    with pytest.raises(ValueError, match="not in the features"):
+        split_speakers(SPEAKERS, ["zz"], [], 0.2, 0)
+    with pytest.raises(ValueError, match="no speaker left"):
+        split_speakers(["a", "b"], ["a"], ["b"], 0.2, 0)
+
+
+def test_filter_drops_held_out_values_and_unlabelled():
+    keep = InSpeakers({"a", "b"}, {"template": ["angry-03"]})
+    assert keep({"label": "sad", "speaker": "a", "template": "sad-01"})
+    assert not keep({"label": "sad", "speaker": "a", "template": "angry-03"})
+    assert not keep({"label": "sad", "speaker": "c", "template": "sad-01"})
+    assert not keep({"label": None, "speaker": "a", "template": "sad-01"})
+
+
+def test_collate_pads_and_masks():
+    frames = np.empty(2, dtype=object)
+    frames[:] = [[[1.0, 2.0]] * 3, [[3.0, 4.0]]]
+    tokens = np.empty(2, dtype=object)
+    tokens[:] = [[[0.5] * 3] * 2, []]
+    batch = {
+        "audio_frames": frames,
+        "text_tokens": tokens,
+        "label": np.array(["sad", "angry"], dtype=object),
+        "id": np.array(["x", "y"], dtype=object),
+    }
+    out = collate(batch, ["angry", "sad"])
+    assert out["audio"].shape == (2, 3, 2) and out["audio_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert out["text"].shape == (2, 2, 3) and out["text_mask"][1].sum() == 0
+    assert out["label"].tolist() == [1, 0] and out["id"] == ["x", "y"]
+    assert float(out["audio"][1, 1:].abs().sum()) == 0.0
