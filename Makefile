@@ -1,5 +1,6 @@
 # raymer: the two commands of the README, and the steps they share.
-#   make demo   set up, generate the sample corpus, run extraction on it (local Ray)
+#   make demo   set up, generate the sample corpus, extract its features, train and compare
+#               fusion / audio-only / text-only (local Ray)
 #   make test   set up, lint, run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -34,6 +35,7 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 demo: setup
 	$(BIN)/raymer corpus synth --output $(DATA) --clips $(CLIPS) --seed $(SEED)
 	$(BIN)/raymer extract --config configs/extract/sample.yaml --input $(DATA)/manifest.csv --output $(RUNS)/extract
+	$(BIN)/raymer compare --config configs/train/sample.yaml --features $(RUNS)/extract --output $(RUNS)/compare
 
 lint: setup
 	$(BIN)/ruff check .

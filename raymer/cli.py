@@ -63,6 +63,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import raymer.runtime  # noqa: F401
+    from raymer.config import TrainConfig
+    from raymer.training.compare import compare
+
+    cfg = load_config(
+        TrainConfig, args.config, args.overrides, features=args.features, output=args.output
+    )
+    if not cfg.features or not cfg.output:
+        raise ConfigError(
+            "compare needs --features and --output (or features/output in the config)"
+        )
+    print(compare(cfg)["markdown"])
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from raymer.training.evaluate import evaluate
 
@@ -140,6 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="YAML config file (see configs/train/)")
     tr.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     tr.set_defaults(func=_cmd_train)
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="train fusion, audio-only and text-only; score each on held-out data",
+        description="Train the three modalities with one config and print the paper's "
+        "comparison table on held-out speakers (test_speakers) and held-out groups (holdout).",
+        epilog=_fields_help(TrainConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmp_.add_argument("--features", help="extraction output; local or s3://")
+    cmp_.add_argument("--output", help="root for the three runs and comparison.md")
+    cmp_.add_argument("--config", help="YAML train config (see configs/train/)")
+    cmp_.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    cmp_.set_defaults(func=_cmd_compare)
 
     ev = sub.add_parser(
         "evaluate",

@@ -25,6 +25,7 @@ def test_readme_commands_exist():
         ["corpus", "synth", "--output", "x"],
         ["train", "--features", "f", "--output", "o"],
         ["evaluate", "--checkpoint", "c", "--features", "f", "--output", "o"],
+        ["compare", "--features", "f", "--output", "o"],
     ):
         assert parser.parse_args(argv).func
 

@@ -1,0 +1,76 @@
+"""``raymer compare``: fusion against audio-only and text-only, like the paper's Table 1.
+
+Trains the three modalities with the same config and scores each on what none of them saw:
+the held-out speakers (``test_speakers``) and, when ``holdout`` is set, the held-out groups
+(e.g. unseen sentence templates). Writes ``comparison.json`` and ``comparison.md``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from raymer import storage
+from raymer.config import TrainConfig
+from raymer.training.evaluate import evaluate
+from raymer.training.trainer import train
+
+MODALITIES = ("fusion", "audio", "text")
+
+
+def compare(cfg: TrainConfig) -> dict:
+    if not cfg.test_speakers and not cfg.holdout:
+        raise ValueError("compare needs test_speakers or holdout: something no model trains on")
+    results: dict[str, dict] = {}
+    for modality in MODALITIES:
+        out = storage.join(cfg.output, modality)
+        summary = train(
+            cfg.model_copy(update={"modality": modality, "name": modality, "output": out})
+        )
+        row = {"checkpoint": summary.best_checkpoint, "val_ua": summary.best_val_ua}
+        if cfg.test_speakers:
+            row["speakers"] = _scores(
+                evaluate(
+                    summary.best_checkpoint,
+                    cfg.features,
+                    storage.join(out, "eval-speakers"),
+                    cfg.test_speakers,
+                )
+            )
+        if cfg.holdout:
+            row["holdout"] = _scores(
+                evaluate(
+                    summary.best_checkpoint,
+                    cfg.features,
+                    storage.join(out, "eval-holdout"),
+                    None,
+                    cfg.holdout,
+                )
+            )
+        results[modality] = row
+    table = comparison_markdown(results, cfg)
+    storage.write_bytes(
+        storage.join(cfg.output, "comparison.json"), json.dumps(results, indent=2).encode()
+    )
+    storage.write_bytes(storage.join(cfg.output, "comparison.md"), table.encode())
+    return {"results": results, "markdown": table}
+
+
+def _scores(m: dict) -> dict:
+    return {"ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"], "n": m["n"]}
+
+
+def comparison_markdown(results: dict, cfg: TrainConfig) -> str:
+    sets = [k for k in ("speakers", "holdout") if k in results[MODALITIES[0]]]
+    names = {
+        "speakers": f"held-out speakers ({', '.join(cfg.test_speakers)})",
+        "holdout": "held-out " + ", ".join(f"{k}s" for k in cfg.holdout),
+    }
+    header = "| model | " + " | ".join(f"{names[s]}: UA / WA / F1 (n)" for s in sets) + " |"
+    lines = [header, "| --- |" + " --- |" * len(sets)]
+    for modality, row in results.items():
+        cells = [
+            f"{row[s]['ua']:.3f} / {row[s]['wa']:.3f} / {row[s]['macro_f1']:.3f} ({row[s]['n']})"
+            for s in sets
+        ]
+        lines.append(f"| {modality} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
