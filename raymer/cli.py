@@ -13,7 +13,7 @@ import textwrap
 from pydantic import BaseModel
 
 from raymer import __version__
-from raymer.config import ConfigError, ExtractConfig, load_config
+from raymer.config import ConfigError, ExtractConfig, TrainConfig, load_config
 
 
 def _fields_help(cls: type[BaseModel]) -> str:
@@ -47,35 +47,32 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    import raymer.runtime  # noqa: F401
-    from raymer.config import TrainConfig
-    from raymer.training.trainer import train
-
-    cfg = load_config(
-        TrainConfig, args.config, args.overrides, features=args.features, output=args.output
-    )
-    if not cfg.features or not cfg.output:
-        raise ConfigError("train needs --features and --output (or features/output in the config)")
-    summary = train(cfg)
-    print(f"train: {summary.epochs} epochs, best validation UA {summary.best_val_ua:.3f}")
-    print(f"best checkpoint: {summary.best_checkpoint}")
-    return 0
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    import raymer.runtime  # noqa: F401
-    from raymer.config import TrainConfig
-    from raymer.training.compare import compare
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
 
     cfg = load_config(
         TrainConfig, args.config, args.overrides, features=args.features, output=args.output
     )
     if not cfg.features or not cfg.output:
         raise ConfigError(
-            "compare needs --features and --output (or features/output in the config)"
+            f"{args.command} needs --features and --output (or features/output in the config)"
         )
-    print(compare(cfg)["markdown"])
+    return cfg
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from raymer.training.trainer import train
+
+    summary = train(_train_config(args))
+    print(f"train: {summary.epochs} epochs, best validation UA {summary.best_val_ua:.3f}")
+    print(f"best checkpoint: {summary.best_checkpoint}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from raymer.training.compare import compare
+
+    print(compare(_train_config(args))["markdown"])
     return 0
 
 
@@ -118,6 +115,35 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_command(
+    sub,
+    name: str,
+    cls: type[BaseModel],
+    func,
+    *,
+    help: str,
+    description: str,
+    source: tuple[str, str],
+    output: str,
+) -> None:
+    """A subcommand driven by a typed config: its input, --output, --config and key=value."""
+    cmd = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=_fields_help(cls),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument(source[0], help=source[1])
+    cmd.add_argument("--output", help=output)
+    cmd.add_argument(
+        "--config",
+        help=f"YAML config file (see configs/{'extract' if cls is ExtractConfig else 'train'}/)",
+    )
+    cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    cmd.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raymer", description="Emotion recognition from speech and its transcript, on Ray."
@@ -125,51 +151,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"raymer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ext = sub.add_parser(
+    _config_command(
+        sub,
         "extract",
+        ExtractConfig,
+        _cmd_extract,
         help="corpus -> transcripts and embeddings in Parquet (Ray Data)",
         description="Transcribe a corpus with Whisper and embed audio and text, in parallel on "
         "Ray Data. Writes OUTPUT/features/ (Parquet) and OUTPUT/errors/errors.parquet.",
-        epilog=_fields_help(ExtractConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        source=("--input", "manifest (CSV/JSONL/Parquet) or directory; local or s3://"),
+        output="output root, local or s3://",
     )
-    ext.add_argument("--input", help="manifest (CSV/JSONL/Parquet) or directory; local or s3://")
-    ext.add_argument("--output", help="output root, local or s3://")
-    ext.add_argument("--config", help="YAML config file (see configs/extract/)")
-    ext.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    ext.set_defaults(func=_cmd_extract)
-
-    from raymer.config import TrainConfig
-
-    tr = sub.add_parser(
+    _config_command(
+        sub,
         "train",
+        TrainConfig,
+        _cmd_train,
         help="fine-tune the co-attention fusion model on extracted features (Ray Train)",
         description="Train the fusion model on `raymer extract` output with Ray Train: speaker-"
         "independent splits, a checkpoint per epoch, early stopping on validation UA.",
-        epilog=_fields_help(TrainConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        source=("--features", "extraction output (or its features/ folder); local or s3://"),
+        output="run root for checkpoints; local or s3://",
     )
-    tr.add_argument(
-        "--features", help="extraction output (or its features/ folder); local or s3://"
-    )
-    tr.add_argument("--output", help="run root for checkpoints; local or s3://")
-    tr.add_argument("--config", help="YAML config file (see configs/train/)")
-    tr.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    tr.set_defaults(func=_cmd_train)
-
-    cmp_ = sub.add_parser(
+    _config_command(
+        sub,
         "compare",
+        TrainConfig,
+        _cmd_compare,
         help="train fusion, audio-only and text-only; score each on held-out data",
         description="Train the three modalities with one config and print the paper's "
         "comparison table on held-out speakers (test_speakers) and held-out groups (holdout).",
-        epilog=_fields_help(TrainConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        source=("--features", "extraction output; local or s3://"),
+        output="root for the three runs and comparison.md",
     )
-    cmp_.add_argument("--features", help="extraction output; local or s3://")
-    cmp_.add_argument("--output", help="root for the three runs and comparison.md")
-    cmp_.add_argument("--config", help="YAML train config (see configs/train/)")
-    cmp_.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    cmp_.set_defaults(func=_cmd_compare)
 
     ev = sub.add_parser(
         "evaluate",
