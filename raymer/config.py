@@ -139,6 +139,16 @@ class TrainConfig(BaseModel, extra="forbid"):
     modality: Literal["fusion", "audio", "text"] = Field(
         "fusion", description="Both modalities through co-attention, or one alone (same head)."
     )
+    audio_input: Literal["frames", "temporal"] = Field(
+        "frames",
+        description="Audio input of the model: the Whisper frames, or the paper's temporal "
+        "embedding g (a projection trained first with a triplet loss, then frozen).",
+    )
+    temporal_dim: int = Field(128, ge=8, description="Width of the temporal embedding.")
+    temporal_k: int = Field(2, ge=1, description="Positives lie within k frames of the anchor.")
+    temporal_steps: int = Field(
+        300, ge=1, description="Triplet training steps of the temporal embedding."
+    )
     hidden_dim: int = Field(128, ge=8, description="Common width of both modalities.")
     num_layers: int = Field(
         0, ge=0, le=8, description="Transformer encoder blocks per modality before co-attention."

@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from raymer.models.fusion import CoAttentionFusion
+from raymer.models.temporal import TemporalEmbedding
 
-MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality")
+MODEL_KEYS = (
+    "hidden_dim",
+    "num_layers",
+    "num_heads",
+    "dropout",
+    "modality",
+    "audio_input",
+    "temporal_dim",
+)
 
 
 def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> dict[str, Any]:
@@ -21,8 +30,13 @@ def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> di
 
 
 def build_fusion_model(spec: dict[str, Any]) -> CoAttentionFusion:
+    adapter, audio_dim = None, spec["audio_dim"]
+    if spec.get("audio_input", "frames") == "temporal":
+        # The temporal embedding is trained before the fusion model and stays frozen in it.
+        adapter = TemporalEmbedding(spec["audio_dim"], spec["temporal_dim"]).requires_grad_(False)
+        audio_dim = spec["temporal_dim"]
     return CoAttentionFusion(
-        spec["audio_dim"],
+        audio_dim,
         spec["text_dim"],
         spec["hidden_dim"],
         len(spec["labels"]),
@@ -30,4 +44,5 @@ def build_fusion_model(spec: dict[str, Any]) -> CoAttentionFusion:
         num_heads=spec["num_heads"],
         dropout=spec["dropout"],
         modality=spec["modality"],
+        audio_adapter=adapter,
     )

@@ -48,9 +48,13 @@ class CoAttentionFusion(nn.Module):
         num_heads: int = 4,
         dropout: float = 0.1,
         modality: Modality = "fusion",
+        audio_adapter: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.modality = modality
+        # An optional module in front of the audio frames (the temporal embedding g);
+        # audio_dim is its output width then.
+        self.audio_adapter = audio_adapter
         # Only the modules a modality uses exist: DDP refuses parameters that get no gradient.
         use_audio, use_text = modality in ("fusion", "audio"), modality in ("fusion", "text")
         self.audio_proj = nn.Linear(audio_dim, hidden_dim) if use_audio else None
@@ -70,6 +74,9 @@ class CoAttentionFusion(nn.Module):
         self.norm = nn.LayerNorm(hidden_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_dim, num_labels))
 
+    def _adapt(self, audio: Tensor) -> Tensor:
+        return audio if self.audio_adapter is None else self.audio_adapter(audio)
+
     def _encode(
         self, seq: Tensor, mask: Tensor, proj: nn.Module, encoder: nn.Module | None
     ) -> Tensor:
@@ -87,11 +94,11 @@ class CoAttentionFusion(nn.Module):
             y_hat, weights = self.pool(y, text_mask, y.new_zeros(y.shape[0], y.shape[-1]))
             z = self.norm(self.out_text(y_hat))
         elif self.modality == "audio":
-            x = self._encode(audio, audio_mask, self.audio_proj, self.audio_encoder)
+            x = self._encode(self._adapt(audio), audio_mask, self.audio_proj, self.audio_encoder)
             x_hat, weights = self.pool(x, audio_mask, x.new_zeros(x.shape[0], x.shape[-1]))
             z = self.norm(self.out_audio(x_hat))
         else:
-            x = self._encode(audio, audio_mask, self.audio_proj, self.audio_encoder)
+            x = self._encode(self._adapt(audio), audio_mask, self.audio_proj, self.audio_encoder)
             y = self._encode(text, text_mask, self.text_proj, self.text_encoder)
             x_hat, y_hat, weights = self.co_attention(x, audio_mask, y, text_mask)
             z = self.norm(self.out_audio(x_hat) + self.out_text(y_hat))

@@ -94,6 +94,22 @@ class InSpeakers:
         return row["label"] is not None and (row["speaker"] or "unknown") in self.speakers
 
 
+def read_frames(
+    uri: str, keep: InSpeakers, limit: int = 2000, columns: tuple[str, ...] = ()
+) -> list[np.ndarray]:
+    """Audio frames (T, D) of up to ``limit`` clips that ``keep`` accepts (driver side)."""
+    clips: list[np.ndarray] = []
+    for path in storage.list_files(features_path(uri), (".parquet",)):
+        fs, inner = storage.filesystem(path)
+        cols = ["label", "speaker", "audio_frames", *columns]
+        for row in pq.read_table(inner, filesystem=fs, columns=cols).to_pylist():
+            if keep(row) and row["audio_frames"]:
+                clips.append(np.asarray(row["audio_frames"], dtype=np.float32))
+            if len(clips) >= limit:
+                return clips
+    return clips
+
+
 def _stack(rows) -> tuple[np.ndarray, np.ndarray]:
     """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps."""
     seqs = [

@@ -79,6 +79,8 @@ def train_loop(config: dict) -> None:
     labels = spec["labels"]
     torch.manual_seed(cfg["seed"])
     model = build_fusion_model(spec)
+    if config.get("adapter_state"):  # the temporal embedding, trained before this run
+        model.audio_adapter.load_state_dict(config["adapter_state"])
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
     )

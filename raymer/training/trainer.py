@@ -21,6 +21,7 @@ from raymer.training.data import (
     InSpeakers,
     feature_columns,
     features_path,
+    read_frames,
     read_index,
     split_speakers,
 )
@@ -66,10 +67,15 @@ def build_trainer(cfg: TrainConfig):
         "val": ds.filter(InSpeakers(val_s, cfg.holdout)),
     }
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
+    adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"cfg": cfg.model_dump(mode="json"), "spec": spec},
+        train_loop_config={
+            "cfg": cfg.model_dump(mode="json"),
+            "spec": spec,
+            "adapter_state": adapter_state,
+        },
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers,
             use_gpu=cfg.use_gpu,
@@ -89,6 +95,18 @@ def build_trainer(cfg: TrainConfig):
         datasets=datasets,
     )
     return trainer, labels, (train_s, val_s, test_s)
+
+
+def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
+    """The paper's temporal embedding g, trained on the training speakers' frames only."""
+    from raymer.models.temporal import fit_temporal_embedding
+
+    keep = InSpeakers(train_speakers, cfg.holdout)
+    clips = read_frames(cfg.features, keep, columns=tuple(sorted(cfg.holdout)))
+    g, _ = fit_temporal_embedding(
+        clips, cfg.temporal_dim, k=cfg.temporal_k, steps=cfg.temporal_steps, seed=cfg.seed
+    )
+    return {k: v.clone() for k, v in g.state_dict().items()}
 
 
 def train(cfg: TrainConfig) -> TrainSummary:
