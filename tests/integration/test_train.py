@@ -103,10 +103,17 @@ def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
             "epochs=1",
             "modality=audio",
             "holdout={clip_type: [text_cue]}",
+            "audio_input=temporal",
+            "temporal_steps=20",
+            "temporal_dim=16",
         )
     )
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert summary.epochs == 1 and spec["modality"] == "audio"
+    assert spec["audio_input"] == "temporal" and spec["temporal_dim"] == 16
+    model = build_fusion_model(spec)
+    model.load_state_dict(torch.load(Path(summary.best_checkpoint) / "model.pt"))
+    assert model.audio_adapter is not None
 
 
 def test_compare_trains_three_modalities_and_writes_the_table(multi_speaker_features, tmp_path):
