@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from raymer.models.fusion import CoAttentionFusion
-from raymer.models.temporal import TemporalEmbedding
+from .fusion import CoAttentionFusion
+from .temporal import TemporalEmbedding
 
 MODEL_KEYS = (
     "hidden_dim",

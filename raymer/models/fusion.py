@@ -11,7 +11,7 @@ from typing import Literal, NamedTuple
 
 from torch import Tensor, nn
 
-from raymer.models.co_attention import (
+from .co_attention import (
     AlternatingCoAttention,
     CoAttentionWeights,
     GuidedAttentionPool,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE, pool_frames, split_windows
+from ..audio import SAMPLE_RATE, pool_frames, split_windows
 
 ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
 MAX_WINDOW_S = 30.0

@@ -27,25 +27,16 @@ def compare(cfg: TrainConfig) -> dict:
             cfg.model_copy(update={"modality": modality, "name": modality, "output": out})
         )
         row = {"checkpoint": summary.best_checkpoint, "val_ua": summary.best_val_ua}
-        if cfg.test_speakers:
-            row["speakers"] = _scores(
-                evaluate(
-                    summary.best_checkpoint,
-                    cfg.features,
-                    storage.join(out, "eval-speakers"),
-                    cfg.test_speakers,
+        # What no model trained on: the held-out speakers, and the held-out groups.
+        for key, speakers, where in (
+            ("speakers", cfg.test_speakers, None),
+            ("holdout", None, cfg.holdout),
+        ):
+            if speakers or where:
+                eval_dir = storage.join(out, f"eval-{key}")
+                row[key] = _scores(
+                    evaluate(summary.best_checkpoint, cfg.features, eval_dir, speakers, where)
                 )
-            )
-        if cfg.holdout:
-            row["holdout"] = _scores(
-                evaluate(
-                    summary.best_checkpoint,
-                    cfg.features,
-                    storage.join(out, "eval-holdout"),
-                    None,
-                    cfg.holdout,
-                )
-            )
         results[modality] = row
     table = comparison_markdown(results, cfg)
     storage.write_bytes(
