@@ -19,6 +19,11 @@ def features_path(uri: str) -> str:
     return inner if storage.is_dir(inner) else uri
 
 
+def feature_files(uri: str) -> list[str]:
+    """The Parquet files of the features under ``uri``."""
+    return storage.list_files(features_path(uri), (".parquet",))
+
+
 @dataclass
 class Index:
     """The labelled clips: ids, labels, speakers, and the feature widths."""
@@ -33,7 +38,7 @@ class Index:
 def read_index(uri: str) -> Index:
     """Read the small columns of every labelled clip (no frames)."""
     ids, labels, speakers, dims = [], [], [], None
-    for path in storage.list_files(features_path(uri), (".parquet",)):
+    for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
         table = pq.read_table(
             inner,
@@ -56,7 +61,7 @@ def read_index(uri: str) -> Index:
 
 def feature_columns(uri: str) -> list[str]:
     """Column names of the features (from the first file's schema)."""
-    files = storage.list_files(features_path(uri), (".parquet",))
+    files = feature_files(uri)
     if not files:
         raise ValueError(f"no Parquet files under {features_path(uri)}")
     fs, inner = storage.filesystem(files[0])
@@ -99,7 +104,7 @@ def read_frames(
 ) -> list[np.ndarray]:
     """Audio frames (T, D) of up to ``limit`` clips that ``keep`` accepts (driver side)."""
     clips: list[np.ndarray] = []
-    for path in storage.list_files(features_path(uri), (".parquet",)):
+    for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
         cols = ["label", "speaker", "audio_frames", *columns]
         for row in pq.read_table(inner, filesystem=fs, columns=cols).to_pylist():

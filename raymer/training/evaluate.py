@@ -2,8 +2,7 @@
 
 Writes ``metrics.json`` (ua, wa, macro_f1, per_class, confusion), ``predictions.parquet``
 (one row per clip: id, label, predicted, a score per label, the manifest's other columns),
-``report.md`` and ``confusion.png`` (plus ``training_curves.png`` when the checkpoint's run
-summary is found).
+``report.md`` and ``confusion.png``. (``raymer train`` writes ``training_curves.png``.)
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.training.data import collate, features_path
+from raymer.training.data import collate, feature_files
 from raymer.training.metrics import classification_metrics
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
@@ -52,8 +51,8 @@ def load_model(uri: str):
     return model.eval(), spec | {"checkpoint": ckpt}
 
 
-def _matches(row: dict, where: dict[str, list[str]]) -> bool:
-    return all(str(row.get(k)) in set(v) for k, v in where.items())
+def _matches(row: dict, where: dict[str, set[str]]) -> bool:
+    return all(str(row.get(k)) in v for k, v in where.items())
 
 
 def predict_table(
@@ -68,9 +67,10 @@ def predict_table(
     import torch
 
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
+    where_sets = {k: set(v) for k, v in where.items()}  # built once, tested on every row
     labels = spec["labels"]
     rows: list[dict] = []
-    for path in storage.list_files(features_path(features), (".parquet",)):
+    for path in feature_files(features):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
             table = pa.Table.from_batches([batch])
@@ -78,7 +78,7 @@ def predict_table(
             keep = [
                 i
                 for i, row in enumerate(small.to_pylist())
-                if row["label"] in labels and _matches(row, where)
+                if row["label"] in labels and _matches(row, where_sets)
             ]
             if not keep:
                 continue
