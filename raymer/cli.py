@@ -65,6 +65,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     summary = train(_train_config(args))
     print(f"train: {summary.epochs} epochs, best validation UA {summary.best_val_ua:.3f}")
+    if summary.unlabelled:
+        print(f"left out: {summary.unlabelled} clips without a label")
     print(f"best checkpoint: {summary.best_checkpoint}")
     return 0
 
@@ -88,6 +90,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None, where)
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
+        + (f" | {m['unlabelled']} without a label left out" if m["unlabelled"] else "")
     )
     print(f"report: {args.output}/report.md")
     return 0
@@ -230,10 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from raymer.corpora.manifest import ManifestError
     from raymer.models.registry import ModelNotFoundError
+    from raymer.training.errors import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, ManifestError, ModelNotFoundError, ValueError, FileNotFoundError) as err:
+    except (
+        ConfigError,
+        ManifestError,
+        ModelNotFoundError,
+        TrainingError,
+        ValueError,
+        FileNotFoundError,
+    ) as err:
         print(f"raymer: error: {err}", file=sys.stderr)
         return 2
 

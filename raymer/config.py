@@ -168,6 +168,12 @@ class TrainConfig(BaseModel, extra="forbid"):
     patience: int = Field(
         6, ge=1, description="Early stopping: epochs without a better validation UA."
     )
+    split_by: Literal["speaker", "session"] = Field(
+        "speaker",
+        description="Manifest column that splits train/validation/test (and the folds of "
+        "crossval): no speaker (or session) is in two splits. test_speakers and val_speakers "
+        "list values of this column.",
+    )
     test_speakers: list[str] = Field(
         default_factory=list,
         description="Speakers held out for testing (never trained on, never used to choose a checkpoint).",

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 
-COLUMNS = ["id", "label", "speaker", "audio_frames", "text_tokens"]
+COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
+SPLIT_COLUMNS = ("speaker", "session")
 
 
 def features_path(uri: str) -> str:
@@ -26,37 +27,47 @@ def feature_files(uri: str) -> list[str]:
 
 @dataclass
 class Index:
-    """The labelled clips: ids, labels, speakers, and the feature widths."""
+    """The labelled clips: ids, labels, their group (speaker or session), the feature widths,
+    and how many clips were left out for having no label."""
 
     ids: list[str]
     labels: list[str]
-    speakers: list[str]
+    speakers: list[str]  # the values of the split column (speaker or session)
     audio_dim: int
     text_dim: int
+    unlabelled: int = 0
 
 
-def read_index(uri: str) -> Index:
-    """Read the small columns of every labelled clip (no frames)."""
-    ids, labels, speakers, dims = [], [], [], None
+def group_of(row: dict, split_by: str = "speaker") -> str:
+    """The split group of a row: its speaker (or session); ``unknown`` when missing."""
+    value = row.get(split_by)
+    return "unknown" if value is None or value == "" else str(value)
+
+
+def read_index(uri: str, split_by: str = "speaker") -> Index:
+    """Read the small columns of every clip (no frames); unlabelled clips are only counted."""
+    ids, labels, groups, dims, unlabelled = [], [], [], None, 0
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
         table = pq.read_table(
             inner,
             filesystem=fs,
-            columns=["id", "label", "speaker", "audio_embedding", "text_embedding"],
+            columns=["id", "label", split_by, "audio_embedding", "text_embedding"],
         )
         for row in table.to_pylist():
-            if row["label"] is None:
+            if row["label"] is None or row["label"] == "":
+                unlabelled += 1
                 continue
             ids.append(row["id"])
             labels.append(row["label"])
-            speakers.append(row["speaker"] or "unknown")
+            groups.append(group_of(row, split_by))
             dims = dims or (len(row["audio_embedding"]), len(row["text_embedding"]))
     if not ids:
         raise ValueError(
-            f"no labelled clips under {uri}: train needs features with a `label` column"
+            f"no labelled clips under {uri} ({unlabelled} without a label): "
+            "train needs features with a `label` column"
         )
-    return Index(ids, labels, speakers, *dims)
+    return Index(ids, labels, groups, *dims, unlabelled=unlabelled)
 
 
 def feature_columns(uri: str) -> list[str]:
@@ -71,11 +82,11 @@ def feature_columns(uri: str) -> list[str]:
 def split_speakers(
     speakers: list[str], test: list[str], val: list[str], val_fraction: float, seed: int
 ) -> tuple[set[str], set[str], set[str]]:
-    """(train, val, test) speaker sets: disjoint, so no speaker is in two splits."""
+    """(train, val, test) group sets (speakers or sessions): disjoint, no group in two splits."""
     everyone = sorted(set(speakers))
     unknown = [s for s in (*test, *val) if s not in everyone]
     if unknown:
-        raise ValueError(f"speakers {unknown} are not in the features (speakers: {everyone})")
+        raise ValueError(f"groups {unknown} are not in the features (there: {everyone})")
     rest = [s for s in everyone if s not in test]
     if not val:
         shuffled = random.Random(seed).sample(rest, len(rest))
@@ -87,16 +98,25 @@ def split_speakers(
 
 
 class InSpeakers:
-    """Row filter for Ray Data: labelled clips of the given speakers, none of the held-out ones."""
+    """Row filter for Ray Data: labelled clips of the given speakers (or sessions, with
+    ``split_by="session"``), none of the held-out ones."""
 
-    def __init__(self, speakers: set[str], holdout: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        speakers: set[str],
+        holdout: dict[str, list[str]] | None = None,
+        split_by: str = "speaker",
+    ) -> None:
         self.speakers = speakers
         self.holdout = {k: set(v) for k, v in (holdout or {}).items()}
+        self.split_by = split_by
 
     def __call__(self, row: dict) -> bool:
         if any(str(row.get(k)) in v for k, v in self.holdout.items()):
             return False
-        return row["label"] is not None and (row["speaker"] or "unknown") in self.speakers
+        if row["label"] is None or row["label"] == "":
+            return False
+        return group_of(row, self.split_by) in self.speakers
 
 
 def read_frames(
@@ -106,7 +126,7 @@ def read_frames(
     clips: list[np.ndarray] = []
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
-        cols = ["label", "speaker", "audio_frames", *columns]
+        cols = ["label", keep.split_by, "audio_frames", *columns]
         for row in pq.read_table(inner, filesystem=fs, columns=cols).to_pylist():
             if keep(row) and row["audio_frames"]:
                 clips.append(np.asarray(row["audio_frames"], dtype=np.float32))

@@ -63,23 +63,33 @@ def predict_table(
     where: dict[str, list[str]] | None = None,
     batch_size: int = 64,
 ):
-    """Score every labelled clip (of ``speakers``, matching ``where``) -> predictions table."""
+    """Score every labelled clip (of ``speakers``, matching ``where``) -> predictions table.
+
+    Clips without a label are left out and counted (``table.schema.metadata``); a label the
+    checkpoint was not trained on is refused: its scores would mean nothing.
+    """
     import torch
 
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     where_sets = {k: set(v) for k, v in where.items()}  # built once, tested on every row
     labels = spec["labels"]
     rows: list[dict] = []
+    unlabelled, foreign = 0, set()
     for path in feature_files(features):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
             table = pa.Table.from_batches([batch])
             small = table.drop_columns([c for c in FEATURE_COLUMNS if c in table.column_names])
-            keep = [
-                i
-                for i, row in enumerate(small.to_pylist())
-                if row["label"] in labels and _matches(row, where_sets)
-            ]
+            keep = []
+            for i, row in enumerate(small.to_pylist()):
+                if not _matches(row, where_sets):
+                    continue
+                if row["label"] is None or row["label"] == "":
+                    unlabelled += 1
+                elif row["label"] not in labels:
+                    foreign.add(row["label"])
+                else:
+                    keep.append(i)
             if not keep:
                 continue
             table = table.take(pa.array(keep, type=pa.int64()))
@@ -102,9 +112,19 @@ def predict_table(
                 record["predicted"] = labels[int(scores[i].argmax())]
                 record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
                 rows.append(record)
+    if foreign:
+        raise ValueError(
+            f"the features under {features} have labels {sorted(foreign)} that the checkpoint "
+            f"was not trained on (its labels: {labels}); evaluate a checkpoint trained on this "
+            "label set, or select matching clips with --where label=..."
+        )
     if not rows:
-        raise ValueError(f"no labelled clips with labels {labels} under {features}")
-    return pa.Table.from_pylist(rows)
+        raise ValueError(
+            f"no labelled clips under {features} to score"
+            + (f" ({unlabelled} clips have no label)" if unlabelled else "")
+        )
+    table = pa.Table.from_pylist(rows)
+    return table.replace_schema_metadata({"unlabelled": str(unlabelled)})
 
 
 def evaluate(
@@ -125,6 +145,7 @@ def evaluate(
         "modality": spec["modality"],
         "features": features,
         "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
+        "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
     }
     storage.makedirs(output)
     storage.write_bytes(
@@ -145,7 +166,8 @@ def report_markdown(m: dict) -> str:
         "",
         f"- checkpoint: `{m['checkpoint']}`",
         f"- features: `{m['features']}`",
-        f"- clips: {m['n']}; speakers: {', '.join(m['speakers']) or 'unknown'}",
+        f"- clips: {m['n']}; speakers: {', '.join(m['speakers']) or 'unknown'}"
+        + (f"; {m['unlabelled']} clips without a label left out" if m.get("unlabelled") else ""),
         "",
         "| UA | WA | macro-F1 |",
         "| --- | --- | --- |",

@@ -8,7 +8,9 @@ resumes from the latest checkpoint, early-stopping state included.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from raymer import storage
 from raymer.models.builders import build_fusion_model
 from raymer.training.data import collate
 from raymer.training.metrics import classification_metrics
@@ -66,6 +69,36 @@ def _save(directory: Path, model, optimizer, spec: dict, state: dict, cfg: dict)
     (directory / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
+def nan_marker(cfg: dict) -> str:
+    """Where a run that met a NaN loss says so (the driver turns it into a TrainingError)."""
+    return storage.join(cfg["output"], cfg["name"], "nan_loss.json")
+
+
+def _any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any: all ranks take the same branch."""
+    if not dist.is_available() or not dist.is_initialized():
+        return flag
+    t = torch.tensor([float(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _failure_drill(config: dict, epoch: int, rank: int) -> None:
+    """RAYMER_FAILURE_DRILL=EPOCH:MARKER: once (while MARKER is absent), worker rank 1 (or 0
+    alone) dies in the middle of the epoch after EPOCH, after one optimizer step, so a run
+    proves that it survives a lost worker. It waits a few seconds first: Ray Train registers
+    a checkpoint when it polls the workers (every 2 s), and the drill is about the restart."""
+    drill = config.get("failure_drill")
+    if not drill:
+        return
+    at, _, marker = drill.partition(":")
+    victim = min(1, config["world_size"] - 1)
+    if epoch == int(at) and rank == victim and not os.path.exists(marker):
+        time.sleep(6)
+        Path(marker).write_text(f"worker {rank} killed in epoch {epoch + 1}\n")
+        os._exit(1)
+
+
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -91,29 +124,47 @@ def train_loop(config: dict) -> None:
             model.load_state_dict(torch.load(Path(d) / MODEL_FILE, map_location="cpu"))
             optimizer.load_state_dict(torch.load(Path(d) / "optimizer.pt", map_location="cpu"))
             state = json.loads((Path(d) / STATE_FILE).read_text())
+        state["resumed_at"] = [*state.get("resumed_at", []), state["epoch"]]
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     rank = ray.train.get_context().get_world_rank()
+    config["world_size"] = ray.train.get_context().get_world_size()
 
     while state["epoch"] < cfg["epochs"] and state["bad_epochs"] < cfg["patience"]:
         model.train()
-        total, count = 0.0, 0
-        for batch in train_shard.iter_torch_batches(
-            batch_size=cfg["batch_size"],
-            collate_fn=partial(collate, labels=labels),
-            local_shuffle_buffer_size=4 * cfg["batch_size"],
-            local_shuffle_seed=cfg["seed"] + state["epoch"],
+        total, count, bad_loss = 0.0, 0, None
+        for step, batch in enumerate(
+            train_shard.iter_torch_batches(
+                batch_size=cfg["batch_size"],
+                collate_fn=partial(collate, labels=labels),
+                local_shuffle_buffer_size=4 * cfg["batch_size"],
+                local_shuffle_seed=cfg["seed"] + state["epoch"],
+            )
         ):
             out = model(
                 *(batch[k].to(device) for k in ("audio", "audio_mask", "text", "text_mask"))
             )
             loss = loss_fn(cfg["loss"], out.logits, batch["label"].to(device))
+            if _any_rank(not torch.isfinite(loss).item()):
+                bad_loss = (float(loss), step)
+                break
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if step == 0:
+                _failure_drill(config, state["epoch"], rank)
             total, count = total + float(loss) * len(batch["id"]), count + len(batch["id"])
+        if bad_loss is not None:  # every rank stops here; no checkpoint of this epoch
+            if rank == 0:
+                record = {
+                    "epoch": state["epoch"] + 1,
+                    "step": bad_loss[1],
+                    "loss": str(bad_loss[0]),
+                }
+                storage.write_bytes(nan_marker(cfg), json.dumps(record).encode())
+            return
         val = _evaluate(model, val_shard, cfg, labels, device)
         state["epoch"] += 1
         improved = val["ua"] > state["best_ua"]

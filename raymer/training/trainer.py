@@ -10,6 +10,7 @@ Output layout (local or s3://)::
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 
 from raymer import storage
@@ -25,6 +26,8 @@ from raymer.training.data import (
     read_index,
     split_speakers,
 )
+from raymer.training.errors import TrainingError
+from raymer.training.loop import nan_marker
 
 
 @dataclass
@@ -37,6 +40,8 @@ class TrainSummary:
     train_speakers: list[str]
     val_speakers: list[str]
     test_speakers: list[str]
+    split_by: str = "speaker"
+    unlabelled: int = 0  # clips left out for having no label
 
 
 def build_trainer(cfg: TrainConfig):
@@ -47,7 +52,7 @@ def build_trainer(cfg: TrainConfig):
 
     from raymer.training.loop import train_loop
 
-    index = read_index(cfg.features)
+    index = read_index(cfg.features, cfg.split_by)
     labels = cfg.labels or sorted(set(index.labels))
     unknown = sorted(set(index.labels) - set(labels))
     if unknown:
@@ -61,10 +66,11 @@ def build_trainer(cfg: TrainConfig):
     if missing:
         raise ValueError(f"holdout columns {missing} are not in the features")
     fs, path = storage.filesystem(features_path(cfg.features))
-    ds = ray.data.read_parquet(path, filesystem=fs, columns=COLUMNS + sorted(cfg.holdout))
+    columns = list(dict.fromkeys(COLUMNS + sorted(cfg.holdout)))
+    ds = ray.data.read_parquet(path, filesystem=fs, columns=columns)
     datasets = {
-        "train": ds.filter(InSpeakers(train_s, cfg.holdout)),
-        "val": ds.filter(InSpeakers(val_s, cfg.holdout)),
+        "train": ds.filter(InSpeakers(train_s, cfg.holdout, cfg.split_by)),
+        "val": ds.filter(InSpeakers(val_s, cfg.holdout, cfg.split_by)),
     }
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
     adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
@@ -75,6 +81,8 @@ def build_trainer(cfg: TrainConfig):
             "cfg": cfg.model_dump(mode="json"),
             "spec": spec,
             "adapter_state": adapter_state,
+            # A failure drill (tests, chaos runs): see loop._failure_drill.
+            "failure_drill": os.environ.get("RAYMER_FAILURE_DRILL"),
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers,
@@ -94,14 +102,14 @@ def build_trainer(cfg: TrainConfig):
         ),
         datasets=datasets,
     )
-    return trainer, labels, (train_s, val_s, test_s)
+    return trainer, labels, (train_s, val_s, test_s), index.unlabelled
 
 
 def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
     """The paper's temporal embedding g, trained on the training speakers' frames only."""
     from raymer.models.temporal import fit_temporal_embedding
 
-    keep = InSpeakers(train_speakers, cfg.holdout)
+    keep = InSpeakers(train_speakers, cfg.holdout, cfg.split_by)
     clips = read_frames(cfg.features, keep, columns=tuple(sorted(cfg.holdout)))
     g, _ = fit_temporal_embedding(
         clips, cfg.temporal_dim, k=cfg.temporal_k, steps=cfg.temporal_steps, seed=cfg.seed
@@ -115,8 +123,20 @@ def train(cfg: TrainConfig) -> TrainSummary:
     init_ray()
     storage.makedirs(cfg.output)
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
-    trainer, labels, (train_s, val_s, test_s) = build_trainer(cfg)
+    trainer, labels, (train_s, val_s, test_s), unlabelled = build_trainer(cfg)
+    marker = nan_marker(cfg.model_dump())
+    if storage.exists(marker):
+        storage.delete_file(marker)
     result = trainer.fit()
+    if storage.exists(marker):
+        nan = json.loads(storage.read_bytes(marker))
+        raise TrainingError(
+            f"the training loss became NaN or infinite ({nan['loss']}) in epoch {nan['epoch']} "
+            f"(batch {nan['step']}), so the run stopped; that epoch wrote no checkpoint. "
+            f"Try a lower lr (now {cfg.lr:g}) and check the features for NaN values."
+        )
+    if not result.best_checkpoints:
+        raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
     best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_ua"])
     history = (
         [dict(m) for m in result.metrics_dataframe.to_dict("records")]
@@ -132,6 +152,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
         train_speakers=sorted(train_s),
         val_speakers=sorted(val_s),
         test_speakers=sorted(test_s),
+        split_by=cfg.split_by,
+        unlabelled=unlabelled,
     )
     storage.write_bytes(
         storage.join(cfg.output, "train_summary.json"),

@@ -128,3 +128,111 @@ def test_compare_trains_three_modalities_and_writes_the_table(multi_speaker_feat
     table = (tmp_path / "comparison.md").read_text()
     assert table == result["markdown"] and table.count("\n") == 5
     assert "held-out speakers (en-gb_m3)" in table and "held-out templates" in table
+
+
+def _checkpoint_states(run: Path) -> list[dict]:
+    """state.json of every checkpoint kept under a run folder, by epoch."""
+    states = [json.loads(p.read_text()) for p in run.glob("*/checkpoint_*/state.json")]
+    return sorted(states, key=lambda s: s["epoch"])
+
+
+def test_a_worker_killed_midway_restarts_from_its_checkpoint(
+    multi_speaker_features, tmp_path, monkeypatch
+):
+    marker = tmp_path / "killed.txt"
+    # Worker rank 1 exits (os._exit) in the middle of epoch 2; FailureConfig restarts the
+    # worker group, which must pick up from the epoch-1 checkpoint and finish the run.
+    monkeypatch.setenv("RAYMER_FAILURE_DRILL", f"1:{marker}")
+    summary = train(
+        _cfg(multi_speaker_features, tmp_path / "run", "epochs=3", "patience=10", "num_to_keep=5")
+    )
+    assert marker.read_text().startswith("worker 1 killed in epoch 2")
+    assert summary.epochs == 3
+    states = _checkpoint_states(tmp_path / "run")
+    assert [s["epoch"] for s in states] == [1, 2, 3]
+    assert "resumed_at" not in states[0] and states[-1]["resumed_at"] == [1]
+
+
+def test_nan_loss_stops_the_run_with_a_clear_message(multi_speaker_features, tmp_path):
+    import pytest
+
+    from raymer.training.errors import TrainingError
+
+    # Frames of NaN for every clip of two training speakers: the first batch's loss is NaN.
+    broken = _rewrite(
+        multi_speaker_features,
+        tmp_path / "broken",
+        "audio_frames",
+        lambda row: (
+            [[float("nan")] * len(f) for f in row["audio_frames"]]
+            if row["speaker"] in ("joe", "en-us_m1")
+            else row["audio_frames"]
+        ),
+    )
+    with pytest.raises(
+        TrainingError, match=r"became NaN or infinite \(nan\) in epoch 1 .*check the features"
+    ):
+        train(_cfg(broken, tmp_path / "run", "epochs=2"))
+    assert _checkpoint_states(tmp_path / "run") == []
+
+
+def _rewrite(features: Path, out: Path, column: str, fn) -> Path:
+    """A copy of the features with ``column`` of every row replaced by ``fn(row)``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (out / "features").mkdir(parents=True)
+    for path in sorted((features / "features").glob("*.parquet")):
+        table = pq.read_table(path)
+        values = [fn(row) for row in table.to_pylist()]
+        i = table.schema.get_field_index(column)
+        table = table.set_column(i, column, pa.array(values, table.schema.field(i).type))
+        pq.write_table(table, out / "features" / path.name)
+    return out
+
+
+def _relabel(features: Path, out: Path, relabel: dict[str, str | None]) -> Path:
+    """A copy of the features with some clips' labels changed (None: no label)."""
+    return _rewrite(features, out, "label", lambda row: relabel.get(row["id"], row["label"]))
+
+
+def test_unlabelled_clips_are_counted_and_foreign_labels_refused(multi_speaker_features, tmp_path):
+    import pyarrow.parquet as pq
+    import pytest
+
+    from raymer.training.evaluate import evaluate
+
+    ids = pq.read_table(multi_speaker_features / "features", columns=["id", "speaker"]).to_pylist()
+    test_ids = [r["id"] for r in ids if r["speaker"] == "en-gb_m3"]
+    train_ids = [r["id"] for r in ids if r["speaker"] == "joe"]
+    unlabelled = _relabel(
+        multi_speaker_features,
+        tmp_path / "unlabelled",
+        {i: None for i in test_ids[:3] + train_ids[:2]},
+    )
+    summary = train(_cfg(unlabelled, tmp_path / "run", "epochs=1"))
+    assert summary.unlabelled == 5
+    metrics = evaluate(str(tmp_path / "run"), str(unlabelled), str(tmp_path / "eval"), ["en-gb_m3"])
+    assert metrics["unlabelled"] == 3 and metrics["n"] == len(test_ids) - 3
+    assert "3 clips without a label left out" in (tmp_path / "eval" / "report.md").read_text()
+
+    foreign = _relabel(multi_speaker_features, tmp_path / "foreign", {test_ids[0]: "frustrated"})
+    with pytest.raises(ValueError, match=r"labels \['frustrated'\] that the checkpoint was not"):
+        evaluate(str(tmp_path / "run"), str(foreign), str(tmp_path / "eval2"), ["en-gb_m3"])
+
+
+def test_checkpoints_to_s3_and_evaluate_from_s3(multi_speaker_features, tmp_path, s3_endpoint):
+    import boto3
+
+    from raymer import storage
+    from raymer.training.evaluate import evaluate
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="runs")
+    summary = train(_cfg(multi_speaker_features, "s3://runs/fusion", "epochs=2"))
+    assert summary.best_checkpoint.startswith("s3://runs/fusion/fusion/checkpoint_")
+    for name in ("model.pt", "model.json", "config.yaml", "state.json"):
+        assert storage.exists(storage.join(summary.best_checkpoint, name))
+    assert storage.exists("s3://runs/fusion/train_summary.json")
+    # The run folder on S3 is accepted as --checkpoint, like a local one.
+    metrics = evaluate("s3://runs/fusion", str(multi_speaker_features), str(tmp_path), ["en-gb_m3"])
+    assert metrics["checkpoint"] == summary.best_checkpoint and metrics["n"] == 8

@@ -1,0 +1,5 @@
+"""Errors of training and evaluation (no heavy imports: the CLI catches them)."""
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (a NaN loss); the message says what happened and what to try."""
