@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -123,6 +123,44 @@ class SynthConfig(BaseModel, extra="forbid"):
     )
 
 
+class FinetuneConfig(BaseModel, extra="forbid"):
+    """Settings of fine-tune mode: the encoders train too, with progressive unfreezing."""
+
+    asr_model: str | None = Field(
+        None,
+        description="Whisper model (CTranslate2 format, float16/float32) whose encoder is "
+        "fine-tuned; default: the asr_model the features were extracted with.",
+    )
+    text_model: str | None = Field(
+        None, description="Text encoder; default: the text_model of the features."
+    )
+    encoder_lr: float = Field(
+        2e-5, gt=0, description="Learning rate of the encoders once unfrozen (the head uses lr)."
+    )
+    top_layers: int = Field(
+        2, ge=1, description="Layers of each encoder unfrozen in the 'top' stage."
+    )
+    unfreeze_top_at: int = Field(
+        1,
+        ge=0,
+        description="Epoch (0-based) from which the top layers of both encoders train; "
+        "before it only the fusion head trains.",
+    )
+    unfreeze_all_at: int = Field(
+        3, ge=0, description="Epoch (0-based) from which the whole network trains."
+    )
+    max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FinetuneConfig:
+        if self.unfreeze_all_at < self.unfreeze_top_at:
+            raise ValueError(
+                f"unfreeze_all_at={self.unfreeze_all_at} comes before unfreeze_top_at="
+                f"{self.unfreeze_top_at}: the schedule is head, then top layers, then all"
+            )
+        return self
+
+
 class TrainConfig(BaseModel, extra="forbid"):
     """Settings of ``raymer train``: the fusion model on extracted features, on Ray Train."""
 
@@ -135,6 +173,17 @@ class TrainConfig(BaseModel, extra="forbid"):
     )
     labels: list[str] | None = Field(
         None, description="Label set in order; default: the labels found in the features, sorted."
+    )
+    mode: Literal["features", "finetune"] = Field(
+        "features",
+        description="features: encoders frozen, train on the cached Parquet features (fast); "
+        "finetune: raw audio and text through the Whisper and text encoders, unfrozen "
+        "progressively (see finetune).",
+    )
+    finetune: FinetuneConfig = Field(
+        default_factory=FinetuneConfig,
+        description="Fine-tune mode: models, encoder_lr, top_layers, unfreeze_top_at, "
+        "unfreeze_all_at, max_text_tokens (override as finetune.KEY=VALUE).",
     )
     modality: Literal["fusion", "audio", "text"] = Field(
         "fusion", description="Both modalities through co-attention, or one alone (same head)."
@@ -208,6 +257,15 @@ class TrainConfig(BaseModel, extra="forbid"):
     name: str = Field(
         "fusion", description="Run name; re-running the same name in the same output resumes."
     )
+
+    @model_validator(mode="after")
+    def _mode_fits(self) -> TrainConfig:
+        if self.mode == "finetune" and self.audio_input == "temporal":
+            raise ValueError(
+                "audio_input=temporal works on cached frames only; fine-tune mode trains the "
+                "Whisper encoder itself (use audio_input=frames)"
+            )
+        return self
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:

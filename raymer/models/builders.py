@@ -29,6 +29,29 @@ def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> di
     }
 
 
+def build_model(spec: dict[str, Any]):
+    """The model a spec describes: the fusion head on cached features, or (``mode:
+    finetune``) the end-to-end recognizer with its pretrained encoders."""
+    if spec.get("mode", "features") == "finetune":
+        return build_recognizer(spec)
+    return build_fusion_model(spec)
+
+
+def build_recognizer(spec: dict[str, Any]):
+    """Whisper encoder (from the CTranslate2 weights) + text encoder + fusion head."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    from .finetune import EmotionRecognizer
+    from .registry import resolve_model
+    from .whisper_encoder import load_whisper_encoder
+
+    audio = load_whisper_encoder(resolve_model(spec["asr_model"]))
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per worker is noise
+    text = AutoModel.from_pretrained(resolve_model(spec["text_model"]))
+    return EmotionRecognizer(audio, text, build_fusion_model(spec), pool=spec["pool"])
+
+
 def build_fusion_model(spec: dict[str, Any]) -> CoAttentionFusion:
     adapter, audio_dim = None, spec["audio_dim"]
     if spec.get("audio_input", "frames") == "temporal":

@@ -192,10 +192,7 @@ class WhisperFeaturizer:
         return best
 
     def _features(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
-        feat = self.model.feature_extractor(samples)[:, :n_frames]
-        if feat.shape[1] < n_frames:  # pad like faster-whisper's pad_or_trim
-            feat = np.pad(feat, ((0, 0), (0, n_frames - feat.shape[1])))
-        return feat.astype(np.float32)
+        return log_mel(self.model.feature_extractor, samples, n_frames)
 
     def _to_numpy(self, encoder_output) -> np.ndarray:
         if self.device == "cuda":
@@ -258,6 +255,22 @@ class WhisperFeaturizer:
             avg_logprob=float(np.mean([w[4] for w in window_outputs])),
             no_speech_prob=float(first[5]),
         )
+
+
+def log_mel(extractor, samples: np.ndarray, n_frames: int) -> np.ndarray:
+    """Whisper's log-mel features of 16 kHz samples, cut or zero-padded to ``n_frames``
+    (100 per second), as faster-whisper's ``pad_or_trim`` does. Extraction and fine-tuning
+    both use it, so the torch encoder sees what the CTranslate2 one saw."""
+    feat = extractor(samples)[:, :n_frames]
+    if feat.shape[1] < n_frames:
+        feat = np.pad(feat, ((0, 0), (0, n_frames - feat.shape[1])))
+    return feat.astype(np.float32)
+
+
+def mel_window(durations_s: list[float], step_s: float = 2.0, min_s: float = 8.0) -> int:
+    """Mel frames of the 'fit' window for clips of these durations (30 s at most)."""
+    longest = min(MAX_WINDOW_S, max(durations_s, default=0.0))
+    return int(round(window_seconds(longest, "fit", step_s, min_s) * 100))
 
 
 def _compression_ratio(text: str) -> float:

@@ -38,7 +38,7 @@ def load_model(uri: str):
     """Checkpoint (local or s3://) -> (model in eval mode, its spec)."""
     import torch
 
-    from raymer.models.builders import build_fusion_model
+    from raymer.models.builders import build_model
 
     ckpt = resolve_checkpoint(uri)
     spec = json.loads(storage.read_bytes(storage.join(ckpt, "model.json")))
@@ -46,9 +46,30 @@ def load_model(uri: str):
         local = Path(tmp) / "model.pt"
         local.write_bytes(storage.read_bytes(storage.join(ckpt, "model.pt")))
         state = torch.load(local, map_location="cpu")
-    model = build_fusion_model(spec)
+    model = build_model(spec)
     model.load_state_dict(state)
     return model.eval(), spec | {"checkpoint": ckpt}
+
+
+def model_inputs(spec: dict, table: pa.Table) -> dict:
+    """A features table -> the model's batch: cached frames and tokens, or (fine-tune
+    checkpoints) the decoded audio and text through the fine-tune collate."""
+    from raymer.training.loop import make_collate
+
+    if spec.get("mode", "features") == "finetune":
+        from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
+
+        cols = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in FINETUNE_COLUMNS}
+        decoded = decode_rows(cols)
+        if len(decoded["id"]) != len(cols["id"]):
+            lost = sorted(set(cols["id"]) - set(decoded["id"]))
+            raise ValueError(f"cannot decode the audio of {lost} any more (see the log)")
+        return make_collate(spec)(decoded)
+    cols = {
+        c: np.asarray(table.column(c).to_pylist(), dtype=object)
+        for c in ("id", "label", "audio_frames", "text_tokens")
+    }
+    return collate(cols, spec["labels"])
 
 
 def _matches(row: dict, where: dict[str, set[str]]) -> bool:
@@ -93,11 +114,7 @@ def predict_table(
             if not keep:
                 continue
             table = table.take(pa.array(keep, type=pa.int64()))
-            cols = {
-                c: np.asarray(table.column(c).to_pylist(), dtype=object)
-                for c in ("id", "label", "audio_frames", "text_tokens")
-            }
-            inputs = collate(cols, labels)
+            inputs = model_inputs(spec, table)
             with torch.no_grad():
                 logits = model(
                     inputs["audio"], inputs["audio_mask"], inputs["text"], inputs["text_mask"]
@@ -143,6 +160,7 @@ def evaluate(
     metrics = classification_metrics(y_true, y_pred, labels) | {
         "checkpoint": spec["checkpoint"],
         "modality": spec["modality"],
+        "mode": spec.get("mode", "features"),
         "features": features,
         "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
@@ -162,7 +180,7 @@ def evaluate(
 
 def report_markdown(m: dict) -> str:
     lines = [
-        f"# Evaluation: {m['modality']} model",
+        f"# Evaluation: {m['modality']} model ({m.get('mode', 'features')} mode)",
         "",
         f"- checkpoint: `{m['checkpoint']}`",
         f"- features: `{m['features']}`",

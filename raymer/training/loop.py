@@ -19,7 +19,7 @@ import torch.distributed as dist
 import yaml
 
 from raymer import storage
-from raymer.models.builders import build_fusion_model
+from raymer.models.builders import build_model
 from raymer.training.data import collate
 from raymer.training.metrics import classification_metrics
 
@@ -41,12 +41,28 @@ def _gather(values: list) -> list:
     return [v for part in out for v in part]
 
 
-def _evaluate(model, shard, cfg: dict, labels: list[str], device) -> dict:
+def make_collate(spec: dict):
+    """The batch collate of a model: padded cached features, or log-mel and token ids."""
+    if spec.get("mode", "features") == "finetune":
+        from raymer.models.registry import resolve_model
+        from raymer.training.finetune_data import FinetuneCollate
+
+        return FinetuneCollate(
+            spec["labels"],
+            resolve_model(spec["text_model"]),
+            spec["n_mels"],
+            spec["max_text_tokens"],
+        )
+    return partial(collate, labels=spec["labels"])
+
+
+def _evaluate(model, shard, cfg: dict, spec: dict, device) -> dict:
+    labels = spec["labels"]
     model.eval()
     y_true, y_pred, losses = [], [], []
     with torch.no_grad():
         for batch in shard.iter_torch_batches(
-            batch_size=cfg["batch_size"], collate_fn=partial(collate, labels=labels)
+            batch_size=cfg["batch_size"], collate_fn=make_collate(spec)
         ):
             out = model(
                 *(batch[k].to(device) for k in ("audio", "audio_mask", "text", "text_mask"))
@@ -67,6 +83,11 @@ def _save(directory: Path, model, optimizer, spec: dict, state: dict, cfg: dict)
     (directory / STATE_FILE).write_text(json.dumps(state))
     (directory / SPEC_FILE).write_text(json.dumps(spec))
     (directory / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def history_uri(cfg: dict) -> str:
+    """Every epoch's metrics, rewritten each epoch by rank 0 (checkpoints keep only the best)."""
+    return storage.join(cfg["output"], cfg["name"], "history.json")
 
 
 def nan_marker(cfg: dict) -> str:
@@ -103,20 +124,40 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
+def _optimizer(model, cfg: dict, spec: dict) -> torch.optim.Optimizer:
+    """AdamW; in fine-tune mode the encoders get their own (lower) learning rate. Frozen
+    parameters have no gradient, and AdamW leaves them alone until they are unfrozen."""
+    if spec.get("mode", "features") != "finetune":
+        return torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    encoder = {id(p) for p in model.encoder_parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": cfg["lr"]},
+        {"params": model.encoder_parameters(), "lr": cfg["finetune"]["encoder_lr"]},
+    ]
+    return torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
+
+
+def _stage(cfg: dict, spec: dict, epoch: int) -> str | None:
+    """The progressive-unfreezing stage of an epoch in fine-tune mode (None otherwise)."""
+    if spec.get("mode", "features") != "finetune":
+        return None
+    from raymer.models.finetune import stage_at
+
+    ft = cfg["finetune"]
+    return stage_at(epoch, ft["unfreeze_top_at"], ft["unfreeze_all_at"])
+
+
 def train_loop(config: dict) -> None:
     """``config``: ``cfg`` (TrainConfig as a dict) and ``spec`` (the model's hyperparameters)."""
     import ray.train
     import ray.train.torch
 
     cfg, spec = config["cfg"], config["spec"]
-    labels = spec["labels"]
     torch.manual_seed(cfg["seed"])
-    model = build_fusion_model(spec)
+    model = build_model(spec)
     if config.get("adapter_state"):  # the temporal embedding, trained before this run
         model.audio_adapter.load_state_dict(config["adapter_state"])
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-    )
+    optimizer = _optimizer(model, cfg, spec)
     state = {"epoch": 0, "best_ua": -1.0, "bad_epochs": 0}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:  # a restarted worker group or a re-run of the same run name
@@ -125,20 +166,29 @@ def train_loop(config: dict) -> None:
             optimizer.load_state_dict(torch.load(Path(d) / "optimizer.pt", map_location="cpu"))
             state = json.loads((Path(d) / STATE_FILE).read_text())
         state["resumed_at"] = [*state.get("resumed_at", []), state["epoch"]]
+    stage = _stage(cfg, spec, state["epoch"])
+    if stage:
+        model.set_stage(stage, cfg["finetune"]["top_layers"])
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
+    collate_fn = make_collate(spec)
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     rank = ray.train.get_context().get_world_rank()
     config["world_size"] = ray.train.get_context().get_world_size()
 
     while state["epoch"] < cfg["epochs"] and state["bad_epochs"] < cfg["patience"]:
+        if _stage(cfg, spec, state["epoch"]) != stage:  # progressive unfreezing
+            stage = _stage(cfg, spec, state["epoch"])
+            _unwrap(model).set_stage(stage, cfg["finetune"]["top_layers"])
+            # DDP syncs the parameters that required grad when it was built: wrap again.
+            model = ray.train.torch.prepare_model(_unwrap(model))
         model.train()
         total, count, bad_loss = 0.0, 0, None
         for step, batch in enumerate(
             train_shard.iter_torch_batches(
                 batch_size=cfg["batch_size"],
-                collate_fn=partial(collate, labels=labels),
+                collate_fn=collate_fn,
                 local_shuffle_buffer_size=4 * cfg["batch_size"],
                 local_shuffle_seed=cfg["seed"] + state["epoch"],
             )
@@ -165,7 +215,7 @@ def train_loop(config: dict) -> None:
                 }
                 storage.write_bytes(nan_marker(cfg), json.dumps(record).encode())
             return
-        val = _evaluate(model, val_shard, cfg, labels, device)
+        val = _evaluate(model, val_shard, cfg, spec, device)
         state["epoch"] += 1
         improved = val["ua"] > state["best_ua"]
         state["best_ua"] = max(state["best_ua"], val["ua"])
@@ -179,6 +229,13 @@ def train_loop(config: dict) -> None:
             "val_wa": val["wa"],
             "val_macro_f1": val["macro_f1"],
         }
+        if stage:
+            metrics["trainable_params"] = sum(
+                p.numel() for p in _unwrap(model).parameters() if p.requires_grad
+            )
+        state["history"] = [*state.get("history", []), metrics]
+        if rank == 0:
+            storage.write_bytes(history_uri(cfg), json.dumps(state["history"]).encode())
         with tempfile.TemporaryDirectory() as tmp:
             if rank == 0:
                 _save(Path(tmp), model, optimizer, spec, state, cfg)

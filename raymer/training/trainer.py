@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.config import TrainConfig, dump_config
@@ -21,13 +24,15 @@ from raymer.training.data import (
     COLUMNS,
     InSpeakers,
     feature_columns,
+    feature_files,
     features_path,
     read_frames,
     read_index,
     split_speakers,
 )
 from raymer.training.errors import TrainingError
-from raymer.training.loop import nan_marker
+from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
+from raymer.training.loop import history_uri, nan_marker
 
 
 @dataclass
@@ -66,13 +71,19 @@ def build_trainer(cfg: TrainConfig):
     if missing:
         raise ValueError(f"holdout columns {missing} are not in the features")
     fs, path = storage.filesystem(features_path(cfg.features))
-    columns = list(dict.fromkeys(COLUMNS + sorted(cfg.holdout)))
-    ds = ray.data.read_parquet(path, filesystem=fs, columns=columns)
+    base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
+    columns = list(dict.fromkeys(base + sorted(cfg.holdout)))
+    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(columns)
     datasets = {
         "train": ds.filter(InSpeakers(train_s, cfg.holdout, cfg.split_by)),
         "val": ds.filter(InSpeakers(val_s, cfg.holdout, cfg.split_by)),
     }
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
+    if cfg.mode == "finetune":
+        spec |= finetune_spec(cfg)
+        datasets = {
+            k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25) for k, v in datasets.items()
+        }
     adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
@@ -103,6 +114,42 @@ def build_trainer(cfg: TrainConfig):
         datasets=datasets,
     )
     return trainer, labels, (train_s, val_s, test_s), index.unlabelled
+
+
+def finetune_spec(cfg: TrainConfig) -> dict:
+    """What fine-tune mode adds to a checkpoint's spec: its encoders and the frame pooling."""
+    from transformers import AutoConfig
+
+    from raymer.models.registry import resolve_model
+    from raymer.models.whisper_encoder import read_ct2_variables
+
+    first = feature_files(cfg.features)[0]
+    fs, inner = storage.filesystem(first)
+    row = (
+        pq.read_table(
+            inner, filesystem=fs, columns=["asr_model", "text_model", "audio_frame_rate_hz"]
+        )
+        .slice(0, 1)
+        .to_pylist()[0]
+    )
+    asr = cfg.finetune.asr_model or row["asr_model"]
+    text = cfg.finetune.text_model or row["text_model"]
+    # Resolved here, so a missing model fails with its name before any worker starts.
+    conv1 = read_ct2_variables(
+        Path(resolve_model(asr)) / "model.bin", prefix="encoder/conv1/weight"
+    )["encoder/conv1/weight"]
+    text_config = AutoConfig.from_pretrained(resolve_model(text))
+    rate = row["audio_frame_rate_hz"] or 10.0
+    return {
+        "mode": "finetune",
+        "audio_dim": int(conv1.shape[0]),
+        "n_mels": int(conv1.shape[1]),
+        "text_dim": int(text_config.hidden_size),
+        "asr_model": asr,
+        "text_model": text,
+        "pool": max(1, round(50 / rate)),
+        "max_text_tokens": cfg.finetune.max_text_tokens,
+    }
 
 
 def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
@@ -138,11 +185,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     if not result.best_checkpoints:
         raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
     best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_ua"])
-    history = (
-        [dict(m) for m in result.metrics_dataframe.to_dict("records")]
-        if result.metrics_dataframe is not None
-        else []
-    )
+    history = json.loads(storage.read_bytes(history_uri(cfg.model_dump())))
     summary = TrainSummary(
         best_checkpoint=_uri(cfg.output, best.path),
         best_val_ua=float(metrics["val_ua"]),

@@ -46,8 +46,8 @@ def test_train_checkpoints_and_resumes(multi_speaker_features, tmp_path):
     # The same run name again, with more epochs: it continues from epoch 2, not from scratch.
     resumed = train(_cfg(multi_speaker_features, tmp_path, "epochs=3"))
     assert resumed.epochs == 3
-    epochs = [h["epoch"] for h in resumed.history]
-    assert epochs[-1] == 3 and 1 not in epochs  # (Ray lists the restored epoch 2 as well)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert _checkpoint_states(tmp_path)[-1]["resumed_at"] == [2]
 
 
 def test_train_refuses_unknown_test_speaker(multi_speaker_features, tmp_path):
@@ -236,3 +236,46 @@ def test_checkpoints_to_s3_and_evaluate_from_s3(multi_speaker_features, tmp_path
     # The run folder on S3 is accepted as --checkpoint, like a local one.
     metrics = evaluate("s3://runs/fusion", str(multi_speaker_features), str(tmp_path), ["en-gb_m3"])
     assert metrics["checkpoint"] == summary.best_checkpoint and metrics["n"] == 8
+
+
+def test_finetune_unfreezes_progressively_and_evaluates(multi_speaker_features, tmp_path):
+    from raymer.models.registry import resolve_model
+    from raymer.models.whisper_encoder import load_whisper_encoder
+    from raymer.training.evaluate import evaluate
+
+    summary = train(
+        _cfg(
+            multi_speaker_features,
+            tmp_path / "run",
+            "mode=finetune",
+            "epochs=3",
+            "patience=10",
+            "num_to_keep=3",
+            "finetune.unfreeze_top_at=1",
+            "finetune.unfreeze_all_at=2",
+            "finetune.top_layers=1",
+        )
+    )
+    # head only, then + the last layer of each encoder, then everything
+    head, top, everything = (h["trainable_params"] for h in summary.history)
+    assert head < 100_000 < top < everything and everything > 25_000_000
+
+    pretrained = load_whisper_encoder(resolve_model("whisper-tiny.en")).state_dict()
+    by_epoch = {}
+    for ckpt in (tmp_path / "run" / "fusion").glob("checkpoint_*/"):
+        epoch = json.loads((ckpt / "state.json").read_text())["epoch"]
+        by_epoch[epoch] = torch.load(ckpt / "model.pt")
+    assert sorted(by_epoch) == [1, 2, 3]
+
+    def changed(epoch: int, name: str) -> bool:
+        return not torch.equal(by_epoch[epoch][f"audio_encoder.{name}"], pretrained[name])
+
+    assert not changed(1, "layers.3.fc1.weight")  # epoch 1: encoders frozen
+    assert changed(2, "layers.3.fc1.weight") and not changed(2, "layers.0.fc1.weight")
+    assert changed(3, "layers.0.fc1.weight") and changed(3, "conv1.weight")
+
+    spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
+    assert spec["mode"] == "finetune" and spec["asr_model"] == "whisper-tiny.en"
+    metrics = evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(tmp_path / "eval"))
+    assert metrics["mode"] == "finetune" and metrics["n"] == 32
+    assert "(finetune mode)" in (tmp_path / "eval" / "report.md").read_text()

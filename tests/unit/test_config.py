@@ -64,3 +64,18 @@ def test_frame_rate_must_divide_the_encoder_rate():
     assert load_config(ExtractConfig, None, ["frame_rate_hz=25"]).frame_rate_hz == 25
     with pytest.raises(ConfigError, match="must divide"):
         load_config(ExtractConfig, None, ["frame_rate_hz=3"])
+
+
+def test_finetune_schedule_and_mode_are_validated():
+    from raymer.config import TrainConfig
+
+    cfg = load_config(TrainConfig, None, ["mode=finetune", "finetune.unfreeze_all_at=5"])
+    assert cfg.finetune.unfreeze_all_at == 5 and cfg.finetune.unfreeze_top_at == 1
+    with pytest.raises(ConfigError, match="finetune: .*unfreeze_all_at=0 comes before"):
+        load_config(TrainConfig, None, ["finetune.unfreeze_top_at=2", "finetune.unfreeze_all_at=0"])
+    with pytest.raises(ConfigError, match="finetune.encoder_lr: Input should be greater than 0"):
+        load_config(TrainConfig, None, ["finetune.encoder_lr=0"])
+    with pytest.raises(ConfigError, match="mode: Input should be 'features' or 'finetune'"):
+        load_config(TrainConfig, None, ["mode=end2end"])
+    with pytest.raises(ConfigError, match="audio_input=temporal works on cached frames only"):
+        load_config(TrainConfig, None, ["mode=finetune", "audio_input=temporal"])
