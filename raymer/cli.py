@@ -19,13 +19,26 @@ from raymer.config import ConfigError, ExtractConfig, TrainConfig, load_config
 def _fields_help(cls: type[BaseModel]) -> str:
     """Every config field with its default and description: the key=value overrides."""
     lines = ["settings (in --config YAML or as key=value overrides):"]
+    lines += _field_lines(cls, "")
+    return "\n".join(lines)
+
+
+def _field_lines(cls: type[BaseModel], prefix: str) -> list[str]:
+    lines = []
     for name, field in cls.model_fields.items():
-        default = "required" if field.is_required() else repr(field.default)
-        lines.append(f"  {name} (default {default})")
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            lines += _field_lines(field.annotation, f"{prefix}{name}.")  # nested: a.b=value
+            continue
+        default = (
+            "required"
+            if field.is_required()
+            else repr(field.get_default(call_default_factory=True))
+        )
+        lines.append(f"  {prefix}{name} (default {default})")
         lines += textwrap.wrap(
             field.description or "", 76, initial_indent="      ", subsequent_indent="      "
         )
-    return "\n".join(lines)
+    return lines
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -75,6 +88,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from raymer.training.compare import compare
 
     print(compare(_train_config(args))["markdown"])
+    return 0
+
+
+def _cmd_crossval(args: argparse.Namespace) -> int:
+    from raymer.training.crossval import crossval
+
+    modalities = args.modalities.split(",") if args.modalities else None
+    folds = args.folds.split(",") if args.folds else None
+    print(crossval(_train_config(args), modalities, folds)["markdown"])
     return 0
 
 
@@ -128,7 +150,7 @@ def _config_command(
     description: str,
     source: tuple[str, str],
     output: str,
-) -> None:
+) -> argparse.ArgumentParser:
     """A subcommand driven by a typed config: its input, --output, --config and key=value."""
     cmd = sub.add_parser(
         name,
@@ -145,6 +167,7 @@ def _config_command(
     )
     cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     cmd.set_defaults(func=func)
+    return cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
         source=("--features", "extraction output; local or s3://"),
         output="root for the three runs and comparison.md",
     )
+
+    cv = _config_command(
+        sub,
+        "crossval",
+        TrainConfig,
+        _cmd_crossval,
+        help="leave-one-speaker-out (or -session-out) folds: mean and spread",
+        description="Cross-validate: each speaker (or session, with split_by=session) is the "
+        "test fold once; validation speakers come from the rest (val_fraction); prints UA, WA "
+        "and macro-F1 as mean ± std over folds, per fold, and pooled. Writes crossval.json/.md.",
+        source=("--features", "extraction output; local or s3://"),
+        output="root for the fold runs and crossval.md",
+    )
+    cv.add_argument(
+        "--modalities",
+        help="comma-separated: fusion,audio,text (default: the config's modality)",
+    )
+    cv.add_argument("--folds", help="comma-separated groups to test (default: every one)")
 
     ev = sub.add_parser(
         "evaluate",

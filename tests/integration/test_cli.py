@@ -59,3 +59,50 @@ def test_help_lists_every_setting():
     assert result.returncode == 0
     for name in ("asr_model", "window", "text_source", "max_duration_s", "use_gpu"):
         assert name in result.stdout
+
+
+def test_train_help_lists_nested_settings_with_their_defaults():
+    result = _run("train", "--help")
+    assert result.returncode == 0
+    assert "finetune.unfreeze_top_at (default 1)" in result.stdout
+    assert "test_speakers (default [])" in result.stdout
+    assert "Undefined" not in result.stdout
+
+
+def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features, tmp_path):
+    import json
+
+    address = ray_session.get_runtime_context().gcs_address
+    result = _run(
+        "crossval",
+        "--features",
+        str(multi_speaker_features),
+        "--output",
+        str(tmp_path),
+        "--folds",
+        "joe,en-gb_m3",
+        "--modalities",
+        "fusion,text",
+        "epochs=1",
+        "hidden_dim=16",
+        "batch_size=8",
+        "val_fraction=0.4",
+        env={"RAY_ADDRESS": address},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Leave-one-speaker-out, 2 folds" in result.stdout
+    report = json.loads((tmp_path / "crossval.json").read_text())
+    for modality in ("fusion", "text"):
+        r = report["results"][modality]
+        assert set(r["folds"]) == {"joe", "en-gb_m3"}
+        for group, fold in r["folds"].items():
+            assert fold["n"] == 8 and group not in fold["val"] and len(fold["val"]) == 1
+            saved = json.loads(
+                (tmp_path / modality / f"fold-{group}" / "eval" / "metrics.json").read_text()
+            )
+            assert saved["speakers"] == [group] and saved["ua"] == fold["ua"]
+        uas = [f["ua"] for f in r["folds"].values()]
+        assert abs(r["mean"]["ua"] - sum(uas) / 2) < 1e-9
+        assert abs(r["std"]["ua"] - abs(uas[0] - uas[1]) / 2**0.5) < 1e-9
+        assert r["pooled"]["n"] == 16
+    assert (tmp_path / "crossval.md").read_text() in result.stdout

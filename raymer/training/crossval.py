@@ -1,0 +1,120 @@
+"""``raymer crossval``: leave-one-speaker-out (or leave-one-session-out) folds.
+
+Each fold holds one group (a value of ``split_by``) out as its test set, picks validation
+groups from the rest (``val_fraction``, seeded; the checkpoint is chosen on them, never on the
+test fold), trains, and scores the best checkpoint on the held-out group. The report gives
+every fold, the mean and standard deviation over folds, and the metrics of all folds'
+predictions pooled. Several modalities give the paper's comparison with a spread.
+
+Output::
+
+    OUTPUT/MODALITY/fold-GROUP/   the run (checkpoints, train_summary.json) and eval/
+    OUTPUT/crossval.json, OUTPUT/crossval.md
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raymer import storage
+from raymer.config import TrainConfig
+from raymer.training.data import read_index
+from raymer.training.evaluate import evaluate
+from raymer.training.metrics import classification_metrics
+from raymer.training.trainer import train
+
+KEYS = ("ua", "wa", "macro_f1")
+
+
+def crossval(
+    cfg: TrainConfig, modalities: list[str] | None = None, folds: list[str] | None = None
+) -> dict:
+    modalities = modalities or [cfg.modality]
+    groups = sorted(set(read_index(cfg.features, cfg.split_by).speakers))
+    folds = folds or groups
+    unknown = sorted(set(folds) - set(groups))
+    if unknown:
+        raise ValueError(f"folds {unknown} are not {cfg.split_by}s of the features ({groups})")
+    if len(groups) < 3:
+        raise ValueError(
+            f"crossval needs at least 3 {cfg.split_by}s (test, validation, training); "
+            f"the features have {groups}"
+        )
+    results: dict[str, dict] = {}
+    for modality in modalities:
+        per_fold, predictions = {}, []
+        for group in folds:
+            out = storage.join(cfg.output, modality, f"fold-{group}")
+            fold_cfg = cfg.model_copy(
+                update={
+                    "modality": modality,
+                    "name": modality,
+                    "output": out,
+                    "test_speakers": [group],
+                    "val_speakers": [],
+                }
+            )
+            summary = train(fold_cfg)
+            eval_dir = storage.join(out, "eval")
+            m = evaluate(
+                summary.best_checkpoint, cfg.features, eval_dir, None, {cfg.split_by: [group]}
+            )
+            per_fold[group] = {k: m[k] for k in (*KEYS, "n")} | {
+                "val": summary.val_speakers,
+                "val_ua": summary.best_val_ua,
+            }
+            fs, path = storage.filesystem(storage.join(eval_dir, "predictions.parquet"))
+            predictions.append(pq.read_table(path, filesystem=fs, columns=["label", "predicted"]))
+        results[modality] = {
+            "folds": per_fold,
+            "mean": {k: statistics.fmean(f[k] for f in per_fold.values()) for k in KEYS},
+            "std": {k: _std([f[k] for f in per_fold.values()]) for k in KEYS},
+            "pooled": _pooled(pa.concat_tables(predictions)),
+        }
+    report = {"split_by": cfg.split_by, "folds": folds, "results": results}
+    table = crossval_markdown(report)
+    storage.write_bytes(
+        storage.join(cfg.output, "crossval.json"), json.dumps(report, indent=2).encode()
+    )
+    storage.write_bytes(storage.join(cfg.output, "crossval.md"), table.encode())
+    return report | {"markdown": table}
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _pooled(table: pa.Table) -> dict:
+    true, pred = table.column("label").to_pylist(), table.column("predicted").to_pylist()
+    labels = sorted(set(true) | set(pred))
+    index = {lab: i for i, lab in enumerate(labels)}
+    y_true, y_pred = [index[x] for x in true], [index[x] for x in pred]
+    m = classification_metrics(y_true, y_pred, labels)
+    return {k: m[k] for k in (*KEYS, "n")}
+
+
+def crossval_markdown(report: dict) -> str:
+    split = report["split_by"]
+    lines = [
+        f"Leave-one-{split}-out, {len(report['folds'])} folds: mean ± std over folds "
+        "(pooled: all folds' predictions together).",
+        "",
+        "| model | UA | WA | macro-F1 | pooled UA |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for modality, r in report["results"].items():
+        cells = [f"{r['mean'][k]:.3f} ± {r['std'][k]:.3f}" for k in KEYS]
+        lines.append(f"| {modality} | " + " | ".join(cells) + f" | {r['pooled']['ua']:.3f} |")
+    lines += ["", f"| {split} (test fold) | " + " | ".join(report["results"]) + " |"]
+    lines.append("| --- |" + " --- |" * len(report["results"]))
+    for group in report["folds"]:
+        cells = [
+            f"{r['folds'][group]['ua']:.3f} ({r['folds'][group]['n']})"
+            for r in report["results"].values()
+        ]
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
