@@ -49,6 +49,15 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute (Ray workers run in other folders); URIs as they are."""
+    if is_remote(uri):
+        return uri
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    return str(Path(uri).expanduser().absolute())
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts onto a local path or URI."""
     if is_remote(base):

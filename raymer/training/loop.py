@@ -183,6 +183,7 @@ def train_loop(config: dict) -> None:
             _unwrap(model).set_stage(stage, cfg["finetune"]["top_layers"])
             # DDP syncs the parameters that required grad when it was built: wrap again.
             model = ray.train.torch.prepare_model(_unwrap(model))
+        started = time.perf_counter()
         model.train()
         total, count, bad_loss = 0.0, 0, None
         for step, batch in enumerate(
@@ -228,6 +229,7 @@ def train_loop(config: dict) -> None:
             "val_ua": val["ua"],
             "val_wa": val["wa"],
             "val_macro_f1": val["macro_f1"],
+            "epoch_s": time.perf_counter() - started,  # training and validation, this worker
         }
         if stage:
             metrics["trainable_params"] = sum(

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
 
 from raymer import storage
 from raymer.config import TrainConfig, dump_config
@@ -79,6 +80,7 @@ def build_trainer(cfg: TrainConfig):
         "val": ds.filter(InSpeakers(val_s, cfg.holdout, cfg.split_by)),
     }
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
+    spec["extract"] = extraction_settings(cfg.features)
     if cfg.mode == "finetune":
         spec |= finetune_spec(cfg)
         datasets = {
@@ -114,6 +116,37 @@ def build_trainer(cfg: TrainConfig):
         datasets=datasets,
     )
     return trainer, labels, (train_s, val_s, test_s), index.unlabelled
+
+
+EXTRACT_KEYS = (
+    "asr_model",
+    "text_model",
+    "compute_type",
+    "language",
+    "beam_size",
+    "window",
+    "window_step_s",
+    "min_window_s",
+    "frame_rate_hz",
+    "text_source",
+    "max_text_tokens",
+)
+
+
+def extraction_settings(features: str) -> dict:
+    """How the features were made (models, window, frame rate, text source), saved in the
+    checkpoint's spec so that serving computes its inputs the same way."""
+    from raymer.config import ExtractConfig
+
+    inner = features_path(features)
+    root = features if inner != features else storage.parent(features)
+    saved = storage.join(root, "config.yaml")
+    values = yaml.safe_load(storage.read_bytes(saved)) if storage.exists(saved) else {}
+    fs, path = storage.filesystem(feature_files(features)[0])
+    row = pq.read_table(path, filesystem=fs, columns=["asr_model", "text_model"]).to_pylist()[0]
+    values = {k: v for k, v in (values or {}).items() if k in EXTRACT_KEYS}
+    values = {"asr_model": row["asr_model"], "text_model": row["text_model"]} | values
+    return ExtractConfig(**values).model_dump(include=set(EXTRACT_KEYS))
 
 
 def finetune_spec(cfg: TrainConfig) -> dict:
@@ -167,6 +200,10 @@ def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
 def train(cfg: TrainConfig) -> TrainSummary:
     if not cfg.features or not cfg.output:
         raise ValueError("train needs features and output")
+    # Workers run in other folders: every local path they see must be absolute.
+    cfg = cfg.model_copy(
+        update={"features": storage.absolute(cfg.features), "output": storage.absolute(cfg.output)}
+    )
     init_ray()
     storage.makedirs(cfg.output)
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())

@@ -12,13 +12,14 @@ import pyarrow.parquet as pq
 RAYMER = str(Path(sys.executable).parent / "raymer")
 
 
-def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def _run(*args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
         [RAYMER, *args],
         capture_output=True,
         text=True,
         timeout=600,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -78,7 +79,7 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         "--features",
         str(multi_speaker_features),
         "--output",
-        str(tmp_path),
+        "cv",  # relative to the working folder; Ray's workers run elsewhere
         "--folds",
         "joe,en-gb_m3",
         "--modalities",
@@ -88,9 +89,11 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         "batch_size=8",
         "val_fraction=0.4",
         env={"RAY_ADDRESS": address},
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Leave-one-speaker-out, 2 folds" in result.stdout
+    tmp_path = tmp_path / "cv"
     report = json.loads((tmp_path / "crossval.json").read_text())
     for modality in ("fusion", "text"):
         r = report["results"][modality]

@@ -26,6 +26,7 @@ def test_readme_commands_exist():
         ["train", "--features", "f", "--output", "o"],
         ["evaluate", "--checkpoint", "c", "--features", "f", "--output", "o"],
         ["compare", "--features", "f", "--output", "o"],
+        ["crossval", "--features", "f", "--output", "o", "--modalities", "fusion,text"],
     ):
         assert parser.parse_args(argv).func
 
@@ -37,7 +38,9 @@ def test_job_scripts_and_configs_named_in_docs_exist():
         "configs/extract/sample.yaml",
         "configs/extract/gpu.yaml",
         "configs/train/sample.yaml",
+        "configs/train/finetune.yaml",
         "benchmarks/extract_throughput.py",
+        "benchmarks/train_scaling.py",
         "docs/benchmarks.md",
     ):
         assert rel in readme and (ROOT / rel).exists(), rel
