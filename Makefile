@@ -16,7 +16,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint format bench lock clean
+.PHONY: setup browser demo test lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -45,7 +45,14 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+# A real headless browser for the page test: Debian's chromium and its driver.
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+	  echo "installing chromium + chromedriver (the page test drives a headless browser)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi; }
+
+test: lint browser
 	$(BIN)/pytest -q
 
 bench: setup

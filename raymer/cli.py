@@ -13,7 +13,7 @@ import textwrap
 from pydantic import BaseModel
 
 from raymer import __version__
-from raymer.config import ConfigError, ExtractConfig, TrainConfig, load_config
+from raymer.config import ConfigError, ExtractConfig, ServeConfig, TrainConfig, load_config
 
 
 def _fields_help(cls: type[BaseModel]) -> str:
@@ -116,6 +116,64 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"report: {args.output}/report.md")
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
+    from raymer.serving import server
+    from raymer.serving.client import recognize, table
+
+    cfg = load_config(
+        ServeConfig,
+        args.config,
+        args.overrides,
+        checkpoint=args.checkpoint,
+        port=args.port,
+        host=args.host,
+    )
+    url = server.start(cfg)
+    print(f"serving {cfg.checkpoint} at {url}/ (API docs: {url}/docs)", flush=True)
+    try:
+        for path in args.predict or []:
+            from pathlib import Path
+
+            result = recognize(url, Path(path), cfg.auth_token)
+            print(table([(Path(path), result)]), flush=True)
+        if args.once:
+            return 0
+        print("Ctrl-C stops the service.", flush=True)
+        import time
+
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from raymer.serving.client import ServiceError, audio_files, recognize, table
+
+    files = audio_files(args.inputs)
+    if not files:
+        raise FileNotFoundError(f"no audio files in {args.inputs}")
+    rows, failed = [], 0
+    for path in files:
+        try:
+            rows.append((path, recognize(args.url, path, args.token)))
+        except ServiceError as err:
+            if "cannot reach" in str(err):
+                raise
+            rows.append((path, {"error": str(err).split(": ", 1)[-1]}))
+            failed += 1
+    if args.json:
+        print(json.dumps([{"file": str(p)} | r for p, r in rows], indent=2))
+    else:
+        print(table(rows))
+    return 1 if failed else 0
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -253,6 +311,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=_cmd_evaluate)
 
+    sv = sub.add_parser(
+        "serve",
+        help="serve a trained model over HTTP (Ray Serve): API, docs and a page",
+        description="Deploy the model behind an HTTP API on Ray Serve (local Ray, or the "
+        "cluster at RAY_ADDRESS) and print its URL: POST /v1/recognize (audio), POST "
+        "/v1/recognize/text, GET /healthz, /readyz, /v1/models, the OpenAPI docs at /docs and "
+        "a page at /. Runs until Ctrl-C.",
+        epilog=_fields_help(ServeConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sv.add_argument(
+        "--checkpoint",
+        help="checkpoint, train output or compare output; local or s3:// "
+        "(default runs/sample/compare, what `make demo` trains)",
+    )
+    sv.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    sv.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--config", help="YAML config file (see configs/serve/)")
+    sv.add_argument(
+        "--predict", nargs="*", metavar="FILE", help="once ready, send these files and print"
+    )
+    sv.add_argument("--once", action="store_true", help="stop after --predict instead of serving")
+    sv.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    sv.set_defaults(func=_cmd_serve)
+
+    pr = sub.add_parser(
+        "predict",
+        help="send audio files to a running service; print a table (or --json)",
+        description="Client of `raymer serve`: POST each file (folders: every audio file in "
+        "them) to URL/v1/recognize and print label, score, duration and transcript.",
+    )
+    pr.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    pr.add_argument("--url", default="http://127.0.0.1:8000", help="service URL")
+    pr.add_argument("--token", help="bearer token (default: $RAYMER_API_TOKEN)")
+    pr.add_argument("--json", action="store_true", help="print the JSON answers")
+    pr.set_defaults(func=_cmd_predict)
+
     corpus = sub.add_parser("corpus", help="sample and real corpora")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     synth = corpus_sub.add_parser(
@@ -274,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from raymer.corpora.manifest import ManifestError
     from raymer.models.registry import ModelNotFoundError
+    from raymer.serving.client import ServiceError
     from raymer.training.errors import TrainingError
 
     try:
@@ -283,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         ManifestError,
         ModelNotFoundError,
         TrainingError,
+        ServiceError,
+        TimeoutError,
         ValueError,
         FileNotFoundError,
     ) as err:

@@ -1,0 +1,64 @@
+"""Run the Serve application locally (``raymer serve``), or on the Ray cluster at RAY_ADDRESS."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from raymer.config import ServeConfig
+
+APP_NAME = "raymer"
+
+
+def check_checkpoint(cfg: ServeConfig) -> None:
+    """Fail before Ray starts when the checkpoint is not there, naming what is missing."""
+    from raymer.serving.recognizer import checkpoints_of
+    from raymer.training.evaluate import resolve_checkpoint
+
+    main, text = checkpoints_of(cfg.checkpoint)
+    try:
+        resolve_checkpoint(main)
+        if cfg.text_checkpoint or text:
+            resolve_checkpoint(cfg.text_checkpoint or text)
+    except FileNotFoundError as err:
+        hint = (
+            " (run `make demo` first: it trains the sample model)" if "runs/sample" in main else ""
+        )
+        raise FileNotFoundError(f"cannot serve: {err}{hint}") from None
+
+
+def start(cfg: ServeConfig, timeout_s: float = 300.0) -> str:
+    """Deploy the application and wait until a model replica answers; returns the base URL."""
+    from ray import serve
+
+    from raymer.runtime import init_ray
+    from raymer.serving.app import build_app
+
+    check_checkpoint(cfg)
+    init_ray()
+    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    serve.run(build_app(cfg.model_dump(mode="json")), name=APP_NAME, route_prefix="/")
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    url = f"http://{host}:{cfg.port}"
+    wait_ready(url, timeout_s)
+    return url
+
+
+def wait_ready(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=15) as response:
+                if response.status == 200:
+                    return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} was not ready within {timeout_s:g} s")
+        time.sleep(0.5)
+
+
+def stop() -> None:
+    from ray import serve
+
+    serve.shutdown()
