@@ -1,6 +1,8 @@
 # raymer: the two commands of the README, and the steps they share.
 #   make demo   set up, generate the sample corpus, extract its features, train and compare
-#               fusion / audio-only / text-only (local Ray)
+#               fusion / audio-only / text-only, then serve the model and predict one clip
+#               through HTTP (local Ray)
+#   make serve  serve the trained sample model (page at http://127.0.0.1:8000/) until Ctrl-C
 #   make test   set up, lint, run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,12 +13,13 @@ DATA ?= data/sample
 RUNS ?= runs/sample
 CLIPS ?= 200
 SEED ?= 0
+PORT ?= 8000
 
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo test lint format bench lock clean
+.PHONY: setup browser demo serve test lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -36,6 +39,12 @@ demo: setup
 	$(BIN)/raymer corpus synth --output $(DATA) --clips $(CLIPS) --seed $(SEED)
 	$(BIN)/raymer extract --config configs/extract/sample.yaml --input $(DATA)/manifest.csv --output $(RUNS)/extract
 	$(BIN)/raymer compare --config configs/train/sample.yaml --features $(RUNS)/extract --output $(RUNS)/compare
+	$(BIN)/raymer serve --checkpoint $(RUNS)/compare --port $(PORT) --once --predict $(DATA)/joe/joe_00000.wav
+	@echo "serve it for the page and the API: make serve  (then open http://127.0.0.1:$(PORT)/)"
+
+# The trained sample model over HTTP until Ctrl-C: the page at /, the API docs at /docs.
+serve: setup
+	$(BIN)/raymer serve --checkpoint $(RUNS)/compare --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

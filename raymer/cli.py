@@ -141,6 +141,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(table([(Path(path), result)]), flush=True)
         if args.once:
             return 0
+        if args.detach:
+            print("detached: the application keeps running on the cluster", flush=True)
+            return 0
         print("Ctrl-C stops the service.", flush=True)
         import time
 
@@ -149,7 +152,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        server.stop()
+        if not args.detach:
+            server.stop()
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -333,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--predict", nargs="*", metavar="FILE", help="once ready, send these files and print"
     )
     sv.add_argument("--once", action="store_true", help="stop after --predict instead of serving")
+    sv.add_argument(
+        "--detach",
+        action="store_true",
+        help="deploy and return, leaving the application running (on a cluster: RAY_ADDRESS)",
+    )
     sv.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     sv.set_defaults(func=_cmd_serve)
 

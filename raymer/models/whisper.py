@@ -104,23 +104,26 @@ class WhisperFeaturizer:
         pieces = [
             (i, k, w) for i, clip in enumerate(clips) for k, w in enumerate(split_windows(clip))
         ]
-        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][2]))
         outputs: dict[int, tuple] = {}
-        # Windows of similar length share a batch, so no piece pays for a much longer one.
-        for group in _length_groups([pieces[j] for j in order], order):
+        # Each piece is encoded in its own window (fitted to its length): pieces with the same
+        # window share a batch, so a clip's result never depends on its batch-mates.
+        groups: dict[float, list[tuple[int, np.ndarray]]] = {}
+        for j, (_, _, w) in enumerate(pieces):
+            groups.setdefault(self._window_s(len(w)), []).append((j, w))
+        for group in groups.values():
             outputs.update(self._run_batch(group))
         return [
             self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
             for i in range(len(clips))
         ]
 
-    def _run_batch(self, group: list[tuple[int, np.ndarray]]) -> dict[int, tuple]:
-        win_s = window_seconds(
-            max(len(w) for _, w in group) / SAMPLE_RATE,
-            self.window,
-            self.window_step_s,
-            self.min_window_s,
+    def _window_s(self, samples: int) -> float:
+        return window_seconds(
+            samples / SAMPLE_RATE, self.window, self.window_step_s, self.min_window_s
         )
+
+    def _run_batch(self, group: list[tuple[int, np.ndarray]]) -> dict[int, tuple]:
+        win_s = self._window_s(max(len(w) for _, w in group))
         n_frames = int(win_s * 100)
         feats = np.stack([self._features(w, n_frames) for _, w in group])
         encoder_output = self.model.encode(feats)
@@ -132,8 +135,8 @@ class WhisperFeaturizer:
             prompts.append(self.model.get_prompt(tok, previous_tokens=[], without_timestamps=False))
         # Speech rarely exceeds ~5 tokens/s; a bound from the audio length stops the runaway
         # repetition a single pass can fall into (faster-whisper's sequential seek avoids it).
-        longest = max(len(w) for _, w in group) / SAMPLE_RATE
-        max_length = min(self.model.max_length, len(prompts[0]) + int(TOKENS_PER_S * longest) + 12)
+        # (bounded by the window, not the longest clip: the same for every clip in the window)
+        max_length = min(self.model.max_length, len(prompts[0]) + int(TOKENS_PER_S * win_s) + 12)
         results = self._generate(encoder_output, prompts, max_length)
         for b, result in enumerate(results):
             text = self.tokenizer.decode(result.sequences_ids[0])
@@ -277,15 +280,3 @@ def _compression_ratio(text: str) -> float:
     """gzip ratio of the text, as Whisper uses it to spot repetition loops."""
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
-def _length_groups(sorted_pieces: list[tuple], order: list[int], ratio: float = 2.0):
-    """Split length-sorted pieces into groups whose longest is at most ``ratio`` x shortest."""
-    group: list[tuple[int, np.ndarray]] = []
-    for (_, _, w), j in zip(sorted_pieces, order, strict=True):
-        if group and len(w) > ratio * max(len(group[0][1]), SAMPLE_RATE * 4):
-            yield group
-            group = []
-        group.append((j, w))
-    if group:
-        yield group

@@ -58,7 +58,18 @@ api = FastAPI(
     description="Emotion recognition from speech and its transcript (co-attention fusion of "
     "Whisper and MiniLM features). Upload audio to /v1/recognize; text to /v1/recognize/text.",
 )
-_settings: dict[str, Any] = {"cors": [], "token": None}  # set by the replica's Api.__init__
+CORS_ENV = "RAYMER_CORS_ORIGINS"
+
+
+def _settings() -> dict[str, Any]:
+    """Auth and CORS of this replica, from its environment (set by build_app through the
+    Api deployment's runtime_env: Serve pickles the ingress by value, so module state set at
+    run time would not be shared between the middleware and the class)."""
+    origins = os.environ.get(CORS_ENV, "")
+    return {
+        "cors": [o for o in origins.split(",") if o],
+        "token": os.environ.get(API_TOKEN_ENV) or None,
+    }
 
 
 class TextRequest(BaseModel):
@@ -71,13 +82,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 @api.middleware("http")
 async def _cors_and_auth(request: Request, call_next):
+    settings = _settings()
     origin = request.headers.get("origin")
-    allowed = _settings["cors"]
+    allowed = settings["cors"]
     cors = origin and ("*" in allowed or origin in allowed)
     if request.method == "OPTIONS" and cors:  # preflight
         response = Response(status_code=204)
     else:
-        token = _settings["token"]
+        token = settings["token"]
         guarded = token and request.url.path not in OPEN_PATHS and request.method != "OPTIONS"
         if guarded and request.headers.get("authorization", "") != f"Bearer {token}":
             response = _error(
@@ -200,8 +212,6 @@ class Api:
 
     def __init__(self, model, cfg: dict) -> None:
         self.model, self.cfg = model, ServeConfig(**cfg)
-        _settings["cors"] = list(self.cfg.cors_origins)
-        _settings["token"] = self.cfg.auth_token or os.environ.get(API_TOKEN_ENV) or None
         self._info: dict | None = None
 
     async def _models(self) -> dict:
@@ -225,7 +235,8 @@ class Api:
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(self) -> HTMLResponse:
         html = resources.files("raymer.serving").joinpath("page.html").read_text()
-        return HTMLResponse(html.replace("__AUTH__", "true" if _settings["token"] else "false"))
+        auth = "true" if _settings()["token"] else "false"
+        return HTMLResponse(html.replace("__AUTH__", auth))
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
     def healthz(self) -> dict:
@@ -353,8 +364,12 @@ def build_app(args: dict) -> serve.Application:
             "num_gpus": 1 if cfg.use_gpu else 0,
         },
     ).bind(plain)
+    env = {CORS_ENV: ",".join(cfg.cors_origins)}
+    token = cfg.auth_token or os.environ.get(API_TOKEN_ENV)
+    if token:
+        env[API_TOKEN_ENV] = token
     return Api.options(
         num_replicas=1,
         max_ongoing_requests=4 * cfg.max_ongoing_requests + cfg.max_queued_requests,
-        ray_actor_options={"num_cpus": 0.1},
+        ray_actor_options={"num_cpus": 0.1, "runtime_env": {"env_vars": env}},
     ).bind(model, plain)

@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from raymer.config import ConfigError, ExtractConfig, TrainConfig, load_config, parse_overrides
+from raymer.config import (
+    ConfigError,
+    ExtractConfig,
+    ServeConfig,
+    TrainConfig,
+    load_config,
+    parse_overrides,
+)
 
 CONFIGS = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.yaml"))
 
@@ -51,7 +58,7 @@ def test_overrides_win_over_file_and_keywords(tmp_path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_config_loads(path):
     assert path.read_text().startswith("# raymer "), "configs open with the command that runs them"
-    cls = {"extract": ExtractConfig, "train": TrainConfig}[path.parent.name]
+    cls = {"extract": ExtractConfig, "train": TrainConfig, "serve": ServeConfig}[path.parent.name]
     cfg = load_config(cls, path)
     assert cfg.model_dump()
 
@@ -79,3 +86,20 @@ def test_finetune_schedule_and_mode_are_validated():
         load_config(TrainConfig, None, ["mode=end2end"])
     with pytest.raises(ConfigError, match="audio_input=temporal works on cached frames only"):
         load_config(TrainConfig, None, ["mode=finetune", "audio_input=temporal"])
+
+
+def test_cluster_serve_configs_hold_valid_serve_settings():
+    import yaml
+
+    root = Path(__file__).parents[2] / "cluster"
+    deploy = yaml.safe_load((root / "serve_config.yaml").read_text())
+    service = yaml.safe_load((root / "rayservice.yaml").read_text())
+    inner = yaml.safe_load(service["spec"]["serveConfigV2"])
+    for app in deploy["applications"] + inner["applications"]:
+        assert app["import_path"] == "raymer.serving.app:build_app"
+        assert ServeConfig(**app["args"]).checkpoint.startswith("s3://")
+
+
+def test_serve_replicas_are_validated():
+    with pytest.raises(ConfigError, match="max_replicas=1 is below min_replicas=2"):
+        load_config(ServeConfig, None, ["min_replicas=2", "max_replicas=1"])

@@ -27,6 +27,8 @@ def test_readme_commands_exist():
         ["evaluate", "--checkpoint", "c", "--features", "f", "--output", "o"],
         ["compare", "--features", "f", "--output", "o"],
         ["crossval", "--features", "f", "--output", "o", "--modalities", "fusion,text"],
+        ["serve", "--checkpoint", "c", "--port", "8001", "--once", "--predict", "a.wav"],
+        ["predict", "a.wav", "--url", "http://127.0.0.1:8000", "--json"],
     ):
         assert parser.parse_args(argv).func
 
@@ -41,6 +43,11 @@ def test_job_scripts_and_configs_named_in_docs_exist():
         "configs/train/finetune.yaml",
         "benchmarks/extract_throughput.py",
         "benchmarks/train_scaling.py",
+        "benchmarks/serve_load.py",
+        "configs/serve/local.yaml",
+        "cluster/serve_config.yaml",
+        "cluster/rayservice.yaml",
+        "jobs/deploy_service.py",
         "docs/benchmarks.md",
     ):
         assert rel in readme and (ROOT / rel).exists(), rel

@@ -1,0 +1,336 @@
+"""raymer serve over real HTTP: Ray Serve on the session's local Ray, bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import io
+import json
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import soundfile
+
+from raymer.config import ServeConfig, TrainConfig, load_config
+from raymer.wer import wer
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def compare_run(multi_speaker_features, tmp_path_factory) -> Path:
+    """fusion / audio / text models trained (briefly) on the tiny.en features."""
+    from raymer.training.compare import compare
+
+    root = tmp_path_factory.mktemp("served")
+    cfg = load_config(
+        TrainConfig,
+        None,
+        [
+            "num_workers=2",
+            "batch_size=8",
+            "hidden_dim=32",
+            "epochs=3",
+            "test_speakers=[en-gb_m3]",
+            "val_speakers=[en-us_f2]",
+        ],
+        features=str(multi_speaker_features),
+        output=str(root),
+    )
+    compare(cfg)
+    return root
+
+
+@pytest.fixture(scope="module")
+def service(compare_run):
+    """One deployment for the module (auth on, small limits, fast autoscaling)."""
+    from raymer.serving import server
+
+    cfg = ServeConfig(
+        checkpoint=str(compare_run),
+        port=_free_port(),
+        auth_token=TOKEN,
+        max_upload_mb=1.0,
+        max_duration_s=20.0,
+        min_replicas=1,
+        max_replicas=2,
+        target_ongoing_requests=1,
+        upscale_delay_s=1.0,
+        downscale_delay_s=4.0,
+        max_ongoing_requests=4,
+        batch_max_size=4,
+        max_queued_requests=4,
+        replica_num_cpus=0.4,
+        replica_threads=1,
+        cors_origins=["http://example.org"],
+    )
+    url = server.start(cfg)
+    yield url, cfg
+    server.stop()  # Serve's actors free the CPUs for the training tests
+
+
+def _clip(piper_corpus, n: int) -> tuple[Path, dict]:
+    rows = list(csv.DictReader(piper_corpus.open()))
+    return piper_corpus.parent / rows[n]["path"], rows[n]
+
+
+def _post(url, data: bytes, ctype="audio/wav", headers=AUTH, timeout=120):
+    return requests.post(
+        f"{url}/v1/recognize",
+        data=data,
+        headers={"Content-Type": ctype, **headers},
+        timeout=timeout,
+    )
+
+
+def _encode(path: Path, fmt: str) -> bytes:
+    audio, rate = soundfile.read(path, dtype="float32")
+    if fmt != "WEBM":
+        buf = io.BytesIO()
+        soundfile.write(buf, audio, rate, format=fmt)
+        return buf.getvalue()
+    import av
+    import av.audio.resampler
+
+    buf = io.BytesIO()
+    container = av.open(buf, mode="w", format="webm")
+    stream = container.add_stream("libopus", rate=48_000)
+    stream.layout = "mono"
+    frame = av.AudioFrame.from_ndarray(
+        (audio * 32767).astype(np.int16)[None], format="s16", layout="mono"
+    )
+    frame.sample_rate = rate
+    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=48_000)
+    for f in resampler.resample(frame):
+        for packet in stream.encode(f):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return buf.getvalue()
+
+
+def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper_corpus):
+    url, _ = service
+    path, row = _clip(piper_corpus, 0)
+    response = _post(url, path.read_bytes())
+    assert response.status_code == 200, response.text
+    r = response.json()
+    assert wer(row["text"], r["transcript"]) < 0.35, r["transcript"]
+    assert r["language"] == "en" and abs(r["duration_s"] - soundfile.info(path).duration) < 0.01
+    models = requests.get(f"{url}/v1/models", headers=AUTH, timeout=30).json()
+    assert list(r["emotions"]) == models["labels"] == ["angry", "happy", "neutral", "sad"]
+    # loss bce: independent sigmoid scores in (0, 1), not a distribution over labels
+    assert models["loss"] == "bce" and all(0 < s < 1 for s in r["emotions"].values())
+    assert r["label"] == max(r["emotions"], key=r["emotions"].get)
+    assert r["models"] == {"asr": "whisper-tiny.en", "text": "minilm-l6"}
+    assert r["checkpoint"] == models["checkpoint"] and "segments" not in r
+
+    # the same clip as a multipart form field, and in the other formats
+    form = requests.post(
+        f"{url}/v1/recognize",
+        files={"file": ("clip.wav", path.read_bytes(), "audio/wav")},
+        headers=AUTH,
+        timeout=120,
+    ).json()
+    assert form["transcript"] == r["transcript"] and form["emotions"] == r["emotions"]
+    for fmt, ctype in (
+        ("FLAC", "audio/flac"),
+        ("OGG", "audio/ogg"),
+        ("MP3", "audio/mpeg"),
+        ("WEBM", "audio/webm"),
+    ):
+        other = _post(url, _encode(path, fmt), ctype)
+        assert other.status_code == 200, (fmt, other.text)
+        assert wer(row["text"], other.json()["transcript"]) < 0.35, fmt
+
+
+def test_text_endpoint_uses_the_text_model(service):
+    url, _ = service
+    r = requests.post(
+        f"{url}/v1/recognize/text", json={"text": "I am furious!"}, headers=AUTH, timeout=60
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    models = requests.get(f"{url}/v1/models", headers=AUTH, timeout=30).json()
+    assert body["checkpoint"] == models["text_checkpoint"] != models["checkpoint"]
+    assert set(body["emotions"]) == set(models["labels"]) and body["label"] in models["labels"]
+    empty = requests.post(f"{url}/v1/recognize/text", json={"text": " "}, headers=AUTH, timeout=30)
+    assert empty.status_code == 400 and "empty" in empty.json()["error"]
+
+
+def test_bad_uploads_get_clear_4xx_and_the_service_lives_on(service, piper_corpus):
+    url, cfg = service
+    path, _ = _clip(piper_corpus, 1)
+    good = path.read_bytes()
+    t = np.arange(16_000 * 25) / 16_000
+    long_wav = io.BytesIO()
+    soundfile.write(
+        long_wav, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16_000, format="WAV"
+    )
+    cases = [
+        (b"", "audio/wav", 400, "empty"),
+        (b"definitely not audio " * 40, "audio/wav", 422, "not a readable audio file"),
+        (good[: len(good) // 3], "audio/wav", 422, "truncated"),
+        (b"hello", "text/plain", 415, "unsupported content type 'text/plain'"),
+        (b"\0" * (2 * 1024 * 1024), "audio/wav", 413, "over"),
+        (long_wav.getvalue(), "audio/wav", 413, "over max_duration_s=20"),
+        (good[:44], "audio/wav", 422, ""),  # a header and no samples
+    ]
+    for data, ctype, status, words in cases:
+        response = _post(url, data, ctype)
+        assert response.status_code == status, (status, response.text)
+        assert words in response.json()["error"], response.json()
+    assert _post(url, good).status_code == 200  # no dead replica
+
+
+def test_auth_cors_health_and_docs(service):
+    url, _ = service
+    assert requests.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+    denied = requests.get(f"{url}/v1/models", timeout=10)
+    assert denied.status_code == 401 and "bearer token" in denied.json()["error"]
+    wrong = requests.get(f"{url}/v1/models", headers={"Authorization": "Bearer x"}, timeout=10)
+    assert wrong.status_code == 401
+    assert requests.post(f"{url}/v1/recognize", data=b"x", timeout=10).status_code == 401
+    spec = requests.get(f"{url}/openapi.json", timeout=10).json()
+    assert {"/v1/recognize", "/v1/recognize/text", "/v1/models"} <= set(spec["paths"])
+    assert requests.get(f"{url}/docs", timeout=10).status_code == 200
+    allowed = requests.get(f"{url}/healthz", headers={"Origin": "http://example.org"}, timeout=10)
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://example.org"
+    other = requests.get(f"{url}/healthz", headers={"Origin": "http://evil.test"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_batched_requests_answer_like_single_ones(service, piper_corpus):
+    url, _ = service
+    clips = [_clip(piper_corpus, i)[0].read_bytes() for i in range(4)]
+    single = [_post(url, c).json() for c in clips]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: _post(url, c).json(), clips))
+    for a, b in zip(single, together, strict=True):
+        assert a["transcript"] == b["transcript"]
+        for label in a["emotions"]:
+            assert abs(a["emotions"][label] - b["emotions"][label]) < 1e-3
+
+
+def _replicas(name: str = "Model") -> int:
+    from ray import serve
+
+    status = serve.status().applications["raymer"].deployments[name]
+    return sum(status.replica_states.values()) if status.replica_states else 0
+
+
+def test_scales_up_under_load_and_back_down(service, piper_corpus):
+    url, _ = service
+    clip = _clip(piper_corpus, 2)[0].read_bytes()
+    assert _replicas() == 1
+    codes: list[int] = []
+    seen_two = False
+    deadline = time.monotonic() + 120
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        while time.monotonic() < deadline and not seen_two:
+            futures = [pool.submit(_post, url, clip) for _ in range(6)]
+            codes += [f.result().status_code for f in futures]
+            seen_two = _replicas() >= 2
+    assert seen_two, "no second replica under load within 120 s"
+    assert set(codes) <= {200, 503} and 200 in codes
+    deadline = time.monotonic() + 90
+    while _replicas() > 1 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _replicas() == 1, "did not scale back down within 90 s"
+
+
+def test_overload_answers_503_not_a_pile_up(service, piper_corpus):
+    url, cfg = service
+    clip = _clip(piper_corpus, 3)[0].read_bytes()
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        responses = list(pool.map(lambda _: _post(url, clip), range(40)))
+    codes = [r.status_code for r in responses]
+    assert 503 in codes and 200 in codes and set(codes) <= {200, 503}
+    busy = next(r for r in responses if r.status_code == 503)
+    assert "capacity" in busy.json()["error"]
+    assert _post(url, clip).status_code == 200
+
+
+def test_predict_cli_against_the_service(service, piper_corpus, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    url, _ = service
+    path, row = _clip(piper_corpus, 0)
+    raymer = str(Path(sys.executable).parent / "raymer")
+    env = {**os.environ, "RAYMER_API_TOKEN": TOKEN}
+    out = subprocess.run(
+        [raymer, "predict", str(path), "--url", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)[0]
+    assert result["file"] == str(path) and wer(row["text"], result["transcript"]) < 0.35
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all" * 10)
+    table = subprocess.run(
+        [raymer, "predict", str(path), str(tmp_path / "bad.wav"), "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert table.returncode == 1  # one file failed; the other is still printed
+    assert result["label"] in table.stdout and "HTTP 422" in table.stdout
+
+
+def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = service
+    path, row = _clip(piper_corpus, 0)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(f"{url}/")
+        token = driver.find_element(By.ID, "token")
+        assert token.is_displayed()  # auth is on: the page asks for the token
+        token.send_keys(TOKEN)
+        driver.find_element(By.ID, "file").send_keys(str(path))
+        WebDriverWait(driver, 120).until(
+            ec.text_to_be_present_in_element((By.ID, "status"), "done")
+        )
+        transcript = driver.find_element(By.ID, "transcript").text
+        assert wer(row["text"], transcript.strip("“”")) < 0.35, transcript
+        bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        assert sorted(b.get_attribute("data-label") for b in bars) == [
+            "angry",
+            "happy",
+            "neutral",
+            "sad",
+        ]
+        # a bad file shows the service's message, not a crash
+        bad = tmp_path / "not-audio.wav"
+        bad.write_bytes(b"nothing to hear" * 20)
+        driver.find_element(By.ID, "file").send_keys(str(bad))
+        WebDriverWait(driver, 60).until(ec.text_to_be_present_in_element((By.ID, "status"), "422"))
+    finally:
+        driver.quit()
