@@ -10,7 +10,7 @@ Two deployments:
   pass, text encoder, fusion head) with ``@serve.batch``, autoscaled between
   ``min_replicas`` and ``max_replicas``. One deployment for the three model stages: they run
   back to back on every clip, and splitting them would only add two hops and two copies of
-  the frames per request (see docs/serving.md).
+  the frames per request (README, "Serve").
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real parameter types
