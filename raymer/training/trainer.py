@@ -145,7 +145,8 @@ def extraction_settings(features: str) -> dict:
     fs, path = storage.filesystem(feature_files(features)[0])
     row = pq.read_table(path, filesystem=fs, columns=["asr_model", "text_model"]).to_pylist()[0]
     values = {k: v for k, v in (values or {}).items() if k in EXTRACT_KEYS}
-    values = {"asr_model": row["asr_model"], "text_model": row["text_model"]} | values
+    from_rows = {"asr_model": row["asr_model"], "text_model": row["text_model"]}
+    values = {k: v for k, v in from_rows.items() if v} | values  # (features made elsewhere)
     return ExtractConfig(**values).model_dump(include=set(EXTRACT_KEYS))
 
 
