@@ -206,6 +206,13 @@ class TrainConfig(BaseModel, extra="forbid"):
     dropout: float = Field(
         0.2, ge=0, lt=1, description="Dropout in the blocks and before the head."
     )
+    modality_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fusion only: share of training clips that lose one modality (audio or "
+        "text, half each) for a step, so the model learns to use either alone.",
+    )
     loss: Literal["bce", "ce"] = Field(
         "bce",
         description="Binary cross-entropy on logits (multi-label capable, as the paper) or softmax cross-entropy.",

@@ -124,6 +124,19 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
+def _drop_modality(batch: dict, p: float, generator: torch.Generator) -> dict:
+    """Modality dropout: each clip loses its audio (probability p/2) or its text (p/2) for
+    this step; its mask is emptied, so co-attention pools that modality to zero and the head
+    learns to use either one alone instead of leaning on one."""
+    n = len(batch["label"])
+    draw = torch.rand(n, generator=generator)
+    batch = dict(batch)
+    no_audio, no_text = draw < p / 2, (draw >= p / 2) & (draw < p)
+    batch["audio_mask"] = batch["audio_mask"] & ~no_audio[:, None]
+    batch["text_mask"] = batch["text_mask"] & ~no_text[:, None]
+    return batch
+
+
 def _optimizer(model, cfg: dict, spec: dict) -> torch.optim.Optimizer:
     """AdamW; in fine-tune mode the encoders get their own (lower) learning rate. Frozen
     parameters have no gradient, and AdamW leaves them alone until they are unfrozen."""
@@ -175,6 +188,7 @@ def train_loop(config: dict) -> None:
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     rank = ray.train.get_context().get_world_rank()
+    generator = torch.Generator().manual_seed(cfg["seed"] * 1000 + rank + 7919 * state["epoch"])
     config["world_size"] = ray.train.get_context().get_world_size()
 
     while state["epoch"] < cfg["epochs"] and state["bad_epochs"] < cfg["patience"]:
@@ -194,6 +208,8 @@ def train_loop(config: dict) -> None:
                 local_shuffle_seed=cfg["seed"] + state["epoch"],
             )
         ):
+            if cfg.get("modality_dropout", 0) > 0 and spec["modality"] == "fusion":
+                batch = _drop_modality(batch, cfg["modality_dropout"], generator)
             out = model(
                 *(batch[k].to(device) for k in ("audio", "audio_mask", "text", "text_mask"))
             )

@@ -63,6 +63,7 @@ def service(compare_run):
         auth_token=TOKEN,
         max_upload_mb=1.0,
         max_duration_s=20.0,
+        segments_over_s=8.0,
         min_replicas=1,
         max_replicas=2,
         target_ongoing_requests=1,
@@ -154,6 +155,29 @@ def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper
         other = _post(url, _encode(path, fmt), ctype)
         assert other.status_code == 200, (fmt, other.text)
         assert wer(row["text"], other.json()["transcript"]) < 0.35, fmt
+
+
+def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus):
+    url, _ = service
+    parts, texts = [], []
+    for i in range(3):
+        path, row = _clip(piper_corpus, i)
+        parts.append(soundfile.read(path, dtype="float32")[0])
+        parts.append(np.zeros(8_000, dtype=np.float32))  # half a second between sentences
+        texts.append(row["text"])
+    buf = io.BytesIO()
+    soundfile.write(buf, np.concatenate(parts), 16_000, format="WAV")
+    r = _post(url, buf.getvalue()).json()
+    assert r["duration_s"] > 8 and len(r["segments"]) >= 2
+    assert wer(" ".join(texts), " ".join(s["text"] for s in r["segments"])) < 0.35
+    ends = [0.0]
+    for seg in r["segments"]:
+        assert ends[-1] - 0.01 <= seg["start"] < seg["end"] <= r["duration_s"] + 0.01
+        assert set(seg["emotions"]) == set(r["emotions"])
+        assert seg["label"] == max(seg["emotions"], key=seg["emotions"].get)
+        ends.append(seg["end"])
+    # the aggregate is the whole clip's own score, not one of the segments'
+    assert r["label"] == max(r["emotions"], key=r["emotions"].get)
 
 
 def test_text_endpoint_uses_the_text_model(service):

@@ -46,3 +46,24 @@ def test_collate_pads_and_masks():
     assert out["text"].shape == (2, 2, 3) and out["text_mask"][1].sum() == 0
     assert out["label"].tolist() == [1, 0] and out["id"] == ["x", "y"]
     assert float(out["audio"][1, 1:].abs().sum()) == 0.0
+
+
+def test_modality_dropout_empties_one_mask_per_dropped_clip():
+    import torch
+
+    from raymer.training.loop import _drop_modality
+
+    n = 4000
+    batch = {
+        "audio_mask": torch.ones(n, 5, dtype=torch.bool),
+        "text_mask": torch.ones(n, 3, dtype=torch.bool),
+        "label": torch.zeros(n, dtype=torch.long),
+    }
+    out = _drop_modality(batch, 0.4, torch.Generator().manual_seed(0))
+    no_audio = ~out["audio_mask"].any(1)
+    no_text = ~out["text_mask"].any(1)
+    assert not (no_audio & no_text).any()  # never both
+    assert abs(no_audio.float().mean() - 0.2) < 0.03 and abs(no_text.float().mean() - 0.2) < 0.03
+    assert batch["audio_mask"].all()  # the input batch is left as it was
+    again = _drop_modality(batch, 0.4, torch.Generator().manual_seed(0))
+    assert torch.equal(again["audio_mask"], out["audio_mask"])
