@@ -119,6 +119,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
     from raymer.serving import server
     from raymer.serving.client import recognize, table
@@ -135,8 +137,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving {cfg.checkpoint} at {url}/ (API docs: {url}/docs)", flush=True)
     try:
         for path in args.predict or []:
-            from pathlib import Path
-
             result = recognize(url, Path(path), cfg.auth_token)
             print(table([(Path(path), result)]), flush=True)
         if args.once:

@@ -12,7 +12,6 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -37,12 +36,6 @@ def checkpoints_of(uri: str) -> tuple[str, str | None]:
     return uri, None
 
 
-def _scores(logits, loss: str):
-    import torch
-
-    return torch.sigmoid(logits) if loss == "bce" else torch.softmax(logits, -1)
-
-
 class Recognizer:
     """The models of a checkpoint, ready to score clips and texts."""
 
@@ -64,8 +57,8 @@ class Recognizer:
         if threads > 0:
             torch.set_num_threads(threads)
         fusion, default_text = checkpoints_of(checkpoint)
-        self.main = LoadedModel(*load_model(fusion)[:2], checkpoint=fusion)
-        self.main.checkpoint = self.main.spec["checkpoint"]
+        model, spec = load_model(fusion)
+        self.main = LoadedModel(model, spec, spec["checkpoint"])
         text_uri = text_checkpoint or default_text
         self.text = None
         if text_uri:
@@ -123,6 +116,7 @@ class Recognizer:
         import torch
 
         from raymer.training.data import collate
+        from raymer.training.evaluate import label_scores
         from raymer.training.loop import make_collate
 
         spec = loaded.spec
@@ -151,7 +145,7 @@ class Recognizer:
             logits = loaded.model(
                 inputs["audio"], inputs["audio_mask"], inputs["text"], inputs["text_mask"]
             ).logits
-        return _scores(logits, spec.get("loss", "bce")).numpy()
+        return label_scores(logits, spec.get("loss", "bce")).numpy()
 
     def _emotions(self, scores: np.ndarray) -> tuple[dict, str]:
         emotions = {lab: round(float(s), 6) for lab, s in zip(self.labels, scores, strict=True)}
@@ -218,7 +212,3 @@ def _objects(arrays: list) -> np.ndarray:
     out = np.empty(len(arrays), dtype=object)
     out[:] = [np.asarray(a, dtype=np.float32) for a in arrays]
     return out
-
-
-def describe(info: dict) -> str:
-    return json.dumps(info, indent=2)

@@ -51,6 +51,14 @@ def load_model(uri: str):
     return model.eval(), spec | {"checkpoint": ckpt}
 
 
+def label_scores(logits, loss: str):
+    """Logits -> a score per label: sigmoids for a BCE-trained model (independent,
+    multi-label), softmax probabilities for a CE-trained one."""
+    import torch
+
+    return torch.sigmoid(logits) if loss == "bce" else torch.softmax(logits, -1)
+
+
 def model_inputs(spec: dict, table: pa.Table) -> dict:
     """A features table -> the model's batch: cached frames and tokens, or (fine-tune
     checkpoints) the decoded audio and text through the fine-tune collate."""
@@ -119,11 +127,7 @@ def predict_table(
                 logits = model(
                     inputs["audio"], inputs["audio_mask"], inputs["text"], inputs["text_mask"]
                 ).logits
-            scores = (
-                torch.sigmoid(logits)
-                if spec.get("loss", "bce") == "bce"
-                else torch.softmax(logits, -1)
-            )
+            scores = label_scores(logits, spec.get("loss", "bce"))
             carried = [c for c in table.column_names if c not in FEATURE_COLUMNS]
             for i, record in enumerate(table.select(carried).to_pylist()):
                 record["predicted"] = labels[int(scores[i].argmax())]

@@ -82,7 +82,7 @@ def build_trainer(cfg: TrainConfig):
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
     spec["extract"] = extraction_settings(cfg.features)
     if cfg.mode == "finetune":
-        spec |= finetune_spec(cfg)
+        spec |= finetune_spec(cfg, spec["extract"])
         datasets = {
             k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25) for k, v in datasets.items()
         }
@@ -143,37 +143,34 @@ def extraction_settings(features: str) -> dict:
     saved = storage.join(root, "config.yaml")
     values = yaml.safe_load(storage.read_bytes(saved)) if storage.exists(saved) else {}
     fs, path = storage.filesystem(feature_files(features)[0])
-    row = pq.read_table(path, filesystem=fs, columns=["asr_model", "text_model"]).to_pylist()[0]
+    columns = ["asr_model", "text_model", "audio_frame_rate_hz"]
+    row = pq.read_table(path, filesystem=fs, columns=columns).slice(0, 1).to_pylist()[0]
     values = {k: v for k, v in (values or {}).items() if k in EXTRACT_KEYS}
-    from_rows = {"asr_model": row["asr_model"], "text_model": row["text_model"]}
+    from_rows = {
+        "asr_model": row["asr_model"],
+        "text_model": row["text_model"],
+        "frame_rate_hz": row["audio_frame_rate_hz"],
+    }
     values = {k: v for k, v in from_rows.items() if v} | values  # (features made elsewhere)
     return ExtractConfig(**values).model_dump(include=set(EXTRACT_KEYS))
 
 
-def finetune_spec(cfg: TrainConfig) -> dict:
-    """What fine-tune mode adds to a checkpoint's spec: its encoders and the frame pooling."""
+def finetune_spec(cfg: TrainConfig, extract: dict) -> dict:
+    """What fine-tune mode adds to a checkpoint's spec: its encoders and the frame pooling
+    (``extract``: how the features were made, from ``extraction_settings``)."""
     from transformers import AutoConfig
 
     from raymer.models.registry import resolve_model
     from raymer.models.whisper_encoder import read_ct2_variables
 
-    first = feature_files(cfg.features)[0]
-    fs, inner = storage.filesystem(first)
-    row = (
-        pq.read_table(
-            inner, filesystem=fs, columns=["asr_model", "text_model", "audio_frame_rate_hz"]
-        )
-        .slice(0, 1)
-        .to_pylist()[0]
-    )
-    asr = cfg.finetune.asr_model or row["asr_model"]
-    text = cfg.finetune.text_model or row["text_model"]
+    asr = cfg.finetune.asr_model or extract["asr_model"]
+    text = cfg.finetune.text_model or extract["text_model"]
     # Resolved here, so a missing model fails with its name before any worker starts.
     conv1 = read_ct2_variables(
         Path(resolve_model(asr)) / "model.bin", prefix="encoder/conv1/weight"
     )["encoder/conv1/weight"]
     text_config = AutoConfig.from_pretrained(resolve_model(text))
-    rate = row["audio_frame_rate_hz"] or 10.0
+    rate = extract["frame_rate_hz"]
     return {
         "mode": "finetune",
         "audio_dim": int(conv1.shape[0]),
