@@ -2,12 +2,15 @@
 
     python benchmarks/serve_load.py [--checkpoint runs/sample/compare] [--clips data/sample]
                                     [--levels 1,4,16] [--per-client 6] [--max-replicas 2]
+                                    [--layouts single,split]
 
 In one process: (a) the model's own compute time for one clip (the same ``Recognizer`` the
 replicas run, called directly, median over the clips), then (b) the service on local Ray
 Serve over real HTTP, at each concurrency level: p50 / p95 / p99 latency, requests and audio
 seconds per second, the ratio p50 / (a) (what serving adds), and the model replica count over
-time (autoscaling).
+time (autoscaling). Each layout in ``--layouts`` is measured in turn: ``single`` (one Model
+deployment runs the three stages) and ``split`` (Speech, Text and Head deployments composed
+by the ingress); the replica count is the Model's, or the Speech stage's when split.
 """
 
 from __future__ import annotations
@@ -53,14 +56,14 @@ def compute_time(checkpoint: str, files: list[Path]) -> float:
     return statistics.median(times)
 
 
-def replicas() -> int:
+def replicas(deployment: str) -> int:
     from ray import serve
 
-    status = serve.status().applications["raymer"].deployments["Model"]
+    status = serve.status().applications["raymer"].deployments[deployment]
     return sum(status.replica_states.values()) if status.replica_states else 0
 
 
-def load(url: str, files: list[Path], clients: int, per_client: int) -> dict:
+def load(url: str, files: list[Path], clients: int, per_client: int, deployment: str) -> dict:
     import requests
     import soundfile
 
@@ -89,7 +92,7 @@ def load(url: str, files: list[Path], clients: int, per_client: int) -> dict:
 
     def watch() -> None:
         while not stop.is_set():
-            counts.append((time.perf_counter(), replicas()))
+            counts.append((time.perf_counter(), replicas(deployment)))
             time.sleep(0.5)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -120,6 +123,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,16")
     parser.add_argument("--per-client", type=int, default=6)
     parser.add_argument("--max-replicas", type=int, default=2)
+    parser.add_argument("--layouts", default="single,split", help="serving layouts to measure")
     args = parser.parse_args()
     files = sorted(Path(args.clips).rglob("*.wav"))[:64]
     if not files:
@@ -127,15 +131,21 @@ def main() -> None:
 
     import ray
 
-    from raymer.serving import server
-
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs")
     compute = compute_time(args.checkpoint, files)
     print(f"(a) model compute, one clip, in-process: {compute * 1000:.0f} ms (median)")
     ray.init(include_dashboard=False)
+    for layout in args.layouts.split(","):
+        serve_layout(layout, args, files, compute)
+
+
+def serve_layout(layout: str, args, files: list[Path], compute: float) -> None:
+    from raymer.serving import server
+
     cfg = ServeConfig(
         checkpoint=args.checkpoint,
         port=_port(),
+        layout=layout,
         min_replicas=1,
         max_replicas=args.max_replicas,
         target_ongoing_requests=2,
@@ -145,14 +155,16 @@ def main() -> None:
         replica_threads=1,
     )
     url = server.start(cfg)
-    load(url, files[:2], 1, 2)  # warm-up
+    deployment = "Model" if layout == "single" else "Speech"
+    load(url, files[:2], 1, 2, deployment)  # warm-up
+    print(f"\nlayout: {layout}")
     print(
         "| clients | requests | p50 ms | p95 ms | p99 ms | req/s | audio s/s | p50 / (a) | "
         "replicas over time |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for clients in (int(c) for c in args.levels.split(",")):
-        r = load(url, files, clients, args.per_client)
+        r = load(url, files, clients, args.per_client, deployment)
         trace = "→".join(
             str(c) for i, c in enumerate(r["replicas"]) if i == 0 or c != r["replicas"][i - 1]
         )

@@ -308,7 +308,18 @@ class ServeConfig(BaseModel, extra="forbid"):
     batch_wait_timeout_s: float = Field(
         0.05, ge=0, description="How long a batch waits to fill before it runs."
     )
-    replica_num_cpus: float = Field(0.5, gt=0, description="CPUs reserved per model replica.")
+    layout: Literal["single", "split"] = Field(
+        "single",
+        description="single: one Model deployment runs Whisper, the text encoder and the head "
+        "of each request; split: a deployment per stage (Speech, Text, Head), composed by the "
+        "ingress (benchmarks/serve_load.py compares them).",
+    )
+    replica_num_cpus: float = Field(
+        0.5, gt=0, description="CPUs reserved per model replica (the Speech stage's when split)."
+    )
+    stage_num_cpus: float = Field(
+        0.1, gt=0, description="CPUs reserved per Text and Head replica (layout: split)."
+    )
     replica_threads: int = Field(1, ge=0, description="Torch/CTranslate2 threads per replica.")
     use_gpu: bool = Field(False, description="One GPU per model replica.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest upload accepted (else 413).")

@@ -78,7 +78,9 @@ PROSODY = {
     "sad": Prosody(rate=0.72, pitch=0.86, range=0.35, gain_db=-7.0, tilt=-0.7, pause_s=0.45),
 }
 
-CLIP_TYPES = ("congruent", "audio_cue", "text_cue")
+# Per emotion: half congruent, a quarter audio_cue, a quarter text_cue, so every label has
+# as many voice-only clips as word-only ones.
+TYPE_BLOCK = ("congruent", "congruent", "audio_cue", "text_cue")
 
 
 @dataclass
@@ -98,10 +100,16 @@ def plan_corpus(clips: int, seed: int, speakers: int) -> list[ClipSpec]:
     rng = random.Random(seed)
     voices = VOICES[:speakers]
     specs = []
+    pending: dict[str, list[str]] = {label: [] for label in LABELS}
     for i in range(clips):
         speaker = voices[i % len(voices)]
         label = LABELS[(i // len(voices) + i) % len(LABELS)]
-        clip_type = "neutral" if label == "neutral" else rng.choices(CLIP_TYPES, (2, 1, 1))[0]
+        if label == "neutral":
+            clip_type = "neutral"
+        else:  # each emotion's clips come in shuffled blocks of exactly 2:1:1
+            if not pending[label]:
+                pending[label] = rng.sample(TYPE_BLOCK, len(TYPE_BLOCK))
+            clip_type = pending[label].pop()
         wording = label if clip_type in ("congruent", "text_cue") else "neutral"
         voice_emotion = label if clip_type in ("congruent", "audio_cue") else "neutral"
         text, template = sentence(wording, rng)

@@ -1,16 +1,19 @@
 """``raymer serve``: the Ray Serve application. ``build_app(args)`` makes it; importing this
 module does no work.
 
-Two deployments:
+The ingress ``Api`` (FastAPI): authentication, upload limits, audio decoding with the
+pipeline's decoder (so bad input is answered here, before it reaches a model), the page at
+``/``, and the JSON API ``/v1/...`` documented at ``/docs``. Behind it, by ``layout``:
 
-- ``Api`` (ingress, FastAPI): authentication, upload limits, audio decoding with the
-  pipeline's decoder (so bad input is answered here, before it reaches a model), the page at
-  ``/``, and the JSON API ``/v1/...`` documented at ``/docs``;
-- ``Model``: the whole recognizer of a checkpoint (Whisper ASR and frames from one encoder
-  pass, text encoder, fusion head) with ``@serve.batch``, autoscaled between
-  ``min_replicas`` and ``max_replicas``. One deployment for the three model stages: they run
-  back to back on every clip, and splitting them would only add two hops and two copies of
-  the frames per request (README, "Serve").
+- ``single`` (the default): one ``Model`` deployment holds the whole recognizer of a
+  checkpoint (Whisper ASR and frames from one encoder pass, text encoder, fusion head), with
+  ``@serve.batch``, autoscaled between ``min_replicas`` and ``max_replicas``;
+- ``split``: the three stages as deployments of their own, ``Speech`` (Whisper), ``Text``
+  (the text encoder) and ``Head`` (fusion and text-only heads), each batched and autoscaled,
+  composed by the ingress through their handles.
+
+Both run ``recognizer.compose``, so they answer the same. ``benchmarks/serve_load.py``
+measures both; on CPU replicas ``single`` serves better (README, "Serve").
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real parameter types
@@ -162,9 +165,47 @@ def _decode(data: bytes, max_duration_s: float) -> np.ndarray | Response:
     return audio
 
 
+def _batched(run, items: list, what: str) -> list:
+    """``run(items)``; when the batch fails, item by item, so one bad item fails alone
+    (its result is ``{"error": ...}``)."""
+    try:
+        return run(items)
+    except Exception:
+        out = []
+        for item in items:
+            try:
+                out.append(run([item])[0])
+            except Exception as err:
+                logger.exception("%s failed", what)
+                out.append({"error": f"{what} failed: {type(err).__name__}: {err}"})
+        return out
+
+
+def _autoscaled(deployment, cfg: ServeConfig, num_cpus: float):
+    return deployment.options(
+        autoscaling_config={
+            "min_replicas": cfg.min_replicas,
+            "initial_replicas": max(1, cfg.min_replicas),
+            "max_replicas": cfg.max_replicas,
+            "target_ongoing_requests": cfg.target_ongoing_requests,
+            "upscale_delay_s": cfg.upscale_delay_s,
+            "downscale_delay_s": cfg.downscale_delay_s,
+        },
+        max_ongoing_requests=cfg.max_ongoing_requests,
+        max_queued_requests=cfg.max_queued_requests,
+        ray_actor_options={"num_cpus": num_cpus, "num_gpus": 1 if cfg.use_gpu else 0},
+    )
+
+
+def _batch_settings(cfg: ServeConfig, *methods) -> None:
+    for method in methods:
+        method.set_max_batch_size(cfg.batch_max_size)
+        method.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+
+
 @serve.deployment(name="Model")
 class Model:
-    """The recognizer of one checkpoint, batched."""
+    """``layout: single``: the recognizer of one checkpoint (all three stages), batched."""
 
     def __init__(self, cfg: dict) -> None:
         from raymer.serving.recognizer import Recognizer
@@ -177,9 +218,7 @@ class Model:
             threads=self.cfg.replica_threads,
             segments_over_s=self.cfg.segments_over_s,
         )
-        for method in (self.recognize, self.recognize_text):
-            method.set_max_batch_size(self.cfg.batch_max_size)
-            method.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
+        _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
     def info(self) -> dict:
         return self.recognizer.info()
@@ -187,13 +226,13 @@ class Model:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def recognize(self, clips: list[np.ndarray]) -> list[dict]:
         try:
-            return self.recognizer.recognize(clips)
+            return await self.recognizer.arecognize(clips)
         except Exception:  # one bad clip must not fail its batch: score them one by one
-            return [self._one(c) for c in clips]
+            return [await self._one(c) for c in clips]
 
-    def _one(self, clip: np.ndarray) -> dict:
+    async def _one(self, clip: np.ndarray) -> dict:
         try:
-            return self.recognizer.recognize([clip])[0]
+            return (await self.recognizer.arecognize([clip]))[0]
         except Exception as err:
             logger.exception("recognition failed")
             return {"error": f"recognition failed: {type(err).__name__}: {err}"}
@@ -205,28 +244,169 @@ class Model:
         return self.recognizer.recognize_text(texts)
 
 
+@serve.deployment(name="Speech")
+class Speech:
+    """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
+
+    def __init__(self, cfg: dict, extract: dict) -> None:
+        from raymer.serving.recognizer import make_featurizer
+
+        self.cfg = ServeConfig(**cfg)
+        device = "cuda" if self.cfg.use_gpu else "cpu"
+        self.featurizer = make_featurizer(extract, device, self.cfg.replica_threads)
+        _batch_settings(self.cfg, self.run)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def run(self, clips: list[np.ndarray]) -> list:
+        return _batched(self.featurizer, clips, "speech recognition")
+
+
+@serve.deployment(name="Text")
+class Text:
+    """``layout: split``: the text encoder's token features, batched."""
+
+    def __init__(self, cfg: dict, extract: dict) -> None:
+        from raymer.serving.recognizer import make_text_encoder
+
+        self.cfg = ServeConfig(**cfg)
+        device = "cuda" if self.cfg.use_gpu else "cpu"
+        self.encoder = make_text_encoder(extract, device, self.cfg.replica_threads)
+        _batch_settings(self.cfg, self.run)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def run(self, texts: list[str]) -> list:
+        return _batched(lambda t: [e.tokens for e in self.encoder(t)], texts, "text encoding")
+
+
+@serve.deployment(name="Head")
+class Head:
+    """``layout: split``: the trained heads (fusion and text-only), batched."""
+
+    def __init__(self, cfg: dict) -> None:
+        from raymer.serving.recognizer import Heads
+
+        self.cfg = ServeConfig(**cfg)
+        self.heads = Heads(self.cfg.checkpoint, self.cfg.text_checkpoint, self.cfg.replica_threads)
+        _batch_settings(self.cfg, self.score)
+
+    def info(self) -> dict:
+        return self.heads.info()
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def score(self, items: list[tuple]) -> list:
+        """items: (frames, tokens, audio or None, text, text_only) -> a score row each."""
+        out: list = [None] * len(items)
+        for text_only in (False, True):
+            idx = [i for i, it in enumerate(items) if it[4] == text_only]
+            if not idx:
+                continue
+            group = [items[i] for i in idx]
+            audio = [it[2] for it in group] if group[0][2] is not None else None
+            scores = self.heads.score(
+                [it[0] for it in group],
+                [it[1] for it in group],
+                audio,
+                [it[3] for it in group],
+                text_only=text_only,
+            )
+            for i, row in zip(idx, scores, strict=True):
+                out[i] = row
+        return out
+
+
+class _StageError(Exception):
+    """A stage answered with an error for this item."""
+
+
+class _Split:
+    """The ingress's side of ``layout: split``: ``compose`` over the three stages' handles,
+    one item per call (each stage batches what arrives together)."""
+
+    def __init__(self, speech, text, head) -> None:
+        self.speech, self.text, self.head = speech, text, head
+
+    async def info(self) -> dict:
+        return await self.head.info.remote()
+
+    async def _each(self, handle_method, items: list) -> list:
+        out = await asyncio.gather(*(handle_method.remote(item) for item in items))
+        for o in out:
+            if isinstance(o, dict) and "error" in o:
+                raise _StageError(o["error"])
+        return list(out)
+
+    async def recognize(self, clip: np.ndarray, info: dict, segments_over_s: float) -> dict:
+        from raymer.serving.recognizer import compose
+
+        async def speech(clips):
+            return await self._each(self.speech.run, clips)
+
+        async def encode(texts):
+            return await self._each(self.text.run, texts)
+
+        async def score(frames, tokens, audio, texts):
+            audio = audio or [None] * len(frames)
+            items = list(zip(frames, tokens, audio, texts, [False] * len(frames), strict=True))
+            return await self._each(self.head.score, items)
+
+        try:
+            results = await compose(
+                [clip],
+                speech,
+                encode,
+                score,
+                info["labels"],
+                info["frame_rate_hz"],
+                segments_over_s,
+                info["mode"] == "finetune",
+            )
+        except _StageError as err:
+            return {"error": str(err)}
+        return results[0]
+
+    async def recognize_text(self, text: str, labels: list[str]) -> dict:
+        from raymer.serving.recognizer import text_results
+
+        tokens = await self.text.run.remote(text)
+        if isinstance(tokens, dict):
+            return tokens
+        scores = await self.head.score.remote((None, tokens, None, text, True))
+        return text_results(labels, [text], np.asarray([scores]))[0]
+
+
 @serve.deployment(name="Api")
 @serve.ingress(api)
 class Api:
     """HTTP ingress: checks and decodes the upload, then asks the model."""
 
-    def __init__(self, model, cfg: dict) -> None:
-        self.model, self.cfg = model, ServeConfig(**cfg)
+    def __init__(self, cfg: dict, model=None, speech=None, text=None, head=None) -> None:
+        self.cfg = ServeConfig(**cfg)
+        self.model = model
+        self.split = _Split(speech, text, head) if model is None else None
         self._info: dict | None = None
 
     async def _models(self) -> dict:
         if self._info is None:
-            self._info = await self.model.info.remote()
+            source = self.split.info() if self.split else self.model.info.remote()
+            self._info = await source
         return self._info
 
-    async def _ask(self, method, payload):
-        """A model call bounded by the request timeout; overload and timeouts become 503/504."""
+    async def _recognize(self, audio: np.ndarray):
+        if self.split is None:
+            return await self.model.recognize.remote(audio)
+        return await self.split.recognize(audio, await self._models(), self.cfg.segments_over_s)
+
+    async def _recognize_text(self, text: str):
+        if self.split is None:
+            return await self.model.recognize_text.remote(text)
+        return await self.split.recognize_text(text, (await self._models())["labels"])
+
+    async def _ask(self, work):
+        """Model work bounded by the request timeout; overload and timeouts become 503/504."""
         from ray.serve.exceptions import BackPressureError
 
         try:
-            return await asyncio.wait_for(
-                method.remote(payload), timeout=self.cfg.request_timeout_s
-            )
+            return await asyncio.wait_for(work, timeout=self.cfg.request_timeout_s)
         except BackPressureError:
             return _error(503, "the service is at capacity; retry in a few seconds")
         except TimeoutError:
@@ -278,7 +458,7 @@ class Api:
         audio = _decode(data, self.cfg.max_duration_s)
         if isinstance(audio, Response):
             return audio
-        result = await self._ask(self.model.recognize, audio)
+        result = await self._ask(self._recognize(audio))
         if isinstance(result, Response):
             return result
         if "error" in result:
@@ -303,7 +483,7 @@ class Api:
                 "this service has no text-only model; serve a `raymer compare` output or set "
                 "text_checkpoint",
             )
-        result = await self._ask(self.model.recognize_text, text)
+        result = await self._ask(self._recognize_text(text))
         if isinstance(result, Response):
             return result
         return result | {
@@ -348,22 +528,18 @@ def build_app(args: dict) -> serve.Application:
     if cfg.max_ongoing_requests < cfg.batch_max_size:
         cfg = cfg.model_copy(update={"max_ongoing_requests": cfg.batch_max_size})
     plain = cfg.model_dump(mode="json")
-    model = Model.options(
-        autoscaling_config={
-            "min_replicas": cfg.min_replicas,
-            "initial_replicas": max(1, cfg.min_replicas),
-            "max_replicas": cfg.max_replicas,
-            "target_ongoing_requests": cfg.target_ongoing_requests,
-            "upscale_delay_s": cfg.upscale_delay_s,
-            "downscale_delay_s": cfg.downscale_delay_s,
-        },
-        max_ongoing_requests=cfg.max_ongoing_requests,
-        max_queued_requests=cfg.max_queued_requests,
-        ray_actor_options={
-            "num_cpus": cfg.replica_num_cpus,
-            "num_gpus": 1 if cfg.use_gpu else 0,
-        },
-    ).bind(plain)
+    if cfg.layout == "single":
+        stages = {"model": _autoscaled(Model, cfg, cfg.replica_num_cpus).bind(plain)}
+    else:
+        from raymer.serving.recognizer import checkpoints_of
+        from raymer.training.evaluate import load_spec
+
+        extract = load_spec(checkpoints_of(cfg.checkpoint)[0]).get("extract") or {}
+        stages = {
+            "speech": _autoscaled(Speech, cfg, cfg.replica_num_cpus).bind(plain, extract),
+            "text": _autoscaled(Text, cfg, cfg.stage_num_cpus).bind(plain, extract),
+            "head": _autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
+        }
     env = {CORS_ENV: ",".join(cfg.cors_origins)}
     token = cfg.auth_token or os.environ.get(API_TOKEN_ENV)
     if token:
@@ -372,4 +548,4 @@ def build_app(args: dict) -> serve.Application:
         num_replicas=1,
         max_ongoing_requests=4 * cfg.max_ongoing_requests + cfg.max_queued_requests,
         ray_actor_options={"num_cpus": 0.1, "runtime_env": {"env_vars": env}},
-    ).bind(model, plain)
+    ).bind(plain, **stages)

@@ -36,22 +36,13 @@ def checkpoints_of(uri: str) -> tuple[str, str | None]:
     return uri, None
 
 
-class Recognizer:
-    """The models of a checkpoint, ready to score clips and texts."""
+class Heads:
+    """The trained head(s) of a checkpoint: the main model (fusion, or audio/text only) and,
+    for ``/v1/recognize/text``, a text-only model with the same labels."""
 
-    def __init__(
-        self,
-        checkpoint: str,
-        text_checkpoint: str | None = None,
-        device: str = "cpu",
-        threads: int = 0,
-        segments_over_s: float = 30.0,
-    ) -> None:
+    def __init__(self, checkpoint: str, text_checkpoint: str | None = None, threads: int = 0):
         import torch
 
-        from raymer.models.registry import resolve_model
-        from raymer.models.text_encoder import TextEncoder
-        from raymer.models.whisper import WhisperFeaturizer
         from raymer.training.evaluate import load_model
 
         if threads > 0:
@@ -71,54 +62,34 @@ class Recognizer:
                     f"{self.main.spec['labels']}"
                 )
             self.text = LoadedModel(model, spec, spec["checkpoint"])
-        ex = self.main.spec.get("extract") or {}
-        self.extract = ex
-        self.asr_model = ex.get("asr_model", "whisper-base")
-        self.text_model = ex.get("text_model", "minilm-l6")
-        self.featurizer = WhisperFeaturizer(
-            resolve_model(self.asr_model),
-            device=device,
-            compute_type=ex.get("compute_type", "default"),
-            cpu_threads=threads,
-            beam_size=ex.get("beam_size", 1),
-            language=ex.get("language"),
-            window=ex.get("window", "fit"),
-            window_step_s=ex.get("window_step_s", 2.0),
-            min_window_s=ex.get("min_window_s", 8.0),
-            frame_rate_hz=ex.get("frame_rate_hz", 10.0),
-        )
-        self.encoder = TextEncoder(
-            resolve_model(self.text_model),
-            device=device,
-            max_tokens=ex.get("max_text_tokens", 128),
-        )
-        self.frame_rate = float(ex.get("frame_rate_hz", 10.0))
-        self.segments_over_s = segments_over_s
         self.labels = self.main.spec["labels"]
+        self.extract = self.main.spec.get("extract") or {}
 
-    # -- what the service says about itself ------------------------------------------------
     def info(self) -> dict:
-        models = {
-            "asr_model": self.asr_model,
-            "text_model": self.text_model,
+        return {
+            "asr_model": self.extract.get("asr_model", "whisper-base"),
+            "text_model": self.extract.get("text_model", "minilm-l6"),
             "labels": self.labels,
             "loss": self.main.spec.get("loss", "bce"),
             "checkpoint": self.main.checkpoint,
             "modality": self.main.spec["modality"],
             "mode": self.main.spec.get("mode", "features"),
             "text_checkpoint": self.text.checkpoint if self.text else None,
+            "frame_rate_hz": float(self.extract.get("frame_rate_hz", 10.0)),
         }
-        return models
 
-    # -- scoring ------------------------------------------------------------------------------
-    def _head(self, loaded: LoadedModel, frames: list, tokens: list, clips=None, texts=None):
-        """Scores (N, L) of the head on frames/tokens (features mode) or audio/text (finetune)."""
+    def score(self, frames: list, tokens: list, clips=None, texts=None, text_only=False):
+        """Scores (N, L): of the main head on frames/tokens (features mode) or audio/text
+        (fine-tune mode), or of the text-only head on tokens."""
         import torch
 
         from raymer.training.data import collate
         from raymer.training.evaluate import label_scores
         from raymer.training.loop import make_collate
 
+        loaded = self.text if text_only else self.main
+        if loaded is None:
+            raise LookupError("no text-only model is loaded")
         spec = loaded.spec
         n = len(tokens) if tokens else len(texts)
         if spec.get("mode", "features") == "finetune":
@@ -137,7 +108,9 @@ class Recognizer:
                 "id": np.array([str(i) for i in range(n)], dtype=object),
                 "label": np.array([self.labels[0]] * n, dtype=object),
                 # a text-only model reads no audio: one zero frame stands in
-                "audio_frames": _objects(frames or [np.zeros((1, 1), np.float32)] * n),
+                "audio_frames": _objects(
+                    [np.zeros((1, 1), np.float32)] * n if text_only or not frames else frames
+                ),
                 "text_tokens": _objects(tokens),
             }
             inputs = collate(cols, self.labels)
@@ -147,65 +120,174 @@ class Recognizer:
             ).logits
         return label_scores(logits, spec.get("loss", "bce")).numpy()
 
-    def _emotions(self, scores: np.ndarray) -> tuple[dict, str]:
-        emotions = {lab: round(float(s), 6) for lab, s in zip(self.labels, scores, strict=True)}
-        return emotions, self.labels[int(np.argmax(scores))]
+    @property
+    def needs_audio(self) -> bool:
+        """Fine-tune checkpoints read the raw audio, features ones the frames only."""
+        return self.main.spec.get("mode", "features") == "finetune"
+
+
+def make_featurizer(extract: dict, device: str = "cpu", threads: int = 0):
+    """The extraction pipeline's Whisper featurizer with the settings a checkpoint recorded."""
+    from raymer.models.registry import resolve_model
+    from raymer.models.whisper import WhisperFeaturizer
+
+    return WhisperFeaturizer(
+        resolve_model(extract.get("asr_model", "whisper-base")),
+        device=device,
+        compute_type=extract.get("compute_type", "default"),
+        cpu_threads=threads,
+        beam_size=extract.get("beam_size", 1),
+        language=extract.get("language"),
+        window=extract.get("window", "fit"),
+        window_step_s=extract.get("window_step_s", 2.0),
+        min_window_s=extract.get("min_window_s", 8.0),
+        frame_rate_hz=extract.get("frame_rate_hz", 10.0),
+    )
+
+
+def make_text_encoder(extract: dict, device: str = "cpu", threads: int = 0):
+    """The extraction pipeline's text encoder with the settings a checkpoint recorded."""
+    import torch
+
+    from raymer.models.registry import resolve_model
+    from raymer.models.text_encoder import TextEncoder
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return TextEncoder(
+        resolve_model(extract.get("text_model", "minilm-l6")),
+        device=device,
+        max_tokens=extract.get("max_text_tokens", 128),
+    )
+
+
+def emotions_of(labels: list[str], scores: np.ndarray) -> tuple[dict, str]:
+    emotions = {lab: round(float(s), 6) for lab, s in zip(labels, scores, strict=True)}
+    return emotions, labels[int(np.argmax(scores))]
+
+
+async def compose(
+    clips: list[np.ndarray],
+    speech,
+    encode,
+    score,
+    labels: list[str],
+    frame_rate: float,
+    segments_over_s: float,
+    needs_audio: bool = False,
+) -> list[dict]:
+    """Clips -> results, given the three stages as async callables on lists:
+    ``speech(clips) -> [SpeechFeatures]``, ``encode(texts) -> [tokens]`` and
+    ``score(frames, tokens, clips, texts) -> scores (N, L)``. The in-process ``Recognizer``
+    and the split Serve deployments both run this, so their answers are the same."""
+    if not clips:
+        return []
+    speech_out = await speech(clips)
+    texts = [s.transcript for s in speech_out]
+    tokens = await encode(texts)
+    audio = clips if needs_audio else None
+    scores = await score([s.frames for s in speech_out], tokens, audio, texts)
+    results = []
+    for clip, sp, sc in zip(clips, speech_out, scores, strict=True):
+        emotions, label = emotions_of(labels, sc)
+        duration = len(clip) / SAMPLE_RATE
+        result = {
+            "transcript": sp.transcript,
+            "language": sp.language,
+            "duration_s": round(duration, 3),
+            "emotions": emotions,
+            "label": label,
+        }
+        if duration > segments_over_s and sp.segments:
+            # each Whisper segment scored on its own frames (and audio) and its own text
+            frames, pieces, seg_texts = [], [], []
+            for seg in sp.segments:
+                a = int(math.floor(seg.start * frame_rate))
+                b = max(a + 1, int(math.ceil(seg.end * frame_rate)))
+                frames.append(sp.frames[a:b])
+                seg_texts.append(seg.text)
+                pieces.append(clip[int(seg.start * SAMPLE_RATE) : int(seg.end * SAMPLE_RATE) + 1])
+            seg_scores = await score(
+                frames, await encode(seg_texts), pieces if needs_audio else None, seg_texts
+            )
+            result["segments"] = []
+            for seg, ssc in zip(sp.segments, seg_scores, strict=True):
+                emotions, label = emotions_of(labels, ssc)
+                result["segments"].append(
+                    {"start": seg.start, "end": seg.end, "text": seg.text, "emotions": emotions}
+                    | {"label": label}
+                )
+        results.append(result)
+    return results
+
+
+def text_results(labels: list[str], texts: list[str], scores: np.ndarray) -> list[dict]:
+    out = []
+    for text, sc in zip(texts, scores, strict=True):
+        emotions, label = emotions_of(labels, sc)
+        out.append({"text": text, "emotions": emotions, "label": label})
+    return out
+
+
+class Recognizer:
+    """The three stages of a checkpoint in one process, ready to score clips and texts."""
+
+    def __init__(
+        self,
+        checkpoint: str,
+        text_checkpoint: str | None = None,
+        device: str = "cpu",
+        threads: int = 0,
+        segments_over_s: float = 30.0,
+    ) -> None:
+        self.heads = Heads(checkpoint, text_checkpoint, threads)
+        self.extract = self.heads.extract
+        self.featurizer = make_featurizer(self.extract, device, threads)
+        self.encoder = make_text_encoder(self.extract, device)
+        self.frame_rate = float(self.extract.get("frame_rate_hz", 10.0))
+        self.segments_over_s = segments_over_s
+        self.labels = self.heads.labels
+
+    @property
+    def text(self) -> LoadedModel | None:
+        return self.heads.text
+
+    def info(self) -> dict:
+        return self.heads.info()
+
+    async def arecognize(self, clips: list[np.ndarray]) -> list[dict]:
+        async def speech(c):
+            return self.featurizer(c)
+
+        async def encode(t):
+            return [e.tokens for e in self.encoder(t)]
+
+        async def score(f, t, a, x):
+            return self.heads.score(f, t, a, x)
+
+        return await compose(
+            clips,
+            speech,
+            encode,
+            score,
+            self.labels,
+            self.frame_rate,
+            self.segments_over_s,
+            self.heads.needs_audio,
+        )
 
     def recognize(self, clips: list[np.ndarray]) -> list[dict]:
         """16 kHz mono float32 clips -> one result per clip."""
-        if not clips:
-            return []
-        speech = self.featurizer(clips)
-        texts = [s.transcript for s in speech]
-        tokens = [t.tokens for t in self.encoder(texts)]
-        scores = self._head(self.main, [s.frames for s in speech], tokens, clips, texts)
-        results = []
-        for clip, sp, sc in zip(clips, speech, scores, strict=True):
-            emotions, label = self._emotions(sc)
-            duration = len(clip) / SAMPLE_RATE
-            result = {
-                "transcript": sp.transcript,
-                "language": sp.language,
-                "duration_s": round(duration, 3),
-                "emotions": emotions,
-                "label": label,
-            }
-            if duration > self.segments_over_s and sp.segments:
-                result["segments"] = self._segments(clip, sp)
-            results.append(result)
-        return results
+        import asyncio
 
-    def _segments(self, clip: np.ndarray, sp) -> list[dict]:
-        """Each Whisper segment scored on its own frames (and audio) and its own text."""
-        frames, tokens, pieces, texts = [], [], [], []
-        for seg in sp.segments:
-            a = int(math.floor(seg.start * self.frame_rate))
-            b = max(a + 1, int(math.ceil(seg.end * self.frame_rate)))
-            frames.append(sp.frames[a:b])
-            texts.append(seg.text)
-            pieces.append(clip[int(seg.start * SAMPLE_RATE) : int(seg.end * SAMPLE_RATE) + 1])
-        tokens = [t.tokens for t in self.encoder(texts)]
-        scores = self._head(self.main, frames, tokens, pieces, texts)
-        out = []
-        for seg, sc in zip(sp.segments, scores, strict=True):
-            emotions, label = self._emotions(sc)
-            out.append(
-                {"start": seg.start, "end": seg.end, "text": seg.text, "emotions": emotions}
-                | {"label": label}
-            )
-        return out
+        return asyncio.run(self.arecognize(clips))
 
     def recognize_text(self, texts: list[str]) -> list[dict]:
         """Texts alone, through the text-only model."""
-        if self.text is None:
-            raise LookupError("no text-only model is loaded")
         tokens = [t.tokens for t in self.encoder(texts)]
-        scores = self._head(self.text, [], tokens, texts=texts)
-        results = []
-        for text, sc in zip(texts, scores, strict=True):
-            emotions, label = self._emotions(sc)
-            results.append({"text": text, "emotions": emotions, "label": label})
-        return results
+        return text_results(
+            self.labels, texts, self.heads.score([], tokens, texts=texts, text_only=True)
+        )
 
 
 def _objects(arrays: list) -> np.ndarray:

@@ -34,21 +34,28 @@ def resolve_checkpoint(uri: str) -> str:
     )
 
 
+def load_spec(uri: str) -> dict:
+    """A checkpoint's spec (``model.json``: model settings, labels, how its features were
+    made) without its weights."""
+    ckpt = resolve_checkpoint(uri)
+    return json.loads(storage.read_bytes(storage.join(ckpt, "model.json"))) | {"checkpoint": ckpt}
+
+
 def load_model(uri: str):
     """Checkpoint (local or s3://) -> (model in eval mode, its spec)."""
     import torch
 
     from raymer.models.builders import build_model
 
-    ckpt = resolve_checkpoint(uri)
-    spec = json.loads(storage.read_bytes(storage.join(ckpt, "model.json")))
+    spec = load_spec(uri)
+    ckpt = spec["checkpoint"]
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model.pt"
         local.write_bytes(storage.read_bytes(storage.join(ckpt, "model.pt")))
         state = torch.load(local, map_location="cpu")
     model = build_model(spec)
     model.load_state_dict(state)
-    return model.eval(), spec | {"checkpoint": ckpt}
+    return model.eval(), spec
 
 
 def label_scores(logits, loss: str):

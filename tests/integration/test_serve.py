@@ -159,15 +159,8 @@ def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper
 
 def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus):
     url, _ = service
-    parts, texts = [], []
-    for i in range(3):
-        path, row = _clip(piper_corpus, i)
-        parts.append(soundfile.read(path, dtype="float32")[0])
-        parts.append(np.zeros(8_000, dtype=np.float32))  # half a second between sentences
-        texts.append(row["text"])
-    buf = io.BytesIO()
-    soundfile.write(buf, np.concatenate(parts), 16_000, format="WAV")
-    r = _post(url, buf.getvalue()).json()
+    audio, texts = _long_clip(piper_corpus)
+    r = _post(url, audio).json()
     assert r["duration_s"] > 8 and len(r["segments"]) >= 2
     assert wer(" ".join(texts), " ".join(s["text"] for s in r["segments"])) < 0.35
     ends = [0.0]
@@ -247,6 +240,99 @@ def test_batched_requests_answer_like_single_ones(service, piper_corpus):
         assert a["transcript"] == b["transcript"]
         for label in a["emotions"]:
             assert abs(a["emotions"][label] - b["emotions"][label]) < 1e-3
+
+
+def _long_clip(piper_corpus) -> tuple[bytes, list[str]]:
+    parts, texts = [], []
+    for i in range(3):
+        path, row = _clip(piper_corpus, i)
+        parts.append(soundfile.read(path, dtype="float32")[0])
+        parts.append(np.zeros(8_000, dtype=np.float32))  # half a second between sentences
+        texts.append(row["text"])
+    buf = io.BytesIO()
+    soundfile.write(buf, np.concatenate(parts), 16_000, format="WAV")
+    return buf.getvalue(), texts
+
+
+def test_split_layout_from_s3_answers_like_the_single_one(
+    service, compare_run, piper_corpus, s3_endpoint
+):
+    """layout: split (Speech, Text, Head deployments composed by the ingress), its checkpoints
+    read from s3:// (moto): the same answers as the single Model deployment."""
+    import boto3
+    from ray import serve
+
+    from raymer import storage
+    from raymer.serving.app import build_app
+    from raymer.training.evaluate import resolve_checkpoint
+
+    url, cfg = service
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="served")
+    for name in ("fusion", "text"):  # the checkpoint folders alone: nothing points back home
+        local = Path(resolve_checkpoint(str(compare_run / name)))
+        for f in ("model.json", "model.pt"):
+            storage.write_bytes(f"s3://served/{name}/{f}", (local / f).read_bytes())
+    split = cfg.model_copy(
+        update={
+            "layout": "split",
+            "checkpoint": "s3://served/fusion",
+            "text_checkpoint": "s3://served/text",
+            "min_replicas": 1,
+            "max_replicas": 1,
+            "replica_num_cpus": 0.3,
+            "stage_num_cpus": 0.05,
+        }
+    )
+    serve.run(build_app(split.model_dump(mode="json")), name="split", route_prefix="/split")
+    try:
+        deployments = serve.status().applications["split"].deployments
+        assert {"Api", "Speech", "Text", "Head"} <= set(deployments) and "Model" not in deployments
+        models = requests.get(f"{url}/split/v1/models", headers=AUTH, timeout=60).json()
+        assert models["checkpoint"] == "s3://served/fusion"
+        assert models["text_checkpoint"] == "s3://served/text"
+        long_audio, _ = _long_clip(piper_corpus)
+        bodies = [_clip(piper_corpus, i)[0].read_bytes() for i in range(3)] + [long_audio]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # batched in each stage
+            answers = list(
+                pool.map(
+                    lambda b: requests.post(
+                        f"{url}/split/v1/recognize",
+                        data=b,
+                        headers={"Content-Type": "audio/wav", **AUTH},
+                        timeout=180,
+                    ),
+                    bodies,
+                )
+            )
+        for body, answer in zip(bodies, answers, strict=True):
+            assert answer.status_code == 200, answer.text
+            a, b = answer.json(), _post(url, body).json()
+            assert a["transcript"] == b["transcript"] and a["label"] == b["label"]
+            for label in b["emotions"]:
+                assert abs(a["emotions"][label] - b["emotions"][label]) < 1e-4
+            assert len(a.get("segments", [])) == len(b.get("segments", []))
+            for sa, sb in zip(a.get("segments", []), b.get("segments", []), strict=True):
+                assert sa["text"] == sb["text"] and sa["label"] == sb["label"]
+        assert "segments" in answers[-1].json()
+        text = requests.post(
+            f"{url}/split/v1/recognize/text",
+            json={"text": "I am furious!"},
+            headers=AUTH,
+            timeout=60,
+        ).json()
+        same = requests.post(
+            f"{url}/v1/recognize/text", json={"text": "I am furious!"}, headers=AUTH, timeout=60
+        ).json()
+        assert text["emotions"] == same["emotions"] and text["checkpoint"] == "s3://served/text"
+        bad = requests.post(
+            f"{url}/split/v1/recognize",
+            data=b"RIFF\x00\x00garbage",
+            headers={"Content-Type": "audio/wav", **AUTH},
+            timeout=60,
+        )
+        assert bad.status_code == 422 and "audio" in bad.json()["error"]
+    finally:
+        serve.delete("split")
 
 
 def _replicas(name: str = "Model") -> int:
