@@ -13,7 +13,14 @@ import textwrap
 from pydantic import BaseModel
 
 from raymer import __version__
-from raymer.config import ConfigError, ExtractConfig, ServeConfig, TrainConfig, load_config
+from raymer.config import (
+    JOBS_ADDRESS,
+    ConfigError,
+    ExtractConfig,
+    ServeConfig,
+    TrainConfig,
+    load_config,
+)
 
 
 def _fields_help(cls: type[BaseModel]) -> str:
@@ -178,6 +185,59 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         print(table(rows))
     return 1 if failed else 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from raymer import submission
+
+    flags = {
+        "extract": {"input": args.input, "output": args.output},
+        "serve": {"checkpoint": args.checkpoint, "port": args.port, "host": args.host},
+    }.get(args.job_command, {"features": args.features, "output": args.output})
+    settings = submission.resolve_settings(args.job_command, args.config, args.overrides, **flags)
+    addr = submission.address(args.address)
+    for path in submission.local_paths(settings):
+        print(
+            f"note: {path} is a local path: every node of the cluster must see it "
+            "(shared file system); otherwise use s3://",
+            file=sys.stderr,
+        )
+    extra = []
+    if args.job_command == "crossval":
+        extra += [f"--modalities={args.modalities}"] if args.modalities else []
+        extra += [f"--folds={args.folds}"] if args.folds else []
+    if args.job_command == "serve":
+        extra.append("--detach")  # the application outlives the job that deployed it
+    env = submission.env_vars(args.env or [])
+    return submission.submit(
+        args.job_command, settings, addr, env, wait=not args.no_wait, extra_args=extra
+    )
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    import json
+
+    from raymer import submission
+
+    jobs = submission.client(submission.address(args.address))
+    if args.action == "list":
+        rows = submission.list_jobs(jobs)
+        print(json.dumps(rows, indent=2) if args.json else submission.jobs_table(rows))
+        return 0
+    if not args.job:
+        raise ConfigError(f"jobs {args.action} needs a job id (see `raymer jobs list`)")
+    if args.action == "status":
+        info = jobs.get_job_info(args.job)
+        print(f"{args.job} {info.status.value}" + (f": {info.message}" if info.message else ""))
+        return 0 if str(info.status.value) != "FAILED" else 1
+    if args.action == "logs":
+        if args.follow:
+            return submission.follow(jobs, args.job)
+        print(jobs.get_job_logs(args.job), end="")
+        return 0
+    stopped = jobs.stop_job(args.job)
+    print(f"{args.job}: {'stop requested' if stopped else 'already finished'}")
+    return 0
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -357,6 +417,53 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print the JSON answers")
     pr.set_defaults(func=_cmd_predict)
 
+    sb = sub.add_parser(
+        "submit",
+        help="run extract / train / compare / crossval / serve as a job on a Ray cluster",
+        description="Submit a command to a Ray cluster through its dashboard (Job Submission "
+        "SDK): the settings are checked here and sent resolved, with this raymer code as the "
+        "job's working_dir; follows the logs and exits with the job's status. Token "
+        "authentication: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+        "~/.ray/auth_token (docs/cluster.md).",
+    )
+    sb.add_argument("job_command", choices=["extract", "train", "compare", "crossval", "serve"])
+    sb.add_argument(
+        "--address",
+        help=f"dashboard URL (default: $RAY_ADDRESS when it is a URL, else {JOBS_ADDRESS})",
+    )
+    sb.add_argument("--config", help="YAML config of the command (configs/...)")
+    sb.add_argument("--input", help="extract: manifest or directory; s3:// on a cluster")
+    sb.add_argument("--features", help="train/compare/crossval: extraction output")
+    sb.add_argument("--output", help="extract/train/compare/crossval: output root")
+    sb.add_argument("--checkpoint", help="serve: checkpoint or run output")
+    sb.add_argument("--port", type=int, help="serve: HTTP port")
+    sb.add_argument("--host", help="serve: address to listen on (0.0.0.0 on a cluster)")
+    sb.add_argument("--modalities", help="crossval: fusion,audio,text")
+    sb.add_argument("--folds", help="crossval: groups to test")
+    sb.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME[=VALUE]",
+        help="environment variable for the job (repeatable; NAME alone takes its value from "
+        "here). AWS_ENDPOINT_URL and AWS_DEFAULT_REGION travel when set.",
+    )
+    sb.add_argument("--no-wait", action="store_true", help="submit and return the job id")
+    sb.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    sb.set_defaults(func=_cmd_submit)
+
+    jb = sub.add_parser(
+        "jobs",
+        help="list, inspect, follow or stop the jobs of a Ray cluster",
+        description="The cluster's jobs through its dashboard: list; status JOB; logs JOB "
+        "[--follow]; stop JOB.",
+    )
+    jb.add_argument("action", choices=["list", "status", "logs", "stop"])
+    jb.add_argument("job", nargs="?", help="job id (from submit or list)")
+    jb.add_argument("--address", help="dashboard URL (default as for submit)")
+    jb.add_argument("--follow", action="store_true", help="logs: follow until the job ends")
+    jb.add_argument("--json", action="store_true", help="list: JSON")
+    jb.set_defaults(func=_cmd_jobs)
+
     corpus = sub.add_parser("corpus", help="sample and real corpora")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     synth = corpus_sub.add_parser(
@@ -379,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     from raymer.corpora.manifest import ManifestError
     from raymer.models.registry import ModelNotFoundError
     from raymer.serving.client import ServiceError
+    from raymer.submission import SubmissionError
     from raymer.training.errors import TrainingError
 
     try:
@@ -389,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         ModelNotFoundError,
         TrainingError,
         ServiceError,
+        SubmissionError,
         TimeoutError,
         ValueError,
         FileNotFoundError,

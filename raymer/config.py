@@ -275,6 +275,10 @@ class TrainConfig(BaseModel, extra="forbid"):
         return self
 
 
+# Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
+JOBS_ADDRESS = "http://127.0.0.1:8265"
+
+
 class ServeConfig(BaseModel, extra="forbid"):
     """Settings of ``raymer serve``: the trained model behind an HTTP API, on Ray Serve."""
 
