@@ -190,12 +190,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     from raymer import submission
 
-    flags = {
-        "extract": {"input": args.input, "output": args.output},
-        "serve": {"checkpoint": args.checkpoint, "port": args.port, "host": args.host},
-    }.get(args.job_command, {"features": args.features, "output": args.output})
-    settings = submission.resolve_settings(args.job_command, args.config, args.overrides, **flags)
+    names = {"extract": ("input", "output"), "serve": ("checkpoint", "port", "host")}
+    flags = {n: getattr(args, n) for n in names.get(args.job_command, ("features", "output"))}
     addr = submission.address(args.address)
+    settings = submission.resolve_settings(args.job_command, args.config, args.overrides, **flags)
     for path in submission.local_paths(settings):
         print(
             f"note: {path} is a local path: every node of the cluster must see it "
@@ -426,30 +424,54 @@ def build_parser() -> argparse.ArgumentParser:
         "authentication: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
         "~/.ray/auth_token (docs/cluster.md).",
     )
-    sb.add_argument("job_command", choices=["extract", "train", "compare", "crossval", "serve"])
-    sb.add_argument(
-        "--address",
-        help=f"dashboard URL (default: $RAY_ADDRESS when it is a URL, else {JOBS_ADDRESS})",
-    )
-    sb.add_argument("--config", help="YAML config of the command (configs/...)")
-    sb.add_argument("--input", help="extract: manifest or directory; s3:// on a cluster")
-    sb.add_argument("--features", help="train/compare/crossval: extraction output")
-    sb.add_argument("--output", help="extract/train/compare/crossval: output root")
-    sb.add_argument("--checkpoint", help="serve: checkpoint or run output")
-    sb.add_argument("--port", type=int, help="serve: HTTP port")
-    sb.add_argument("--host", help="serve: address to listen on (0.0.0.0 on a cluster)")
-    sb.add_argument("--modalities", help="crossval: fusion,audio,text")
-    sb.add_argument("--folds", help="crossval: groups to test")
-    sb.add_argument(
-        "--env",
-        action="append",
-        metavar="NAME[=VALUE]",
-        help="environment variable for the job (repeatable; NAME alone takes its value from "
-        "here). AWS_ENDPOINT_URL and AWS_DEFAULT_REGION travel when set.",
-    )
-    sb.add_argument("--no-wait", action="store_true", help="submit and return the job id")
-    sb.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    sb.set_defaults(func=_cmd_submit)
+    job_sub = sb.add_subparsers(dest="job_command", required=True, metavar="COMMAND")
+    job_flags = {
+        "extract": [
+            ("--input", "manifest or directory; s3:// on a cluster"),
+            ("--output", "output root; s3:// on a cluster"),
+        ],
+        "train": [("--features", "extraction output"), ("--output", "run root (checkpoints)")],
+        "compare": [("--features", "extraction output"), ("--output", "root of the 3 runs")],
+        "crossval": [
+            ("--features", "extraction output"),
+            ("--output", "root of the fold runs"),
+            ("--modalities", "fusion,audio,text"),
+            ("--folds", "groups to test"),
+        ],
+        "serve": [
+            ("--checkpoint", "checkpoint, train or compare output; s3:// on a cluster"),
+            ("--port", "HTTP port"),
+            ("--host", "address to listen on (0.0.0.0 to reach it from outside the head)"),
+        ],
+    }
+    for job, flags in job_flags.items():
+        cls = ExtractConfig if job == "extract" else ServeConfig if job == "serve" else TrainConfig
+        jp = job_sub.add_parser(
+            job,
+            help=f"`raymer {job}` as a Ray job",
+            description=f"`raymer {job}` as a Ray job on the cluster at --address.",
+            epilog=_fields_help(cls),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        jp.add_argument(
+            "--address",
+            help=f"dashboard URL (default: $RAY_ADDRESS when it is a URL, else {JOBS_ADDRESS})",
+        )
+        jp.add_argument(
+            "--config", help=f"YAML config (configs/{'train' if cls is TrainConfig else job}/)"
+        )
+        for flag, text in flags:
+            jp.add_argument(flag, type=int if flag == "--port" else str, help=text)
+        jp.add_argument(
+            "--env",
+            action="append",
+            metavar="NAME[=VALUE]",
+            help="environment variable for the job (repeatable; NAME alone takes its value "
+            "from here). AWS_ENDPOINT_URL and AWS_DEFAULT_REGION travel when set.",
+        )
+        jp.add_argument("--no-wait", action="store_true", help="submit and return the job id")
+        jp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+        jp.set_defaults(func=_cmd_submit)
 
     jb = sub.add_parser(
         "jobs",

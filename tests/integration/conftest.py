@@ -21,6 +21,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def free_port():
+    """A function returning a TCP port free on 127.0.0.1."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint():
     """moto_server on 127.0.0.1; its address goes into the environment before Ray starts,
     so Ray's workers inherit it like any AWS setting."""

@@ -6,7 +6,6 @@ import concurrent.futures
 import csv
 import io
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -20,12 +19,6 @@ from raymer.wer import wer
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +46,13 @@ def compare_run(multi_speaker_features, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(compare_run):
+def service(compare_run, free_port):
     """One deployment for the module (auth on, small limits, fast autoscaling)."""
     from raymer.serving import server
 
     cfg = ServeConfig(
         checkpoint=str(compare_run),
-        port=_free_port(),
+        port=free_port(),
         auth_token=TOKEN,
         max_upload_mb=1.0,
         max_duration_s=20.0,
