@@ -238,6 +238,17 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_copy(args: argparse.Namespace) -> int:
+    from raymer import storage
+
+    try:
+        n = storage.copy_tree(args.source, args.destination)
+    except OSError as err:  # pyarrow's S3 errors: no bucket, no credentials, no endpoint
+        raise FileNotFoundError(f"cannot copy {args.source} to {args.destination}: {err}") from None
+    print(f"copied {n} file{'s' * (n != 1)}: {args.source} -> {args.destination}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from raymer.config import SynthConfig
     from raymer.corpora.synth import synthesize_corpus
@@ -485,6 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     jb.add_argument("--follow", action="store_true", help="logs: follow until the job ends")
     jb.add_argument("--json", action="store_true", help="list: JSON")
     jb.set_defaults(func=_cmd_jobs)
+
+    cp = sub.add_parser(
+        "copy",
+        help="copy a file or folder between local paths and s3:// (e.g. a corpus to a cluster)",
+        description="Copy a file or a folder (recursively) between local paths and s3:// URIs, "
+        "with the same storage settings as every other command (AWS_* environment, "
+        "AWS_ENDPOINT_URL for S3-compatible stores). The bucket must exist.",
+    )
+    cp.add_argument("source", help="local path or s3:// URI")
+    cp.add_argument("destination", help="local path or s3:// URI")
+    cp.set_defaults(func=_cmd_copy)
 
     corpus = sub.add_parser("corpus", help="sample and real corpora")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")

@@ -124,3 +124,22 @@ def list_files(uri: str, suffixes: tuple[str, ...] = ()) -> list[str]:
 def delete_file(uri: str) -> None:
     fs, path = filesystem(uri)
     fs.delete_file(path)
+
+
+def copy_tree(src: str, dst: str) -> int:
+    """Copy a file or a folder (recursively) between local paths and s3:// URIs; returns the
+    number of files copied."""
+    src_fs, src_path = filesystem(src)
+    dst_fs, dst_path = filesystem(dst)
+    info = src_fs.get_file_info(src_path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{src} does not exist")
+    if info.type == pafs.FileType.File:
+        dst_fs.create_dir(posixpath.dirname(dst_path), recursive=True)
+        pafs.copy_files(src_path, dst_path, src_fs, dst_fs)
+        return 1
+    infos = src_fs.get_file_info(pafs.FileSelector(src_path, recursive=True))
+    count = sum(i.type == pafs.FileType.File for i in infos)
+    dst_fs.create_dir(dst_path, recursive=True)
+    pafs.copy_files(src_path, dst_path, src_fs, dst_fs)
+    return count

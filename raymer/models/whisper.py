@@ -176,7 +176,10 @@ class WhisperFeaturizer:
         )
 
     def _fallback(self, frames: np.ndarray, dtype, prompt, max_length, first):
-        """Re-decode one window at rising temperatures, seeded, until the text is not repetitive."""
+        """Re-decode one window at rising temperatures until the text is not repetitive.
+
+        Each temperature sets CTranslate2's seed, but its sampling generators live in its
+        worker threads, so two runs in one process can still sample differently."""
         import ctranslate2
 
         # Back in the encoder's own dtype (float16 on CUDA): the decoder expects it.

@@ -5,7 +5,6 @@ shared storage, and `raymer submit` / `raymer jobs` driving it like a user would
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import secrets
@@ -139,24 +138,22 @@ def _raymer(args: list[str], env: dict, timeout: int = 600) -> subprocess.Comple
     )
 
 
-def _upload_corpus(tmp_path: Path, s3_endpoint: str) -> str:
+def _upload_corpus(tmp_path: Path, s3_endpoint: str, env: dict) -> str:
     import boto3
 
     from raymer.corpora.synth import synthesize_corpus
 
     manifest = synthesize_corpus(tmp_path / "corpus", clips=16, seed=11, speakers=4)
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="shared")
-    for row in csv.DictReader(manifest.open()):
-        storage.write_bytes(
-            f"s3://shared/corpus/{row['path']}", (manifest.parent / row["path"]).read_bytes()
-        )
-    storage.write_bytes("s3://shared/corpus/manifest.csv", manifest.read_bytes())
+    copied = _raymer(["copy", str(manifest.parent), "s3://shared/corpus"], env, 120)
+    assert copied.returncode == 0, copied.stderr
+    assert "copied 18 files" in copied.stdout  # 16 clips, the manifest, the .complete mark
     return "s3://shared/corpus/manifest.csv"
 
 
 def test_submitted_extraction_and_training_on_two_nodes_with_s3(cluster, s3_endpoint, tmp_path):
     url, token, env = cluster
-    manifest = _upload_corpus(tmp_path, s3_endpoint)
+    manifest = _upload_corpus(tmp_path, s3_endpoint, env)
 
     extract = _raymer(
         [

@@ -88,18 +88,6 @@ def test_finetune_schedule_and_mode_are_validated():
         load_config(TrainConfig, None, ["mode=finetune", "audio_input=temporal"])
 
 
-def test_cluster_serve_configs_hold_valid_serve_settings():
-    import yaml
-
-    root = Path(__file__).parents[2] / "cluster"
-    deploy = yaml.safe_load((root / "serve_config.yaml").read_text())
-    service = yaml.safe_load((root / "rayservice.yaml").read_text())
-    inner = yaml.safe_load(service["spec"]["serveConfigV2"])
-    for app in deploy["applications"] + inner["applications"]:
-        assert app["import_path"] == "raymer.serving.app:build_app"
-        assert ServeConfig(**app["args"]).checkpoint.startswith("s3://")
-
-
 def test_serve_replicas_are_validated():
     with pytest.raises(ConfigError, match="max_replicas=1 is below min_replicas=2"):
         load_config(ServeConfig, None, ["min_replicas=2", "max_replicas=1"])

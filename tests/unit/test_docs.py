@@ -29,6 +29,11 @@ def test_readme_commands_exist():
         ["crossval", "--features", "f", "--output", "o", "--modalities", "fusion,text"],
         ["serve", "--checkpoint", "c", "--port", "8001", "--once", "--predict", "a.wav"],
         ["predict", "a.wav", "--url", "http://127.0.0.1:8000", "--json"],
+        ["submit", "extract", "--address", "http://h:8265", "--input", "i", "--output", "o"],
+        ["submit", "train", "--features", "f", "--output", "o", "epochs=2"],
+        ["submit", "serve", "--checkpoint", "s3://b/c", "--host", "0.0.0.0", "--no-wait"],
+        ["jobs", "logs", "raysubmit_1", "--follow", "--address", "http://h:8265"],
+        ["jobs", "list", "--json"],
     ):
         assert parser.parse_args(argv).func
 
@@ -51,3 +56,21 @@ def test_job_scripts_and_configs_named_in_docs_exist():
         "docs/benchmarks.md",
     ):
         assert rel in readme and (ROOT / rel).exists(), rel
+
+
+def test_cluster_doc_names_files_that_exist():
+    doc = (ROOT / "docs" / "cluster.md").read_text() + (ROOT / "cluster" / "README.md").read_text()
+    assert "docs/cluster.md" in (ROOT / "README.md").read_text()
+    for rel in (
+        "cluster/raycluster.yaml",
+        "cluster/rayjob-extract.yaml",
+        "cluster/rayjob-train.yaml",
+        "cluster/rayservice.yaml",
+        "cluster/serve_config.yaml",
+        "cluster/launcher-aws.yaml",
+        "cluster/Dockerfile",
+        "configs/extract/cluster.yaml",
+        "configs/train/cluster.yaml",
+        "tests/integration/test_cluster.py",
+    ):
+        assert rel in doc and (ROOT / rel).exists(), rel

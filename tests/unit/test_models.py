@@ -7,6 +7,7 @@ import pytest
 import soundfile
 
 from raymer.models.registry import resolve_model
+from raymer.models.whisper import _compression_ratio
 from raymer.wer import wer, word_errors
 
 
@@ -101,7 +102,8 @@ def test_silence_tone_and_noise_give_no_words(featurizer):
 
 
 def test_temperature_fallback_decodes_from_stored_encoder_frames(featurizer, clips):
-    """The fallback re-decodes from the numpy copy of the encoder output, seeded."""
+    """The fallback re-decodes from the numpy copy of the encoder output (a float32 copy
+    put back in the encoder's dtype) and returns a non-repetitive transcript of the clip."""
     rows, audio = clips
     feats = featurizer._features(audio[0], 800)[None]
     encoder_output = featurizer.model.encode(feats)
@@ -112,5 +114,6 @@ def test_temperature_fallback_decodes_from_stored_encoder_frames(featurizer, cli
         featurizer._fallback(frames, encoder_output.dtype, prompt, 100, first) for _ in range(2)
     ]
     texts = [featurizer.tokenizer.decode(r.sequences_ids[0]) for r in results]
-    assert texts[0] == texts[1]  # seeded: the same text twice
-    assert wer(rows[0]["text"], texts[0]) < 0.5
+    for text in texts:  # sampled: the wording may differ run to run, not the content
+        assert _compression_ratio(text) <= 2.4
+        assert wer(rows[0]["text"], text) < 0.5, text
