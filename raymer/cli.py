@@ -249,6 +249,40 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    import yaml
+
+    from raymer import storage
+    from raymer.corpora import prepare as corpora
+
+    options = {}
+    if args.labels:
+        allowed = {"iemocap": ("4class", "all"), "goemotions": ("ekman", "all")}
+        if args.name not in allowed or args.labels not in allowed[args.name]:
+            raise ConfigError(
+                f"--labels {args.labels!r} does not apply to {args.name}; "
+                + "; ".join(f"{k}: {', '.join(v)}" for k, v in allowed.items())
+            )
+        options["labels"] = args.labels
+    if args.subset:
+        if args.name != "iemocap":
+            raise ConfigError("--subset (improvised, scripted) applies to iemocap only")
+        options["subset"] = args.subset
+    prepared = corpora.ADAPTERS[args.name](args.source, **options)
+    if args.label_map:
+        mapping = yaml.safe_load(storage.read_bytes(args.label_map))
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"--label-map {args.label_map}: expected a mapping label -> label")
+        corpora.apply_label_map(prepared, {str(k): v for k, v in mapping.items()})
+    if not prepared.rows:
+        raise ValueError(f"nothing to write: {corpora.summary(prepared, args.name)}")
+    corpora.assign_folds(prepared, args.name, args.folds)
+    corpora.write_manifest(prepared, args.output)
+    print(corpora.summary(prepared, args.name))
+    print(f"manifest: {args.output}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from raymer.config import SynthConfig
     from raymer.corpora.synth import synthesize_corpus
@@ -522,6 +556,34 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--speakers", type=int, default=8, help="number of voices, 1-16 (default 8)")
     synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     synth.set_defaults(func=_cmd_synth)
+    prep = corpus_sub.add_parser(
+        "prepare",
+        help="a real corpus (IEMOCAP, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) -> manifest",
+        description="Read an emotion corpus from its documented layout and write the "
+        "project's manifest (path, id, label, raw_label, speaker, session, text, fold, and the "
+        "corpus's own attributes), with speaker-independent folds; prints utterances per label, "
+        "speaker and fold, total hours, and every problem met (missing files, files without a "
+        "label line, unknown codes, duplicate ids) with examples. docs/corpora.md.",
+    )
+    prep.add_argument(
+        "name", choices=["iemocap", "ravdess", "savee", "crema-d", "tess", "goemotions", "manifest"]
+    )
+    prep.add_argument(
+        "source", help="the corpus folder (or, for manifest, the file); local or s3://"
+    )
+    prep.add_argument("--output", required=True, help="manifest to write (.csv, or .jsonl)")
+    prep.add_argument(
+        "--labels", help="iemocap: 4class (default) | all; goemotions: ekman (default) | all"
+    )
+    prep.add_argument("--subset", choices=["all", "improvised", "scripted"], help="iemocap only")
+    prep.add_argument("--label-map", help="YAML mapping label -> label (null: leave out)")
+    prep.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="speaker folds (not IEMOCAP: its 5 sessions) (default 5)",
+    )
+    prep.set_defaults(func=_cmd_prepare)
     return parser
 
 
