@@ -224,11 +224,12 @@ class TrainConfig(BaseModel, extra="forbid"):
     patience: int = Field(
         6, ge=1, description="Early stopping: epochs without a better validation UA."
     )
-    split_by: Literal["speaker", "session"] = Field(
+    split_by: Literal["speaker", "session", "fold"] = Field(
         "speaker",
         description="Manifest column that splits train/validation/test (and the folds of "
-        "crossval): no speaker (or session) is in two splits. test_speakers and val_speakers "
-        "list values of this column.",
+        "crossval): no speaker (session, fold) is in two splits. `fold` is the column "
+        "`raymer corpus prepare` writes (IEMOCAP's sessions, speaker folds elsewhere). "
+        "test_speakers and val_speakers list values of this column.",
     )
     test_speakers: list[str] = Field(
         default_factory=list,

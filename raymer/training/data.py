@@ -47,6 +47,11 @@ def group_of(row: dict, split_by: str = "speaker") -> str:
 def read_index(uri: str, split_by: str = "speaker") -> Index:
     """Read the small columns of every clip (no frames); unlabelled clips are only counted."""
     ids, labels, groups, dims, unlabelled = [], [], [], None, 0
+    if split_by not in feature_columns(uri):
+        raise ValueError(
+            f"split_by={split_by}: the features under {uri} have no `{split_by}` column "
+            "(it comes from the manifest; `raymer corpus prepare` writes `fold`)"
+        )
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
         table = pq.read_table(

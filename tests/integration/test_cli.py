@@ -109,3 +109,73 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         assert abs(r["std"]["ua"] - abs(uas[0] - uas[1]) / 2**0.5) < 1e-9
         assert r["pooled"]["n"] == 16
     assert (tmp_path / "crossval.md").read_text() in result.stdout
+
+
+def test_prepared_manifest_runs_fold_by_fold(ray_session, multi_speaker_features, tmp_path):
+    """`corpus prepare` (folds of speakers) -> `extract` -> `crossval split_by=fold`: every
+    fold is a test set once, and no speaker is in two folds."""
+    import csv
+    import json
+
+    address = ray_session.get_runtime_context().gcs_address
+    corpus = multi_speaker_features.parent / "corpus" / "manifest.csv"
+    prepared = tmp_path / "prepared.csv"
+    result = _run(
+        "corpus", "prepare", "manifest", str(corpus), "--output", str(prepared), "--folds", "3"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "manifest: 32 utterances" in result.stdout
+        and "per fold: fold1 16, fold2 8, fold3 8" in result.stdout
+    )
+    folds: dict[str, set] = {}
+    for row in csv.DictReader(prepared.open()):
+        folds.setdefault(row["fold"], set()).add(row["speaker"])
+    assert sum(len(s) for s in folds.values()) == len(set().union(*folds.values())) == 4
+
+    env = {"RAY_ADDRESS": address}
+    result = _run(
+        "extract",
+        "--config",
+        "configs/extract/tiny.yaml",
+        "--input",
+        str(prepared),
+        "--output",
+        str(tmp_path / "extract"),
+        env=env,
+        cwd=Path.cwd(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run(
+        "crossval",
+        "--features",
+        str(tmp_path / "extract"),
+        "--output",
+        str(tmp_path / "cv"),
+        "--modalities",
+        "fusion",
+        "split_by=fold",
+        "epochs=1",
+        "hidden_dim=16",
+        "batch_size=8",
+        "val_fraction=0.4",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "cv" / "crossval.json").read_text())
+    assert report["split_by"] == "fold"
+    r = report["results"]["fusion"]
+    assert set(r["folds"]) == {"fold1", "fold2", "fold3"} and r["pooled"]["n"] == 32
+    for name, fold in r["folds"].items():
+        assert name not in fold["val"] and fold["n"] == (16 if name == "fold1" else 8)
+
+    missing = _run(
+        "train",
+        "--features",
+        str(multi_speaker_features),
+        "--output",
+        str(tmp_path / "t"),
+        "split_by=fold",
+        env=env,
+    )
+    assert missing.returncode == 2 and "have no `fold` column" in missing.stderr

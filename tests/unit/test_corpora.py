@@ -329,3 +329,15 @@ def test_the_prepared_manifest_is_read_by_extraction(tmp_path, capsys):
     assert {"raw_label", "fold", "sentence", "level"} <= set(inputs.extra_columns)
     assert all(Path(r["path"]).is_file() for r in inputs.rows)
     assert tuple(corpora.ADAPTERS) == corpora.CORPORA
+
+
+def test_the_shipped_label_map_brings_ravdess_to_four_classes(tmp_path, capsys):
+    root = tmp_path / "ravdess"
+    for emotion in ("01", "02", "03", "04", "05", "06"):
+        _wav(root / "Actor_01" / f"03-01-{emotion}-01-01-01-01.wav")
+    label_map = Path(__file__).parents[2] / "configs" / "corpora" / "ravdess-4class.yaml"
+    out = tmp_path / "r.csv"
+    code, printed, _ = _prepare(capsys, "ravdess", root, "--output", out, "--label-map", label_map)
+    assert code == 0
+    assert sorted(r["label"] for r in _rows(out)) == ["angry", "happy", "neutral", "neutral", "sad"]
+    assert "label outside the label map: 1" in printed  # fearful

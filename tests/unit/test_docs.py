@@ -34,6 +34,8 @@ def test_readme_commands_exist():
         ["submit", "serve", "--checkpoint", "s3://b/c", "--host", "0.0.0.0", "--no-wait"],
         ["jobs", "logs", "raysubmit_1", "--follow", "--address", "http://h:8265"],
         ["jobs", "list", "--json"],
+        ["corpus", "prepare", "iemocap", "/data/IEMOCAP", "--output", "m.csv"],
+        ["copy", "data/sample", "s3://b/corpus"],
     ):
         assert parser.parse_args(argv).func
 
@@ -74,3 +76,14 @@ def test_cluster_doc_names_files_that_exist():
         "tests/integration/test_cluster.py",
     ):
         assert rel in doc and (ROOT / rel).exists(), rel
+
+
+def test_corpora_doc_names_every_corpus_and_the_label_map():
+    from raymer.corpora.prepare import CORPORA
+
+    doc = (ROOT / "docs" / "corpora.md").read_text()
+    for name in CORPORA:
+        assert f"`{name}`" in doc, name
+    assert "configs/corpora/ravdess-4class.yaml" in doc
+    assert (ROOT / "configs" / "corpora" / "ravdess-4class.yaml").exists()
+    assert "docs/corpora.md" in (ROOT / "README.md").read_text()
