@@ -46,10 +46,20 @@ class Prepared:
     problem_counts: Counter = field(default_factory=Counter)
     text_only: bool = False
 
+    _where: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # id -> place
+
     def problem(self, kind: str, example: str) -> None:
         self.problem_counts[kind] += 1
         if len(self.problems[kind]) < 5:
             self.problems[kind].append(example)
+
+    def add(self, row: dict, where: str) -> None:
+        """Keep ``row`` unless its id is taken (a "duplicate id" problem naming both places)."""
+        if row["id"] in self._where:
+            self.problem("duplicate id", f"{row['id']}: {where} and {self._where[row['id']]}")
+            return
+        self._where[row["id"]] = where
+        self.rows.append(row)
 
 
 # -- IEMOCAP ------------------------------------------------------------------------------
@@ -179,7 +189,6 @@ def ravdess(root: str) -> Prepared:
             "MM-VV-EE-II-SS-RR-AA.wav files (e.g. Actor_01/03-01-05-01-02-01-01.wav)"
         )
     out = Prepared([], root)
-    seen: dict[str, str] = {}
     for path in files:
         name = posixpath.basename(path)
         m = _RAVDESS.match(name)
@@ -195,11 +204,7 @@ def ravdess(root: str) -> Prepared:
         if posixpath.basename(posixpath.dirname(path)) != f"Actor_{actor}":
             out.problem("file in another actor's folder", _rel(root, path))
         rid = name[:-4]
-        if rid in seen:
-            out.problem("duplicate id", f"{rid}: {_rel(root, path)} and {seen[rid]}")
-            continue
-        seen[rid] = _rel(root, path)
-        out.rows.append(
+        out.add(
             {
                 "path": _rel(root, path),
                 "id": rid,
@@ -211,7 +216,8 @@ def ravdess(root: str) -> Prepared:
                 "intensity": "strong" if intensity == "02" else "normal",
                 "gender": "male" if int(actor) % 2 else "female",
                 "repetition": int(repetition),
-            }
+            },
+            _rel(root, path),
         )
     return out
 
@@ -236,7 +242,6 @@ def savee(root: str) -> Prepared:
     ``<speaker>_<prefix><nn>.wav``; prefixes a, d, f, h, n, sa, su."""
     files = storage.list_files(root, (".wav",))
     out = Prepared([], root)
-    seen: dict[str, str] = {}
     for path in files:
         name = posixpath.basename(path)
         m = _SAVEE.match(name)
@@ -250,11 +255,7 @@ def savee(root: str) -> Prepared:
             out.problem("unknown label", f"{_rel(root, path)}: prefix {prefix!r}")
             continue
         rid = f"{speaker}_{prefix}{m.group(3)}"
-        if rid in seen:
-            out.problem("duplicate id", f"{rid}: {_rel(root, path)} and {seen[rid]}")
-            continue
-        seen[rid] = _rel(root, path)
-        out.rows.append(
+        out.add(
             {
                 "path": _rel(root, path),
                 "id": rid,
@@ -263,7 +264,8 @@ def savee(root: str) -> Prepared:
                 "speaker": speaker,
                 "session": None,
                 "text": None,
-            }
+            },
+            _rel(root, path),
         )
     if not out.rows:
         raise CorpusLayoutError(
@@ -322,7 +324,7 @@ def crema_d(root: str) -> Prepared:
             continue
         if sentence not in CREMA_SENTENCES:
             out.problem("unknown sentence code", f"{name}: {sentence}")
-        out.rows.append(
+        out.add(
             {
                 "path": _rel(root, path),
                 "id": name[:-4],
@@ -333,7 +335,8 @@ def crema_d(root: str) -> Prepared:
                 "text": CREMA_SENTENCES.get(sentence),
                 "sentence": sentence,
                 "level": CREMA_LEVELS.get(level, level),
-            }
+            },
+            _rel(root, path),
         )
     return out
 
@@ -360,7 +363,6 @@ def tess(root: str) -> Prepared:
     ``..._ps.wav``); the text is "Say the word <word>."."""
     files = storage.list_files(root, (".wav",))
     out = Prepared([], root)
-    seen: dict[str, str] = {}
     for path in files:
         name = posixpath.basename(path)
         m = _TESS_FILE.match(name)
@@ -376,11 +378,7 @@ def tess(root: str) -> Prepared:
         if folder_emo and TESS_EMOTIONS.get(folder_emo) not in (None, TESS_EMOTIONS[emo]):
             out.problem("file and folder disagree", _rel(root, path))
         rid = f"{speaker}_{word}_{TESS_EMOTIONS[emo]}"
-        if rid in seen:
-            out.problem("duplicate id", f"{rid}: {_rel(root, path)} and {seen[rid]}")
-            continue
-        seen[rid] = _rel(root, path)
-        out.rows.append(
+        out.add(
             {
                 "path": _rel(root, path),
                 "id": rid,
@@ -390,7 +388,8 @@ def tess(root: str) -> Prepared:
                 "session": None,
                 "text": f"Say the word {word}.",
                 "word": word,
-            }
+            },
+            _rel(root, path),
         )
     if not out.rows:
         raise CorpusLayoutError(
@@ -470,7 +469,6 @@ def goemotions(root: str, labels: str = "ekman") -> Prepared:
             "(tab-separated: text, label ids like 2,17, id; no header)"
         )
     out = Prepared([], root, text_only=True)
-    seen = set()
     for split in splits:
         data = storage.read_bytes(storage.join(root, f"{split}.tsv")).decode("utf-8")
         for n, fields in enumerate(csv.reader(io.StringIO(data), delimiter="\t"), start=1):
@@ -483,12 +481,8 @@ def goemotions(root: str, labels: str = "ekman") -> Prepared:
             except (ValueError, IndexError):
                 out.problem("unknown label", f"{split}.tsv line {n}: {ids!r}")
                 continue
-            if rid in seen:
-                out.problem("duplicate id", f"{rid} ({split}.tsv line {n})")
-                continue
-            seen.add(rid)
             names = sorted({_TO_EKMAN[f] for f in fine}) if labels == "ekman" else fine
-            out.rows.append(
+            out.add(
                 {
                     "path": None,
                     "id": rid,
@@ -499,7 +493,8 @@ def goemotions(root: str, labels: str = "ekman") -> Prepared:
                     "session": None,
                     "text": text,
                     "split": split,
-                }
+                },
+                f"{split}.tsv line {n}",
             )
     return out
 
