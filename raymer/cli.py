@@ -84,7 +84,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from raymer.training.trainer import train
 
     summary = train(_train_config(args))
-    print(f"train: {summary.epochs} epochs, best validation UA {summary.best_val_ua:.3f}")
+    score = "macro-F1" if summary.selected_by == "val_macro_f1" else "UA"
+    print(f"train: {summary.epochs} epochs, best validation {score} {summary.best_val_score:.3f}")
     if summary.unlabelled:
         print(f"left out: {summary.unlabelled} clips without a label")
     print(f"best checkpoint: {summary.best_checkpoint}")
@@ -119,6 +120,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None, where)
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
+        + (f" | micro-F1 {m['micro_f1']:.3f}" if m.get("multi_label") else "")
         + (f" | {m['unlabelled']} without a label left out" if m["unlabelled"] else "")
     )
     print(f"report: {args.output}/report.md")

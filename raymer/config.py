@@ -74,6 +74,12 @@ class ExtractConfig(BaseModel, extra="forbid"):
         "asr",
         description="Text embedded by the text encoder: the ASR transcript or the manifest text.",
     )
+    inputs: Literal["auto", "audio", "text"] = Field(
+        "auto",
+        description="audio: decode and transcribe each clip, then embed its text; text: embed "
+        "the manifest's `text` column only (no audio, no Whisper: a text corpus such as "
+        "GoEmotions, for the text branch); auto: text when no manifest row has a path.",
+    )
     max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text encoder.")
     asr_actors: int = Field(2, ge=1, description="Whisper actors (one GPU each with use_gpu).")
     asr_num_cpus: float = Field(
@@ -217,6 +223,19 @@ class TrainConfig(BaseModel, extra="forbid"):
         "bce",
         description="Binary cross-entropy on logits (multi-label capable, as the paper) or softmax cross-entropy.",
     )
+    multi_label: bool = Field(
+        False,
+        description="Targets from the features' `labels` column, a list of labels per clip "
+        "(GoEmotions): one sigmoid per label (loss bce), several may be on; checkpoints are "
+        "chosen by validation macro-F1. train and evaluate only (crossval and compare score "
+        "single labels).",
+    )
+    init_text: str | None = Field(
+        None,
+        description="A checkpoint (or train output) whose text branch starts this model, e.g. a "
+        "text-only run on GoEmotions: its text projection and blocks (and in fine-tune mode "
+        "its fine-tuned text encoder) are loaded before training; the label head starts anew.",
+    )
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(32, ge=1, description="Clips per batch per worker.")
@@ -273,6 +292,12 @@ class TrainConfig(BaseModel, extra="forbid"):
                 "audio_input=temporal works on cached frames only; fine-tune mode trains the "
                 "Whisper encoder itself (use audio_input=frames)"
             )
+        if self.multi_label and self.loss != "bce":
+            raise ValueError(
+                "multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
+            )
+        if self.init_text and self.modality == "audio":
+            raise ValueError("init_text starts a text branch; modality=audio has none")
         return self
 
 
@@ -367,14 +392,23 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw != "" else None
+        value = yaml.safe_load(raw) if raw != "" else None
+        # A mapping given whole (holdout={} or holdout={a: [x]}) replaces the file's mapping;
+        # dotted keys (finetune.top_layers=3) change one entry of it.
+        node[leaf] = _Whole(value) if isinstance(value, dict) else value
     return result
+
+
+class _Whole(dict):
+    """An override's mapping value: it replaces, where dotted keys merge."""
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, _Whole):
+            merged[key] = dict(value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

@@ -18,7 +18,7 @@ SEGMENT_TYPE = pa.struct([("start", pa.float32()), ("end", pa.float32()), ("text
 FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("id", pa.string(), "clip id (from the manifest, else the path relative to the input)"),
     ("path", pa.string(), "audio path or URI as read"),
-    ("duration_s", pa.float32(), "duration of the decoded audio, seconds"),
+    ("duration_s", pa.float32(), "duration of the decoded audio, seconds (null: text only)"),
     ("label", pa.string(), "emotion label from the manifest (null when unknown)"),
     ("speaker", pa.string(), "speaker id from the manifest (null when unknown)"),
     ("session", pa.string(), "session id from the manifest (null when unknown)"),
@@ -30,7 +30,11 @@ FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("no_speech_prob", pa.float32(), "Whisper's no-speech probability"),
     ("segments", pa.list_(SEGMENT_TYPE), "timed segments: start, end (s), text"),
     ("wer", pa.float32(), "word error rate of the transcript against reference_text"),
-    ("audio_frames", pa.list_(pa.list_(pa.float32())), "Whisper encoder frames (T_a, D_a)"),
+    (
+        "audio_frames",
+        pa.list_(pa.list_(pa.float32())),
+        "Whisper encoder frames (T_a, D_a); null for a text corpus",
+    ),
     ("audio_frame_rate_hz", pa.float32(), "rate of audio_frames"),
     ("audio_embedding", pa.list_(pa.float32()), "mean of the encoder frames (D_a)"),
     ("text_source", pa.string(), "what the text encoder read: asr or reference"),

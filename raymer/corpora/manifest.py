@@ -3,6 +3,7 @@
 A manifest is CSV, JSONL or Parquet with a ``path`` column (path or URI; relative paths
 resolve against the manifest's folder) and optional ``id``, ``label``, ``speaker``,
 ``session`` and ``text`` (the reference transcript). Other columns are carried through.
+A text corpus (GoEmotions) has ``text`` and no paths: its rows are texts to embed.
 """
 
 from __future__ import annotations
@@ -39,19 +40,37 @@ class Inputs:
     rows: list[dict]
     extra_columns: list[str] = field(default_factory=list)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+    text_only: bool = False  # rows are texts to embed, with no audio
 
 
-def read_inputs(uri: str) -> Inputs:
-    """Manifest file or directory -> ``Inputs``."""
+def read_inputs(uri: str, kind: str = "auto") -> Inputs:
+    """Manifest file or directory -> ``Inputs``. ``kind``: audio (every row needs a
+    ``path``), text (every row needs a ``text``; paths are ignored) or auto (text when no row
+    of the manifest has a path)."""
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):
+        if kind == "text":
+            raise ManifestError(
+                f"inputs=text needs a manifest with a `text` column; {uri} is a folder of audio"
+            )
         return _from_directory(uri)
     if not uri.lower().endswith(MANIFEST_SUFFIXES):
         raise ManifestError(
             f"input {uri} is neither a directory nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
         )
-    return _from_manifest(uri, read_table(uri))
+    table = read_table(uri)
+    if kind == "auto":
+        kind = "text" if _no_paths(table) and "text" in table.column_names else "audio"
+    if kind == "text":
+        return _texts_from_manifest(uri, table)
+    return _from_manifest(uri, table)
+
+
+def _no_paths(table: pa.Table) -> bool:
+    if "path" not in table.column_names:
+        return True
+    return all(p in (None, "") for p in table.column("path").to_pylist())
 
 
 def read_table(uri: str) -> pa.Table:
@@ -100,6 +119,38 @@ def _from_manifest(uri: str, table: pa.Table) -> Inputs:
         )
         rows.append(row)
     return Inputs(rows, extra, problems)
+
+
+def _texts_from_manifest(uri: str, table: pa.Table) -> Inputs:
+    """A text corpus: every row needs a ``text``; its ``id`` (else ``row-N``) names it."""
+    if "text" not in table.column_names:
+        raise ManifestError(
+            f"manifest {uri} has no `text` column (columns: {table.column_names}): "
+            "inputs=text embeds that column"
+        )
+    extra = [c for c in table.column_names if c not in MANIFEST_COLUMNS]
+    rows, problems, seen = [], [], {}
+    for n, record in enumerate(table.to_pylist(), start=1):
+        rid = _str_or_none(record.get("id")) or f"row-{n}"
+        text = _str_or_none(record.get("text"))
+        if text is None or not text.strip():
+            problems.append((rid, "", f"manifest row {n} has no text to embed"))
+            continue
+        if rid in seen:
+            problems.append((rid, "", f"duplicate id: already used by manifest row {seen[rid]}"))
+            continue
+        seen[rid] = n
+        row = {k: record.get(k) for k in extra}
+        row.update(
+            id=rid,
+            path=_str_or_none(record.get("path")) or "",
+            label=_str_or_none(record.get("label")),
+            speaker=_str_or_none(record.get("speaker")),
+            session=_str_or_none(record.get("session")),
+            reference_text=text,
+        )
+        rows.append(row)
+    return Inputs(rows, extra, problems, text_only=True)
 
 
 def _from_directory(uri: str) -> Inputs:

@@ -25,6 +25,7 @@ def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> di
         "text_dim": text_dim,
         "labels": list(labels),
         "loss": cfg.loss,  # how logits become scores: sigmoid (bce) or softmax (ce)
+        "multi_label": cfg.multi_label,  # targets: a list of labels per clip
         **{k: getattr(cfg, k) for k in MODEL_KEYS},
     }
 
@@ -46,9 +47,13 @@ def build_recognizer(spec: dict[str, Any]):
     from .registry import resolve_model
     from .whisper_encoder import load_whisper_encoder
 
-    audio = load_whisper_encoder(resolve_model(spec["asr_model"]))
-    hf_logging.disable_progress_bar()  # one "Loading weights" bar per worker is noise
-    text = AutoModel.from_pretrained(resolve_model(spec["text_model"]))
+    # Only the encoders the modality uses are loaded (a text-only run has no audio at all).
+    audio = text = None
+    if spec["modality"] in ("fusion", "audio"):
+        audio = load_whisper_encoder(resolve_model(spec["asr_model"]))
+    if spec["modality"] in ("fusion", "text"):
+        hf_logging.disable_progress_bar()  # one "Loading weights" bar per worker is noise
+        text = AutoModel.from_pretrained(resolve_model(spec["text_model"]))
     return EmotionRecognizer(audio, text, build_fusion_model(spec), pool=spec["pool"])
 
 

@@ -57,8 +57,8 @@ class EmotionRecognizer(nn.Module):
 
     def __init__(
         self,
-        audio_encoder: nn.Module,
-        text_encoder: nn.Module,
+        audio_encoder: nn.Module | None,
+        text_encoder: nn.Module | None,
         head: CoAttentionFusion,
         pool: int = 5,
     ) -> None:

@@ -42,8 +42,14 @@ class ExtractSummary:
     features_uri: str
     errors_uri: str
     error_examples: list[str] = field(default_factory=list)
+    text_only: bool = False  # a text corpus: texts embedded, no audio
 
     def line(self) -> str:
+        if self.text_only:
+            return (
+                f"extract: {self.clips_ok} texts ok, {self.clips_failed} failed, "
+                f"{self.skipped} already done | text only, {self.wall_s:.1f} s"
+            )
         wer = f" | WER {100 * self.wer:.1f}%" if self.wer is not None else ""
         return (
             f"extract: {self.clips_ok} clips ok, {self.clips_failed} failed, {self.skipped} already done"
@@ -59,7 +65,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     start = time.perf_counter()
     features_uri = storage.join(cfg.output, "features")
     errors_uri = storage.join(cfg.output, "errors")
-    inputs = read_inputs(cfg.input)
+    inputs = read_inputs(cfg.input, cfg.inputs)
     done = existing_ids(features_uri) if cfg.resume else set()
     todo = [r for r in inputs.rows if r["id"] not in done]
     skipped = len(inputs.rows) - len(todo)
@@ -69,7 +75,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
     if todo:
         init_ray()
-        build_dataset(cfg, todo, inputs.extra_columns, errors_uri).write_parquet(
+        build_dataset(cfg, todo, inputs.extra_columns, errors_uri, inputs.text_only).write_parquet(
             storage.filesystem(features_uri)[1],
             filesystem=storage.filesystem(features_uri)[0],
             ray_remote_args={"num_cpus": cfg.decode_num_cpus},
@@ -78,19 +84,42 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     summary = _summarize(
         features_uri, errors_uri, done, failed, skipped, time.perf_counter() - start
     )
+    summary.text_only = inputs.text_only
     storage.write_bytes(
         storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
     )
     return summary
 
 
-def build_dataset(cfg: ExtractConfig, rows: list[dict], extra_columns: list[str], errors_uri: str):
-    """The lazy Ray Dataset: decode (tasks) -> Whisper (actors) -> text encoder (actors)."""
+def build_dataset(
+    cfg: ExtractConfig,
+    rows: list[dict],
+    extra_columns: list[str],
+    errors_uri: str,
+    text_only: bool = False,
+):
+    """The lazy Ray Dataset: decode (tasks) -> Whisper (actors) -> text encoder (actors);
+    a text corpus (``text_only``) goes straight to the text encoder."""
     import ray.data
     from ray.data import ActorPoolStrategy
 
     from raymer.pipeline.stages import TextStage, WhisperStage, decode_batch
 
+    gpu = 1 if cfg.use_gpu else 0
+    text_stage = dict(
+        fn_constructor_args=(cfg, errors_uri, extra_columns, text_only),
+        batch_size=cfg.batch_size * 4,
+        compute=ActorPoolStrategy(size=cfg.text_actors),
+        num_cpus=cfg.text_num_cpus,
+        num_gpus=gpu * cfg.text_num_gpus,
+        batch_format="numpy",
+    )
+    if text_only:
+        per_block = cfg.batch_size * 4
+        blocks = min(len(rows), max(2 * cfg.text_actors, math.ceil(len(rows) / per_block)), 2000)
+        return ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+            TextStage, **text_stage
+        )
     # Enough blocks that every Whisper actor has work, few enough that each fills a batch.
     blocks = min(len(rows), max(2 * cfg.asr_actors, math.ceil(len(rows) / cfg.batch_size)), 2000)
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
@@ -101,7 +130,6 @@ def build_dataset(cfg: ExtractConfig, rows: list[dict], extra_columns: list[str]
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
     )
-    gpu = 1 if cfg.use_gpu else 0
     ds = ds.map_batches(
         WhisperStage,
         fn_constructor_args=(cfg,),
@@ -111,15 +139,7 @@ def build_dataset(cfg: ExtractConfig, rows: list[dict], extra_columns: list[str]
         num_gpus=gpu * cfg.asr_num_gpus,
         batch_format="numpy",
     )
-    return ds.map_batches(
-        TextStage,
-        fn_constructor_args=(cfg, errors_uri, extra_columns),
-        batch_size=cfg.batch_size * 4,
-        compute=ActorPoolStrategy(size=cfg.text_actors),
-        num_cpus=cfg.text_num_cpus,
-        num_gpus=gpu * cfg.text_num_gpus,
-        batch_format="numpy",
-    )
+    return ds.map_batches(TextStage, **text_stage)
 
 
 def existing_ids(features_uri: str) -> set[str]:

@@ -149,13 +149,22 @@ class WhisperStage:
 
 
 class TextStage:
-    """Actor: embeds the transcript; writes failed clips to ``errors/``; returns typed rows."""
+    """Actor: embeds the transcript; writes failed clips to ``errors/``; returns typed rows.
+    With ``text_only`` (a text corpus) it embeds each row's reference text and leaves the
+    audio columns null."""
 
-    def __init__(self, cfg: ExtractConfig, errors_uri: str, extra_columns: list[str]) -> None:
+    def __init__(
+        self,
+        cfg: ExtractConfig,
+        errors_uri: str,
+        extra_columns: list[str],
+        text_only: bool = False,
+    ) -> None:
         from raymer.models.registry import resolve_model
         from raymer.models.text_encoder import TextEncoder
 
         self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
+        self.text_only = text_only
         self.encoder = TextEncoder(
             resolve_model(cfg.text_model),
             device=_device(cfg, cfg.text_num_gpus),
@@ -165,6 +174,9 @@ class TextStage:
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
+        if self.text_only:
+            for row in rows:
+                row.update(error=None, stage=None, duration_s=None)
         good = [r for r in rows if r["error"] is None]
         texts = [self._text(r) for r in good]
         for row, feats in zip(good, self.encoder(texts), strict=True):
@@ -172,19 +184,24 @@ class TextStage:
                 text_tokens=feats.tokens.tolist(),
                 text_embedding=feats.embedding.tolist(),
                 text_source="reference" if self._use_reference(row) else "asr",
-                audio_frames=_floats(row["audio_frames"])
-                .reshape(-1, int(row["audio_dim"]))
-                .tolist(),
-                audio_embedding=_floats(row["audio_embedding"]).tolist(),
-                audio_frame_rate_hz=self.cfg.frame_rate_hz,
-                segments=json.loads(row["segments"]),
-                asr_model=self.cfg.asr_model,
                 text_model=self.cfg.text_model,
             )
+            if not self.text_only:
+                row.update(
+                    audio_frames=_floats(row["audio_frames"])
+                    .reshape(-1, int(row["audio_dim"]))
+                    .tolist(),
+                    audio_embedding=_floats(row["audio_embedding"]).tolist(),
+                    audio_frame_rate_hz=self.cfg.frame_rate_hz,
+                    segments=json.loads(row["segments"]),
+                    asr_model=self.cfg.asr_model,
+                )
         self._write_errors([r for r in rows if r["error"] is not None])
         return features_table(good, self.extra_columns)
 
     def _use_reference(self, row) -> bool:
+        if self.text_only:
+            return True
         return self.cfg.text_source == "reference" and bool(row.get("reference_text"))
 
     def _text(self, row) -> str:

@@ -33,6 +33,11 @@ KEYS = ("ua", "wa", "macro_f1")
 def crossval(
     cfg: TrainConfig, modalities: list[str] | None = None, folds: list[str] | None = None
 ) -> dict:
+    if cfg.multi_label:
+        raise ValueError(
+            "crossval scores single-label clips; train and evaluate a multi_label model on the "
+            "corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
+        )
     modalities = modalities or [cfg.modality]
     groups = sorted(set(read_index(cfg.features, cfg.split_by).speakers))
     folds = folds or groups

@@ -14,6 +14,18 @@ COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
 SPLIT_COLUMNS = ("speaker", "session")
 
 
+def target_column(multi_label: bool) -> str:
+    """Where a clip's targets are: ``label`` (one) or ``labels`` (a list, e.g. GoEmotions)."""
+    return "labels" if multi_label else "label"
+
+
+def has_target(value) -> bool:
+    """A label (None or "": none) or a list of labels (empty: none)."""
+    if value is None:
+        return False
+    return value != "" if isinstance(value, str) else len(value) > 0
+
+
 def features_path(uri: str) -> str:
     """Accept an extraction output root or its ``features/`` folder."""
     inner = storage.join(uri, "features")
@@ -27,15 +39,21 @@ def feature_files(uri: str) -> list[str]:
 
 @dataclass
 class Index:
-    """The labelled clips: ids, labels, their group (speaker or session), the feature widths,
-    and how many clips were left out for having no label."""
+    """The labelled clips: ids, labels (a list per clip when multi-label), their group
+    (speaker or session), the feature widths (audio 0: a text corpus), and how many clips
+    were left out for having no label."""
 
     ids: list[str]
-    labels: list[str]
+    labels: list  # str per clip, or list[str] per clip (multi-label)
     speakers: list[str]  # the values of the split column (speaker or session)
     audio_dim: int
     text_dim: int
     unlabelled: int = 0
+
+    def label_set(self) -> list[str]:
+        """Every label that occurs, sorted."""
+        found = {x for lab in self.labels for x in ([lab] if isinstance(lab, str) else lab)}
+        return sorted(found)
 
 
 def group_of(row: dict, split_by: str = "speaker") -> str:
@@ -44,33 +62,40 @@ def group_of(row: dict, split_by: str = "speaker") -> str:
     return "unknown" if value is None or value == "" else str(value)
 
 
-def read_index(uri: str, split_by: str = "speaker") -> Index:
+def read_index(uri: str, split_by: str = "speaker", multi_label: bool = False) -> Index:
     """Read the small columns of every clip (no frames); unlabelled clips are only counted."""
     ids, labels, groups, dims, unlabelled = [], [], [], None, 0
-    if split_by not in feature_columns(uri):
+    target = target_column(multi_label)
+    columns = feature_columns(uri)
+    if split_by not in columns:
         raise ValueError(
             f"split_by={split_by}: the features under {uri} have no `{split_by}` column "
             "(it comes from the manifest; `raymer corpus prepare` writes `fold`)"
+        )
+    if target not in columns:
+        raise ValueError(
+            f"multi_label: the features under {uri} have no `labels` column (a list of labels "
+            "per clip, as `raymer corpus prepare goemotions` writes)"
         )
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
         table = pq.read_table(
             inner,
             filesystem=fs,
-            columns=["id", "label", split_by, "audio_embedding", "text_embedding"],
+            columns=["id", target, split_by, "audio_embedding", "text_embedding"],
         )
         for row in table.to_pylist():
-            if row["label"] is None or row["label"] == "":
+            if not has_target(row[target]):
                 unlabelled += 1
                 continue
             ids.append(row["id"])
-            labels.append(row["label"])
+            labels.append(row[target])
             groups.append(group_of(row, split_by))
-            dims = dims or (len(row["audio_embedding"]), len(row["text_embedding"]))
+            dims = dims or (len(row["audio_embedding"] or []), len(row["text_embedding"]))
     if not ids:
         raise ValueError(
             f"no labelled clips under {uri} ({unlabelled} without a label): "
-            "train needs features with a `label` column"
+            f"train needs features with a `{target}` column"
         )
     return Index(ids, labels, groups, *dims, unlabelled=unlabelled)
 
@@ -111,15 +136,17 @@ class InSpeakers:
         speakers: set[str],
         holdout: dict[str, list[str]] | None = None,
         split_by: str = "speaker",
+        target: str = "label",
     ) -> None:
         self.speakers = speakers
         self.holdout = {k: set(v) for k, v in (holdout or {}).items()}
         self.split_by = split_by
+        self.target = target
 
     def __call__(self, row: dict) -> bool:
         if any(str(row.get(k)) in v for k, v in self.holdout.items()):
             return False
-        if row["label"] is None or row["label"] == "":
+        if not has_target(row[self.target]):
             return False
         return group_of(row, self.split_by) in self.speakers
 
@@ -131,7 +158,7 @@ def read_frames(
     clips: list[np.ndarray] = []
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
-        cols = ["label", keep.split_by, "audio_frames", *columns]
+        cols = list(dict.fromkeys([keep.target, keep.split_by, "audio_frames", *columns]))
         for row in pq.read_table(inner, filesystem=fs, columns=cols).to_pylist():
             if keep(row) and row["audio_frames"]:
                 clips.append(np.asarray(row["audio_frames"], dtype=np.float32))
@@ -141,9 +168,15 @@ def read_frames(
 
 
 def _stack(rows) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps."""
+    """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps.
+    A missing sequence (no audio in a text corpus: None, or NaN in an all-null numpy
+    column) is empty, all masked."""
     seqs = [
-        np.asarray([np.asarray(f, dtype=np.float32) for f in r], dtype=np.float32) for r in rows
+        np.asarray(
+            [np.asarray(f, dtype=np.float32) for f in (r if np.ndim(r) else [])],
+            dtype=np.float32,
+        )
+        for r in rows
     ]
     dim = next((s.shape[1] for s in seqs if s.ndim == 2 and len(s)), 1)
     longest = max(1, max(len(s) for s in seqs))
@@ -156,18 +189,31 @@ def _stack(rows) -> tuple[np.ndarray, np.ndarray]:
     return out, mask
 
 
-def collate(batch: dict[str, np.ndarray], labels: list[str]) -> dict:
-    """A column batch -> padded tensors, masks and label indices."""
+def targets(batch: dict[str, np.ndarray], labels: list[str], multi_label: bool = False):
+    """Label indices (B,), or with ``multi_label`` a multi-hot (B, L) float tensor from the
+    ``labels`` lists."""
+    import torch
+
+    index = {label: i for i, label in enumerate(labels)}
+    if not multi_label:
+        return torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long)
+    hot = torch.zeros(len(batch["labels"]), len(labels))
+    for i, names in enumerate(batch["labels"]):
+        hot[i, [index[str(x)] for x in names]] = 1.0
+    return hot
+
+
+def collate(batch: dict[str, np.ndarray], labels: list[str], multi_label: bool = False) -> dict:
+    """A column batch -> padded tensors, masks and targets (see ``targets``)."""
     import torch
 
     audio, audio_mask = _stack(batch["audio_frames"])
     text, text_mask = _stack(batch["text_tokens"])
-    index = {label: i for i, label in enumerate(labels)}
     return {
         "audio": torch.from_numpy(audio),
         "audio_mask": torch.from_numpy(audio_mask),
         "text": torch.from_numpy(text),
         "text_mask": torch.from_numpy(text_mask),
-        "label": torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long),
+        "label": targets(batch, labels, multi_label),
         "id": [str(x) for x in batch["id"]],
     }

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.training.data import collate, feature_files
-from raymer.training.metrics import classification_metrics
+from raymer.training.data import collate, feature_files, has_target, target_column
+from raymer.training.metrics import classification_metrics, multilabel_metrics
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
 
@@ -43,19 +43,22 @@ def load_spec(uri: str) -> dict:
 
 def load_model(uri: str):
     """Checkpoint (local or s3://) -> (model in eval mode, its spec)."""
-    import torch
-
     from raymer.models.builders import build_model
 
     spec = load_spec(uri)
-    ckpt = spec["checkpoint"]
+    model = build_model(spec)
+    model.load_state_dict(read_state(spec["checkpoint"]))
+    return model.eval(), spec
+
+
+def read_state(checkpoint: str) -> dict:
+    """A checkpoint folder's weights (``model.pt``, local or s3://), on the CPU."""
+    import torch
+
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model.pt"
-        local.write_bytes(storage.read_bytes(storage.join(ckpt, "model.pt")))
-        state = torch.load(local, map_location="cpu")
-    model = build_model(spec)
-    model.load_state_dict(state)
-    return model.eval(), spec
+        local.write_bytes(storage.read_bytes(storage.join(checkpoint, "model.pt")))
+        return torch.load(local, map_location="cpu")
 
 
 def label_scores(logits, loss: str):
@@ -68,13 +71,18 @@ def label_scores(logits, loss: str):
 
 def model_inputs(spec: dict, table: pa.Table) -> dict:
     """A features table -> the model's batch: cached frames and tokens, or (fine-tune
-    checkpoints) the decoded audio and text through the fine-tune collate."""
+    checkpoints) the decoded audio (none for a text model) and text through the fine-tune
+    collate."""
     from raymer.training.loop import make_collate
 
+    target = target_column(spec.get("multi_label", False))
     if spec.get("mode", "features") == "finetune":
         from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 
-        cols = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in FINETUNE_COLUMNS}
+        names = dict.fromkeys([*FINETUNE_COLUMNS, target])
+        cols = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in names}
+        if spec["modality"] == "text":
+            return make_collate(spec)(cols)
         decoded = decode_rows(cols)
         if len(decoded["id"]) != len(cols["id"]):
             lost = sorted(set(cols["id"]) - set(decoded["id"]))
@@ -82,9 +90,9 @@ def model_inputs(spec: dict, table: pa.Table) -> dict:
         return make_collate(spec)(decoded)
     cols = {
         c: np.asarray(table.column(c).to_pylist(), dtype=object)
-        for c in ("id", "label", "audio_frames", "text_tokens")
+        for c in ("id", target, "audio_frames", "text_tokens")
     }
-    return collate(cols, spec["labels"])
+    return collate(cols, spec["labels"], spec.get("multi_label", False))
 
 
 def _matches(row: dict, where: dict[str, set[str]]) -> bool:
@@ -102,13 +110,16 @@ def predict_table(
     """Score every labelled clip (of ``speakers``, matching ``where``) -> predictions table.
 
     Clips without a label are left out and counted (``table.schema.metadata``); a label the
-    checkpoint was not trained on is refused: its scores would mean nothing.
+    checkpoint was not trained on is refused: its scores would mean nothing. A multi-label
+    checkpoint scores the clips' ``labels`` lists and adds ``predicted_labels`` (every label
+    whose score passes 0.5) to ``predicted`` (the top one).
     """
     import torch
 
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     where_sets = {k: set(v) for k, v in where.items()}  # built once, tested on every row
-    labels = spec["labels"]
+    labels, multi = spec["labels"], spec.get("multi_label", False)
+    target = target_column(multi)
     rows: list[dict] = []
     unlabelled, foreign = 0, set()
     for path in feature_files(features):
@@ -120,10 +131,11 @@ def predict_table(
             for i, row in enumerate(small.to_pylist()):
                 if not _matches(row, where_sets):
                     continue
-                if row["label"] is None or row["label"] == "":
+                names = row.get(target) if multi else [row.get(target)]
+                if not has_target(row.get(target)):
                     unlabelled += 1
-                elif row["label"] not in labels:
-                    foreign.add(row["label"])
+                elif set(names) - set(labels):
+                    foreign.update(set(names) - set(labels))
                 else:
                     keep.append(i)
             if not keep:
@@ -138,6 +150,10 @@ def predict_table(
             carried = [c for c in table.column_names if c not in FEATURE_COLUMNS]
             for i, record in enumerate(table.select(carried).to_pylist()):
                 record["predicted"] = labels[int(scores[i].argmax())]
+                if multi:
+                    record["predicted_labels"] = [
+                        lab for j, lab in enumerate(labels) if scores[i, j] > 0.5
+                    ]
                 record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
                 rows.append(record)
     if foreign:
@@ -166,9 +182,24 @@ def evaluate(
     predictions = predict_table(model, spec, features, speakers, where)
     labels = spec["labels"]
     index = {lab: i for i, lab in enumerate(labels)}
-    y_true = [index[x] for x in predictions.column("label").to_pylist()]
-    y_pred = [index[x] for x in predictions.column("predicted").to_pylist()]
-    metrics = classification_metrics(y_true, y_pred, labels) | {
+    if spec.get("multi_label"):
+        y_true = np.zeros((predictions.num_rows, len(labels)), dtype=bool)
+        y_pred = np.zeros_like(y_true)
+        for i, (true, pred) in enumerate(
+            zip(
+                predictions.column("labels").to_pylist(),
+                predictions.column("predicted_labels").to_pylist(),
+                strict=True,
+            )
+        ):
+            y_true[i, [index[x] for x in true]] = True
+            y_pred[i, [index[x] for x in pred]] = True
+        scores = multilabel_metrics(y_true, y_pred, labels)
+    else:
+        y_true = [index[x] for x in predictions.column("label").to_pylist()]
+        y_pred = [index[x] for x in predictions.column("predicted").to_pylist()]
+        scores = classification_metrics(y_true, y_pred, labels)
+    metrics = scores | {
         "checkpoint": spec["checkpoint"],
         "modality": spec["modality"],
         "mode": spec.get("mode", "features"),
@@ -183,9 +214,10 @@ def evaluate(
     fs, path = storage.filesystem(storage.join(output, "predictions.parquet"))
     pq.write_table(predictions, path, filesystem=fs)
     storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
-    from raymer.training.plots import confusion_png
+    if "confusion" in metrics:  # single-label only: a multi-label clip has no one cell
+        from raymer.training.plots import confusion_png
 
-    storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
+        storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
     return metrics
 
 
@@ -209,6 +241,19 @@ def report_markdown(m: dict) -> str:
         f"| {lab} | {v['recall']:.3f} | {v['precision']:.3f} | {v['f1']:.3f} | {v['support']} |"
         for lab, v in m["per_class"].items()
     ]
+    if m.get("multi_label"):
+        return (
+            "\n".join(
+                lines
+                + [
+                    "",
+                    f"Multi-label (a label is on where its score passes 0.5): micro-F1 "
+                    f"{m['micro_f1']:.3f}, exact match {m['exact_match']:.3f}. UA is the mean "
+                    "per-label recall, WA the recall pooled over labels.",
+                ]
+            )
+            + "\n"
+        )
     lines += [
         "",
         "Confusion (rows: true label, columns: predicted): see `confusion.png`.",

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from raymer.audio import SAMPLE_RATE
+from raymer.training.data import targets
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +61,20 @@ def text_of(row_source: str | None, transcript: str | None, reference: str | Non
 class FinetuneCollate:
     """Column batch (decoded audio, text) -> log-mel, encoder-rate audio mask, token ids."""
 
-    def __init__(self, labels: list[str], text_model_dir: str, n_mels: int, max_tokens: int):
+    def __init__(
+        self,
+        labels: list[str],
+        text_model_dir: str,
+        n_mels: int,
+        max_tokens: int,
+        multi_label: bool = False,
+    ):
         self.labels, self.text_model_dir = labels, text_model_dir
-        self.n_mels, self.max_tokens = n_mels, max_tokens
+        self.n_mels, self.max_tokens, self.multi_label = n_mels, max_tokens, multi_label
         self._tokenizer = self._extractor = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict:
         import torch
-
-        from raymer.models.whisper import log_mel, mel_window
 
         if self._tokenizer is None:  # built lazily, on the worker that collates
             from faster_whisper.feature_extractor import FeatureExtractor
@@ -76,12 +82,11 @@ class FinetuneCollate:
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.text_model_dir)
             self._extractor = FeatureExtractor(feature_size=self.n_mels)
-        clips = [np.frombuffer(b, dtype=np.float32)[:MAX_SAMPLES] for b in batch["audio"]]
-        n_frames = mel_window([len(c) / SAMPLE_RATE for c in clips])
-        mel = np.stack([log_mel(self._extractor, c, n_frames) for c in clips])
-        mask = np.zeros((len(clips), n_frames // 2), dtype=bool)
-        for i, clip in enumerate(clips):
-            mask[i, : max(1, math.ceil(len(clip) / ENCODER_HOP))] = True
+        if "audio" in batch:
+            mel, mask = self._audio(batch["audio"])
+        else:  # a text model: no audio was decoded, an empty placeholder stands in
+            mel = np.zeros((len(batch["id"]), self.n_mels, 2), dtype=np.float32)
+            mask = np.zeros((len(batch["id"]), 1), dtype=bool)
         texts = [
             text_of(s, t, r)
             for s, t, r in zip(
@@ -91,12 +96,23 @@ class FinetuneCollate:
         tokens = self._tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
-        index = {label: i for i, label in enumerate(self.labels)}
         return {
             "audio": torch.from_numpy(mel),
             "audio_mask": torch.from_numpy(mask),
             "text": tokens["input_ids"],
             "text_mask": tokens["attention_mask"].bool(),
-            "label": torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long),
+            "label": targets(batch, self.labels, self.multi_label),
             "id": [str(x) for x in batch["id"]],
         }
+
+    def _audio(self, audio) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded clips -> log-mel in a window fitted to the batch, and the encoder-rate mask."""
+        from raymer.models.whisper import log_mel, mel_window
+
+        clips = [np.frombuffer(b, dtype=np.float32)[:MAX_SAMPLES] for b in audio]
+        n_frames = mel_window([len(c) / SAMPLE_RATE for c in clips])
+        mel = np.stack([log_mel(self._extractor, c, n_frames) for c in clips])
+        mask = np.zeros((len(clips), n_frames // 2), dtype=bool)
+        for i, clip in enumerate(clips):
+            mask[i, : max(1, math.ceil(len(clip) / ENCODER_HOP))] = True
+        return mel, mask

@@ -14,6 +14,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
@@ -21,16 +22,18 @@ import yaml
 from raymer import storage
 from raymer.models.builders import build_model
 from raymer.training.data import collate
-from raymer.training.metrics import classification_metrics
+from raymer.training.metrics import classification_metrics, multilabel_metrics
 
 MODEL_FILE, STATE_FILE, SPEC_FILE = "model.pt", "state.json", "model.json"
 
 
 def loss_fn(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``target``: label indices (B,), or multi-hot (B, L) for multi-label (bce only)."""
     if kind == "ce":
         return torch.nn.functional.cross_entropy(logits, target)
-    one_hot = torch.nn.functional.one_hot(target, logits.shape[-1]).to(logits.dtype)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, one_hot)
+    if target.dim() == 1:
+        target = torch.nn.functional.one_hot(target, logits.shape[-1])
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 def _gather(values: list) -> list:
@@ -52,12 +55,18 @@ def make_collate(spec: dict):
             resolve_model(spec["text_model"]),
             spec["n_mels"],
             spec["max_text_tokens"],
+            multi_label=spec.get("multi_label", False),
         )
-    return partial(collate, labels=spec["labels"])
+    return partial(collate, labels=spec["labels"], multi_label=spec.get("multi_label", False))
+
+
+def score_of(metrics: dict, spec: dict) -> float:
+    """What chooses checkpoints and stops early: UA, or macro-F1 for multi-label."""
+    return metrics["macro_f1"] if spec.get("multi_label") else metrics["ua"]
 
 
 def _evaluate(model, shard, cfg: dict, spec: dict, device) -> dict:
-    labels = spec["labels"]
+    labels, multi = spec["labels"], spec.get("multi_label", False)
     model.eval()
     y_true, y_pred, losses = [], [], []
     with torch.no_grad():
@@ -69,10 +78,14 @@ def _evaluate(model, shard, cfg: dict, spec: dict, device) -> dict:
             )
             target = batch["label"].to(device)
             losses.append(float(loss_fn(cfg["loss"], out.logits, target)) * len(target))
-            y_true += target.tolist()
-            y_pred += out.logits.argmax(-1).tolist()
+            y_true += target.bool().tolist() if multi else target.tolist()
+            y_pred += (out.logits > 0).tolist() if multi else out.logits.argmax(-1).tolist()
     y_true, y_pred, losses = _gather(y_true), _gather(y_pred), _gather(losses)
-    metrics = classification_metrics(y_true, y_pred, labels)
+    if multi:  # a label is on where its sigmoid passes 0.5
+        shape = (len(y_true), len(labels))
+        metrics = multilabel_metrics(np.reshape(y_true, shape), np.reshape(y_pred, shape), labels)
+    else:
+        metrics = classification_metrics(y_true, y_pred, labels)
     metrics["loss"] = sum(losses) / max(1, len(y_true))
     return metrics
 
@@ -170,8 +183,14 @@ def train_loop(config: dict) -> None:
     model = build_model(spec)
     if config.get("adapter_state"):  # the temporal embedding, trained before this run
         model.audio_adapter.load_state_dict(config["adapter_state"])
+    if cfg.get("init_text"):  # a text branch trained before (e.g. on GoEmotions)
+        from raymer.models.transfer import load_text_branch
+        from raymer.training.evaluate import load_spec, read_state
+
+        source = load_spec(cfg["init_text"])
+        load_text_branch(model, read_state(source["checkpoint"]), source, spec)
     optimizer = _optimizer(model, cfg, spec)
-    state = {"epoch": 0, "best_ua": -1.0, "bad_epochs": 0}
+    state = {"epoch": 0, "best_score": -1.0, "bad_epochs": 0}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:  # a restarted worker group or a re-run of the same run name
         with checkpoint.as_directory() as d:
@@ -234,17 +253,22 @@ def train_loop(config: dict) -> None:
             return
         val = _evaluate(model, val_shard, cfg, spec, device)
         state["epoch"] += 1
-        improved = val["ua"] > state["best_ua"]
-        state["best_ua"] = max(state["best_ua"], val["ua"])
+        score = score_of(val, spec)
+        improved = score > state["best_score"]
+        state["best_score"] = max(state["best_score"], score)
         state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        train_loss = sum(_gather([total])) / max(1, sum(_gather([count])))
+        clips = sum(_gather([count]))
+        train_loss = sum(_gather([total])) / max(1, clips)
         metrics = {
             "epoch": state["epoch"],
+            "train_clips": clips,  # every worker's shard, this epoch
+            "val_clips": val["n"],
             "train_loss": train_loss,
             "val_loss": val["loss"],
             "val_ua": val["ua"],
             "val_wa": val["wa"],
             "val_macro_f1": val["macro_f1"],
+            "val_score": score,  # what chooses the checkpoint (score_of)
             "epoch_s": time.perf_counter() - started,  # training and validation, this worker
         }
         if stage:

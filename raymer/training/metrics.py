@@ -52,3 +52,41 @@ def classification_metrics(
         "labels": list(labels),
         "n": total,
     }
+
+
+def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
+    """Metrics of multi-label predictions (``y_true``, ``y_pred``: (N, L) booleans).
+
+    Per label: recall, precision, F1, support (clips that carry it). UA is the mean per-label
+    recall and WA the recall pooled over labels (support-weighted), as for single labels;
+    macro-F1 averages the per-label F1 (labels present in ``y_true``); micro-F1 pools every
+    decision; exact_match is the share of clips whose predicted set equals the true one.
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    tp = (y_true & y_pred).sum(0)
+    support, predicted = y_true.sum(0), y_pred.sum(0)
+    recall = np.divide(tp, support, out=np.zeros(len(labels)), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(len(labels)), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(labels)), where=denom > 0)
+    present = support > 0
+    pooled = 2 * tp.sum() + (predicted.sum() - tp.sum()) + (support.sum() - tp.sum())
+    return {
+        "ua": float(recall[present].mean()) if present.any() else 0.0,
+        "wa": float(tp.sum() / support.sum()) if support.sum() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "micro_f1": float(2 * tp.sum() / pooled) if pooled else 0.0,
+        "exact_match": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
+        "per_class": {
+            label: {
+                "recall": float(recall[i]),
+                "precision": float(precision[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "labels": list(labels),
+        "n": int(len(y_true)),
+        "multi_label": True,
+    }

@@ -30,6 +30,7 @@ from raymer.training.data import (
     read_frames,
     read_index,
     split_speakers,
+    target_column,
 )
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
@@ -48,6 +49,8 @@ class TrainSummary:
     test_speakers: list[str]
     split_by: str = "speaker"
     unlabelled: int = 0  # clips left out for having no label
+    best_val_score: float = 0.0  # what chose the checkpoint: selected_by
+    selected_by: str = "val_ua"  # val_ua, or val_macro_f1 for multi-label
 
 
 def build_trainer(cfg: TrainConfig):
@@ -58,9 +61,14 @@ def build_trainer(cfg: TrainConfig):
 
     from raymer.training.loop import train_loop
 
-    index = read_index(cfg.features, cfg.split_by)
-    labels = cfg.labels or sorted(set(index.labels))
-    unknown = sorted(set(index.labels) - set(labels))
+    index = read_index(cfg.features, cfg.split_by, cfg.multi_label)
+    if index.audio_dim == 0 and cfg.modality != "text":
+        raise ValueError(
+            f"the features under {cfg.features} hold text only (extracted from a text "
+            f"manifest); train them with modality=text, not {cfg.modality}"
+        )
+    labels = cfg.labels or index.label_set()
+    unknown = sorted(set(index.label_set()) - set(labels))
     if unknown:
         raise ValueError(
             f"labels {unknown} in the features are not in the configured labels {labels}"
@@ -72,20 +80,30 @@ def build_trainer(cfg: TrainConfig):
     if missing:
         raise ValueError(f"holdout columns {missing} are not in the features")
     fs, path = storage.filesystem(features_path(cfg.features))
+    target = target_column(cfg.multi_label)
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
-    columns = list(dict.fromkeys(base + sorted(cfg.holdout)))
+    columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
     ds = ray.data.read_parquet(path, filesystem=fs).select_columns(columns)
     datasets = {
-        "train": ds.filter(InSpeakers(train_s, cfg.holdout, cfg.split_by)),
-        "val": ds.filter(InSpeakers(val_s, cfg.holdout, cfg.split_by)),
+        "train": ds.filter(InSpeakers(train_s, cfg.holdout, cfg.split_by, target)),
+        "val": ds.filter(InSpeakers(val_s, cfg.holdout, cfg.split_by, target)),
     }
     spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
     spec["extract"] = extraction_settings(cfg.features)
     if cfg.mode == "finetune":
         spec |= finetune_spec(cfg, spec["extract"])
-        datasets = {
-            k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25) for k, v in datasets.items()
-        }
+        if cfg.modality != "text":  # a text model reads no audio: nothing to decode
+            datasets = {
+                k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25)
+                for k, v in datasets.items()
+            }
+    if cfg.init_text:  # fails here, with the reason, before any worker starts
+        from raymer.models.transfer import check_text_branch
+        from raymer.training.evaluate import load_spec
+
+        source = load_spec(cfg.init_text)
+        check_text_branch(source, spec)
+        spec["init_text"] = source["checkpoint"]  # where the text branch started from
     adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
@@ -108,7 +126,7 @@ def build_trainer(cfg: TrainConfig):
             storage_filesystem=out_fs,
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.num_to_keep,
-                checkpoint_score_attribute="val_ua",
+                checkpoint_score_attribute="val_score",
                 checkpoint_score_order="max",
             ),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
@@ -166,15 +184,18 @@ def finetune_spec(cfg: TrainConfig, extract: dict) -> dict:
     asr = cfg.finetune.asr_model or extract["asr_model"]
     text = cfg.finetune.text_model or extract["text_model"]
     # Resolved here, so a missing model fails with its name before any worker starts.
-    conv1 = read_ct2_variables(
-        Path(resolve_model(asr)) / "model.bin", prefix="encoder/conv1/weight"
-    )["encoder/conv1/weight"]
+    audio_dim, n_mels = 0, 80  # a text model has no Whisper encoder
+    if cfg.modality != "text":
+        conv1 = read_ct2_variables(
+            Path(resolve_model(asr)) / "model.bin", prefix="encoder/conv1/weight"
+        )["encoder/conv1/weight"]
+        audio_dim, n_mels = int(conv1.shape[0]), int(conv1.shape[1])
     text_config = AutoConfig.from_pretrained(resolve_model(text))
     rate = extract["frame_rate_hz"]
     return {
         "mode": "finetune",
-        "audio_dim": int(conv1.shape[0]),
-        "n_mels": int(conv1.shape[1]),
+        "audio_dim": audio_dim,
+        "n_mels": n_mels,
         "text_dim": int(text_config.hidden_size),
         "asr_model": asr,
         "text_model": text,
@@ -187,7 +208,7 @@ def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
     """The paper's temporal embedding g, trained on the training speakers' frames only."""
     from raymer.models.temporal import fit_temporal_embedding
 
-    keep = InSpeakers(train_speakers, cfg.holdout, cfg.split_by)
+    keep = InSpeakers(train_speakers, cfg.holdout, cfg.split_by, target_column(cfg.multi_label))
     clips = read_frames(cfg.features, keep, columns=tuple(sorted(cfg.holdout)))
     g, _ = fit_temporal_embedding(
         clips, cfg.temporal_dim, k=cfg.temporal_k, steps=cfg.temporal_steps, seed=cfg.seed
@@ -219,11 +240,13 @@ def train(cfg: TrainConfig) -> TrainSummary:
         )
     if not result.best_checkpoints:
         raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
-    best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_ua"])
+    best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_score"])
     history = json.loads(storage.read_bytes(history_uri(cfg.model_dump())))
     summary = TrainSummary(
         best_checkpoint=_uri(cfg.output, best.path),
         best_val_ua=float(metrics["val_ua"]),
+        best_val_score=float(metrics["val_score"]),
+        selected_by="val_macro_f1" if cfg.multi_label else "val_ua",
         epochs=int(result.metrics["epoch"]),
         history=history,
         labels=labels,

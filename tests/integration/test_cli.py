@@ -168,6 +168,12 @@ def test_prepared_manifest_runs_fold_by_fold(ray_session, multi_speaker_features
     assert set(r["folds"]) == {"fold1", "fold2", "fold3"} and r["pooled"]["n"] == 32
     for name, fold in r["folds"].items():
         assert name not in fold["val"] and fold["n"] == (16 if name == "fold1" else 8)
+        # Every clip is in one split: trained on, validated on, or tested.
+        history = json.loads(
+            (tmp_path / "cv" / "fusion" / f"fold-{name}" / "fusion" / "history.json").read_text()
+        )
+        assert history[0]["train_clips"] > 0 and history[0]["val_clips"] > 0
+        assert history[0]["train_clips"] + history[0]["val_clips"] + fold["n"] == 32
 
     missing = _run(
         "train",

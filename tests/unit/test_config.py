@@ -99,3 +99,23 @@ def test_finetune_schedule_and_mode_are_validated():
 def test_serve_replicas_are_validated():
     with pytest.raises(ConfigError, match="max_replicas=1 is below min_replicas=2"):
         load_config(ServeConfig, None, ["min_replicas=2", "max_replicas=1"])
+
+
+def test_a_mapping_override_replaces_and_a_dotted_one_merges():
+    sample = "configs/train/sample.yaml"
+    assert load_config(TrainConfig, sample, []).holdout  # the file holds out templates
+    assert load_config(TrainConfig, sample, ["holdout={}"]).holdout == {}
+    assert load_config(TrainConfig, sample, ["holdout={speaker: [joe]}"]).holdout == {
+        "speaker": ["joe"]
+    }
+    cfg = load_config(TrainConfig, "configs/train/finetune.yaml", ["finetune.top_layers=3"])
+    assert cfg.finetune.top_layers == 3 and cfg.finetune.unfreeze_all_at == 4  # rest kept
+
+
+def test_multi_label_and_init_text_are_checked():
+    with pytest.raises(ConfigError, match="multi_label needs loss=bce"):
+        load_config(TrainConfig, None, ["multi_label=true", "loss=ce"])
+    with pytest.raises(ConfigError, match="modality=audio has none"):
+        load_config(TrainConfig, None, ["init_text=runs/x", "modality=audio"])
+    with pytest.raises(ConfigError, match="inputs"):
+        load_config(ExtractConfig, None, ["inputs=video"])

@@ -71,3 +71,34 @@ def test_directory_is_globbed_recursively(tmp_path, tone_wav):
     (tmp_path / "a" / "notes.txt").write_text("not audio")
     inputs = read_inputs(str(tmp_path))
     assert sorted(r["id"] for r in inputs.rows) == ["a/b/x", "tone"]
+
+
+def test_a_manifest_without_paths_is_a_text_corpus(tmp_path):
+    rows = [
+        {"path": None, "id": "t1", "label": "joy", "labels": ["joy"], "text": "What a day!"},
+        {"path": None, "id": "t2", "label": None, "labels": ["anger", "joy"], "text": "Ugh, yay"},
+        {"path": None, "id": "t3", "label": "joy", "labels": ["joy"], "text": ""},
+        {"path": None, "id": "t1", "label": "joy", "labels": ["joy"], "text": "again"},
+    ]
+    manifest = tmp_path / "texts.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    inputs = read_inputs(str(manifest))
+    assert inputs.text_only and [r["id"] for r in inputs.rows] == ["t1", "t2"]
+    assert inputs.rows[1]["reference_text"] == "Ugh, yay"
+    assert inputs.rows[1]["labels"] == ["anger", "joy"] and "labels" in inputs.extra_columns
+    assert [(p[0], p[2]) for p in inputs.problems] == [
+        ("t3", "manifest row 3 has no text to embed"),
+        ("t1", "duplicate id: already used by manifest row 1"),
+    ]
+    # Asked for audio, the same manifest is refused row by row: no paths.
+    audio = read_inputs(str(manifest), "audio")
+    assert not audio.text_only and not audio.rows and len(audio.problems) == 4
+
+
+def test_text_inputs_need_a_text_column(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,id\na.wav,1\n")
+    with pytest.raises(ManifestError, match="no `text` column"):
+        read_inputs(str(manifest), "text")
+    with pytest.raises(ManifestError, match="folder of audio"):
+        read_inputs(str(tmp_path), "text")

@@ -34,3 +34,22 @@ def test_absent_class_is_left_out_of_ua():
     m = classification_metrics([0, 1], [0, 1], LABELS)
     assert m["ua"] == 1.0 and m["macro_f1"] == 1.0
     assert m["per_class"]["sad"]["support"] == 0
+
+
+def test_multilabel_metrics_by_hand():
+    from raymer.training.metrics import multilabel_metrics
+
+    labels = ["anger", "joy", "sadness"]
+    y_true = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=bool)
+    y_pred = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
+    m = multilabel_metrics(y_true, y_pred, labels)
+    # anger: tp 2 of 2, predicted 2; joy: tp 1 of 1, predicted 2; sadness: tp 1 of 2, predicted 1
+    assert m["per_class"]["anger"] == {"recall": 1.0, "precision": 1.0, "f1": 1.0, "support": 2}
+    assert m["per_class"]["joy"]["precision"] == pytest.approx(0.5)
+    assert m["per_class"]["sadness"]["recall"] == pytest.approx(0.5)
+    assert m["ua"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert m["wa"] == pytest.approx(4 / 5)  # 4 true labels found of 5
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert m["micro_f1"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 1))  # tp 4, fp 1, fn 1
+    assert m["exact_match"] == pytest.approx(2 / 4)
+    assert m["multi_label"] and m["n"] == 4

@@ -67,3 +67,36 @@ def test_modality_dropout_empties_one_mask_per_dropped_clip():
     assert batch["audio_mask"].all()  # the input batch is left as it was
     again = _drop_modality(batch, 0.4, torch.Generator().manual_seed(0))
     assert torch.equal(again["audio_mask"], out["audio_mask"])
+
+
+def test_targets_single_and_multi_label():
+    from raymer.training.data import has_target, targets
+
+    labels = ["anger", "joy", "sadness"]
+    batch = {
+        "label": np.array(["joy", "anger"], dtype=object),
+        "labels": np.array([np.array(["anger", "sadness"]), ["joy"]], dtype=object),
+    }
+    assert targets(batch, labels).tolist() == [1, 0]
+    assert targets(batch, labels, multi_label=True).tolist() == [[1, 0, 1], [0, 1, 0]]
+    assert [has_target(v) for v in (None, "", "joy", [], np.array([]), ["joy"])] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_collate_of_a_text_corpus_has_empty_audio():
+    """Text-only features have no audio frames (null, or NaN in a numpy batch)."""
+    batch = {
+        "id": np.array(["a", "b"], dtype=object),
+        "label": np.array(["joy", "anger"], dtype=object),
+        "audio_frames": np.array([np.nan, np.nan], dtype=np.float32),
+        "text_tokens": np.array([np.ones((3, 4)), np.ones((2, 4))], dtype=object),
+    }
+    out = collate(batch, ["anger", "joy"])
+    assert out["audio_mask"].sum() == 0 and out["audio"].shape[0] == 2
+    assert out["text_mask"].sum(1).tolist() == [3, 2]
