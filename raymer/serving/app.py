@@ -358,20 +358,21 @@ class _Split:
                 info["labels"],
                 info["frame_rate_hz"],
                 segments_over_s,
-                info["mode"] == "finetune",
+                info["needs_audio"],
+                info["multi_label"],
             )
         except _StageError as err:
             return {"error": str(err)}
         return results[0]
 
-    async def recognize_text(self, text: str, labels: list[str]) -> dict:
+    async def recognize_text(self, text: str, labels: list[str], multi_label: bool) -> dict:
         from raymer.serving.recognizer import text_results
 
         tokens = await self.text.run.remote(text)
         if isinstance(tokens, dict):
             return tokens
         scores = await self.head.score.remote((None, tokens, None, text, True))
-        return text_results(labels, [text], np.asarray([scores]))[0]
+        return text_results(labels, [text], np.asarray([scores]), multi_label)[0]
 
 
 @serve.deployment(name="Api")
@@ -399,7 +400,8 @@ class Api:
     async def _recognize_text(self, text: str):
         if self.split is None:
             return await self.model.recognize_text.remote(text)
-        return await self.split.recognize_text(text, (await self._models())["labels"])
+        info = await self._models()
+        return await self.split.recognize_text(text, info["labels"], info["text_multi_label"])
 
     async def _ask(self, work):
         """Model work bounded by the request timeout; overload and timeouts become 503/504."""

@@ -62,6 +62,8 @@ class Heads:
                     f"{self.main.spec['labels']}"
                 )
             self.text = LoadedModel(model, spec, spec["checkpoint"])
+        elif self.main.spec["modality"] == "text":  # a text model answers texts itself
+            self.text = self.main
         self.labels = self.main.spec["labels"]
         self.extract = self.main.spec.get("extract") or {}
 
@@ -76,6 +78,9 @@ class Heads:
             "mode": self.main.spec.get("mode", "features"),
             "text_checkpoint": self.text.checkpoint if self.text else None,
             "frame_rate_hz": float(self.extract.get("frame_rate_hz", 10.0)),
+            "needs_audio": self.needs_audio,
+            "multi_label": self.multi_label,
+            "text_multi_label": bool(self.text and self.text.spec.get("multi_label")),
         }
 
     def score(self, frames: list, tokens: list, clips=None, texts=None, text_only=False):
@@ -93,20 +98,21 @@ class Heads:
         spec = loaded.spec
         n = len(tokens) if tokens else len(texts)
         if spec.get("mode", "features") == "finetune":
-            clips = clips or [np.zeros(SAMPLE_RATE // 10, dtype=np.float32)] * n
             batch = {
-                "audio": np.array([c.astype(np.float32).tobytes() for c in clips], dtype=object),
                 "text_source": np.array(["asr"] * n, dtype=object),
                 "transcript": np.array(texts, dtype=object),
                 "reference_text": np.array([None] * n, dtype=object),
-                "label": np.array([self.labels[0]] * n, dtype=object),
                 "id": np.array([str(i) for i in range(n)], dtype=object),
             }
+            if spec["modality"] != "text":  # a text model reads no audio
+                clips = clips or [np.zeros(SAMPLE_RATE // 10, dtype=np.float32)] * n
+                batch["audio"] = np.array(
+                    [c.astype(np.float32).tobytes() for c in clips], dtype=object
+                )
             inputs = make_collate(spec)(batch)
         else:
             cols = {
                 "id": np.array([str(i) for i in range(n)], dtype=object),
-                "label": np.array([self.labels[0]] * n, dtype=object),
                 # a text-only model reads no audio: one zero frame stands in
                 "audio_frames": _objects(
                     [np.zeros((1, 1), np.float32)] * n if text_only or not frames else frames
@@ -122,8 +128,15 @@ class Heads:
 
     @property
     def needs_audio(self) -> bool:
-        """Fine-tune checkpoints read the raw audio, features ones the frames only."""
-        return self.main.spec.get("mode", "features") == "finetune"
+        """Fine-tune checkpoints with an audio branch read the raw audio; features ones the
+        frames only, and a text model no audio at all."""
+        spec = self.main.spec
+        return spec.get("mode", "features") == "finetune" and spec["modality"] != "text"
+
+    @property
+    def multi_label(self) -> bool:
+        """Trained on label lists: every label whose score passes 0.5 is reported."""
+        return bool(self.main.spec.get("multi_label"))
 
 
 def make_featurizer(extract: dict, device: str = "cpu", threads: int = 0):
@@ -161,9 +174,16 @@ def make_text_encoder(extract: dict, device: str = "cpu", threads: int = 0):
     )
 
 
-def emotions_of(labels: list[str], scores: np.ndarray) -> tuple[dict, str]:
-    emotions = {lab: round(float(s), 6) for lab, s in zip(labels, scores, strict=True)}
-    return emotions, labels[int(np.argmax(scores))]
+def judged(labels: list[str], scores: np.ndarray, multi_label: bool = False) -> dict:
+    """A score per label and the top label; a multi-label model adds ``labels``: every label
+    whose score passes 0.5 (possibly none)."""
+    out = {
+        "emotions": {lab: round(float(s), 6) for lab, s in zip(labels, scores, strict=True)},
+        "label": labels[int(np.argmax(scores))],
+    }
+    if multi_label:
+        out["labels"] = [lab for lab, s in zip(labels, scores, strict=True) if s > 0.5]
+    return out
 
 
 async def compose(
@@ -175,6 +195,7 @@ async def compose(
     frame_rate: float,
     segments_over_s: float,
     needs_audio: bool = False,
+    multi_label: bool = False,
 ) -> list[dict]:
     """Clips -> results, given the three stages as async callables on lists:
     ``speech(clips) -> [SpeechFeatures]``, ``encode(texts) -> [tokens]`` and
@@ -189,15 +210,12 @@ async def compose(
     scores = await score([s.frames for s in speech_out], tokens, audio, texts)
     results = []
     for clip, sp, sc in zip(clips, speech_out, scores, strict=True):
-        emotions, label = emotions_of(labels, sc)
         duration = len(clip) / SAMPLE_RATE
         result = {
             "transcript": sp.transcript,
             "language": sp.language,
             "duration_s": round(duration, 3),
-            "emotions": emotions,
-            "label": label,
-        }
+        } | judged(labels, sc, multi_label)
         if duration > segments_over_s and sp.segments:
             # each Whisper segment scored on its own frames (and audio) and its own text
             frames, pieces, seg_texts = [], [], []
@@ -212,21 +230,21 @@ async def compose(
             )
             result["segments"] = []
             for seg, ssc in zip(sp.segments, seg_scores, strict=True):
-                emotions, label = emotions_of(labels, ssc)
                 result["segments"].append(
-                    {"start": seg.start, "end": seg.end, "text": seg.text, "emotions": emotions}
-                    | {"label": label}
+                    {"start": seg.start, "end": seg.end, "text": seg.text}
+                    | judged(labels, ssc, multi_label)
                 )
         results.append(result)
     return results
 
 
-def text_results(labels: list[str], texts: list[str], scores: np.ndarray) -> list[dict]:
-    out = []
-    for text, sc in zip(texts, scores, strict=True):
-        emotions, label = emotions_of(labels, sc)
-        out.append({"text": text, "emotions": emotions, "label": label})
-    return out
+def text_results(
+    labels: list[str], texts: list[str], scores: np.ndarray, multi_label: bool = False
+) -> list[dict]:
+    return [
+        {"text": text} | judged(labels, sc, multi_label)
+        for text, sc in zip(texts, scores, strict=True)
+    ]
 
 
 class Recognizer:
@@ -274,6 +292,7 @@ class Recognizer:
             self.frame_rate,
             self.segments_over_s,
             self.heads.needs_audio,
+            self.heads.multi_label,
         )
 
     def recognize(self, clips: list[np.ndarray]) -> list[dict]:
@@ -286,7 +305,10 @@ class Recognizer:
         """Texts alone, through the text-only model."""
         tokens = [t.tokens for t in self.encoder(texts)]
         return text_results(
-            self.labels, texts, self.heads.score([], tokens, texts=texts, text_only=True)
+            self.labels,
+            texts,
+            self.heads.score([], tokens, texts=texts, text_only=True),
+            self.info()["text_multi_label"],
         )
 
 

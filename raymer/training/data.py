@@ -191,9 +191,11 @@ def _stack(rows) -> tuple[np.ndarray, np.ndarray]:
 
 def targets(batch: dict[str, np.ndarray], labels: list[str], multi_label: bool = False):
     """Label indices (B,), or with ``multi_label`` a multi-hot (B, L) float tensor from the
-    ``labels`` lists."""
+    ``labels`` lists; None for a batch without targets (serving)."""
     import torch
 
+    if target_column(multi_label) not in batch:
+        return None
     index = {label: i for i, label in enumerate(labels)}
     if not multi_label:
         return torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long)

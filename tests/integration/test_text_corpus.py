@@ -135,6 +135,16 @@ def test_multi_label_text_model_then_fusion_from_its_text_branch(
     assert all(set(p["predicted_labels"]) <= set(text.labels) for p in predictions)
     assert "micro-F1" in (tmp_path / "eval" / "report.md").read_text()
 
+    # Served, a text model answers texts itself and names every label over 0.5.
+    from raymer.serving.recognizer import Recognizer
+
+    recognizer = Recognizer(str(tmp_path / "text"))
+    info = recognizer.info()
+    assert info["multi_label"] and info["text_multi_label"] and not info["needs_audio"]
+    (answer,) = recognizer.recognize_text(["I am furious that the party was cancelled again!"])
+    assert answer["label"] == "anger" and "anger" in answer["labels"]
+    assert all(answer["emotions"][lab] > 0.5 for lab in answer["labels"])
+
     # A fusion model on speech (other labels) starts from that text branch. With a learning
     # rate of almost zero, its text branch after one epoch is still the text model's.
     fusion = train(
