@@ -252,35 +252,18 @@ def _cmd_copy(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    import yaml
+    from raymer.corpora.prepare import prepare
 
-    from raymer import storage
-    from raymer.corpora import prepare as corpora
-
-    options = {}
-    if args.labels:
-        allowed = {"iemocap": ("4class", "all"), "goemotions": ("ekman", "all")}
-        if args.name not in allowed or args.labels not in allowed[args.name]:
-            raise ConfigError(
-                f"--labels {args.labels!r} does not apply to {args.name}; "
-                + "; ".join(f"{k}: {', '.join(v)}" for k, v in allowed.items())
-            )
-        options["labels"] = args.labels
-    if args.subset:
-        if args.name != "iemocap":
-            raise ConfigError("--subset (improvised, scripted) applies to iemocap only")
-        options["subset"] = args.subset
-    prepared = corpora.ADAPTERS[args.name](args.source, **options)
-    if args.label_map:
-        mapping = yaml.safe_load(storage.read_bytes(args.label_map))
-        if not isinstance(mapping, dict):
-            raise ConfigError(f"--label-map {args.label_map}: expected a mapping label -> label")
-        corpora.apply_label_map(prepared, {str(k): v for k, v in mapping.items()})
-    if not prepared.rows:
-        raise ValueError(f"nothing to write: {corpora.summary(prepared, args.name)}")
-    corpora.assign_folds(prepared, args.name, args.folds)
-    corpora.write_manifest(prepared, args.output)
-    print(corpora.summary(prepared, args.name))
+    _, summary = prepare(
+        args.name,
+        args.source,
+        args.output,
+        labels=args.labels,
+        subset=args.subset,
+        label_map=args.label_map,
+        folds=args.folds,
+    )
+    print(summary)
     print(f"manifest: {args.output}")
     return 0
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from raymer.config import ExtractConfig, TrainConfig, load_config
-from raymer.corpora.prepare import GOEMOTIONS_LABELS
+from raymer.corpora.goemotions import GOEMOTIONS_LABELS
 from raymer.corpora.synth_text import sentence
 from raymer.pipeline.extract import extract
 from raymer.training.evaluate import evaluate, read_state

@@ -328,7 +328,29 @@ def test_the_prepared_manifest_is_read_by_extraction(tmp_path, capsys):
     assert not inputs.problems and len(inputs.rows) == 2
     assert {"raw_label", "fold", "sentence", "level"} <= set(inputs.extra_columns)
     assert all(Path(r["path"]).is_file() for r in inputs.rows)
-    assert tuple(corpora.ADAPTERS) == corpora.CORPORA
+    assert set(corpora.CORPORA) == {
+        "iemocap",
+        "ravdess",
+        "savee",
+        "crema-d",
+        "tess",
+        "goemotions",
+        "manifest",
+    }
+
+
+def test_a_text_manifest_prepares_as_a_text_corpus(tmp_path, capsys):
+    """`prepare manifest` on texts with no audio paths: no "missing file" for each row."""
+    source = tmp_path / "texts.csv"
+    source.write_text("id,text,label\nt1,What a lovely day,joy\nt2,Leave me alone,anger\n")
+    out = tmp_path / "prepared.csv"
+    code, printed, _ = _prepare(capsys, "manifest", source, "--output", out)
+    assert code == 0 and "missing file" not in printed and "h of audio" not in printed
+    assert "per label: anger 1, joy 1" in printed
+    assert [(r["id"], r["label"], r["text"]) for r in _rows(out)] == [
+        ("t1", "joy", "What a lovely day"),
+        ("t2", "anger", "Leave me alone"),
+    ]
 
 
 def test_the_shipped_label_map_brings_ravdess_to_four_classes(tmp_path, capsys):

@@ -1,0 +1,379 @@
+"""Adapters of the speech corpora: IEMOCAP, RAVDESS, SAVEE, CREMA-D, TESS, and any manifest.
+
+Each reads a corpus from its documented layout (none can be downloaded here) and returns one
+row per utterance: ``path`` (relative to the corpus root), ``id``, ``label`` (the chosen label
+set), ``raw_label`` (the corpus's own code), ``speaker``, ``session``, ``text`` where the
+corpus has it, and the corpus's other attributes as extra columns. Problems (missing files,
+files without a label line, unknown label codes, duplicate ids) are counted with examples,
+never dropped in silence; a tree that does not look like the corpus named is refused with
+what was expected.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from raymer import storage
+from raymer.corpora.prepared import CorpusLayoutError, Prepared, relative_to_root
+
+# -- IEMOCAP ------------------------------------------------------------------------------
+
+IEMOCAP_CODES = {
+    "neu": "neutral",
+    "hap": "happy",
+    "exc": "excited",
+    "sad": "sad",
+    "ang": "angry",
+    "fru": "frustrated",
+    "fea": "fear",
+    "sur": "surprised",
+    "dis": "disgust",
+    "oth": "other",
+    "xxx": "no agreement",
+}
+# The standard 4-class set: happy merged with excited (5,531 utterances on the full corpus).
+IEMOCAP_4 = {"neu": "neutral", "hap": "happy", "exc": "happy", "sad": "sad", "ang": "angry"}
+_IEMOCAP_LINE = re.compile(
+    r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>\S+)\t(?P<code>\w+)\t"
+    r"\[(?P<v>[\d.]+), (?P<a>[\d.]+), (?P<d>[\d.]+)\]"
+)
+_IEMOCAP_TEXT = re.compile(r"^(?P<utt>Ses\d\d[FM]_\S+_[FM]\d+)\s+\[[^\]]*\]:\s*(?P<text>.*)$")
+
+
+def iemocap(root: str, labels: str = "4class", subset: str = "all") -> Prepared:
+    """``Session1..5/sentences/wav/<dialog>/<utt>.wav``; labels from
+    ``Session*/dialog/EmoEvaluation/*.txt``, transcripts from
+    ``Session*/dialog/transcriptions/*.txt``. ``labels``: 4class | all;
+    ``subset``: all | improvised | scripted."""
+    sessions = [s for s in range(1, 6) if storage.is_dir(storage.join(root, f"Session{s}"))]
+    if not sessions:
+        raise CorpusLayoutError(
+            f"{root} does not look like IEMOCAP: expected folders Session1 .. Session5 with "
+            "sentences/wav/<dialog>/<utterance>.wav and dialog/EmoEvaluation/*.txt"
+        )
+    out = Prepared([], root)
+    for s in sessions:
+        session = f"Session{s}"
+        wav_dir = storage.join(root, session, "sentences", "wav")
+        eval_dir = storage.join(root, session, "dialog", "EmoEvaluation")
+        if not storage.is_dir(wav_dir) or not storage.is_dir(eval_dir):
+            raise CorpusLayoutError(
+                f"{root}/{session} lacks sentences/wav/ or dialog/EmoEvaluation/ (IEMOCAP layout)"
+            )
+        evaluations = {}
+        for path in storage.list_files(eval_dir, (".txt",)):
+            if posixpath.dirname(path).rstrip("/") != eval_dir.rstrip("/"):
+                continue  # Categorical/ and Attribute/ hold per-annotator files
+            for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
+                m = _IEMOCAP_LINE.match(line)
+                if m:
+                    evaluations[m["utt"]] = m
+        texts = {}
+        for path in storage.list_files(storage.join(root, session, "dialog", "transcriptions")):
+            for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
+                m = _IEMOCAP_TEXT.match(line.strip())
+                if m:
+                    texts[m["utt"]] = m["text"].strip()
+        wavs = {
+            posixpath.splitext(posixpath.basename(p))[0]: p
+            for p in storage.list_files(wav_dir, (".wav",))
+            if not posixpath.basename(p).startswith("._")
+        }
+        for utt in sorted(set(wavs) - set(evaluations)):
+            out.problem("file without a label line", f"{session}: {utt}.wav")
+        for utt in sorted(set(evaluations) - set(wavs)):
+            out.problem("missing file", f"{session}: {utt}.wav (labelled, not on disk)")
+        for utt in sorted(set(wavs) & set(evaluations)):
+            m = evaluations[utt]
+            dialog = utt.rsplit("_", 1)[0]
+            kind = "improvised" if "_impro" in dialog else "scripted"
+            if subset != "all" and kind != subset:
+                continue
+            code = m["code"]
+            if code not in IEMOCAP_CODES:
+                out.problem("unknown label", f"{utt}: {code!r}")
+                continue
+            label = IEMOCAP_4.get(code) if labels == "4class" else IEMOCAP_CODES[code]
+            if label is None:
+                continue  # outside the 4-class set: left out by choice, not a problem
+            out.rows.append(
+                {
+                    "path": relative_to_root(root, wavs[utt]),
+                    "id": utt,
+                    "label": label,
+                    "raw_label": code,
+                    "speaker": f"Ses{s:02d}{utt.rsplit('_', 1)[1][0]}",
+                    "session": session,
+                    "text": texts.get(utt),
+                    "dialog": dialog,
+                    "kind": kind,
+                    "start_s": float(m["start"]),
+                    "end_s": float(m["end"]),
+                    "valence": float(m["v"]),
+                    "arousal": float(m["a"]),
+                    "dominance": float(m["d"]),
+                }
+            )
+    return out
+
+
+# -- RAVDESS ------------------------------------------------------------------------------
+
+RAVDESS_EMOTIONS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+RAVDESS_STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
+_RAVDESS = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
+
+
+def ravdess(root: str) -> Prepared:
+    """Speech files ``Actor_XX/MM-VV-EE-II-SS-RR-AA.wav`` (modality 03 audio-only, vocal
+    channel 01 speech; song files are left out)."""
+    files = [p for p in storage.list_files(root, (".wav",)) if "Actor_" in p]
+    if not files:
+        raise CorpusLayoutError(
+            f"{root} does not look like RAVDESS: expected Actor_01 .. Actor_24 folders of "
+            "MM-VV-EE-II-SS-RR-AA.wav files (e.g. Actor_01/03-01-05-01-02-01-01.wav)"
+        )
+    out = Prepared([], root)
+    for path in files:
+        name = posixpath.basename(path)
+        m = _RAVDESS.match(name)
+        if not m:
+            out.problem("unexpected file name", relative_to_root(root, path))
+            continue
+        modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
+        if modality != "03" or channel != "01":
+            continue  # video or song: not the speech corpus
+        if emotion not in RAVDESS_EMOTIONS:
+            out.problem("unknown label", f"{name}: emotion code {emotion}")
+            continue
+        if posixpath.basename(posixpath.dirname(path)) != f"Actor_{actor}":
+            out.problem("file in another actor's folder", relative_to_root(root, path))
+        rid = name[:-4]
+        out.add(
+            {
+                "path": relative_to_root(root, path),
+                "id": rid,
+                "label": RAVDESS_EMOTIONS[emotion],
+                "raw_label": emotion,
+                "speaker": f"Actor_{actor}",
+                "session": None,
+                "text": RAVDESS_STATEMENTS.get(statement),
+                "intensity": "strong" if intensity == "02" else "normal",
+                "gender": "male" if int(actor) % 2 else "female",
+                "repetition": int(repetition),
+            },
+            relative_to_root(root, path),
+        )
+    return out
+
+
+# -- SAVEE --------------------------------------------------------------------------------
+
+SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+SAVEE_PREFIXES = {
+    "a": "angry",
+    "d": "disgust",
+    "f": "fear",
+    "h": "happy",
+    "n": "neutral",
+    "sa": "sad",
+    "su": "surprised",
+}
+_SAVEE = re.compile(r"^(?:(DC|JE|JK|KL)_)?([a-z]+)(\d\d)\.wav$")
+
+
+def savee(root: str) -> Prepared:
+    """``AudioData/<speaker>/<prefix><nn>.wav`` (speakers DC, JE, JK, KL) or the flat
+    ``<speaker>_<prefix><nn>.wav``; prefixes a, d, f, h, n, sa, su."""
+    files = storage.list_files(root, (".wav",))
+    out = Prepared([], root)
+    for path in files:
+        name = posixpath.basename(path)
+        m = _SAVEE.match(name)
+        folder = posixpath.basename(posixpath.dirname(path))
+        speaker = (m.group(1) if m else None) or (folder if folder in SAVEE_SPEAKERS else None)
+        if not m or speaker is None:
+            out.problem("unexpected file name", relative_to_root(root, path))
+            continue
+        prefix = m.group(2)
+        if prefix not in SAVEE_PREFIXES:
+            out.problem("unknown label", f"{relative_to_root(root, path)}: prefix {prefix!r}")
+            continue
+        rid = f"{speaker}_{prefix}{m.group(3)}"
+        out.add(
+            {
+                "path": relative_to_root(root, path),
+                "id": rid,
+                "label": SAVEE_PREFIXES[prefix],
+                "raw_label": prefix,
+                "speaker": speaker,
+                "session": None,
+                "text": None,
+            },
+            relative_to_root(root, path),
+        )
+    if not out.rows:
+        raise CorpusLayoutError(
+            f"{root} does not look like SAVEE: expected AudioData/DC|JE|JK|KL/<prefix><nn>.wav "
+            "(prefixes a, d, f, h, n, sa, su), e.g. AudioData/DC/sa01.wav"
+        )
+    return out
+
+
+# -- CREMA-D ------------------------------------------------------------------------------
+
+CREMA_EMOTIONS = {
+    "ANG": "angry",
+    "DIS": "disgust",
+    "FEA": "fear",
+    "HAP": "happy",
+    "NEU": "neutral",
+    "SAD": "sad",
+}
+CREMA_SENTENCES = {
+    "IEO": "It's eleven o'clock.",
+    "TIE": "That is exactly what happened.",
+    "IOM": "I'm on my way to the meeting.",
+    "IWW": "I wonder what this is about.",
+    "TAI": "The airplane is almost full.",
+    "MTI": "Maybe tomorrow it will be cold.",
+    "IWL": "I would like a new alarm clock.",
+    "ITH": "I think I have a doctor's appointment.",
+    "DFA": "Don't forget a jacket.",
+    "ITS": "I think I've seen this before.",
+    "TSI": "The surface is slick.",
+    "WSI": "We'll stop in a couple of minutes.",
+}
+CREMA_LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
+_CREMA = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav$")
+
+
+def crema_d(root: str) -> Prepared:
+    """``AudioWAV/<actor>_<sentence>_<EMO>_<level>.wav``."""
+    audio = storage.join(root, "AudioWAV")
+    if not storage.is_dir(audio):
+        raise CorpusLayoutError(
+            f"{root} does not look like CREMA-D: expected AudioWAV/ with files like "
+            "AudioWAV/1001_DFA_ANG_XX.wav"
+        )
+    out = Prepared([], root)
+    for path in storage.list_files(audio, (".wav",)):
+        name = posixpath.basename(path)
+        m = _CREMA.match(name)
+        if not m:
+            out.problem("unexpected file name", relative_to_root(root, path))
+            continue
+        actor, sentence, emo, level = m.groups()
+        if emo not in CREMA_EMOTIONS:
+            out.problem("unknown label", f"{name}: emotion code {emo}")
+            continue
+        if sentence not in CREMA_SENTENCES:
+            out.problem("unknown sentence code", f"{name}: {sentence}")
+        out.add(
+            {
+                "path": relative_to_root(root, path),
+                "id": name[:-4],
+                "label": CREMA_EMOTIONS[emo],
+                "raw_label": emo,
+                "speaker": actor,
+                "session": None,
+                "text": CREMA_SENTENCES.get(sentence),
+                "sentence": sentence,
+                "level": CREMA_LEVELS.get(level, level),
+            },
+            relative_to_root(root, path),
+        )
+    return out
+
+
+# -- TESS ---------------------------------------------------------------------------------
+
+TESS_EMOTIONS = {
+    "angry": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "neutral": "neutral",
+    "ps": "surprised",
+    "pleasant_surprise": "surprised",
+    "pleasant_surprised": "surprised",
+    "sad": "sad",
+}
+_TESS_FILE = re.compile(r"^(OAF|YAF)_([a-z]+)_([a-z_]+)\.wav$", re.IGNORECASE)
+
+
+def tess(root: str) -> Prepared:
+    """Folders like ``OAF_angry/OAF_back_angry.wav`` (speakers OAF and YAF; folder names
+    vary in case and spelling, e.g. ``OAF_Fear``, ``YAF_pleasant_surprised`` with files
+    ``..._ps.wav``); the text is "Say the word <word>."."""
+    files = storage.list_files(root, (".wav",))
+    out = Prepared([], root)
+    for path in files:
+        name = posixpath.basename(path)
+        m = _TESS_FILE.match(name)
+        if not m:
+            out.problem("unexpected file name", relative_to_root(root, path))
+            continue
+        speaker, word, emo = m.group(1).upper(), m.group(2).lower(), m.group(3).lower()
+        if emo not in TESS_EMOTIONS:
+            out.problem("unknown label", f"{relative_to_root(root, path)}: {emo!r}")
+            continue
+        folder = posixpath.basename(posixpath.dirname(path)).lower()
+        folder_emo = folder.split("_", 1)[1] if "_" in folder else ""
+        if folder_emo and TESS_EMOTIONS.get(folder_emo) not in (None, TESS_EMOTIONS[emo]):
+            out.problem("file and folder disagree", relative_to_root(root, path))
+        rid = f"{speaker}_{word}_{TESS_EMOTIONS[emo]}"
+        out.add(
+            {
+                "path": relative_to_root(root, path),
+                "id": rid,
+                "label": TESS_EMOTIONS[emo],
+                "raw_label": emo,
+                "speaker": speaker,
+                "session": None,
+                "text": f"Say the word {word}.",
+                "word": word,
+            },
+            relative_to_root(root, path),
+        )
+    if not out.rows:
+        raise CorpusLayoutError(
+            f"{root} does not look like TESS: expected folders like OAF_angry/ and YAF_sad/ "
+            "holding OAF_<word>_<emotion>.wav files, e.g. OAF_angry/OAF_back_angry.wav"
+        )
+    return out
+
+
+# -- generic ------------------------------------------------------------------------------
+
+
+def manifest(source: str) -> Prepared:
+    """Any corpus already listed in a manifest (CSV/JSONL/Parquet with ``path`` and
+    ``label``): checked like the others and brought onto a label set with ``--label-map``."""
+    from raymer.corpora.manifest import read_inputs
+
+    inputs = read_inputs(source)
+    out = Prepared([], storage.parent(source), text_only=inputs.text_only)
+    for rid, _path, error in inputs.problems:
+        out.problem("bad manifest row", f"{rid}: {error}")
+    for row in inputs.rows:
+        if not inputs.text_only and not storage.exists(row["path"]):
+            out.problem("missing file", row["path"])
+            continue
+        if row.get("label") is None:
+            out.problem("no label", row["id"])
+        out.rows.append(
+            {k: v for k, v in row.items() if k != "reference_text"}
+            | {"text": row.get("reference_text"), "raw_label": row.get("label")}
+        )
+    return out
