@@ -13,8 +13,9 @@ import textwrap
 from pydantic import BaseModel
 
 from raymer import __version__
+from raymer.cli_cluster import add_cluster_commands
+from raymer.cli_corpus import add_corpus_commands
 from raymer.config import (
-    JOBS_ADDRESS,
     ConfigError,
     ExtractConfig,
     ServeConfig,
@@ -189,107 +190,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _cmd_submit(args: argparse.Namespace) -> int:
-    from raymer import submission
-
-    names = {"extract": ("input", "output"), "serve": ("checkpoint", "port", "host")}
-    flags = {n: getattr(args, n) for n in names.get(args.job_command, ("features", "output"))}
-    addr = submission.address(args.address)
-    settings = submission.resolve_settings(args.job_command, args.config, args.overrides, **flags)
-    for path in submission.local_paths(settings):
-        print(
-            f"note: {path} is a local path: every node of the cluster must see it "
-            "(shared file system); otherwise use s3://",
-            file=sys.stderr,
-        )
-    extra = []
-    if args.job_command == "crossval":
-        extra += [f"--modalities={args.modalities}"] if args.modalities else []
-        extra += [f"--folds={args.folds}"] if args.folds else []
-    if args.job_command == "serve":
-        extra.append("--detach")  # the application outlives the job that deployed it
-    env = submission.env_vars(args.env or [])
-    return submission.submit(
-        args.job_command, settings, addr, env, wait=not args.no_wait, extra_args=extra
-    )
-
-
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    import json
-
-    from raymer import submission
-
-    jobs = submission.client(submission.address(args.address))
-    if args.action == "list":
-        rows = submission.list_jobs(jobs)
-        print(json.dumps(rows, indent=2) if args.json else submission.jobs_table(rows))
-        return 0
-    if not args.job:
-        raise ConfigError(f"jobs {args.action} needs a job id (see `raymer jobs list`)")
-    if args.action == "status":
-        info = jobs.get_job_info(args.job)
-        print(f"{args.job} {info.status.value}" + (f": {info.message}" if info.message else ""))
-        return 0 if str(info.status.value) != "FAILED" else 1
-    if args.action == "logs":
-        if args.follow:
-            return submission.follow(jobs, args.job)
-        print(jobs.get_job_logs(args.job), end="")
-        return 0
-    stopped = jobs.stop_job(args.job)
-    print(f"{args.job}: {'stop requested' if stopped else 'already finished'}")
-    return 0
-
-
-def _cmd_copy(args: argparse.Namespace) -> int:
-    from raymer import storage
-
-    try:
-        n = storage.copy_tree(args.source, args.destination)
-    except OSError as err:  # pyarrow's S3 errors: no bucket, no credentials, no endpoint
-        raise FileNotFoundError(f"cannot copy {args.source} to {args.destination}: {err}") from None
-    print(f"copied {n} file{'s' * (n != 1)}: {args.source} -> {args.destination}")
-    return 0
-
-
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    from raymer.corpora.prepare import prepare
-
-    _, summary = prepare(
-        args.name,
-        args.source,
-        args.output,
-        labels=args.labels,
-        subset=args.subset,
-        label_map=args.label_map,
-        folds=args.folds,
-    )
-    print(summary)
-    print(f"manifest: {args.output}")
-    return 0
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from raymer.config import SynthConfig
-    from raymer.corpora.synth import synthesize_corpus
-
-    cfg = load_config(
-        SynthConfig,
-        None,
-        [],
-        output=args.output,
-        clips=args.clips,
-        seed=args.seed,
-        speakers=args.speakers,
-    )
-    manifest = synthesize_corpus(
-        cfg.output, cfg.clips, cfg.seed, cfg.speakers, workers=args.workers
-    )
-    print(
-        f"sample corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed} -> {manifest}"
-    )
-    return 0
-
-
 def _config_command(
     sub,
     name: str,
@@ -445,130 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print the JSON answers")
     pr.set_defaults(func=_cmd_predict)
 
-    sb = sub.add_parser(
-        "submit",
-        help="run extract / train / compare / crossval / serve as a job on a Ray cluster",
-        description="Submit a command to a Ray cluster through its dashboard (Job Submission "
-        "SDK): the settings are checked here and sent resolved, with this raymer code as the "
-        "job's working_dir; follows the logs and exits with the job's status. Token "
-        "authentication: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
-        "~/.ray/auth_token (docs/cluster.md).",
-    )
-    job_sub = sb.add_subparsers(dest="job_command", required=True, metavar="COMMAND")
-    job_flags = {
-        "extract": [
-            ("--input", "manifest or directory; s3:// on a cluster"),
-            ("--output", "output root; s3:// on a cluster"),
-        ],
-        "train": [("--features", "extraction output"), ("--output", "run root (checkpoints)")],
-        "compare": [("--features", "extraction output"), ("--output", "root of the 3 runs")],
-        "crossval": [
-            ("--features", "extraction output"),
-            ("--output", "root of the fold runs"),
-            ("--modalities", "fusion,audio,text"),
-            ("--folds", "groups to test"),
-        ],
-        "serve": [
-            ("--checkpoint", "checkpoint, train or compare output; s3:// on a cluster"),
-            ("--port", "HTTP port"),
-            ("--host", "address to listen on (0.0.0.0 to reach it from outside the head)"),
-        ],
-    }
-    for job, flags in job_flags.items():
-        cls = ExtractConfig if job == "extract" else ServeConfig if job == "serve" else TrainConfig
-        jp = job_sub.add_parser(
-            job,
-            help=f"`raymer {job}` as a Ray job",
-            description=f"`raymer {job}` as a Ray job on the cluster at --address.",
-            epilog=_fields_help(cls),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        jp.add_argument(
-            "--address",
-            help=f"dashboard URL (default: $RAY_ADDRESS when it is a URL, else {JOBS_ADDRESS})",
-        )
-        jp.add_argument(
-            "--config", help=f"YAML config (configs/{'train' if cls is TrainConfig else job}/)"
-        )
-        for flag, text in flags:
-            jp.add_argument(flag, type=int if flag == "--port" else str, help=text)
-        jp.add_argument(
-            "--env",
-            action="append",
-            metavar="NAME[=VALUE]",
-            help="environment variable for the job (repeatable; NAME alone takes its value "
-            "from here). AWS_ENDPOINT_URL and AWS_DEFAULT_REGION travel when set.",
-        )
-        jp.add_argument("--no-wait", action="store_true", help="submit and return the job id")
-        jp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-        jp.set_defaults(func=_cmd_submit)
+    add_cluster_commands(sub, _fields_help)
 
-    jb = sub.add_parser(
-        "jobs",
-        help="list, inspect, follow or stop the jobs of a Ray cluster",
-        description="The cluster's jobs through its dashboard: list; status JOB; logs JOB "
-        "[--follow]; stop JOB.",
-    )
-    jb.add_argument("action", choices=["list", "status", "logs", "stop"])
-    jb.add_argument("job", nargs="?", help="job id (from submit or list)")
-    jb.add_argument("--address", help="dashboard URL (default as for submit)")
-    jb.add_argument("--follow", action="store_true", help="logs: follow until the job ends")
-    jb.add_argument("--json", action="store_true", help="list: JSON")
-    jb.set_defaults(func=_cmd_jobs)
-
-    cp = sub.add_parser(
-        "copy",
-        help="copy a file or folder between local paths and s3:// (e.g. a corpus to a cluster)",
-        description="Copy a file or a folder (recursively) between local paths and s3:// URIs, "
-        "with the same storage settings as every other command (AWS_* environment, "
-        "AWS_ENDPOINT_URL for S3-compatible stores). The bucket must exist.",
-    )
-    cp.add_argument("source", help="local path or s3:// URI")
-    cp.add_argument("destination", help="local path or s3:// URI")
-    cp.set_defaults(func=_cmd_copy)
-
-    corpus = sub.add_parser("corpus", help="sample and real corpora")
-    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
-    synth = corpus_sub.add_parser(
-        "synth",
-        help="generate the sample emotional speech corpus",
-        description="Generate a labelled emotional speech corpus (angry, happy, sad, neutral) with "
-        "piper and espeak-ng voices: clip types congruent, audio_cue, text_cue and neutral.",
-    )
-    synth.add_argument("--output", required=True, help="folder for audio and manifest.csv")
-    synth.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.add_argument("--speakers", type=int, default=8, help="number of voices, 1-16 (default 8)")
-    synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
-    synth.set_defaults(func=_cmd_synth)
-    prep = corpus_sub.add_parser(
-        "prepare",
-        help="a real corpus (IEMOCAP, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) -> manifest",
-        description="Read an emotion corpus from its documented layout and write the "
-        "project's manifest (path, id, label, raw_label, speaker, session, text, fold, and the "
-        "corpus's own attributes), with speaker-independent folds; prints utterances per label, "
-        "speaker and fold, total hours, and every problem met (missing files, files without a "
-        "label line, unknown codes, duplicate ids) with examples. docs/corpora.md.",
-    )
-    prep.add_argument(
-        "name", choices=["iemocap", "ravdess", "savee", "crema-d", "tess", "goemotions", "manifest"]
-    )
-    prep.add_argument(
-        "source", help="the corpus folder (or, for manifest, the file); local or s3://"
-    )
-    prep.add_argument("--output", required=True, help="manifest to write (.csv, or .jsonl)")
-    prep.add_argument(
-        "--labels", help="iemocap: 4class (default) | all; goemotions: ekman (default) | all"
-    )
-    prep.add_argument("--subset", choices=["all", "improvised", "scripted"], help="iemocap only")
-    prep.add_argument("--label-map", help="YAML mapping label -> label (null: leave out)")
-    prep.add_argument(
-        "--folds",
-        type=int,
-        default=5,
-        help="speaker folds (not IEMOCAP: its 5 sessions) (default 5)",
-    )
-    prep.set_defaults(func=_cmd_prepare)
+    add_corpus_commands(sub)
     return parser
 
 

@@ -10,7 +10,7 @@ pipeline's decoder (so bad input is answered here, before it reaches a model), t
   ``@serve.batch``, autoscaled between ``min_replicas`` and ``max_replicas``;
 - ``split``: the three stages as deployments of their own, ``Speech`` (Whisper), ``Text``
   (the text encoder) and ``Head`` (fusion and text-only heads), each batched and autoscaled,
-  composed by the ingress through their handles.
+  composed by the ingress through their handles (``deployments.py``).
 
 Both run ``recognizer.compose``, so they answer the same. ``benchmarks/serve_load.py``
 measures both; on CPU replicas ``single`` serves better (README, "Serve").
@@ -20,7 +20,6 @@ measures both; on CPU replicas ``single`` serves better (README, "Serve").
 # of the ingress methods, which Serve re-binds.
 
 import asyncio
-import logging
 import os
 from importlib import resources
 from typing import Any
@@ -33,8 +32,7 @@ from ray import serve
 
 from raymer import __version__
 from raymer.config import ServeConfig
-
-logger = logging.getLogger("ray.serve")
+from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 
 API_TOKEN_ENV = "RAYMER_API_TOKEN"
 AUDIO_TYPES = {
@@ -165,216 +163,6 @@ def _decode(data: bytes, max_duration_s: float) -> np.ndarray | Response:
     return audio
 
 
-def _batched(run, items: list, what: str) -> list:
-    """``run(items)``; when the batch fails, item by item, so one bad item fails alone
-    (its result is ``{"error": ...}``)."""
-    try:
-        return run(items)
-    except Exception:
-        out = []
-        for item in items:
-            try:
-                out.append(run([item])[0])
-            except Exception as err:
-                logger.exception("%s failed", what)
-                out.append({"error": f"{what} failed: {type(err).__name__}: {err}"})
-        return out
-
-
-def _autoscaled(deployment, cfg: ServeConfig, num_cpus: float):
-    return deployment.options(
-        autoscaling_config={
-            "min_replicas": cfg.min_replicas,
-            "initial_replicas": max(1, cfg.min_replicas),
-            "max_replicas": cfg.max_replicas,
-            "target_ongoing_requests": cfg.target_ongoing_requests,
-            "upscale_delay_s": cfg.upscale_delay_s,
-            "downscale_delay_s": cfg.downscale_delay_s,
-        },
-        max_ongoing_requests=cfg.max_ongoing_requests,
-        max_queued_requests=cfg.max_queued_requests,
-        ray_actor_options={"num_cpus": num_cpus, "num_gpus": 1 if cfg.use_gpu else 0},
-    )
-
-
-def _batch_settings(cfg: ServeConfig, *methods) -> None:
-    for method in methods:
-        method.set_max_batch_size(cfg.batch_max_size)
-        method.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
-
-
-@serve.deployment(name="Model")
-class Model:
-    """``layout: single``: the recognizer of one checkpoint (all three stages), batched."""
-
-    def __init__(self, cfg: dict) -> None:
-        from raymer.serving.recognizer import Recognizer
-
-        self.cfg = ServeConfig(**cfg)
-        self.recognizer = Recognizer(
-            self.cfg.checkpoint,
-            self.cfg.text_checkpoint,
-            device="cuda" if self.cfg.use_gpu else "cpu",
-            threads=self.cfg.replica_threads,
-            segments_over_s=self.cfg.segments_over_s,
-        )
-        _batch_settings(self.cfg, self.recognize, self.recognize_text)
-
-    def info(self) -> dict:
-        return self.recognizer.info()
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def recognize(self, clips: list[np.ndarray]) -> list[dict]:
-        try:
-            return await self.recognizer.arecognize(clips)
-        except Exception:  # one bad clip must not fail its batch: score them one by one
-            return [await self._one(c) for c in clips]
-
-    async def _one(self, clip: np.ndarray) -> dict:
-        try:
-            return (await self.recognizer.arecognize([clip]))[0]
-        except Exception as err:
-            logger.exception("recognition failed")
-            return {"error": f"recognition failed: {type(err).__name__}: {err}"}
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def recognize_text(self, texts: list[str]) -> list[dict]:
-        if self.recognizer.text is None:
-            return [{"error": "no text-only model"}] * len(texts)
-        return self.recognizer.recognize_text(texts)
-
-
-@serve.deployment(name="Speech")
-class Speech:
-    """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
-
-    def __init__(self, cfg: dict, extract: dict) -> None:
-        from raymer.serving.recognizer import make_featurizer
-
-        self.cfg = ServeConfig(**cfg)
-        device = "cuda" if self.cfg.use_gpu else "cpu"
-        self.featurizer = make_featurizer(extract, device, self.cfg.replica_threads)
-        _batch_settings(self.cfg, self.run)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def run(self, clips: list[np.ndarray]) -> list:
-        return _batched(self.featurizer, clips, "speech recognition")
-
-
-@serve.deployment(name="Text")
-class Text:
-    """``layout: split``: the text encoder's token features, batched."""
-
-    def __init__(self, cfg: dict, extract: dict) -> None:
-        from raymer.serving.recognizer import make_text_encoder
-
-        self.cfg = ServeConfig(**cfg)
-        device = "cuda" if self.cfg.use_gpu else "cpu"
-        self.encoder = make_text_encoder(extract, device, self.cfg.replica_threads)
-        _batch_settings(self.cfg, self.run)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def run(self, texts: list[str]) -> list:
-        return _batched(lambda t: [e.tokens for e in self.encoder(t)], texts, "text encoding")
-
-
-@serve.deployment(name="Head")
-class Head:
-    """``layout: split``: the trained heads (fusion and text-only), batched."""
-
-    def __init__(self, cfg: dict) -> None:
-        from raymer.serving.recognizer import Heads
-
-        self.cfg = ServeConfig(**cfg)
-        self.heads = Heads(self.cfg.checkpoint, self.cfg.text_checkpoint, self.cfg.replica_threads)
-        _batch_settings(self.cfg, self.score)
-
-    def info(self) -> dict:
-        return self.heads.info()
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def score(self, items: list[tuple]) -> list:
-        """items: (frames, tokens, audio or None, text, text_only) -> a score row each."""
-        out: list = [None] * len(items)
-        for text_only in (False, True):
-            idx = [i for i, it in enumerate(items) if it[4] == text_only]
-            if not idx:
-                continue
-            group = [items[i] for i in idx]
-            audio = [it[2] for it in group] if group[0][2] is not None else None
-            scores = self.heads.score(
-                [it[0] for it in group],
-                [it[1] for it in group],
-                audio,
-                [it[3] for it in group],
-                text_only=text_only,
-            )
-            for i, row in zip(idx, scores, strict=True):
-                out[i] = row
-        return out
-
-
-class _StageError(Exception):
-    """A stage answered with an error for this item."""
-
-
-class _Split:
-    """The ingress's side of ``layout: split``: ``compose`` over the three stages' handles,
-    one item per call (each stage batches what arrives together)."""
-
-    def __init__(self, speech, text, head) -> None:
-        self.speech, self.text, self.head = speech, text, head
-
-    async def info(self) -> dict:
-        return await self.head.info.remote()
-
-    async def _each(self, handle_method, items: list) -> list:
-        out = await asyncio.gather(*(handle_method.remote(item) for item in items))
-        for o in out:
-            if isinstance(o, dict) and "error" in o:
-                raise _StageError(o["error"])
-        return list(out)
-
-    async def recognize(self, clip: np.ndarray, info: dict, segments_over_s: float) -> dict:
-        from raymer.serving.recognizer import compose
-
-        async def speech(clips):
-            return await self._each(self.speech.run, clips)
-
-        async def encode(texts):
-            return await self._each(self.text.run, texts)
-
-        async def score(frames, tokens, audio, texts):
-            audio = audio or [None] * len(frames)
-            items = list(zip(frames, tokens, audio, texts, [False] * len(frames), strict=True))
-            return await self._each(self.head.score, items)
-
-        try:
-            results = await compose(
-                [clip],
-                speech,
-                encode,
-                score,
-                info["labels"],
-                info["frame_rate_hz"],
-                segments_over_s,
-                info["needs_audio"],
-                info["multi_label"],
-            )
-        except _StageError as err:
-            return {"error": str(err)}
-        return results[0]
-
-    async def recognize_text(self, text: str, labels: list[str], multi_label: bool) -> dict:
-        from raymer.serving.recognizer import text_results
-
-        tokens = await self.text.run.remote(text)
-        if isinstance(tokens, dict):
-            return tokens
-        scores = await self.head.score.remote((None, tokens, None, text, True))
-        return text_results(labels, [text], np.asarray([scores]), multi_label)[0]
-
-
 @serve.deployment(name="Api")
 @serve.ingress(api)
 class Api:
@@ -383,7 +171,7 @@ class Api:
     def __init__(self, cfg: dict, model=None, speech=None, text=None, head=None) -> None:
         self.cfg = ServeConfig(**cfg)
         self.model = model
-        self.split = _Split(speech, text, head) if model is None else None
+        self.split = SplitStages(speech, text, head) if model is None else None
         self._info: dict | None = None
 
     async def _models(self) -> dict:
@@ -531,16 +319,16 @@ def build_app(args: dict) -> serve.Application:
         cfg = cfg.model_copy(update={"max_ongoing_requests": cfg.batch_max_size})
     plain = cfg.model_dump(mode="json")
     if cfg.layout == "single":
-        stages = {"model": _autoscaled(Model, cfg, cfg.replica_num_cpus).bind(plain)}
+        stages = {"model": autoscaled(Model, cfg, cfg.replica_num_cpus).bind(plain)}
     else:
         from raymer.serving.recognizer import checkpoints_of
         from raymer.training.evaluate import load_spec
 
         extract = load_spec(checkpoints_of(cfg.checkpoint)[0]).get("extract") or {}
         stages = {
-            "speech": _autoscaled(Speech, cfg, cfg.replica_num_cpus).bind(plain, extract),
-            "text": _autoscaled(Text, cfg, cfg.stage_num_cpus).bind(plain, extract),
-            "head": _autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
+            "speech": autoscaled(Speech, cfg, cfg.replica_num_cpus).bind(plain, extract),
+            "text": autoscaled(Text, cfg, cfg.stage_num_cpus).bind(plain, extract),
+            "head": autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
         }
     env = {CORS_ENV: ",".join(cfg.cors_origins)}
     token = cfg.auth_token or os.environ.get(API_TOKEN_ENV)

@@ -1,0 +1,96 @@
+"""The corpus side of the ``raymer`` command: ``corpus synth`` and ``corpus prepare``.
+
+``cli.build_parser`` adds them with ``add_corpus_commands``; the work is in
+``raymer.corpora`` (``synth.synthesize_corpus``, ``prepare.prepare``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from raymer.config import load_config
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from raymer.corpora.prepare import prepare
+
+    _, summary = prepare(
+        args.name,
+        args.source,
+        args.output,
+        labels=args.labels,
+        subset=args.subset,
+        label_map=args.label_map,
+        folds=args.folds,
+    )
+    print(summary)
+    print(f"manifest: {args.output}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from raymer.config import SynthConfig
+    from raymer.corpora.synth import synthesize_corpus
+
+    cfg = load_config(
+        SynthConfig,
+        None,
+        [],
+        output=args.output,
+        clips=args.clips,
+        seed=args.seed,
+        speakers=args.speakers,
+    )
+    manifest = synthesize_corpus(
+        cfg.output, cfg.clips, cfg.seed, cfg.speakers, workers=args.workers
+    )
+    print(
+        f"sample corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed} -> {manifest}"
+    )
+    return 0
+
+
+def add_corpus_commands(sub) -> None:
+    """``corpus synth`` and ``corpus prepare`` on the subparsers ``sub``."""
+    corpus = sub.add_parser("corpus", help="sample and real corpora")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    synth = corpus_sub.add_parser(
+        "synth",
+        help="generate the sample emotional speech corpus",
+        description="Generate a labelled emotional speech corpus (angry, happy, sad, neutral) with "
+        "piper and espeak-ng voices: clip types congruent, audio_cue, text_cue and neutral.",
+    )
+    synth.add_argument("--output", required=True, help="folder for audio and manifest.csv")
+    synth.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--speakers", type=int, default=8, help="number of voices, 1-16 (default 8)")
+    synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    synth.set_defaults(func=cmd_synth)
+    prep = corpus_sub.add_parser(
+        "prepare",
+        help="a real corpus (IEMOCAP, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) -> manifest",
+        description="Read an emotion corpus from its documented layout and write the "
+        "project's manifest (path, id, label, raw_label, speaker, session, text, fold, and the "
+        "corpus's own attributes), with speaker-independent folds; prints utterances per label, "
+        "speaker and fold, total hours, and every problem met (missing files, files without a "
+        "label line, unknown codes, duplicate ids) with examples. docs/corpora.md.",
+    )
+    prep.add_argument(
+        "name", choices=["iemocap", "ravdess", "savee", "crema-d", "tess", "goemotions", "manifest"]
+    )
+    prep.add_argument(
+        "source", help="the corpus folder (or, for manifest, the file); local or s3://"
+    )
+    prep.add_argument("--output", required=True, help="manifest to write (.csv, or .jsonl)")
+    prep.add_argument(
+        "--labels", help="iemocap: 4class (default) | all; goemotions: ekman (default) | all"
+    )
+    prep.add_argument("--subset", choices=["all", "improvised", "scripted"], help="iemocap only")
+    prep.add_argument("--label-map", help="YAML mapping label -> label (null: leave out)")
+    prep.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="speaker folds (not IEMOCAP: its 5 sessions) (default 5)",
+    )
+    prep.set_defaults(func=cmd_prepare)

@@ -1,0 +1,231 @@
+"""The model deployments behind the ingress (``app.Api``), by ``layout``:
+
+- ``single``: ``Model`` holds the whole recognizer of a checkpoint;
+- ``split``: ``Speech`` (Whisper), ``Text`` (the text encoder) and ``Head`` (the trained
+  heads), composed by the ingress through ``SplitStages``.
+
+Each batches with ``@serve.batch`` and is autoscaled (``autoscaled``); a failed batch is
+retried item by item, so one bad item fails alone.
+"""
+
+# No `from __future__ import annotations`: Serve and FastAPI read the real types.
+
+import asyncio
+import logging
+
+import numpy as np
+from ray import serve
+
+from raymer.config import ServeConfig
+
+logger = logging.getLogger("ray.serve")
+
+
+def _batched(run, items: list, what: str) -> list:
+    """``run(items)``; when the batch fails, item by item, so one bad item fails alone
+    (its result is ``{"error": ...}``)."""
+    try:
+        return run(items)
+    except Exception:
+        out = []
+        for item in items:
+            try:
+                out.append(run([item])[0])
+            except Exception as err:
+                logger.exception("%s failed", what)
+                out.append({"error": f"{what} failed: {type(err).__name__}: {err}"})
+        return out
+
+
+def autoscaled(deployment, cfg: ServeConfig, num_cpus: float):
+    return deployment.options(
+        autoscaling_config={
+            "min_replicas": cfg.min_replicas,
+            "initial_replicas": max(1, cfg.min_replicas),
+            "max_replicas": cfg.max_replicas,
+            "target_ongoing_requests": cfg.target_ongoing_requests,
+            "upscale_delay_s": cfg.upscale_delay_s,
+            "downscale_delay_s": cfg.downscale_delay_s,
+        },
+        max_ongoing_requests=cfg.max_ongoing_requests,
+        max_queued_requests=cfg.max_queued_requests,
+        ray_actor_options={"num_cpus": num_cpus, "num_gpus": 1 if cfg.use_gpu else 0},
+    )
+
+
+def _batch_settings(cfg: ServeConfig, *methods) -> None:
+    for method in methods:
+        method.set_max_batch_size(cfg.batch_max_size)
+        method.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+
+
+@serve.deployment(name="Model")
+class Model:
+    """``layout: single``: the recognizer of one checkpoint (all three stages), batched."""
+
+    def __init__(self, cfg: dict) -> None:
+        from raymer.serving.recognizer import Recognizer
+
+        self.cfg = ServeConfig(**cfg)
+        self.recognizer = Recognizer(
+            self.cfg.checkpoint,
+            self.cfg.text_checkpoint,
+            device="cuda" if self.cfg.use_gpu else "cpu",
+            threads=self.cfg.replica_threads,
+            segments_over_s=self.cfg.segments_over_s,
+        )
+        _batch_settings(self.cfg, self.recognize, self.recognize_text)
+
+    def info(self) -> dict:
+        return self.recognizer.info()
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def recognize(self, clips: list[np.ndarray]) -> list[dict]:
+        try:
+            return await self.recognizer.arecognize(clips)
+        except Exception:  # one bad clip must not fail its batch: score them one by one
+            return [await self._one(c) for c in clips]
+
+    async def _one(self, clip: np.ndarray) -> dict:
+        try:
+            return (await self.recognizer.arecognize([clip]))[0]
+        except Exception as err:
+            logger.exception("recognition failed")
+            return {"error": f"recognition failed: {type(err).__name__}: {err}"}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def recognize_text(self, texts: list[str]) -> list[dict]:
+        if self.recognizer.text is None:
+            return [{"error": "no text-only model"}] * len(texts)
+        return self.recognizer.recognize_text(texts)
+
+
+@serve.deployment(name="Speech")
+class Speech:
+    """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
+
+    def __init__(self, cfg: dict, extract: dict) -> None:
+        from raymer.serving.recognizer import make_featurizer
+
+        self.cfg = ServeConfig(**cfg)
+        device = "cuda" if self.cfg.use_gpu else "cpu"
+        self.featurizer = make_featurizer(extract, device, self.cfg.replica_threads)
+        _batch_settings(self.cfg, self.run)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def run(self, clips: list[np.ndarray]) -> list:
+        return _batched(self.featurizer, clips, "speech recognition")
+
+
+@serve.deployment(name="Text")
+class Text:
+    """``layout: split``: the text encoder's token features, batched."""
+
+    def __init__(self, cfg: dict, extract: dict) -> None:
+        from raymer.serving.recognizer import make_text_encoder
+
+        self.cfg = ServeConfig(**cfg)
+        device = "cuda" if self.cfg.use_gpu else "cpu"
+        self.encoder = make_text_encoder(extract, device, self.cfg.replica_threads)
+        _batch_settings(self.cfg, self.run)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def run(self, texts: list[str]) -> list:
+        return _batched(lambda t: [e.tokens for e in self.encoder(t)], texts, "text encoding")
+
+
+@serve.deployment(name="Head")
+class Head:
+    """``layout: split``: the trained heads (fusion and text-only), batched."""
+
+    def __init__(self, cfg: dict) -> None:
+        from raymer.serving.recognizer import Heads
+
+        self.cfg = ServeConfig(**cfg)
+        self.heads = Heads(self.cfg.checkpoint, self.cfg.text_checkpoint, self.cfg.replica_threads)
+        _batch_settings(self.cfg, self.score)
+
+    def info(self) -> dict:
+        return self.heads.info()
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def score(self, items: list[tuple]) -> list:
+        """items: (frames, tokens, audio or None, text, text_only) -> a score row each."""
+        out: list = [None] * len(items)
+        for text_only in (False, True):
+            idx = [i for i, it in enumerate(items) if it[4] == text_only]
+            if not idx:
+                continue
+            group = [items[i] for i in idx]
+            audio = [it[2] for it in group] if group[0][2] is not None else None
+            scores = self.heads.score(
+                [it[0] for it in group],
+                [it[1] for it in group],
+                audio,
+                [it[3] for it in group],
+                text_only=text_only,
+            )
+            for i, row in zip(idx, scores, strict=True):
+                out[i] = row
+        return out
+
+
+class _StageError(Exception):
+    """A stage answered with an error for this item."""
+
+
+class SplitStages:
+    """The ingress's side of ``layout: split``: ``compose`` over the three stages' handles,
+    one item per call (each stage batches what arrives together)."""
+
+    def __init__(self, speech, text, head) -> None:
+        self.speech, self.text, self.head = speech, text, head
+
+    async def info(self) -> dict:
+        return await self.head.info.remote()
+
+    async def _each(self, handle_method, items: list) -> list:
+        out = await asyncio.gather(*(handle_method.remote(item) for item in items))
+        for o in out:
+            if isinstance(o, dict) and "error" in o:
+                raise _StageError(o["error"])
+        return list(out)
+
+    async def recognize(self, clip: np.ndarray, info: dict, segments_over_s: float) -> dict:
+        from raymer.serving.recognizer import compose
+
+        async def speech(clips):
+            return await self._each(self.speech.run, clips)
+
+        async def encode(texts):
+            return await self._each(self.text.run, texts)
+
+        async def score(frames, tokens, audio, texts):
+            audio = audio or [None] * len(frames)
+            items = list(zip(frames, tokens, audio, texts, [False] * len(frames), strict=True))
+            return await self._each(self.head.score, items)
+
+        try:
+            results = await compose(
+                [clip],
+                speech,
+                encode,
+                score,
+                info["labels"],
+                info["frame_rate_hz"],
+                segments_over_s,
+                info["needs_audio"],
+                info["multi_label"],
+            )
+        except _StageError as err:
+            return {"error": str(err)}
+        return results[0]
+
+    async def recognize_text(self, text: str, labels: list[str], multi_label: bool) -> dict:
+        from raymer.serving.recognizer import text_results
+
+        tokens = await self.text.run.remote(text)
+        if isinstance(tokens, dict):
+            return tokens
+        scores = await self.head.score.remote((None, tokens, None, text, True))
+        return text_results(labels, [text], np.asarray([scores]), multi_label)[0]
