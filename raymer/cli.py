@@ -21,6 +21,7 @@ from raymer.config import (
     ServeConfig,
     TrainConfig,
     load_config,
+    require_paths,
 )
 
 
@@ -56,8 +57,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     cfg = load_config(
         ExtractConfig, args.config, args.overrides, input=args.input, output=args.output
     )
-    if not cfg.input or not cfg.output:
-        raise ConfigError("extract needs --input and --output (or input/output in the config)")
+    require_paths(cfg, "extract")
     summary = extract(cfg)
     print(summary.line())
     print(f"features: {summary.features_uri}")
@@ -74,10 +74,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     cfg = load_config(
         TrainConfig, args.config, args.overrides, features=args.features, output=args.output
     )
-    if not cfg.features or not cfg.output:
-        raise ConfigError(
-            f"{args.command} needs --features and --output (or features/output in the config)"
-        )
+    require_paths(cfg, args.command)
     return cfg
 
 

@@ -444,6 +444,21 @@ def load_config(
         raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
 
 
+# The settings a run cannot do without, by config: extract reads input, train reads features.
+RUN_PATHS: dict[type, tuple[str, ...]] = {
+    ExtractConfig: ("input", "output"),
+    TrainConfig: ("features", "output"),
+}
+
+
+def require_paths(cfg: BaseModel, command: str) -> None:
+    """Raise ``ConfigError`` naming what ``command`` lacks of its ``RUN_PATHS``."""
+    keys = RUN_PATHS.get(type(cfg), ())
+    if any(not getattr(cfg, k) for k in keys):
+        flags = "/".join(f"--{k}" for k in keys)
+        raise ConfigError(f"{command} needs {' and '.join(keys)} ({flags}, or in the config)")
+
+
 def dump_config(cfg: BaseModel) -> str:
     """The resolved config as YAML, saved beside every output."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

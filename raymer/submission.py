@@ -32,6 +32,7 @@ from raymer.config import (
     ServeConfig,
     TrainConfig,
     load_config,
+    require_paths,
 )
 
 # Settings that travel with every job when they are set here: where S3 is and how Ray and
@@ -99,17 +100,13 @@ def _explain(addr: str, err: Exception) -> str:
 def resolve_settings(command: str, config: str | None, overrides: list[str], **flags) -> dict:
     """The command's config, validated here; local paths made absolute (a cluster whose
     nodes share this file system reads them; on any other, use s3://)."""
-    cls = CONFIGS[command]
-    cfg = load_config(cls, config, overrides, **flags)
+    cfg = load_config(CONFIGS[command], config, overrides, **flags)
+    require_paths(cfg, command)
     data = cfg.model_dump(mode="json")
     for key in ("input", "output", "features", "checkpoint", "text_checkpoint"):
         value = data.get(key)
         if isinstance(value, str) and value and not storage.is_remote(value):
             data[key] = str(Path(value).resolve())
-    if command in ("train", "compare", "crossval") and not (data["features"] and data["output"]):
-        raise ConfigError(f"{command} needs features and output (--features/--output or config)")
-    if command == "extract" and not (data["input"] and data["output"]):
-        raise ConfigError("extract needs input and output (--input/--output or the config)")
     return data
 
 

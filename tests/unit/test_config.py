@@ -119,3 +119,14 @@ def test_multi_label_and_init_text_are_checked():
         load_config(TrainConfig, None, ["init_text=runs/x", "modality=audio"])
     with pytest.raises(ConfigError, match="inputs"):
         load_config(ExtractConfig, None, ["inputs=video"])
+
+
+def test_a_run_without_its_paths_is_refused_naming_them():
+    from raymer.config import require_paths
+
+    with pytest.raises(ConfigError, match=r"extract needs input and output \(--input/--output"):
+        require_paths(load_config(ExtractConfig, None, [], output="out"), "extract")
+    with pytest.raises(ConfigError, match="crossval needs features and output"):
+        require_paths(load_config(TrainConfig, None, [], features="f"), "crossval")
+    require_paths(load_config(TrainConfig, None, [], features="f", output="o"), "train")
+    require_paths(load_config(ServeConfig, None, []), "serve")  # serve has a default
