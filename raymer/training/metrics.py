@@ -26,9 +26,15 @@ def classification_metrics(
     Classes absent from ``y_true`` are left out of UA and macro-F1 (their recall is undefined).
     """
     cm = confusion_matrix(y_true, y_pred, len(labels))
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    tp = np.diag(cm)
+    return _per_label(np.diag(cm), cm.sum(axis=1), cm.sum(axis=0), labels) | {
+        "confusion": cm.tolist(),
+        "n": int(cm.sum()),
+    }
+
+
+def _per_label(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray, labels) -> dict:
+    """From per-label true positives, supports and prediction counts: per-label recall,
+    precision, F1; UA (mean recall), WA (pooled recall) and macro-F1 over present labels."""
     recall = np.divide(tp, support, out=np.zeros(len(labels)), where=support > 0)
     precision = np.divide(tp, predicted, out=np.zeros(len(labels)), where=predicted > 0)
     denom = precision + recall
@@ -48,9 +54,7 @@ def classification_metrics(
             }
             for i, label in enumerate(labels)
         },
-        "confusion": cm.tolist(),
         "labels": list(labels),
-        "n": total,
     }
 
 
@@ -65,28 +69,10 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[
     y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
     tp = (y_true & y_pred).sum(0)
     support, predicted = y_true.sum(0), y_pred.sum(0)
-    recall = np.divide(tp, support, out=np.zeros(len(labels)), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros(len(labels)), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(labels)), where=denom > 0)
-    present = support > 0
     pooled = 2 * tp.sum() + (predicted.sum() - tp.sum()) + (support.sum() - tp.sum())
-    return {
-        "ua": float(recall[present].mean()) if present.any() else 0.0,
-        "wa": float(tp.sum() / support.sum()) if support.sum() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+    return _per_label(tp, support, predicted, labels) | {
         "micro_f1": float(2 * tp.sum() / pooled) if pooled else 0.0,
         "exact_match": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
-        "per_class": {
-            label: {
-                "recall": float(recall[i]),
-                "precision": float(precision[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(labels)
-        },
-        "labels": list(labels),
         "n": int(len(y_true)),
         "multi_label": True,
     }
