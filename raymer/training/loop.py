@@ -183,11 +183,11 @@ def train_loop(config: dict) -> None:
     model = build_model(spec)
     if config.get("adapter_state"):  # the temporal embedding, trained before this run
         model.audio_adapter.load_state_dict(config["adapter_state"])
-    if cfg.get("init_text"):  # a text branch trained before (e.g. on GoEmotions)
+    if spec.get("init_text"):  # a text branch trained before (e.g. on GoEmotions)
         from raymer.models.transfer import load_text_branch
         from raymer.training.evaluate import load_spec, read_state
 
-        source = load_spec(cfg["init_text"])
+        source = load_spec(spec["init_text"])  # the checkpoint the driver resolved
         load_text_branch(model, read_state(source["checkpoint"]), source, spec)
     optimizer = _optimizer(model, cfg, spec)
     state = {"epoch": 0, "best_score": -1.0, "bad_epochs": 0}

@@ -220,8 +220,9 @@ def train(cfg: TrainConfig) -> TrainSummary:
     if not cfg.features or not cfg.output:
         raise ValueError("train needs features and output")
     # Workers run in other folders: every local path they see must be absolute.
+    keys = ("features", "output", "init_text")
     cfg = cfg.model_copy(
-        update={"features": storage.absolute(cfg.features), "output": storage.absolute(cfg.output)}
+        update={k: storage.absolute(v) for k in keys if (v := getattr(cfg, k)) is not None}
     )
     init_ray()
     storage.makedirs(cfg.output)
