@@ -430,6 +430,9 @@ def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
             "neutral",
             "sad",
         ]
+        top = [b.get_attribute("data-label") for b in bars if "top" in b.get_attribute("class")]
+        meta = driver.find_element(By.ID, "meta").text
+        assert len(top) == 1 and meta.startswith(f"{top[0]} · ")  # one label: the top one
         # a bad file shows the service's message, not a crash
         bad = tmp_path / "not-audio.wav"
         bad.write_bytes(b"nothing to hear" * 20)
