@@ -10,14 +10,37 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from raymer.config import JOBS_ADDRESS, ConfigError, ExtractConfig, ServeConfig, TrainConfig
+from raymer.config import COMMAND_CONFIGS, JOBS_ADDRESS, ConfigError, TrainConfig
+
+# Each submitted command's flags (beside --address, --config, --env, --no-wait, overrides);
+# those that name a field of its config (COMMAND_CONFIGS) set that field.
+JOB_FLAGS = {
+    "extract": [
+        ("--input", "manifest or directory; s3:// on a cluster"),
+        ("--output", "output root; s3:// on a cluster"),
+    ],
+    "train": [("--features", "extraction output"), ("--output", "run root (checkpoints)")],
+    "compare": [("--features", "extraction output"), ("--output", "root of the 3 runs")],
+    "crossval": [
+        ("--features", "extraction output"),
+        ("--output", "root of the fold runs"),
+        ("--modalities", "fusion,audio,text"),
+        ("--folds", "groups to test"),
+    ],
+    "serve": [
+        ("--checkpoint", "checkpoint, train or compare output; s3:// on a cluster"),
+        ("--port", "HTTP port"),
+        ("--host", "address to listen on (0.0.0.0 to reach it from outside the head)"),
+    ],
+}
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from raymer import submission
 
-    names = {"extract": ("input", "output"), "serve": ("checkpoint", "port", "host")}
-    flags = {n: getattr(args, n) for n in names.get(args.job_command, ("features", "output"))}
+    fields = COMMAND_CONFIGS[args.job_command].model_fields
+    names = [flag[2:] for flag, _ in JOB_FLAGS[args.job_command] if flag[2:] in fields]
+    flags = {n: getattr(args, n) for n in names}
     addr = submission.address(args.address)
     settings = submission.resolve_settings(args.job_command, args.config, args.overrides, **flags)
     for path in submission.local_paths(settings):
@@ -88,27 +111,8 @@ def add_cluster_commands(sub, fields_help: Callable[[type], str]) -> None:
         "~/.ray/auth_token (docs/cluster.md).",
     )
     job_sub = sb.add_subparsers(dest="job_command", required=True, metavar="COMMAND")
-    job_flags = {
-        "extract": [
-            ("--input", "manifest or directory; s3:// on a cluster"),
-            ("--output", "output root; s3:// on a cluster"),
-        ],
-        "train": [("--features", "extraction output"), ("--output", "run root (checkpoints)")],
-        "compare": [("--features", "extraction output"), ("--output", "root of the 3 runs")],
-        "crossval": [
-            ("--features", "extraction output"),
-            ("--output", "root of the fold runs"),
-            ("--modalities", "fusion,audio,text"),
-            ("--folds", "groups to test"),
-        ],
-        "serve": [
-            ("--checkpoint", "checkpoint, train or compare output; s3:// on a cluster"),
-            ("--port", "HTTP port"),
-            ("--host", "address to listen on (0.0.0.0 to reach it from outside the head)"),
-        ],
-    }
-    for job, flags in job_flags.items():
-        cls = ExtractConfig if job == "extract" else ServeConfig if job == "serve" else TrainConfig
+    for job, flags in JOB_FLAGS.items():
+        cls = COMMAND_CONFIGS[job]
         jp = job_sub.add_parser(
             job,
             help=f"`raymer {job}` as a Ray job",

@@ -26,11 +26,9 @@ import yaml
 
 from raymer import storage
 from raymer.config import (
+    COMMAND_CONFIGS,
     JOBS_ADDRESS,
     ConfigError,
-    ExtractConfig,
-    ServeConfig,
-    TrainConfig,
     load_config,
     require_paths,
 )
@@ -47,13 +45,6 @@ FORWARDED_ENV = (
     "HF_HUB_OFFLINE",
     "RAYMER_MODEL_CACHE",
 )
-CONFIGS = {
-    "extract": ExtractConfig,
-    "train": TrainConfig,
-    "compare": TrainConfig,
-    "crossval": TrainConfig,
-    "serve": ServeConfig,
-}
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
@@ -100,7 +91,7 @@ def _explain(addr: str, err: Exception) -> str:
 def resolve_settings(command: str, config: str | None, overrides: list[str], **flags) -> dict:
     """The command's config, validated here; local paths made absolute (a cluster whose
     nodes share this file system reads them; on any other, use s3://)."""
-    cfg = load_config(CONFIGS[command], config, overrides, **flags)
+    cfg = load_config(COMMAND_CONFIGS[command], config, overrides, **flags)
     require_paths(cfg, command)
     data = cfg.model_dump(mode="json")
     for key in ("input", "output", "features", "checkpoint", "text_checkpoint"):

@@ -1,0 +1,35 @@
+"""Typed run configurations and ``load_config(cls, path, overrides)``.
+
+No torch and no ray here: configs are validated before any heavy import, so a bad value
+fails in milliseconds with a message that names the field. One module per command family
+(``extract``, ``train``, ``serve``) and the loading rules (``loading``); import from here.
+"""
+
+from .extract import ExtractConfig, SynthConfig
+from .loading import (
+    COMMAND_CONFIGS,
+    RUN_PATHS,
+    ConfigError,
+    dump_config,
+    load_config,
+    parse_overrides,
+    require_paths,
+)
+from .serve import JOBS_ADDRESS, ServeConfig
+from .train import FinetuneConfig, TrainConfig
+
+__all__ = [
+    "COMMAND_CONFIGS",
+    "JOBS_ADDRESS",
+    "RUN_PATHS",
+    "ConfigError",
+    "ExtractConfig",
+    "FinetuneConfig",
+    "ServeConfig",
+    "SynthConfig",
+    "TrainConfig",
+    "dump_config",
+    "load_config",
+    "parse_overrides",
+    "require_paths",
+]

@@ -1,0 +1,117 @@
+"""Settings of ``raymer extract`` and ``raymer corpus synth``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class ExtractConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer extract``: corpus in, Parquet features out."""
+
+    input: str | None = Field(
+        None, description="Manifest (CSV/JSONL/Parquet) or directory of audio; local or s3://."
+    )
+    output: str | None = Field(
+        None, description="Output root: features/ and errors/ are written under it."
+    )
+    asr_model: str = Field(
+        "whisper-base",
+        description="Whisper model in CTranslate2 format: a registry name, local folder or hub id.",
+    )
+    text_model: str = Field(
+        "minilm-l6", description="Text encoder: a registry name, local folder or hub id."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
+    )
+    use_gpu: bool = Field(False, description="Give each model actor one GPU (num_gpus=1).")
+    compute_type: str = Field(
+        "default",
+        description="CTranslate2 compute type; default means int8 on CPU, float16 on CUDA.",
+    )
+    language: str | None = Field(
+        None, description="Force the spoken language (e.g. en); detected per clip when unset."
+    )
+    beam_size: int = Field(1, ge=1, le=10, description="Beam size of the Whisper decoder.")
+    window: Literal["fit", "full"] = Field(
+        "fit",
+        description=(
+            "Encoder window: 'fit' trims Whisper's 30 s window to the longest clip of a "
+            "batch (rounded up to window_step_s); 'full' always encodes 30 s like stock Whisper."
+        ),
+    )
+    window_step_s: float = Field(
+        2.0, gt=0, le=30, description="Granularity of the 'fit' window, in seconds."
+    )
+    min_window_s: float = Field(
+        8.0, gt=0, le=30, description="Shortest encoder window of the 'fit' mode, in seconds."
+    )
+    batch_size: int = Field(8, ge=1, description="Clips per batch in the model stages.")
+    max_duration_s: float = Field(
+        600.0, gt=0, description="Clips longer than this are reported as errors, not processed."
+    )
+    frame_rate_hz: float = Field(
+        10.0,
+        gt=0,
+        le=50,
+        description="Rate of the stored audio frame features (Whisper encodes at 50 Hz).",
+    )
+    text_source: Literal["asr", "reference"] = Field(
+        "asr",
+        description="Text embedded by the text encoder: the ASR transcript or the manifest text.",
+    )
+    inputs: Literal["auto", "audio", "text"] = Field(
+        "auto",
+        description="audio: decode and transcribe each clip, then embed its text; text: embed "
+        "the manifest's `text` column only (no audio, no Whisper: a text corpus such as "
+        "GoEmotions, for the text branch); auto: text when no manifest row has a path.",
+    )
+    max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text encoder.")
+    asr_actors: int = Field(2, ge=1, description="Whisper actors (one GPU each with use_gpu).")
+    asr_num_cpus: float = Field(
+        0.5, gt=0, description="CPUs reserved per Whisper actor (fractional on small machines)."
+    )
+    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
+    asr_num_gpus: float = Field(
+        1.0, ge=0, description="GPUs per Whisper actor when use_gpu is set (fractions share one)."
+    )
+    text_actors: int = Field(1, ge=1, description="Text encoder actors.")
+    text_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per text encoder actor.")
+    text_threads: int = Field(1, ge=1, description="torch threads per text encoder actor.")
+    text_num_gpus: float = Field(
+        0.0, ge=0, description="GPUs per text encoder actor when use_gpu is set (0: on CPU)."
+    )
+    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
+    resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
+
+    @field_validator("frame_rate_hz")
+    @classmethod
+    def _divides_encoder_rate(cls, value: float) -> float:
+        if abs(50 / value - round(50 / value)) > 1e-6:
+            raise ValueError(
+                f"frame_rate_hz={value:g} must divide Whisper's 50 Hz frame rate "
+                "(50, 25, 10, 5, 2, 1, ...): frames are averaged in whole groups"
+            )
+        return value
+
+    @field_validator("compute_type")
+    @classmethod
+    def _known_compute_type(cls, value: str) -> str:
+        known = {"default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16"}
+        known |= {"int16", "float16", "bfloat16", "float32"}
+        if value not in known:
+            raise ValueError(f"unknown compute_type {value!r}; choose one of {sorted(known)}")
+        return value
+
+
+class SynthConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer corpus synth``: the sample emotional speech corpus."""
+
+    output: str = Field(..., description="Folder for the audio and manifest.csv.")
+    clips: int = Field(200, ge=1, le=200_000, description="Number of clips to generate.")
+    seed: int = Field(0, description="Random seed; the same seed gives the same corpus.")
+    speakers: int = Field(
+        8, ge=1, le=16, description="Number of speakers (piper voice plus espeak-ng variants)."
+    )

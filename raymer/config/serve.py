@@ -1,0 +1,86 @@
+"""Settings of ``raymer serve`` and where ``raymer submit`` finds a cluster."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+# Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
+JOBS_ADDRESS = "http://127.0.0.1:8265"
+
+
+class ServeConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer serve``: the trained model behind an HTTP API, on Ray Serve."""
+
+    checkpoint: str = Field(
+        "runs/sample/compare",
+        description="Checkpoint folder, train output, or a `raymer compare` output (its fusion "
+        "model, and its text model for /v1/recognize/text); local or s3://. Default: what "
+        "`make demo` trains.",
+    )
+    text_checkpoint: str | None = Field(
+        None, description="Text-only model for /v1/recognize/text (default: from a compare output)."
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    min_replicas: int = Field(1, ge=0, description="Fewest model replicas (autoscaling).")
+    max_replicas: int = Field(2, ge=1, description="Most model replicas (autoscaling).")
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Autoscaling target: ongoing requests per model replica."
+    )
+    upscale_delay_s: float = Field(3.0, ge=0, description="Load must last this long to scale up.")
+    downscale_delay_s: float = Field(
+        20.0, ge=0, description="Idleness must last this long to scale down."
+    )
+    max_ongoing_requests: int = Field(
+        8, ge=1, description="Requests a model replica works on at once (its batch)."
+    )
+    max_queued_requests: int = Field(
+        16, ge=1, description="Requests waiting for a model replica; beyond this: 503."
+    )
+    batch_max_size: int = Field(8, ge=1, description="Most clips per model batch (@serve.batch).")
+    batch_wait_timeout_s: float = Field(
+        0.05, ge=0, description="How long a batch waits to fill before it runs."
+    )
+    layout: Literal["single", "split"] = Field(
+        "single",
+        description="single: one Model deployment runs Whisper, the text encoder and the head "
+        "of each request; split: a deployment per stage (Speech, Text, Head), composed by the "
+        "ingress (benchmarks/serve_load.py compares them).",
+    )
+    replica_num_cpus: float = Field(
+        0.5, gt=0, description="CPUs reserved per model replica (the Speech stage's when split)."
+    )
+    stage_num_cpus: float = Field(
+        0.1, gt=0, description="CPUs reserved per Text and Head replica (layout: split)."
+    )
+    replica_threads: int = Field(1, ge=0, description="Torch/CTranslate2 threads per replica.")
+    use_gpu: bool = Field(False, description="One GPU per model replica.")
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest upload accepted (else 413).")
+    max_duration_s: float = Field(
+        300.0, gt=0, description="Longest audio accepted, in seconds (else 413)."
+    )
+    max_text_chars: int = Field(2000, ge=1, description="Longest text for /v1/recognize/text.")
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="A request not answered in this time gets 504."
+    )
+    segments_over_s: float = Field(
+        30.0, gt=0, description="Audio longer than this also gets per-segment emotions."
+    )
+    auth_token: str | None = Field(
+        None,
+        description="Bearer token required on /v1/* (the RAYMER_API_TOKEN environment "
+        "variable sets it too); none: open.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (e.g. ['*']); none: no CORS."
+    )
+
+    @model_validator(mode="after")
+    def _replicas(self) -> ServeConfig:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas={self.max_replicas} is below min_replicas={self.min_replicas}"
+            )
+        return self

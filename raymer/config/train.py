@@ -1,0 +1,179 @@
+"""Settings of ``raymer train`` (and compare, crossval): the model, its data, Ray Train."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class FinetuneConfig(BaseModel, extra="forbid"):
+    """Settings of fine-tune mode: the encoders train too, with progressive unfreezing."""
+
+    asr_model: str | None = Field(
+        None,
+        description="Whisper model (CTranslate2 format, float16/float32) whose encoder is "
+        "fine-tuned; default: the asr_model the features were extracted with.",
+    )
+    text_model: str | None = Field(
+        None, description="Text encoder; default: the text_model of the features."
+    )
+    encoder_lr: float = Field(
+        2e-5, gt=0, description="Learning rate of the encoders once unfrozen (the head uses lr)."
+    )
+    top_layers: int = Field(
+        2, ge=1, description="Layers of each encoder unfrozen in the 'top' stage."
+    )
+    unfreeze_top_at: int = Field(
+        1,
+        ge=0,
+        description="Epoch (0-based) from which the top layers of both encoders train; "
+        "before it only the fusion head trains.",
+    )
+    unfreeze_all_at: int = Field(
+        3, ge=0, description="Epoch (0-based) from which the whole network trains."
+    )
+    max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FinetuneConfig:
+        if self.unfreeze_all_at < self.unfreeze_top_at:
+            raise ValueError(
+                f"unfreeze_all_at={self.unfreeze_all_at} comes before unfreeze_top_at="
+                f"{self.unfreeze_top_at}: the schedule is head, then top layers, then all"
+            )
+        return self
+
+
+class TrainConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer train``: the fusion model on extracted features, on Ray Train."""
+
+    features: str | None = Field(
+        None,
+        description="Extraction output (its features/ folder) or the folder itself; local or s3://.",
+    )
+    output: str | None = Field(
+        None, description="Run root: checkpoints, the resolved config and metrics; local or s3://."
+    )
+    labels: list[str] | None = Field(
+        None, description="Label set in order; default: the labels found in the features, sorted."
+    )
+    mode: Literal["features", "finetune"] = Field(
+        "features",
+        description="features: encoders frozen, train on the cached Parquet features (fast); "
+        "finetune: raw audio and text through the Whisper and text encoders, unfrozen "
+        "progressively (see finetune).",
+    )
+    finetune: FinetuneConfig = Field(
+        default_factory=FinetuneConfig,
+        description="Fine-tune mode: models, encoder_lr, top_layers, unfreeze_top_at, "
+        "unfreeze_all_at, max_text_tokens (override as finetune.KEY=VALUE).",
+    )
+    modality: Literal["fusion", "audio", "text"] = Field(
+        "fusion", description="Both modalities through co-attention, or one alone (same head)."
+    )
+    audio_input: Literal["frames", "temporal"] = Field(
+        "frames",
+        description="Audio input of the model: the Whisper frames, or the paper's temporal "
+        "embedding g (a projection trained first with a triplet loss, then frozen).",
+    )
+    temporal_dim: int = Field(128, ge=8, description="Width of the temporal embedding.")
+    temporal_k: int = Field(2, ge=1, description="Positives lie within k frames of the anchor.")
+    temporal_steps: int = Field(
+        300, ge=1, description="Triplet training steps of the temporal embedding."
+    )
+    hidden_dim: int = Field(128, ge=8, description="Common width of both modalities.")
+    num_layers: int = Field(
+        0, ge=0, le=8, description="Transformer encoder blocks per modality before co-attention."
+    )
+    num_heads: int = Field(4, ge=1, description="Attention heads of those blocks.")
+    dropout: float = Field(
+        0.2, ge=0, lt=1, description="Dropout in the blocks and before the head."
+    )
+    modality_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fusion only: share of training clips that lose one modality (audio or "
+        "text, half each) for a step, so the model learns to use either alone.",
+    )
+    loss: Literal["bce", "ce"] = Field(
+        "bce",
+        description="Binary cross-entropy on logits (multi-label capable, as the paper) or softmax cross-entropy.",
+    )
+    multi_label: bool = Field(
+        False,
+        description="Targets from the features' `labels` column, a list of labels per clip "
+        "(GoEmotions): one sigmoid per label (loss bce), several may be on; checkpoints are "
+        "chosen by validation macro-F1. train and evaluate only (crossval and compare score "
+        "single labels).",
+    )
+    init_text: str | None = Field(
+        None,
+        description="A checkpoint (or train output) whose text branch starts this model, e.g. a "
+        "text-only run on GoEmotions: its text projection and blocks (and in fine-tune mode "
+        "its fine-tuned text encoder) are loaded before training; the label head starts anew.",
+    )
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(32, ge=1, description="Clips per batch per worker.")
+    epochs: int = Field(30, ge=1, description="Most epochs to train.")
+    patience: int = Field(
+        6, ge=1, description="Early stopping: epochs without a better validation UA."
+    )
+    split_by: Literal["speaker", "session", "fold"] = Field(
+        "speaker",
+        description="Manifest column that splits train/validation/test (and the folds of "
+        "crossval): no speaker (session, fold) is in two splits. `fold` is the column "
+        "`raymer corpus prepare` writes (IEMOCAP's sessions, speaker folds elsewhere). "
+        "test_speakers and val_speakers list values of this column.",
+    )
+    test_speakers: list[str] = Field(
+        default_factory=list,
+        description="Speakers held out for testing (never trained on, never used to choose a checkpoint).",
+    )
+    holdout: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Clips held out of training and validation by another column, e.g. "
+            "{template: [angry-03, sad-07]} for unseen sentences; evaluate them with --where."
+        ),
+    )
+    val_speakers: list[str] = Field(
+        default_factory=list,
+        description="Speakers for validation; default: val_fraction of the training speakers.",
+    )
+    val_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of the training speakers used for validation when val_speakers is empty.",
+    )
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (gloo on CPU, nccl on GPU).")
+    use_gpu: bool = Field(False, description="One GPU per worker.")
+    cpus_per_worker: float = Field(
+        0.5, gt=0, description="CPUs reserved per worker (fractional on small machines)."
+    )
+    max_failures: int = Field(
+        2, ge=0, description="Worker failures survived, each restarting from the last checkpoint."
+    )
+    num_to_keep: int = Field(2, ge=1, description="Checkpoints kept (the best by validation UA).")
+    seed: int = Field(0, description="Random seed of the model and the speaker split.")
+    name: str = Field(
+        "fusion", description="Run name; re-running the same name in the same output resumes."
+    )
+
+    @model_validator(mode="after")
+    def _mode_fits(self) -> TrainConfig:
+        if self.mode == "finetune" and self.audio_input == "temporal":
+            raise ValueError(
+                "audio_input=temporal works on cached frames only; fine-tune mode trains the "
+                "Whisper encoder itself (use audio_input=frames)"
+            )
+        if self.multi_label and self.loss != "bce":
+            raise ValueError(
+                "multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
+            )
+        if self.init_text and self.modality == "audio":
+            raise ValueError("init_text starts a text branch; modality=audio has none")
+        return self
