@@ -62,9 +62,7 @@ def read_inputs(uri: str, kind: str = "auto") -> Inputs:
     table = read_table(uri)
     if kind == "auto":
         kind = "text" if _no_paths(table) and "text" in table.column_names else "audio"
-    if kind == "text":
-        return _texts_from_manifest(uri, table)
-    return _from_manifest(uri, table)
+    return _from_manifest(uri, table, text_only=kind == "text")
 
 
 def _no_paths(table: pa.Table) -> bool:
@@ -89,68 +87,44 @@ def read_table(uri: str) -> pa.Table:
         raise ManifestError(f"cannot read manifest {uri}: {err}") from None
 
 
-def _from_manifest(uri: str, table: pa.Table) -> Inputs:
-    if "path" not in table.column_names:
-        raise ManifestError(f"manifest {uri} has no `path` column (columns: {table.column_names})")
+def _from_manifest(uri: str, table: pa.Table, text_only: bool = False) -> Inputs:
+    """Rows of a manifest: clips (each needs a ``path``) or, ``text_only``, texts to embed
+    (each needs a ``text``; its ``id``, else ``row-N``, names it)."""
+    needed = "text" if text_only else "path"
+    if needed not in table.column_names:
+        why = ": inputs=text embeds that column" if text_only else ""
+        raise ManifestError(
+            f"manifest {uri} has no `{needed}` column (columns: {table.column_names}){why}"
+        )
     base = storage.parent(uri)
     extra = [c for c in table.column_names if c not in MANIFEST_COLUMNS]
     rows, problems, seen = [], [], {}
     for n, record in enumerate(table.to_pylist(), start=1):
-        path = record.get("path")
-        rid = record.get("id")
-        rid = str(rid) if rid not in (None, "") else _id_from_path(str(path or f"row-{n}"))
-        if not path:
+        path, text = _str_or_none(record.get("path")), _str_or_none(record.get("text"))
+        rid = _str_or_none(record.get("id"))
+        rid = rid or (f"row-{n}" if text_only else _id_from_path(path or f"row-{n}"))
+        if text_only and (text is None or not text.strip()):
+            problems.append((rid, "", f"manifest row {n} has no text to embed"))
+            continue
+        if not text_only and not path:
             problems.append((rid, "", f"manifest row {n} has an empty path"))
             continue
         if rid in seen:
-            problems.append(
-                (rid, str(path), f"duplicate id: already used by manifest row {seen[rid]}")
-            )
+            where = "" if text_only else path
+            problems.append((rid, where, f"duplicate id: already used by manifest row {seen[rid]}"))
             continue
         seen[rid] = n
         row = {k: record.get(k) for k in extra}
         row.update(
             id=rid,
-            path=storage.resolve_relative(str(path), base),
-            label=_str_or_none(record.get("label")),
-            speaker=_str_or_none(record.get("speaker")),
-            session=_str_or_none(record.get("session")),
-            reference_text=_str_or_none(record.get("text")),
-        )
-        rows.append(row)
-    return Inputs(rows, extra, problems)
-
-
-def _texts_from_manifest(uri: str, table: pa.Table) -> Inputs:
-    """A text corpus: every row needs a ``text``; its ``id`` (else ``row-N``) names it."""
-    if "text" not in table.column_names:
-        raise ManifestError(
-            f"manifest {uri} has no `text` column (columns: {table.column_names}): "
-            "inputs=text embeds that column"
-        )
-    extra = [c for c in table.column_names if c not in MANIFEST_COLUMNS]
-    rows, problems, seen = [], [], {}
-    for n, record in enumerate(table.to_pylist(), start=1):
-        rid = _str_or_none(record.get("id")) or f"row-{n}"
-        text = _str_or_none(record.get("text"))
-        if text is None or not text.strip():
-            problems.append((rid, "", f"manifest row {n} has no text to embed"))
-            continue
-        if rid in seen:
-            problems.append((rid, "", f"duplicate id: already used by manifest row {seen[rid]}"))
-            continue
-        seen[rid] = n
-        row = {k: record.get(k) for k in extra}
-        row.update(
-            id=rid,
-            path=_str_or_none(record.get("path")) or "",
+            path=(path or "") if text_only else storage.resolve_relative(path, base),
             label=_str_or_none(record.get("label")),
             speaker=_str_or_none(record.get("speaker")),
             session=_str_or_none(record.get("session")),
             reference_text=text,
         )
         rows.append(row)
-    return Inputs(rows, extra, problems, text_only=True)
+    return Inputs(rows, extra, problems, text_only=text_only)
 
 
 def _from_directory(uri: str) -> Inputs:

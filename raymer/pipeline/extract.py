@@ -115,13 +115,11 @@ def build_dataset(
         batch_format="numpy",
     )
     if text_only:
-        per_block = cfg.batch_size * 4
-        blocks = min(len(rows), max(2 * cfg.text_actors, math.ceil(len(rows) / per_block)), 2000)
+        blocks = _blocks(len(rows), cfg.text_actors, cfg.batch_size * 4)
         return ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             TextStage, **text_stage
         )
-    # Enough blocks that every Whisper actor has work, few enough that each fills a batch.
-    blocks = min(len(rows), max(2 * cfg.asr_actors, math.ceil(len(rows) / cfg.batch_size)), 2000)
+    blocks = _blocks(len(rows), cfg.asr_actors, cfg.batch_size)
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(
         decode_batch,
@@ -140,6 +138,12 @@ def build_dataset(
         batch_format="numpy",
     )
     return ds.map_batches(TextStage, **text_stage)
+
+
+def _blocks(rows: int, actors: int, batch_size: int) -> int:
+    """Enough blocks that every actor of the first model stage has work, few enough that each
+    fills a batch."""
+    return min(rows, max(2 * actors, math.ceil(rows / batch_size)), 2000)
 
 
 def existing_ids(features_uri: str) -> set[str]:

@@ -80,7 +80,7 @@ class Heads:
             "frame_rate_hz": float(self.extract.get("frame_rate_hz", 10.0)),
             "needs_audio": self.needs_audio,
             "multi_label": self.multi_label,
-            "text_multi_label": bool(self.text and self.text.spec.get("multi_label")),
+            "text_multi_label": self.text_multi_label,
         }
 
     def score(self, frames: list, tokens: list, clips=None, texts=None, text_only=False):
@@ -137,6 +137,11 @@ class Heads:
     def multi_label(self) -> bool:
         """Trained on label lists: every label whose score passes 0.5 is reported."""
         return bool(self.main.spec.get("multi_label"))
+
+    @property
+    def text_multi_label(self) -> bool:
+        """The same of the text-only model (``/v1/recognize/text``)."""
+        return bool(self.text and self.text.spec.get("multi_label"))
 
 
 def make_featurizer(extract: dict, device: str = "cpu", threads: int = 0):
@@ -308,7 +313,7 @@ class Recognizer:
             self.labels,
             texts,
             self.heads.score([], tokens, texts=texts, text_only=True),
-            self.info()["text_multi_label"],
+            self.heads.text_multi_label,
         )
 
 

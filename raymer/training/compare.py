@@ -12,17 +12,13 @@ import json
 from raymer import storage
 from raymer.config import TrainConfig
 from raymer.training.evaluate import evaluate
-from raymer.training.trainer import train
+from raymer.training.trainer import refuse_multi_label, train
 
 MODALITIES = ("fusion", "audio", "text")
 
 
 def compare(cfg: TrainConfig) -> dict:
-    if cfg.multi_label:
-        raise ValueError(
-            "compare scores single-label clips; train and evaluate a multi_label model on the "
-            "corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
-        )
+    refuse_multi_label(cfg, "compare")
     if not cfg.test_speakers and not cfg.holdout:
         raise ValueError("compare needs test_speakers or holdout: something no model trains on")
     results: dict[str, dict] = {}

@@ -25,7 +25,7 @@ from raymer.config import TrainConfig
 from raymer.training.data import read_index
 from raymer.training.evaluate import evaluate
 from raymer.training.metrics import classification_metrics
-from raymer.training.trainer import train
+from raymer.training.trainer import refuse_multi_label, train
 
 KEYS = ("ua", "wa", "macro_f1")
 
@@ -33,11 +33,7 @@ KEYS = ("ua", "wa", "macro_f1")
 def crossval(
     cfg: TrainConfig, modalities: list[str] | None = None, folds: list[str] | None = None
 ) -> dict:
-    if cfg.multi_label:
-        raise ValueError(
-            "crossval scores single-label clips; train and evaluate a multi_label model on the "
-            "corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
-        )
+    refuse_multi_label(cfg, "crossval")
     modalities = modalities or [cfg.modality]
     groups = sorted(set(read_index(cfg.features, cfg.split_by).speakers))
     folds = folds or groups

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.training.data import collate, feature_files, has_target, target_column
+from raymer.training.data import collate, feature_files, has_target, target_column, targets
 from raymer.training.metrics import classification_metrics, multilabel_metrics
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
@@ -183,17 +183,10 @@ def evaluate(
     labels = spec["labels"]
     index = {lab: i for i, lab in enumerate(labels)}
     if spec.get("multi_label"):
-        y_true = np.zeros((predictions.num_rows, len(labels)), dtype=bool)
-        y_pred = np.zeros_like(y_true)
-        for i, (true, pred) in enumerate(
-            zip(
-                predictions.column("labels").to_pylist(),
-                predictions.column("predicted_labels").to_pylist(),
-                strict=True,
-            )
-        ):
-            y_true[i, [index[x] for x in true]] = True
-            y_pred[i, [index[x] for x in pred]] = True
+        y_true, y_pred = (
+            targets({"labels": predictions.column(c).to_pylist()}, labels, True).bool().numpy()
+            for c in ("labels", "predicted_labels")
+        )
         scores = multilabel_metrics(y_true, y_pred, labels)
     else:
         y_true = [index[x] for x in predictions.column("label").to_pylist()]

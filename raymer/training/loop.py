@@ -60,9 +60,10 @@ def make_collate(spec: dict):
     return partial(collate, labels=spec["labels"], multi_label=spec.get("multi_label", False))
 
 
-def score_of(metrics: dict, spec: dict) -> float:
-    """What chooses checkpoints and stops early: UA, or macro-F1 for multi-label."""
-    return metrics["macro_f1"] if spec.get("multi_label") else metrics["ua"]
+def score_name(spec: dict) -> str:
+    """The metric that chooses checkpoints and stops early: UA, or macro-F1 for multi-label
+    (``spec``: a model spec or a TrainConfig dump, both say ``multi_label``)."""
+    return "macro_f1" if spec.get("multi_label") else "ua"
 
 
 def _evaluate(model, shard, cfg: dict, spec: dict, device) -> dict:
@@ -253,7 +254,7 @@ def train_loop(config: dict) -> None:
             return
         val = _evaluate(model, val_shard, cfg, spec, device)
         state["epoch"] += 1
-        score = score_of(val, spec)
+        score = val[score_name(spec)]
         improved = score > state["best_score"]
         state["best_score"] = max(state["best_score"], score)
         state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
@@ -268,7 +269,7 @@ def train_loop(config: dict) -> None:
             "val_ua": val["ua"],
             "val_wa": val["wa"],
             "val_macro_f1": val["macro_f1"],
-            "val_score": score,  # what chooses the checkpoint (score_of)
+            "val_score": score,  # what chooses the checkpoint (score_name)
             "epoch_s": time.perf_counter() - started,  # training and validation, this worker
         }
         if stage:

@@ -34,7 +34,7 @@ from raymer.training.data import (
 )
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
-from raymer.training.loop import history_uri, nan_marker
+from raymer.training.loop import history_uri, nan_marker, score_name
 
 
 @dataclass
@@ -51,6 +51,15 @@ class TrainSummary:
     unlabelled: int = 0  # clips left out for having no label
     best_val_score: float = 0.0  # what chose the checkpoint: selected_by
     selected_by: str = "val_ua"  # val_ua, or val_macro_f1 for multi-label
+
+
+def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
+    """crossval and compare score single labels: a multi_label run is refused, saying why."""
+    if cfg.multi_label:
+        raise ValueError(
+            f"{command} scores single-label clips; train and evaluate a multi_label model on "
+            "the corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
+        )
 
 
 def build_trainer(cfg: TrainConfig):
@@ -247,7 +256,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         best_checkpoint=_uri(cfg.output, best.path),
         best_val_ua=float(metrics["val_ua"]),
         best_val_score=float(metrics["val_score"]),
-        selected_by="val_macro_f1" if cfg.multi_label else "val_ua",
+        selected_by="val_" + score_name(cfg.model_dump()),
         epochs=int(result.metrics["epoch"]),
         history=history,
         labels=labels,
