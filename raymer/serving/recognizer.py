@@ -19,6 +19,7 @@ import numpy as np
 
 from raymer import storage
 from raymer.audio import SAMPLE_RATE
+from raymer.training.metrics import labels_on
 
 
 @dataclass
@@ -187,7 +188,7 @@ def judged(labels: list[str], scores: np.ndarray, multi_label: bool = False) -> 
         "label": labels[int(np.argmax(scores))],
     }
     if multi_label:
-        out["labels"] = [lab for lab, s in zip(labels, scores, strict=True) if s > 0.5]
+        out["labels"] = labels_on(labels, scores)
     return out
 
 

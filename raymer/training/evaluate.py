@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.training.data import collate, feature_files, has_target, target_column, targets
-from raymer.training.metrics import classification_metrics, multilabel_metrics
+from raymer.training.metrics import ON_SCORE, classification_metrics, labels_on, multilabel_metrics
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
 
@@ -151,9 +151,7 @@ def predict_table(
             for i, record in enumerate(table.select(carried).to_pylist()):
                 record["predicted"] = labels[int(scores[i].argmax())]
                 if multi:
-                    record["predicted_labels"] = [
-                        lab for j, lab in enumerate(labels) if scores[i, j] > 0.5
-                    ]
+                    record["predicted_labels"] = labels_on(labels, scores[i].tolist())
                 record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
                 rows.append(record)
     if foreign:
@@ -240,7 +238,7 @@ def report_markdown(m: dict) -> str:
                 lines
                 + [
                     "",
-                    f"Multi-label (a label is on where its score passes 0.5): micro-F1 "
+                    f"Multi-label (a label is on where its score passes {ON_SCORE}): micro-F1 "
                     f"{m['micro_f1']:.3f}, exact match {m['exact_match']:.3f}. UA is the mean "
                     "per-label recall, WA the recall pooled over labels.",
                 ]

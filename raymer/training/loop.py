@@ -22,7 +22,7 @@ import yaml
 from raymer import storage
 from raymer.models.builders import build_model
 from raymer.training.data import collate
-from raymer.training.metrics import classification_metrics, multilabel_metrics
+from raymer.training.metrics import ON_SCORE, classification_metrics, multilabel_metrics
 
 MODEL_FILE, STATE_FILE, SPEC_FILE = "model.pt", "state.json", "model.json"
 
@@ -80,9 +80,13 @@ def _evaluate(model, shard, cfg: dict, spec: dict, device) -> dict:
             target = batch["label"].to(device)
             losses.append(float(loss_fn(cfg["loss"], out.logits, target)) * len(target))
             y_true += target.bool().tolist() if multi else target.tolist()
-            y_pred += (out.logits > 0).tolist() if multi else out.logits.argmax(-1).tolist()
+            y_pred += (
+                (out.logits.sigmoid() > ON_SCORE).tolist()
+                if multi
+                else out.logits.argmax(-1).tolist()
+            )
     y_true, y_pred, losses = _gather(y_true), _gather(y_pred), _gather(losses)
-    if multi:  # a label is on where its sigmoid passes 0.5
+    if multi:
         shape = (len(y_true), len(labels))
         metrics = multilabel_metrics(np.reshape(y_true, shape), np.reshape(y_pred, shape), labels)
     else:

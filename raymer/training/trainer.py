@@ -23,6 +23,7 @@ from raymer.models.builders import model_spec
 from raymer.runtime import init_ray
 from raymer.training.data import (
     COLUMNS,
+    Index,
     InSpeakers,
     feature_columns,
     feature_files,
@@ -64,55 +65,18 @@ def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
 
 def build_trainer(cfg: TrainConfig):
     """A TorchTrainer over the features, with the speaker split resolved and recorded."""
-    import ray.data
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from raymer.training.loop import train_loop
 
     index = read_index(cfg.features, cfg.split_by, cfg.multi_label)
-    if index.audio_dim == 0 and cfg.modality != "text":
-        raise ValueError(
-            f"the features under {cfg.features} hold text only (extracted from a text "
-            f"manifest); train them with modality=text, not {cfg.modality}"
-        )
-    labels = cfg.labels or index.label_set()
-    unknown = sorted(set(index.label_set()) - set(labels))
-    if unknown:
-        raise ValueError(
-            f"labels {unknown} in the features are not in the configured labels {labels}"
-        )
+    labels = _checked_labels(cfg, index)
     train_s, val_s, test_s = split_speakers(
         index.speakers, cfg.test_speakers, cfg.val_speakers, cfg.val_fraction, cfg.seed
     )
-    missing = sorted(set(cfg.holdout) - set(feature_columns(cfg.features)))
-    if missing:
-        raise ValueError(f"holdout columns {missing} are not in the features")
-    fs, path = storage.filesystem(features_path(cfg.features))
-    target = target_column(cfg.multi_label)
-    base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
-    columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
-    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(columns)
-    datasets = {
-        "train": ds.filter(InSpeakers(train_s, cfg.holdout, cfg.split_by, target)),
-        "val": ds.filter(InSpeakers(val_s, cfg.holdout, cfg.split_by, target)),
-    }
-    spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
-    spec["extract"] = extraction_settings(cfg.features)
-    if cfg.mode == "finetune":
-        spec |= finetune_spec(cfg, spec["extract"])
-        if cfg.modality != "text":  # a text model reads no audio: nothing to decode
-            datasets = {
-                k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25)
-                for k, v in datasets.items()
-            }
-    if cfg.init_text:  # fails here, with the reason, before any worker starts
-        from raymer.models.transfer import check_text_branch
-        from raymer.training.evaluate import load_spec
-
-        source = load_spec(cfg.init_text)
-        check_text_branch(source, spec)
-        spec["init_text"] = source["checkpoint"]  # where the text branch started from
+    datasets = _datasets(cfg, {"train": train_s, "val": val_s})
+    spec = _spec(cfg, index, labels)
     adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
@@ -143,6 +107,63 @@ def build_trainer(cfg: TrainConfig):
         datasets=datasets,
     )
     return trainer, labels, (train_s, val_s, test_s), index.unlabelled
+
+
+def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
+    """The label set to train on; refuses features the configuration cannot train on."""
+    if index.audio_dim == 0 and cfg.modality != "text":
+        raise ValueError(
+            f"the features under {cfg.features} hold text only (extracted from a text "
+            f"manifest); train them with modality=text, not {cfg.modality}"
+        )
+    labels = cfg.labels or index.label_set()
+    unknown = sorted(set(index.label_set()) - set(labels))
+    if unknown:
+        raise ValueError(
+            f"labels {unknown} in the features are not in the configured labels {labels}"
+        )
+    missing = sorted(set(cfg.holdout) - set(feature_columns(cfg.features)))
+    if missing:
+        raise ValueError(f"holdout columns {missing} are not in the features")
+    return labels
+
+
+def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
+    """One Ray dataset per split: the columns training reads, the split's speakers (and
+    holdout values) only; in fine-tune mode with audio, the clips decoded on the way."""
+    import ray.data
+
+    fs, path = storage.filesystem(features_path(cfg.features))
+    target = target_column(cfg.multi_label)
+    base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
+    columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
+    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(columns)
+    datasets = {
+        name: ds.filter(InSpeakers(group, cfg.holdout, cfg.split_by, target))
+        for name, group in speakers.items()
+    }
+    if cfg.mode == "finetune" and cfg.modality != "text":  # a text model decodes no audio
+        datasets = {
+            k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25) for k, v in datasets.items()
+        }
+    return datasets
+
+
+def _spec(cfg: TrainConfig, index: Index, labels: list[str]) -> dict:
+    """The model's spec: shape, labels, how its inputs were extracted, fine-tune encoders,
+    and the run its text branch starts from (checked here, before any worker starts)."""
+    spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
+    spec["extract"] = extraction_settings(cfg.features)
+    if cfg.mode == "finetune":
+        spec |= finetune_spec(cfg, spec["extract"])
+    if cfg.init_text:
+        from raymer.models.transfer import check_text_branch
+        from raymer.training.evaluate import load_spec
+
+        source = load_spec(cfg.init_text)
+        check_text_branch(source, spec)
+        spec["init_text"] = source["checkpoint"]  # where the text branch started from
+    return spec
 
 
 EXTRACT_KEYS = (

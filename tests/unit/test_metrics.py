@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from raymer.training.metrics import classification_metrics, confusion_matrix
+from raymer.training.metrics import classification_metrics, confusion_matrix, labels_on
 
 LABELS = ["angry", "happy", "sad", "neutral"]
 
@@ -53,3 +53,11 @@ def test_multilabel_metrics_by_hand():
     assert m["micro_f1"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 1))  # tp 4, fp 1, fn 1
     assert m["exact_match"] == pytest.approx(2 / 4)
     assert m["multi_label"] and m["n"] == 4
+
+
+def test_labels_on_passes_the_threshold_only():
+    labels = ["anger", "joy", "neutral"]
+    assert labels_on(labels, [0.51, 0.5, 0.9]) == ["anger", "neutral"]
+    assert labels_on(labels, np.array([0.1, 0.2, 0.3])) == []
+    with pytest.raises(ValueError):
+        labels_on(labels, [0.9, 0.9])
