@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_train,
         help="fine-tune the co-attention fusion model on extracted features (Ray Train)",
         description="Train the fusion model on `raymer extract` output with Ray Train: speaker-"
-        "independent splits, a checkpoint per epoch, early stopping on validation UA.",
+        "independent splits, a checkpoint per epoch, early stopping on validation UA (macro-F1 "
+        "for a multi-label model).",
         source=("--features", "extraction output (or its features/ folder); local or s3://"),
         output="run root for checkpoints; local or s3://",
     )

@@ -119,7 +119,7 @@ class TrainConfig(BaseModel, extra="forbid"):
     batch_size: int = Field(32, ge=1, description="Clips per batch per worker.")
     epochs: int = Field(30, ge=1, description="Most epochs to train.")
     patience: int = Field(
-        6, ge=1, description="Early stopping: epochs without a better validation UA."
+        6, ge=1, description="Early stopping: epochs without a better validation score."
     )
     split_by: Literal["speaker", "session", "fold"] = Field(
         "speaker",
@@ -157,7 +157,11 @@ class TrainConfig(BaseModel, extra="forbid"):
     max_failures: int = Field(
         2, ge=0, description="Worker failures survived, each restarting from the last checkpoint."
     )
-    num_to_keep: int = Field(2, ge=1, description="Checkpoints kept (the best by validation UA).")
+    num_to_keep: int = Field(
+        2,
+        ge=1,
+        description="Checkpoints kept: the best by validation score (UA; macro-F1 if multi_label).",
+    )
     seed: int = Field(0, description="Random seed of the model and the speaker split.")
     name: str = Field(
         "fusion", description="Run name; re-running the same name in the same output resumes."

@@ -42,8 +42,9 @@ def confusion_png(metrics: dict) -> bytes:
     return _save(plt, fig)
 
 
-def curves_png(history: list[dict]) -> bytes:
-    """Training and validation loss, and validation UA, per epoch."""
+def curves_png(history: list[dict], score: str = "UA") -> bytes:
+    """Training and validation loss, and the validation score that chose the checkpoint
+    (``val_score``: UA, or macro-F1 for a multi-label model), per epoch."""
     plt = _figure()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [h["epoch"] for h in history]
@@ -51,7 +52,9 @@ def curves_png(history: list[dict]) -> bytes:
     left.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
     left.set_xlabel("epoch")
     left.legend()
-    right.plot(epochs, [h["val_ua"] for h in history], label="validation UA")
+    right.plot(
+        epochs, [h.get("val_score", h["val_ua"]) for h in history], label=f"validation {score}"
+    )
     right.set_xlabel("epoch")
     right.set_ylim(0, 1)
     right.legend()

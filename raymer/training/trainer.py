@@ -294,7 +294,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
     if history:
         from raymer.training.plots import curves_png
 
-        storage.write_bytes(storage.join(cfg.output, "training_curves.png"), curves_png(history))
+        storage.write_bytes(
+            storage.join(cfg.output, "training_curves.png"),
+            curves_png(history, "macro-F1" if cfg.multi_label else "UA"),
+        )
     return summary
 
 
