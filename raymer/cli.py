@@ -145,7 +145,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         for path in args.predict or []:
             result = recognize(url, Path(path), cfg.auth_token)
-            print(table([(Path(path), result)]), flush=True)
+            print(table([(Path(path).name, result)]), flush=True)
         if args.once:
             return 0
         if args.detach:
@@ -165,25 +165,37 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import json
+    from functools import partial
 
-    from raymer.serving.client import ServiceError, audio_files, recognize, table
+    from raymer.serving.client import (
+        ServiceError,
+        audio_files,
+        recognize,
+        recognize_text,
+        table,
+    )
 
+    if not args.inputs and not args.text:
+        raise ValueError("nothing to send: give audio files or folders, or --text TEXT")
     files = audio_files(args.inputs)
-    if not files:
+    if args.inputs and not files:
         raise FileNotFoundError(f"no audio files in {args.inputs}")
-    rows, failed = [], 0
-    for path in files:
+    asks = [({"file": str(p)}, p.name, partial(recognize, args.url, p, args.token)) for p in files]
+    asks += [({}, "(text)", partial(recognize_text, args.url, t, args.token)) for t in args.text]
+    answers, failed = [], 0
+    for key, name, ask in asks:
         try:
-            rows.append((path, recognize(args.url, path, args.token)))
+            answer = key | ask()
         except ServiceError as err:
             if "cannot reach" in str(err):
                 raise
-            rows.append((path, {"error": str(err).split(": ", 1)[-1]}))
+            answer = key | {"error": str(err).split(": ", 1)[-1]}
             failed += 1
+        answers.append((name, answer))
     if args.json:
-        print(json.dumps([{"file": str(p)} | r for p, r in rows], indent=2))
+        print(json.dumps([answer for _, answer in answers], indent=2))
     else:
-        print(table(rows))
+        print(table(answers))
     return 1 if failed else 0
 
 
@@ -333,11 +345,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser(
         "predict",
-        help="send audio files to a running service; print a table (or --json)",
+        help="send audio files or texts to a running service; print a table (or --json)",
         description="Client of `raymer serve`: POST each file (folders: every audio file in "
-        "them) to URL/v1/recognize and print label, score, duration and transcript.",
+        "them) to URL/v1/recognize, and each --text to URL/v1/recognize/text (the text-only "
+        "model), and print label, score, duration and transcript. A multi-label model's "
+        "labels are joined by +. Exits 1 when any input failed (the others are printed).",
     )
-    pr.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    pr.add_argument("inputs", nargs="*", metavar="FILE_OR_DIR")
+    pr.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a text for the text-only model (repeatable)",
+    )
     pr.add_argument("--url", default="http://127.0.0.1:8000", help="service URL")
     pr.add_argument("--token", help="bearer token (default: $RAYMER_API_TOKEN)")
     pr.add_argument("--json", action="store_true", help="print the JSON answers")

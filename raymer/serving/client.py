@@ -1,4 +1,4 @@
-"""``raymer predict``: send audio files to a running service and print what it says."""
+"""``raymer predict``: send audio files or texts to a running service and print what it says."""
 
 from __future__ import annotations
 
@@ -44,12 +44,25 @@ def recognize(url: str, path: Path, token: str | None = None, timeout: float = 1
     ctype = CONTENT_TYPES.get(path.suffix.lower()) or (
         mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     )
+    return _post(url, "/v1/recognize", path.read_bytes(), ctype, str(path), token, timeout)
+
+
+def recognize_text(url: str, text: str, token: str | None = None, timeout: float = 60) -> dict:
+    """POST one text to URL/v1/recognize/text (the text-only model); the JSON answer, or
+    ServiceError."""
+    body = json.dumps({"text": text}).encode()
+    return _post(url, "/v1/recognize/text", body, "application/json", "text", token, timeout)
+
+
+def _post(
+    url: str, route: str, body: bytes, ctype: str, what: str, token: str | None, timeout: float
+) -> dict:
     headers = {"Content-Type": ctype}
     token = token or os.environ.get("RAYMER_API_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/recognize", data=path.read_bytes(), headers=headers, method="POST"
+        f"{url.rstrip('/')}{route}", data=body, headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -59,21 +72,33 @@ def recognize(url: str, path: Path, token: str | None = None, timeout: float = 1
             message = json.loads(err.read()).get("error", err.reason)
         except Exception:
             message = err.reason
-        raise ServiceError(f"{path}: HTTP {err.code}: {message}") from None
+        raise ServiceError(f"{what}: HTTP {err.code}: {message}") from None
     except urllib.error.URLError as err:
         raise ServiceError(f"cannot reach {url}: {err.reason}") from None
 
 
-def table(rows: list[tuple[Path, dict]]) -> str:
-    """A plain-text table: file, label, its score, duration, transcript."""
-    lines = [f"{'file':<28} {'label':<9} {'score':>6} {'dur s':>6}  transcript"]
-    for path, r in rows:
+def table(rows: list[tuple[str, dict]]) -> str:
+    """A plain-text table: input (a file's name, or ``(text)``), label (a multi-label model's
+    labels joined by ``+``; ``-`` for none), the top label's score, duration and transcript
+    (or the text)."""
+    shown = [(name[:28], _label(r), r) for name, r in rows]
+    width = max([9] + [len(label) for _, label, r in shown if "error" not in r])
+    lines = [f"{'input':<28} {'label':<{width}} {'score':>6} {'dur s':>6}  transcript"]
+    for name, label, r in shown:
         if "error" in r:
-            lines.append(f"{path.name[:28]:<28} error: {r['error']}")
+            lines.append(f"{name:<28} error: {r['error']}")
             continue
-        score = r["emotions"][r["label"]]
+        duration = f"{r['duration_s']:>6.1f}" if r.get("duration_s") is not None else " " * 6
         lines.append(
-            f"{path.name[:28]:<28} {r['label']:<9} {score:>6.3f} {r['duration_s']:>6.1f}  "
-            f"{r['transcript']}"
+            f"{name:<28} {label:<{width}} {r['emotions'][r['label']]:>6.3f} {duration}  "
+            f"{r.get('transcript', r.get('text', ''))}"
         )
     return "\n".join(lines)
+
+
+def _label(result: dict) -> str:
+    if "error" in result:
+        return ""
+    if "labels" in result:  # a multi-label model: every label over the threshold
+        return "+".join(result["labels"]) or "-"
+    return result["label"]

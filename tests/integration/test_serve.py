@@ -396,6 +396,21 @@ def test_predict_cli_against_the_service(service, piper_corpus, tmp_path):
     )
     assert table.returncode == 1  # one file failed; the other is still printed
     assert result["label"] in table.stdout and "HTTP 422" in table.stdout
+    # files and texts in one call: texts go to the text-only model of the compare run
+    both = subprocess.run(
+        [raymer, "predict", str(path), "--text", row["text"], "--text", "", "--url", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert both.returncode == 1, both.stderr  # the empty text failed
+    audio, text, empty = json.loads(both.stdout)
+    assert audio["file"] == str(path) and audio["label"] == result["label"]
+    assert text["text"] == row["text"] and "file" not in text
+    assert set(text["emotions"]) == set(audio["emotions"]) and text["label"] in text["emotions"]
+    assert text["checkpoint"] != audio["checkpoint"]  # the text model, not the fusion model
+    assert empty == {"error": "HTTP 400: the text is empty"}
 
 
 def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
