@@ -453,5 +453,21 @@ def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
         bad.write_bytes(b"nothing to hear" * 20)
         driver.find_element(By.ID, "file").send_keys(str(bad))
         WebDriverWait(driver, 60).until(ec.text_to_be_present_in_element((By.ID, "status"), "422"))
+        # a text goes to the text-only model of the compare run
+        driver.find_element(By.ID, "text").send_keys(row["text"])
+        driver.find_element(By.CSS_SELECTOR, "#textform button").click()
+        WebDriverWait(driver, 60).until(
+            ec.text_to_be_present_in_element((By.ID, "status"), "the text: done")
+        )
+        assert driver.find_element(By.ID, "transcript").text == f"“{row['text']}”"
+        meta = driver.find_element(By.ID, "meta").text
+        bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        top = [b.get_attribute("data-label") for b in bars if "top" in b.get_attribute("class")]
+        assert len(bars) == 4 and meta == f"{top[0]} · text-only model"
+        driver.find_element(By.ID, "text").clear()
+        driver.find_element(By.CSS_SELECTOR, "#textform button").click()
+        WebDriverWait(driver, 60).until(
+            ec.text_to_be_present_in_element((By.ID, "status"), "400: the text is empty")
+        )
     finally:
         driver.quit()
