@@ -106,22 +106,36 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from raymer.training.evaluate import evaluate
-
+def _where(args: argparse.Namespace) -> dict[str, list[str]]:
     where = {}
     for item in args.where or []:
         column, sep, values = item.partition("=")
         if not sep:
             raise ConfigError(f"--where {item!r} is not of the form COLUMN=V1,V2")
         where[column] = values.split(",")
-    m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None, where)
+    return where
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from raymer.training.evaluate import evaluate
+
+    m = evaluate(args.checkpoint, args.features, args.output, args.speakers or None, _where(args))
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
         + (f" | micro-F1 {m['micro_f1']:.3f}" if m.get("multi_label") else "")
         + (f" | {m['unlabelled']} without a label left out" if m["unlabelled"] else "")
     )
     print(f"report: {args.output}/report.md")
+    return 0
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from raymer.training.evaluate import infer
+
+    s = infer(args.checkpoint, args.features, args.output, args.speakers or None, _where(args))
+    counts = ", ".join(f"{lab} {n}" for lab, n in s["predicted"].items())
+    print(f"infer: {s['n']} clips ({s['unlabelled']} without a label) | predicted: {counts}")
+    print(f"predictions: {args.output}/predictions.parquet")
     return 0
 
 
@@ -289,29 +303,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cv.add_argument("--folds", help="comma-separated groups to test (default: every one)")
 
-    ev = sub.add_parser(
-        "evaluate",
-        help="score a checkpoint on labelled features: metrics, predictions, report",
-        description="Score a trained checkpoint (or a train output folder: its best checkpoint) "
-        "on extracted features with labels. Writes metrics.json, predictions.parquet, report.md, "
-        "confusion.png.",
-    )
-    ev.add_argument(
-        "--checkpoint", required=True, help="checkpoint folder or train output; local or s3://"
-    )
-    ev.add_argument(
-        "--features", required=True, help="extraction output with labels; local or s3://"
-    )
-    ev.add_argument("--output", required=True, help="folder for the metrics and report")
-    ev.add_argument("--speakers", nargs="*", help="score only these speakers (e.g. a test fold)")
-    ev.add_argument(
-        "--where",
-        action="append",
-        metavar="COLUMN=V1,V2",
-        help="score only clips whose COLUMN is one of the values (repeatable), "
-        "e.g. --where template=angry-03,sad-07 for held-out sentences",
-    )
-    ev.set_defaults(func=_cmd_evaluate)
+    for name, func, help_, description, features_help, output_help in (
+        (
+            "evaluate",
+            _cmd_evaluate,
+            "score a checkpoint on labelled features: metrics, predictions, report",
+            "Score a trained checkpoint (a train output: its best one; a compare output: "
+            "its fusion model's) on "
+            "extracted features with labels. Writes metrics.json, predictions.parquet, "
+            "report.md, confusion.png.",
+            "extraction output with labels; local or s3://",
+            "folder for the metrics and report",
+        ),
+        (
+            "infer",
+            _cmd_infer,
+            "predict every clip of extracted features offline, labelled or not",
+            "Run a trained checkpoint (a train output: its best one; a compare output: its "
+            "fusion model's) over "
+            "extracted features, without a service: every clip, labelled or not, gets its "
+            "predicted label and a score per label. Writes predictions.parquet and infer.json "
+            "(clips per predicted label).",
+            "extraction output; local or s3://",
+            "folder for predictions.parquet and infer.json",
+        ),
+    ):
+        ev = sub.add_parser(name, help=help_, description=description)
+        ev.add_argument(
+            "--checkpoint",
+            required=True,
+            help="checkpoint folder, train or compare output; local or s3://",
+        )
+        ev.add_argument("--features", required=True, help=features_help)
+        ev.add_argument("--output", required=True, help=output_help)
+        ev.add_argument("--speakers", nargs="*", help="only these speakers (e.g. a test fold)")
+        ev.add_argument(
+            "--where",
+            action="append",
+            metavar="COLUMN=V1,V2",
+            help="only clips whose COLUMN is one of the values (repeatable), "
+            "e.g. --where template=angry-03,sad-07 for held-out sentences",
+        )
+        ev.set_defaults(func=func)
 
     sv = sub.add_parser(
         "serve",

@@ -23,14 +23,18 @@ FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embed
 
 
 def resolve_checkpoint(uri: str) -> str:
-    """A checkpoint folder, or a train output folder (its best checkpoint is used)."""
+    """A checkpoint folder, a train output folder (its best checkpoint is used) or a
+    ``raymer compare`` output (its fusion run's best checkpoint)."""
     if storage.exists(storage.join(uri, "model.json")):
         return uri
     summary = storage.join(uri, "train_summary.json")
     if storage.exists(summary):
         return json.loads(storage.read_bytes(summary))["best_checkpoint"]
+    if storage.exists(storage.join(uri, "comparison.json")):
+        return resolve_checkpoint(storage.join(uri, "fusion"))
     raise FileNotFoundError(
-        f"{uri} is neither a checkpoint (no model.json) nor a train output (no train_summary.json)"
+        f"{uri} is neither a checkpoint (no model.json), a train output (no "
+        "train_summary.json) nor a compare output (no comparison.json)"
     )
 
 
@@ -72,14 +76,13 @@ def label_scores(logits, loss: str):
 def model_inputs(spec: dict, table: pa.Table) -> dict:
     """A features table -> the model's batch: cached frames and tokens, or (fine-tune
     checkpoints) the decoded audio (none for a text model) and text through the fine-tune
-    collate."""
+    collate. No targets: a clip to predict need not have a label."""
     from raymer.training.loop import make_collate
 
-    target = target_column(spec.get("multi_label", False))
     if spec.get("mode", "features") == "finetune":
         from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 
-        names = dict.fromkeys([*FINETUNE_COLUMNS, target])
+        names = [c for c in FINETUNE_COLUMNS if c not in ("label", "labels")]
         cols = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in names}
         if spec["modality"] == "text":
             return make_collate(spec)(cols)
@@ -90,7 +93,7 @@ def model_inputs(spec: dict, table: pa.Table) -> dict:
         return make_collate(spec)(decoded)
     cols = {
         c: np.asarray(table.column(c).to_pylist(), dtype=object)
-        for c in ("id", target, "audio_frames", "text_tokens")
+        for c in ("id", "audio_frames", "text_tokens")
     }
     return collate(cols, spec["labels"], spec.get("multi_label", False))
 
@@ -106,11 +109,14 @@ def predict_table(
     speakers: list[str] | None,
     where: dict[str, list[str]] | None = None,
     batch_size: int = 64,
+    labelled_only: bool = True,
 ):
     """Score every labelled clip (of ``speakers``, matching ``where``) -> predictions table.
 
     Clips without a label are left out and counted (``table.schema.metadata``); a label the
-    checkpoint was not trained on is refused: its scores would mean nothing. A multi-label
+    checkpoint was not trained on is refused: its scores would mean nothing.
+    ``labelled_only=False`` (``raymer infer``) scores every matching clip, labelled or not,
+    whatever its label. A multi-label
     checkpoint scores the clips' ``labels`` lists and adds ``predicted_labels`` (every label
     whose score passes 0.5) to ``predicted`` (the top one).
     """
@@ -132,7 +138,10 @@ def predict_table(
                 if not _matches(row, where_sets):
                     continue
                 names = row.get(target) if multi else [row.get(target)]
-                if not has_target(row.get(target)):
+                if not labelled_only:
+                    unlabelled += not has_target(row.get(target))
+                    keep.append(i)
+                elif not has_target(row.get(target)):
                     unlabelled += 1
                 elif set(names) - set(labels):
                     foreign.update(set(names) - set(labels))
@@ -158,12 +167,15 @@ def predict_table(
         raise ValueError(
             f"the features under {features} have labels {sorted(foreign)} that the checkpoint "
             f"was not trained on (its labels: {labels}); evaluate a checkpoint trained on this "
-            "label set, or select matching clips with --where label=..."
+            "label set, select matching clips with --where label=..., or predict them without "
+            "scores with `raymer infer`"
         )
     if not rows:
         raise ValueError(
-            f"no labelled clips under {features} to score"
+            f"no {'labelled ' if labelled_only else ''}clips under {features} to score"
             + (f" ({unlabelled} clips have no label)" if unlabelled else "")
+            + (f" matching {where}" if where else "")
+            + ("; `raymer infer` predicts unlabelled clips" if labelled_only and unlabelled else "")
         )
     table = pa.Table.from_pylist(rows)
     return table.replace_schema_metadata({"unlabelled": str(unlabelled)})
@@ -210,6 +222,36 @@ def evaluate(
 
         storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
     return metrics
+
+
+def infer(
+    checkpoint: str,
+    features: str,
+    output: str,
+    speakers: list[str] | None = None,
+    where: dict[str, list[str]] | None = None,
+) -> dict:
+    """Offline predictions: every clip of the features (of ``speakers``, matching ``where``),
+    labelled or not -> ``OUTPUT/predictions.parquet`` (``predicted``, ``score_<label>``,
+    ``predicted_labels`` for a multi-label model, the other columns carried through) and
+    ``OUTPUT/infer.json`` (clips per predicted label)."""
+    model, spec = load_model(checkpoint)
+    predictions = predict_table(model, spec, features, speakers, where, labelled_only=False)
+    predicted = predictions.column("predicted").to_pylist()
+    summary = {
+        "checkpoint": spec["checkpoint"],
+        "modality": spec["modality"],
+        "features": features,
+        "labels": spec["labels"],
+        "n": len(predicted),
+        "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
+        "predicted": {lab: predicted.count(lab) for lab in spec["labels"]},
+    }
+    storage.makedirs(output)
+    fs, path = storage.filesystem(storage.join(output, "predictions.parquet"))
+    pq.write_table(predictions, path, filesystem=fs)
+    storage.write_bytes(storage.join(output, "infer.json"), json.dumps(summary, indent=2).encode())
+    return summary
 
 
 def report_markdown(m: dict) -> str:

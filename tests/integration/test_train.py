@@ -97,6 +97,51 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_feat
     assert (tmp_path / "run" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from raymer.training.evaluate import evaluate, infer
+
+    train(_cfg(multi_speaker_features, tmp_path / "run", "epochs=1"))
+    # The same clips with no labels, and one with a label the checkpoint never saw.
+    table = pq.read_table(multi_speaker_features / "features")
+    labels = [None] * (table.num_rows - 1) + ["surprised"]
+    table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels))
+    (tmp_path / "unlabelled" / "features").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "unlabelled" / "features" / "part-0.parquet")
+    with pytest.raises(ValueError, match=r"labels \['surprised'\] that the checkpoint"):
+        evaluate(str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "ev"))
+    ids = table.column("id").to_pylist()
+    with pytest.raises(
+        ValueError, match="no labelled clips .*31 clips have no label.*raymer infer"
+    ):
+        where = {"id": ids[:-1]}  # every clip but the foreign one
+        evaluate(
+            str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "ev"), None, where
+        )
+
+    summary = infer(str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "inf"))
+    assert summary["n"] == table.num_rows == 32 and summary["unlabelled"] == 31
+    assert sum(summary["predicted"].values()) == 32
+    rows = pq.read_table(tmp_path / "inf" / "predictions.parquet").to_pylist()
+    assert sorted(r["id"] for r in rows) == sorted(ids)
+    # the same clips, labelled: infer scores them as evaluate does
+    evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(tmp_path / "ev"))
+    scored = {
+        r["id"]: r for r in pq.read_table(tmp_path / "ev" / "predictions.parquet").to_pylist()
+    }
+    for r in rows:
+        assert r["predicted"] == scored[r["id"]]["predicted"]
+        assert r["score_angry"] == pytest.approx(scored[r["id"]]["score_angry"], abs=1e-6)
+    assert json.loads((tmp_path / "inf" / "infer.json").read_text()) == summary
+    only = infer(
+        str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "one"), ["en-gb_m3"]
+    )
+    assert only["n"] == 8
+
+
 def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
     summary = train(
         _cfg(
