@@ -82,7 +82,7 @@ def table(rows: list[tuple[str, dict]]) -> str:
     labels joined by ``+``; ``-`` for none), the top label's score, duration and transcript
     (or the text)."""
     shown = [(name[:28], _label(r), r) for name, r in rows]
-    width = max([9] + [len(label) for _, label, r in shown if "error" not in r])
+    width = max([9] + [len(label) for _, label, _ in shown])  # an error's label is ""
     lines = [f"{'input':<28} {'label':<{width}} {'score':>6} {'dur s':>6}  transcript"]
     for name, label, r in shown:
         if "error" in r:

@@ -82,7 +82,7 @@ def model_inputs(spec: dict, table: pa.Table) -> dict:
     if spec.get("mode", "features") == "finetune":
         from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 
-        names = [c for c in FINETUNE_COLUMNS if c not in ("label", "labels")]
+        names = [c for c in FINETUNE_COLUMNS if c != "label"]
         cols = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in names}
         if spec["modality"] == "text":
             return make_collate(spec)(cols)
@@ -116,9 +116,9 @@ def predict_table(
     Clips without a label are left out and counted (``table.schema.metadata``); a label the
     checkpoint was not trained on is refused: its scores would mean nothing.
     ``labelled_only=False`` (``raymer infer``) scores every matching clip, labelled or not,
-    whatever its label. A multi-label
-    checkpoint scores the clips' ``labels`` lists and adds ``predicted_labels`` (every label
-    whose score passes 0.5) to ``predicted`` (the top one).
+    whatever its label. A multi-label checkpoint scores the clips' ``labels`` lists and adds
+    ``predicted_labels`` (every label whose score passes ``ON_SCORE``) to ``predicted`` (the
+    top one).
     """
     import torch
 
@@ -210,12 +210,7 @@ def evaluate(
         "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
     }
-    storage.makedirs(output)
-    storage.write_bytes(
-        storage.join(output, "metrics.json"), json.dumps(metrics, indent=2).encode()
-    )
-    fs, path = storage.filesystem(storage.join(output, "predictions.parquet"))
-    pq.write_table(predictions, path, filesystem=fs)
+    _save(output, predictions, "metrics.json", metrics)
     storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
     if "confusion" in metrics:  # single-label only: a multi-label clip has no one cell
         from raymer.training.plots import confusion_png
@@ -247,11 +242,16 @@ def infer(
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
         "predicted": {lab: predicted.count(lab) for lab in spec["labels"]},
     }
+    _save(output, predictions, "infer.json", summary)
+    return summary
+
+
+def _save(output: str, predictions: pa.Table, name: str, summary: dict) -> None:
+    """OUTPUT/predictions.parquet and the summary beside it (OUTPUT/NAME, JSON)."""
     storage.makedirs(output)
+    storage.write_bytes(storage.join(output, name), json.dumps(summary, indent=2).encode())
     fs, path = storage.filesystem(storage.join(output, "predictions.parquet"))
     pq.write_table(predictions, path, filesystem=fs)
-    storage.write_bytes(storage.join(output, "infer.json"), json.dumps(summary, indent=2).encode())
-    return summary
 
 
 def report_markdown(m: dict) -> str:

@@ -42,9 +42,12 @@ def confusion_png(metrics: dict) -> bytes:
     return _save(plt, fig)
 
 
-def curves_png(history: list[dict], score: str = "UA") -> bytes:
+SCORE_TITLES = {"ua": "UA", "macro_f1": "macro-F1"}
+
+
+def curves_png(history: list[dict], score: str = "ua") -> bytes:
     """Training and validation loss, and the validation score that chose the checkpoint
-    (``val_score``: UA, or macro-F1 for a multi-label model), per epoch."""
+    (``val_score``; ``score`` names it: ``loop.score_name``), per epoch."""
     plt = _figure()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [h["epoch"] for h in history]
@@ -53,7 +56,9 @@ def curves_png(history: list[dict], score: str = "UA") -> bytes:
     left.set_xlabel("epoch")
     left.legend()
     right.plot(
-        epochs, [h.get("val_score", h["val_ua"]) for h in history], label=f"validation {score}"
+        epochs,
+        [h.get("val_score", h["val_ua"]) for h in history],
+        label=f"validation {SCORE_TITLES[score]}",
     )
     right.set_xlabel("epoch")
     right.set_ylim(0, 1)

@@ -258,7 +258,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     storage.makedirs(cfg.output)
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
     trainer, labels, (train_s, val_s, test_s), unlabelled = build_trainer(cfg)
-    marker = nan_marker(cfg.model_dump())
+    run = cfg.model_dump()  # what the loop's helpers read the run's names from
+    marker = nan_marker(run)
     if storage.exists(marker):
         storage.delete_file(marker)
     result = trainer.fit()
@@ -272,12 +273,13 @@ def train(cfg: TrainConfig) -> TrainSummary:
     if not result.best_checkpoints:
         raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
     best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_score"])
-    history = json.loads(storage.read_bytes(history_uri(cfg.model_dump())))
+    history = json.loads(storage.read_bytes(history_uri(run)))
+    score = score_name(run)
     summary = TrainSummary(
         best_checkpoint=_uri(cfg.output, best.path),
         best_val_ua=float(metrics["val_ua"]),
         best_val_score=float(metrics["val_score"]),
-        selected_by="val_" + score_name(cfg.model_dump()),
+        selected_by=f"val_{score}",
         epochs=int(result.metrics["epoch"]),
         history=history,
         labels=labels,
@@ -296,7 +298,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
 
         storage.write_bytes(
             storage.join(cfg.output, "training_curves.png"),
-            curves_png(history, "macro-F1" if cfg.multi_label else "UA"),
+            curves_png(history, score),
         )
     return summary
 
