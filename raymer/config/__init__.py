@@ -5,7 +5,7 @@ fails in milliseconds with a message that names the field. One module per comman
 (``extract``, ``train``, ``serve``) and the loading rules (``loading``); import from here.
 """
 
-from .extract import ExtractConfig, SynthConfig
+from .extract import ExtractConfig, ExtractSettings, SynthConfig
 from .loading import (
     COMMAND_CONFIGS,
     RUN_PATHS,
@@ -24,6 +24,7 @@ __all__ = [
     "RUN_PATHS",
     "ConfigError",
     "ExtractConfig",
+    "ExtractSettings",
     "FinetuneConfig",
     "ServeConfig",
     "SynthConfig",

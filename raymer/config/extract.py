@@ -7,15 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 
-class ExtractConfig(BaseModel, extra="forbid"):
-    """Settings of ``raymer extract``: corpus in, Parquet features out."""
+class ExtractSettings(BaseModel, extra="forbid"):
+    """How a clip's model inputs are made: the encoders, Whisper's decoding and window, the
+    frame rate and the text source. ``raymer extract`` runs with them, a checkpoint records
+    them (``ModelSpec.extract``), and serving and recognition make their inputs with the
+    checkpoint's, so a model always sees inputs made the way it was trained."""
 
-    input: str | None = Field(
-        None, description="Manifest (CSV/JSONL/Parquet) or directory of audio; local or s3://."
-    )
-    output: str | None = Field(
-        None, description="Output root: features/ and errors/ are written under it."
-    )
     asr_model: str = Field(
         "whisper-base",
         description="Whisper model in CTranslate2 format: a registry name, local folder or hub id.",
@@ -23,10 +20,6 @@ class ExtractConfig(BaseModel, extra="forbid"):
     text_model: str = Field(
         "minilm-l6", description="Text encoder: a registry name, local folder or hub id."
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
-    )
-    use_gpu: bool = Field(False, description="Give each model actor one GPU (num_gpus=1).")
     compute_type: str = Field(
         "default",
         description="CTranslate2 compute type; default means int8 on CPU, float16 on CUDA.",
@@ -48,10 +41,6 @@ class ExtractConfig(BaseModel, extra="forbid"):
     min_window_s: float = Field(
         8.0, gt=0, le=30, description="Shortest encoder window of the 'fit' mode, in seconds."
     )
-    batch_size: int = Field(8, ge=1, description="Clips per batch in the model stages.")
-    max_duration_s: float = Field(
-        600.0, gt=0, description="Clips longer than this are reported as errors, not processed."
-    )
     frame_rate_hz: float = Field(
         10.0,
         gt=0,
@@ -62,29 +51,7 @@ class ExtractConfig(BaseModel, extra="forbid"):
         "asr",
         description="Text embedded by the text encoder: the ASR transcript or the manifest text.",
     )
-    inputs: Literal["auto", "audio", "text"] = Field(
-        "auto",
-        description="audio: decode and transcribe each clip, then embed its text; text: embed "
-        "the manifest's `text` column only (no audio, no Whisper: a text corpus such as "
-        "GoEmotions, for the text branch); auto: text when no manifest row has a path.",
-    )
     max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text encoder.")
-    asr_actors: int = Field(2, ge=1, description="Whisper actors (one GPU each with use_gpu).")
-    asr_num_cpus: float = Field(
-        0.5, gt=0, description="CPUs reserved per Whisper actor (fractional on small machines)."
-    )
-    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
-    asr_num_gpus: float = Field(
-        1.0, ge=0, description="GPUs per Whisper actor when use_gpu is set (fractions share one)."
-    )
-    text_actors: int = Field(1, ge=1, description="Text encoder actors.")
-    text_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per text encoder actor.")
-    text_threads: int = Field(1, ge=1, description="torch threads per text encoder actor.")
-    text_num_gpus: float = Field(
-        0.0, ge=0, description="GPUs per text encoder actor when use_gpu is set (0: on CPU)."
-    )
-    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
-    resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
 
     @field_validator("frame_rate_hz")
     @classmethod
@@ -104,6 +71,48 @@ class ExtractConfig(BaseModel, extra="forbid"):
         if value not in known:
             raise ValueError(f"unknown compute_type {value!r}; choose one of {sorted(known)}")
         return value
+
+
+class ExtractConfig(ExtractSettings):
+    """Settings of ``raymer extract``: corpus in, Parquet features out (the model-input
+    settings of ``ExtractSettings``, and where and how the run goes)."""
+
+    input: str | None = Field(
+        None, description="Manifest (CSV/JSONL/Parquet) or directory of audio; local or s3://."
+    )
+    output: str | None = Field(
+        None, description="Output root: features/ and errors/ are written under it."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
+    )
+    use_gpu: bool = Field(False, description="Give each model actor one GPU (num_gpus=1).")
+    batch_size: int = Field(8, ge=1, description="Clips per batch in the model stages.")
+    max_duration_s: float = Field(
+        600.0, gt=0, description="Clips longer than this are reported as errors, not processed."
+    )
+    inputs: Literal["auto", "audio", "text"] = Field(
+        "auto",
+        description="audio: decode and transcribe each clip, then embed its text; text: embed "
+        "the manifest's `text` column only (no audio, no Whisper: a text corpus such as "
+        "GoEmotions, for the text branch); auto: text when no manifest row has a path.",
+    )
+    asr_actors: int = Field(2, ge=1, description="Whisper actors (one GPU each with use_gpu).")
+    asr_num_cpus: float = Field(
+        0.5, gt=0, description="CPUs reserved per Whisper actor (fractional on small machines)."
+    )
+    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
+    asr_num_gpus: float = Field(
+        1.0, ge=0, description="GPUs per Whisper actor when use_gpu is set (fractions share one)."
+    )
+    text_actors: int = Field(1, ge=1, description="Text encoder actors.")
+    text_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per text encoder actor.")
+    text_threads: int = Field(1, ge=1, description="torch threads per text encoder actor.")
+    text_num_gpus: float = Field(
+        0.0, ge=0, description="GPUs per text encoder actor when use_gpu is set (0: on CPU)."
+    )
+    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
+    resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
 
 
 class SynthConfig(BaseModel, extra="forbid"):

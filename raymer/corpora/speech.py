@@ -54,68 +54,85 @@ def iemocap(root: str, labels: str = "4class", subset: str = "all") -> Prepared:
         )
     out = Prepared([], root)
     for s in sessions:
-        session = f"Session{s}"
-        wav_dir = storage.join(root, session, "sentences", "wav")
-        eval_dir = storage.join(root, session, "dialog", "EmoEvaluation")
-        if not storage.is_dir(wav_dir) or not storage.is_dir(eval_dir):
-            raise CorpusLayoutError(
-                f"{root}/{session} lacks sentences/wav/ or dialog/EmoEvaluation/ (IEMOCAP layout)"
-            )
-        evaluations = {}
-        for path in storage.list_files(eval_dir, (".txt",)):
-            if posixpath.dirname(path).rstrip("/") != eval_dir.rstrip("/"):
-                continue  # Categorical/ and Attribute/ hold per-annotator files
-            for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
-                m = _IEMOCAP_LINE.match(line)
-                if m:
-                    evaluations[m["utt"]] = m
-        texts = {}
-        for path in storage.list_files(storage.join(root, session, "dialog", "transcriptions")):
-            for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
-                m = _IEMOCAP_TEXT.match(line.strip())
-                if m:
-                    texts[m["utt"]] = m["text"].strip()
-        wavs = {
-            posixpath.splitext(posixpath.basename(p))[0]: p
-            for p in storage.list_files(wav_dir, (".wav",))
-            if not posixpath.basename(p).startswith("._")
-        }
-        for utt in sorted(set(wavs) - set(evaluations)):
-            out.problem("file without a label line", f"{session}: {utt}.wav")
-        for utt in sorted(set(evaluations) - set(wavs)):
-            out.problem("missing file", f"{session}: {utt}.wav (labelled, not on disk)")
-        for utt in sorted(set(wavs) & set(evaluations)):
-            m = evaluations[utt]
-            dialog = utt.rsplit("_", 1)[0]
-            kind = "improvised" if "_impro" in dialog else "scripted"
-            if subset != "all" and kind != subset:
-                continue
-            code = m["code"]
-            if code not in IEMOCAP_CODES:
-                out.problem("unknown label", f"{utt}: {code!r}")
-                continue
-            label = IEMOCAP_4.get(code) if labels == "4class" else IEMOCAP_CODES[code]
-            if label is None:
-                continue  # outside the 4-class set: left out by choice, not a problem
-            out.rows.append(
-                {
-                    "path": relative_to_root(root, wavs[utt]),
-                    "id": utt,
-                    "label": label,
-                    "raw_label": code,
-                    "speaker": f"Ses{s:02d}{utt.rsplit('_', 1)[1][0]}",
-                    "session": session,
-                    "text": texts.get(utt),
-                    "dialog": dialog,
-                    "kind": kind,
-                    "start_s": float(m["start"]),
-                    "end_s": float(m["end"]),
-                    "valence": float(m["v"]),
-                    "arousal": float(m["a"]),
-                    "dominance": float(m["d"]),
-                }
-            )
+        _iemocap_session(out, root, s, labels, subset)
     return out
+
+
+def _iemocap_labels(eval_dir: str) -> dict:
+    """utterance -> its EmoEvaluation line (code, times, V-A-D) of one session."""
+    evaluations = {}
+    for path in storage.list_files(eval_dir, (".txt",)):
+        if posixpath.dirname(path).rstrip("/") != eval_dir.rstrip("/"):
+            continue  # Categorical/ and Attribute/ hold per-annotator files
+        for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
+            m = _IEMOCAP_LINE.match(line)
+            if m:
+                evaluations[m["utt"]] = m
+    return evaluations
+
+
+def _iemocap_texts(folder: str) -> dict[str, str]:
+    """utterance -> its transcript, from a session's transcriptions/."""
+    texts = {}
+    for path in storage.list_files(folder):
+        for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
+            m = _IEMOCAP_TEXT.match(line.strip())
+            if m:
+                texts[m["utt"]] = m["text"].strip()
+    return texts
+
+
+def _iemocap_session(out: Prepared, root: str, s: int, labels: str, subset: str) -> None:
+    """The utterances of Session ``s`` into ``out`` (problems counted there)."""
+    session = f"Session{s}"
+    wav_dir = storage.join(root, session, "sentences", "wav")
+    eval_dir = storage.join(root, session, "dialog", "EmoEvaluation")
+    if not storage.is_dir(wav_dir) or not storage.is_dir(eval_dir):
+        raise CorpusLayoutError(
+            f"{root}/{session} lacks sentences/wav/ or dialog/EmoEvaluation/ (IEMOCAP layout)"
+        )
+    evaluations = _iemocap_labels(eval_dir)
+    texts = _iemocap_texts(storage.join(root, session, "dialog", "transcriptions"))
+    wavs = {
+        posixpath.splitext(posixpath.basename(p))[0]: p
+        for p in storage.list_files(wav_dir, (".wav",))
+        if not posixpath.basename(p).startswith("._")
+    }
+    for utt in sorted(set(wavs) - set(evaluations)):
+        out.problem("file without a label line", f"{session}: {utt}.wav")
+    for utt in sorted(set(evaluations) - set(wavs)):
+        out.problem("missing file", f"{session}: {utt}.wav (labelled, not on disk)")
+    for utt in sorted(set(wavs) & set(evaluations)):
+        m = evaluations[utt]
+        dialog = utt.rsplit("_", 1)[0]
+        kind = "improvised" if "_impro" in dialog else "scripted"
+        if subset != "all" and kind != subset:
+            continue
+        code = m["code"]
+        if code not in IEMOCAP_CODES:
+            out.problem("unknown label", f"{utt}: {code!r}")
+            continue
+        label = IEMOCAP_4.get(code) if labels == "4class" else IEMOCAP_CODES[code]
+        if label is None:
+            continue  # outside the 4-class set: left out by choice, not a problem
+        out.rows.append(
+            {
+                "path": relative_to_root(root, wavs[utt]),
+                "id": utt,
+                "label": label,
+                "raw_label": code,
+                "speaker": f"Ses{s:02d}{utt.rsplit('_', 1)[1][0]}",
+                "session": session,
+                "text": texts.get(utt),
+                "dialog": dialog,
+                "kind": kind,
+                "start_s": float(m["start"]),
+                "end_s": float(m["end"]),
+                "valence": float(m["v"]),
+                "arousal": float(m["a"]),
+                "dominance": float(m["d"]),
+            }
+        )
 
 
 # -- RAVDESS ------------------------------------------------------------------------------

@@ -1,44 +1,34 @@
-"""Builders: a config (or a checkpoint's saved hyperparameters) -> a model."""
+"""Builders: a checkpoint's spec (``raymer.checkpoint.ModelSpec``) -> its model, and the
+extraction settings (``raymer.config.ExtractSettings``) -> the encoders that make its inputs.
+
+The modules take numbers and modules, never configs; these functions are where a config
+meets them (torchtune's builders).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .fusion import CoAttentionFusion
 from .temporal import TemporalEmbedding
 
-MODEL_KEYS = (
-    "hidden_dim",
-    "num_layers",
-    "num_heads",
-    "dropout",
-    "modality",
-    "audio_input",
-    "temporal_dim",
-)
+if TYPE_CHECKING:  # types only: checkpoint.load_model imports this module
+    from raymer.checkpoint import ModelSpec
+    from raymer.config import ExtractSettings
+
+    from .text_encoder import TextEncoder
+    from .whisper import WhisperFeaturizer
 
 
-def model_spec(cfg: Any, audio_dim: int, text_dim: int, labels: list[str]) -> dict[str, Any]:
-    """What a checkpoint stores to rebuild its model without the training config."""
-    return {
-        "audio_dim": audio_dim,
-        "text_dim": text_dim,
-        "labels": list(labels),
-        "loss": cfg.loss,  # how logits become scores: sigmoid (bce) or softmax (ce)
-        "multi_label": cfg.multi_label,  # targets: a list of labels per clip
-        **{k: getattr(cfg, k) for k in MODEL_KEYS},
-    }
-
-
-def build_model(spec: dict[str, Any]):
+def build_model(spec: ModelSpec):
     """The model a spec describes: the fusion head on cached features, or (``mode:
     finetune``) the end-to-end recognizer with its pretrained encoders."""
-    if spec.get("mode", "features") == "finetune":
+    if spec.finetune:
         return build_recognizer(spec)
     return build_fusion_model(spec)
 
 
-def build_recognizer(spec: dict[str, Any]):
+def build_recognizer(spec: ModelSpec):
     """Whisper encoder (from the CTranslate2 weights) + text encoder + fusion head."""
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -49,28 +39,65 @@ def build_recognizer(spec: dict[str, Any]):
 
     # Only the encoders the modality uses are loaded (a text-only run has no audio at all).
     audio = text = None
-    if spec["modality"] in ("fusion", "audio"):
-        audio = load_whisper_encoder(resolve_model(spec["asr_model"]))
-    if spec["modality"] in ("fusion", "text"):
+    if spec.modality in ("fusion", "audio"):
+        audio = load_whisper_encoder(resolve_model(spec.speech_encoder))
+    if spec.modality in ("fusion", "text"):
         hf_logging.disable_progress_bar()  # one "Loading weights" bar per worker is noise
-        text = AutoModel.from_pretrained(resolve_model(spec["text_model"]))
-    return EmotionRecognizer(audio, text, build_fusion_model(spec), pool=spec["pool"])
+        text = AutoModel.from_pretrained(resolve_model(spec.text_encoder))
+    return EmotionRecognizer(audio, text, build_fusion_model(spec), pool=spec.pool)
 
 
-def build_fusion_model(spec: dict[str, Any]) -> CoAttentionFusion:
-    adapter, audio_dim = None, spec["audio_dim"]
-    if spec.get("audio_input", "frames") == "temporal":
+def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
+    adapter, audio_dim = None, spec.audio_dim
+    if spec.audio_input == "temporal":
         # The temporal embedding is trained before the fusion model and stays frozen in it.
-        adapter = TemporalEmbedding(spec["audio_dim"], spec["temporal_dim"]).requires_grad_(False)
-        audio_dim = spec["temporal_dim"]
+        adapter = TemporalEmbedding(spec.audio_dim, spec.temporal_dim).requires_grad_(False)
+        audio_dim = spec.temporal_dim
     return CoAttentionFusion(
         audio_dim,
-        spec["text_dim"],
-        spec["hidden_dim"],
-        len(spec["labels"]),
-        num_layers=spec["num_layers"],
-        num_heads=spec["num_heads"],
-        dropout=spec["dropout"],
-        modality=spec["modality"],
+        spec.text_dim,
+        spec.hidden_dim,
+        len(spec.labels),
+        num_layers=spec.num_layers,
+        num_heads=spec.num_heads,
+        dropout=spec.dropout,
+        modality=spec.modality,
         audio_adapter=adapter,
+    )
+
+
+def build_featurizer(
+    settings: ExtractSettings, device: str = "cpu", threads: int = 0
+) -> WhisperFeaturizer:
+    """Whisper ASR and audio frames (one encoder pass) made as ``settings`` say: the
+    extraction stage's (an ``ExtractConfig``) or a checkpoint's (``ModelSpec.extract``)."""
+    from .registry import resolve_model
+    from .whisper import WhisperFeaturizer
+
+    return WhisperFeaturizer(
+        resolve_model(settings.asr_model),
+        device=device,
+        compute_type=settings.compute_type,
+        cpu_threads=threads,
+        beam_size=settings.beam_size,
+        language=settings.language,
+        window=settings.window,
+        window_step_s=settings.window_step_s,
+        min_window_s=settings.min_window_s,
+        frame_rate_hz=settings.frame_rate_hz,
+    )
+
+
+def build_text_encoder(
+    settings: ExtractSettings, device: str = "cpu", threads: int = 0
+) -> TextEncoder:
+    """The text encoder (token states and a pooled embedding) made as ``settings`` say."""
+    from .registry import resolve_model
+    from .text_encoder import TextEncoder
+
+    return TextEncoder(
+        resolve_model(settings.text_model),
+        device=device,
+        max_tokens=settings.max_text_tokens,
+        threads=threads,
     )

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.audio import AudioError, decode_audio
+from raymer.batches import ItemError, run_batch
 from raymer.config import ExtractConfig
 from raymer.schema import ERRORS_SCHEMA, features_table
 from raymer.wer import wer
@@ -94,34 +95,20 @@ class WhisperStage:
     """Actor: one Whisper encoder pass per window gives the transcript and the audio frames."""
 
     def __init__(self, cfg: ExtractConfig) -> None:
-        from raymer.models.registry import resolve_model
-        from raymer.models.whisper import WhisperFeaturizer
+        from raymer.models.builders import build_featurizer
 
         self.cfg = cfg
-        self.featurizer = WhisperFeaturizer(
-            resolve_model(cfg.asr_model),
-            device=_device(cfg, cfg.asr_num_gpus),
-            compute_type=cfg.compute_type,
-            cpu_threads=cfg.asr_threads,
-            beam_size=cfg.beam_size,
-            language=cfg.language,
-            window=cfg.window,
-            window_step_s=cfg.window_step_s,
-            min_window_s=cfg.min_window_s,
-            frame_rate_hz=cfg.frame_rate_hz,
-        )
+        device = _device(cfg, cfg.asr_num_gpus)
+        self.featurizer = build_featurizer(cfg, device, cfg.asr_threads)
 
     def __call__(self, batch: Batch) -> Batch:
         rows = to_rows(batch)
         good = [r for r in rows if r["error"] is None]
-        try:
-            results = self.featurizer([_floats(r["audio"]) for r in good]) if good else []
-        except Exception as err:  # one bad clip must not sink its batch: retry one by one
-            logger.warning("Whisper batch failed (%s); retrying clip by clip", err)
-            results = [self._one(r) for r in good]
+        clips = [_floats(r["audio"]) for r in good]
+        results = run_batch(self.featurizer, clips, "speech recognition")
         for row, res in zip(good, results, strict=True):
-            if isinstance(res, Exception):
-                row["error"], row["stage"] = f"speech recognition failed: {res}", "asr"
+            if isinstance(res, ItemError):
+                row["error"], row["stage"] = res.message, "asr"
                 continue
             ref = row.get("reference_text")
             row.update(
@@ -141,12 +128,6 @@ class WhisperStage:
         keys = sorted({k for r in rows for k in r})
         return to_columns(rows, keys)
 
-    def _one(self, row):
-        try:
-            return self.featurizer([_floats(row["audio"])])[0]
-        except Exception as err:
-            return err
-
 
 class TextStage:
     """Actor: embeds the transcript; writes failed clips to ``errors/``; returns typed rows.
@@ -160,17 +141,12 @@ class TextStage:
         extra_columns: list[str],
         text_only: bool = False,
     ) -> None:
-        from raymer.models.registry import resolve_model
-        from raymer.models.text_encoder import TextEncoder
+        from raymer.models.builders import build_text_encoder
 
         self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
         self.text_only = text_only
-        self.encoder = TextEncoder(
-            resolve_model(cfg.text_model),
-            device=_device(cfg, cfg.text_num_gpus),
-            max_tokens=cfg.max_text_tokens,
-            threads=cfg.text_threads,
-        )
+        device = _device(cfg, cfg.text_num_gpus)
+        self.encoder = build_text_encoder(cfg, device, cfg.text_threads)
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
@@ -179,7 +155,10 @@ class TextStage:
                 row.update(error=None, stage=None, duration_s=None)
         good = [r for r in rows if r["error"] is None]
         texts = [self._text(r) for r in good]
-        for row, feats in zip(good, self.encoder(texts), strict=True):
+        for row, feats in zip(good, run_batch(self.encoder, texts, "text encoding"), strict=True):
+            if isinstance(feats, ItemError):
+                row["error"], row["stage"] = feats.message, "text"
+                continue
             row.update(
                 text_tokens=feats.tokens.tolist(),
                 text_embedding=feats.embedding.tolist(),
@@ -197,7 +176,7 @@ class TextStage:
                     asr_model=self.cfg.asr_model,
                 )
         self._write_errors([r for r in rows if r["error"] is not None])
-        return features_table(good, self.extra_columns)
+        return features_table([r for r in good if r["error"] is None], self.extra_columns)
 
     def _use_reference(self, row) -> bool:
         if self.text_only:

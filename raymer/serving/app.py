@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from raymer import __version__
+from raymer.batches import ItemError
 from raymer.config import ServeConfig
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 
@@ -251,8 +252,8 @@ class Api:
         result = await self._ask(self._recognize(audio))
         if isinstance(result, Response):
             return result
-        if "error" in result:
-            return _error(422, result["error"])
+        if isinstance(result, ItemError):
+            return _error(422, result.message)
         info = await self._models()
         return result | {
             "models": {"asr": info["asr_model"], "text": info["text_model"]},
@@ -276,6 +277,8 @@ class Api:
         result = await self._ask(self._recognize_text(text))
         if isinstance(result, Response):
             return result
+        if isinstance(result, ItemError):
+            return _error(422, result.message)
         return result | {
             "models": {"text": info["text_model"]},
             "checkpoint": info["text_checkpoint"],
@@ -321,10 +324,10 @@ def build_app(args: dict) -> serve.Application:
     if cfg.layout == "single":
         stages = {"model": autoscaled(Model, cfg, cfg.replica_num_cpus).bind(plain)}
     else:
-        from raymer.serving.recognizer import checkpoints_of
-        from raymer.training.evaluate import load_spec
+        from raymer import checkpoint
 
-        extract = load_spec(checkpoints_of(cfg.checkpoint)[0]).get("extract") or {}
+        main = checkpoint.models_of(cfg.checkpoint)[0]
+        extract = checkpoint.load_spec(main).extract.model_dump()
         stages = {
             "speech": autoscaled(Speech, cfg, cfg.replica_num_cpus).bind(plain, extract),
             "text": autoscaled(Text, cfg, cfg.stage_num_cpus).bind(plain, extract),

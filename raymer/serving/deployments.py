@@ -5,7 +5,8 @@
   heads), composed by the ingress through ``SplitStages``.
 
 Each batches with ``@serve.batch`` and is autoscaled (``autoscaled``); a failed batch is
-retried item by item, so one bad item fails alone.
+retried item by item (``raymer.batches.run_batch``), so one bad item fails alone: its answer
+is an ``ItemError``.
 """
 
 # No `from __future__ import annotations`: Serve and FastAPI read the real types.
@@ -16,25 +17,10 @@ import logging
 import numpy as np
 from ray import serve
 
-from raymer.config import ServeConfig
+from raymer.batches import ItemError, arun_batch, run_batch
+from raymer.config import ExtractSettings, ServeConfig
 
 logger = logging.getLogger("ray.serve")
-
-
-def _batched(run, items: list, what: str) -> list:
-    """``run(items)``; when the batch fails, item by item, so one bad item fails alone
-    (its result is ``{"error": ...}``)."""
-    try:
-        return run(items)
-    except Exception:
-        out = []
-        for item in items:
-            try:
-                out.append(run([item])[0])
-            except Exception as err:
-                logger.exception("%s failed", what)
-                out.append({"error": f"{what} failed: {type(err).__name__}: {err}"})
-        return out
 
 
 def autoscaled(deployment, cfg: ServeConfig, num_cpus: float):
@@ -80,24 +66,14 @@ class Model:
         return self.recognizer.info()
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def recognize(self, clips: list[np.ndarray]) -> list[dict]:
-        try:
-            return await self.recognizer.arecognize(clips)
-        except Exception:  # one bad clip must not fail its batch: score them one by one
-            return [await self._one(c) for c in clips]
-
-    async def _one(self, clip: np.ndarray) -> dict:
-        try:
-            return (await self.recognizer.arecognize([clip]))[0]
-        except Exception as err:
-            logger.exception("recognition failed")
-            return {"error": f"recognition failed: {type(err).__name__}: {err}"}
+    async def recognize(self, clips: list[np.ndarray]) -> list:
+        return await arun_batch(self.recognizer.arecognize, clips, "recognition")
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def recognize_text(self, texts: list[str]) -> list[dict]:
+    async def recognize_text(self, texts: list[str]) -> list:
         if self.recognizer.text is None:
-            return [{"error": "no text-only model"}] * len(texts)
-        return self.recognizer.recognize_text(texts)
+            return [ItemError("no text-only model")] * len(texts)
+        return run_batch(self.recognizer.recognize_text, texts, "text recognition")
 
 
 @serve.deployment(name="Speech")
@@ -105,16 +81,17 @@ class Speech:
     """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
 
     def __init__(self, cfg: dict, extract: dict) -> None:
-        from raymer.serving.recognizer import make_featurizer
+        from raymer.models.builders import build_featurizer
 
         self.cfg = ServeConfig(**cfg)
         device = "cuda" if self.cfg.use_gpu else "cpu"
-        self.featurizer = make_featurizer(extract, device, self.cfg.replica_threads)
+        settings = ExtractSettings(**extract)
+        self.featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
         _batch_settings(self.cfg, self.run)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run(self, clips: list[np.ndarray]) -> list:
-        return _batched(self.featurizer, clips, "speech recognition")
+        return run_batch(self.featurizer, clips, "speech recognition")
 
 
 @serve.deployment(name="Text")
@@ -122,16 +99,17 @@ class Text:
     """``layout: split``: the text encoder's token features, batched."""
 
     def __init__(self, cfg: dict, extract: dict) -> None:
-        from raymer.serving.recognizer import make_text_encoder
+        from raymer.models.builders import build_text_encoder
 
         self.cfg = ServeConfig(**cfg)
         device = "cuda" if self.cfg.use_gpu else "cpu"
-        self.encoder = make_text_encoder(extract, device, self.cfg.replica_threads)
+        settings = ExtractSettings(**extract)
+        self.encoder = build_text_encoder(settings, device, self.cfg.replica_threads)
         _batch_settings(self.cfg, self.run)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run(self, texts: list[str]) -> list:
-        return _batched(lambda t: [e.tokens for e in self.encoder(t)], texts, "text encoding")
+        return run_batch(lambda t: [e.tokens for e in self.encoder(t)], texts, "text encoding")
 
 
 @serve.deployment(name="Head")
@@ -154,20 +132,20 @@ class Head:
         out: list = [None] * len(items)
         for text_only in (False, True):
             idx = [i for i, it in enumerate(items) if it[4] == text_only]
-            if not idx:
-                continue
             group = [items[i] for i in idx]
-            audio = [it[2] for it in group] if group[0][2] is not None else None
-            scores = self.heads.score(
-                [it[0] for it in group],
-                [it[1] for it in group],
-                audio,
-                [it[3] for it in group],
-                text_only=text_only,
-            )
-            for i, row in zip(idx, scores, strict=True):
+            for i, row in zip(idx, run_batch(self._score, group, "scoring"), strict=True):
                 out[i] = row
         return out
+
+    def _score(self, group: list[tuple]):
+        audio = [it[2] for it in group] if group[0][2] is not None else None
+        return self.heads.score(
+            [it[0] for it in group],
+            [it[1] for it in group],
+            audio,
+            [it[3] for it in group],
+            text_only=group[0][4],
+        )
 
 
 class _StageError(Exception):
@@ -187,8 +165,8 @@ class SplitStages:
     async def _each(self, handle_method, items: list) -> list:
         out = await asyncio.gather(*(handle_method.remote(item) for item in items))
         for o in out:
-            if isinstance(o, dict) and "error" in o:
-                raise _StageError(o["error"])
+            if isinstance(o, ItemError):
+                raise _StageError(o.message)
         return list(out)
 
     async def recognize(self, clip: np.ndarray, info: dict, segments_over_s: float) -> dict:
@@ -218,14 +196,16 @@ class SplitStages:
                 info["multi_label"],
             )
         except _StageError as err:
-            return {"error": str(err)}
+            return ItemError(str(err))
         return results[0]
 
     async def recognize_text(self, text: str, labels: list[str], multi_label: bool) -> dict:
         from raymer.serving.recognizer import text_results
 
         tokens = await self.text.run.remote(text)
-        if isinstance(tokens, dict):
+        if isinstance(tokens, ItemError):
             return tokens
         scores = await self.head.score.remote((None, tokens, None, text, True))
+        if isinstance(scores, ItemError):
+            return scores
         return text_results(labels, [text], np.asarray([scores]), multi_label)[0]

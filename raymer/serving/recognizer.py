@@ -17,68 +17,70 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raymer import storage
+from raymer import checkpoint
 from raymer.audio import SAMPLE_RATE
-from raymer.training.metrics import labels_on
+from raymer.batches import Collate, scores_of
+from raymer.checkpoint import ModelSpec, labels_on, top_label
 
 
 @dataclass
 class LoadedModel:
+    """A checkpoint's model, its spec and the batch maker of its inputs."""
+
     model: object
-    spec: dict
-    checkpoint: str
+    spec: ModelSpec
+    collate: Collate
 
+    @classmethod
+    def load(cls, uri: str, device: str = "cpu") -> LoadedModel:
+        model, spec = checkpoint.load_model(uri, device)
+        return cls(model, spec, Collate(spec))
 
-def checkpoints_of(uri: str) -> tuple[str, str | None]:
-    """(fusion, text-only) checkpoint URIs for ``uri``: a ``raymer compare`` output gives both
-    (its fusion and text runs); a train output or checkpoint folder gives itself only."""
-    if storage.exists(storage.join(uri, "comparison.json")):
-        return storage.join(uri, "fusion"), storage.join(uri, "text")
-    return uri, None
+    @property
+    def checkpoint(self) -> str:
+        return self.spec.checkpoint
 
 
 class Heads:
     """The trained head(s) of a checkpoint: the main model (fusion, or audio/text only) and,
     for ``/v1/recognize/text``, a text-only model with the same labels."""
 
-    def __init__(self, checkpoint: str, text_checkpoint: str | None = None, threads: int = 0):
+    def __init__(self, checkpoint_uri: str, text_checkpoint: str | None = None, threads: int = 0):
         import torch
-
-        from raymer.training.evaluate import load_model
 
         if threads > 0:
             torch.set_num_threads(threads)
-        fusion, default_text = checkpoints_of(checkpoint)
-        model, spec = load_model(fusion)
-        self.main = LoadedModel(model, spec, spec["checkpoint"])
+        main, default_text = checkpoint.models_of(checkpoint_uri)
+        self.main = LoadedModel.load(main)
         text_uri = text_checkpoint or default_text
         self.text = None
         if text_uri:
-            model, spec = load_model(text_uri)
-            if spec["modality"] != "text":
-                raise ValueError(f"text_checkpoint {text_uri} is a {spec['modality']} model")
-            if spec["labels"] != self.main.spec["labels"]:
+            self.text = LoadedModel.load(text_uri)
+            spec = self.text.spec
+            if spec.modality != "text":
+                raise ValueError(f"text_checkpoint {text_uri} is a {spec.modality} model")
+            if spec.labels != self.main.spec.labels:
                 raise ValueError(
-                    f"text_checkpoint labels {spec['labels']} differ from the main model's "
-                    f"{self.main.spec['labels']}"
+                    f"text_checkpoint labels {spec.labels} differ from the main model's "
+                    f"{self.main.spec.labels}"
                 )
-            self.text = LoadedModel(model, spec, spec["checkpoint"])
-        elif self.main.spec["modality"] == "text":  # a text model answers texts itself
+        elif self.main.spec.modality == "text":  # a text model answers texts itself
             self.text = self.main
-        self.labels = self.main.spec["labels"]
-        self.extract = self.main.spec.get("extract") or {}
+        self.labels = self.main.spec.labels
+        self.extract = self.main.spec.extract
 
     def info(self) -> dict:
+        spec = self.main.spec
         return {
-            "asr_model": self.extract.get("asr_model", "whisper-base"),
-            "text_model": self.extract.get("text_model", "minilm-l6"),
+            "asr_model": self.extract.asr_model,
+            "text_model": self.extract.text_model,
             "labels": self.labels,
-            "loss": self.main.spec.get("loss", "bce"),
+            "loss": spec.loss,
             "checkpoint": self.main.checkpoint,
-            "modality": self.main.spec["modality"],
-            "mode": self.main.spec.get("mode", "features"),
+            "modality": spec.modality,
+            "mode": spec.mode,
             "text_checkpoint": self.text.checkpoint if self.text else None,
-            "frame_rate_hz": float(self.extract.get("frame_rate_hz", 10.0)),
+            "frame_rate_hz": float(self.extract.frame_rate_hz),
             "needs_audio": self.needs_audio,
             "multi_label": self.multi_label,
             "text_multi_label": self.text_multi_label,
@@ -87,97 +89,32 @@ class Heads:
     def score(self, frames: list, tokens: list, clips=None, texts=None, text_only=False):
         """Scores (N, L): of the main head on frames/tokens (features mode) or audio/text
         (fine-tune mode), or of the text-only head on tokens."""
-        import torch
-
-        from raymer.training.data import collate
-        from raymer.training.evaluate import label_scores
-        from raymer.training.loop import make_collate
-
         loaded = self.text if text_only else self.main
         if loaded is None:
             raise LookupError("no text-only model is loaded")
-        spec = loaded.spec
-        n = len(tokens) if tokens else len(texts)
-        if spec.get("mode", "features") == "finetune":
-            batch = {
-                "text_source": np.array(["asr"] * n, dtype=object),
-                "transcript": np.array(texts, dtype=object),
-                "reference_text": np.array([None] * n, dtype=object),
-                "id": np.array([str(i) for i in range(n)], dtype=object),
-            }
-            if spec["modality"] != "text":  # a text model reads no audio
-                clips = clips or [np.zeros(SAMPLE_RATE // 10, dtype=np.float32)] * n
-                batch["audio"] = np.array(
-                    [c.astype(np.float32).tobytes() for c in clips], dtype=object
-                )
-            inputs = make_collate(spec)(batch)
-        else:
-            cols = {
-                "id": np.array([str(i) for i in range(n)], dtype=object),
-                # a text-only model reads no audio: one zero frame stands in
-                "audio_frames": _objects(
-                    [np.zeros((1, 1), np.float32)] * n if text_only or not frames else frames
-                ),
-                "text_tokens": _objects(tokens),
-            }
-            inputs = collate(cols, self.labels)
-        with torch.no_grad():
-            logits = loaded.model(
-                inputs["audio"], inputs["audio_mask"], inputs["text"], inputs["text_mask"]
-            ).logits
-        return label_scores(logits, spec.get("loss", "bce")).numpy()
+        batch = loaded.collate.live(
+            frames=None if text_only or not frames else frames,
+            tokens=tokens,
+            clips=clips if loaded.spec.needs_audio else None,
+            texts=texts,
+        )
+        return scores_of(loaded.model, loaded.collate, batch).numpy()
 
     @property
     def needs_audio(self) -> bool:
         """Fine-tune checkpoints with an audio branch read the raw audio; features ones the
         frames only, and a text model no audio at all."""
-        spec = self.main.spec
-        return spec.get("mode", "features") == "finetune" and spec["modality"] != "text"
+        return self.main.spec.needs_audio
 
     @property
     def multi_label(self) -> bool:
         """Trained on label lists: every label whose score passes 0.5 is reported."""
-        return bool(self.main.spec.get("multi_label"))
+        return self.main.spec.multi_label
 
     @property
     def text_multi_label(self) -> bool:
         """The same of the text-only model (``/v1/recognize/text``)."""
-        return bool(self.text and self.text.spec.get("multi_label"))
-
-
-def make_featurizer(extract: dict, device: str = "cpu", threads: int = 0):
-    """The extraction pipeline's Whisper featurizer with the settings a checkpoint recorded."""
-    from raymer.models.registry import resolve_model
-    from raymer.models.whisper import WhisperFeaturizer
-
-    return WhisperFeaturizer(
-        resolve_model(extract.get("asr_model", "whisper-base")),
-        device=device,
-        compute_type=extract.get("compute_type", "default"),
-        cpu_threads=threads,
-        beam_size=extract.get("beam_size", 1),
-        language=extract.get("language"),
-        window=extract.get("window", "fit"),
-        window_step_s=extract.get("window_step_s", 2.0),
-        min_window_s=extract.get("min_window_s", 8.0),
-        frame_rate_hz=extract.get("frame_rate_hz", 10.0),
-    )
-
-
-def make_text_encoder(extract: dict, device: str = "cpu", threads: int = 0):
-    """The extraction pipeline's text encoder with the settings a checkpoint recorded."""
-    import torch
-
-    from raymer.models.registry import resolve_model
-    from raymer.models.text_encoder import TextEncoder
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    return TextEncoder(
-        resolve_model(extract.get("text_model", "minilm-l6")),
-        device=device,
-        max_tokens=extract.get("max_text_tokens", 128),
-    )
+        return bool(self.text and self.text.spec.multi_label)
 
 
 def judged(labels: list[str], scores: np.ndarray, multi_label: bool = False) -> dict:
@@ -185,7 +122,7 @@ def judged(labels: list[str], scores: np.ndarray, multi_label: bool = False) -> 
     whose score passes 0.5 (possibly none)."""
     out = {
         "emotions": {lab: round(float(s), 6) for lab, s in zip(labels, scores, strict=True)},
-        "label": labels[int(np.argmax(scores))],
+        "label": top_label(labels, scores),
     }
     if multi_label:
         out["labels"] = labels_on(labels, scores)
@@ -264,11 +201,13 @@ class Recognizer:
         threads: int = 0,
         segments_over_s: float = 30.0,
     ) -> None:
+        from raymer.models.builders import build_featurizer, build_text_encoder
+
         self.heads = Heads(checkpoint, text_checkpoint, threads)
         self.extract = self.heads.extract
-        self.featurizer = make_featurizer(self.extract, device, threads)
-        self.encoder = make_text_encoder(self.extract, device)
-        self.frame_rate = float(self.extract.get("frame_rate_hz", 10.0))
+        self.featurizer = build_featurizer(self.extract, device, threads)
+        self.encoder = build_text_encoder(self.extract, device, threads)
+        self.frame_rate = float(self.extract.frame_rate_hz)
         self.segments_over_s = segments_over_s
         self.labels = self.heads.labels
 
@@ -316,9 +255,3 @@ class Recognizer:
             self.heads.score([], tokens, texts=texts, text_only=True),
             self.heads.text_multi_label,
         )
-
-
-def _objects(arrays: list) -> np.ndarray:
-    out = np.empty(len(arrays), dtype=object)
-    out[:] = [np.asarray(a, dtype=np.float32) for a in arrays]
-    return out

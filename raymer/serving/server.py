@@ -12,14 +12,13 @@ APP_NAME = "raymer"
 
 def check_checkpoint(cfg: ServeConfig) -> None:
     """Fail before Ray starts when the checkpoint is not there, naming what is missing."""
-    from raymer.serving.recognizer import checkpoints_of
-    from raymer.training.evaluate import resolve_checkpoint
+    from raymer import checkpoint
 
-    main, text = checkpoints_of(cfg.checkpoint)
+    main, text = checkpoint.models_of(cfg.checkpoint)
     try:
-        resolve_checkpoint(main)
+        checkpoint.resolve(main)
         if cfg.text_checkpoint or text:
-            resolve_checkpoint(cfg.text_checkpoint or text)
+            checkpoint.resolve(cfg.text_checkpoint or text)
     except FileNotFoundError as err:
         hint = (
             " (run `make demo` first: it trains the sample model)" if "runs/sample" in main else ""

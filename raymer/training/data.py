@@ -1,4 +1,5 @@
-"""Training data from the extraction Parquet: speaker-independent splits and a padding collate."""
+"""Training data from the extraction Parquet: the labelled clips, speaker-independent splits
+and the row filter of each split. (The batches themselves: ``raymer.batches``.)"""
 
 from __future__ import annotations
 
@@ -9,21 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.batches import has_target
+from raymer.checkpoint import target_column
 
 COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
 SPLIT_COLUMNS = ("speaker", "session")
-
-
-def target_column(multi_label: bool) -> str:
-    """Where a clip's targets are: ``label`` (one) or ``labels`` (a list, e.g. GoEmotions)."""
-    return "labels" if multi_label else "label"
-
-
-def has_target(value) -> bool:
-    """A label (None or "": none) or a list of labels (empty: none)."""
-    if value is None:
-        return False
-    return value != "" if isinstance(value, str) else len(value) > 0
 
 
 def features_path(uri: str) -> str:
@@ -165,57 +156,3 @@ def read_frames(
             if len(clips) >= limit:
                 return clips
     return clips
-
-
-def _stack(rows) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps.
-    A missing sequence (no audio in a text corpus: None, or NaN in an all-null numpy
-    column) is empty, all masked."""
-    seqs = [
-        np.asarray(
-            [np.asarray(f, dtype=np.float32) for f in (r if np.ndim(r) else [])],
-            dtype=np.float32,
-        )
-        for r in rows
-    ]
-    dim = next((s.shape[1] for s in seqs if s.ndim == 2 and len(s)), 1)
-    longest = max(1, max(len(s) for s in seqs))
-    out = np.zeros((len(seqs), longest, dim), dtype=np.float32)
-    mask = np.zeros((len(seqs), longest), dtype=bool)
-    for i, s in enumerate(seqs):
-        if len(s):
-            out[i, : len(s)] = s
-            mask[i, : len(s)] = True
-    return out, mask
-
-
-def targets(batch: dict[str, np.ndarray], labels: list[str], multi_label: bool = False):
-    """Label indices (B,), or with ``multi_label`` a multi-hot (B, L) float tensor from the
-    ``labels`` lists; None for a batch without targets (serving)."""
-    import torch
-
-    if target_column(multi_label) not in batch:
-        return None
-    index = {label: i for i, label in enumerate(labels)}
-    if not multi_label:
-        return torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long)
-    hot = torch.zeros(len(batch["labels"]), len(labels))
-    for i, names in enumerate(batch["labels"]):
-        hot[i, [index[str(x)] for x in names]] = 1.0
-    return hot
-
-
-def collate(batch: dict[str, np.ndarray], labels: list[str], multi_label: bool = False) -> dict:
-    """A column batch -> padded tensors, masks and targets (see ``targets``)."""
-    import torch
-
-    audio, audio_mask = _stack(batch["audio_frames"])
-    text, text_mask = _stack(batch["text_tokens"])
-    return {
-        "audio": torch.from_numpy(audio),
-        "audio_mask": torch.from_numpy(audio_mask),
-        "text": torch.from_numpy(text),
-        "text_mask": torch.from_numpy(text_mask),
-        "label": targets(batch, labels, multi_label),
-        "id": [str(x) for x in batch["id"]],
-    }

@@ -8,103 +8,107 @@ Writes ``metrics.json`` (ua, wa, macro_f1, per_class, confusion), ``predictions.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raymer import storage
-from raymer.training.data import collate, feature_files, has_target, target_column, targets
-from raymer.training.metrics import ON_SCORE, classification_metrics, labels_on, multilabel_metrics
+from raymer import checkpoint, storage
+from raymer.batches import Collate, columns, has_target, scores_of
+from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column
+from raymer.training.data import feature_files
+from raymer.training.metrics import classification_metrics, multilabel_metrics
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
 
 
-def resolve_checkpoint(uri: str) -> str:
-    """A checkpoint folder, a train output folder (its best checkpoint is used) or a
-    ``raymer compare`` output (its fusion run's best checkpoint)."""
-    if storage.exists(storage.join(uri, "model.json")):
-        return uri
-    summary = storage.join(uri, "train_summary.json")
-    if storage.exists(summary):
-        return json.loads(storage.read_bytes(summary))["best_checkpoint"]
-    if storage.exists(storage.join(uri, "comparison.json")):
-        return resolve_checkpoint(storage.join(uri, "fusion"))
-    raise FileNotFoundError(
-        f"{uri} is neither a checkpoint (no model.json), a train output (no "
-        "train_summary.json) nor a compare output (no comparison.json)"
-    )
+def model_batch(collate: Collate, table: pa.Table) -> dict:
+    """A features table -> the model's batch: the cached frames and tokens, or (fine-tune
+    checkpoints) the text and the decoded audio (none for a text model). No targets: a clip
+    to predict need not have a label."""
+    if not collate.spec.finetune:
+        return collate.from_table(table.select(["id", "audio_frames", "text_tokens"]))
+    from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 
-
-def load_spec(uri: str) -> dict:
-    """A checkpoint's spec (``model.json``: model settings, labels, how its features were
-    made) without its weights."""
-    ckpt = resolve_checkpoint(uri)
-    return json.loads(storage.read_bytes(storage.join(ckpt, "model.json"))) | {"checkpoint": ckpt}
-
-
-def load_model(uri: str):
-    """Checkpoint (local or s3://) -> (model in eval mode, its spec)."""
-    from raymer.models.builders import build_model
-
-    spec = load_spec(uri)
-    model = build_model(spec)
-    model.load_state_dict(read_state(spec["checkpoint"]))
-    return model.eval(), spec
-
-
-def read_state(checkpoint: str) -> dict:
-    """A checkpoint folder's weights (``model.pt``, local or s3://), on the CPU."""
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "model.pt"
-        local.write_bytes(storage.read_bytes(storage.join(checkpoint, "model.pt")))
-        return torch.load(local, map_location="cpu")
-
-
-def label_scores(logits, loss: str):
-    """Logits -> a score per label: sigmoids for a BCE-trained model (independent,
-    multi-label), softmax probabilities for a CE-trained one."""
-    import torch
-
-    return torch.sigmoid(logits) if loss == "bce" else torch.softmax(logits, -1)
-
-
-def model_inputs(spec: dict, table: pa.Table) -> dict:
-    """A features table -> the model's batch: cached frames and tokens, or (fine-tune
-    checkpoints) the decoded audio (none for a text model) and text through the fine-tune
-    collate. No targets: a clip to predict need not have a label."""
-    from raymer.training.loop import make_collate
-
-    if spec.get("mode", "features") == "finetune":
-        from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
-
-        names = [c for c in FINETUNE_COLUMNS if c != "label"]
-        cols = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in names}
-        if spec["modality"] == "text":
-            return make_collate(spec)(cols)
+    cols = columns(table.select([c for c in FINETUNE_COLUMNS if c != "label"]))
+    if collate.spec.needs_audio:
         decoded = decode_rows(cols)
         if len(decoded["id"]) != len(cols["id"]):
             lost = sorted(set(cols["id"]) - set(decoded["id"]))
             raise ValueError(f"cannot decode the audio of {lost} any more (see the log)")
-        return make_collate(spec)(decoded)
-    cols = {
-        c: np.asarray(table.column(c).to_pylist(), dtype=object)
-        for c in ("id", "audio_frames", "text_tokens")
-    }
-    return collate(cols, spec["labels"], spec.get("multi_label", False))
+        cols = decoded
+    return collate(cols)
 
 
-def _matches(row: dict, where: dict[str, set[str]]) -> bool:
-    return all(str(row.get(k)) in v for k, v in where.items())
+@dataclass
+class Selection:
+    """Which clips to score: of ``where``'s values (speakers among them), labelled or not;
+    and what was left out on the way (clips without a label, labels the model lacks)."""
+
+    spec: ModelSpec
+    where: dict[str, set[str]]
+    labelled_only: bool = True
+    unlabelled: int = 0
+    foreign: set[str] = field(default_factory=set)
+
+    def keep(self, rows: list[dict]) -> list[int]:
+        """Indices of the rows to score (counting the unlabelled and foreign ones)."""
+        target, labels = target_column(self.spec.multi_label), set(self.spec.labels)
+        kept = []
+        for i, row in enumerate(rows):
+            if not all(str(row.get(k)) in v for k, v in self.where.items()):
+                continue
+            value = row.get(target)
+            names = set(value) if self.spec.multi_label and value is not None else {value}
+            if not has_target(value):
+                self.unlabelled += 1
+                if self.labelled_only:
+                    continue
+            elif self.labelled_only and names - labels:
+                self.foreign |= names - labels
+                continue
+            kept.append(i)
+        return kept
+
+
+def _records(table: pa.Table, scores, spec: ModelSpec) -> list[dict]:
+    """One prediction row per clip: its own columns, ``predicted``, ``score_<label>`` (and
+    ``predicted_labels`` for a multi-label model)."""
+    labels = spec.labels
+    carried = [c for c in table.column_names if c not in FEATURE_COLUMNS]
+    rows = []
+    for i, record in enumerate(table.select(carried).to_pylist()):
+        record["predicted"] = labels[int(scores[i].argmax())]
+        if spec.multi_label:
+            record["predicted_labels"] = labels_on(labels, scores[i].tolist())
+        record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
+        rows.append(record)
+    return rows
+
+
+def _refusals(selection: Selection, features: str, where: dict, found: bool) -> None:
+    labels = selection.spec.labels
+    if selection.foreign:
+        raise ValueError(
+            f"the features under {features} have labels {sorted(selection.foreign)} that the "
+            f"checkpoint was not trained on (its labels: {labels}); evaluate a checkpoint "
+            "trained on this label set, select matching clips with --where label=..., or "
+            "predict them without scores with `raymer infer`"
+        )
+    if not found:
+        labelled_only, unlabelled = selection.labelled_only, selection.unlabelled
+        raise ValueError(
+            f"no {'labelled ' if labelled_only else ''}clips under {features} to score"
+            + (f" ({unlabelled} clips have no label)" if unlabelled else "")
+            + (f" matching {where}" if where else "")
+            + ("; `raymer infer` predicts unlabelled clips" if labelled_only and unlabelled else "")
+        )
 
 
 def predict_table(
     model,
-    spec: dict,
+    spec: ModelSpec,
     features: str,
     speakers: list[str] | None,
     where: dict[str, list[str]] | None = None,
@@ -120,81 +124,38 @@ def predict_table(
     ``predicted_labels`` (every label whose score passes ``ON_SCORE``) to ``predicted`` (the
     top one).
     """
-    import torch
-
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
-    where_sets = {k: set(v) for k, v in where.items()}  # built once, tested on every row
-    labels, multi = spec["labels"], spec.get("multi_label", False)
-    target = target_column(multi)
-    rows: list[dict] = []
-    unlabelled, foreign = 0, set()
+    selection = Selection(spec, {k: set(v) for k, v in where.items()}, labelled_only)
+    collate, rows = Collate(spec), []
     for path in feature_files(features):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
             table = pa.Table.from_batches([batch])
             small = table.drop_columns([c for c in FEATURE_COLUMNS if c in table.column_names])
-            keep = []
-            for i, row in enumerate(small.to_pylist()):
-                if not _matches(row, where_sets):
-                    continue
-                names = row.get(target) if multi else [row.get(target)]
-                if not labelled_only:
-                    unlabelled += not has_target(row.get(target))
-                    keep.append(i)
-                elif not has_target(row.get(target)):
-                    unlabelled += 1
-                elif set(names) - set(labels):
-                    foreign.update(set(names) - set(labels))
-                else:
-                    keep.append(i)
-            if not keep:
-                continue
-            table = table.take(pa.array(keep, type=pa.int64()))
-            inputs = model_inputs(spec, table)
-            with torch.no_grad():
-                logits = model(
-                    inputs["audio"], inputs["audio_mask"], inputs["text"], inputs["text_mask"]
-                ).logits
-            scores = label_scores(logits, spec.get("loss", "bce"))
-            carried = [c for c in table.column_names if c not in FEATURE_COLUMNS]
-            for i, record in enumerate(table.select(carried).to_pylist()):
-                record["predicted"] = labels[int(scores[i].argmax())]
-                if multi:
-                    record["predicted_labels"] = labels_on(labels, scores[i].tolist())
-                record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
-                rows.append(record)
-    if foreign:
-        raise ValueError(
-            f"the features under {features} have labels {sorted(foreign)} that the checkpoint "
-            f"was not trained on (its labels: {labels}); evaluate a checkpoint trained on this "
-            "label set, select matching clips with --where label=..., or predict them without "
-            "scores with `raymer infer`"
-        )
-    if not rows:
-        raise ValueError(
-            f"no {'labelled ' if labelled_only else ''}clips under {features} to score"
-            + (f" ({unlabelled} clips have no label)" if unlabelled else "")
-            + (f" matching {where}" if where else "")
-            + ("; `raymer infer` predicts unlabelled clips" if labelled_only and unlabelled else "")
-        )
+            keep = selection.keep(small.to_pylist())
+            if keep:
+                table = table.take(pa.array(keep, type=pa.int64()))
+                scores = scores_of(model, collate, model_batch(collate, table))
+                rows += _records(table, scores.numpy(), spec)
+    _refusals(selection, features, where, bool(rows))
     table = pa.Table.from_pylist(rows)
-    return table.replace_schema_metadata({"unlabelled": str(unlabelled)})
+    return table.replace_schema_metadata({"unlabelled": str(selection.unlabelled)})
 
 
 def evaluate(
-    checkpoint: str,
+    checkpoint_uri: str,
     features: str,
     output: str,
     speakers: list[str] | None = None,
     where: dict[str, list[str]] | None = None,
 ) -> dict:
-    model, spec = load_model(checkpoint)
+    model, spec = checkpoint.load_model(checkpoint_uri)
     predictions = predict_table(model, spec, features, speakers, where)
-    labels = spec["labels"]
+    labels = spec.labels
     index = {lab: i for i, lab in enumerate(labels)}
-    if spec.get("multi_label"):
+    if spec.multi_label:
         y_true, y_pred = (
-            targets({"labels": predictions.column(c).to_pylist()}, labels, True).bool().numpy()
+            _multi_hot(predictions.column(c).to_pylist(), labels)
             for c in ("labels", "predicted_labels")
         )
         scores = multilabel_metrics(y_true, y_pred, labels)
@@ -203,9 +164,9 @@ def evaluate(
         y_pred = [index[x] for x in predictions.column("predicted").to_pylist()]
         scores = classification_metrics(y_true, y_pred, labels)
     metrics = scores | {
-        "checkpoint": spec["checkpoint"],
-        "modality": spec["modality"],
-        "mode": spec.get("mode", "features"),
+        "checkpoint": spec.checkpoint,
+        "modality": spec.modality,
+        "mode": spec.mode,
         "features": features,
         "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
@@ -220,7 +181,7 @@ def evaluate(
 
 
 def infer(
-    checkpoint: str,
+    checkpoint_uri: str,
     features: str,
     output: str,
     speakers: list[str] | None = None,
@@ -230,20 +191,29 @@ def infer(
     labelled or not -> ``OUTPUT/predictions.parquet`` (``predicted``, ``score_<label>``,
     ``predicted_labels`` for a multi-label model, the other columns carried through) and
     ``OUTPUT/infer.json`` (clips per predicted label)."""
-    model, spec = load_model(checkpoint)
+    model, spec = checkpoint.load_model(checkpoint_uri)
     predictions = predict_table(model, spec, features, speakers, where, labelled_only=False)
     predicted = predictions.column("predicted").to_pylist()
     summary = {
-        "checkpoint": spec["checkpoint"],
-        "modality": spec["modality"],
+        "checkpoint": spec.checkpoint,
+        "modality": spec.modality,
         "features": features,
-        "labels": spec["labels"],
+        "labels": spec.labels,
         "n": len(predicted),
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
-        "predicted": {lab: predicted.count(lab) for lab in spec["labels"]},
+        "predicted": {lab: predicted.count(lab) for lab in spec.labels},
     }
     _save(output, predictions, "infer.json", summary)
     return summary
+
+
+def _multi_hot(lists: list[list[str] | None], labels: list[str]) -> np.ndarray:
+    """Label lists -> a (N, L) boolean matrix."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    hot = np.zeros((len(lists), len(labels)), dtype=bool)
+    for i, names in enumerate(lists):
+        hot[i, [index[str(x)] for x in names or []]] = True
+    return hot
 
 
 def _save(output: str, predictions: pa.Table, name: str, summary: dict) -> None:

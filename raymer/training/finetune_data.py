@@ -1,9 +1,9 @@
-"""Fine-tune mode's data: the audio behind each extracted clip, and a collate to log-mel + ids.
+"""Fine-tune mode's data: the audio behind each extracted clip.
 
 The features Parquet says which clips exist, their labels, speakers, audio ``path`` and text
 (the transcript, or the reference text when extraction embedded that). The audio is read and
-decoded with the extraction pipeline's own decoder; the collate computes Whisper's log-mel
-features in a window fitted to the batch (as extraction does) and tokenizes the text.
+decoded with the extraction pipeline's own decoder; ``raymer.batches.Collate`` then computes
+Whisper's log-mel features in a window fitted to the batch and tokenizes the text.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import math
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE
-from raymer.training.data import targets
+from raymer.batches import MAX_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +27,6 @@ FINETUNE_COLUMNS = [
     "reference_text",
     "text_source",
 ]
-MAX_SAMPLES = 30 * SAMPLE_RATE  # Whisper's encoder window: longer clips are cut to 30 s
-ENCODER_HOP = SAMPLE_RATE // 50  # samples per encoder frame (20 ms)
 
 
 def decode_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -51,68 +48,3 @@ def decode_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _extra(batch: dict) -> list[str]:
     return [k for k in batch if k not in FINETUNE_COLUMNS]
-
-
-def text_of(row_source: str | None, transcript: str | None, reference: str | None) -> str:
-    """The text the features' text encoder read: the transcript, or the reference text."""
-    return (reference if row_source == "reference" else transcript) or ""
-
-
-class FinetuneCollate:
-    """Column batch (decoded audio, text) -> log-mel, encoder-rate audio mask, token ids."""
-
-    def __init__(
-        self,
-        labels: list[str],
-        text_model_dir: str,
-        n_mels: int,
-        max_tokens: int,
-        multi_label: bool = False,
-    ):
-        self.labels, self.text_model_dir = labels, text_model_dir
-        self.n_mels, self.max_tokens, self.multi_label = n_mels, max_tokens, multi_label
-        self._tokenizer = self._extractor = None
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict:
-        import torch
-
-        if self._tokenizer is None:  # built lazily, on the worker that collates
-            from faster_whisper.feature_extractor import FeatureExtractor
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.text_model_dir)
-            self._extractor = FeatureExtractor(feature_size=self.n_mels)
-        if "audio" in batch:
-            mel, mask = self._audio(batch["audio"])
-        else:  # a text model: no audio was decoded, an empty placeholder stands in
-            mel = np.zeros((len(batch["id"]), self.n_mels, 2), dtype=np.float32)
-            mask = np.zeros((len(batch["id"]), 1), dtype=bool)
-        texts = [
-            text_of(s, t, r)
-            for s, t, r in zip(
-                batch["text_source"], batch["transcript"], batch["reference_text"], strict=True
-            )
-        ]
-        tokens = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        )
-        return {
-            "audio": torch.from_numpy(mel),
-            "audio_mask": torch.from_numpy(mask),
-            "text": tokens["input_ids"],
-            "text_mask": tokens["attention_mask"].bool(),
-            "label": targets(batch, self.labels, self.multi_label),
-            "id": [str(x) for x in batch["id"]],
-        }
-
-    def _audio(self, audio) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded clips -> log-mel in a window fitted to the batch, and the encoder-rate mask."""
-        from raymer.models.whisper import log_mel, mel_window
-
-        clips = [np.frombuffer(b, dtype=np.float32)[:MAX_SAMPLES] for b in audio]
-        n_frames = mel_window([len(c) / SAMPLE_RATE for c in clips])
-        mel = np.stack([log_mel(self._extractor, c, n_frames) for c in clips])
-        mask = np.zeros((len(clips), n_frames // 2), dtype=bool)
-        for i, clip in enumerate(clips):
-            mask[i, : max(1, math.ceil(len(clip) / ENCODER_HOP))] = True
-        return mel, mask

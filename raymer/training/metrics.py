@@ -10,14 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# A multi-label model's label is on where its sigmoid score passes this.
-ON_SCORE = 0.5
-
-
-def labels_on(labels: Sequence[str], scores: Sequence[float]) -> list[str]:
-    """A multi-label answer: every label whose score passes ``ON_SCORE`` (possibly none)."""
-    return [lab for lab, s in zip(labels, scores, strict=True) if s > ON_SCORE]
-
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> np.ndarray:
     """(L, L) counts; rows are the true label, columns the prediction."""

@@ -47,7 +47,7 @@ SCORE_TITLES = {"ua": "UA", "macro_f1": "macro-F1"}
 
 def curves_png(history: list[dict], score: str = "ua") -> bytes:
     """Training and validation loss, and the validation score that chose the checkpoint
-    (``val_score``; ``score`` names it: ``loop.score_name``), per epoch."""
+    (``val_score``; ``score`` names it: ``checkpoint.score_name``), per epoch."""
     plt = _figure()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [h["epoch"] for h in history]

@@ -2,7 +2,7 @@
 
 Output layout (local or s3://)::
 
-    OUTPUT/NAME/checkpoint_*/   model.pt, model.json (labels, dims), config.yaml, state.json
+    OUTPUT/NAME/checkpoint_*/   a checkpoint folder (``raymer.checkpoint``): model.json, model.pt, ...
     OUTPUT/config.yaml          the resolved TrainConfig
     OUTPUT/train_summary.json   splits, per-epoch metrics and the best checkpoint
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from raymer import storage
-from raymer.config import TrainConfig, dump_config
-from raymer.models.builders import model_spec
+from raymer import checkpoint, storage
+from raymer.checkpoint import ModelSpec, score_name, target_column
+from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
 from raymer.runtime import init_ray
 from raymer.training.data import (
     COLUMNS,
@@ -31,11 +31,13 @@ from raymer.training.data import (
     read_frames,
     read_index,
     split_speakers,
-    target_column,
 )
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
-from raymer.training.loop import history_uri, nan_marker, score_name
+from raymer.training.loop import WorkerConfig, history_uri, nan_marker
+
+MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality", "audio_input")
+MODEL_KEYS += ("temporal_dim", "loss", "multi_label")
 
 
 @dataclass
@@ -82,11 +84,13 @@ def build_trainer(cfg: TrainConfig):
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={
-            "cfg": cfg.model_dump(mode="json"),
-            "spec": spec,
-            "adapter_state": adapter_state,
-            # A failure drill (tests, chaos runs): see loop._failure_drill.
-            "failure_drill": os.environ.get("RAYMER_FAILURE_DRILL"),
+            "run": WorkerConfig(
+                cfg,
+                spec,
+                adapter_state,
+                # A failure drill (tests, chaos runs): see loop.Recipe._failure_drill.
+                failure_drill=os.environ.get("RAYMER_FAILURE_DRILL"),
+            )
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers,
@@ -149,43 +153,27 @@ def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     return datasets
 
 
-def _spec(cfg: TrainConfig, index: Index, labels: list[str]) -> dict:
+def _spec(cfg: TrainConfig, index: Index, labels: list[str]) -> ModelSpec:
     """The model's spec: shape, labels, how its inputs were extracted, fine-tune encoders,
     and the run its text branch starts from (checked here, before any worker starts)."""
-    spec = model_spec(cfg, index.audio_dim, index.text_dim, labels)
-    spec["extract"] = extraction_settings(cfg.features)
+    extract = extraction_settings(cfg.features)
+    values = {k: getattr(cfg, k) for k in MODEL_KEYS}
+    values |= {"audio_dim": index.audio_dim, "text_dim": index.text_dim, "labels": list(labels)}
     if cfg.mode == "finetune":
-        spec |= finetune_spec(cfg, spec["extract"])
+        values |= finetune_spec(cfg, extract)
+    spec = ModelSpec(extract=extract, **values)
     if cfg.init_text:
         from raymer.models.transfer import check_text_branch
-        from raymer.training.evaluate import load_spec
 
-        source = load_spec(cfg.init_text)
+        source = checkpoint.load_spec(cfg.init_text)
         check_text_branch(source, spec)
-        spec["init_text"] = source["checkpoint"]  # where the text branch started from
+        spec.init_text = source.checkpoint  # where the text branch started from
     return spec
 
 
-EXTRACT_KEYS = (
-    "asr_model",
-    "text_model",
-    "compute_type",
-    "language",
-    "beam_size",
-    "window",
-    "window_step_s",
-    "min_window_s",
-    "frame_rate_hz",
-    "text_source",
-    "max_text_tokens",
-)
-
-
-def extraction_settings(features: str) -> dict:
+def extraction_settings(features: str) -> ExtractSettings:
     """How the features were made (models, window, frame rate, text source), saved in the
     checkpoint's spec so that serving computes its inputs the same way."""
-    from raymer.config import ExtractConfig
-
     inner = features_path(features)
     root = features if inner != features else storage.parent(features)
     saved = storage.join(root, "config.yaml")
@@ -193,17 +181,18 @@ def extraction_settings(features: str) -> dict:
     fs, path = storage.filesystem(feature_files(features)[0])
     columns = ["asr_model", "text_model", "audio_frame_rate_hz"]
     row = pq.read_table(path, filesystem=fs, columns=columns).slice(0, 1).to_pylist()[0]
-    values = {k: v for k, v in (values or {}).items() if k in EXTRACT_KEYS}
+    keys = set(ExtractSettings.model_fields)
+    values = {k: v for k, v in (values or {}).items() if k in keys}
     from_rows = {
         "asr_model": row["asr_model"],
         "text_model": row["text_model"],
         "frame_rate_hz": row["audio_frame_rate_hz"],
     }
     values = {k: v for k, v in from_rows.items() if v} | values  # (features made elsewhere)
-    return ExtractConfig(**values).model_dump(include=set(EXTRACT_KEYS))
+    return ExtractSettings(**ExtractConfig(**values).model_dump(include=keys))
 
 
-def finetune_spec(cfg: TrainConfig, extract: dict) -> dict:
+def finetune_spec(cfg: TrainConfig, extract: ExtractSettings) -> dict:
     """What fine-tune mode adds to a checkpoint's spec: its encoders and the frame pooling
     (``extract``: how the features were made, from ``extraction_settings``)."""
     from transformers import AutoConfig
@@ -211,8 +200,8 @@ def finetune_spec(cfg: TrainConfig, extract: dict) -> dict:
     from raymer.models.registry import resolve_model
     from raymer.models.whisper_encoder import read_ct2_variables
 
-    asr = cfg.finetune.asr_model or extract["asr_model"]
-    text = cfg.finetune.text_model or extract["text_model"]
+    asr = cfg.finetune.asr_model or extract.asr_model
+    text = cfg.finetune.text_model or extract.text_model
     # Resolved here, so a missing model fails with its name before any worker starts.
     audio_dim, n_mels = 0, 80  # a text model has no Whisper encoder
     if cfg.modality != "text":
@@ -221,7 +210,7 @@ def finetune_spec(cfg: TrainConfig, extract: dict) -> dict:
         )["encoder/conv1/weight"]
         audio_dim, n_mels = int(conv1.shape[0]), int(conv1.shape[1])
     text_config = AutoConfig.from_pretrained(resolve_model(text))
-    rate = extract["frame_rate_hz"]
+    rate = extract.frame_rate_hz
     return {
         "mode": "finetune",
         "audio_dim": audio_dim,
@@ -258,8 +247,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     storage.makedirs(cfg.output)
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
     trainer, labels, (train_s, val_s, test_s), unlabelled = build_trainer(cfg)
-    run = cfg.model_dump()  # what the loop's helpers read the run's names from
-    marker = nan_marker(run)
+    marker = nan_marker(cfg)
     if storage.exists(marker):
         storage.delete_file(marker)
     result = trainer.fit()
@@ -273,8 +261,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     if not result.best_checkpoints:
         raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
     best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_score"])
-    history = json.loads(storage.read_bytes(history_uri(run)))
-    score = score_name(run)
+    history = json.loads(storage.read_bytes(history_uri(cfg)))
+    score = score_name(cfg.multi_label)
     summary = TrainSummary(
         best_checkpoint=_uri(cfg.output, best.path),
         best_val_ua=float(metrics["val_ua"]),
@@ -290,7 +278,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         unlabelled=unlabelled,
     )
     storage.write_bytes(
-        storage.join(cfg.output, "train_summary.json"),
+        storage.join(cfg.output, checkpoint.TRAIN_SUMMARY_FILE),
         json.dumps(asdict(summary), indent=2, default=float).encode(),
     )
     if history:

@@ -256,13 +256,13 @@ def test_split_layout_from_s3_answers_like_the_single_one(
     from ray import serve
 
     from raymer import storage
+    from raymer.checkpoint import resolve
     from raymer.serving.app import build_app
-    from raymer.training.evaluate import resolve_checkpoint
 
     url, cfg = service
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="served")
     for name in ("fusion", "text"):  # the checkpoint folders alone: nothing points back home
-        local = Path(resolve_checkpoint(str(compare_run / name)))
+        local = Path(resolve(str(compare_run / name)))
         for f in ("model.json", "model.pt"):
             storage.write_bytes(f"s3://served/{name}/{f}", (local / f).read_bytes())
     split = cfg.model_copy(

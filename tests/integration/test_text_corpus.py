@@ -11,11 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from raymer.checkpoint import read_state
 from raymer.config import ExtractConfig, TrainConfig, load_config
 from raymer.corpora.goemotions import GOEMOTIONS_LABELS
 from raymer.corpora.synth_text import sentence
 from raymer.pipeline.extract import extract
-from raymer.training.evaluate import evaluate, read_state
+from raymer.training.evaluate import evaluate
 from raymer.training.trainer import train
 
 # Wording of the sample corpus -> GoEmotions label ids (anger, joy, sadness, neutral).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from raymer.checkpoint import ModelSpec
 from raymer.config import TrainConfig, load_config
 from raymer.models.builders import build_fusion_model
 from raymer.training.trainer import train
@@ -37,7 +38,7 @@ def test_train_checkpoints_and_resumes(multi_speaker_features, tmp_path):
     assert set(summary.train_speakers) == {"joe", "en-us_m1"}
     best = Path(summary.best_checkpoint)
     spec = json.loads((best / "model.json").read_text())
-    model = build_fusion_model(spec)
+    model = build_fusion_model(ModelSpec(**spec))
     model.load_state_dict(torch.load(best / "model.pt"))  # a complete, loadable model
     assert spec["labels"] == summary.labels and spec["audio_dim"] == spec["text_dim"] == 384
     # how the features were made, for serving to make its inputs the same way
@@ -158,7 +159,7 @@ def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert summary.epochs == 1 and spec["modality"] == "audio"
     assert spec["audio_input"] == "temporal" and spec["temporal_dim"] == 16
-    model = build_fusion_model(spec)
+    model = build_fusion_model(ModelSpec(**spec))
     model.load_state_dict(torch.load(Path(summary.best_checkpoint) / "model.pt"))
     assert model.audio_adapter is not None
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from raymer.audio import pool_frames
+from raymer.checkpoint import ModelSpec
 from raymer.models.finetune import masked_pool, stage_at
 
 
@@ -51,6 +52,7 @@ def recognizer():
         "audio_input": "frames",
         "temporal_dim": 128,
     }
+    spec = ModelSpec(**spec)
     return build_model(spec), spec
 
 
@@ -81,8 +83,7 @@ def test_progressive_unfreezing_stages(recognizer):
 def test_collate_and_forward(recognizer, piper_corpus):
     import soundfile
 
-    from raymer.models.registry import resolve_model
-    from raymer.training.finetune_data import FinetuneCollate
+    from raymer.batches import Collate
 
     model, spec = recognizer
     clips = [
@@ -97,7 +98,7 @@ def test_collate_and_forward(recognizer, piper_corpus):
         "label": np.array(["happy", "sad"], dtype=object),
         "id": np.array(["a", "b"], dtype=object),
     }
-    collate = FinetuneCollate(spec["labels"], resolve_model("minilm-l6"), 80, 64)
+    collate = Collate(spec)
     out = collate(batch)
     longest = max(len(c) for c in clips) / 16_000
     assert out["audio"].shape[:2] == (2, 80) and out["audio"].shape[2] >= 800  # >= 8 s window

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from raymer.training.metrics import classification_metrics, confusion_matrix, labels_on
+from raymer.checkpoint import labels_on
+from raymer.training.metrics import classification_metrics, confusion_matrix
 
 LABELS = ["angry", "happy", "sad", "neutral"]
 

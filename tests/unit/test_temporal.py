@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from raymer.checkpoint import ModelSpec
 from raymer.models.builders import build_fusion_model
 from raymer.models.temporal import fit_temporal_embedding, sample_triplets
 
@@ -50,7 +51,7 @@ def test_fusion_model_with_the_temporal_embedding_keeps_it_frozen():
         "audio_input": "temporal",
         "temporal_dim": 8,
     }
-    model = build_fusion_model(spec)
+    model = build_fusion_model(ModelSpec(**spec))
     audio, text = torch.randn(2, 7, 24), torch.randn(2, 5, 10)
     masks = torch.ones(2, 7, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool)
     model(audio, masks[0], text, masks[1]).logits.sum().backward()

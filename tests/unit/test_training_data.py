@@ -1,7 +1,25 @@
 import numpy as np
 import pytest
 
-from raymer.training.data import InSpeakers, collate, split_speakers
+from raymer.batches import Collate
+from raymer.checkpoint import ModelSpec
+from raymer.training.data import InSpeakers, split_speakers
+
+
+def collate(batch, labels):
+    """The stored-features batch of a features-mode model with these labels."""
+    spec = ModelSpec(
+        audio_dim=2,
+        text_dim=3,
+        labels=labels,
+        hidden_dim=8,
+        num_layers=0,
+        num_heads=1,
+        dropout=0.0,
+        modality="fusion",
+    )
+    return Collate(spec)(batch)
+
 
 SPEAKERS = ["a", "a", "b", "c", "d", "e", "e"]
 
@@ -70,7 +88,7 @@ def test_modality_dropout_empties_one_mask_per_dropped_clip():
 
 
 def test_targets_single_and_multi_label():
-    from raymer.training.data import has_target, targets
+    from raymer.batches import has_target, targets
 
     labels = ["anger", "joy", "sadness"]
     batch = {

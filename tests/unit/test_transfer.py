@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from raymer.checkpoint import ModelSpec
 from raymer.models.builders import build_model
 from raymer.models.transfer import check_text_branch, load_text_branch
 
@@ -22,7 +23,7 @@ def _spec(**changes):
         "temporal_dim": 8,
         "extract": {"text_model": "minilm-l6"},
     }
-    return spec | changes
+    return ModelSpec(**(spec | changes))
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -1,6 +1,6 @@
 """The cluster side of the ``raymer`` command: ``submit``, ``jobs`` and ``copy``.
 
-``cli.build_parser`` adds them with ``add_cluster_commands``; the work is in
+``raymer.cli.build_parser`` adds them with ``add_cluster_commands``; the work is in
 ``raymer.submission`` (Ray's Job Submission SDK) and ``raymer.storage``.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
+from raymer.cli.common import fields_help
 from raymer.config import COMMAND_CONFIGS, JOBS_ADDRESS, ConfigError, TrainConfig
 
 # Each submitted command's flags (beside --address, --config, --env, --no-wait, overrides);
@@ -98,9 +98,14 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cluster_commands(sub, fields_help: Callable[[type], str]) -> None:
-    """``submit``, ``jobs`` and ``copy`` on the subparsers ``sub``; ``fields_help(cls)``
-    lists a config's settings (the epilog of each ``submit`` command)."""
+def add_cluster_commands(sub) -> None:
+    """``submit``, ``jobs`` and ``copy`` on the subparsers ``sub``."""
+    _add_submit(sub)
+    _add_jobs(sub)
+    _add_copy(sub)
+
+
+def _add_submit(sub) -> None:
     sb = sub.add_parser(
         "submit",
         help="run extract / train / compare / crossval / serve as a job on a Ray cluster",
@@ -140,6 +145,8 @@ def add_cluster_commands(sub, fields_help: Callable[[type], str]) -> None:
         jp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
         jp.set_defaults(func=cmd_submit)
 
+
+def _add_jobs(sub) -> None:
     jb = sub.add_parser(
         "jobs",
         help="list, inspect, follow or stop the jobs of a Ray cluster",
@@ -153,6 +160,8 @@ def add_cluster_commands(sub, fields_help: Callable[[type], str]) -> None:
     jb.add_argument("--json", action="store_true", help="list: JSON")
     jb.set_defaults(func=cmd_jobs)
 
+
+def _add_copy(sub) -> None:
     cp = sub.add_parser(
         "copy",
         help="copy a file or folder between local paths and s3:// (e.g. a corpus to a cluster)",

@@ -1,6 +1,6 @@
 """The corpus side of the ``raymer`` command: ``corpus synth`` and ``corpus prepare``.
 
-``cli.build_parser`` adds them with ``add_corpus_commands``; the work is in
+``raymer.cli.build_parser`` adds them with ``add_corpus_commands``; the work is in
 ``raymer.corpora`` (``synth.synthesize_corpus``, ``prepare.prepare``).
 """
 

@@ -1,0 +1,298 @@
+"""Model batches: the padded tensors a checkpoint's model reads, made one way everywhere.
+
+Two kinds of model (``ModelSpec.mode``):
+
+- ``features``: the stored Whisper frames (T, D_a) and text token states (L, D_t), zero-padded,
+  with masks True on real steps;
+- ``finetune``: the log-mel of the audio, in a window fitted to the batch as extraction fits
+  it, with the encoder-rate mask, and the text's token ids.
+
+``Collate(spec)`` makes both, from two entry points: ``collate(columns)`` for a column batch of
+stored rows (a Ray Data numpy batch; ``from_table`` for an Arrow table), ``collate.live(...)``
+for inputs computed now (serving, the library). Training, evaluate/infer and serving all use
+it. ``run_batch`` runs a batch and, when it fails, item by item, so one bad item fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from raymer.audio import SAMPLE_RATE
+from raymer.checkpoint import ModelSpec
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import torch
+
+logger = logging.getLogger(__name__)
+
+INPUTS = ("audio", "audio_mask", "text", "text_mask")  # the model's forward, in order
+MAX_SAMPLES = 30 * SAMPLE_RATE  # Whisper's encoder window: longer clips are cut to 30 s
+ENCODER_HOP = SAMPLE_RATE // 50  # samples per Whisper encoder frame (20 ms)
+
+Columns = dict[str, np.ndarray]
+
+
+def has_target(value: Any) -> bool:
+    """A label (None or "": none) or a list of labels (empty: none)."""
+    if value is None:
+        return False
+    return value != "" if isinstance(value, str) else len(value) > 0
+
+
+def targets(batch: Columns, labels: list[str], multi_label: bool = False):
+    """Label indices (B,), or with ``multi_label`` a multi-hot (B, L) float tensor from the
+    ``labels`` lists; None for a batch without targets (clips to predict)."""
+    import torch
+
+    if ("labels" if multi_label else "label") not in batch:
+        return None
+    index = {label: i for i, label in enumerate(labels)}
+    if not multi_label:
+        return torch.tensor([index[str(x)] for x in batch["label"]], dtype=torch.long)
+    hot = torch.zeros(len(batch["labels"]), len(labels))
+    for i, names in enumerate(batch["labels"]):
+        hot[i, [index[str(x)] for x in names]] = 1.0
+    return hot
+
+
+def stack(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps.
+    A missing sequence (no audio in a text corpus: None, or NaN in an all-null numpy
+    column) is empty, all masked."""
+    seqs = [
+        np.asarray(
+            [np.asarray(f, dtype=np.float32) for f in (r if np.ndim(r) else [])],
+            dtype=np.float32,
+        )
+        for r in rows
+    ]
+    dim = next((s.shape[1] for s in seqs if s.ndim == 2 and len(s)), 1)
+    longest = max(1, max(len(s) for s in seqs))
+    out = np.zeros((len(seqs), longest, dim), dtype=np.float32)
+    mask = np.zeros((len(seqs), longest), dtype=bool)
+    for i, s in enumerate(seqs):
+        if len(s):
+            out[i, : len(s)] = s
+            mask[i, : len(s)] = True
+    return out, mask
+
+
+def text_of(source: str | None, transcript: str | None, reference: str | None) -> str:
+    """The text a clip's text encoder read: its transcript, or its reference text."""
+    return (reference if source == "reference" else transcript) or ""
+
+
+class Collate:
+    """The batch maker of one model (its ``ModelSpec``): stored rows or live inputs ->
+    ``{audio, audio_mask, text, text_mask, label, id}`` (``label``: None without targets)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._tokenizer = self._extractor = None  # fine-tune: built on first use, per worker
+
+    def __call__(self, batch: Columns) -> dict:
+        """A column batch of stored rows: features (``audio_frames``, ``text_tokens``), or for
+        fine-tune the decoded ``audio`` (float32 bytes; none for a text model) and the text
+        columns (``text_source``, ``transcript``, ``reference_text``)."""
+        if self.spec.finetune:
+            clips = None
+            if "audio" in batch:
+                clips = [np.frombuffer(b, dtype=np.float32) for b in batch["audio"]]
+            texts = [
+                text_of(s, t, r)
+                for s, t, r in zip(
+                    batch["text_source"], batch["transcript"], batch["reference_text"], strict=True
+                )
+            ]
+            out = self._finetune(clips, texts)
+        else:
+            out = self._features(list(batch["audio_frames"]), list(batch["text_tokens"]))
+        out["label"] = targets(batch, self.spec.labels, self.spec.multi_label)
+        out["id"] = [str(x) for x in batch["id"]]
+        return out
+
+    def from_table(self, table: pa.Table) -> dict:
+        """An Arrow table of stored rows (the columns ``__call__`` reads)."""
+        return self(columns(table))
+
+    def live(
+        self,
+        *,
+        frames: Sequence[np.ndarray] | None = None,
+        tokens: Sequence[np.ndarray] | None = None,
+        clips: Sequence[np.ndarray] | None = None,
+        texts: Sequence[str] | None = None,
+    ) -> dict:
+        """Inputs computed now: Whisper ``frames`` and text ``tokens`` (features mode; a text
+        model needs no frames), or 16 kHz ``clips`` and ``texts`` (fine-tune mode)."""
+        if self.spec.finetune:
+            if self.spec.needs_audio and clips is None:
+                raise ValueError("a fine-tune model with an audio branch needs the clips")
+            out = self._finetune(None if clips is None else list(clips), list(texts or []))
+        else:
+            n = len(tokens or [])
+            # a text-only model reads no audio: one zero frame stands in
+            frames = frames if frames is not None else [np.zeros((1, 1), np.float32)] * n
+            out = self._features(list(frames), list(tokens or []))
+        n = len(out["audio"])
+        return out | {"label": None, "id": [str(i) for i in range(n)]}
+
+    def _features(self, frames: list, tokens: list) -> dict:
+        import torch
+
+        audio, audio_mask = stack(frames)
+        text, text_mask = stack(tokens)
+        return {
+            "audio": torch.from_numpy(audio),
+            "audio_mask": torch.from_numpy(audio_mask),
+            "text": torch.from_numpy(text),
+            "text_mask": torch.from_numpy(text_mask),
+        }
+
+    def _finetune(self, clips: list[np.ndarray] | None, texts: list[str]) -> dict:
+        import torch
+
+        tokenizer = self._tools()
+        n = len(texts)
+        if clips is not None and self.spec.needs_audio:
+            mel, mask = self._mel(clips)
+        else:  # a text model: no audio was decoded, an empty placeholder stands in
+            mel = np.zeros((n, self.spec.n_mels, 2), dtype=np.float32)
+            mask = np.zeros((n, 1), dtype=bool)
+        ids = tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.spec.max_text_tokens,
+            return_tensors="pt",
+        )
+        return {
+            "audio": torch.from_numpy(mel),
+            "audio_mask": torch.from_numpy(mask),
+            "text": ids["input_ids"],
+            "text_mask": ids["attention_mask"].bool(),
+        }
+
+    def _tools(self):
+        if self._tokenizer is None:
+            from faster_whisper.feature_extractor import FeatureExtractor
+            from transformers import AutoTokenizer
+
+            from raymer.models.registry import resolve_model
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.spec.text_encoder))
+            self._extractor = FeatureExtractor(feature_size=self.spec.n_mels)
+        return self._tokenizer
+
+    def _mel(self, clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Clips -> log-mel in a window fitted to the batch, and the encoder-rate mask."""
+        from raymer.models.whisper import log_mel, mel_window
+
+        clips = [np.asarray(c, dtype=np.float32)[:MAX_SAMPLES] for c in clips]
+        n_frames = mel_window([len(c) / SAMPLE_RATE for c in clips])
+        mel = np.stack([log_mel(self._extractor, c, n_frames) for c in clips])
+        mask = np.zeros((len(clips), n_frames // 2), dtype=bool)
+        for i, clip in enumerate(clips):
+            mask[i, : max(1, math.ceil(len(clip) / ENCODER_HOP))] = True
+        return mel, mask
+
+
+def forward(model, batch: dict, device: Any = "cpu"):
+    """The model's output (``FusionOutput``) on a batch from ``Collate``."""
+    return model(*(batch[k].to(device) for k in INPUTS))
+
+
+def columns(table: pa.Table) -> Columns:
+    """An Arrow table -> a column batch as Ray Data gives one (object arrays of row values)."""
+    return {c: _objects(table.column(c).to_pylist()) for c in table.column_names}
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # one by one: equal-shaped lists must not broadcast
+        out[i] = value
+    return out
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One item's failure inside a batch: a sentence saying what failed and why."""
+
+    message: str
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _failed(what: str, err: Exception) -> ItemError:
+    logger.warning("%s failed for one item: %s: %s", what, type(err).__name__, err)
+    return ItemError(f"{what} failed: {type(err).__name__}: {err}")
+
+
+def run_batch(run: Callable[[list[T]], Sequence[R]], items: list[T], what: str) -> list:
+    """``run(items)``; when the batch fails, ``run([item])`` for each item, so one bad item
+    fails alone: its result is an ``ItemError`` naming ``what`` failed and why."""
+    if not items:
+        return []
+    try:
+        out = list(run(items))
+        if len(out) == len(items):
+            return out
+        raise RuntimeError(f"{len(out)} results for {len(items)} items")
+    except Exception as err:
+        if len(items) == 1:
+            return [_failed(what, err)]
+        logger.warning(
+            "%s failed for a batch of %d (%s); retrying one by one", what, len(items), err
+        )
+    out = []
+    for item in items:
+        try:
+            out.append(run([item])[0])
+        except Exception as err:
+            out.append(_failed(what, err))
+    return out
+
+
+async def arun_batch(
+    run: Callable[[list[T]], Awaitable[Sequence[R]]], items: list[T], what: str
+) -> list:
+    """``run_batch`` for a coroutine ``run`` (a Serve deployment's batch)."""
+    if not items:
+        return []
+    try:
+        out = list(await run(items))
+        if len(out) == len(items):
+            return out
+        raise RuntimeError(f"{len(out)} results for {len(items)} items")
+    except Exception as err:
+        if len(items) == 1:
+            return [_failed(what, err)]
+        logger.warning(
+            "%s failed for a batch of %d (%s); retrying one by one", what, len(items), err
+        )
+    out = []
+    for item in items:
+        try:
+            out.append((await run([item]))[0])
+        except Exception as err:
+            out.append(_failed(what, err))
+    return out
+
+
+def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:
+    """Scores (B, L) of the model on a batch (no gradients), as ``label_scores`` makes them."""
+    import torch
+
+    from raymer.checkpoint import label_scores
+
+    with torch.no_grad():
+        return label_scores(forward(model, batch).logits, collate.spec.loss)

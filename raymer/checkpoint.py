@@ -1,0 +1,212 @@
+"""The trained-model contract: what a checkpoint folder holds, how it is found, loaded and read.
+
+Training writes checkpoints with ``save``; evaluation, inference, recognition and serving read
+them through ``resolve``, ``load_spec`` and ``load_model``, and turn logits into scores and
+labels with ``label_scores`` and ``labels_on``. No Ray here, and torch only inside the
+functions that need it.
+
+A checkpoint folder (local or s3://)::
+
+    model.json      ModelSpec: the model's numbers, labels, loss, mode and extraction settings
+    model.pt        the weights (a torch state dict)
+    optimizer.pt    the optimizer's state (resuming a run)
+    state.json      the run's state: epoch, best score, early-stopping count, history
+    config.yaml     the TrainConfig of the run that wrote it
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from raymer import storage
+from raymer.config import ExtractSettings
+
+if TYPE_CHECKING:
+    import torch
+
+SPEC_FILE = "model.json"
+MODEL_FILE = "model.pt"
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.yaml"
+TRAIN_SUMMARY_FILE = "train_summary.json"  # a train output: names its best checkpoint
+COMPARISON_FILE = "comparison.json"  # a compare output: fusion/, audio/ and text/ runs
+
+ON_SCORE = 0.5  # a multi-label model's label is on where its score passes this
+
+
+class ModelSpec(BaseModel, extra="forbid"):
+    """What a checkpoint stores (``model.json``) to rebuild its model and make its inputs,
+    without the training config."""
+
+    audio_dim: int = Field(..., ge=0, description="Width of the audio frames (0: no audio).")
+    text_dim: int = Field(..., ge=1, description="Width of the text token states.")
+    labels: list[str] = Field(..., min_length=1, description="The label set, in logit order.")
+    loss: Literal["bce", "ce"] = Field(
+        "bce", description="How logits become scores: sigmoid (bce) or softmax (ce)."
+    )
+    multi_label: bool = Field(False, description="Trained on a list of labels per clip.")
+    hidden_dim: int = Field(..., ge=1)
+    num_layers: int = Field(..., ge=0)
+    num_heads: int = Field(..., ge=1)
+    dropout: float = Field(..., ge=0, lt=1)
+    modality: Literal["fusion", "audio", "text"]
+    audio_input: Literal["frames", "temporal"] = "frames"
+    temporal_dim: int = Field(128, ge=1)
+    extract: ExtractSettings = Field(
+        default_factory=ExtractSettings,
+        description="How the training features were made; serving makes its inputs the same way.",
+    )
+    mode: Literal["features", "finetune"] = Field(
+        "features", description="features: a head on cached features; finetune: end to end."
+    )
+    asr_model: str | None = Field(None, description="Fine-tune: the Whisper encoder trained.")
+    text_model: str | None = Field(None, description="Fine-tune: the text encoder trained.")
+    n_mels: int = Field(80, ge=1, description="Fine-tune: log-mel bins of the Whisper encoder.")
+    pool: int = Field(5, ge=1, description="Fine-tune: encoder frames averaged per frame.")
+    max_text_tokens: int = Field(128, ge=1, description="Fine-tune: token limit of the text.")
+    init_text: str | None = Field(None, description="Checkpoint the text branch started from.")
+    checkpoint: str | None = Field(
+        None, exclude=True, description="Where this spec was read from (not saved)."
+    )
+
+    @field_validator("extract", mode="before")
+    @classmethod
+    def _no_settings(cls, value: Any) -> Any:
+        return {} if value is None else value  # checkpoints of features made elsewhere
+
+    @property
+    def finetune(self) -> bool:
+        return self.mode == "finetune"
+
+    @property
+    def needs_audio(self) -> bool:
+        """Reads the raw audio: a fine-tune model with an audio branch. A features model
+        reads Whisper frames, a text model no audio at all."""
+        return self.finetune and self.modality != "text"
+
+    @property
+    def target(self) -> str:
+        """The column of a clip's targets: ``label``, or ``labels`` (a list) for multi-label."""
+        return "labels" if self.multi_label else "label"
+
+    @property
+    def text_encoder(self) -> str:
+        """The text encoder whose token states the model reads: the fine-tuned one, or the
+        one the features were extracted with."""
+        return (self.text_model if self.finetune else None) or self.extract.text_model
+
+    @property
+    def speech_encoder(self) -> str:
+        """The Whisper model of the audio branch (fine-tuned, or the features')."""
+        return (self.asr_model if self.finetune else None) or self.extract.asr_model
+
+
+def target_column(multi_label: bool) -> str:
+    """Where a clip's targets are: ``label`` (one) or ``labels`` (a list, e.g. GoEmotions)."""
+    return "labels" if multi_label else "label"
+
+
+def score_name(multi_label: bool) -> str:
+    """The metric that chooses checkpoints and stops early: UA, or macro-F1 for multi-label."""
+    return "macro_f1" if multi_label else "ua"
+
+
+def label_scores(logits: torch.Tensor, loss: str) -> torch.Tensor:
+    """Logits -> a score per label: sigmoids for a BCE-trained model (independent,
+    multi-label), softmax probabilities for a CE-trained one."""
+    import torch
+
+    return torch.sigmoid(logits) if loss == "bce" else torch.softmax(logits, -1)
+
+
+def labels_on(labels: Sequence[str], scores: Sequence[float]) -> list[str]:
+    """A multi-label answer: every label whose score passes ``ON_SCORE`` (possibly none)."""
+    return [lab for lab, s in zip(labels, scores, strict=True) if s > ON_SCORE]
+
+
+def top_label(labels: Sequence[str], scores: Sequence[float]) -> str:
+    """The label with the highest score."""
+    return labels[max(range(len(labels)), key=lambda i: scores[i])]
+
+
+def resolve(uri: str) -> str:
+    """The checkpoint folder ``uri`` means: a checkpoint folder itself, a train output (its
+    best checkpoint) or a ``raymer compare`` output (its fusion run's best checkpoint)."""
+    if storage.exists(storage.join(uri, SPEC_FILE)):
+        return uri
+    summary = storage.join(uri, TRAIN_SUMMARY_FILE)
+    if storage.exists(summary):
+        return json.loads(storage.read_bytes(summary))["best_checkpoint"]
+    if storage.exists(storage.join(uri, COMPARISON_FILE)):
+        return resolve(storage.join(uri, "fusion"))
+    raise FileNotFoundError(
+        f"{uri} is neither a checkpoint (no {SPEC_FILE}), a train output (no "
+        f"{TRAIN_SUMMARY_FILE}) nor a compare output (no {COMPARISON_FILE})"
+    )
+
+
+def models_of(uri: str) -> tuple[str, str | None]:
+    """(main, text-only) model URIs behind ``uri``: a ``raymer compare`` output gives both
+    (its fusion and text runs); a train output or checkpoint folder gives itself only."""
+    if storage.exists(storage.join(uri, COMPARISON_FILE)):
+        return storage.join(uri, "fusion"), storage.join(uri, "text")
+    return uri, None
+
+
+def load_spec(uri: str) -> ModelSpec:
+    """A checkpoint's spec without its weights (``checkpoint``: the folder it came from)."""
+    folder = resolve(uri)
+    spec = ModelSpec.model_validate_json(storage.read_bytes(storage.join(folder, SPEC_FILE)))
+    return spec.model_copy(update={"checkpoint": folder})
+
+
+def read_state(checkpoint: str) -> dict[str, torch.Tensor]:
+    """A checkpoint folder's weights (local or s3://), on the CPU."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / MODEL_FILE
+        local.write_bytes(storage.read_bytes(storage.join(checkpoint, MODEL_FILE)))
+        return torch.load(local, map_location="cpu")
+
+
+def load_model(uri: str, device: str = "cpu") -> tuple[torch.nn.Module, ModelSpec]:
+    """Checkpoint (anything ``resolve`` accepts; local or s3://) -> (model in eval mode on
+    ``device``, its spec)."""
+    from raymer.models.builders import build_model
+
+    spec = load_spec(uri)
+    model = build_model(spec)
+    model.load_state_dict(read_state(spec.checkpoint))
+    return model.to(device).eval(), spec
+
+
+def save(
+    directory: Path,
+    spec: ModelSpec,
+    weights: dict,
+    *,
+    optimizer: dict | None = None,
+    state: dict | None = None,
+    config: str | None = None,
+) -> None:
+    """Write a checkpoint folder (local): the spec and weights, and for a training run its
+    optimizer state, run state and config (YAML text)."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, directory / MODEL_FILE)
+    (directory / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
+    if optimizer is not None:
+        torch.save(optimizer, directory / OPTIMIZER_FILE)
+    if state is not None:
+        (directory / STATE_FILE).write_text(json.dumps(state))
+    if config is not None:
+        (directory / CONFIG_FILE).write_text(config)

@@ -1,0 +1,77 @@
+"""What the ``raymer`` subcommands share: a config's settings as ``--help`` text, and the
+parser of a command driven by a typed config (its input flag, --output, --config, key=value)."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from raymer.config import ConfigError
+
+
+def fields_help(cls: type[BaseModel]) -> str:
+    """Every config field with its default and description: the key=value overrides."""
+    lines = ["settings (in --config YAML or as key=value overrides):"]
+    lines += _field_lines(cls, "")
+    return "\n".join(lines)
+
+
+def _field_lines(cls: type[BaseModel], prefix: str) -> list[str]:
+    lines = []
+    for name, field in cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            lines += _field_lines(field.annotation, f"{prefix}{name}.")  # nested: a.b=value
+            continue
+        default = (
+            "required"
+            if field.is_required()
+            else repr(field.get_default(call_default_factory=True))
+        )
+        lines.append(f"  {prefix}{name} (default {default})")
+        lines += textwrap.wrap(
+            field.description or "", 76, initial_indent="      ", subsequent_indent="      "
+        )
+    return lines
+
+
+def config_command(
+    sub,
+    name: str,
+    cls: type[BaseModel],
+    func: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str,
+    source: tuple[str, str],
+    output: str,
+    configs: str,
+) -> argparse.ArgumentParser:
+    """A subcommand driven by a typed config: its input, --output, --config and key=value
+    (``configs``: the folder of its shipped YAML configs)."""
+    cmd = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=fields_help(cls),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument(source[0], help=source[1])
+    cmd.add_argument("--output", help=output)
+    cmd.add_argument("--config", help=f"YAML config file (see {configs})")
+    cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    cmd.set_defaults(func=func)
+    return cmd
+
+
+def where(items: list[str] | None) -> dict[str, list[str]]:
+    """``--where COLUMN=V1,V2`` (repeatable) -> {column: values}."""
+    out = {}
+    for item in items or []:
+        column, sep, values = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--where {item!r} is not of the form COLUMN=V1,V2")
+        out[column] = values.split(",")
+    return out

@@ -1,0 +1,138 @@
+"""``raymer serve`` and ``raymer predict``: the model over HTTP (``raymer.serving``) and its
+client."""
+
+from __future__ import annotations
+
+import argparse
+
+from raymer.cli.common import fields_help
+from raymer.config import ServeConfig, load_config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
+    from raymer.serving import server
+    from raymer.serving.client import recognize, table
+
+    cfg = load_config(
+        ServeConfig,
+        args.config,
+        args.overrides,
+        checkpoint=args.checkpoint,
+        port=args.port,
+        host=args.host,
+    )
+    url = server.start(cfg)
+    print(f"serving {cfg.checkpoint} at {url}/ (API docs: {url}/docs)", flush=True)
+    try:
+        for path in args.predict or []:
+            result = recognize(url, Path(path), cfg.auth_token)
+            print(table([(Path(path).name, result)]), flush=True)
+        if args.once:
+            return 0
+        if args.detach:
+            print("detached: the application keeps running on the cluster", flush=True)
+            return 0
+        print("Ctrl-C stops the service.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if not args.detach:
+            server.stop()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+    from functools import partial
+
+    from raymer.serving.client import (
+        ServiceError,
+        audio_files,
+        recognize,
+        recognize_text,
+        table,
+    )
+
+    if not args.inputs and not args.text:
+        raise ValueError("nothing to send: give audio files or folders, or --text TEXT")
+    files = audio_files(args.inputs)
+    if args.inputs and not files:
+        raise FileNotFoundError(f"no audio files in {args.inputs}")
+    asks = [({"file": str(p)}, p.name, partial(recognize, args.url, p, args.token)) for p in files]
+    asks += [({}, "(text)", partial(recognize_text, args.url, t, args.token)) for t in args.text]
+    answers, failed = [], 0
+    for key, name, ask in asks:
+        try:
+            answer = key | ask()
+        except ServiceError as err:
+            if "cannot reach" in str(err):
+                raise
+            answer = key | {"error": str(err).split(": ", 1)[-1]}
+            failed += 1
+        answers.append((name, answer))
+    if args.json:
+        print(json.dumps([answer for _, answer in answers], indent=2))
+    else:
+        print(table(answers))
+    return 1 if failed else 0
+
+
+def add_serve_commands(sub) -> None:
+    sv = sub.add_parser(
+        "serve",
+        help="serve a trained model over HTTP (Ray Serve): API, docs and a page",
+        description="Deploy the model behind an HTTP API on Ray Serve (local Ray, or the "
+        "cluster at RAY_ADDRESS) and print its URL: POST /v1/recognize (audio), POST "
+        "/v1/recognize/text, GET /healthz, /readyz, /v1/models, the OpenAPI docs at /docs and "
+        "a page at /. Runs until Ctrl-C.",
+        epilog=fields_help(ServeConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sv.add_argument(
+        "--checkpoint",
+        help="checkpoint, train output or compare output; local or s3:// "
+        "(default runs/sample/compare, what `make demo` trains)",
+    )
+    sv.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    sv.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--config", help="YAML config file (see configs/serve/)")
+    sv.add_argument(
+        "--predict", nargs="*", metavar="FILE", help="once ready, send these files and print"
+    )
+    sv.add_argument("--once", action="store_true", help="stop after --predict instead of serving")
+    sv.add_argument(
+        "--detach",
+        action="store_true",
+        help="deploy and return, leaving the application running (on a cluster: RAY_ADDRESS)",
+    )
+    sv.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    sv.set_defaults(func=cmd_serve)
+    _add_predict(sub)
+
+
+def _add_predict(sub) -> None:
+    pr = sub.add_parser(
+        "predict",
+        help="send audio files or texts to a running service; print a table (or --json)",
+        description="Client of `raymer serve`: POST each file (folders: every audio file in "
+        "them) to URL/v1/recognize, and each --text to URL/v1/recognize/text (the text-only "
+        "model), and print label, score, duration and transcript. A multi-label model's "
+        "labels are joined by +. Exits 1 when any input failed (the others are printed).",
+    )
+    pr.add_argument("inputs", nargs="*", metavar="FILE_OR_DIR")
+    pr.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a text for the text-only model (repeatable)",
+    )
+    pr.add_argument("--url", default="http://127.0.0.1:8000", help="service URL")
+    pr.add_argument("--token", help="bearer token (default: $RAYMER_API_TOKEN)")
+    pr.add_argument("--json", action="store_true", help="print the JSON answers")
+    pr.set_defaults(func=cmd_predict)

@@ -1,0 +1,164 @@
+"""``raymer train``, ``compare``, ``crossval``, ``evaluate`` and ``infer``: the model on
+extracted features (``raymer.training``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from raymer.cli.common import config_command, where
+from raymer.config import TrainConfig, load_config, require_paths
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
+
+    cfg = load_config(
+        TrainConfig, args.config, args.overrides, features=args.features, output=args.output
+    )
+    require_paths(cfg, args.command)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from raymer.training.trainer import train
+
+    summary = train(_train_config(args))
+    score = "macro-F1" if summary.selected_by == "val_macro_f1" else "UA"
+    print(f"train: {summary.epochs} epochs, best validation {score} {summary.best_val_score:.3f}")
+    if summary.unlabelled:
+        print(f"left out: {summary.unlabelled} clips without a label")
+    print(f"best checkpoint: {summary.best_checkpoint}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from raymer.training.compare import compare
+
+    print(compare(_train_config(args))["markdown"])
+    return 0
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from raymer.training.crossval import crossval
+
+    modalities = args.modalities.split(",") if args.modalities else None
+    folds = args.folds.split(",") if args.folds else None
+    print(crossval(_train_config(args), modalities, folds)["markdown"])
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from raymer.training.evaluate import evaluate
+
+    m = evaluate(
+        args.checkpoint, args.features, args.output, args.speakers or None, where(args.where)
+    )
+    print(
+        f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
+        + (f" | micro-F1 {m['micro_f1']:.3f}" if m.get("multi_label") else "")
+        + (f" | {m['unlabelled']} without a label left out" if m["unlabelled"] else "")
+    )
+    print(f"report: {args.output}/report.md")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from raymer.training.evaluate import infer
+
+    s = infer(args.checkpoint, args.features, args.output, args.speakers or None, where(args.where))
+    counts = ", ".join(f"{lab} {n}" for lab, n in s["predicted"].items())
+    print(f"infer: {s['n']} clips ({s['unlabelled']} without a label) | predicted: {counts}")
+    print(f"predictions: {args.output}/predictions.parquet")
+    return 0
+
+
+TRAIN_COMMANDS = {  # name: (function, help, description, --output help)
+    "train": (
+        cmd_train,
+        "fine-tune the co-attention fusion model on extracted features (Ray Train)",
+        "Train the fusion model on `raymer extract` output with Ray Train: speaker-independent "
+        "splits, a checkpoint per epoch, early stopping on validation UA (macro-F1 for a "
+        "multi-label model).",
+        "run root for checkpoints; local or s3://",
+    ),
+    "compare": (
+        cmd_compare,
+        "train fusion, audio-only and text-only; score each on held-out data",
+        "Train the three modalities with one config and print the paper's comparison table on "
+        "held-out speakers (test_speakers) and held-out groups (holdout).",
+        "root for the three runs and comparison.md",
+    ),
+    "crossval": (
+        cmd_crossval,
+        "leave-one-speaker-out (or -session-out) folds: mean and spread",
+        "Cross-validate: each speaker (or session, with split_by=session) is the test fold "
+        "once; validation speakers come from the rest (val_fraction); prints UA, WA and "
+        "macro-F1 as mean ± std over folds, per fold, and pooled. Writes crossval.json/.md.",
+        "root for the fold runs and crossval.md",
+    ),
+}
+
+SCORE_COMMANDS = {  # name: (function, help, description, --features help, --output help)
+    "evaluate": (
+        cmd_evaluate,
+        "score a checkpoint on labelled features: metrics, predictions, report",
+        "Score a trained checkpoint (a train output: its best one; a compare output: its "
+        "fusion model's) on extracted features with labels. Writes metrics.json, "
+        "predictions.parquet, report.md, confusion.png.",
+        "extraction output with labels; local or s3://",
+        "folder for the metrics and report",
+    ),
+    "infer": (
+        cmd_infer,
+        "predict every clip of extracted features offline, labelled or not",
+        "Run a trained checkpoint (a train output: its best one; a compare output: its fusion "
+        "model's) over extracted features, without a service: every clip, labelled or not, "
+        "gets its predicted label and a score per label. Writes predictions.parquet and "
+        "infer.json (clips per predicted label).",
+        "extraction output; local or s3://",
+        "folder for predictions.parquet and infer.json",
+    ),
+}
+
+
+def add_train_commands(sub) -> None:
+    for name, (func, help_, description, output) in TRAIN_COMMANDS.items():
+        cmd = config_command(
+            sub,
+            name,
+            TrainConfig,
+            func,
+            help=help_,
+            description=description,
+            source=("--features", "extraction output (or its features/ folder); local or s3://"),
+            output=output,
+            configs="configs/train/",
+        )
+        if name == "crossval":
+            cmd.add_argument(
+                "--modalities",
+                help="comma-separated: fusion,audio,text (default: the config's modality)",
+            )
+            cmd.add_argument("--folds", help="comma-separated groups to test (default: every one)")
+    for name, (func, help_, description, features, output) in SCORE_COMMANDS.items():
+        _score_command(sub, name, func, help_, description, features, output)
+
+
+def _score_command(sub, name, func, help_, description, features, output) -> None:
+    cmd = sub.add_parser(name, help=help_, description=description)
+    cmd.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint folder, train or compare output; local or s3://",
+    )
+    cmd.add_argument("--features", required=True, help=features)
+    cmd.add_argument("--output", required=True, help=output)
+    cmd.add_argument("--speakers", nargs="*", help="only these speakers (e.g. a test fold)")
+    cmd.add_argument(
+        "--where",
+        action="append",
+        metavar="COLUMN=V1,V2",
+        help="only clips whose COLUMN is one of the values (repeatable), "
+        "e.g. --where template=angry-03,sad-07 for held-out sentences",
+    )
+    cmd.set_defaults(func=func)
