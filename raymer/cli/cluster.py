@@ -27,6 +27,11 @@ JOB_FLAGS = {
         ("--modalities", "fusion,audio,text"),
         ("--folds", "groups to test"),
     ],
+    "recognize": [
+        ("--input", "directory, manifest or audio file; s3:// on a cluster"),
+        ("--checkpoint", "checkpoint, train or compare output; s3:// on a cluster"),
+        ("--output", "output root; s3:// on a cluster"),
+    ],
     "serve": [
         ("--checkpoint", "checkpoint, train or compare output; s3:// on a cluster"),
         ("--port", "HTTP port"),
@@ -108,7 +113,7 @@ def add_cluster_commands(sub) -> None:
 def _add_submit(sub) -> None:
     sb = sub.add_parser(
         "submit",
-        help="run extract / train / compare / crossval / serve as a job on a Ray cluster",
+        help="run extract / train / compare / crossval / recognize / serve as a job on a Ray cluster",
         description="Submit a command to a Ray cluster through its dashboard (Job Submission "
         "SDK): the settings are checked here and sent resolved, with this raymer code as the "
         "job's working_dir; follows the logs and exits with the job's status. Token "

@@ -2,7 +2,7 @@
 
 No torch and no ray here: configs are validated before any heavy import, so a bad value
 fails in milliseconds with a message that names the field. One module per command family
-(``extract``, ``train``, ``serve``) and the loading rules (``loading``); import from here.
+(``extract``, ``train``, ``recognize``, ``serve``) and the loading rules (``loading``); import from here.
 """
 
 from .extract import ExtractConfig, ExtractSettings, SynthConfig
@@ -15,6 +15,7 @@ from .loading import (
     parse_overrides,
     require_paths,
 )
+from .recognize import RecognizeConfig
 from .serve import JOBS_ADDRESS, ServeConfig
 from .train import FinetuneConfig, TrainConfig
 
@@ -26,6 +27,7 @@ __all__ = [
     "ExtractConfig",
     "ExtractSettings",
     "FinetuneConfig",
+    "RecognizeConfig",
     "ServeConfig",
     "SynthConfig",
     "TrainConfig",

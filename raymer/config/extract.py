@@ -73,9 +73,8 @@ class ExtractSettings(BaseModel, extra="forbid"):
         return value
 
 
-class ExtractConfig(ExtractSettings):
-    """Settings of ``raymer extract``: corpus in, Parquet features out (the model-input
-    settings of ``ExtractSettings``, and where and how the run goes)."""
+class _ExtractPaths(BaseModel, extra="forbid"):
+    """Where ``raymer extract`` reads and writes (first in its config and ``--help``)."""
 
     input: str | None = Field(
         None, description="Manifest (CSV/JSONL/Parquet) or directory of audio; local or s3://."
@@ -83,6 +82,12 @@ class ExtractConfig(ExtractSettings):
     output: str | None = Field(
         None, description="Output root: features/ and errors/ are written under it."
     )
+
+
+class ExtractConfig(ExtractSettings, _ExtractPaths):
+    """Settings of ``raymer extract``: corpus in, Parquet features out (the model-input
+    settings of ``ExtractSettings``, and where and how the run goes)."""
+
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
     )

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .extract import ExtractConfig
+from .recognize import RecognizeConfig
 from .serve import ServeConfig
 from .train import TrainConfig
 
@@ -89,6 +90,7 @@ COMMAND_CONFIGS: dict[str, type[BaseModel]] = {
     "train": TrainConfig,
     "compare": TrainConfig,
     "crossval": TrainConfig,
+    "recognize": RecognizeConfig,
     "serve": ServeConfig,
 }
 
@@ -96,6 +98,7 @@ COMMAND_CONFIGS: dict[str, type[BaseModel]] = {
 RUN_PATHS: dict[type, tuple[str, ...]] = {
     ExtractConfig: ("input", "output"),
     TrainConfig: ("features", "output"),
+    RecognizeConfig: ("input", "checkpoint", "output"),
 }
 
 

@@ -128,7 +128,7 @@ class Recipe:
     """One worker's part of a training run, in named steps."""
 
     def __init__(self, run: WorkerConfig) -> None:
-        self.run, self.cfg, self.spec = run, run.cfg, run.spec
+        self.worker, self.cfg, self.spec = run, run.cfg, run.spec
         self.collate = Collate(run.spec)
         self.state = {"epoch": 0, "best_score": -1.0, "bad_epochs": 0}
         self.stage: str | None = None
@@ -137,8 +137,8 @@ class Recipe:
         """The model (with any pretrained parts) and its optimizer."""
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(self.spec)
-        if self.run.adapter_state:  # the temporal embedding, trained before this run
-            self.model.audio_adapter.load_state_dict(self.run.adapter_state)
+        if self.worker.adapter_state:  # the temporal embedding, trained before this run
+            self.model.audio_adapter.load_state_dict(self.worker.adapter_state)
         if self.spec.init_text:  # a text branch trained before (e.g. on GoEmotions)
             from raymer.models.transfer import load_text_branch
 
@@ -324,9 +324,9 @@ class Recipe:
         run proves that it survives a lost worker. It waits a few seconds first: Ray Train
         registers a checkpoint when it polls the workers (every 2 s), and the drill is about
         the restart."""
-        if not self.run.failure_drill:
+        if not self.worker.failure_drill:
             return
-        at, _, marker = self.run.failure_drill.partition(":")
+        at, _, marker = self.worker.failure_drill.partition(":")
         victim = min(1, self.world_size - 1)
         epoch = self.state["epoch"]
         if epoch == int(at) and self.rank == victim and not os.path.exists(marker):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raymer.config import ExtractConfig, ServeConfig, TrainConfig, load_config
+from raymer.config import ExtractConfig, RecognizeConfig, ServeConfig, TrainConfig, load_config
 
 ROOT = Path(__file__).parents[2]
 CLUSTER = ROOT / "cluster"
@@ -108,7 +108,11 @@ def test_every_kind_has_a_manifest():
     found = {(doc["kind"], name) for name, doc in _manifests()}
     kinds = [k for k, _ in found]
     assert kinds.count("RayCluster") == 1 and kinds.count("RayService") == 1
-    assert {n for k, n in found if k == "RayJob"} == {"rayjob-extract.yaml", "rayjob-train.yaml"}
+    assert {n for k, n in found if k == "RayJob"} == {
+        "rayjob-extract.yaml",
+        "rayjob-train.yaml",
+        "rayjob-recognize.yaml",
+    }
 
 
 @pytest.mark.parametrize("name,doc", _manifests(), ids=lambda v: v if isinstance(v, str) else "")
@@ -160,6 +164,7 @@ def test_gpu_worker_group_autoscales_from_zero():
 
 def test_rayjob_entrypoints_and_configs_exist_and_load():
     loaders = {"extract_features.py": ExtractConfig, "train_fusion.py": TrainConfig}
+    loaders["recognize_corpus.py"] = RecognizeConfig
     for name, doc in _manifests():
         if doc["kind"] != "RayJob":
             continue

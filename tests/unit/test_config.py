@@ -5,6 +5,7 @@ import pytest
 from raymer.config import (
     ConfigError,
     ExtractConfig,
+    RecognizeConfig,
     ServeConfig,
     TrainConfig,
     load_config,
@@ -66,7 +67,8 @@ def test_every_shipped_config_loads(path):
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in mapping.items()
         )
         return
-    cls = {"extract": ExtractConfig, "train": TrainConfig, "serve": ServeConfig}[path.parent.name]
+    classes = {"extract": ExtractConfig, "train": TrainConfig, "serve": ServeConfig}
+    cls = (classes | {"recognize": RecognizeConfig})[path.parent.name]
     cfg = load_config(cls, path)
     assert cfg.model_dump()
 

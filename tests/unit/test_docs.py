@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from raymer.cli import build_parser
+from raymer.cli import parse_args
 from raymer.schema import schema_markdown
 
 ROOT = Path(__file__).parents[2]
@@ -19,7 +19,6 @@ def test_readme_two_commands_and_ci():
 
 
 def test_readme_commands_exist():
-    parser = build_parser()
     for argv in (
         ["extract", "--input", "a", "--output", "b"],
         ["corpus", "synth", "--output", "x"],
@@ -36,14 +35,21 @@ def test_readme_commands_exist():
         ["jobs", "list", "--json"],
         ["corpus", "prepare", "iemocap", "/data/IEMOCAP", "--output", "m.csv"],
         ["copy", "data/sample", "s3://b/corpus"],
+        ["recognize", "calls/", "--checkpoint", "c", "--output", "o", "chunk_s=120"],
+        ["submit", "recognize", "--input", "s3://b/calls", "--checkpoint", "c", "--output", "o"],
     ):
-        assert parser.parse_args(argv).func
+        assert parse_args(argv).func
 
 
 def test_job_scripts_and_configs_named_in_docs_exist():
     readme = (ROOT / "README.md").read_text() + (ROOT / "CONTRIBUTING.md").read_text()
     for rel in (
         "jobs/extract_features.py",
+        "jobs/recognize_corpus.py",
+        "configs/recognize/sample.yaml",
+        "configs/recognize/cluster.yaml",
+        "cluster/rayjob-recognize.yaml",
+        "benchmarks/driver_memory.py",
         "configs/extract/sample.yaml",
         "configs/extract/gpu.yaml",
         "configs/train/sample.yaml",

@@ -1,0 +1,105 @@
+"""Settings of ``raymer recognize``: a corpus to emotions with a trained checkpoint."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class RecognizeConfig(BaseModel, extra="forbid"):
+    """Settings of ``raymer recognize``: recordings of any length in, emotions per segment
+    and per recording out. How the model's inputs are made (Whisper, window, frame rate,
+    text encoder) comes from the checkpoint, never from here: it must match its training."""
+
+    input: str | None = Field(
+        None,
+        description="A directory of audio (recursive), a manifest (CSV/JSONL/Parquet with a "
+        "`path` column, as extract reads) or one audio file; local or s3://.",
+    )
+    checkpoint: str | None = Field(
+        None, description="Checkpoint folder, train output or compare output; local or s3://."
+    )
+    output: str | None = Field(
+        None,
+        description="Output root: predictions/, recordings/, errors/, summary.json, "
+        "config.yaml (and features/, plots/ when asked); local or s3://.",
+    )
+    segment_over_s: float = Field(
+        30.0,
+        gt=0,
+        le=30,
+        description="A recording up to this long is one segment; a longer one is cut at "
+        "pauses by voice activity detection (Silero VAD).",
+    )
+    max_segment_s: float = Field(
+        30.0, ge=2, le=30, description="Longest segment (Whisper's window is 30 s)."
+    )
+    min_silence_s: float = Field(
+        1.0, gt=0, le=10, description="A pause at least this long ends a segment."
+    )
+    speech_pad_s: float = Field(
+        0.2, ge=0, le=2, description="Audio kept on each side of the speech the VAD found."
+    )
+    vad_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Silero VAD's speech probability threshold."
+    )
+    chunk_s: float = Field(
+        300.0,
+        ge=60,
+        le=3600,
+        description="Seconds of audio decoded and searched for pauses at a time: memory per "
+        "file is bounded by this, whatever the recording's length.",
+    )
+    max_duration_s: float = Field(
+        6 * 3600.0, gt=0, description="Recordings longer than this are reported as errors."
+    )
+    min_speech_s: float = Field(
+        0.3,
+        ge=0,
+        description="A segment with less speech than this (VAD) is no_speech: no emotion.",
+    )
+    no_speech_prob: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="A segment whose Whisper no-speech probability passes this, with a low "
+        "mean log-probability (below logprob_threshold), is no_speech.",
+    )
+    logprob_threshold: float = Field(
+        -1.0, description="Whisper's own rule for silence, with no_speech_prob."
+    )
+    keep_features: bool = Field(
+        False, description="Also write each segment's features to OUTPUT/features/."
+    )
+    plots: bool = Field(
+        True,
+        description="Write OUTPUT/plots/<id>.png (emotion over time) for recordings with more "
+        "than one segment, and OUTPUT/plots/summary.png.",
+    )
+    batch_size: int = Field(8, ge=1, description="Segments per batch in the model stages.")
+    use_gpu: bool = Field(False, description="Give each model actor a GPU (num_gpus below).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
+    )
+    asr_actors: int = Field(2, ge=1, description="Whisper actors.")
+    asr_num_cpus: float = Field(0.5, gt=0, description="CPUs reserved per Whisper actor.")
+    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
+    asr_num_gpus: float = Field(1.0, ge=0, description="GPUs per Whisper actor with use_gpu.")
+    model_actors: int = Field(1, ge=1, description="Text encoder + emotion model actors.")
+    model_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per model actor.")
+    model_threads: int = Field(1, ge=1, description="torch threads per model actor.")
+    model_num_gpus: float = Field(0.0, ge=0, description="GPUs per model actor with use_gpu.")
+    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs per decode/segment task.")
+    resume: bool = Field(
+        True, description="Skip segments already in OUTPUT/predictions (a re-run adds nothing)."
+    )
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> RecognizeConfig:
+        if self.max_segment_s < self.segment_over_s:
+            raise ValueError(
+                f"max_segment_s={self.max_segment_s:g} is below segment_over_s="
+                f"{self.segment_over_s:g}: a recording kept whole would be longer than a segment"
+            )
+        return self

@@ -1,0 +1,168 @@
+"""A corpus as a Ray Dataset of input rows, without the driver ever holding it.
+
+A manifest (CSV, JSONL or Parquet) is read by Ray Data's own readers; a directory is listed
+one folder at a time into Parquet parts of at most ``LISTING_ROWS`` paths, which Ray Data then
+reads; a single file is a one-row listing. Every row gets ``id`` and a resolved ``path``; the
+manifest's other columns come along as strings (one schema whatever each file's types), and
+those named like an output column are renamed ``manifest_<name>``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from raymer import storage
+from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError
+
+LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
+LISTING_SCHEMA = pa.schema([("path", pa.string())])
+
+
+def input_dataset(uri: str, listing_uri: str, reserved: frozenset[str]):
+    """``uri`` (manifest, directory or file) -> a Ray Dataset with ``id``, ``path`` and the
+    manifest's columns (``reserved``: output column names, which manifest columns must not
+    take). Directory and file inputs are listed under ``listing_uri`` first."""
+    import ray.data
+
+    if not storage.exists(uri):
+        raise ManifestError(f"input {uri} does not exist")
+    if storage.is_dir(uri):
+        root = _write_listing(_walk(uri), listing_uri)
+        ds = ray.data.read_parquet(root[1], filesystem=root[0])
+        return ds.map_batches(ListedRows(uri), batch_format="pyarrow")
+    if uri.lower().endswith(MANIFEST_SUFFIXES):
+        return read_manifest(uri).map_batches(
+            ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow"
+        )
+    root = _write_listing(iter([uri]), listing_uri)  # one audio file
+    ds = ray.data.read_parquet(root[1], filesystem=root[0])
+    return ds.map_batches(ListedRows(storage.parent(uri)), batch_format="pyarrow")
+
+
+def read_manifest(uri: str):
+    """The manifest as Ray Data reads it; ids and labels stay strings ("007")."""
+    import pyarrow.csv as pacsv
+    import ray.data
+
+    fs, path = storage.filesystem(uri)
+    lower = uri.lower()
+    if lower.endswith(".parquet"):
+        return ray.data.read_parquet(path, filesystem=fs)
+    if lower.endswith((".jsonl", ".json")):
+        return ray.data.read_json(path, filesystem=fs, lines=True)
+    strings = {c: pa.string() for c in ("path", "id", "label", "speaker", "session", "text")}
+    options = pacsv.ConvertOptions(column_types=strings)
+    return ray.data.read_csv(path, filesystem=fs, convert_options=options)
+
+
+def _walk(uri: str) -> Iterator[str]:
+    """Audio files under ``uri``, one folder listing at a time (sorted within a folder)."""
+    fs, root = storage.filesystem(uri)
+    prefix = "s3://" if uri.startswith("s3://") else ""
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        infos = fs.get_file_info(pafs.FileSelector(folder, recursive=False))
+        for info in sorted(infos, key=lambda i: i.path):
+            name = posixpath.basename(info.path)
+            if name.startswith("."):
+                continue
+            if info.type == pafs.FileType.Directory:
+                folders.append(info.path)
+            elif info.path.lower().endswith(storage.AUDIO_EXTENSIONS):
+                yield prefix + info.path
+
+
+def _write_listing(paths: Iterator[str], listing_uri: str) -> tuple[pafs.FileSystem, str]:
+    """Write ``paths`` as Parquet parts under ``listing_uri`` (replacing an older listing);
+    returns its (filesystem, path) for Ray Data."""
+    fs, root = storage.filesystem(listing_uri)
+    fs.create_dir(root, recursive=True)
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        fs.delete_file(info.path)
+    part: list[str] = []
+    count = 0
+    for path in paths:
+        part.append(path)
+        if len(part) >= LISTING_ROWS:
+            count = _write_part(fs, root, part, count)
+            part = []
+    if part or not count:
+        _write_part(fs, root, part, count)
+    return fs, root
+
+
+def _write_part(fs: pafs.FileSystem, root: str, paths: list[str], count: int) -> int:
+    table = pa.table({"path": paths}, schema=LISTING_SCHEMA)
+    pq.write_table(table, f"{root}/part-{count:06d}-{uuid.uuid4().hex[:8]}.parquet", filesystem=fs)
+    return count + 1
+
+
+def id_from_path(path: str) -> str:
+    """A clip id from its path relative to the input: the path without its extension."""
+    stem, _ = posixpath.splitext(path.split("://", 1)[-1])
+    return stem.strip("/")
+
+
+class ListedRows:
+    """Listing rows -> ``id`` (the path relative to ``root``, without extension), ``path``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = storage.filesystem(root)[1].rstrip("/") if not storage.is_remote(root) else root
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        paths = table.column("path").to_pylist()
+        bare = [p.split("://", 1)[-1] for p in paths]
+        root = self.root.split("://", 1)[-1].rstrip("/")
+        rel = [
+            p[len(root) :].lstrip("/") if p.startswith(root) else posixpath.basename(p)
+            for p in bare
+        ]
+        return pa.table({"id": [id_from_path(r) for r in rel], "path": paths})
+
+
+class ManifestRows:
+    """Manifest rows -> ``id`` (given, else from the path), ``path`` (resolved against the
+    manifest's folder) and the other columns as strings. A row without a path keeps an
+    empty one: the decoding stage reports it as an error."""
+
+    def __init__(self, base: str, reserved: frozenset[str]) -> None:
+        self.base, self.reserved = base, reserved
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        if "path" not in table.column_names:
+            raise ManifestError(
+                f"the manifest has no `path` column (columns: {table.column_names})"
+            )
+        paths = [_text(p) for p in table.column("path").to_pylist()]
+        given = (
+            table.column("id").to_pylist() if "id" in table.column_names else [None] * len(paths)
+        )
+        ids = [
+            _text(i) or (id_from_path(p) if p else f"unnamed-{uuid.uuid4().hex[:8]}")
+            for i, p in zip(given, paths, strict=True)
+        ]
+        out = {
+            "id": ids,
+            "path": [storage.resolve_relative(p, self.base) if p else "" for p in paths],
+        }
+        for name in table.column_names:
+            if name in ("id", "path"):
+                continue
+            key = f"manifest_{name}" if name in self.reserved else name
+            out[key] = [_text(v) for v in table.column(name).to_pylist()]
+        return pa.table(out)
+
+
+def _text(value) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value)
+    return text if text else None

@@ -1,0 +1,300 @@
+"""``raymer recognize``: a corpus of any size and any recording length -> emotions, in one
+streaming Ray Data job.
+
+    read -> decode and segment (tasks) -> Whisper (actors) -> text encoder and the
+    checkpoint's model (actors) -> OUTPUT/predictions/ (Parquet)
+
+then, aggregated by Ray Data over the predictions, one row per recording. The driver never
+holds the corpus: inputs are read by Ray Data's readers (or listed a folder at a time),
+resume is an anti-join against the segments already written, and the summary is computed by
+Ray Data. Layout of the output root:
+
+    predictions/    one row per segment (``recognize_stages.prediction_schema``)
+    recordings/     one row per recording: length, segments, speech, label, share_<label>
+    errors/         errors.parquet: id, path, stage, error of every recording that failed
+    features/       the model's inputs per segment (``keep_features: true``)
+    plots/          <id>.png per recording of more than one segment, summary.png
+    config.yaml     the resolved config;  summary.json  the last run's counts and timings
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+from raymer import checkpoint, storage
+from raymer.config import dump_config
+from raymer.config.recognize import RecognizeConfig
+from raymer.runtime import init_ray
+
+
+@dataclass
+class RecognizeSummary:
+    """What the output holds after a run, and what this run did."""
+
+    recordings: int  # in the output
+    segments: int
+    audio_hours: float
+    speech_hours: float
+    new_recordings: int  # whose segments this run wrote
+    failed: int  # recordings (or segments) that failed in this run
+    wall_s: float
+    audio_s_per_s: float  # audio of this run's recordings per wall second
+    labels: dict[str, int]  # recordings per label (the one with the most speech time)
+    output: str
+    error_examples: list[str]
+
+    def line(self) -> str:
+        return (
+            f"recognize: {self.recordings} recordings ({self.new_recordings} new, "
+            f"{self.failed} failed), {self.segments} segments | {self.audio_hours:.3f} h of "
+            f"audio ({self.speech_hours:.3f} h speech) | {self.wall_s:.1f} s, "
+            f"{self.audio_s_per_s:.1f} audio s/s"
+        )
+
+
+def outputs(root: str) -> dict[str, str]:
+    names = ("predictions", "recordings", "errors", "features", "plots", "inputs", "staged")
+    return {name: storage.join(root, name) for name in names}
+
+
+def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
+    """Run the recognition ``cfg`` describes (``input``, ``checkpoint`` and ``output`` set)."""
+    if not cfg.input or not cfg.output or not cfg.checkpoint:
+        raise ValueError("recognize needs input, checkpoint and output")
+    keys = ("input", "output", "checkpoint")
+    cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
+    spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
+    started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
+    for name in ("predictions", "errors", "recordings"):
+        storage.makedirs(out[name])
+    for folder in ("errors", "staged"):  # failed recordings are tried again; a dead run's rows
+        for uri in storage.list_files(out[folder], (".parquet",)):  # not yet published, redone
+            storage.delete_file(uri)
+    storage.write_bytes(storage.join(cfg.output, "config.yaml"), _config_yaml(cfg, spec).encode())
+    init_ray()
+    _predict(cfg, spec, out, run_id)
+    failed = _publish(out, run_id)
+    _recordings(cfg, spec, out)
+    summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)
+    storage.write_bytes(
+        storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
+    )
+    return summary
+
+
+def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
+    """The run's config, and (commented) the checkpoint and extraction settings it used."""
+    settings = json.dumps(spec.extract.model_dump())
+    return (
+        dump_config(cfg)
+        + f"# checkpoint used: {spec.checkpoint}\n# its extraction settings: {settings}\n"
+    )
+
+
+def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id: str) -> None:
+    """The streaming job: inputs -> segments -> (not yet written) -> Whisper -> model."""
+    from ray.data import ActorPoolStrategy
+
+    from raymer.pipeline.inputs import input_dataset
+    from raymer.pipeline.recognize_stages import (
+        OUTPUT_COLUMNS,
+        EmotionStage,
+        SpeechStage,
+        segment_batch,
+    )
+
+    reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
+    ds = input_dataset(cfg.input, out["inputs"], frozenset(reserved))
+    manifest_columns = [c for c in _column_names(ds) if c not in ("id", "path")]
+    ds = ds.map_batches(
+        segment_batch,
+        fn_kwargs={"cfg": cfg},
+        batch_size=1,  # one recording per call: a long one streams out a few segments at a time
+        num_cpus=cfg.decode_num_cpus,
+        batch_format="numpy",
+    )
+    if cfg.resume:
+        ds = _not_written(ds, out["predictions"])
+    gpu = 1 if cfg.use_gpu else 0
+    ds = ds.map_batches(
+        SpeechStage,
+        fn_constructor_args=(cfg, spec),
+        batch_size=cfg.batch_size,
+        compute=ActorPoolStrategy(size=cfg.asr_actors),
+        num_cpus=cfg.asr_num_cpus,
+        num_gpus=gpu * cfg.asr_num_gpus,
+        batch_format="numpy",
+    )
+    ds = ds.map_batches(
+        EmotionStage,
+        fn_constructor_args=(cfg, spec.checkpoint, out, manifest_columns, run_id),
+        batch_size=cfg.batch_size,
+        compute=ActorPoolStrategy(size=cfg.model_actors),
+        num_cpus=cfg.model_num_cpus,
+        num_gpus=gpu * cfg.model_num_gpus,
+        batch_format="numpy",
+    )
+    fs, path = storage.filesystem(storage.join(out["staged"], run_id))
+    ds.write_parquet(path, filesystem=fs, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
+
+
+def _publish(out: dict, run_id: str) -> int:
+    """This run's rows, sorted by Ray Data: predictions into ``predictions/``, failures into
+    ``errors/errors.parquet``; returns the failures."""
+    import ray.data
+
+    from raymer.pipeline.recognize_stages import failures, successes, summarize_errors
+
+    staged = storage.join(out["staged"], run_id)
+    files = storage.list_files(staged, (".parquet",))
+    if not files:
+        return 0
+    fs, path = storage.filesystem(staged)
+    rows = ray.data.read_parquet(path, filesystem=fs)
+    pfs, ppath = storage.filesystem(out["predictions"])
+    rows.map_batches(successes, batch_format="pyarrow").write_parquet(ppath, filesystem=pfs)
+    efs, epath = storage.filesystem(storage.join(out["staged"], run_id + "-errors"))
+    rows.map_batches(failures, batch_format="pyarrow").write_parquet(epath, filesystem=efs)
+    parts = storage.list_files(storage.join(out["staged"], run_id + "-errors"), (".parquet",))
+    failed = summarize_errors(parts, storage.join(out["errors"], "errors.parquet"))
+    for uri in files + parts:
+        storage.delete_file(uri)
+    return failed
+
+
+def _column_names(ds) -> list[str]:
+    """The input rows' columns (from the first block: a manifest's columns are fixed)."""
+    schema = ds.schema()
+    return list(schema.names) if schema is not None else ["id", "path"]
+
+
+def _not_written(ds, predictions: str):
+    """Segments not yet in ``predictions``: an anti-join on (id, segment), by Ray Data."""
+    import ray.data
+
+    if not storage.list_files(predictions, (".parquet",)):
+        return ds
+    fs, path = storage.filesystem(predictions)
+    done = ray.data.read_parquet(path, filesystem=fs, columns=["id", "segment"])
+    ds = ds.map_batches(_typed_keys, batch_format="pyarrow")
+    return ds.join(done, join_type="left_anti", num_partitions=2, on=("id", "segment"))
+
+
+def _typed_keys(table):
+    """The join keys typed as the predictions store them (string id, int32 segment)."""
+    import pyarrow as pa
+
+    index = table.schema.get_field_index("segment")
+    return table.set_column(index, "segment", table.column("segment").cast(pa.int32()))
+
+
+def _recordings(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> None:
+    """One row per recording, aggregated by Ray Data over every prediction in the output."""
+    import ray.data
+
+    from raymer.pipeline.recognize_stages import recording_row
+
+    for uri in storage.list_files(out["recordings"], (".parquet",)):
+        storage.delete_file(uri)
+    if not storage.list_files(out["predictions"], (".parquet",)):
+        return
+    fs, path = storage.filesystem(out["predictions"])
+    ds = ray.data.read_parquet(path, filesystem=fs)
+    if cfg.plots:
+        storage.makedirs(out["plots"])
+    grouped = ds.groupby("id").map_groups(
+        recording_row,
+        fn_kwargs={"labels": spec.labels, "plots_uri": out["plots"] if cfg.plots else None},
+        batch_format="pyarrow",
+        num_cpus=cfg.decode_num_cpus,
+    )
+    rfs, rpath = storage.filesystem(out["recordings"])
+    grouped.write_parquet(rpath, filesystem=rfs)
+
+
+def _summarize(
+    cfg: RecognizeConfig,
+    spec: checkpoint.ModelSpec,
+    out: dict,
+    run_id: str,
+    failed: int,
+    wall_s: float,
+) -> RecognizeSummary:
+    """Counts and hours of the output, by Ray Data; this run's share by its ``run_id``."""
+    totals = _totals(out, run_id)
+    if cfg.plots and totals["labels"]:
+        _corpus_plot(out, spec)
+    return RecognizeSummary(
+        recordings=totals["recordings"],
+        segments=totals["segments"],
+        audio_hours=totals["audio"] / 3600,
+        speech_hours=totals["speech"] / 3600,
+        new_recordings=totals["new"],
+        failed=failed,
+        wall_s=wall_s,
+        audio_s_per_s=totals["new_s"] / wall_s if wall_s > 0 else 0.0,
+        labels=totals["labels"],
+        output=cfg.output,
+        error_examples=_error_examples(out) if failed else [],
+    )
+
+
+def _totals(out: dict, run_id: str) -> dict:
+    import ray.data
+
+    totals = {"recordings": 0, "segments": 0, "audio": 0.0, "speech": 0.0, "new": 0}
+    totals |= {"new_s": 0.0, "labels": {}}
+    if not storage.list_files(out["recordings"], (".parquet",)):
+        return totals
+    fs, path = storage.filesystem(out["recordings"])
+    recs = ray.data.read_parquet(path, filesystem=fs)
+    totals["recordings"] = recs.count()
+    totals["segments"] = int(recs.sum("segments") or 0)
+    totals["audio"] = float(recs.sum("duration_s") or 0.0)
+    totals["speech"] = float(recs.sum("speech_s") or 0.0)
+    for row in recs.groupby("label").count().take_all():
+        if row["label"] is not None:
+            totals["labels"][row["label"]] = int(row["count()"])
+    fs, path = storage.filesystem(out["predictions"])
+    columns = ["run_id", "segment", "duration_s"]
+    mine = ray.data.read_parquet(path, filesystem=fs, columns=columns).filter(
+        lambda r, run=run_id: r["run_id"] == run and r["segment"] == 0
+    )
+    totals["new"] = mine.count()
+    totals["new_s"] = float(mine.sum("duration_s") or 0.0) if totals["new"] else 0.0
+    return totals
+
+
+def _error_examples(out: dict) -> list[str]:
+    import ray.data
+
+    fs, path = storage.filesystem(storage.join(out["errors"], "errors.parquet"))
+    rows = ray.data.read_parquet(path, filesystem=fs).take(5)
+    return [f"{row['id']}: {row['error']}" for row in rows]
+
+
+def _corpus_plot(out: dict, spec: checkpoint.ModelSpec) -> None:
+    """plots/summary.png: speech time per label over every segment."""
+    import ray.data
+
+    from raymer.pipeline.plots import shares_png
+
+    fs, path = storage.filesystem(out["predictions"])
+    speech = ray.data.read_parquet(path, filesystem=fs, columns=["label", "start_s", "end_s"])
+    speech = speech.filter(lambda r: r["label"] is not None)
+    seconds = {lab: 0.0 for lab in spec.labels}
+    speech = speech.map_batches(_lengths, batch_format="pyarrow")
+    for row in speech.groupby("label").sum("seconds").take_all():
+        seconds[row["label"]] = float(row["sum(seconds)"])
+    storage.makedirs(out["plots"])
+    storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
+
+
+def _lengths(table):
+    import pyarrow.compute as pc
+
+    seconds = pc.subtract(table.column("end_s"), table.column("start_s"))
+    return table.select(["label"]).append_column("seconds", seconds)

@@ -1,0 +1,369 @@
+"""Ray Data stages of ``raymer recognize``: segment (CPU tasks), Whisper and the emotion model
+(actors), and the per-recording summary (a Ray Data group aggregation).
+
+Rows are segments from the segmenting stage on. A segment that fails carries an ``error``
+string from then on and is skipped by later stages; the emotion stage writes failed segments
+beside the good ones (``error`` and ``stage`` set), typed by ``prediction_schema``; the driver
+then sorts them into predictions and errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raymer import storage
+from raymer.audio import AudioError
+from raymer.batches import Collate, ItemError, run_batch, scores_of
+from raymer.checkpoint import ModelSpec, labels_on
+from raymer.config.recognize import RecognizeConfig
+from raymer.pipeline.stages import Batch, describe_read_error, to_columns, to_rows
+from raymer.schema import ERRORS_SCHEMA
+from raymer.segment import SegmentOptions, StreamDecoder, split
+
+SEGMENT_KEYS = ("segment", "start_s", "end_s", "duration_s", "speech_s", "audio", "error", "stage")
+OUTPUT_COLUMNS = frozenset(
+    {"id", "path", "segment", "start_s", "end_s", "duration_s", "speech_s", "transcript"}
+    | {"language", "no_speech", "no_speech_prob", "label", "labels", "run_id"}
+)
+
+
+def prediction_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema:
+    """One row per segment: where it is, what was said, the emotion (null without speech)."""
+    fields = [
+        ("id", pa.string()),
+        ("path", pa.string()),
+        ("segment", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("duration_s", pa.float64()),  # the whole recording's
+        ("speech_s", pa.float64()),  # speech the VAD heard in this segment
+        ("transcript", pa.string()),
+        ("language", pa.string()),
+        ("no_speech", pa.bool_()),
+        ("no_speech_prob", pa.float64()),
+        ("label", pa.string()),
+        *[(f"score_{lab}", pa.float64()) for lab in spec.labels],
+    ]
+    if spec.multi_label:
+        fields.append(("labels", pa.list_(pa.string())))
+    fields += [("run_id", pa.string()), *[(c, pa.string()) for c in manifest_columns]]
+    return pa.schema(fields)
+
+
+def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
+    return SegmentOptions(
+        segment_over_s=cfg.segment_over_s,
+        max_segment_s=cfg.max_segment_s,
+        min_silence_s=cfg.min_silence_s,
+        speech_pad_s=cfg.speech_pad_s,
+        vad_threshold=cfg.vad_threshold,
+        chunk_s=cfg.chunk_s,
+    )
+
+
+def segment_batch(batch: Batch, cfg: RecognizeConfig) -> Iterator[Batch]:
+    """Input rows -> segment rows (audio as float32 bytes), a few at a time, so that a long
+    recording never sits whole in memory; a file that fails is one error row."""
+    options, out = segment_options(cfg), []
+    for row in to_rows(batch):
+        for segment in _segments_of(row, options, cfg.max_duration_s):
+            out.append(segment)
+            if len(out) >= cfg.batch_size:
+                yield _columns(out)
+                out = []
+    if out:
+        yield _columns(out)
+
+
+def _columns(rows: list[dict]) -> Batch:
+    return to_columns(rows, list(dict.fromkeys(k for r in rows for k in r)))
+
+
+def _segments_of(row: dict, options: SegmentOptions, max_duration_s: float) -> Iterator[dict]:
+    base = {"segment": 0, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
+    base |= {"audio": b"", "error": None, "stage": None}
+    if not row.get("path"):
+        yield row | base | {"error": "the manifest row has no path", "stage": "read"}
+        return
+    try:
+        fs, path = storage.filesystem(row["path"])
+        source = fs.open_input_file(path)
+    except Exception as err:
+        yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
+        return
+    try:
+        with source:
+            decoded = StreamDecoder(source, options.chunk_s, max_duration_s)
+            duration = decoded.duration_s  # the header's (None where it has none)
+            for seg in split(iter(decoded), options):
+                yield (
+                    row
+                    | base
+                    | {
+                        "segment": seg.index,
+                        "start_s": seg.start_s,
+                        "end_s": seg.end_s,
+                        "duration_s": duration or seg.total_s,
+                        "speech_s": seg.speech_s,
+                        "audio": seg.audio.astype(np.float32).tobytes(),
+                    }
+                )
+    except AudioError as err:
+        yield row | base | {"error": f"cannot use this audio: {err}", "stage": "decode"}
+    except Exception as err:  # a decoder bug must cost one file, not the run
+        yield (
+            row
+            | base
+            | {"error": f"decoding failed: {type(err).__name__}: {err}", "stage": "decode"}
+        )
+
+
+def _floats(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float32)
+
+
+def _device(cfg: RecognizeConfig, num_gpus: float) -> str:
+    if not cfg.use_gpu or num_gpus <= 0:
+        return "cpu"
+    return "cpu" if cfg.device == "cpu" else "cuda"
+
+
+class SpeechStage:
+    """Actor: Whisper's transcript, language, no-speech probability and audio frames of each
+    segment with speech (one encoder pass), made as the checkpoint's features were made."""
+
+    def __init__(self, cfg: RecognizeConfig, spec: ModelSpec) -> None:
+        from raymer.models.builders import build_featurizer
+
+        self.cfg, self.keep_audio = cfg, spec.needs_audio
+        self.featurizer = build_featurizer(
+            spec.extract, _device(cfg, cfg.asr_num_gpus), cfg.asr_threads
+        )
+
+    def __call__(self, batch: Batch) -> Batch:
+        rows = to_rows(batch)
+        for row in rows:
+            row.update(transcript="", language=None, no_speech_prob=None, avg_logprob=None)
+            row.update(frames=b"", audio_dim=0)
+        todo = [r for r in rows if r["error"] is None and self._heard(r)]
+        clips = [_floats(r["audio"]) for r in todo]
+        for row, res in zip(
+            todo, run_batch(self.featurizer, clips, "speech recognition"), strict=True
+        ):
+            if isinstance(res, ItemError):
+                row["error"], row["stage"] = res.message, "asr"
+                continue
+            row.update(
+                transcript=res.transcript,
+                language=res.language,
+                no_speech_prob=res.no_speech_prob,
+                avg_logprob=res.avg_logprob,
+                frames=res.frames.astype(np.float32).tobytes(),
+                audio_dim=int(res.frames.shape[1]),
+            )
+        if not self.keep_audio:
+            for row in rows:
+                row["audio"] = b""
+        return _columns(rows)
+
+    def _heard(self, row: dict) -> bool:
+        """Worth transcribing: the VAD heard enough speech in it."""
+        return row["speech_s"] >= self.cfg.min_speech_s and len(row["audio"]) > 0
+
+
+def is_no_speech(row: dict, cfg: RecognizeConfig) -> bool:
+    """No speech, no emotion: too little speech for the VAD, an empty transcript, or
+    Whisper's own silence rule (a high no-speech probability with a low log-probability)."""
+    if row["speech_s"] < cfg.min_speech_s or not (row.get("transcript") or "").strip():
+        return True
+    prob, logprob = row.get("no_speech_prob"), row.get("avg_logprob")
+    return (
+        prob is not None
+        and prob > cfg.no_speech_prob
+        and logprob is not None
+        and logprob < cfg.logprob_threshold
+    )
+
+
+def _part_name(rows: list[dict]) -> str:
+    """A part file named by the segments it holds: a retried batch rewrites the same file."""
+    keys = sorted(f"{r['id']}\x00{r['segment']}" for r in rows)
+    return hashlib.sha1("\x01".join(keys).encode()).hexdigest()[:20] + ".parquet"
+
+
+class EmotionStage:
+    """Actor: the text encoder and the checkpoint's model on each segment with speech (with
+    ``keep_features``, their inputs written to ``features/``); returns one typed row per
+    segment: a prediction, or (``error`` set) a failure."""
+
+    def __init__(
+        self,
+        cfg: RecognizeConfig,
+        checkpoint_uri: str,
+        output: dict[str, str],
+        manifest_columns: list[str],
+        run_id: str,
+    ) -> None:
+        import torch
+
+        from raymer import checkpoint
+        from raymer.models.builders import build_text_encoder
+
+        torch.set_num_threads(cfg.model_threads)
+        device = _device(cfg, cfg.model_num_gpus)
+        self.cfg, self.output, self.run_id = cfg, output, run_id
+        self.model, self.spec = checkpoint.load_model(checkpoint_uri, device)
+        self.collate = Collate(self.spec)
+        self.encoder = build_text_encoder(self.spec.extract, device, cfg.model_threads)
+        self.manifest_columns = manifest_columns
+        errors = [pa.field("error", pa.string()), pa.field("stage", pa.string())]
+        self.schema = pa.schema([*prediction_schema(self.spec, manifest_columns), *errors])
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        rows = to_rows(batch)
+        speech = [r for r in rows if r["error"] is None and not is_no_speech(r, self.cfg)]
+        scores = run_batch(self._scores, speech, "emotion recognition")
+        for row, res in zip(speech, scores, strict=True):
+            if isinstance(res, ItemError):
+                row["error"], row["stage"] = res.message, "model"
+            else:
+                row["scores"] = res
+        if self.cfg.keep_features:
+            self._write_features([r for r in speech if "scores" in r])
+        return pa.Table.from_pylist([self._record(r) for r in rows], schema=self.schema)
+
+    def _scores(self, rows: list[dict]) -> list[np.ndarray]:
+        texts = [r["transcript"] for r in rows]
+        tokens = [t.tokens for t in self.encoder(texts)]
+        frames = [_floats(r["frames"]).reshape(-1, r["audio_dim"]) for r in rows]
+        clips = [_floats(r["audio"]) for r in rows] if self.spec.needs_audio else None
+        for row, tok in zip(rows, tokens, strict=True):
+            row["tokens"] = tok
+        batch = self.collate.live(frames=frames, tokens=tokens, clips=clips, texts=texts)
+        return list(scores_of(self.model, self.collate, batch).cpu().numpy())
+
+    def _record(self, row: dict) -> dict:
+        labels, scores = self.spec.labels, row.get("scores")
+        record = {k: row.get(k) for k in ("id", "path", "segment", "start_s", "end_s")}
+        record |= {
+            "duration_s": row.get("duration_s"),
+            "speech_s": row["speech_s"],
+            "transcript": row["transcript"] if scores is not None else "",
+            "language": row.get("language"),
+            "no_speech": scores is None,
+            "no_speech_prob": row.get("no_speech_prob"),
+            "label": labels[int(np.argmax(scores))] if scores is not None else None,
+            "run_id": self.run_id,
+            "error": row["error"],
+            "stage": row["stage"],
+        }
+        for j, lab in enumerate(labels):
+            record[f"score_{lab}"] = float(scores[j]) if scores is not None else None
+        if self.spec.multi_label:
+            record["labels"] = labels_on(labels, list(scores)) if scores is not None else None
+        record |= {c: row.get(c) for c in self.manifest_columns}
+        return record
+
+    def _write_features(self, rows: list[dict]) -> None:
+        """The model's inputs of each segment with speech (the extraction schema's columns)."""
+        if not rows:
+            return
+        from raymer.schema import features_table
+
+        for row in rows:
+            frames = _floats(row["frames"]).reshape(-1, row["audio_dim"])
+            row.update(
+                id=f"{row['id']}#{row['segment']}",
+                audio_frames=frames.tolist(),
+                audio_embedding=frames.mean(0).tolist(),
+                text_tokens=np.asarray(row["tokens"]).tolist(),
+                text_embedding=np.asarray(row["tokens"]).mean(0).tolist(),
+                text_source="asr",
+                asr_model=self.spec.extract.asr_model,
+                text_model=self.spec.extract.text_model,
+                audio_frame_rate_hz=self.spec.extract.frame_rate_hz,
+                duration_s=row["end_s"] - row["start_s"],
+                segments=[],
+            )
+        table = features_table(rows, [])
+        fs, path = storage.filesystem(storage.join(self.output["features"], _part_name(rows)))
+        pq.write_table(table, path, filesystem=fs)
+
+
+def recording_row(group: pa.Table, labels: list[str], plots_uri: str | None) -> pa.Table:
+    """Ray Data ``map_groups``: all the segments of one recording -> its summary row: length,
+    segments, speech time, the label with the most speech time and each label's share; and
+    with ``plots_uri`` its emotion-over-time plot (more than one segment)."""
+    rows = sorted(group.to_pylist(), key=lambda r: r["segment"])
+    seconds = {lab: 0.0 for lab in labels}
+    for r in rows:
+        if not r["no_speech"]:
+            seconds[r["label"]] += r["end_s"] - r["start_s"]
+    speech_s = sum(seconds.values())
+    ends = [r["end_s"] for r in rows] + [r["duration_s"] or 0.0 for r in rows]
+    record = {
+        "id": rows[0]["id"],
+        "path": rows[0]["path"],
+        "duration_s": max(ends),
+        "segments": len(rows),
+        "speech_s": speech_s,
+        "label": max(seconds, key=seconds.get) if speech_s > 0 else None,
+    }
+    for lab in labels:
+        record[f"share_{lab}"] = seconds[lab] / speech_s if speech_s > 0 else None
+    if plots_uri and len(rows) > 1:
+        from raymer.pipeline.plots import timeline_png
+
+        name = record["id"].replace("/", "__") + ".png"
+        storage.write_bytes(storage.join(plots_uri, name), timeline_png(rows, labels))
+    return pa.Table.from_pylist([record], schema=recording_schema(labels))
+
+
+def recording_schema(labels: list[str]) -> pa.Schema:
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("path", pa.string()),
+            ("duration_s", pa.float64()),
+            ("segments", pa.int64()),
+            ("speech_s", pa.float64()),
+            ("label", pa.string()),
+            *[(f"share_{lab}", pa.float64()) for lab in labels],
+        ]
+    )
+
+
+def successes(table: pa.Table) -> pa.Table:
+    """Rows of good segments, without the failure columns."""
+    import pyarrow.compute as pc
+
+    good = table.filter(pc.is_null(table.column("error")))
+    return good.drop_columns(["error", "stage"])
+
+
+def failures(table: pa.Table) -> pa.Table:
+    """Rows of failed recordings (or segments), as ``errors.parquet`` holds them."""
+    import pyarrow.compute as pc
+
+    bad = table.filter(pc.is_valid(table.column("error")))
+    return bad.select(["id", "path", "stage", "error"]).cast(ERRORS_SCHEMA)
+
+
+def summarize_errors(parts: list[str], merged_uri: str) -> int:
+    """Merge error parts into one Parquet file, a row group at a time; returns the rows."""
+    if not parts:
+        return 0
+    count = 0
+    fs, path = storage.filesystem(merged_uri)
+    with pq.ParquetWriter(path, ERRORS_SCHEMA, filesystem=fs) as writer:
+        for uri in parts:
+            part_fs, part = storage.filesystem(uri)
+            for batch in pq.ParquetFile(part_fs.open_input_file(part)).iter_batches():
+                writer.write_batch(batch)
+                count += batch.num_rows
+    return count

@@ -1,0 +1,193 @@
+"""Recordings of any length -> speech segments, in bounded memory (no Ray).
+
+A clip up to ``segment_over_s`` is one segment. A longer recording is decoded in chunks
+(PyAV, with its streaming resampler) and cut at pauses by voice activity detection: the Silero
+VAD model that faster-whisper ships (no hub). Segments last at most ``max_segment_s``; only the
+current chunk and the audio after the last closed segment are held, so memory per file is
+bounded whatever the recording's length.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from raymer.audio import SAMPLE_RATE, AudioError
+from raymer.audio import _first_line as _first_line  # one wording of decoder errors
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How recordings are cut (``RecognizeConfig`` holds the user's values).
+
+    Attributes:
+        segment_over_s: a recording longer than this is cut at pauses; shorter is one segment.
+        max_segment_s: longest segment (Whisper's window is 30 s).
+        min_silence_s: a pause at least this long ends a segment.
+        speech_pad_s: audio kept on each side of the speech the VAD found.
+        vad_threshold: Silero's speech probability above which a frame is speech.
+        chunk_s: audio decoded and searched for pauses at a time.
+    """
+
+    segment_over_s: float = 30.0
+    max_segment_s: float = 30.0
+    min_silence_s: float = 1.0
+    speech_pad_s: float = 0.2
+    vad_threshold: float = 0.5
+    chunk_s: float = 300.0
+
+
+@dataclass
+class Segment:
+    """A piece of a recording: its place (0-based ``index``, seconds), audio and speech."""
+
+    index: int
+    start_s: float
+    end_s: float
+    audio: np.ndarray  # 16 kHz mono float32
+    speech_s: float  # what the VAD heard as speech in it
+    total_s: float | None = None  # the recording's length, where known when it is cut
+
+
+def speech_seconds(audio: np.ndarray, options: SegmentOptions) -> float:
+    """Seconds of speech the VAD finds in a clip (0.0 for silence or noise)."""
+    return sum(e - s for s, e in _speech(audio, options)) / SAMPLE_RATE
+
+
+def _speech(audio: np.ndarray, options: SegmentOptions) -> list[tuple[int, int]]:
+    """Speech regions (sample offsets, unpadded) of ``audio``, merged across pauses shorter
+    than ``min_silence_s`` and split so that none passes ``max_segment_s`` with its padding."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if len(audio) < SAMPLE_RATE // 10:
+        return []
+    vad = VadOptions(
+        threshold=options.vad_threshold,
+        min_silence_duration_ms=int(options.min_silence_s * 1000),
+        speech_pad_ms=0,
+        max_speech_duration_s=max(1.0, options.max_segment_s - 2 * options.speech_pad_s),
+        min_speech_duration_ms=250,
+    )
+    return [(t["start"], t["end"]) for t in get_speech_timestamps(audio, vad)]
+
+
+class StreamDecoder:
+    """An audio file (a readable binary stream) -> 16 kHz mono float32 chunks of about
+    ``chunk_s`` seconds, decoded and resampled as they are read. The header's duration
+    (``duration_s``, None where the container has none) is checked against
+    ``max_duration_s`` before any decoding, and decoding stops once the decoded audio passes
+    it (a header may lie)."""
+
+    def __init__(self, source: BinaryIO, chunk_s: float, max_duration_s: float = math.inf):
+        import av
+
+        self.chunk_s, self.max_duration_s = chunk_s, max_duration_s
+        try:
+            self.container = av.open(source, mode="r", metadata_errors="ignore")
+        except Exception as err:
+            raise AudioError(f"not a readable audio file (ffmpeg: {_first_line(err)})") from None
+        if not self.container.streams.audio:
+            self.container.close()
+            raise AudioError("the file has no audio stream")
+        self.duration_s = _header_duration(self.container)
+        if self.duration_s is not None and self.duration_s > max_duration_s:
+            self.container.close()
+            raise AudioError(
+                f"the recording lasts {self.duration_s:.1f} s (its header says), over "
+                f"max_duration_s={max_duration_s:g}"
+            )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import av
+
+        want, limit = int(self.chunk_s * SAMPLE_RATE), self.max_duration_s * SAMPLE_RATE
+        pending, held, total = [], 0, 0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        with self.container:
+            for frame in itertools.chain(_frames(self.container), [None]):
+                for out in resampler.resample(frame):
+                    pending.append(out.to_ndarray().reshape(-1).astype(np.float32))
+                    held += pending[-1].size
+                if total + held > limit:
+                    raise AudioError(
+                        f"the recording decodes to more than max_duration_s="
+                        f"{self.max_duration_s:g} s"
+                    )
+                if held >= want or (frame is None and held):
+                    yield np.concatenate(pending)
+                    pending, total, held = [], total + held, 0
+
+
+def _header_duration(container) -> float | None:
+    stream = container.streams.audio[0]
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # av.time_base: microseconds
+    return None
+
+
+def _frames(container) -> Iterator:
+    try:
+        yield from container.decode(audio=0)
+    except Exception as err:
+        raise AudioError(f"the audio stream is damaged: {_first_line(err)}") from None
+
+
+def split(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Segment]:
+    """A recording's decoded chunks -> its segments: the whole recording when it lasts at
+    most ``segment_over_s``, else its speech cut at pauses (``cut``). A long recording with
+    no speech yields nothing."""
+    chunks = iter(chunks)
+    head: list[np.ndarray] = []
+    held = 0
+    for chunk in chunks:
+        head.append(chunk)
+        held += chunk.size
+        if held > options.segment_over_s * SAMPLE_RATE:
+            yield from cut(_chained(head, chunks), options)
+            return
+    audio = np.concatenate(head) if head else np.zeros(0, np.float32)
+    if audio.size == 0:
+        raise AudioError("the audio stream decodes to no samples")
+    duration = audio.size / SAMPLE_RATE
+    yield Segment(0, 0.0, duration, audio, speech_seconds(audio, options), total_s=duration)
+
+
+def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield from head
+    yield from rest
+
+
+def cut(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Segment]:
+    """Streamed audio chunks -> speech segments with their absolute times. A region is
+    emitted once the audio after it is long enough that no later chunk can change it."""
+    pad = int(options.speech_pad_s * SAMPLE_RATE)
+    guard = int((options.max_segment_s + options.min_silence_s + 1.0) * SAMPLE_RATE)
+    buffer, offset, index = np.zeros(0, np.float32), 0, 0
+    chunk = next(chunks, None)
+    while chunk is not None:
+        buffer = np.concatenate([buffer, chunk])
+        chunk = next(chunks, None)
+        last = chunk is None
+        if not last and len(buffer) < 2 * guard:
+            continue
+        limit = len(buffer) if last else len(buffer) - guard
+        closed = [(s, e) for s, e in _speech(buffer, options) if e <= limit]
+        for s, e in closed:
+            a, b = max(0, s - pad), min(len(buffer), e + pad)
+            start, end = (offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE
+            yield Segment(index, start, end, buffer[a:b].copy(), (e - s) / SAMPLE_RATE)
+            index += 1
+        # Keep what a later region may still need: after the last closed one, or (silence)
+        # the last guard's worth.
+        keep_from = min(len(buffer), closed[-1][1] + pad) if closed else max(0, limit - guard)
+        buffer, offset = buffer[keep_from:], offset + keep_from
+    if index == 0:  # no speech at all: one empty segment says so, over the whole recording
+        total = (offset + len(buffer)) / SAMPLE_RATE
+        yield Segment(0, 0.0, total, np.zeros(0, np.float32), 0.0, total_s=total)

@@ -1,0 +1,176 @@
+"""raymer recognize: a corpus of short clips, a long recording, noise and broken files, through
+one streaming Ray Data job with a checkpoint written by `raymer train` (real models)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile
+
+from raymer.wer import normalize_words
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
+GAP_S = 2.5
+
+
+@pytest.fixture(scope="module")
+def corpus(piper_corpus, tmp_path_factory) -> dict:
+    """Short clips, one recording of 8 clips joined by 2.5 s silences (~55 s), 6 s of noise,
+    and two broken files, in a manifest with columns named like output columns."""
+    root = tmp_path_factory.mktemp("recognize_corpus")
+    with open(piper_corpus) as f:
+        clips = list(csv.DictReader(f))
+    parts, bounds, start = [], [], 0.0
+    for clip in clips[:8]:
+        audio, rate = soundfile.read(piper_corpus.parent / clip["path"], dtype="float32")
+        assert rate == 16_000
+        parts += [audio, np.zeros(int(GAP_S * rate), np.float32)]
+        bounds.append((start, start + len(audio) / rate, clip["text"]))
+        start += len(audio) / rate + GAP_S
+    soundfile.write(root / "call.flac", np.concatenate(parts), 16_000)
+    rng = np.random.default_rng(0)
+    soundfile.write(
+        root / "noise.wav", (0.1 * rng.standard_normal(6 * 16_000)).astype(np.float32), 16_000
+    )
+    (root / "junk.wav").write_bytes(b"this is not audio " * 50)
+    (root / "empty.wav").write_bytes(b"")
+    rows = [
+        {"path": str(piper_corpus.parent / c["path"]), "id": c["id"], "text": c["text"]}
+        for c in clips[8:11]
+    ]
+    rows += [
+        {"path": name, "id": name.split(".")[0], "text": ""}
+        for name in ("call.flac", "noise.wav", "junk.wav", "empty.wav")
+    ]
+    manifest = root / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "id", "text", "label", "duration_s"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row | {"label": "unknown", "duration_s": "1.5"})
+    return {"manifest": manifest, "bounds": bounds, "short": [c["id"] for c in clips[8:11]]}
+
+
+@pytest.fixture(scope="module")
+def recognized(ray_session, corpus, tmp_path_factory):
+    from raymer.config.recognize import RecognizeConfig
+    from raymer.pipeline.recognize import recognize
+
+    out = tmp_path_factory.mktemp("recognized")
+    cfg = RecognizeConfig(
+        input=str(corpus["manifest"]),
+        checkpoint=str(CHECKPOINT),
+        output=str(out),
+        chunk_s=60,  # the 55 s recording is decoded and cut in more than one chunk
+        batch_size=4,
+        asr_actors=1,
+    )
+    return recognize(cfg), out, cfg
+
+
+def _predictions(out: Path) -> list[dict]:
+    return sorted(
+        pq.read_table(out / "predictions").to_pylist(), key=lambda r: (r["id"], r["segment"])
+    )
+
+
+def _overlap(reference: str, transcript: str) -> float:
+    ref, hyp = normalize_words(reference), set(normalize_words(transcript))
+    return sum(w in hyp for w in ref) / max(1, len(ref))
+
+
+def test_short_clips_are_one_segment_each(recognized, corpus):
+    summary, out, _ = recognized
+    rows = [r for r in _predictions(out) if r["id"] in corpus["short"]]
+    assert [r["segment"] for r in rows] == [0, 0, 0]
+    for r in rows:
+        assert not r["no_speech"] and r["label"] in ("angry", "happy", "neutral", "sad")
+        scores = [r[f"score_{lab}"] for lab in ("angry", "happy", "neutral", "sad")]
+        assert (
+            all(0 <= s <= 1 for s in scores)
+            and r["label"] == ("angry", "happy", "neutral", "sad")[int(np.argmax(scores))]
+        )
+        assert r["transcript"] and r["start_s"] == 0 and r["end_s"] > 1
+    # Manifest columns named like output columns are kept apart; the others come along.
+    assert {r["manifest_label"] for r in rows} == {"unknown"} and rows[0]["text"]
+    assert {r["manifest_duration_s"] for r in rows} == {"1.5"}
+
+
+def test_a_long_recording_is_cut_at_its_pauses(recognized, corpus):
+    _, out, _ = recognized
+    rows = [r for r in _predictions(out) if r["id"] == "call"]
+    bounds = corpus["bounds"]
+    assert len(rows) == len(bounds), [(r["start_s"], r["end_s"]) for r in rows]
+    for r, (start, end, text) in zip(rows, bounds, strict=True):
+        assert abs(r["start_s"] - start) < 0.6 and abs(r["end_s"] - end) < 0.6, (r, start, end)
+        assert _overlap(text, r["transcript"]) >= 0.6, (text, r["transcript"])
+    assert all(r["duration_s"] == pytest.approx(bounds[-1][1] + GAP_S, abs=0.05) for r in rows)
+
+
+def test_noise_gets_no_emotion(recognized):
+    _, out, _ = recognized
+    rows = [r for r in _predictions(out) if r["id"] == "noise"]
+    assert len(rows) == 1 and rows[0]["no_speech"] and rows[0]["label"] is None
+    assert rows[0]["transcript"] == "" and rows[0]["score_angry"] is None
+
+
+def test_broken_files_are_errors_and_the_rest_goes_on(recognized, corpus):
+    summary, out, _ = recognized
+    errors = {r["id"]: r for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()}
+    assert set(errors) == {"junk", "empty"} and summary.failed == 2
+    assert "not a readable audio file" in errors["junk"]["error"]
+    assert {r["id"] for r in _predictions(out)} == {"call", "noise", *corpus["short"]}
+
+
+def test_one_row_per_recording_and_plots(recognized, corpus):
+    summary, out, _ = recognized
+    recordings = {r["id"]: r for r in pq.read_table(out / "recordings").to_pylist()}
+    assert set(recordings) == {"call", "noise", *corpus["short"]}
+    call = recordings["call"]
+    assert call["segments"] == len(corpus["bounds"]) and call["label"] is not None
+    shares = [call[f"share_{lab}"] for lab in ("angry", "happy", "neutral", "sad")]
+    assert sum(shares) == pytest.approx(1.0) and call["speech_s"] > 20
+    assert recordings["noise"]["label"] is None and recordings["noise"]["speech_s"] == 0
+    assert (out / "plots" / "call.png").stat().st_size > 1000
+    assert (out / "plots" / "summary.png").exists()
+    assert not (out / "plots" / "noise.png").exists()  # one segment: no timeline
+    assert summary.recordings == 5 and summary.new_recordings == 5
+    assert summary.segments == len(corpus["bounds"]) + 4
+    assert "recognize: 5 recordings (5 new, 2 failed)" in summary.line()
+
+
+def test_a_rerun_adds_nothing(recognized):
+    from raymer.pipeline.recognize import recognize
+
+    summary, out, cfg = recognized
+    before = _predictions(out)
+    again = recognize(cfg)
+    assert again.new_recordings == 0 and again.recordings == summary.recordings
+    assert len(_predictions(out)) == len(before)
+    assert again.failed == 2  # failed files are tried again, and fail again
+
+
+def test_the_command_on_one_file(ray_session, corpus, tmp_path):
+    address = ray_session.get_runtime_context().gcs_address
+    out = tmp_path / "one"
+    raymer = str(Path(sys.executable).with_name("raymer"))
+    call = str(corpus["manifest"].parent / "call.flac")
+    result = subprocess.run(
+        [raymer, "recognize", call, "--checkpoint", str(CHECKPOINT), "--output", str(out)]
+        + ["asr_actors=1", "plots=false"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAY_ADDRESS": address},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "recognize: 1 recordings (1 new, 0 failed), 8 segments" in result.stdout
+    assert pq.read_table(out / "recordings").num_rows == 1
+    assert not (out / "plots").exists()
