@@ -223,48 +223,49 @@ def _summarize(
     failed: int,
     wall_s: float,
 ) -> RecognizeSummary:
-    """Counts and hours of the output, by Ray Data; this run's share by its ``run_id``."""
-    totals = _totals(out, run_id)
-    if cfg.plots and totals["labels"]:
-        _corpus_plot(out, spec)
+    """Counts and hours of the output, in one Ray Data aggregation over the recordings;
+    this run's share by its ``run_id``."""
+    totals = _totals(out, spec.labels, run_id)
+    labels = {lab: int(totals[f"is_{lab}"]) for lab in spec.labels if totals[f"is_{lab}"]}
+    if cfg.plots and labels:
+        from raymer.pipeline.plots import shares_png
+
+        seconds = {lab: float(totals[f"seconds_{lab}"]) for lab in spec.labels}
+        storage.makedirs(out["plots"])
+        storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
     return RecognizeSummary(
-        recordings=totals["recordings"],
-        segments=totals["segments"],
-        audio_hours=totals["audio"] / 3600,
-        speech_hours=totals["speech"] / 3600,
-        new_recordings=totals["new"],
+        recordings=int(totals["count"]),
+        segments=int(totals["segments"]),
+        audio_hours=totals["duration_s"] / 3600,
+        speech_hours=totals["speech_s"] / 3600,
+        new_recordings=int(totals["new"]),
         failed=failed,
         wall_s=wall_s,
         audio_s_per_s=totals["new_s"] / wall_s if wall_s > 0 else 0.0,
-        labels=totals["labels"],
+        labels=labels,
         output=cfg.output,
         error_examples=_error_examples(out) if failed else [],
     )
 
 
-def _totals(out: dict, run_id: str) -> dict:
+def _totals(out: dict, labels: list[str], run_id: str) -> dict[str, float]:
     import ray.data
+    from ray.data.aggregate import Count, Sum
 
-    totals = {"recordings": 0, "segments": 0, "audio": 0.0, "speech": 0.0, "new": 0}
-    totals |= {"new_s": 0.0, "labels": {}}
+    from raymer.pipeline.recognize_stages import summary_columns
+
+    names = ["segments", "duration_s", "speech_s", "new", "new_s"]
+    names += [f"{kind}_{lab}" for lab in labels for kind in ("is", "seconds")]
+    totals = dict.fromkeys(["count", *names], 0.0)
     if not storage.list_files(out["recordings"], (".parquet",)):
         return totals
     fs, path = storage.filesystem(out["recordings"])
-    recs = ray.data.read_parquet(path, filesystem=fs)
-    totals["recordings"] = recs.count()
-    totals["segments"] = int(recs.sum("segments") or 0)
-    totals["audio"] = float(recs.sum("duration_s") or 0.0)
-    totals["speech"] = float(recs.sum("speech_s") or 0.0)
-    for row in recs.groupby("label").count().take_all():
-        if row["label"] is not None:
-            totals["labels"][row["label"]] = int(row["count()"])
-    fs, path = storage.filesystem(out["predictions"])
-    columns = ["run_id", "segment", "duration_s"]
-    mine = ray.data.read_parquet(path, filesystem=fs, columns=columns).filter(
-        lambda r, run=run_id: r["run_id"] == run and r["segment"] == 0
+    ds = ray.data.read_parquet(path, filesystem=fs).map_batches(
+        summary_columns, fn_kwargs={"labels": labels, "run_id": run_id}, batch_format="pyarrow"
     )
-    totals["new"] = mine.count()
-    totals["new_s"] = float(mine.sum("duration_s") or 0.0) if totals["new"] else 0.0
+    found = ds.aggregate(Count(), *[Sum(name) for name in names])
+    totals["count"] = found["count()"]
+    totals |= {name: found[f"sum({name})"] or 0.0 for name in names}
     return totals
 
 
@@ -274,27 +275,3 @@ def _error_examples(out: dict) -> list[str]:
     fs, path = storage.filesystem(storage.join(out["errors"], "errors.parquet"))
     rows = ray.data.read_parquet(path, filesystem=fs).take(5)
     return [f"{row['id']}: {row['error']}" for row in rows]
-
-
-def _corpus_plot(out: dict, spec: checkpoint.ModelSpec) -> None:
-    """plots/summary.png: speech time per label over every segment."""
-    import ray.data
-
-    from raymer.pipeline.plots import shares_png
-
-    fs, path = storage.filesystem(out["predictions"])
-    speech = ray.data.read_parquet(path, filesystem=fs, columns=["label", "start_s", "end_s"])
-    speech = speech.filter(lambda r: r["label"] is not None)
-    seconds = {lab: 0.0 for lab in spec.labels}
-    speech = speech.map_batches(_lengths, batch_format="pyarrow")
-    for row in speech.groupby("label").sum("seconds").take_all():
-        seconds[row["label"]] = float(row["sum(seconds)"])
-    storage.makedirs(out["plots"])
-    storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
-
-
-def _lengths(table):
-    import pyarrow.compute as pc
-
-    seconds = pc.subtract(table.column("end_s"), table.column("start_s"))
-    return table.select(["label"]).append_column("seconds", seconds)

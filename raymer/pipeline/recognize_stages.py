@@ -313,6 +313,7 @@ def recording_row(group: pa.Table, labels: list[str], plots_uri: str | None) -> 
         "segments": len(rows),
         "speech_s": speech_s,
         "label": max(seconds, key=seconds.get) if speech_s > 0 else None,
+        "run_id": rows[-1]["run_id"],
     }
     for lab in labels:
         record[f"share_{lab}"] = seconds[lab] / speech_s if speech_s > 0 else None
@@ -333,9 +334,32 @@ def recording_schema(labels: list[str]) -> pa.Schema:
             ("segments", pa.int64()),
             ("speech_s", pa.float64()),
             ("label", pa.string()),
+            ("run_id", pa.string()),  # the run that wrote its last segment
             *[(f"share_{lab}", pa.float64()) for lab in labels],
         ]
     )
+
+
+def summary_columns(table: pa.Table, labels: list[str], run_id: str) -> pa.Table:
+    """Recordings -> the numbers ``raymer recognize`` sums in one Ray Data aggregation:
+    per label, a 1 where it is the recording's label and its speech seconds; and whether
+    (and how much audio) this run wrote."""
+    import pyarrow.compute as pc
+
+    speech = table.column("speech_s")
+    out = {
+        "segments": table.column("segments"),
+        "duration_s": table.column("duration_s"),
+        "speech_s": speech,
+    }
+    for lab in labels:
+        out[f"is_{lab}"] = pc.cast(pc.equal(table.column("label"), lab), pa.int64()).fill_null(0)
+        share = table.column(f"share_{lab}").fill_null(0.0)
+        out[f"seconds_{lab}"] = pc.multiply(share, speech)
+    new = pc.equal(table.column("run_id"), run_id).fill_null(False)
+    out["new"] = pc.cast(new, pa.int64())
+    out["new_s"] = pc.if_else(new, table.column("duration_s"), 0.0)
+    return pa.table(out)
 
 
 def successes(table: pa.Table) -> pa.Table:
