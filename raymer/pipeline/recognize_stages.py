@@ -21,7 +21,13 @@ from raymer.audio import AudioError
 from raymer.batches import Collate, ItemError, run_batch, scores_of
 from raymer.checkpoint import ModelSpec, labels_on
 from raymer.config.recognize import RecognizeConfig
-from raymer.pipeline.stages import Batch, describe_read_error, to_columns, to_rows
+from raymer.pipeline.stages import (
+    Batch,
+    describe_read_error,
+    stage_device,
+    to_columns,
+    to_rows,
+)
 from raymer.schema import ERRORS_SCHEMA
 from raymer.segment import SegmentOptions, StreamDecoder, split
 
@@ -127,12 +133,6 @@ def _floats(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float32)
 
 
-def _device(cfg: RecognizeConfig, num_gpus: float) -> str:
-    if not cfg.use_gpu or num_gpus <= 0:
-        return "cpu"
-    return "cpu" if cfg.device == "cpu" else "cuda"
-
-
 class SpeechStage:
     """Actor: Whisper's transcript, language, no-speech probability and audio frames of each
     segment with speech (one encoder pass), made as the checkpoint's features were made."""
@@ -142,7 +142,7 @@ class SpeechStage:
 
         self.cfg, self.keep_audio = cfg, spec.needs_audio
         self.featurizer = build_featurizer(
-            spec.extract, _device(cfg, cfg.asr_num_gpus), cfg.asr_threads
+            spec.extract, stage_device(cfg, cfg.asr_num_gpus), cfg.asr_threads
         )
 
     def __call__(self, batch: Batch) -> Batch:
@@ -215,7 +215,7 @@ class EmotionStage:
         from raymer.models.builders import build_text_encoder
 
         torch.set_num_threads(cfg.model_threads)
-        device = _device(cfg, cfg.model_num_gpus)
+        device = stage_device(cfg, cfg.model_num_gpus)
         self.cfg, self.output, self.run_id = cfg, output, run_id
         self.model, self.spec = checkpoint.load_model(checkpoint_uri, device)
         self.collate = Collate(self.spec)

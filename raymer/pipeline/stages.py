@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.audio import AudioError, decode_audio
 from raymer.batches import ItemError, run_batch
-from raymer.config import ExtractConfig
+from raymer.config import ExtractConfig, RecognizeConfig
 from raymer.schema import ERRORS_SCHEMA, features_table
 from raymer.wer import wer
 
@@ -98,7 +98,7 @@ class WhisperStage:
         from raymer.models.builders import build_featurizer
 
         self.cfg = cfg
-        device = _device(cfg, cfg.asr_num_gpus)
+        device = stage_device(cfg, cfg.asr_num_gpus)
         self.featurizer = build_featurizer(cfg, device, cfg.asr_threads)
 
     def __call__(self, batch: Batch) -> Batch:
@@ -145,7 +145,7 @@ class TextStage:
 
         self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
         self.text_only = text_only
-        device = _device(cfg, cfg.text_num_gpus)
+        device = stage_device(cfg, cfg.text_num_gpus)
         self.encoder = build_text_encoder(cfg, device, cfg.text_threads)
 
     def __call__(self, batch: Batch) -> pa.Table:
@@ -208,8 +208,8 @@ def _floats(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float32)
 
 
-def _device(cfg: ExtractConfig, num_gpus: float) -> str:
-    """cuda only for a stage that was given a GPU share; cpu otherwise."""
+def stage_device(cfg: ExtractConfig | RecognizeConfig, num_gpus: float) -> str:
+    """cuda only for a stage that was given a GPU share; cpu otherwise (extract, recognize)."""
     if not cfg.use_gpu or num_gpus <= 0:
         return "cpu"
     return "cpu" if cfg.device == "cpu" else "cuda"
