@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from raymer.audio import SAMPLE_RATE
-from raymer.checkpoint import ModelSpec
+from raymer.checkpoint import ModelSpec, load_model, target_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,7 +51,7 @@ def targets(batch: Columns, labels: list[str], multi_label: bool = False):
     ``labels`` lists; None for a batch without targets (clips to predict)."""
     import torch
 
-    if ("labels" if multi_label else "label") not in batch:
+    if target_column(multi_label) not in batch:
         return None
     index = {label: i for i, label in enumerate(labels)}
     if not multi_label:
@@ -289,10 +289,34 @@ async def arun_batch(
 
 
 def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:
-    """Scores (B, L) of the model on a batch (no gradients), as ``label_scores`` makes them."""
+    """Scores (B, L) on the CPU of the model on a batch (no gradients; the batch goes to the
+    model's device), as ``label_scores`` makes them."""
     import torch
 
     from raymer.checkpoint import label_scores
 
+    device = next(model.parameters()).device
     with torch.no_grad():
-        return label_scores(forward(model, batch).logits, collate.spec.loss)
+        return label_scores(forward(model, batch, device).logits, collate.spec.loss).cpu()
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint's model, its spec and the batch maker of its inputs."""
+
+    model: Any
+    spec: ModelSpec
+    collate: Collate
+
+    @classmethod
+    def load(cls, uri: str, device: str = "cpu") -> LoadedModel:
+        model, spec = load_model(uri, device)
+        return cls(model, spec, Collate(spec))
+
+    @property
+    def checkpoint(self) -> str | None:
+        return self.spec.checkpoint
+
+    def scores(self, batch: dict) -> torch.Tensor:
+        """Scores (B, L) on a batch from ``self.collate``."""
+        return scores_of(self.model, self.collate, batch)

@@ -92,11 +92,6 @@ class ModelSpec(BaseModel, extra="forbid"):
         return self.finetune and self.modality != "text"
 
     @property
-    def target(self) -> str:
-        """The column of a clip's targets: ``label``, or ``labels`` (a list) for multi-label."""
-        return "labels" if self.multi_label else "label"
-
-    @property
     def text_encoder(self) -> str:
         """The text encoder whose token states the model reads: the fine-tuned one, or the
         one the features were extracted with."""

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.audio import AudioError
-from raymer.batches import Collate, ItemError, run_batch, scores_of
+from raymer.batches import ItemError, LoadedModel, run_batch
 from raymer.checkpoint import ModelSpec, labels_on
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline.stages import (
@@ -211,14 +211,13 @@ class EmotionStage:
     ) -> None:
         import torch
 
-        from raymer import checkpoint
         from raymer.models.builders import build_text_encoder
 
         torch.set_num_threads(cfg.model_threads)
         device = stage_device(cfg, cfg.model_num_gpus)
         self.cfg, self.output, self.run_id = cfg, output, run_id
-        self.model, self.spec = checkpoint.load_model(checkpoint_uri, device)
-        self.collate = Collate(self.spec)
+        self.model = LoadedModel.load(checkpoint_uri, device)
+        self.spec = self.model.spec
         self.encoder = build_text_encoder(self.spec.extract, device, cfg.model_threads)
         self.manifest_columns = manifest_columns
         errors = [pa.field("error", pa.string()), pa.field("stage", pa.string())]
@@ -244,8 +243,8 @@ class EmotionStage:
         clips = [_floats(r["audio"]) for r in rows] if self.spec.needs_audio else None
         for row, tok in zip(rows, tokens, strict=True):
             row["tokens"] = tok
-        batch = self.collate.live(frames=frames, tokens=tokens, clips=clips, texts=texts)
-        return list(scores_of(self.model, self.collate, batch).cpu().numpy())
+        batch = self.model.collate.live(frames=frames, tokens=tokens, clips=clips, texts=texts)
+        return list(self.model.scores(batch).numpy())
 
     def _record(self, row: dict) -> dict:
         labels, scores = self.spec.labels, row.get("scores")

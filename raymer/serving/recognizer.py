@@ -13,32 +13,13 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from raymer import checkpoint
 from raymer.audio import SAMPLE_RATE
-from raymer.batches import Collate, scores_of
-from raymer.checkpoint import ModelSpec, labels_on, top_label
-
-
-@dataclass
-class LoadedModel:
-    """A checkpoint's model, its spec and the batch maker of its inputs."""
-
-    model: object
-    spec: ModelSpec
-    collate: Collate
-
-    @classmethod
-    def load(cls, uri: str, device: str = "cpu") -> LoadedModel:
-        model, spec = checkpoint.load_model(uri, device)
-        return cls(model, spec, Collate(spec))
-
-    @property
-    def checkpoint(self) -> str:
-        return self.spec.checkpoint
+from raymer.batches import LoadedModel
+from raymer.checkpoint import labels_on, top_label
 
 
 class Heads:
@@ -98,7 +79,7 @@ class Heads:
             clips=clips if loaded.spec.needs_audio else None,
             texts=texts,
         )
-        return scores_of(loaded.model, loaded.collate, batch).numpy()
+        return loaded.scores(batch).numpy()
 
     @property
     def needs_audio(self) -> bool:
