@@ -53,15 +53,19 @@ def peak_mb(rows: int, folder: Path, checkpoint: str) -> tuple[float, float, str
     cmd += ["--output", str(out), "plots=false", "asr_actors=1", "batch_size=256"]
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     start = time.perf_counter()
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as proc:
+    # Files, not pipes: Ray Data logs a lot, and a full pipe would block the driver.
+    log, err = folder / f"stdout-{rows}.log", folder / f"stderr-{rows}.log"
+    with (
+        open(log, "w") as out_f,
+        open(err, "w") as err_f,
+        subprocess.Popen(cmd, stdout=out_f, stderr=err_f, env=env) as proc,
+    ):
         peak = 0
         while proc.poll() is None:
             peak = max(peak, _high_water_kb(proc.pid))
             time.sleep(0.2)
-        stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
+    stdout, stderr = log.read_text(), err.read_text()
     if proc.returncode != 0:
         sys.exit(f"recognize failed on {rows} rows:\n{stderr[-3000:]}")
     line = next(x for x in stdout.splitlines() if x.startswith("recognize:"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # Safe defaults before ray is imported anywhere: no usage reporting, and bind to
@@ -25,3 +26,20 @@ def init_ray(**kwargs) -> None:
     ray.init(**kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = True
+
+
+@contextlib.contextmanager
+def shuffle_by_sort():
+    """Ray Data's sort-based shuffle for the groupings and aggregations inside the block
+    (restored after): Ray 2.60's default hash shuffle starts aggregator actors for 200
+    partitions, seconds of start-up that dwarf the work of summarising a run."""
+    import ray.data
+    from ray.data.context import ShuffleStrategy
+
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.shuffle_strategy
+    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    try:
+        yield
+    finally:
+        ctx.shuffle_strategy = before

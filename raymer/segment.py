@@ -54,6 +54,52 @@ class Segment:
     total_s: float | None = None  # the recording's length, where known when it is cut
 
 
+@dataclass(frozen=True)
+class SpeechRule:
+    """No speech, no emotion: the one rule ``raymer recognize``, ``raymer serve`` and the
+    library apply before a clip or segment is given an emotion.
+
+    A piece is silent when the VAD hears less than ``min_speech_s`` of speech in it, when
+    Whisper transcribes nothing, or by Whisper's own silence rule: a no-speech probability
+    above ``no_speech_prob`` together with a mean log-probability below
+    ``logprob_threshold``.
+    """
+
+    min_speech_s: float = 0.3
+    no_speech_prob: float = 0.6
+    logprob_threshold: float = -1.0
+    vad_threshold: float = 0.5
+
+    @classmethod
+    def of(cls, settings) -> SpeechRule:
+        """From any config with the four fields (``RecognizeConfig``, ``ServeConfig``)."""
+        names = ("min_speech_s", "no_speech_prob", "logprob_threshold", "vad_threshold")
+        return cls(**{n: getattr(settings, n) for n in names})
+
+    def speech_s(self, audio: np.ndarray) -> float:
+        """Seconds of speech the VAD hears in a clip, with this rule's threshold."""
+        return speech_seconds(audio, SegmentOptions(vad_threshold=self.vad_threshold))
+
+    def silent(
+        self,
+        speech_s: float | None,
+        transcript: str | None,
+        no_speech_prob: float | None = None,
+        avg_logprob: float | None = None,
+    ) -> bool:
+        """Whether a piece gets no emotion (``speech_s`` None: the VAD was not asked)."""
+        if speech_s is not None and speech_s < self.min_speech_s:
+            return True
+        if not (transcript or "").strip():
+            return True
+        return (
+            no_speech_prob is not None
+            and no_speech_prob > self.no_speech_prob
+            and avg_logprob is not None
+            and avg_logprob < self.logprob_threshold
+        )
+
+
 def speech_seconds(audio: np.ndarray, options: SegmentOptions) -> float:
     """Seconds of speech the VAD finds in a clip (0.0 for silence or noise)."""
     return sum(e - s for s, e in _speech(audio, options)) / SAMPLE_RATE

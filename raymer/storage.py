@@ -126,6 +126,13 @@ def delete_file(uri: str) -> None:
     fs.delete_file(path)
 
 
+def delete_dir(uri: str) -> None:
+    """Remove a folder and everything under it (nothing when it is not there)."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+
+
 def copy_tree(src: str, dst: str) -> int:
     """Copy a file or a folder (recursively) between local paths and s3:// URIs; returns the
     number of files copied."""

@@ -63,12 +63,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from raymer.training.evaluate import infer
+    from raymer.training.infer import infer
 
     s = infer(args.checkpoint, args.features, args.output, args.speakers or None, where(args.where))
     counts = ", ".join(f"{lab} {n}" for lab, n in s["predicted"].items())
     print(f"infer: {s['n']} clips ({s['unlabelled']} without a label) | predicted: {counts}")
-    print(f"predictions: {args.output}/predictions.parquet")
+    print(f"predictions: {args.output}/predictions/")
     return 0
 
 
@@ -113,10 +113,11 @@ SCORE_COMMANDS = {  # name: (function, help, description, --features help, --out
         "predict every clip of extracted features offline, labelled or not",
         "Run a trained checkpoint (a train output: its best one; a compare output: its fusion "
         "model's) over extracted features, without a service: every clip, labelled or not, "
-        "gets its predicted label and a score per label. Writes predictions.parquet and "
-        "infer.json (clips per predicted label).",
+        "gets its predicted label and a score per label, in one Ray Data job (model actors, "
+        "batched). Writes predictions/ (Parquet parts) and infer.json (clips per predicted "
+        "label).",
         "extraction output; local or s3://",
-        "folder for predictions.parquet and infer.json",
+        "folder for predictions/ and infer.json",
     ),
 }
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from raymer.config import speech
+
 
 class RecognizeConfig(BaseModel, extra="forbid"):
     """Settings of ``raymer recognize``: recordings of any length in, emotions per segment
@@ -41,9 +43,7 @@ class RecognizeConfig(BaseModel, extra="forbid"):
     speech_pad_s: float = Field(
         0.2, ge=0, le=2, description="Audio kept on each side of the speech the VAD found."
     )
-    vad_threshold: float = Field(
-        0.5, gt=0, lt=1, description="Silero VAD's speech probability threshold."
-    )
+    vad_threshold: float = speech.vad_threshold()
     chunk_s: float = Field(
         300.0,
         ge=60,
@@ -54,21 +54,9 @@ class RecognizeConfig(BaseModel, extra="forbid"):
     max_duration_s: float = Field(
         6 * 3600.0, gt=0, description="Recordings longer than this are reported as errors."
     )
-    min_speech_s: float = Field(
-        0.3,
-        ge=0,
-        description="A segment with less speech than this (VAD) is no_speech: no emotion.",
-    )
-    no_speech_prob: float = Field(
-        0.6,
-        gt=0,
-        le=1,
-        description="A segment whose Whisper no-speech probability passes this, with a low "
-        "mean log-probability (below logprob_threshold), is no_speech.",
-    )
-    logprob_threshold: float = Field(
-        -1.0, description="Whisper's own rule for silence, with no_speech_prob."
-    )
+    min_speech_s: float = speech.min_speech_s()
+    no_speech_prob: float = speech.no_speech_prob()
+    logprob_threshold: float = speech.logprob_threshold()
     keep_features: bool = Field(
         False, description="Also write each segment's features to OUTPUT/features/."
     )
@@ -91,6 +79,9 @@ class RecognizeConfig(BaseModel, extra="forbid"):
     model_threads: int = Field(1, ge=1, description="torch threads per model actor.")
     model_num_gpus: float = Field(0.0, ge=0, description="GPUs per model actor with use_gpu.")
     decode_num_cpus: float = Field(0.25, gt=0, description="CPUs per decode/segment task.")
+    recordings_per_task: int = Field(
+        32, ge=1, description="Recordings per decode/segment task (smaller: more parallel)."
+    )
     resume: bool = Field(
         True, description="Skip segments already in OUTPUT/predictions (a re-run adds nothing)."
     )

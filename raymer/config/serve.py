@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from raymer.config import speech
+
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
 JOBS_ADDRESS = "http://127.0.0.1:8265"
 
@@ -68,6 +70,10 @@ class ServeConfig(BaseModel, extra="forbid"):
     segments_over_s: float = Field(
         30.0, gt=0, description="Audio longer than this also gets per-segment emotions."
     )
+    min_speech_s: float = speech.min_speech_s()
+    no_speech_prob: float = speech.no_speech_prob()
+    logprob_threshold: float = speech.logprob_threshold()
+    vad_threshold: float = speech.vad_threshold()
     auth_token: str | None = Field(
         None,
         description="Bearer token required on /v1/* (the RAYMER_API_TOKEN environment "

@@ -42,6 +42,7 @@ class SpeechFeatures:
         embedding: mean of the encoder frames over the clip, shape (D,).
         avg_logprob: mean token log-probability of the decoded text.
         no_speech_prob: Whisper's probability that the first window holds no speech.
+        speech_s: seconds of speech the VAD heard (None where it was not asked).
     """
 
     transcript: str
@@ -52,6 +53,7 @@ class SpeechFeatures:
     embedding: np.ndarray | None = None
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
+    speech_s: float | None = None
 
 
 def window_seconds(longest_s: float, mode: str, step_s: float, min_s: float) -> float:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.config import ExtractConfig, dump_config
-from raymer.corpora.manifest import read_inputs
-from raymer.runtime import init_ray
-from raymer.schema import ERRORS_SCHEMA
+from raymer.runtime import init_ray, shuffle_by_sort
 from raymer.wer import normalize_words
+
+FEATURE_ROWS = 2_000  # rows per features file at least (the model stages' batches are small)
 
 logger = logging.getLogger(__name__)
 
@@ -59,48 +59,75 @@ class ExtractSummary:
 
 
 def extract(cfg: ExtractConfig) -> ExtractSummary:
-    """Run the extraction described by ``cfg`` (``input`` and ``output`` must be set)."""
+    """Run the extraction described by ``cfg`` (``input`` and ``output`` must be set).
+
+    One Ray Data job: the inputs are read by Ray Data's readers (or listed a folder at a
+    time), one row is kept per id, ids already written are left out by an anti-join, and the
+    counts are summed by Ray Data: the driver never holds the corpus."""
     if not cfg.input or not cfg.output:
         raise ValueError("extract needs both input and output")
-    start = time.perf_counter()
+    from ray.data.datasource.filename_provider import FilenameProvider
+
+    from raymer.pipeline.inputs import extract_dataset
+
+    start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
     features_uri = storage.join(cfg.output, "features")
     errors_uri = storage.join(cfg.output, "errors")
-    inputs = read_inputs(cfg.input, cfg.inputs)
-    done = existing_ids(features_uri) if cfg.resume else set()
-    todo = [r for r in inputs.rows if r["id"] not in done]
-    skipped = len(inputs.rows) - len(todo)
+    listing_uri = storage.join(cfg.output, "inputs")
+    init_ray()
+    ds, text_only, extra_columns = extract_dataset(cfg.input, listing_uri, cfg.inputs)
     _clear_errors(errors_uri)
     storage.makedirs(features_uri)
     storage.makedirs(errors_uri)
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
-    if todo:
-        init_ray()
-        build_dataset(cfg, todo, inputs.extra_columns, errors_uri, inputs.text_only).write_parquet(
-            storage.filesystem(features_uri)[1],
-            filesystem=storage.filesystem(features_uri)[0],
-            ray_remote_args={"num_cpus": cfg.decode_num_cpus},
-        )
-    failed = _collect_errors(errors_uri, inputs.problems)
-    summary = _summarize(
-        features_uri, errors_uri, done, failed, skipped, time.perf_counter() - start
-    )
-    summary.text_only = inputs.text_only
+    with shuffle_by_sort():
+        todo, inputs, skipped = _todo(cfg, ds, features_uri, errors_uri)
+        if inputs:
+            fs, path = storage.filesystem(features_uri)
+            build_dataset(cfg, todo, extra_columns, errors_uri, text_only).write_parquet(
+                path,
+                filesystem=fs,
+                filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
+                min_rows_per_file=FEATURE_ROWS,
+                ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+            )
+        failed = _collect_errors(errors_uri)
+        summary = _summarize(features_uri, run_id, failed, skipped, time.perf_counter() - start)
+    storage.delete_dir(listing_uri)
+    summary.errors_uri = errors_uri
+    summary.text_only = text_only
     storage.write_bytes(
         storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
     )
     return summary
 
 
+def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str):
+    """(the rows to extract, how many inputs there are, how many are already written):
+    one row per id (a duplicate is an error), less those in ``features/`` (resume)."""
+    from raymer.pipeline.inputs import anti_join
+    from raymer.pipeline.stages import one_per_id
+
+    unique = ds.groupby("id").map_groups(
+        one_per_id,
+        fn_kwargs={"errors_uri": errors_uri},
+        batch_format="pyarrow",
+        num_cpus=cfg.decode_num_cpus,
+    )
+    unique = unique.materialize()  # in the object store, not the driver
+    inputs = unique.count()
+    if not cfg.resume or not inputs:
+        return unique, inputs, 0
+    _drop_unreadable(features_uri)
+    todo = anti_join(unique, features_uri, ("id",)).materialize()
+    return todo, inputs, inputs - todo.count()
+
+
 def build_dataset(
-    cfg: ExtractConfig,
-    rows: list[dict],
-    extra_columns: list[str],
-    errors_uri: str,
-    text_only: bool = False,
+    cfg: ExtractConfig, ds, extra_columns: list[str], errors_uri: str, text_only=False
 ):
     """The lazy Ray Dataset: decode (tasks) -> Whisper (actors) -> text encoder (actors);
     a text corpus (``text_only``) goes straight to the text encoder."""
-    import ray.data
     from ray.data import ActorPoolStrategy
 
     from raymer.pipeline.stages import TextStage, WhisperStage, decode_batch
@@ -114,13 +141,10 @@ def build_dataset(
         num_gpus=gpu * cfg.text_num_gpus,
         batch_format="numpy",
     )
+    # small blocks, so that every actor of the first model stage has work
+    ds = ds.repartition(target_num_rows_per_block=cfg.batch_size)
     if text_only:
-        blocks = _blocks(len(rows), cfg.text_actors, cfg.batch_size * 4)
-        return ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            TextStage, **text_stage
-        )
-    blocks = _blocks(len(rows), cfg.asr_actors, cfg.batch_size)
-    ds = ray.data.from_items(rows, override_num_blocks=blocks)
+        return ds.map_batches(TextStage, **text_stage)
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={"max_duration_s": cfg.max_duration_s},
@@ -140,25 +164,17 @@ def build_dataset(
     return ds.map_batches(TextStage, **text_stage)
 
 
-def _blocks(rows: int, actors: int, batch_size: int) -> int:
-    """Enough blocks that every actor of the first model stage has work, few enough that each
-    fills a batch."""
-    return min(rows, max(2 * actors, math.ceil(rows / batch_size)), 2000)
-
-
-def existing_ids(features_uri: str) -> set[str]:
-    """Ids already written. A file cut short by a crash is removed, so its clips are redone."""
-    ids: set[str] = set()
+def _drop_unreadable(features_uri: str) -> None:
+    """A file cut short by a crash is removed, so its clips are redone (footers only)."""
     for uri in storage.list_files(features_uri, (".parquet",)):
         fs, path = storage.filesystem(uri)
         try:
-            ids.update(pq.read_table(path, columns=["id"], filesystem=fs).column("id").to_pylist())
+            pq.read_metadata(fs.open_input_file(path))
         except (pa.ArrowInvalid, OSError) as err:
             logger.warning(
                 "removing unreadable partial output %s (%s); its clips are redone", uri, err
             )
             storage.delete_file(uri)
-    return ids
 
 
 def _clear_errors(errors_uri: str) -> None:
@@ -167,65 +183,60 @@ def _clear_errors(errors_uri: str) -> None:
         storage.delete_file(uri)
 
 
-def _collect_errors(errors_uri: str, problems: list[tuple[str, str, str]]) -> pa.Table:
-    """Merge the stages' error parts and the manifest's problems into errors/errors.parquet."""
+def _collect_errors(errors_uri: str) -> tuple[int, list[str]]:
+    """Merge the stages' error parts into errors/errors.parquet, a row group at a time;
+    returns (failed clips, up to five examples)."""
+    from raymer.pipeline.stages import summarize_errors
+
     parts = storage.list_files(errors_uri, (".parquet",))
-    tables = [
-        pa.table(
-            {
-                "id": [p[0] for p in problems],
-                "path": [p[1] for p in problems],
-                "stage": ["manifest"] * len(problems),
-                "error": [p[2] for p in problems],
-            },
-            schema=ERRORS_SCHEMA,
-        )
-    ]
-    for uri in parts:
-        fs, path = storage.filesystem(uri)
-        tables.append(pq.read_table(path, filesystem=fs, schema=ERRORS_SCHEMA))
-    merged = pa.concat_tables(tables)
-    # A retried task may have written the same failure twice: keep one row per id and error.
-    seen, keep = set(), []
-    for i, (rid, err) in enumerate(
-        zip(merged.column("id").to_pylist(), merged.column("error").to_pylist(), strict=True)
-    ):
-        if (rid, err) not in seen:
-            seen.add((rid, err))
-            keep.append(i)
-    merged = merged.take(pa.array(keep, type=pa.int64()))
-    fs, path = storage.filesystem(storage.join(errors_uri, "errors.parquet"))
-    pq.write_table(merged, path, filesystem=fs)
+    merged = storage.join(errors_uri, "errors.parquet")
+    failed = summarize_errors(parts, merged)
     for uri in parts:
         storage.delete_file(uri)
-    return merged
+    if not failed:
+        return 0, []
+    fs, path = storage.filesystem(merged)
+    first = next(pq.ParquetFile(fs.open_input_file(path)).iter_batches(batch_size=5))
+    return failed, [f"{r['id']}: {r['error']}" for r in first.to_pylist()]
 
 
-def _summarize(features_uri, errors_uri, done, failed, skipped, wall_s) -> ExtractSummary:
-    ok, seconds, edits, words = 0, 0.0, 0.0, 0
-    for uri in storage.list_files(features_uri, (".parquet",)):
-        fs, path = storage.filesystem(uri)
-        table = pq.read_table(
-            path, columns=["id", "duration_s", "wer", "reference_text"], filesystem=fs
-        )
-        for rid, dur, w, ref in zip(
-            *(table.column(c).to_pylist() for c in table.column_names), strict=True
-        ):
-            if rid in done:
-                continue
-            ok, seconds = ok + 1, seconds + (dur or 0.0)
-            if w is not None and ref:
-                n = len(normalize_words(ref))
-                edits, words = edits + w * n, words + n
+def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
+    """This run's counts, hours and WER, summed by Ray Data over the files it wrote."""
+    import ray.data
+    from ray.data.aggregate import Count, Sum
+
+    mine = [u for u in storage.list_files(features_uri, (".parquet",)) if f"/run-{run_id}_" in u]
+    totals = {"count()": 0, "sum(duration_s)": 0.0, "sum(edits)": 0.0, "sum(words)": 0}
+    if mine:
+        fs, _ = storage.filesystem(mine[0])
+        ds = ray.data.read_parquet([storage.filesystem(u)[1] for u in mine], filesystem=fs)
+        ds = ds.select_columns(["duration_s", "wer", "reference_text"])
+        ds = ds.map_batches(_wer_columns, batch_format="pyarrow")
+        totals |= ds.aggregate(Count(), Sum("duration_s"), Sum("edits"), Sum("words"))
+    seconds, words = totals["sum(duration_s)"] or 0.0, totals["sum(words)"] or 0
     return ExtractSummary(
-        clips_ok=ok,
-        clips_failed=failed.num_rows,
+        clips_ok=int(totals["count()"]),
+        clips_failed=failed[0],
         skipped=skipped,
         audio_hours=seconds / 3600,
         wall_s=wall_s,
         audio_s_per_s=seconds / wall_s if wall_s > 0 else 0.0,
-        error_examples=[f"{r['id']}: {r['error']}" for r in failed.slice(0, 5).to_pylist()],
-        wer=edits / words if words else None,
+        error_examples=failed[1],
+        wer=(totals["sum(edits)"] or 0.0) / words if words else None,
         features_uri=features_uri,
-        errors_uri=errors_uri,
+        errors_uri="",
     )
+
+
+def _wer_columns(table: pa.Table) -> pa.Table:
+    """Feature rows -> duration, and the word edits and reference words behind each WER."""
+    durations, edits, words = [], [], []
+    for dur, w, ref in zip(
+        *(table.column(c).to_pylist() for c in ("duration_s", "wer", "reference_text")),
+        strict=True,
+    ):
+        n = len(normalize_words(ref)) if w is not None and ref else 0
+        durations.append(dur or 0.0)
+        edits.append(w * n if n else 0.0)
+        words.append(n)
+    return pa.table({"duration_s": durations, "edits": edits, "words": words})

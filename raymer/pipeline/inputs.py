@@ -9,6 +9,7 @@ those named like an output column are renamed ``manifest_<name>``.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ def read_manifest(uri: str):
     if lower.endswith(".parquet"):
         return ray.data.read_parquet(path, filesystem=fs)
     if lower.endswith((".jsonl", ".json")):
-        return ray.data.read_json(path, filesystem=fs, lines=True)
+        return ray.data.read_json(path, filesystem=fs)  # newline-delimited, as pyarrow reads it
     strings = {c: pa.string() for c in ("path", "id", "label", "speaker", "session", "text")}
     options = pacsv.ConvertOptions(column_types=strings)
     return ray.data.read_csv(path, filesystem=fs, convert_options=options)
@@ -166,3 +167,127 @@ def _text(value) -> str | None:
         return None
     text = str(value)
     return text if text else None
+
+
+# ``raymer extract``'s rows: the manifest's known columns under the names the extraction
+# stages use (``text`` is the reference transcript), the others carried with their types.
+EXTRACT_KEYS = ("id", "path", "label", "speaker", "session", "reference_text")
+
+
+def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
+    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns).
+    ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
+    (text when the manifest has texts and no paths)."""
+    if not storage.exists(uri):
+        raise ManifestError(f"input {uri} does not exist")
+    if storage.is_dir(uri):
+        if kind == "text":
+            raise ManifestError(
+                f"inputs=text needs a manifest with a `text` column; {uri} is a folder of audio"
+            )
+        ds = input_dataset(uri, listing_uri, frozenset())
+        return ds.map_batches(ExtractRows(uri, False, []), batch_format="pyarrow"), False, []
+    if not uri.lower().endswith(MANIFEST_SUFFIXES):
+        raise ManifestError(
+            f"input {uri} is neither a directory nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
+        )
+    ds = read_manifest(uri)
+    names = _names(ds, uri)
+    if kind == "auto":
+        kind = "text" if "text" in names and not _has_paths(ds, names) else "audio"
+    needed = "text" if kind == "text" else "path"
+    if needed not in names:
+        why = ": inputs=text embeds that column" if kind == "text" else ""
+        raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
+    known = {"path", "id", "label", "speaker", "session", "text"}
+    extra = [n for n in names if n not in known]
+    rows = ExtractRows(storage.parent(uri), kind == "text", extra)
+    return ds.map_batches(rows, batch_format="pyarrow"), kind == "text", extra
+
+
+def _names(ds, uri: str) -> list[str]:
+    try:
+        schema = ds.schema()
+    except Exception as err:  # Ray wraps the reader's error
+        raise ManifestError(f"cannot read manifest {uri}: {_first_cause(err)}") from None
+    return list(schema.names) if schema is not None else []
+
+
+def _first_cause(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _has_paths(ds, names: list[str]) -> bool:
+    """Whether any row of the manifest names a file (read until the first one)."""
+    if "path" not in names:
+        return False
+    found = ds.select_columns(["path"]).map_batches(_named_paths, batch_format="pyarrow")
+    return bool(found.take(1))
+
+
+def _named_paths(table: pa.Table) -> pa.Table:
+    paths = [_text(p) for p in table.column("path").to_pylist()]
+    return pa.table({"path": [p for p in paths if p]}, schema=LISTING_SCHEMA)
+
+
+class ExtractRows:
+    """Input rows (a listing's or a manifest's) -> ``EXTRACT_KEYS`` and the ``extra``
+    columns. An audio row without a path keeps an empty one and a text row without a text
+    an empty text: the stages report them as errors, as they do unreadable files."""
+
+    def __init__(self, base: str, text_only: bool, extra: list[str]) -> None:
+        self.base, self.text_only, self.extra = base, text_only, extra
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        n = table.num_rows
+
+        def get(name: str) -> list:
+            if name not in table.column_names:
+                return [None] * n
+            return [_text(v) for v in table.column(name).to_pylist()]
+
+        paths, texts = get("path"), get("text")
+        ids = [
+            i or (id_from_path(p) if p and not self.text_only else _content_id(t, p))
+            for i, p, t in zip(get("id"), paths, texts, strict=True)
+        ]
+        out = {
+            "id": pa.array(ids, pa.string()),
+            "path": pa.array(
+                [
+                    "" if self.text_only or not p else storage.resolve_relative(p, self.base)
+                    for p in paths
+                ],
+                pa.string(),
+            ),
+            "label": pa.array(get("label"), pa.string()),
+            "speaker": pa.array(get("speaker"), pa.string()),
+            "session": pa.array(get("session"), pa.string()),
+            "reference_text": pa.array(texts, pa.string()),
+        }
+        for name in self.extra:
+            out[name] = table.column(name)
+        return pa.table(out)
+
+
+def _content_id(text: str | None, path: str | None) -> str:
+    """A row without an id or a usable path is named by its content: the same on a re-run."""
+    digest = hashlib.sha1(f"{path}\x00{text}".encode()).hexdigest()[:12]
+    return f"row-{digest}"
+
+
+def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None):
+    """Rows of ``ds`` whose ``keys`` are not yet in the Parquet files under ``written_uri``:
+    a left anti-join by Ray Data (the driver never holds the keys). ``cast`` types the keys
+    as the written files store them."""
+    import ray.data
+
+    if not storage.list_files(written_uri, (".parquet",)):
+        return ds
+    fs, path = storage.filesystem(written_uri)
+    done = ray.data.read_parquet(path, filesystem=fs).select_columns(list(keys))
+    if cast is not None:
+        ds = ds.map_batches(cast, batch_format="pyarrow")
+    return ds.join(done, join_type="left_anti", num_partitions=2, on=keys)

@@ -27,7 +27,11 @@ from dataclasses import asdict, dataclass
 from raymer import checkpoint, storage
 from raymer.config import dump_config
 from raymer.config.recognize import RecognizeConfig
-from raymer.runtime import init_ray
+from raymer.runtime import init_ray, shuffle_by_sort
+
+# Rows per Parquet file: the model stage's batches are small, its files must not be.
+STAGED_ROWS = 1_000  # what a crash can lose (it is redone on resume)
+PUBLISHED_ROWS = 20_000
 
 
 @dataclass
@@ -70,15 +74,18 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
     for name in ("predictions", "errors", "recordings"):
         storage.makedirs(out[name])
-    for folder in ("errors", "staged"):  # failed recordings are tried again; a dead run's rows
-        for uri in storage.list_files(out[folder], (".parquet",)):  # not yet published, redone
-            storage.delete_file(uri)
+    for uri in storage.list_files(out["errors"], (".parquet",)):  # failures are tried again
+        storage.delete_file(uri)
+    storage.delete_dir(out["staged"])  # a dead run's rows, never published: redone
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), _config_yaml(cfg, spec).encode())
     init_ray()
     _predict(cfg, spec, out, run_id)
     failed = _publish(out, run_id)
-    _recordings(cfg, spec, out)
-    summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)
+    for folder in ("staged", "inputs"):
+        storage.delete_dir(out[folder])
+    with shuffle_by_sort():
+        _recordings(cfg, spec, out)
+        summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)
     storage.write_bytes(
         storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
     )
@@ -109,10 +116,12 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
     ds = input_dataset(cfg.input, out["inputs"], frozenset(reserved))
     manifest_columns = [c for c in _column_names(ds) if c not in ("id", "path")]
+    # A manifest file is one block as read: small blocks make the decode tasks parallel.
+    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
     ds = ds.map_batches(
         segment_batch,
         fn_kwargs={"cfg": cfg},
-        batch_size=1,  # one recording per call: a long one streams out a few segments at a time
+        batch_size=cfg.recordings_per_task,  # streams out batch_size segments at a time
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
     )
@@ -138,7 +147,12 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
         batch_format="numpy",
     )
     fs, path = storage.filesystem(storage.join(out["staged"], run_id))
-    ds.write_parquet(path, filesystem=fs, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
+    ds.write_parquet(
+        path,
+        filesystem=fs,
+        min_rows_per_file=STAGED_ROWS,
+        ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+    )
 
 
 def _publish(out: dict, run_id: str) -> int:
@@ -146,7 +160,8 @@ def _publish(out: dict, run_id: str) -> int:
     ``errors/errors.parquet``; returns the failures."""
     import ray.data
 
-    from raymer.pipeline.recognize_stages import failures, successes, summarize_errors
+    from raymer.pipeline.recognize_stages import failures, successes
+    from raymer.pipeline.stages import summarize_errors
 
     staged = storage.join(out["staged"], run_id)
     files = storage.list_files(staged, (".parquet",))
@@ -155,7 +170,9 @@ def _publish(out: dict, run_id: str) -> int:
     fs, path = storage.filesystem(staged)
     rows = ray.data.read_parquet(path, filesystem=fs)
     pfs, ppath = storage.filesystem(out["predictions"])
-    rows.map_batches(successes, batch_format="pyarrow").write_parquet(ppath, filesystem=pfs)
+    rows.map_batches(successes, batch_format="pyarrow").write_parquet(
+        ppath, filesystem=pfs, min_rows_per_file=PUBLISHED_ROWS
+    )
     efs, epath = storage.filesystem(storage.join(out["staged"], run_id + "-errors"))
     rows.map_batches(failures, batch_format="pyarrow").write_parquet(epath, filesystem=efs)
     parts = storage.list_files(storage.join(out["staged"], run_id + "-errors"), (".parquet",))
@@ -173,14 +190,9 @@ def _column_names(ds) -> list[str]:
 
 def _not_written(ds, predictions: str):
     """Segments not yet in ``predictions``: an anti-join on (id, segment), by Ray Data."""
-    import ray.data
+    from raymer.pipeline.inputs import anti_join
 
-    if not storage.list_files(predictions, (".parquet",)):
-        return ds
-    fs, path = storage.filesystem(predictions)
-    done = ray.data.read_parquet(path, filesystem=fs, columns=["id", "segment"])
-    ds = ds.map_batches(_typed_keys, batch_format="pyarrow")
-    return ds.join(done, join_type="left_anti", num_partitions=2, on=("id", "segment"))
+    return anti_join(ds, predictions, ("id", "segment"), cast=_typed_keys)
 
 
 def _typed_keys(table):

@@ -29,7 +29,7 @@ from raymer.pipeline.stages import (
     to_rows,
 )
 from raymer.schema import ERRORS_SCHEMA
-from raymer.segment import SegmentOptions, StreamDecoder, split
+from raymer.segment import SegmentOptions, SpeechRule, StreamDecoder, split
 
 SEGMENT_KEYS = ("segment", "start_s", "end_s", "duration_s", "speech_s", "audio", "error", "stage")
 OUTPUT_COLUMNS = frozenset(
@@ -176,17 +176,10 @@ class SpeechStage:
         return row["speech_s"] >= self.cfg.min_speech_s and len(row["audio"]) > 0
 
 
-def is_no_speech(row: dict, cfg: RecognizeConfig) -> bool:
-    """No speech, no emotion: too little speech for the VAD, an empty transcript, or
-    Whisper's own silence rule (a high no-speech probability with a low log-probability)."""
-    if row["speech_s"] < cfg.min_speech_s or not (row.get("transcript") or "").strip():
-        return True
-    prob, logprob = row.get("no_speech_prob"), row.get("avg_logprob")
-    return (
-        prob is not None
-        and prob > cfg.no_speech_prob
-        and logprob is not None
-        and logprob < cfg.logprob_threshold
+def is_no_speech(row: dict, rule: SpeechRule) -> bool:
+    """No speech, no emotion (``SpeechRule``), for a segment row."""
+    return rule.silent(
+        row["speech_s"], row.get("transcript"), row.get("no_speech_prob"), row.get("avg_logprob")
     )
 
 
@@ -216,6 +209,7 @@ class EmotionStage:
         torch.set_num_threads(cfg.model_threads)
         device = stage_device(cfg, cfg.model_num_gpus)
         self.cfg, self.output, self.run_id = cfg, output, run_id
+        self.rule = SpeechRule.of(cfg)
         self.model = LoadedModel.load(checkpoint_uri, device)
         self.spec = self.model.spec
         self.encoder = build_text_encoder(self.spec.extract, device, cfg.model_threads)
@@ -225,7 +219,7 @@ class EmotionStage:
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
-        speech = [r for r in rows if r["error"] is None and not is_no_speech(r, self.cfg)]
+        speech = [r for r in rows if r["error"] is None and not is_no_speech(r, self.rule)]
         scores = run_batch(self._scores, speech, "emotion recognition")
         for row, res in zip(speech, scores, strict=True):
             if isinstance(res, ItemError):
@@ -375,18 +369,3 @@ def failures(table: pa.Table) -> pa.Table:
 
     bad = table.filter(pc.is_valid(table.column("error")))
     return bad.select(["id", "path", "stage", "error"]).cast(ERRORS_SCHEMA)
-
-
-def summarize_errors(parts: list[str], merged_uri: str) -> int:
-    """Merge error parts into one Parquet file, a row group at a time; returns the rows."""
-    if not parts:
-        return 0
-    count = 0
-    fs, path = storage.filesystem(merged_uri)
-    with pq.ParquetWriter(path, ERRORS_SCHEMA, filesystem=fs) as writer:
-        for uri in parts:
-            part_fs, part = storage.filesystem(uri)
-            for batch in pq.ParquetFile(part_fs.open_input_file(part)).iter_batches():
-                writer.write_batch(batch)
-                count += batch.num_rows
-    return count

@@ -7,9 +7,9 @@ from then on and is skipped by later stages; the last stage writes failed clips 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import uuid
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,9 @@ def decode_batch(batch: Batch, max_duration_s: float) -> Batch:
     rows = to_rows(batch)
     for row in rows:
         row["audio"], row["duration_s"], row["error"], row["stage"] = b"", 0.0, None, None
+        if not row.get("path"):
+            row["error"], row["stage"] = "the manifest row has an empty path", "manifest"
+            continue
         try:
             data = storage.read_bytes(row["path"])
         except Exception as err:
@@ -153,6 +156,8 @@ class TextStage:
         if self.text_only:
             for row in rows:
                 row.update(error=None, stage=None, duration_s=None)
+                if not (row.get("reference_text") or "").strip():
+                    row.update(error="the manifest row has no text to embed", stage="manifest")
         good = [r for r in rows if r["error"] is None]
         texts = [self._text(r) for r in good]
         for row, feats in zip(good, run_batch(self.encoder, texts, "text encoding"), strict=True):
@@ -198,9 +203,9 @@ class TextStage:
             },
             schema=ERRORS_SCHEMA,
         )
-        fs, path = storage.filesystem(
-            storage.join(self.errors_uri, f"part-{uuid.uuid4().hex}.parquet")
-        )
+        keys = "\x00".join(sorted(str(r["id"]) for r in failed))  # a retried batch: one file
+        name = hashlib.sha1(keys.encode()).hexdigest()[:20]
+        fs, path = storage.filesystem(storage.join(self.errors_uri, f"part-{name}.parquet"))
         pq.write_table(table, path, filesystem=fs)
 
 
@@ -213,3 +218,42 @@ def stage_device(cfg: ExtractConfig | RecognizeConfig, num_gpus: float) -> str:
     if not cfg.use_gpu or num_gpus <= 0:
         return "cpu"
     return "cpu" if cfg.device == "cpu" else "cuda"
+
+
+def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
+    """Ray Data ``map_groups`` over the input rows by ``id``: one row per id (the first by
+    path, then text); each other row of that id is written to ``errors/`` as a duplicate."""
+    if group.num_rows == 1:
+        return group
+    paths, texts = group.column("path").to_pylist(), group.column("reference_text").to_pylist()
+    order = sorted(range(group.num_rows), key=lambda i: (paths[i] or "", texts[i] or ""))
+    keep, rest = order[0], order[1:]
+    rid = group.column("id")[0].as_py()
+    table = pa.table(
+        {
+            "id": [rid] * len(rest),
+            "path": [paths[i] or "" for i in rest],
+            "stage": ["manifest"] * len(rest),
+            "error": [f"duplicate id: {rid} is already {paths[keep] or 'a row'}"] * len(rest),
+        },
+        schema=ERRORS_SCHEMA,
+    )
+    name = hashlib.sha1(rid.encode()).hexdigest()[:20]  # a retried task rewrites one file
+    fs, path = storage.filesystem(storage.join(errors_uri, f"duplicate-{name}.parquet"))
+    pq.write_table(table, path, filesystem=fs)
+    return group.take(pa.array([keep], type=pa.int64()))
+
+
+def summarize_errors(parts: list[str], merged_uri: str) -> int:
+    """Merge error parts into one Parquet file, a row group at a time; returns the rows."""
+    if not parts:
+        return 0
+    count = 0
+    fs, path = storage.filesystem(merged_uri)
+    with pq.ParquetWriter(path, ERRORS_SCHEMA, filesystem=fs) as writer:
+        for uri in parts:
+            part_fs, part = storage.filesystem(uri)
+            for batch in pq.ParquetFile(part_fs.open_input_file(part)).iter_batches():
+                writer.write_batch(batch)
+                count += batch.num_rows
+    return count

@@ -172,7 +172,7 @@ class Api:
     def __init__(self, cfg: dict, model=None, speech=None, text=None, head=None) -> None:
         self.cfg = ServeConfig(**cfg)
         self.model = model
-        self.split = SplitStages(speech, text, head) if model is None else None
+        self.split = SplitStages(speech, text, head, self.cfg) if model is None else None
         self._info: dict | None = None
 
     async def _models(self) -> dict:
@@ -184,7 +184,7 @@ class Api:
     async def _recognize(self, audio: np.ndarray):
         if self.split is None:
             return await self.model.recognize.remote(audio)
-        return await self.split.recognize(audio, await self._models(), self.cfg.segments_over_s)
+        return await self.split.recognize(audio, await self._models())
 
     async def _recognize_text(self, text: str):
         if self.split is None:

@@ -80,7 +80,7 @@ def _post(
 def table(rows: list[tuple[str, dict]]) -> str:
     """A plain-text table: input (a file's name, or ``(text)``), label (a multi-label model's
     labels joined by ``+``; ``-`` for none), the top label's score, duration and transcript
-    (or the text)."""
+    (or the text). Audio without speech shows ``(no speech)`` and no score."""
     shown = [(name[:28], _label(r), r) for name, r in rows]
     width = max([9] + [len(label) for _, label, _ in shown])  # an error's label is ""
     lines = [f"{'input':<28} {'label':<{width}} {'score':>6} {'dur s':>6}  transcript"]
@@ -89,8 +89,9 @@ def table(rows: list[tuple[str, dict]]) -> str:
             lines.append(f"{name:<28} error: {r['error']}")
             continue
         duration = f"{r['duration_s']:>6.1f}" if r.get("duration_s") is not None else " " * 6
+        score = f"{r['emotions'][r['label']]:>6.3f}" if r.get("label") else f"{'-':>6}"
         lines.append(
-            f"{name:<28} {label:<{width}} {r['emotions'][r['label']]:>6.3f} {duration}  "
+            f"{name:<28} {label:<{width}} {score} {duration}  "
             f"{r.get('transcript', r.get('text', ''))}"
         )
     return "\n".join(lines)
@@ -99,6 +100,8 @@ def table(rows: list[tuple[str, dict]]) -> str:
 def _label(result: dict) -> str:
     if "error" in result:
         return ""
+    if result.get("no_speech"):
+        return "(no speech)"
     if "labels" in result:  # a multi-label model: every label over the threshold
         return "+".join(result["labels"]) or "-"
     return result["label"]

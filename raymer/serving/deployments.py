@@ -12,6 +12,7 @@ is an ``ItemError``.
 # No `from __future__ import annotations`: Serve and FastAPI read the real types.
 
 import asyncio
+import functools
 import logging
 
 import numpy as np
@@ -19,6 +20,7 @@ from ray import serve
 
 from raymer.batches import ItemError, arun_batch, run_batch
 from raymer.config import ExtractSettings, ServeConfig
+from raymer.segment import SpeechRule
 
 logger = logging.getLogger("ray.serve")
 
@@ -59,6 +61,7 @@ class Model:
             device="cuda" if self.cfg.use_gpu else "cpu",
             threads=self.cfg.replica_threads,
             segments_over_s=self.cfg.segments_over_s,
+            rule=SpeechRule.of(self.cfg),
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
@@ -82,16 +85,18 @@ class Speech:
 
     def __init__(self, cfg: dict, extract: dict) -> None:
         from raymer.models.builders import build_featurizer
+        from raymer.serving.recognizer import listen
 
         self.cfg = ServeConfig(**cfg)
         device = "cuda" if self.cfg.use_gpu else "cpu"
         settings = ExtractSettings(**extract)
-        self.featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
+        featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
+        self.listen = functools.partial(listen, featurizer, SpeechRule.of(self.cfg))
         _batch_settings(self.cfg, self.run)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run(self, clips: list[np.ndarray]) -> list:
-        return run_batch(self.featurizer, clips, "speech recognition")
+        return run_batch(self.listen, clips, "speech recognition")
 
 
 @serve.deployment(name="Text")
@@ -156,8 +161,8 @@ class SplitStages:
     """The ingress's side of ``layout: split``: ``compose`` over the three stages' handles,
     one item per call (each stage batches what arrives together)."""
 
-    def __init__(self, speech, text, head) -> None:
-        self.speech, self.text, self.head = speech, text, head
+    def __init__(self, speech, text, head, cfg: ServeConfig) -> None:
+        self.speech, self.text, self.head, self.cfg = speech, text, head, cfg
 
     async def info(self) -> dict:
         return await self.head.info.remote()
@@ -169,8 +174,8 @@ class SplitStages:
                 raise _StageError(o.message)
         return list(out)
 
-    async def recognize(self, clip: np.ndarray, info: dict, segments_over_s: float) -> dict:
-        from raymer.serving.recognizer import compose
+    async def recognize(self, clip: np.ndarray, info: dict) -> dict:
+        from raymer.serving.recognizer import Judging, compose
 
         async def speech(clips):
             return await self._each(self.speech.run, clips)
@@ -184,17 +189,15 @@ class SplitStages:
             return await self._each(self.head.score, items)
 
         try:
-            results = await compose(
-                [clip],
-                speech,
-                encode,
-                score,
-                info["labels"],
-                info["frame_rate_hz"],
-                segments_over_s,
-                info["needs_audio"],
-                info["multi_label"],
+            judging = Judging(
+                labels=info["labels"],
+                frame_rate=info["frame_rate_hz"],
+                segments_over_s=self.cfg.segments_over_s,
+                needs_audio=info["needs_audio"],
+                multi_label=info["multi_label"],
+                rule=SpeechRule.of(self.cfg),
             )
+            results = await compose([clip], speech, encode, score, judging)
         except _StageError as err:
             return ItemError(str(err))
         return results[0]

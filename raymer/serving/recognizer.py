@@ -13,6 +13,7 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from raymer import checkpoint
 from raymer.audio import SAMPLE_RATE
 from raymer.batches import LoadedModel
 from raymer.checkpoint import labels_on, top_label
+from raymer.models.whisper import SpeechFeatures
+from raymer.segment import SpeechRule
 
 
 class Heads:
@@ -98,9 +101,11 @@ class Heads:
         return bool(self.text and self.text.spec.multi_label)
 
 
-def judged(labels: list[str], scores: np.ndarray, multi_label: bool = False) -> dict:
+def judged(labels: list[str], scores: np.ndarray | None, multi_label: bool = False) -> dict:
     """A score per label and the top label; a multi-label model adds ``labels``: every label
-    whose score passes 0.5 (possibly none)."""
+    whose score passes 0.5 (possibly none). No scores (no speech): all of them null."""
+    if scores is None:
+        return {"emotions": None, "label": None} | ({"labels": None} if multi_label else {})
     out = {
         "emotions": {lab: round(float(s), 6) for lab, s in zip(labels, scores, strict=True)},
         "label": top_label(labels, scores),
@@ -110,56 +115,100 @@ def judged(labels: list[str], scores: np.ndarray, multi_label: bool = False) -> 
     return out
 
 
-async def compose(
-    clips: list[np.ndarray],
-    speech,
-    encode,
-    score,
-    labels: list[str],
-    frame_rate: float,
-    segments_over_s: float,
-    needs_audio: bool = False,
-    multi_label: bool = False,
-) -> list[dict]:
+def listen(featurizer, rule: SpeechRule, clips: list[np.ndarray]) -> list[SpeechFeatures]:
+    """The VAD first, then Whisper on the clips it heard speech in: a clip of noise or
+    silence is never transcribed (Whisper would make words up), only marked with its
+    ``speech_s``."""
+    heard = [rule.speech_s(clip) for clip in clips]
+    todo = [i for i, s in enumerate(heard) if s >= rule.min_speech_s]
+    out = [SpeechFeatures(transcript="", language="", language_prob=0.0) for _ in clips]
+    if todo:
+        for i, features in zip(todo, featurizer([clips[i] for i in todo]), strict=True):
+            out[i] = features
+    for features, seconds in zip(out, heard, strict=True):
+        features.speech_s = seconds
+    return out
+
+
+def silent(rule: SpeechRule, sp: SpeechFeatures) -> bool:
+    return rule.silent(sp.speech_s, sp.transcript, sp.no_speech_prob, sp.avg_logprob)
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What ``compose`` needs to know of the checkpoint and the serving settings."""
+
+    labels: list[str]
+    frame_rate: float
+    segments_over_s: float = 30.0
+    needs_audio: bool = False
+    multi_label: bool = False
+    rule: SpeechRule = SpeechRule()
+
+
+async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judging) -> list[dict]:
     """Clips -> results, given the three stages as async callables on lists:
-    ``speech(clips) -> [SpeechFeatures]``, ``encode(texts) -> [tokens]`` and
+    ``speech(clips) -> [SpeechFeatures]`` (``listen``), ``encode(texts) -> [tokens]`` and
     ``score(frames, tokens, clips, texts) -> scores (N, L)``. The in-process ``Recognizer``
-    and the split Serve deployments both run this, so their answers are the same."""
+    and the split Serve deployments both run this, so their answers are the same. A clip
+    without speech (``SpeechRule``) gets ``no_speech: true``, an empty transcript and null
+    emotions: noise is never given an emotion."""
     if not clips:
         return []
     speech_out = await speech(clips)
-    texts = [s.transcript for s in speech_out]
-    tokens = await encode(texts)
-    audio = clips if needs_audio else None
-    scores = await score([s.frames for s in speech_out], tokens, audio, texts)
+    spoken = [i for i, sp in enumerate(speech_out) if not silent(judging.rule, sp)]
+    scores: list = [None] * len(clips)
+    if spoken:
+        found = await _scored(
+            [speech_out[i].frames for i in spoken],
+            [speech_out[i].transcript for i in spoken],
+            [clips[i] for i in spoken],
+            encode,
+            score,
+            judging,
+        )
+        for i, sc in zip(spoken, found, strict=True):
+            scores[i] = sc
     results = []
     for clip, sp, sc in zip(clips, speech_out, scores, strict=True):
         duration = len(clip) / SAMPLE_RATE
         result = {
-            "transcript": sp.transcript,
-            "language": sp.language,
+            "transcript": sp.transcript if sc is not None else "",
+            "language": sp.language or None,
             "duration_s": round(duration, 3),
-        } | judged(labels, sc, multi_label)
-        if duration > segments_over_s and sp.segments:
-            # each Whisper segment scored on its own frames (and audio) and its own text
-            frames, pieces, seg_texts = [], [], []
-            for seg in sp.segments:
-                a = int(math.floor(seg.start * frame_rate))
-                b = max(a + 1, int(math.ceil(seg.end * frame_rate)))
-                frames.append(sp.frames[a:b])
-                seg_texts.append(seg.text)
-                pieces.append(clip[int(seg.start * SAMPLE_RATE) : int(seg.end * SAMPLE_RATE) + 1])
-            seg_scores = await score(
-                frames, await encode(seg_texts), pieces if needs_audio else None, seg_texts
-            )
-            result["segments"] = []
-            for seg, ssc in zip(sp.segments, seg_scores, strict=True):
-                result["segments"].append(
-                    {"start": seg.start, "end": seg.end, "text": seg.text}
-                    | judged(labels, ssc, multi_label)
-                )
+            "speech_s": round(sp.speech_s, 3) if sp.speech_s is not None else None,
+            "no_speech": sc is None,
+        } | judged(judging.labels, sc, judging.multi_label)
+        if sc is not None and duration > judging.segments_over_s and sp.segments:
+            result["segments"] = await _segments(clip, sp, encode, score, judging)
         results.append(result)
     return results
+
+
+async def _scored(frames, texts, clips, encode, score, judging: Judging) -> list:
+    tokens = await encode(texts)
+    return list(await score(frames, tokens, clips if judging.needs_audio else None, texts))
+
+
+async def _segments(clip, sp: SpeechFeatures, encode, score, judging: Judging) -> list[dict]:
+    """Each Whisper segment with words, scored on its own frames (and audio) and text."""
+    frames, pieces, texts, kept = [], [], [], []
+    rate = judging.frame_rate
+    for seg in sp.segments:
+        if judging.rule.silent(None, seg.text):
+            continue
+        a = int(math.floor(seg.start * rate))
+        b = max(a + 1, int(math.ceil(seg.end * rate)))
+        frames.append(sp.frames[a:b])
+        texts.append(seg.text)
+        pieces.append(clip[int(seg.start * SAMPLE_RATE) : int(seg.end * SAMPLE_RATE) + 1])
+        kept.append(seg)
+    found = await _scored(frames, texts, pieces, encode, score, judging) if kept else []
+    return [
+        {"start": seg.start, "end": seg.end, "text": seg.text}
+        | judged(judging.labels, sc, judging.multi_label)
+        for seg, sc in zip(kept, found, strict=True)
+    ]
 
 
 def text_results(
@@ -172,7 +221,10 @@ def text_results(
 
 
 class Recognizer:
-    """The three stages of a checkpoint in one process, ready to score clips and texts."""
+    """The three stages of a checkpoint in one process, ready to score clips and texts.
+
+    ``rule`` is the no-speech rule (``SpeechRule``): a clip it finds silent gets no emotion.
+    """
 
     def __init__(
         self,
@@ -181,6 +233,7 @@ class Recognizer:
         device: str = "cpu",
         threads: int = 0,
         segments_over_s: float = 30.0,
+        rule: SpeechRule | None = None,
     ) -> None:
         from raymer.models.builders import build_featurizer, build_text_encoder
 
@@ -188,9 +241,16 @@ class Recognizer:
         self.extract = self.heads.extract
         self.featurizer = build_featurizer(self.extract, device, threads)
         self.encoder = build_text_encoder(self.extract, device, threads)
-        self.frame_rate = float(self.extract.frame_rate_hz)
-        self.segments_over_s = segments_over_s
         self.labels = self.heads.labels
+        self.rule = rule or SpeechRule()
+        self.judging = Judging(
+            labels=self.labels,
+            frame_rate=float(self.extract.frame_rate_hz),
+            segments_over_s=segments_over_s,
+            needs_audio=self.heads.needs_audio,
+            multi_label=self.heads.multi_label,
+            rule=self.rule,
+        )
 
     @property
     def text(self) -> LoadedModel | None:
@@ -201,7 +261,7 @@ class Recognizer:
 
     async def arecognize(self, clips: list[np.ndarray]) -> list[dict]:
         async def speech(c):
-            return self.featurizer(c)
+            return listen(self.featurizer, self.rule, c)
 
         async def encode(t):
             return [e.tokens for e in self.encoder(t)]
@@ -209,17 +269,7 @@ class Recognizer:
         async def score(f, t, a, x):
             return self.heads.score(f, t, a, x)
 
-        return await compose(
-            clips,
-            speech,
-            encode,
-            score,
-            self.labels,
-            self.frame_rate,
-            self.segments_over_s,
-            self.heads.needs_audio,
-            self.heads.multi_label,
-        )
+        return await compose(clips, speech, encode, score, self.judging)
 
     def recognize(self, clips: list[np.ndarray]) -> list[dict]:
         """16 kHz mono float32 clips -> one result per clip."""

@@ -87,7 +87,7 @@ def _records(table: pa.Table, scores, spec: ModelSpec) -> list[dict]:
     return rows
 
 
-def _refusals(selection: Selection, features: str, where: dict, found: bool) -> None:
+def refusals(selection: Selection, features: str, where: dict, found: bool) -> None:
     labels = selection.spec.labels
     if selection.foreign:
         raise ValueError(
@@ -137,7 +137,7 @@ def predict_table(
                 table = table.take(pa.array(keep, type=pa.int64()))
                 scores = scores_of(model, collate, model_batch(collate, table))
                 rows += _records(table, scores.numpy(), spec)
-    _refusals(selection, features, where, bool(rows))
+    refusals(selection, features, where, bool(rows))
     table = pa.Table.from_pylist(rows)
     return table.replace_schema_metadata({"unlabelled": str(selection.unlabelled)})
 
@@ -178,33 +178,6 @@ def evaluate(
 
         storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
     return metrics
-
-
-def infer(
-    checkpoint_uri: str,
-    features: str,
-    output: str,
-    speakers: list[str] | None = None,
-    where: dict[str, list[str]] | None = None,
-) -> dict:
-    """Offline predictions: every clip of the features (of ``speakers``, matching ``where``),
-    labelled or not -> ``OUTPUT/predictions.parquet`` (``predicted``, ``score_<label>``,
-    ``predicted_labels`` for a multi-label model, the other columns carried through) and
-    ``OUTPUT/infer.json`` (clips per predicted label)."""
-    model, spec = checkpoint.load_model(checkpoint_uri)
-    predictions = predict_table(model, spec, features, speakers, where, labelled_only=False)
-    predicted = predictions.column("predicted").to_pylist()
-    summary = {
-        "checkpoint": spec.checkpoint,
-        "modality": spec.modality,
-        "features": features,
-        "labels": spec.labels,
-        "n": len(predicted),
-        "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
-        "predicted": {lab: predicted.count(lab) for lab in spec.labels},
-    }
-    _save(output, predictions, "infer.json", summary)
-    return summary
 
 
 def _multi_hot(lists: list[list[str] | None], labels: list[str]) -> np.ndarray:

@@ -146,6 +146,29 @@ def test_one_row_per_recording_and_plots(recognized, corpus):
     assert "recognize: 5 recordings (5 new, 2 failed)" in summary.line()
 
 
+def test_the_library_applies_the_same_rule(recognized, corpus):
+    """The in-process ``Recognizer`` (what ``raymer serve`` runs) agrees with the pipeline:
+    noise gets no emotion, speech the same transcript and label."""
+    from raymer.serving.recognizer import Recognizer
+
+    _, out, _ = recognized
+    predictions = {r["id"]: r for r in _predictions(out)}
+    root = corpus["manifest"].parent
+    with open(corpus["manifest"]) as f:
+        paths = {row["id"]: row["path"] for row in csv.DictReader(f)}
+    ids = ["noise", *corpus["short"]]
+    clips = [soundfile.read(root / paths[i], dtype="float32")[0] for i in ids]
+    results = Recognizer(str(CHECKPOINT), threads=1).recognize(clips)
+    noise = results[0]
+    assert noise["no_speech"] and noise["label"] is None and noise["emotions"] is None
+    assert noise["transcript"] == "" and predictions["noise"]["no_speech"]
+    for rid, r in zip(ids[1:], results[1:], strict=True):
+        assert not r["no_speech"] and r["transcript"] == predictions[rid]["transcript"]
+        assert r["label"] == predictions[rid]["label"], (r, predictions[rid])
+        for lab, score in r["emotions"].items():
+            assert abs(score - predictions[rid][f"score_{lab}"]) < 1e-3
+
+
 def test_a_rerun_adds_nothing(recognized):
     from raymer.pipeline.recognize import recognize
 
@@ -174,3 +197,69 @@ def test_the_command_on_one_file(ray_session, corpus, tmp_path):
     assert "recognize: 1 recordings (1 new, 0 failed), 8 segments" in result.stdout
     assert pq.read_table(out / "recordings").num_rows == 1
     assert not (out / "plots").exists()
+
+
+def test_s3_in_and_out(ray_session, s3_endpoint, corpus):
+    """A folder of recordings and the checkpoint on s3:// (moto), the output to s3://; a
+    re-run there adds nothing either."""
+    import boto3
+
+    from raymer import storage
+    from raymer.config.recognize import RecognizeConfig
+    from raymer.pipeline.recognize import recognize
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="recognize")
+    root = corpus["manifest"].parent
+    with open(corpus["manifest"]) as f:
+        paths = {row["id"]: row["path"] for row in csv.DictReader(f)}
+    for rid in [*corpus["short"][:2], "noise", "junk"]:
+        local = root / paths[rid]
+        s3.upload_file(str(local), "recognize", f"in/calls/{rid}{local.suffix}")
+    for name in ("model.json", "model.pt"):
+        s3.upload_file(str(CHECKPOINT / name), "recognize", f"model/{name}")
+    cfg = RecognizeConfig(
+        input="s3://recognize/in",
+        checkpoint="s3://recognize/model",
+        output="s3://recognize/out",
+        batch_size=4,
+        asr_actors=1,
+    )
+    summary = recognize(cfg)
+    assert (summary.recordings, summary.new_recordings, summary.failed) == (3, 3, 1)
+    fs, path = storage.filesystem("s3://recognize/out/predictions")
+    rows = {r["id"]: r for r in pq.read_table(path, filesystem=fs).to_pylist()}
+    assert set(rows) == {f"calls/{rid}" for rid in [*corpus["short"][:2], "noise"]}
+    assert rows["calls/noise"]["label"] is None
+    assert all(r["path"].startswith("s3://recognize/in/calls/") for r in rows.values())
+    fs, path = storage.filesystem("s3://recognize/out/errors/errors.parquet")
+    errors = pq.read_table(path, filesystem=fs).to_pylist()
+    assert [e["id"] for e in errors] == ["calls/junk"] and errors[0]["stage"] == "decode"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="recognize", Prefix="out/")["Contents"]}
+    assert {"out/summary.json", "out/config.yaml", "out/plots/summary.png"} <= keys
+    again = recognize(cfg)
+    assert again.new_recordings == 0 and again.recordings == 3
+    fs, path = storage.filesystem("s3://recognize/out/predictions")
+    assert pq.read_table(path, filesystem=fs).num_rows == len(rows)
+
+
+def test_the_driver_does_not_hold_the_corpus(ray_session, tmp_path):
+    """benchmarks/driver_memory.py on 1,000 and 50,000 manifest rows (files that do not
+    exist: each is an error row through every stage): the driver's peak memory may grow by
+    at most 30% (a driver holding ~2 KB per row, as extract's once did, grows by ~100 MB)."""
+    import re
+
+    address = ray_session.get_runtime_context().gcs_address
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "driver_memory.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--small", "1000", "--large", "50000"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "RAY_ADDRESS": address},
+    )
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    for rows in (1000, 50000):
+        assert f"recognize: 0 recordings (0 new, {rows} failed)" in result.stdout, result.stdout
+    ratio = float(re.search(r"ratio large/small: ([0-9.]+)", result.stdout).group(1))
+    assert ratio <= 1.3, result.stdout

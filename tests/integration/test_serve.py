@@ -130,6 +130,7 @@ def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper
     assert r["label"] == max(r["emotions"], key=r["emotions"].get)
     assert r["models"] == {"asr": "whisper-tiny.en", "text": "minilm-l6"}
     assert r["checkpoint"] == models["checkpoint"] and "segments" not in r
+    assert r["no_speech"] is False and r["speech_s"] > 0.5
 
     # the same clip as a multipart form field, and in the other formats
     form = requests.post(
@@ -164,6 +165,28 @@ def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus)
         ends.append(seg["end"])
     # the aggregate is the whole clip's own score, not one of the segments'
     assert r["label"] == max(r["emotions"], key=r["emotions"].get)
+
+
+def _noise_wav(seconds: float = 3.0) -> bytes:
+    rng = np.random.default_rng(7)
+    buf = io.BytesIO()
+    noise = (0.1 * rng.standard_normal(int(seconds * 16_000))).astype(np.float32)
+    soundfile.write(buf, noise, 16_000, format="WAV")
+    return buf.getvalue()
+
+
+def test_noise_and_silence_get_no_emotion(service):
+    """No speech, no emotion: noise or silence answers no_speech, an empty transcript and
+    null emotions, never a confident label."""
+    url, _ = service
+    silence = io.BytesIO()
+    soundfile.write(silence, np.zeros(2 * 16_000, np.float32), 16_000, format="WAV")
+    for body in (_noise_wav(), silence.getvalue()):
+        response = _post(url, body)
+        assert response.status_code == 200, response.text
+        r = response.json()
+        assert r["no_speech"] is True and r["label"] is None and r["emotions"] is None, r
+        assert r["transcript"] == "" and r["speech_s"] >= 0 and "segments" not in r
 
 
 def test_text_endpoint_uses_the_text_model(service):
@@ -307,6 +330,8 @@ def test_split_layout_from_s3_answers_like_the_single_one(
             for sa, sb in zip(a.get("segments", []), b.get("segments", []), strict=True):
                 assert sa["text"] == sb["text"] and sa["label"] == sb["label"]
         assert "segments" in answers[-1].json()
+        noise = _post(f"{url}/split", _noise_wav()).json()
+        assert noise["no_speech"] is True and noise["label"] is None, noise
         text = requests.post(
             f"{url}/split/v1/recognize/text",
             json={"text": "I am furious!"},

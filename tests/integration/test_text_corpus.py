@@ -76,7 +76,7 @@ def text_features(ray_session, tmp_path_factory) -> Path:
     # No Whisper ran: the texts were embedded, the empty one reported (the two-field line
     # never reached the manifest: prepare counted it as malformed).
     assert summary.text_only and summary.clips_ok == 240 and summary.clips_failed == 1
-    assert "empty-text: manifest row" in summary.error_examples[0]
+    assert "empty-text: the manifest row has no text to embed" in summary.error_examples[0]
     assert "240 texts ok, 1 failed" in summary.line()
     again = extract(cfg)  # a re-run resumes: nothing left to do
     assert again.skipped == 240 and again.clips_ok == 0

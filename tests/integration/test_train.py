@@ -103,7 +103,8 @@ def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_p
     import pyarrow.parquet as pq
     import pytest
 
-    from raymer.training.evaluate import evaluate, infer
+    from raymer.training.evaluate import evaluate
+    from raymer.training.infer import infer
 
     train(_cfg(multi_speaker_features, tmp_path / "run", "epochs=1"))
     # The same clips with no labels, and one with a label the checkpoint never saw.
@@ -126,7 +127,7 @@ def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_p
     summary = infer(str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "inf"))
     assert summary["n"] == table.num_rows == 32 and summary["unlabelled"] == 31
     assert sum(summary["predicted"].values()) == 32
-    rows = pq.read_table(tmp_path / "inf" / "predictions.parquet").to_pylist()
+    rows = pq.read_table(tmp_path / "inf" / "predictions").to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(ids)
     # the same clips, labelled: infer scores them as evaluate does
     evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(tmp_path / "ev"))

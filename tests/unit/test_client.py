@@ -24,6 +24,7 @@ def test_table_rows_for_audio_text_multi_label_and_errors():
         ),
         ("(text)", _answer("anger", {"anger": 0.3}, labels=[], text="Hm.")),
         ("bad.wav", {"error": "HTTP 422: not audio"}),
+        ("noise.wav", _answer(None, None, no_speech=True, duration_s=3.0, transcript="")),
     ]
     lines = table(rows).splitlines()
     assert lines[0].split() == ["input", "label", "score", "dur", "s", "transcript"]
@@ -33,6 +34,7 @@ def test_table_rows_for_audio_text_multi_label_and_errors():
     assert lines[3].split()[:3] == ["(text)", "admiration+gratitude", "0.800"]
     assert lines[4].split()[:3] == ["(text)", "-", "0.300"]  # no label over the threshold
     assert lines[5] == f"{'bad.wav':<28} error: HTTP 422: not audio"
+    assert lines[6].split() == ["noise.wav", "(no", "speech)", "-", "3.0"]  # no emotion
     # the columns line up: every score ends at the same place
     scores = ["0.900", "0.700", "0.800", "0.300"]
     ends = {line.index(score) + 5 for line, score in zip(lines[1:5], scores, strict=True)}

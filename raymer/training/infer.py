@@ -1,0 +1,146 @@
+"""``raymer infer``: a checkpoint over extracted features, as one Ray Data job.
+
+    features (Ray Data's Parquet reader) -> the checkpoint's model (actors, batched)
+    -> OUTPUT/predictions/ (Parquet parts)
+
+then ``OUTPUT/infer.json``: clips per predicted label, aggregated by Ray Data over what was
+written. The driver never holds the features or the predictions, whatever their size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from raymer import checkpoint, storage
+from raymer.batches import LoadedModel, has_target
+from raymer.checkpoint import ModelSpec, labels_on, target_column
+from raymer.training.evaluate import FEATURE_COLUMNS, Selection, model_batch, refusals
+
+
+class Scorer:
+    """Actor: the checkpoint's model on batches of feature rows -> prediction rows (the
+    clips' own columns, ``predicted``, ``score_<label>``, ``predicted_labels`` for a
+    multi-label model). Rows not matching ``where`` are left out."""
+
+    def __init__(self, checkpoint_uri: str, where: dict[str, set[str]], threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.model = LoadedModel.load(checkpoint_uri)
+        self.spec = self.model.spec
+        self.where = where
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        selection = Selection(self.spec, self.where, labelled_only=False)
+        small = table.drop_columns([c for c in FEATURE_COLUMNS if c in table.column_names])
+        keep = selection.keep(small.to_pylist())
+        table = table.take(pa.array(keep, type=pa.int64()))
+        scores = np.zeros((0, len(self.spec.labels)), dtype=np.float32)
+        if keep:
+            scores = self.model.scores(model_batch(self.model.collate, table)).numpy()
+        return predictions_of(table, scores, self.spec)
+
+
+def predictions_of(table: pa.Table, scores: np.ndarray, spec: ModelSpec) -> pa.Table:
+    """Feature rows and their scores -> prediction rows; the carried columns keep their
+    types, so every part of the output has one schema."""
+    labels = spec.labels
+    out = table.select([c for c in table.column_names if c not in FEATURE_COLUMNS])
+    top = [labels[int(i)] for i in scores.argmax(1)] if len(scores) else []
+    out = out.append_column("predicted", pa.array(top, pa.string()))
+    if spec.multi_label:
+        on = [labels_on(labels, row.tolist()) for row in scores]
+        out = out.append_column("predicted_labels", pa.array(on, pa.list_(pa.string())))
+    for j, lab in enumerate(labels):
+        out = out.append_column(f"score_{lab}", pa.array(scores[:, j], pa.float64()))
+    return out
+
+
+def counts(table: pa.Table, labels: list[str], target: str) -> pa.Table:
+    """Prediction rows -> the numbers ``infer`` sums: unlabelled, and one per label."""
+    predicted = table.column("predicted").to_numpy(zero_copy_only=False)
+    cols = {f"is_{lab}": (predicted == lab).astype(np.int64) for lab in labels}
+    if target in table.column_names:
+        values = table.column(target).to_pylist()
+        cols["unlabelled"] = np.array([not has_target(v) for v in values], dtype=np.int64)
+    else:
+        cols["unlabelled"] = np.ones(table.num_rows, dtype=np.int64)
+    return pa.table(cols)
+
+
+def infer(
+    checkpoint_uri: str,
+    features: str,
+    output: str,
+    speakers: list[str] | None = None,
+    where: dict[str, list[str]] | None = None,
+    batch_size: int = 64,
+    actors: int = 1,
+    num_cpus: float = 0.5,
+    threads: int = 1,
+) -> dict:
+    """Offline predictions: every clip of the features (of ``speakers``, matching ``where``),
+    labelled or not -> ``OUTPUT/predictions/`` and ``OUTPUT/infer.json`` (clips per
+    predicted label). A Ray Data job: ``actors`` model actors of ``num_cpus`` CPUs each,
+    ``batch_size`` clips per batch."""
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    from raymer.runtime import init_ray, shuffle_by_sort
+    from raymer.training.data import feature_files
+
+    spec = checkpoint.load_spec(checkpoint_uri)  # fails here, before Ray, when it is not one
+    where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
+    files = feature_files(features)
+    if not files:
+        raise ValueError(f"no features under {features} (expected Parquet files)")
+    init_ray()
+    out = storage.join(output, "predictions")
+    for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions
+        storage.delete_file(uri)
+    fs, _ = storage.filesystem(files[0])
+    ds = ray.data.read_parquet([storage.filesystem(f)[1] for f in files], filesystem=fs)
+    ds = ds.map_batches(
+        Scorer,
+        fn_constructor_args=(spec.checkpoint, {k: set(v) for k, v in where.items()}, threads),
+        batch_size=batch_size,
+        compute=ActorPoolStrategy(size=actors),
+        num_cpus=num_cpus,
+        batch_format="pyarrow",
+    )
+    ofs, opath = storage.filesystem(out)
+    ds.write_parquet(opath, filesystem=ofs)
+    with shuffle_by_sort():
+        found = _totals(out, spec)
+    refusals(Selection(spec, {}, labelled_only=False), features, where, bool(found["count()"]))
+    summary = {
+        "checkpoint": spec.checkpoint,
+        "modality": spec.modality,
+        "features": features,
+        "labels": spec.labels,
+        "n": int(found["count()"]),
+        "unlabelled": int(found.get("sum(unlabelled)") or 0),
+        "predicted": {lab: int(found.get(f"sum(is_{lab})") or 0) for lab in spec.labels},
+    }
+    storage.write_bytes(storage.join(output, "infer.json"), json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _totals(out: str, spec: ModelSpec) -> dict:
+    """Predictions written, unlabelled ones and per predicted label, summed by Ray Data."""
+    import ray.data
+    from ray.data.aggregate import Count, Sum
+
+    if not storage.list_files(out, (".parquet",)):
+        return {"count()": 0}
+    fs, path = storage.filesystem(out)
+    written = ray.data.read_parquet(path, filesystem=fs).map_batches(
+        counts,
+        fn_kwargs={"labels": spec.labels, "target": target_column(spec.multi_label)},
+        batch_format="pyarrow",
+    )
+    names = ["unlabelled", *[f"is_{lab}" for lab in spec.labels]]
+    return written.aggregate(Count(), *[Sum(n) for n in names])
