@@ -1,8 +1,11 @@
-"""Peak memory of the ``raymer recognize`` driver for a small and a large manifest.
+"""Peak memory of the ``raymer recognize`` (or ``extract``) driver for a small and a large
+manifest.
 
     python benchmarks/driver_memory.py [--small 2000] [--large 200000] [--checkpoint DIR]
+                                       [--command recognize|extract]
 
-Each run is ``raymer recognize`` in a process of its own on a manifest of N rows naming files
+Each run is ``raymer recognize`` (``extract``: with configs/extract/tiny.yaml) in a process
+of its own on a manifest of N rows naming files
 that do not exist (cheap rows: each becomes an error row, through every stage of the job);
 its peak resident memory is the driver process's own ``VmHWM`` (``/proc/PID/status``, read
 until it exits; Ray's own processes are not counted). The rule: the driver
@@ -46,11 +49,21 @@ def _high_water_kb(pid: int) -> int:
     return 0
 
 
-def peak_mb(rows: int, folder: Path, checkpoint: str) -> tuple[float, float, str]:
+def command(name: str, rows: int, folder: Path, checkpoint: str, extra: list[str]) -> list[str]:
+    out, listed = str(folder / f"out-{rows}"), str(manifest(rows, folder))
+    if name == "extract":
+        config = str(ROOT / "configs" / "extract" / "tiny.yaml")
+        cmd = [RAYMER, "extract", "--config", config, "--input", listed, "--output", out]
+        return cmd + extra
+    cmd = [RAYMER, "recognize", listed, "--checkpoint", checkpoint, "--output", out]
+    return cmd + ["plots=false", "asr_actors=1", "batch_size=256", *extra]
+
+
+def peak_mb(
+    name: str, rows: int, folder: Path, checkpoint: str, extra: list[str]
+) -> tuple[float, float, str]:
     """(peak RSS MB of the driver process, wall s, its summary line)."""
-    out = folder / f"out-{rows}"
-    cmd = [RAYMER, "recognize", str(manifest(rows, folder)), "--checkpoint", checkpoint]
-    cmd += ["--output", str(out), "plots=false", "asr_actors=1", "batch_size=256"]
+    cmd = command(name, rows, folder, checkpoint, extra)
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     start = time.perf_counter()
     # Files, not pipes: Ray Data logs a lot, and a full pipe would block the driver.
@@ -67,8 +80,8 @@ def peak_mb(rows: int, folder: Path, checkpoint: str) -> tuple[float, float, str
     wall = time.perf_counter() - start
     stdout, stderr = log.read_text(), err.read_text()
     if proc.returncode != 0:
-        sys.exit(f"recognize failed on {rows} rows:\n{stderr[-3000:]}")
-    line = next(x for x in stdout.splitlines() if x.startswith("recognize:"))
+        sys.exit(f"{name} failed on {rows} rows:\n{stderr[-3000:]}")
+    line = next(x for x in stdout.splitlines() if x.startswith(f"{name}:"))
     return peak / 1024, wall, line
 
 
@@ -77,11 +90,16 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--checkpoint", default=str(ROOT / "tests" / "data" / "checkpoint-0.1.0"))
+    parser.add_argument("--command", choices=("recognize", "extract"), default="recognize")
+    parser.add_argument("overrides", nargs="*", help="key=value settings for both runs")
     args = parser.parse_args()
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; checkpoint {args.checkpoint}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs; raymer {args.command}"
+        + (f", checkpoint {args.checkpoint}" if args.command == "recognize" else "")
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        small = peak_mb(args.small, Path(tmp), args.checkpoint)
-        large = peak_mb(args.large, Path(tmp), args.checkpoint)
+        small = peak_mb(args.command, args.small, Path(tmp), args.checkpoint, args.overrides)
+        large = peak_mb(args.command, args.large, Path(tmp), args.checkpoint, args.overrides)
     for rows, (mb, wall, line) in ((args.small, small), (args.large, large)):
         print(f"{rows:>8} rows: driver peak {mb:7.1f} MB, {wall:6.1f} s | {line}")
     ratio = large[0] / small[0]

@@ -58,7 +58,7 @@ def main() -> None:
     from raymer.corpora.synth import synthesize_corpus
     from raymer.pipeline.extract import extract
     from raymer.pipeline.recognize import recognize
-    from raymer.training.evaluate import infer
+    from raymer.training.infer import infer
 
     spec = checkpoint.load_spec(args.checkpoint)
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; {spec.extract.asr_model}, "

@@ -80,7 +80,11 @@ class RecognizeConfig(BaseModel, extra="forbid"):
     model_num_gpus: float = Field(0.0, ge=0, description="GPUs per model actor with use_gpu.")
     decode_num_cpus: float = Field(0.25, gt=0, description="CPUs per decode/segment task.")
     recordings_per_task: int = Field(
-        32, ge=1, description="Recordings per decode/segment task (smaller: more parallel)."
+        128,
+        ge=1,
+        description="Recordings per decode/segment task: fewer tasks keep the driver's "
+        "bookkeeping small on huge corpora; lower it (1-4) for corpora of hour-long "
+        "recordings, so that they decode in parallel.",
     )
     resume: bool = Field(
         True, description="Skip segments already in OUTPUT/predictions (a re-run adds nothing)."

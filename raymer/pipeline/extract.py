@@ -68,8 +68,9 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
         raise ValueError("extract needs both input and output")
     from ray.data.datasource.filename_provider import FilenameProvider
 
-    from raymer.pipeline.inputs import extract_dataset
+    from raymer.pipeline.inputs import check_input, extract_dataset
 
+    check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
     start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
     features_uri = storage.join(cfg.output, "features")
     errors_uri = storage.join(cfg.output, "errors")
@@ -141,8 +142,9 @@ def build_dataset(
         num_gpus=gpu * cfg.text_num_gpus,
         batch_format="numpy",
     )
-    # small blocks, so that every actor of the first model stage has work
-    ds = ds.repartition(target_num_rows_per_block=cfg.batch_size)
+    # blocks of a few batches: every actor of the first model stage has work, and the
+    # driver keeps little per block however many clips there are
+    ds = ds.repartition(target_num_rows_per_block=8 * cfg.batch_size)
     if text_only:
         return ds.map_batches(TextStage, **text_stage)
     ds = ds.map_batches(

@@ -174,10 +174,9 @@ def _text(value) -> str | None:
 EXTRACT_KEYS = ("id", "path", "label", "speaker", "session", "reference_text")
 
 
-def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
-    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns).
-    ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
-    (text when the manifest has texts and no paths)."""
+def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
+    """The checks that need no Ray, made before it starts: the input exists and is a folder
+    or a manifest (or, with ``files``, one audio file)."""
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):
@@ -185,12 +184,20 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
             raise ManifestError(
                 f"inputs=text needs a manifest with a `text` column; {uri} is a folder of audio"
             )
-        ds = input_dataset(uri, listing_uri, frozenset())
-        return ds.map_batches(ExtractRows(uri, False, []), batch_format="pyarrow"), False, []
-    if not uri.lower().endswith(MANIFEST_SUFFIXES):
+    elif not uri.lower().endswith(MANIFEST_SUFFIXES) and not files:
         raise ManifestError(
             f"input {uri} is neither a directory nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
         )
+
+
+def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
+    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns).
+    ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
+    (text when the manifest has texts and no paths)."""
+    check_input(uri, kind)
+    if storage.is_dir(uri):
+        ds = input_dataset(uri, listing_uri, frozenset())
+        return ds.map_batches(ExtractRows(uri, False, []), batch_format="pyarrow"), False, []
     ds = read_manifest(uri)
     names = _names(ds, uri)
     if kind == "auto":

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from raymer import checkpoint, storage
 from raymer.config import dump_config
 from raymer.config.recognize import RecognizeConfig
+from raymer.pipeline.inputs import check_input
 from raymer.runtime import init_ray, shuffle_by_sort
 
 # Rows per Parquet file: the model stage's batches are small, its files must not be.
@@ -71,6 +72,7 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     keys = ("input", "output", "checkpoint")
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
+    check_input(cfg.input, files=True)
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
     for name in ("predictions", "errors", "recordings"):
         storage.makedirs(out[name])
@@ -120,7 +122,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
     ds = ds.map_batches(
         segment_batch,
-        fn_kwargs={"cfg": cfg},
+        fn_kwargs={"cfg": cfg, "errors_uri": out["errors"]},
         batch_size=cfg.recordings_per_task,  # streams out batch_size segments at a time
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
@@ -161,12 +163,12 @@ def _publish(out: dict, run_id: str) -> int:
     import ray.data
 
     from raymer.pipeline.recognize_stages import failures, successes
-    from raymer.pipeline.stages import summarize_errors
 
     staged = storage.join(out["staged"], run_id)
     files = storage.list_files(staged, (".parquet",))
+    decoded = storage.list_files(out["errors"], (".parquet",))  # the decode tasks' failures
     if not files:
-        return 0
+        return _merge_errors(out, decoded)
     fs, path = storage.filesystem(staged)
     rows = ray.data.read_parquet(path, filesystem=fs)
     pfs, ppath = storage.filesystem(out["predictions"])
@@ -176,8 +178,17 @@ def _publish(out: dict, run_id: str) -> int:
     efs, epath = storage.filesystem(storage.join(out["staged"], run_id + "-errors"))
     rows.map_batches(failures, batch_format="pyarrow").write_parquet(epath, filesystem=efs)
     parts = storage.list_files(storage.join(out["staged"], run_id + "-errors"), (".parquet",))
+    for uri in files:
+        storage.delete_file(uri)
+    return _merge_errors(out, decoded + parts)
+
+
+def _merge_errors(out: dict, parts: list[str]) -> int:
+    """Every error part of this run -> ``errors/errors.parquet`` (streamed); the count."""
+    from raymer.pipeline.stages import summarize_errors
+
     failed = summarize_errors(parts, storage.join(out["errors"], "errors.parquet"))
-    for uri in files + parts:
+    for uri in parts:
         storage.delete_file(uri)
     return failed
 

@@ -72,18 +72,39 @@ def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
     )
 
 
-def segment_batch(batch: Batch, cfg: RecognizeConfig) -> Iterator[Batch]:
+def segment_batch(batch: Batch, cfg: RecognizeConfig, errors_uri: str) -> Iterator[Batch]:
     """Input rows -> segment rows (audio as float32 bytes), a few at a time, so that a long
-    recording never sits whole in memory; a file that fails is one error row."""
-    options, out = segment_options(cfg), []
+    recording never sits whole in memory. A file that fails is one error row, written to
+    ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
+    missing files never queues in front of the model stages."""
+    options, out, failed = segment_options(cfg), [], []
     for row in to_rows(batch):
         for segment in _segments_of(row, options, cfg.max_duration_s):
-            out.append(segment)
+            (out if segment["error"] is None else failed).append(segment)
             if len(out) >= cfg.batch_size:
                 yield _columns(out)
                 out = []
+    if failed:
+        write_errors(failed, errors_uri)
     if out:
         yield _columns(out)
+
+
+def write_errors(rows: list[dict], errors_uri: str) -> None:
+    """Failed rows -> one error part, named by its rows: a retried task rewrites it."""
+    table = pa.table(
+        {
+            "id": [str(r["id"]) for r in rows],
+            "path": [str(r.get("path") or "") for r in rows],
+            "stage": [r["stage"] for r in rows],
+            "error": [r["error"] for r in rows],
+        },
+        schema=ERRORS_SCHEMA,
+    )
+    keys = "\x00".join(sorted(f"{r['id']}\x00{r.get('segment')}" for r in rows))
+    name = "part-" + hashlib.sha1(keys.encode()).hexdigest()[:20] + ".parquet"
+    fs, path = storage.filesystem(storage.join(errors_uri, name))
+    pq.write_table(table, path, filesystem=fs)
 
 
 def _columns(rows: list[dict]) -> Batch:
@@ -91,7 +112,8 @@ def _columns(rows: list[dict]) -> Batch:
 
 
 def _segments_of(row: dict, options: SegmentOptions, max_duration_s: float) -> Iterator[dict]:
-    base = {"segment": 0, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
+    # An error row is segment -1: never taken for a written segment by the resume anti-join
+    base = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
     base |= {"audio": b"", "error": None, "stage": None}
     if not row.get("path"):
         yield row | base | {"error": "the manifest row has no path", "stage": "read"}

@@ -253,7 +253,8 @@ def summarize_errors(parts: list[str], merged_uri: str) -> int:
     with pq.ParquetWriter(path, ERRORS_SCHEMA, filesystem=fs) as writer:
         for uri in parts:
             part_fs, part = storage.filesystem(uri)
-            for batch in pq.ParquetFile(part_fs.open_input_file(part)).iter_batches():
+            parquet = pq.ParquetFile(part_fs.open_input_file(part))
+            for batch in parquet.iter_batches(batch_size=4096):  # bounded, whatever the part
                 writer.write_batch(batch)
                 count += batch.num_rows
     return count
