@@ -47,6 +47,18 @@ def read_inputs(uri: str, kind: str = "auto") -> Inputs:
     """Manifest file or directory -> ``Inputs``. ``kind``: audio (every row needs a
     ``path``), text (every row needs a ``text``; paths are ignored) or auto (text when no row
     of the manifest has a path)."""
+    check_input(uri, kind)
+    if storage.is_dir(uri):
+        return _from_directory(uri)
+    table = read_table(uri)
+    if kind == "auto":
+        kind = "text" if _no_paths(table) and "text" in table.column_names else "audio"
+    return _from_manifest(uri, table, text_only=kind == "text")
+
+
+def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
+    """The checks that need no Ray, made before it starts: the input exists and is a folder
+    or a manifest (or, with ``files``, one audio file)."""
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):
@@ -54,15 +66,10 @@ def read_inputs(uri: str, kind: str = "auto") -> Inputs:
             raise ManifestError(
                 f"inputs=text needs a manifest with a `text` column; {uri} is a folder of audio"
             )
-        return _from_directory(uri)
-    if not uri.lower().endswith(MANIFEST_SUFFIXES):
+    elif not uri.lower().endswith(MANIFEST_SUFFIXES) and not files:
         raise ManifestError(
             f"input {uri} is neither a directory nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
         )
-    table = read_table(uri)
-    if kind == "auto":
-        kind = "text" if _no_paths(table) and "text" in table.column_names else "audio"
-    return _from_manifest(uri, table, text_only=kind == "text")
 
 
 def _no_paths(table: pa.Table) -> bool:

@@ -68,7 +68,8 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
         raise ValueError("extract needs both input and output")
     from ray.data.datasource.filename_provider import FilenameProvider
 
-    from raymer.pipeline.inputs import check_input, extract_dataset
+    from raymer.corpora.manifest import check_input
+    from raymer.pipeline.inputs import extract_dataset
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
     start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
@@ -83,7 +84,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
     with shuffle_by_sort():
         todo, inputs, skipped = _todo(cfg, ds, features_uri, errors_uri)
-        if inputs:
+        if inputs > skipped:  # something left to do
             fs, path = storage.filesystem(features_uri)
             build_dataset(cfg, todo, extra_columns, errors_uri, text_only).write_parquet(
                 path,
@@ -109,7 +110,9 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str):
     from raymer.pipeline.inputs import anti_join
     from raymer.pipeline.stages import one_per_id
 
-    unique = ds.groupby("id").map_groups(
+    # the grouping's partitions are the decode tasks: enough for every model actor
+    parts = max(4, 2 * cfg.asr_actors, 2 * cfg.text_actors)
+    unique = ds.groupby("id", num_partitions=parts).map_groups(
         one_per_id,
         fn_kwargs={"errors_uri": errors_uri},
         batch_format="pyarrow",
@@ -142,9 +145,6 @@ def build_dataset(
         num_gpus=gpu * cfg.text_num_gpus,
         batch_format="numpy",
     )
-    # blocks of a few batches: every actor of the first model stage has work, and the
-    # driver keeps little per block however many clips there are
-    ds = ds.repartition(target_num_rows_per_block=8 * cfg.batch_size)
     if text_only:
         return ds.map_batches(TextStage, **text_stage)
     ds = ds.map_batches(

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError
+from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError, check_input
 
 LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
 LISTING_SCHEMA = pa.schema([("path", pa.string())])
@@ -172,22 +172,6 @@ def _text(value) -> str | None:
 # ``raymer extract``'s rows: the manifest's known columns under the names the extraction
 # stages use (``text`` is the reference transcript), the others carried with their types.
 EXTRACT_KEYS = ("id", "path", "label", "speaker", "session", "reference_text")
-
-
-def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
-    """The checks that need no Ray, made before it starts: the input exists and is a folder
-    or a manifest (or, with ``files``, one audio file)."""
-    if not storage.exists(uri):
-        raise ManifestError(f"input {uri} does not exist")
-    if storage.is_dir(uri):
-        if kind == "text":
-            raise ManifestError(
-                f"inputs=text needs a manifest with a `text` column; {uri} is a folder of audio"
-            )
-    elif not uri.lower().endswith(MANIFEST_SUFFIXES) and not files:
-        raise ManifestError(
-            f"input {uri} is neither a directory nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
-        )
 
 
 def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):

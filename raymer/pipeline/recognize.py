@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from raymer import checkpoint, storage
 from raymer.config import dump_config
 from raymer.config.recognize import RecognizeConfig
-from raymer.pipeline.inputs import check_input
+from raymer.corpora.manifest import check_input
 from raymer.runtime import init_ray, shuffle_by_sort
 
 # Rows per Parquet file: the model stage's batches are small, its files must not be.
