@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError, check_input
+from raymer.schema import MANIFEST_COLUMNS
 
 LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
 LISTING_SCHEMA = pa.schema([("path", pa.string())])
@@ -32,8 +33,7 @@ def input_dataset(uri: str, listing_uri: str, reserved: frozenset[str]):
     take). Directory and file inputs are listed under ``listing_uri`` first."""
     import ray.data
 
-    if not storage.exists(uri):
-        raise ManifestError(f"input {uri} does not exist")
+    check_input(uri, files=True)
     if storage.is_dir(uri):
         root = _write_listing(_walk(uri), listing_uri)
         ds = ray.data.read_parquet(root[1], filesystem=root[0])
@@ -58,7 +58,7 @@ def read_manifest(uri: str):
         return ray.data.read_parquet(path, filesystem=fs)
     if lower.endswith((".jsonl", ".json")):
         return ray.data.read_json(path, filesystem=fs)  # newline-delimited, as pyarrow reads it
-    strings = {c: pa.string() for c in ("path", "id", "label", "speaker", "session", "text")}
+    strings = {c: pa.string() for c in MANIFEST_COLUMNS}
     options = pacsv.ConvertOptions(column_types=strings)
     return ray.data.read_csv(path, filesystem=fs, convert_options=options)
 
@@ -190,8 +190,7 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
     if needed not in names:
         why = ": inputs=text embeds that column" if kind == "text" else ""
         raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
-    known = {"path", "id", "label", "speaker", "session", "text"}
-    extra = [n for n in names if n not in known]
+    extra = [n for n in names if n not in MANIFEST_COLUMNS]
     rows = ExtractRows(storage.parent(uri), kind == "text", extra)
     return ds.map_batches(rows, batch_format="pyarrow"), kind == "text", extra
 

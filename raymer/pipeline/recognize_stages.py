@@ -27,6 +27,7 @@ from raymer.pipeline.stages import (
     stage_device,
     to_columns,
     to_rows,
+    write_errors,
 )
 from raymer.schema import ERRORS_SCHEMA
 from raymer.segment import SegmentOptions, SpeechRule, StreamDecoder, split
@@ -88,23 +89,6 @@ def segment_batch(batch: Batch, cfg: RecognizeConfig, errors_uri: str) -> Iterat
         write_errors(failed, errors_uri)
     if out:
         yield _columns(out)
-
-
-def write_errors(rows: list[dict], errors_uri: str) -> None:
-    """Failed rows -> one error part, named by its rows: a retried task rewrites it."""
-    table = pa.table(
-        {
-            "id": [str(r["id"]) for r in rows],
-            "path": [str(r.get("path") or "") for r in rows],
-            "stage": [r["stage"] for r in rows],
-            "error": [r["error"] for r in rows],
-        },
-        schema=ERRORS_SCHEMA,
-    )
-    keys = "\x00".join(sorted(f"{r['id']}\x00{r.get('segment')}" for r in rows))
-    name = "part-" + hashlib.sha1(keys.encode()).hexdigest()[:20] + ".parquet"
-    fs, path = storage.filesystem(storage.join(errors_uri, name))
-    pq.write_table(table, path, filesystem=fs)
 
 
 def _columns(rows: list[dict]) -> Batch:

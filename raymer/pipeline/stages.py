@@ -180,7 +180,7 @@ class TextStage:
                     segments=json.loads(row["segments"]),
                     asr_model=self.cfg.asr_model,
                 )
-        self._write_errors([r for r in rows if r["error"] is not None])
+        write_errors([r for r in rows if r["error"] is not None], self.errors_uri)
         return features_table([r for r in good if r["error"] is None], self.extra_columns)
 
     def _use_reference(self, row) -> bool:
@@ -191,22 +191,25 @@ class TextStage:
     def _text(self, row) -> str:
         return row["reference_text"] if self._use_reference(row) else row["transcript"]
 
-    def _write_errors(self, failed: list[dict]) -> None:
-        if not failed:
-            return
-        table = pa.table(
-            {
-                "id": [str(r["id"]) for r in failed],
-                "path": [str(r["path"]) for r in failed],
-                "stage": [r["stage"] for r in failed],
-                "error": [r["error"] for r in failed],
-            },
-            schema=ERRORS_SCHEMA,
-        )
-        keys = "\x00".join(sorted(str(r["id"]) for r in failed))  # a retried batch: one file
-        name = hashlib.sha1(keys.encode()).hexdigest()[:20]
-        fs, path = storage.filesystem(storage.join(self.errors_uri, f"part-{name}.parquet"))
-        pq.write_table(table, path, filesystem=fs)
+
+def write_errors(rows: list[dict], errors_uri: str, prefix: str = "part") -> None:
+    """Failed rows (``id``, ``path``, ``stage``, ``error``; ``segment`` where there is one)
+    -> one error part under ``errors_uri``, named by its rows: a retried task rewrites it."""
+    if not rows:
+        return
+    table = pa.table(
+        {
+            "id": [str(r["id"]) for r in rows],
+            "path": [str(r.get("path") or "") for r in rows],
+            "stage": [r["stage"] for r in rows],
+            "error": [r["error"] for r in rows],
+        },
+        schema=ERRORS_SCHEMA,
+    )
+    keys = "\x00".join(sorted(f"{r['id']}\x00{r.get('segment')}" for r in rows))
+    name = f"{prefix}-{hashlib.sha1(keys.encode()).hexdigest()[:20]}.parquet"
+    fs, path = storage.filesystem(storage.join(errors_uri, name))
+    pq.write_table(table, path, filesystem=fs)
 
 
 def _floats(data: bytes) -> np.ndarray:
@@ -229,18 +232,9 @@ def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
     order = sorted(range(group.num_rows), key=lambda i: (paths[i] or "", texts[i] or ""))
     keep, rest = order[0], order[1:]
     rid = group.column("id")[0].as_py()
-    table = pa.table(
-        {
-            "id": [rid] * len(rest),
-            "path": [paths[i] or "" for i in rest],
-            "stage": ["manifest"] * len(rest),
-            "error": [f"duplicate id: {rid} is already {paths[keep] or 'a row'}"] * len(rest),
-        },
-        schema=ERRORS_SCHEMA,
-    )
-    name = hashlib.sha1(rid.encode()).hexdigest()[:20]  # a retried task rewrites one file
-    fs, path = storage.filesystem(storage.join(errors_uri, f"duplicate-{name}.parquet"))
-    pq.write_table(table, path, filesystem=fs)
+    error = f"duplicate id: {rid} is already {paths[keep] or 'a row'}"
+    duplicates = [{"id": rid, "path": paths[i], "stage": "manifest", "error": error} for i in rest]
+    write_errors(duplicates, errors_uri, prefix="duplicate")
     return group.take(pa.array([keep], type=pa.int64()))
 
 
