@@ -10,14 +10,14 @@ bounded whatever the recording's length.
 from __future__ import annotations
 
 import itertools
-import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE, AudioError
+from raymer.audio import SAMPLE_RATE, UNLIMITED, AudioError, DecodeLimits, av_header
 from raymer.audio import _first_line as _first_line  # one wording of decoder errors
 
 
@@ -124,15 +124,17 @@ def _speech(audio: np.ndarray, options: SegmentOptions) -> list[tuple[int, int]]
 
 class StreamDecoder:
     """An audio file (a readable binary stream) -> 16 kHz mono float32 chunks of about
-    ``chunk_s`` seconds, decoded and resampled as they are read. The header's duration
-    (``duration_s``, None where the container has none) is checked against
-    ``max_duration_s`` before any decoding, and decoding stops once the decoded audio passes
-    it (a header may lie)."""
+    ``chunk_s`` seconds, decoded and resampled as they are read, within ``limits`` (the
+    decode guard of ``raymer.audio``): the header's sample rate, channels and duration
+    (``duration_s``, None where the container has none) are checked before any decoding,
+    and decoding stops once the decoded audio passes ``max_duration_s`` (a header may lie)
+    or the time spent decoding (not the time the consumer holds a chunk) passes
+    ``timeout_s``."""
 
-    def __init__(self, source: BinaryIO, chunk_s: float, max_duration_s: float = math.inf):
+    def __init__(self, source: BinaryIO, chunk_s: float, limits: DecodeLimits = UNLIMITED):
         import av
 
-        self.chunk_s, self.max_duration_s = chunk_s, max_duration_s
+        self.chunk_s, self.limits = chunk_s, limits
         try:
             self.container = av.open(source, mode="r", metadata_errors="ignore")
         except Exception as err:
@@ -140,42 +142,32 @@ class StreamDecoder:
         if not self.container.streams.audio:
             self.container.close()
             raise AudioError("the file has no audio stream")
-        self.duration_s = _header_duration(self.container)
-        if self.duration_s is not None and self.duration_s > max_duration_s:
+        rate, channels, self.duration_s = av_header(self.container)
+        try:
+            limits.check_header(rate, channels, self.duration_s)
+        except AudioError:
             self.container.close()
-            raise AudioError(
-                f"the recording lasts {self.duration_s:.1f} s (its header says), over "
-                f"max_duration_s={max_duration_s:g}"
-            )
+            raise
 
     def __iter__(self) -> Iterator[np.ndarray]:
         import av
 
-        want, limit = int(self.chunk_s * SAMPLE_RATE), self.max_duration_s * SAMPLE_RATE
-        pending, held, total = [], 0, 0
+        want = int(self.chunk_s * SAMPLE_RATE)
+        pending, held, total, spent = [], 0, 0, 0.0
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         with self.container:
+            resumed = time.monotonic()
             for frame in itertools.chain(_frames(self.container), [None]):
                 for out in resampler.resample(frame):
                     pending.append(out.to_ndarray().reshape(-1).astype(np.float32))
                     held += pending[-1].size
-                if total + held > limit:
-                    raise AudioError(
-                        f"the recording decodes to more than max_duration_s="
-                        f"{self.max_duration_s:g} s"
-                    )
+                now = time.monotonic()
+                spent, resumed = spent + now - resumed, now
+                self.limits.check_progress((total + held) / SAMPLE_RATE, spent)
                 if held >= want or (frame is None and held):
                     yield np.concatenate(pending)
                     pending, total, held = [], total + held, 0
-
-
-def _header_duration(container) -> float | None:
-    stream = container.streams.audio[0]
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000  # av.time_base: microseconds
-    return None
+                    resumed = time.monotonic()
 
 
 def _frames(container) -> Iterator:

@@ -48,6 +48,7 @@ def config_command(
     source: tuple[str, str],
     output: str,
     configs: str,
+    redo: bool = False,
 ) -> argparse.ArgumentParser:
     """A subcommand driven by a typed config: its input, --output, --config and key=value
     (``configs``: the folder of its shipped YAML configs)."""
@@ -61,6 +62,13 @@ def config_command(
     cmd.add_argument(source[0], help=source[1])
     cmd.add_argument("--output", help=output)
     cmd.add_argument("--config", help=f"YAML config file (see {configs})")
+    if redo:
+        cmd.add_argument(
+            "--redo",
+            action="store_const",
+            const=True,
+            help="replace an output made with other settings (redo=true)",
+        )
     cmd.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     cmd.set_defaults(func=func)
     return cmd

@@ -13,7 +13,12 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from raymer.pipeline.extract import extract
 
     cfg = load_config(
-        ExtractConfig, args.config, args.overrides, input=args.input, output=args.output
+        ExtractConfig,
+        args.config,
+        args.overrides,
+        input=args.input,
+        output=args.output,
+        redo=args.redo,
     )
     require_paths(cfg, "extract")
     summary = extract(cfg)
@@ -38,4 +43,5 @@ def add_extract_commands(sub) -> None:
         source=("--input", "manifest (CSV/JSONL/Parquet) or directory; local or s3://"),
         output="output root, local or s3://",
         configs="configs/extract/",
+        redo=True,
     )

@@ -25,6 +25,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         input=given or args.input,
         checkpoint=args.checkpoint,
         output=args.output,
+        redo=args.redo,
     )
     require_paths(cfg, "recognize")
     summary = recognize(cfg)
@@ -74,4 +75,10 @@ def add_recognize_commands(sub) -> None:
     )
     cmd.add_argument("--output", help="output root; local or s3://")
     cmd.add_argument("--config", help="YAML config file (see configs/recognize/)")
+    cmd.add_argument(
+        "--redo",
+        action="store_const",
+        const=True,
+        help="replace an output made with another checkpoint or other settings (redo=true)",
+    )
     cmd.set_defaults(func=cmd_recognize)

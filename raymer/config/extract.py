@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from raymer.config import decoding
+
 
 class ExtractSettings(BaseModel, extra="forbid"):
     """How a clip's model inputs are made: the encoders, Whisper's decoding and window, the
@@ -96,6 +98,10 @@ class ExtractConfig(ExtractSettings, _ExtractPaths):
     max_duration_s: float = Field(
         600.0, gt=0, description="Clips longer than this are reported as errors, not processed."
     )
+    max_file_mb: float = decoding.max_file_mb(1024.0)
+    max_channels: int = decoding.max_channels()
+    decode_timeout_s: float = decoding.decode_timeout_s(60.0)
+    max_attempts: int = decoding.max_attempts()
     inputs: Literal["auto", "audio", "text"] = Field(
         "auto",
         description="audio: decode and transcribe each clip, then embed its text; text: embed "
@@ -118,6 +124,11 @@ class ExtractConfig(ExtractSettings, _ExtractPaths):
     )
     decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
     resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
+    redo: bool = Field(
+        False,
+        description="When OUTPUT holds features made with other extraction settings, remove "
+        "them and extract again (without it such a run is refused). --redo on the CLI.",
+    )
 
 
 class SynthConfig(BaseModel, extra="forbid"):

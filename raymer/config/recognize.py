@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from raymer.config import speech
+from raymer.config import decoding, speech
 
 
 class RecognizeConfig(BaseModel, extra="forbid"):
@@ -54,9 +54,19 @@ class RecognizeConfig(BaseModel, extra="forbid"):
     max_duration_s: float = Field(
         6 * 3600.0, gt=0, description="Recordings longer than this are reported as errors."
     )
+    max_file_mb: float = decoding.max_file_mb(8192.0)
+    max_channels: int = decoding.max_channels()
+    decode_timeout_s: float = decoding.decode_timeout_s(900.0)
+    max_attempts: int = decoding.max_attempts()
     min_speech_s: float = speech.min_speech_s()
     no_speech_prob: float = speech.no_speech_prob()
     logprob_threshold: float = speech.logprob_threshold()
+    redo: bool = Field(
+        False,
+        description="When OUTPUT holds predictions made with another checkpoint or other "
+        "segmenting settings, remove them and start again (without it such a run is "
+        "refused). --redo on the CLI.",
+    )
     keep_features: bool = Field(
         False, description="Also write each segment's features to OUTPUT/features/."
     )

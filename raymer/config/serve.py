@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from raymer.config import speech
+from raymer.config import decoding, speech
 
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
 JOBS_ADDRESS = "http://127.0.0.1:8265"
@@ -63,6 +63,23 @@ class ServeConfig(BaseModel, extra="forbid"):
     max_duration_s: float = Field(
         300.0, gt=0, description="Longest audio accepted, in seconds (else 413)."
     )
+    max_channels: int = decoding.max_channels()
+    decode_timeout_s: float = decoding.decode_timeout_s(20.0)
+    upload_timeout_s: float = Field(
+        30.0, gt=0, description="An upload must arrive whole within this time (else 408)."
+    )
+    max_uploads: int = Field(
+        64,
+        ge=1,
+        description="Uploads received at once; beyond this: 503 (a slow client "
+        "holds one place for at most upload_timeout_s).",
+    )
+    decode_threads: int = Field(
+        2, ge=1, description="Uploads decoded at once, in threads beside the event loop."
+    )
+    ready_timeout_s: float = Field(
+        2.0, gt=0, description="/readyz answers 503 when no model replica answers in this time."
+    )
     max_text_chars: int = Field(2000, ge=1, description="Longest text for /v1/recognize/text.")
     request_timeout_s: float = Field(
         60.0, gt=0, description="A request not answered in this time gets 504."
@@ -78,6 +95,16 @@ class ServeConfig(BaseModel, extra="forbid"):
         None,
         description="Bearer token required on /v1/* (the RAYMER_API_TOKEN environment "
         "variable sets it too); none: open.",
+    )
+    auth_token_file: str | None = Field(
+        None,
+        description="A file holding the bearer token (a mounted secret; local or s3://), "
+        "read when the application is built.",
+    )
+    allow_anonymous: bool = Field(
+        False,
+        description="Serve on a non-loopback host without a token (anyone who reaches the "
+        "port can use the API); without it such a start is refused.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. ['*']); none: no CORS."

@@ -3,8 +3,10 @@
 Layout of the output root:
     features/   Parquet dataset, one row per good clip (``raymer.schema.FEATURES_SCHEMA``)
     errors/     errors.parquet, one row per failed clip: id, path, stage, error
-    config.yaml the resolved config of the last run
+    config.yaml the resolved config of the last run (a run with other extraction settings
+                is refused, or with ``redo`` replaces the features)
     summary.json the last run's counts and timings
+    _SUCCESS.json written when a run ends (the summary); _lease.json while one runs
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.config import ExtractConfig, dump_config
-from raymer.runtime import init_ray, shuffle_by_sort
+from raymer.config.extract import ExtractSettings
+from raymer.pipeline.outputs import (
+    Lease,
+    check_settings,
+    clear_done,
+    mark_done,
+    truncated_parquet,
+)
+from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 from raymer.wer import normalize_words
 
 FEATURE_ROWS = 2_000  # rows per features file at least (the model stages' batches are small)
@@ -66,16 +76,29 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     counts are summed by Ray Data: the driver never holds the corpus."""
     if not cfg.input or not cfg.output:
         raise ValueError("extract needs both input and output")
-    from ray.data.datasource.filename_provider import FilenameProvider
-
     from raymer.corpora.manifest import check_input
-    from raymer.pipeline.inputs import extract_dataset
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
+    with Lease(cfg.output):  # one run at a time per output
+        summary = _run(cfg)
+    return summary
+
+
+def _run(cfg: ExtractConfig) -> ExtractSummary:
+    from ray.data.datasource.filename_provider import FilenameProvider
+
+    from raymer.pipeline.inputs import extract_dataset
+
     start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
     features_uri = storage.join(cfg.output, "features")
     errors_uri = storage.join(cfg.output, "errors")
     listing_uri = storage.join(cfg.output, "inputs")
+    written = bool(storage.list_files(features_uri, (".parquet",)))
+    settings = cfg.model_dump(mode="json")
+    if check_settings(cfg.output, settings, ExtractSettings.model_fields, written, cfg.redo):
+        storage.delete_dir(features_uri)
+        storage.delete_dir(errors_uri)
+    clear_done(cfg.output)
     init_ray()
     ds, text_only, extra_columns = extract_dataset(cfg.input, listing_uri, cfg.inputs)
     _clear_errors(errors_uri)
@@ -98,9 +121,9 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     storage.delete_dir(listing_uri)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
-    storage.write_bytes(
-        storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
-    )
+    record = json.dumps(asdict(summary), indent=2).encode()
+    storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
+    mark_done(cfg.output, asdict(summary))
     return summary
 
 
@@ -131,14 +154,18 @@ def build_dataset(
     cfg: ExtractConfig, ds, extra_columns: list[str], errors_uri: str, text_only=False
 ):
     """The lazy Ray Dataset: decode (tasks) -> Whisper (actors) -> text encoder (actors);
-    a text corpus (``text_only``) goes straight to the text encoder."""
+    a text corpus (``text_only``) goes straight to the text encoder. The run's crash ledger
+    turns a clip that kills its worker ``max_attempts`` times into an error row."""
     from ray.data import ActorPoolStrategy
 
+    from raymer.audio import DecodeLimits
+    from raymer.pipeline.faults import new_ledger, poison_clip
     from raymer.pipeline.stages import TextStage, WhisperStage, decode_batch
 
     gpu = 1 if cfg.use_gpu else 0
+    ledger = new_ledger()
     text_stage = dict(
-        fn_constructor_args=(cfg, errors_uri, extra_columns, text_only),
+        fn_constructor_args=(cfg, errors_uri, extra_columns, text_only, ledger),
         batch_size=cfg.batch_size * 4,
         compute=ActorPoolStrategy(size=cfg.text_actors),
         num_cpus=cfg.text_num_cpus,
@@ -149,14 +176,18 @@ def build_dataset(
         return ds.map_batches(TextStage, **text_stage)
     ds = ds.map_batches(
         decode_batch,
-        fn_kwargs={"max_duration_s": cfg.max_duration_s},
+        fn_kwargs={
+            "limits": DecodeLimits.of(cfg),
+            "ledger": ledger,
+            "max_attempts": cfg.max_attempts,
+        },
         batch_size=cfg.batch_size,
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
     )
     ds = ds.map_batches(
         WhisperStage,
-        fn_constructor_args=(cfg,),
+        fn_constructor_args=(cfg, ledger, poison_clip()),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.asr_actors),
         num_cpus=cfg.asr_num_cpus,
@@ -167,15 +198,18 @@ def build_dataset(
 
 
 def _drop_unreadable(features_uri: str) -> None:
-    """A file cut short by a crash is removed, so its clips are redone (footers only)."""
+    """A file cut short by a crash (no footer) is removed, so its clips are redone; a file
+    that cannot be read now (a network error) stops the run and is kept."""
     for uri in storage.list_files(features_uri, (".parquet",)):
-        fs, path = storage.filesystem(uri)
         try:
-            pq.read_metadata(fs.open_input_file(path))
-        except (pa.ArrowInvalid, OSError) as err:
-            logger.warning(
-                "removing unreadable partial output %s (%s); its clips are redone", uri, err
-            )
+            truncated = truncated_parquet(uri)
+        except OSError as err:
+            raise OSError(
+                f"cannot read {uri} to resume ({err}); nothing was removed: run again when "
+                "it can be read"
+            ) from err
+        if truncated:
+            logger.warning("removing %s: cut short (no Parquet footer); its clips are redone", uri)
             storage.delete_file(uri)
 
 
@@ -211,7 +245,9 @@ def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
     totals = {"count()": 0, "sum(duration_s)": 0.0, "sum(edits)": 0.0, "sum(words)": 0}
     if mine:
         fs, _ = storage.filesystem(mine[0])
-        ds = ray.data.read_parquet([storage.filesystem(u)[1] for u in mine], filesystem=fs)
+        ds = ray.data.read_parquet(
+            [storage.filesystem(u)[1] for u in mine], filesystem=fs, ray_remote_args=READ_ARGS
+        )
         ds = ds.select_columns(["duration_s", "wer", "reference_text"])
         ds = ds.map_batches(_wer_columns, batch_format="pyarrow")
         totals |= ds.aggregate(Count(), Sum("duration_s"), Sum("edits"), Sum("words"))

@@ -14,7 +14,9 @@ Ray Data. Layout of the output root:
     errors/         errors.parquet: id, path, stage, error of every recording that failed
     features/       the model's inputs per segment (``keep_features: true``)
     plots/          <id>.png per recording of more than one segment, summary.png
-    config.yaml     the resolved config;  summary.json  the last run's counts and timings
+    config.yaml     the resolved config (a run with other settings is refused, or with
+                    ``redo`` replaces the output);  summary.json  the last run's counts
+    _SUCCESS.json   written when a run ends;  _lease.json  while one runs
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from raymer import checkpoint, storage
 from raymer.config import dump_config
 from raymer.config.recognize import RecognizeConfig
 from raymer.corpora.manifest import check_input
-from raymer.runtime import init_ray, shuffle_by_sort
+from raymer.pipeline.outputs import Lease, check_settings, clear_done, mark_done
+from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 
 # Rows per Parquet file: the model stage's batches are small, its files must not be.
 STAGED_ROWS = 1_000  # what a crash can lose (it is redone on resume)
@@ -73,7 +76,31 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
     check_input(cfg.input, files=True)
+    with Lease(cfg.output):  # one run at a time per output
+        return _run(cfg, spec)
+
+
+# Settings that make the predictions: rows made with others are never mixed with new ones.
+SETTINGS = (
+    "checkpoint",
+    "segment_over_s",
+    "max_segment_s",
+    "min_silence_s",
+    "speech_pad_s",
+    "vad_threshold",
+    "min_speech_s",
+    "no_speech_prob",
+    "logprob_threshold",
+)
+
+
+def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> RecognizeSummary:
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
+    written = bool(storage.list_files(out["predictions"], (".parquet",)))
+    if check_settings(cfg.output, cfg.model_dump(mode="json"), SETTINGS, written, cfg.redo):
+        for name in ("predictions", "recordings", "errors", "features", "plots"):
+            storage.delete_dir(out[name])
+    clear_done(cfg.output)
     for name in ("predictions", "errors", "recordings"):
         storage.makedirs(out[name])
     for uri in storage.list_files(out["errors"], (".parquet",)):  # failures are tried again
@@ -88,9 +115,9 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     with shuffle_by_sort():
         _recordings(cfg, spec, out)
         summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)
-    storage.write_bytes(
-        storage.join(cfg.output, "summary.json"), json.dumps(asdict(summary), indent=2).encode()
-    )
+    record = json.dumps(asdict(summary), indent=2).encode()
+    storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
+    mark_done(cfg.output, asdict(summary))
     return summary
 
 
@@ -107,6 +134,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     """The streaming job: inputs -> segments -> (not yet written) -> Whisper -> model."""
     from ray.data import ActorPoolStrategy
 
+    from raymer.pipeline.faults import new_ledger, poison_clip
     from raymer.pipeline.inputs import input_dataset
     from raymer.pipeline.recognize_stages import (
         OUTPUT_COLUMNS,
@@ -115,6 +143,8 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
         segment_batch,
     )
 
+    ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
+
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
     ds = input_dataset(cfg.input, out["inputs"], frozenset(reserved))
     manifest_columns = [c for c in _column_names(ds) if c not in ("id", "path")]
@@ -122,7 +152,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
     ds = ds.map_batches(
         segment_batch,
-        fn_kwargs={"cfg": cfg, "errors_uri": out["errors"]},
+        fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},
         batch_size=cfg.recordings_per_task,  # streams out batch_size segments at a time
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
@@ -132,7 +162,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     gpu = 1 if cfg.use_gpu else 0
     ds = ds.map_batches(
         SpeechStage,
-        fn_constructor_args=(cfg, spec),
+        fn_constructor_args=(cfg, spec, ledger, poison_clip()),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.asr_actors),
         num_cpus=cfg.asr_num_cpus,
@@ -141,7 +171,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     )
     ds = ds.map_batches(
         EmotionStage,
-        fn_constructor_args=(cfg, spec.checkpoint, out, manifest_columns, run_id),
+        fn_constructor_args=(cfg, spec.checkpoint, out, manifest_columns, run_id, ledger),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.model_actors),
         num_cpus=cfg.model_num_cpus,
@@ -170,7 +200,7 @@ def _publish(out: dict, run_id: str) -> int:
     if not files:
         return _merge_errors(out, decoded)
     fs, path = storage.filesystem(staged)
-    rows = ray.data.read_parquet(path, filesystem=fs)
+    rows = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
     pfs, ppath = storage.filesystem(out["predictions"])
     rows.map_batches(successes, batch_format="pyarrow").write_parquet(
         ppath, filesystem=pfs, min_rows_per_file=PUBLISHED_ROWS
@@ -225,7 +255,7 @@ def _recordings(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> 
     if not storage.list_files(out["predictions"], (".parquet",)):
         return
     fs, path = storage.filesystem(out["predictions"])
-    ds = ray.data.read_parquet(path, filesystem=fs)
+    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
     if cfg.plots:
         storage.makedirs(out["plots"])
     grouped = ds.groupby("id").map_groups(
@@ -283,7 +313,7 @@ def _totals(out: dict, labels: list[str], run_id: str) -> dict[str, float]:
     if not storage.list_files(out["recordings"], (".parquet",)):
         return totals
     fs, path = storage.filesystem(out["recordings"])
-    ds = ray.data.read_parquet(path, filesystem=fs).map_batches(
+    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).map_batches(
         summary_columns, fn_kwargs={"labels": labels, "run_id": run_id}, batch_format="pyarrow"
     )
     found = ds.aggregate(Count(), *[Sum(name) for name in names])
@@ -296,5 +326,5 @@ def _error_examples(out: dict) -> list[str]:
     import ray.data
 
     fs, path = storage.filesystem(storage.join(out["errors"], "errors.parquet"))
-    rows = ray.data.read_parquet(path, filesystem=fs).take(5)
+    rows = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).take(5)
     return [f"{row['id']}: {row['error']}" for row in rows]

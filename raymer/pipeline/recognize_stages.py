@@ -10,6 +10,7 @@ then sorts them into predictions and errors.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,10 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.audio import AudioError
+from raymer.audio import AudioError, DecodeLimits, check_file
 from raymer.batches import ItemError, LoadedModel, run_batch
 from raymer.checkpoint import ModelSpec, labels_on
 from raymer.config.recognize import RecognizeConfig
+from raymer.pipeline import faults
 from raymer.pipeline.stages import (
     Batch,
     describe_read_error,
@@ -73,14 +75,21 @@ def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
     )
 
 
-def segment_batch(batch: Batch, cfg: RecognizeConfig, errors_uri: str) -> Iterator[Batch]:
+def segment_batch(
+    batch: Batch, cfg: RecognizeConfig, errors_uri: str, ledger=None
+) -> Iterator[Batch]:
     """Input rows -> segment rows (audio as float32 bytes), a few at a time, so that a long
     recording never sits whole in memory. A file that fails is one error row, written to
     ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
-    missing files never queues in front of the model stages."""
-    options, out, failed = segment_options(cfg), [], []
-    for row in to_rows(batch):
-        for segment in _segments_of(row, options, cfg.max_duration_s):
+    missing files never queues in front of the model stages. With a ``ledger``, a file whose
+    decoding killed the task's process ``max_attempts`` times is an error row too."""
+    options, limits, out, failed = segment_options(cfg), DecodeLimits.of(cfg), [], []
+    rows = to_rows(batch)
+    task_key = faults.batch_key_of("decode", rows)
+    # a task begun before and never finished died: its files go through the ledger one by one
+    suspects = ledger if ledger is not None and faults.begin(ledger, task_key) else None
+    for row in rows:
+        for segment in _guarded(row, options, limits, suspects, cfg.max_attempts):
             (out if segment["error"] is None else failed).append(segment)
             if len(out) >= cfg.batch_size:
                 yield _columns(out)
@@ -89,28 +98,51 @@ def segment_batch(batch: Batch, cfg: RecognizeConfig, errors_uri: str) -> Iterat
         write_errors(failed, errors_uri)
     if out:
         yield _columns(out)
+    faults.finish(ledger, task_key)
 
 
 def _columns(rows: list[dict]) -> Batch:
     return to_columns(rows, list(dict.fromkeys(k for r in rows for k in r)))
 
 
-def _segments_of(row: dict, options: SegmentOptions, max_duration_s: float) -> Iterator[dict]:
-    # An error row is segment -1: never taken for a written segment by the resume anti-join
-    base = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
-    base |= {"audio": b"", "error": None, "stage": None}
+def _guarded(row: dict, options, limits, ledger, max_attempts: int) -> Iterator[dict]:
+    """``_segments_of``; with a ``ledger``, the file's attempts counted in it."""
+    if ledger is None:
+        yield from _segments_of(row, options, limits)
+        return
+    key = f"decode:{row.get('id')}"
+    died = faults.begin(ledger, key)
+    if died >= max_attempts:
+        error = f"the worker processing this clip died {died} times (decode)"
+        yield row | _ERROR_BASE | {"error": error, "stage": "decode"}
+    else:
+        yield from _segments_of(row, options, limits)
+    faults.finish(ledger, key)
+
+
+# An error row is segment -1: never taken for a written segment by the resume anti-join
+_ERROR_BASE = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
+_ERROR_BASE |= {"audio": b"", "error": None, "stage": None}
+
+
+def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> Iterator[dict]:
+    base = _ERROR_BASE
     if not row.get("path"):
         yield row | base | {"error": "the manifest row has no path", "stage": "read"}
         return
     try:
+        check_file(row["path"], limits)  # a FIFO or a huge file is refused before it is opened
         fs, path = storage.filesystem(row["path"])
         source = fs.open_input_file(path)
+    except AudioError as err:
+        yield row | base | {"error": f"cannot read {row['path']}: {err}", "stage": "read"}
+        return
     except Exception as err:
         yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
         return
     try:
         with source:
-            decoded = StreamDecoder(source, options.chunk_s, max_duration_s)
+            decoded = StreamDecoder(source, options.chunk_s, limits)
             duration = decoded.duration_s  # the header's (None where it has none)
             for seg in split(iter(decoded), options):
                 yield (
@@ -143,10 +175,13 @@ class SpeechStage:
     """Actor: Whisper's transcript, language, no-speech probability and audio frames of each
     segment with speech (one encoder pass), made as the checkpoint's features were made."""
 
-    def __init__(self, cfg: RecognizeConfig, spec: ModelSpec) -> None:
+    def __init__(
+        self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, poison: str | None = None
+    ) -> None:
         from raymer.models.builders import build_featurizer
 
         self.cfg, self.keep_audio = cfg, spec.needs_audio
+        self.ledger, self.poison = ledger, poison
         self.featurizer = build_featurizer(
             spec.extract, stage_device(cfg, cfg.asr_num_gpus), cfg.asr_threads
         )
@@ -157,6 +192,15 @@ class SpeechStage:
             row.update(transcript="", language=None, no_speech_prob=None, avg_logprob=None)
             row.update(frames=b"", audio_dim=0)
         todo = [r for r in rows if r["error"] is None and self._heard(r)]
+        faults.process(todo, self._transcribe, "asr", self.ledger, self.cfg.max_attempts)
+        if not self.keep_audio:
+            for row in rows:
+                row["audio"] = b""
+        return _columns(rows)
+
+    def _transcribe(self, todo: list[dict]) -> None:
+        if self.poison and any(str(r["id"]) == self.poison for r in todo):
+            os._exit(1)  # the drill: this clip kills its worker process, every time
         clips = [_floats(r["audio"]) for r in todo]
         for row, res in zip(
             todo, run_batch(self.featurizer, clips, "speech recognition"), strict=True
@@ -172,10 +216,6 @@ class SpeechStage:
                 frames=res.frames.astype(np.float32).tobytes(),
                 audio_dim=int(res.frames.shape[1]),
             )
-        if not self.keep_audio:
-            for row in rows:
-                row["audio"] = b""
-        return _columns(rows)
 
     def _heard(self, row: dict) -> bool:
         """Worth transcribing: the VAD heard enough speech in it."""
@@ -207,6 +247,7 @@ class EmotionStage:
         output: dict[str, str],
         manifest_columns: list[str],
         run_id: str,
+        ledger=None,
     ) -> None:
         import torch
 
@@ -214,7 +255,7 @@ class EmotionStage:
 
         torch.set_num_threads(cfg.model_threads)
         device = stage_device(cfg, cfg.model_num_gpus)
-        self.cfg, self.output, self.run_id = cfg, output, run_id
+        self.cfg, self.output, self.run_id, self.ledger = cfg, output, run_id, ledger
         self.rule = SpeechRule.of(cfg)
         self.model = LoadedModel.load(checkpoint_uri, device)
         self.spec = self.model.spec
@@ -226,15 +267,18 @@ class EmotionStage:
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
         speech = [r for r in rows if r["error"] is None and not is_no_speech(r, self.rule)]
+        faults.process(speech, self._score_rows, "model", self.ledger, self.cfg.max_attempts)
+        if self.cfg.keep_features:
+            self._write_features([r for r in speech if "scores" in r])
+        return pa.Table.from_pylist([self._record(r) for r in rows], schema=self.schema)
+
+    def _score_rows(self, speech: list[dict]) -> None:
         scores = run_batch(self._scores, speech, "emotion recognition")
         for row, res in zip(speech, scores, strict=True):
             if isinstance(res, ItemError):
                 row["error"], row["stage"] = res.message, "model"
             else:
                 row["scores"] = res
-        if self.cfg.keep_features:
-            self._write_features([r for r in speech if "scores" in r])
-        return pa.Table.from_pylist([self._record(r) for r in rows], schema=self.schema)
 
     def _scores(self, rows: list[dict]) -> list[np.ndarray]:
         texts = [r["transcript"] for r in rows]

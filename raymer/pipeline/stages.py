@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.audio import AudioError, decode_audio
+from raymer.audio import AudioError, DecodeLimits, check_file, decode_audio
 from raymer.batches import ItemError, run_batch
 from raymer.config import ExtractConfig, RecognizeConfig
+from raymer.pipeline.faults import process
 from raymer.schema import ERRORS_SCHEMA, features_table
 from raymer.wer import wer
 
@@ -60,56 +62,75 @@ def describe_read_error(uri: str, err: Exception) -> str:
     )
 
 
-def decode_batch(batch: Batch, max_duration_s: float) -> Batch:
-    """Read and decode each clip to 16 kHz mono; failures become ``error`` strings."""
+def decode_batch(batch: Batch, limits: DecodeLimits, ledger=None, max_attempts: int = 3) -> Batch:
+    """Read and decode each clip to 16 kHz mono within ``limits`` (the decode guard: the
+    file's kind and size before the read, its header before the decode); failures become
+    ``error`` strings, and a clip whose worker died ``max_attempts`` times is one too."""
     rows = to_rows(batch)
     for row in rows:
         row["audio"], row["duration_s"], row["error"], row["stage"] = b"", 0.0, None, None
-        if not row.get("path"):
-            row["error"], row["stage"] = "the manifest row has an empty path", "manifest"
-            continue
-        try:
-            data = storage.read_bytes(row["path"])
-        except Exception as err:
-            row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
-            continue
-        try:
-            audio = decode_audio(data)
-        except AudioError as err:
-            row["error"], row["stage"] = str(err), "decode"
-            continue
-        except Exception as err:  # a decoder bug must cost one clip, not the run
-            row["error"], row["stage"] = f"decoding failed: {type(err).__name__}: {err}", "decode"
-            continue
-        duration = len(audio) / 16_000
-        if duration > max_duration_s:
-            row["error"], row["stage"] = (
-                f"clip lasts {duration:.1f} s, over the configured max_duration_s={max_duration_s:g}",
-                "decode",
-            )
-            continue
-        # Arrays cross stages as raw float32 bytes: a binary column holds ragged clips and
-        # failed rows alike, where a tensor column would need one shape for all.
-        row["audio"], row["duration_s"] = audio.tobytes(), duration
+
+    def decode(some: list[dict]) -> None:
+        for row in some:
+            _decode_row(row, limits)
+
+    process(rows, decode, "decode", ledger, max_attempts)
     return to_columns(rows, list(rows[0]) if rows else list(batch))
 
 
-class WhisperStage:
-    """Actor: one Whisper encoder pass per window gives the transcript and the audio frames."""
+def _decode_row(row: dict, limits: DecodeLimits) -> None:
+    if not row.get("path"):
+        row["error"], row["stage"] = "the manifest row has an empty path", "manifest"
+        return
+    try:
+        check_file(row["path"], limits)
+        data = storage.read_bytes(row["path"])
+    except AudioError as err:
+        row["error"], row["stage"] = f"cannot read {row['path']}: {err}", "read"
+        return
+    except Exception as err:
+        row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
+        return
+    try:
+        audio = decode_audio(data, limits=limits)
+    except AudioError as err:
+        row["error"], row["stage"] = str(err), "decode"
+        return
+    except Exception as err:  # a decoder bug must cost one clip, not the run
+        row["error"], row["stage"] = f"decoding failed: {type(err).__name__}: {err}", "decode"
+        return
+    # Arrays cross stages as raw float32 bytes: a binary column holds ragged clips and
+    # failed rows alike, where a tensor column would need one shape for all.
+    row["audio"], row["duration_s"] = audio.tobytes(), len(audio) / 16_000
 
-    def __init__(self, cfg: ExtractConfig) -> None:
+
+class WhisperStage:
+    """Actor: one Whisper encoder pass per window gives the transcript and the audio frames.
+    ``ledger`` (``faults.CrashLedger``) bounds the attempts at a clip that kills the actor;
+    ``poison`` is the drill's clip id (``RAYMER_POISON_CLIP``)."""
+
+    def __init__(self, cfg: ExtractConfig, ledger=None, poison: str | None = None) -> None:
         from raymer.models.builders import build_featurizer
 
-        self.cfg = cfg
+        self.cfg, self.ledger, self.poison = cfg, ledger, poison
         device = stage_device(cfg, cfg.asr_num_gpus)
         self.featurizer = build_featurizer(cfg, device, cfg.asr_threads)
 
     def __call__(self, batch: Batch) -> Batch:
         rows = to_rows(batch)
         good = [r for r in rows if r["error"] is None]
-        clips = [_floats(r["audio"]) for r in good]
+        process(good, self._transcribe, "asr", self.ledger, self.cfg.max_attempts)
+        for row in rows:
+            row.pop("audio", None)
+        keys = sorted({k for r in rows for k in r})
+        return to_columns(rows, keys)
+
+    def _transcribe(self, rows: list[dict]) -> None:
+        if self.poison and any(str(r["id"]) == self.poison for r in rows):
+            os._exit(1)  # the drill: this clip kills its worker process, every time
+        clips = [_floats(r["audio"]) for r in rows]
         results = run_batch(self.featurizer, clips, "speech recognition")
-        for row, res in zip(good, results, strict=True):
+        for row, res in zip(rows, results, strict=True):
             if isinstance(res, ItemError):
                 row["error"], row["stage"] = res.message, "asr"
                 continue
@@ -126,16 +147,12 @@ class WhisperStage:
                 audio_dim=res.frames.shape[1],
                 audio_embedding=res.embedding.tobytes(),
             )
-        for row in rows:
-            row.pop("audio", None)
-        keys = sorted({k for r in rows for k in r})
-        return to_columns(rows, keys)
 
 
 class TextStage:
     """Actor: embeds the transcript; writes failed clips to ``errors/``; returns typed rows.
     With ``text_only`` (a text corpus) it embeds each row's reference text and leaves the
-    audio columns null."""
+    audio columns null. An exception costs the rows it happens on, never the run."""
 
     def __init__(
         self,
@@ -143,11 +160,12 @@ class TextStage:
         errors_uri: str,
         extra_columns: list[str],
         text_only: bool = False,
+        ledger=None,
     ) -> None:
         from raymer.models.builders import build_text_encoder
 
         self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
-        self.text_only = text_only
+        self.text_only, self.ledger = text_only, ledger
         device = stage_device(cfg, cfg.text_num_gpus)
         self.encoder = build_text_encoder(cfg, device, cfg.text_threads)
 
@@ -159,8 +177,14 @@ class TextStage:
                 if not (row.get("reference_text") or "").strip():
                     row.update(error="the manifest row has no text to embed", stage="manifest")
         good = [r for r in rows if r["error"] is None]
-        texts = [self._text(r) for r in good]
-        for row, feats in zip(good, run_batch(self.encoder, texts, "text encoding"), strict=True):
+        process(good, self._embed, "text", self.ledger, self.cfg.max_attempts)
+        table = self._table([r for r in good if r["error"] is None])
+        write_errors([r for r in rows if r["error"] is not None], self.errors_uri)
+        return table
+
+    def _embed(self, rows: list[dict]) -> None:
+        texts = [self._text(r) for r in rows]
+        for row, feats in zip(rows, run_batch(self.encoder, texts, "text encoding"), strict=True):
             if isinstance(feats, ItemError):
                 row["error"], row["stage"] = feats.message, "text"
                 continue
@@ -180,8 +204,22 @@ class TextStage:
                     segments=json.loads(row["segments"]),
                     asr_model=self.cfg.asr_model,
                 )
-        write_errors([r for r in rows if r["error"] is not None], self.errors_uri)
-        return features_table([r for r in good if r["error"] is None], self.extra_columns)
+
+    def _table(self, rows: list[dict]) -> pa.Table:
+        """The typed rows; a row that does not fit the schema is an error, alone."""
+        try:
+            return features_table(rows, self.extra_columns)
+        except Exception:
+            tables = []
+            for row in rows:
+                try:
+                    tables.append(features_table([row], self.extra_columns))
+                except Exception as err:
+                    row["error"] = (
+                        f"the features do not fit the schema: {type(err).__name__}: {err}"
+                    )
+                    row["stage"] = "write"
+            return pa.concat_tables(tables) if tables else features_table([], self.extra_columns)
 
     def _use_reference(self, row) -> bool:
         if self.text_only:

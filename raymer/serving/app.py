@@ -20,6 +20,8 @@ measures both; on CPU replicas ``single`` serves better (README, "Serve").
 # of the ingress methods, which Serve re-binds.
 
 import asyncio
+import hashlib
+import hmac
 import os
 from importlib import resources
 from typing import Any
@@ -31,11 +33,13 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from raymer import __version__
+from raymer.audio import DecodeLimits
 from raymer.batches import ItemError
 from raymer.config import ServeConfig
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 
 API_TOKEN_ENV = "RAYMER_API_TOKEN"
+TOKEN_DIGEST_ENV = "RAYMER_API_TOKEN_SHA256"  # what the replica gets: never the token itself
 AUDIO_TYPES = {
     "audio/wav",
     "audio/x-wav",
@@ -66,16 +70,74 @@ CORS_ENV = "RAYMER_CORS_ORIGINS"
 def _settings() -> dict[str, Any]:
     """Auth and CORS of this replica, from its environment (set by build_app through the
     Api deployment's runtime_env: Serve pickles the ingress by value, so module state set at
-    run time would not be shared between the middleware and the class)."""
+    run time would not be shared between the middleware and the class). The runtime_env is
+    shown by Ray's dashboard, so it holds the token's SHA-256, not the token."""
     origins = os.environ.get(CORS_ENV, "")
     return {
         "cors": [o for o in origins.split(",") if o],
-        "token": os.environ.get(API_TOKEN_ENV) or None,
+        "token_sha256": os.environ.get(TOKEN_DIGEST_ENV) or None,
     }
 
 
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _authorized(header: str, digest: str) -> bool:
+    """Compares in constant time (hmac), on digests: no timing tells a token's prefix."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(token_digest(given.strip()), digest)
+
+
 class TextRequest(BaseModel):
-    text: str = Field(..., description="The text to score.", examples=["I can't believe it!"])
+    text: str = Field(
+        ...,
+        min_length=1,
+        pattern=r"\S",
+        description="The text to score (at least one character that is not a space).",
+        examples=["I can't believe it!"],
+    )
+
+
+AUDIO_BODY = {
+    "required": True,
+    "content": {
+        "audio/*": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
+}
+ERROR_SCHEMA = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+            "required": ["error", "status"],
+        }
+    }
+}
+
+
+def _responses(**codes: str) -> dict:
+    """OpenAPI answers of a route: the ones given, and those any /v1 route may give."""
+    common = {
+        "401": "missing or wrong bearer token",
+        "500": "the model failed on this input",
+        "503": "at capacity, or no model replica is up; retry",
+        "504": "timed out",
+    }
+    return {
+        int(code): {"description": text, "content": ERROR_SCHEMA}
+        for code, text in (common | {k.lstrip("_"): v for k, v in codes.items()}).items()
+    }
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -91,9 +153,9 @@ async def _cors_and_auth(request: Request, call_next):
     if request.method == "OPTIONS" and cors:  # preflight
         response = Response(status_code=204)
     else:
-        token = settings["token"]
-        guarded = token and request.url.path not in OPEN_PATHS and request.method != "OPTIONS"
-        if guarded and request.headers.get("authorization", "") != f"Bearer {token}":
+        digest = settings["token_sha256"]
+        guarded = digest and request.url.path not in OPEN_PATHS and request.method != "OPTIONS"
+        if guarded and not _authorized(request.headers.get("authorization", ""), digest):
             response = _error(
                 401, "missing or wrong bearer token (send 'Authorization: Bearer TOKEN')"
             )
@@ -114,9 +176,20 @@ def _with_cors(response: Response, origin: str | None) -> Response:
 
 # Helpers come before the deployments: Serve captures a deployment class (and the module
 # names its methods use) when the decorator runs.
-async def _read(request: Request, limit: int) -> bytes | Response:
+async def _read(request: Request, limit: int, timeout_s: float) -> bytes | Response:
+    """The body, up to ``limit`` bytes and within ``timeout_s``: a client that sends slowly
+    or stops sending gets 408 and frees its place instead of holding it for ever."""
     chunks, size = [], 0
-    async for chunk in request.stream():
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            return _error(408, f"the upload did not arrive within upload_timeout_s={timeout_s:g} s")
         size += len(chunk)
         if size > limit:
             return _error(413, f"upload is over {limit:,} bytes")
@@ -144,24 +217,29 @@ async def _form(request: Request, body: bytes) -> bytes | Response:
     return str(field).encode()
 
 
-def _decode(data: bytes, max_duration_s: float) -> np.ndarray | Response:
-    """Upload bytes -> 16 kHz mono samples with the pipeline's decoder, or a 4xx answer."""
-    from raymer.audio import SAMPLE_RATE, AudioError, decode_audio
+def _decode(data: bytes, limits) -> np.ndarray | Response:
+    """Upload bytes -> 16 kHz mono samples with the pipeline's decoder and its guard (the
+    header is checked before any decoding), or a 4xx answer. Runs in a worker thread."""
+    from raymer.audio import SAMPLE_RATE, AudioError, AudioTooLarge, decode_audio
 
     try:
-        audio = decode_audio(data)
+        audio = decode_audio(data, limits=limits)
+    except AudioTooLarge as err:
+        return _error(413, f"cannot use this audio: {err}")
     except AudioError as err:
         return _error(422, f"cannot use this audio: {err}")
     except Exception as err:
         return _error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
     duration = len(audio) / SAMPLE_RATE
-    if duration > max_duration_s:
-        return _error(
-            413, f"the audio lasts {duration:.1f} s, over max_duration_s={max_duration_s:g}"
-        )
     if duration < 0.1:
         return _error(422, f"the audio is too short ({duration * 1000:.0f} ms) to recognise")
     return audio
+
+
+@api.exception_handler(Exception)
+async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+    """Whatever goes wrong is answered in JSON, like every other error."""
+    return _error(500, f"internal error: {type(err).__name__}")
 
 
 @serve.deployment(name="Api")
@@ -174,6 +252,13 @@ class Api:
         self.model = model
         self.split = SplitStages(speech, text, head, self.cfg) if model is None else None
         self._info: dict | None = None
+        self.uploads = 0  # bodies being received now (at most cfg.max_uploads)
+        self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
+        self.limits = DecodeLimits.of(self.cfg)
+
+    async def _ping(self) -> dict:
+        """Ask a model replica now (``_models`` keeps the first answer for /v1/models)."""
+        return await (self.split.info() if self.split else self.model.info.remote())
 
     async def _models(self) -> dict:
         if self._info is None:
@@ -193,37 +278,54 @@ class Api:
         return await self.split.recognize_text(text, info["labels"], info["text_multi_label"])
 
     async def _ask(self, work):
-        """Model work bounded by the request timeout; overload and timeouts become 503/504."""
+        """Model work bounded by the request timeout; overload, timeouts and a replica that
+        dies while answering become 503/504, and a model that fails on the input 500: always
+        JSON, never the client's fault."""
         from ray.serve.exceptions import BackPressureError
 
         try:
-            return await asyncio.wait_for(work, timeout=self.cfg.request_timeout_s)
+            result = await asyncio.wait_for(work, timeout=self.cfg.request_timeout_s)
         except BackPressureError:
             return _error(503, "the service is at capacity; retry in a few seconds")
         except TimeoutError:
             return _error(504, f"no answer within {self.cfg.request_timeout_s:g} s")
+        except Exception as err:  # a replica died (killed, OOM) or its actor is gone
+            return _error(
+                503, f"the model replica failed while answering ({type(err).__name__}); retry"
+            )
+        if isinstance(result, ItemError):
+            return _error(500, f"the model failed on this input: {result.message}")
+        return result
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(self) -> HTMLResponse:
         html = resources.files("raymer.serving").joinpath("page.html").read_text()
-        auth = "true" if _settings()["token"] else "false"
+        auth = "true" if _settings()["token_sha256"] else "false"
         return HTMLResponse(html.replace("__AUTH__", auth))
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
-    def healthz(self) -> dict:
+    async def healthz(self) -> dict:  # async: never waits for a thread
         return {"status": "ok"}
 
-    @api.get("/readyz", summary="Readiness: a model replica answers")
+    @api.get(
+        "/readyz",
+        summary="Readiness: a model replica answers now (asked on every call)",
+        responses={503: {"description": "no model replica answers", "content": ERROR_SCHEMA}},
+    )
     async def readyz(self):
         try:
-            await asyncio.wait_for(self._models(), timeout=10)
+            await asyncio.wait_for(self._ping(), timeout=self.cfg.ready_timeout_s)
         except Exception as err:
-            return _error(503, f"model not ready: {type(err).__name__}")
+            return _error(503, f"model not ready: {type(err).__name__ or 'no answer'}")
         return {"status": "ready"}
 
-    @api.get("/v1/models", summary="The models and checkpoint behind this service")
-    async def models(self) -> dict:
-        return await self._models()
+    @api.get(
+        "/v1/models",
+        summary="The models and checkpoint behind this service",
+        responses=_responses(),
+    )
+    async def models(self):
+        return await self._ask(self._models())
 
     @api.post(
         "/v1/recognize",
@@ -232,42 +334,47 @@ class Api:
         "application/octet-stream) or as a multipart form field named `file`. Returns the "
         "transcript, language, duration, a score per label, the top label, and for long audio "
         "the segments with their own scores.",
-        responses={
-            400: {"description": "empty upload"},
-            401: {"description": "missing or wrong bearer token"},
-            413: {"description": "upload or audio too long"},
-            415: {"description": "not an audio content type"},
-            422: {"description": "the audio cannot be decoded"},
-            503: {"description": "at capacity"},
-            504: {"description": "timed out"},
-        },
+        openapi_extra={"requestBody": AUDIO_BODY},
+        responses=_responses(
+            _400="empty upload, or a multipart body without a `file` field",
+            _408="the upload did not arrive within upload_timeout_s",
+            _413="upload, or audio, over the limits",
+            _415="not an audio content type",
+            _422="the audio cannot be used (not audio, damaged, too short, a header it refuses)",
+        ),
     )
     async def recognize(self, request: Request):
         data = await self._upload(request)
         if isinstance(data, Response):
             return data
-        audio = _decode(data, self.cfg.max_duration_s)
+        async with self.decodes:  # in threads: the event loop keeps answering meanwhile
+            audio = await asyncio.to_thread(_decode, data, self.limits)
         if isinstance(audio, Response):
             return audio
         result = await self._ask(self._recognize(audio))
         if isinstance(result, Response):
             return result
-        if isinstance(result, ItemError):
-            return _error(422, result.message)
         info = await self._models()
         return result | {
             "models": {"asr": info["asr_model"], "text": info["text_model"]},
             "checkpoint": info["checkpoint"],
         }
 
-    @api.post("/v1/recognize/text", summary="Emotions of a text, through the text-only model")
+    @api.post(
+        "/v1/recognize/text",
+        summary="Emotions of a text, through the text-only model",
+        responses=_responses(
+            _404="this service has no text-only model",
+            _413="the text is over max_text_chars",
+        ),
+    )
     async def recognize_text(self, body: TextRequest):
         text = body.text.strip()
-        if not text:
-            return _error(400, "the text is empty")
         if len(text) > self.cfg.max_text_chars:
             return _error(413, f"the text is over max_text_chars={self.cfg.max_text_chars}")
-        info = await self._models()
+        info = await self._ask(self._models())
+        if isinstance(info, Response):
+            return info
         if not info.get("text_checkpoint"):
             return _error(
                 404,
@@ -277,8 +384,6 @@ class Api:
         result = await self._ask(self._recognize_text(text))
         if isinstance(result, Response):
             return result
-        if isinstance(result, ItemError):
-            return _error(422, result.message)
         return result | {
             "models": {"text": info["text_model"]},
             "checkpoint": info["text_checkpoint"],
@@ -290,24 +395,27 @@ class Api:
         if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
             return _error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "multipart/form-data":
-            body = await _read(request, limit + 64 * 1024)
-            if isinstance(body, Response):
-                return body
-            form = await _form(request, body)
-            if isinstance(form, Response):
-                return form
-            data = form
-        elif ctype in AUDIO_TYPES or ctype.startswith("audio/") or not ctype:
-            data = await _read(request, limit)
-            if isinstance(data, Response):
-                return data
-        else:
+        multipart = ctype == "multipart/form-data"
+        if not (multipart or ctype in AUDIO_TYPES or ctype.startswith("audio/") or not ctype):
             return _error(
                 415,
                 f"unsupported content type {ctype!r}: send audio (WAV, FLAC, MP3, OGG, WebM) "
                 "as the body or as the form field 'file'",
             )
+        if self.uploads >= self.cfg.max_uploads:
+            return _error(503, f"{self.uploads} uploads are arriving already; retry shortly")
+        self.uploads += 1
+        try:
+            body = await _read(
+                request, limit + (64 * 1024 if multipart else 0), self.cfg.upload_timeout_s
+            )
+        finally:
+            self.uploads -= 1
+        if isinstance(body, Response):
+            return body
+        data = await _form(request, body) if multipart else body
+        if isinstance(data, Response):
+            return data
         if len(data) > limit:
             return _error(413, f"upload of {len(data):,} bytes is over {limit:,} bytes")
         if not data:
@@ -315,12 +423,46 @@ class Api:
         return data
 
 
+def resolve_token(cfg: ServeConfig) -> str | None:
+    """The bearer token: ``auth_token``, the file ``auth_token_file`` names, or
+    ``$RAYMER_API_TOKEN``; None: the API is open."""
+    if cfg.auth_token:
+        return cfg.auth_token
+    if cfg.auth_token_file:
+        from raymer import storage
+
+        try:
+            token = storage.read_bytes(cfg.auth_token_file).decode().strip()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"auth_token_file {cfg.auth_token_file} does not exist: mount the token there, "
+                "or set allow_anonymous: true to serve without one"
+            ) from None
+        if not token:
+            raise ValueError(f"auth_token_file {cfg.auth_token_file} is empty")
+        return token
+    return os.environ.get(API_TOKEN_ENV) or None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_exposure(cfg: ServeConfig, token: str | None) -> None:
+    """Refuse to open the API to the network without a token, unless asked to."""
+    if cfg.host not in LOOPBACK and not token and not cfg.allow_anonymous:
+        raise ValueError(
+            f"serving on {cfg.host} without a token lets anyone who reaches port {cfg.port} "
+            "use the API: set auth_token, auth_token_file or RAYMER_API_TOKEN, or "
+            "allow_anonymous=true"
+        )
+
+
 def build_app(args: dict) -> serve.Application:
     """The application for ``serve.run`` / ``serve deploy`` (args: ServeConfig fields)."""
     cfg = ServeConfig(**args)
     if cfg.max_ongoing_requests < cfg.batch_max_size:
         cfg = cfg.model_copy(update={"max_ongoing_requests": cfg.batch_max_size})
-    plain = cfg.model_dump(mode="json")
+    plain = cfg.model_dump(mode="json", exclude={"auth_token"})  # args show in the dashboard
     if cfg.layout == "single":
         stages = {"model": autoscaled(Model, cfg, cfg.replica_num_cpus).bind(plain)}
     else:
@@ -334,11 +476,14 @@ def build_app(args: dict) -> serve.Application:
             "head": autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
         }
     env = {CORS_ENV: ",".join(cfg.cors_origins)}
-    token = cfg.auth_token or os.environ.get(API_TOKEN_ENV)
+    token = resolve_token(cfg)
+    check_exposure(cfg, token)
     if token:
-        env[API_TOKEN_ENV] = token
+        env[TOKEN_DIGEST_ENV] = token_digest(token)
     return Api.options(
         num_replicas=1,
-        max_ongoing_requests=4 * cfg.max_ongoing_requests + cfg.max_queued_requests,
+        # async and cheap per request: uploads (max_uploads) and decodes (decode_threads)
+        # are bounded inside, the models by their own queues, so /healthz is never queued
+        max_ongoing_requests=cfg.max_uploads + 4 * cfg.max_ongoing_requests + 64,
         ray_actor_options={"num_cpus": 0.1, "runtime_env": {"env_vars": env}},
     ).bind(plain, **stages)

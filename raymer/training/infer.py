@@ -17,6 +17,7 @@ import pyarrow as pa
 from raymer import checkpoint, storage
 from raymer.batches import LoadedModel, has_target
 from raymer.checkpoint import ModelSpec, labels_on, target_column
+from raymer.runtime import READ_ARGS
 from raymer.training.evaluate import FEATURE_COLUMNS, Selection, model_batch, refusals
 
 
@@ -102,7 +103,9 @@ def infer(
     for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions
         storage.delete_file(uri)
     fs, _ = storage.filesystem(files[0])
-    ds = ray.data.read_parquet([storage.filesystem(f)[1] for f in files], filesystem=fs)
+    ds = ray.data.read_parquet(
+        [storage.filesystem(f)[1] for f in files], filesystem=fs, ray_remote_args=READ_ARGS
+    )
     ds = ds.map_batches(
         Scorer,
         fn_constructor_args=(spec.checkpoint, {k: set(v) for k, v in where.items()}, threads),
@@ -137,7 +140,7 @@ def _totals(out: str, spec: ModelSpec) -> dict:
     if not storage.list_files(out, (".parquet",)):
         return {"count()": 0}
     fs, path = storage.filesystem(out)
-    written = ray.data.read_parquet(path, filesystem=fs).map_batches(
+    written = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).map_batches(
         counts,
         fn_kwargs={"labels": spec.labels, "target": target_column(spec.multi_label)},
         batch_format="pyarrow",

@@ -19,7 +19,7 @@ BAD = {
     "bad-garbage": "not a readable audio file",
     "bad-notes": "not a readable audio file",
     "bad-truncated": "truncated",
-    "bad-long": "over the configured max_duration_s=20",
+    "bad-long": "over max_duration_s=20",
     "bad-missing": "file not found",
 }
 
@@ -114,3 +114,49 @@ def test_reference_text_source(ray_session, piper_corpus, tmp_path):
     extract(_cfg(str(piper_corpus), str(tmp_path), "text_source=reference"))
     rows = pq.read_table(tmp_path / "features").to_pylist()
     assert all(r["text_source"] == "reference" for r in rows)
+
+
+def _manifest(path, rows: list[dict]) -> str:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_hostile_files_and_a_poison_clip_cost_only_themselves(
+    ray_session, piper_corpus, hostile_files, tmp_path, monkeypatch
+):
+    """10 good clips, then the same with two decompression bombs, a FIFO, a directory and a
+    clip that kills its Whisper worker every time (RAYMER_POISON_CLIP): the second run writes
+    the 9 others once each, reports the rest with the reason, and takes less than twice as
+    long as the first."""
+    import time
+
+    with open(piper_corpus) as f:
+        good = [r | {"path": str(piper_corpus.parent / r["path"])} for r in csv.DictReader(f)]
+    good = good[:10]
+    hostile = [good[0] | {"id": name, "path": str(path)} for name, path in hostile_files.items()]
+    started = time.perf_counter()
+    base = extract(_cfg(_manifest(tmp_path / "good.csv", good), str(tmp_path / "base")))
+    base_s = time.perf_counter() - started
+    assert base.clips_ok == 10 and base.clips_failed == 0
+
+    poison = good[3]["id"]
+    monkeypatch.setenv("RAYMER_POISON_CLIP", poison)
+    started = time.perf_counter()
+    out = tmp_path / "hostile"
+    summary = extract(_cfg(_manifest(tmp_path / "all.csv", good + hostile), str(out)))
+    hostile_s = time.perf_counter() - started
+
+    written = pq.read_table(out / "features", columns=["id"]).column("id").to_pylist()
+    assert sorted(written) == sorted(r["id"] for r in good if r["id"] != poison)
+    errors = {r["id"]: r["error"] for r in pq.read_table(out / "errors").to_pylist()}
+    assert set(errors) == {*hostile_files, poison}, errors
+    assert "its header says" in errors["hostile-bomb"]
+    assert "200 Hz" in errors["hostile-sparse"]
+    assert "not a regular file: it is a named pipe" in errors["hostile-fifo"]
+    assert "not a regular file: it is a directory" in errors["hostile-dir"]
+    assert "the worker processing this clip died 3 times" in errors[poison]
+    assert summary.clips_ok == 9 and summary.clips_failed == 5
+    assert hostile_s < 2 * base_s, (hostile_s, base_s)

@@ -21,7 +21,7 @@ GAP_S = 2.5
 
 
 @pytest.fixture(scope="module")
-def corpus(piper_corpus, tmp_path_factory) -> dict:
+def corpus(piper_corpus, hostile_files, tmp_path_factory) -> dict:
     """Short clips, one recording of 8 clips joined by 2.5 s silences (~55 s), 6 s of noise,
     and two broken files, in a manifest with columns named like output columns."""
     root = tmp_path_factory.mktemp("recognize_corpus")
@@ -49,6 +49,7 @@ def corpus(piper_corpus, tmp_path_factory) -> dict:
         {"path": name, "id": name.split(".")[0], "text": ""}
         for name in ("call.flac", "noise.wav", "junk.wav", "empty.wav")
     ]
+    rows += [{"path": str(p), "id": n, "text": ""} for n, p in hostile_files.items()]
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         writer = csv.DictWriter(f, ["path", "id", "text", "label", "duration_s"])
@@ -69,6 +70,7 @@ def recognized(ray_session, corpus, tmp_path_factory):
         checkpoint=str(CHECKPOINT),
         output=str(out),
         chunk_s=60,  # the 55 s recording is decoded and cut in more than one chunk
+        max_duration_s=3600,  # the 2-hour bomb is refused from its header
         batch_size=4,
         asr_actors=1,
     )
@@ -121,11 +123,16 @@ def test_noise_gets_no_emotion(recognized):
     assert rows[0]["transcript"] == "" and rows[0]["score_angry"] is None
 
 
-def test_broken_files_are_errors_and_the_rest_goes_on(recognized, corpus):
+def test_broken_files_are_errors_and_the_rest_goes_on(recognized, corpus, hostile_files):
     summary, out, _ = recognized
+    hostile = set(hostile_files)
     errors = {r["id"]: r for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()}
-    assert set(errors) == {"junk", "empty"} and summary.failed == 2
+    assert set(errors) == {"junk", "empty", *hostile} and summary.failed == 6
     assert "not a readable audio file" in errors["junk"]["error"]
+    assert "its header says" in errors["hostile-bomb"]["error"]
+    assert "below the 4000 Hz" in errors["hostile-sparse"]["error"]
+    assert "named pipe" in errors["hostile-fifo"]["error"]
+    assert "a directory" in errors["hostile-dir"]["error"]
     assert {r["id"] for r in _predictions(out)} == {"call", "noise", *corpus["short"]}
 
 
@@ -177,7 +184,7 @@ def test_a_rerun_adds_nothing(recognized):
     again = recognize(cfg)
     assert again.new_recordings == 0 and again.recordings == summary.recordings
     assert len(_predictions(out)) == len(before)
-    assert again.failed == 2  # failed files are tried again, and fail again
+    assert again.failed == 6  # failed files are tried again, and fail again
 
 
 def test_the_command_on_one_file(ray_session, corpus, tmp_path):

@@ -1,11 +1,20 @@
 import io
+import time
 
 import av
 import numpy as np
 import pytest
 import soundfile
 
-from raymer.audio import AudioError, decode_audio, pool_frames, split_windows
+from raymer.audio import (
+    AudioError,
+    AudioTooLarge,
+    DecodeLimits,
+    check_file,
+    decode_audio,
+    pool_frames,
+    split_windows,
+)
 
 
 def _sine(rate: int, seconds: float, channels: int = 1) -> np.ndarray:
@@ -87,3 +96,55 @@ def test_split_windows_and_pool_frames():
     assert pooled.shape == (2, 2)
     np.testing.assert_allclose(pooled[0], frames[:5].mean(0))
     np.testing.assert_allclose(pooled[1], frames[5:].mean(0))
+
+
+# The decode guard: every refusal comes from the file's kind, size or header, before a decode.
+
+
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        ("hostile-bomb", r"lasts 7,200.0 s \(its header says\), over max_duration_s=600"),
+        ("hostile-sparse", "sample rate of 200 Hz, below the 4000 Hz"),
+    ],
+)
+def test_bombs_are_refused_from_their_header_within_a_second(hostile_files, name, match):
+    data = hostile_files[name].read_bytes()
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match=match):
+        decode_audio(data, limits=DecodeLimits(max_duration_s=600))
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "name,match", [("hostile-fifo", "a named pipe"), ("hostile-dir", "a directory")]
+)
+def test_files_that_are_not_regular_are_refused_before_they_are_opened(hostile_files, name, match):
+    with pytest.raises(AudioError, match=f"not a regular file: it is {match}"):
+        check_file(str(hostile_files[name]), DecodeLimits())
+
+
+def test_a_file_over_the_size_limit_is_refused_before_a_read(tmp_path):
+    path = tmp_path / "big.wav"
+    soundfile.write(path, _sine(16_000, 40), 16_000)  # 1.28 MB
+    with pytest.raises(AudioTooLarge, match=r"the file is 1.2 MB, over max_file_mb=1"):
+        check_file(str(path), DecodeLimits(max_file_mb=1))
+    assert check_file(str(path), DecodeLimits(max_file_mb=2)) == path.stat().st_size
+    with pytest.raises(FileNotFoundError):
+        check_file(str(tmp_path / "missing.wav"), DecodeLimits())
+
+
+def test_channels_and_duration_limits_hold_for_both_decoders():
+    many = _encode_sf(_sine(16_000, 1, channels=6), 16_000, "WAV")
+    with pytest.raises(AudioError, match="6 channels, over max_channels=4"):
+        decode_audio(many, limits=DecodeLimits(max_channels=4))
+    webm = _encode_av(_sine(48_000, 12), 48_000, "webm", "libopus")
+    with pytest.raises(AudioTooLarge, match="max_duration_s=5"):
+        decode_audio(webm, limits=DecodeLimits(max_duration_s=5))
+    assert len(decode_audio(webm, limits=DecodeLimits(max_duration_s=13))) > 11 * 16_000
+
+
+def test_a_decode_over_its_time_budget_stops():
+    data = _encode_sf(_sine(16_000, 30), 16_000, "FLAC")
+    with pytest.raises(AudioError, match="decoding took longer than decode_timeout_s"):
+        decode_audio(data, limits=DecodeLimits(timeout_s=1e-9))

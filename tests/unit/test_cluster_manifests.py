@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import json
 import re
 import shlex
 from pathlib import Path
@@ -227,3 +228,23 @@ def test_launcher_yaml_comments_every_field():
         if re.match(r"^\s*[\w./-]+:", line) and "#" not in line:
             above = lines[n - 1].strip() if n else ""
             assert above.startswith("#"), f"line {n + 1} has no comment: {line.strip()}"
+
+
+def test_the_image_holds_only_the_package_and_never_local_state():
+    dockerfile = (CLUSTER / "Dockerfile").read_text()
+    copies = [line.split()[-2] for line in dockerfile.splitlines() if line.startswith("COPY")]
+    assert "." not in copies, "COPY . . would take .venv, data/, runs/ and any secret"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "data/", "runs/", ".env"} <= set(ignored)
+
+
+def test_served_configs_need_a_token_file():
+    """The cluster configs listen on 0.0.0.0: each names a token file (a mounted secret)."""
+    deploy = yaml.safe_load((CLUSTER / "serve_config.yaml").read_text())
+    service = next(d for n, d in _manifests() if d["kind"] == "RayService")
+    inner = yaml.safe_load(service["spec"]["serveConfigV2"])
+    for app in deploy["applications"] + inner["applications"]:
+        assert app["args"]["auth_token_file"].startswith("/var/run/secrets/")
+        assert not app["args"].get("allow_anonymous")
+    mounts = json.dumps(service["spec"]["rayClusterConfig"])
+    assert mounts.count('"mountPath": "/var/run/secrets/raymer"') == 2  # head and workers

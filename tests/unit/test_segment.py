@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from raymer.audio import AudioError
+from raymer.audio import AudioError, DecodeLimits
 from raymer.segment import SegmentOptions, StreamDecoder, split
 
 RATE = 16_000
@@ -90,8 +90,9 @@ def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
         f.write(_wav_header(7200))
         f.truncate(len(_wav_header(7200)) + 7200 * RATE * 2)
     started = time.perf_counter()
-    with open(path, "rb") as f, pytest.raises(AudioError, match="7200.0 s .* max_duration_s=3600"):
-        StreamDecoder(f, 60, max_duration_s=3600)
+    limits = DecodeLimits(max_duration_s=3600)
+    with open(path, "rb") as f, pytest.raises(AudioError, match="7,200.0 s .* max_duration_s=3600"):
+        StreamDecoder(f, 60, limits)
     assert time.perf_counter() - started < 1.0
 
 

@@ -1,0 +1,145 @@
+"""No clip stops a run: exceptions and dead workers become error rows (extract, recognize).
+
+Ray Data retries the task of a worker process that died (a segfault in a decoder, an OOM
+kill) without end, so a clip that kills every worker it meets would stop a run for ever.
+``CrashLedger`` is a small actor, one per run, that counts the attempts begun and not
+finished per batch and per clip: a batch that was begun before and never finished is redone a
+clip at a time, each clip in the ledger, and a clip whose worker died ``max_attempts`` times
+is an error row instead of another attempt. Only unfinished attempts stay in the ledger, so
+its memory is that of the batches in flight and the clips that crashed, whatever the corpus.
+
+``process`` runs a stage's work on a batch of rows: an exception fails the batch, then the
+rows are tried one by one, so one bad row fails alone (``error`` and ``stage`` set).
+
+The drill ``RAYMER_POISON_CLIP=<id>`` (read by the driver, given to the Whisper stage) makes
+the Whisper stage exit its process (``os._exit(1)``) every time it meets that clip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+POISON_ENV = "RAYMER_POISON_CLIP"
+
+Rows = list[dict]
+
+
+class CrashLedger:
+    """Ray actor: attempts begun and not finished, per key (a batch's or a clip's)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, list[int]] = {}  # key -> [begun, finished]
+
+    def begin(self, key: str) -> int:
+        """Counts an attempt; returns how many earlier attempts never finished (deaths)."""
+        counts = self.open.setdefault(key, [0, 0])
+        deaths = counts[0] - counts[1]
+        counts[0] += 1
+        return deaths
+
+    def finish(self, key: str) -> None:
+        counts = self.open.get(key)
+        if counts is None:
+            return
+        counts[1] += 1
+        if counts[0] == counts[1]:
+            del self.open[key]
+
+    def crashed(self) -> int:
+        """Keys with an attempt that never finished (for tests and logs)."""
+        return sum(1 for b, f in self.open.values() if b > f)
+
+
+def new_ledger():
+    """The run's ledger: a zero-CPU actor that lives as long as the driver."""
+    import ray
+
+    return ray.remote(num_cpus=0, max_restarts=0)(CrashLedger).remote()
+
+
+def poison_clip() -> str | None:
+    """The drill's clip id (``RAYMER_POISON_CLIP``), read by the driver."""
+    return os.environ.get(POISON_ENV) or None
+
+
+def row_key(row: dict) -> str:
+    segment = row.get("segment")
+    return f"{row['id']}#{segment}" if segment is not None else str(row["id"])
+
+
+def batch_key_of(stage: str, rows: Rows) -> str:
+    digest = hashlib.sha1("\x00".join(sorted(row_key(r) for r in rows)).encode())
+    return f"{stage}:batch:{digest.hexdigest()}"
+
+
+def process(
+    rows: Rows,
+    work: Callable[[Rows], None],
+    stage: str,
+    ledger=None,
+    max_attempts: int = 3,
+) -> None:
+    """``work(rows)`` fills ``rows`` in place (and may set a row's ``error``). An exception
+    fails the batch, then each row is tried alone; with a ``ledger``, a batch begun before and
+    never finished (its worker died) is also done a row at a time, each row in the ledger,
+    and a row whose worker died ``max_attempts`` times gets an error instead of an attempt."""
+    if not rows:
+        return
+    batch_key = (
+        f"{stage}:batch:"
+        + hashlib.sha1("\x00".join(sorted(row_key(r) for r in rows)).encode()).hexdigest()
+    )
+    deaths = begin(ledger, batch_key)
+    if not deaths:
+        try:
+            work(rows)
+            finish(ledger, batch_key)
+            return
+        except Exception as err:
+            if len(rows) == 1:
+                _fail(rows[0], stage, err)
+                finish(ledger, batch_key)
+                return
+            logger.warning("%s failed for a batch of %d (%s); one by one", stage, len(rows), err)
+    else:
+        logger.warning("a %s worker died on a batch of %d; one clip at a time", stage, len(rows))
+    for row in rows:
+        key = f"{stage}:{row_key(row)}"
+        died = begin(ledger, key) if deaths else 0
+        if died >= max_attempts:
+            row["error"] = f"the worker processing this clip died {died} times ({stage})"
+            row["stage"] = stage
+        else:
+            try:
+                work([row])
+            except Exception as err:
+                _fail(row, stage, err)
+        if deaths:
+            finish(ledger, key)
+    finish(ledger, batch_key)
+
+
+def _fail(row: dict, stage: str, err: Exception) -> None:
+    row["error"] = f"{stage} failed: {type(err).__name__}: {err}"
+    row["stage"] = stage
+
+
+def begin(ledger, key: str) -> int:
+    """Counts an attempt at ``key``; returns its earlier attempts that never finished."""
+    if ledger is None:
+        return 0
+    import ray
+
+    return ray.get(ledger.begin.remote(key))
+
+
+def finish(ledger, key: str) -> None:
+    if ledger is not None:  # waited for: a worker that dies next must not lose it
+        import ray
+
+        ray.get(ledger.finish.remote(key))
