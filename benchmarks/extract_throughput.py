@@ -1,13 +1,15 @@
 """Extraction throughput against plain faster-whisper, measured in one run.
 
-    python benchmarks/extract_throughput.py [--clips 200] [--model whisper-base] [--gpu]
+    python benchmarks/extract_throughput.py [--clips 200] [--beams 5 1] [--gpu] [key=value ...]
 
+For each beam size (5, faster-whisper's and raymer's default, then 1, the fast option):
 (a) baseline: a sequential faster-whisper loop, same model, compute type, beam size and
     language, ASR only (model loading not timed);
 (b) ``raymer extract``: ASR plus the audio and text embeddings on local Ray (end to end:
     actor start-up and model loading are timed too).
 Prints audio seconds per second of each, the ratio b/a, the WER of each against the known
-sentences, and where the time of one sequential pass goes (decode, encoder, decoder, text).
+sentences (equal quality: same beam), and where the time of one sequential pass goes
+(decode, encoder, decoder, text).
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument(
         "--gpu", action="store_true", help="CUDA: float16, Whisper actors on the GPU"
     )
+    parser.add_argument("--beams", type=int, nargs="+", default=[5, 1])
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     overrides = list(args.overrides) + (
@@ -130,28 +133,31 @@ def main() -> None:
     seconds = sum(len(a) for a in audio) / 16_000
 
     raymer.runtime.init_ray()
-    b_wall, ids, b_texts = pipeline(cfg, manifest, str(work / "out"))
-    a_wall, a_texts = baseline(cfg, audio, device)
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"device {device}\nclips: {len(rows)} ({seconds:.0f} s of audio, "
+        f"{seconds / len(rows):.1f} s each), model {cfg.asr_model} {cfg.compute_type}, "
+        f"window {cfg.window}"
+    )
+    for beam in args.beams:
+        run = cfg.model_copy(update={"beam_size": beam})
+        b_wall, ids, b_texts = pipeline(run, manifest, str(work / f"out-beam{beam}"))
+        a_wall, a_texts = baseline(run, audio, device)
+        a_rate, b_rate = seconds / a_wall, seconds / b_wall
+        a_wer = corpus_wer(list(refs.values()), a_texts)
+        b_wer = corpus_wer([refs[i] for i in ids], b_texts)
+        print(f"beam {beam}:")
+        print(
+            f"  (a) faster-whisper loop, ASR only : {a_rate:7.2f} audio s/s  WER {100 * a_wer:.1f}%"
+        )
+        print(
+            f"  (b) raymer extract, ASR+embeddings: {b_rate:7.2f} audio s/s  WER {100 * b_wer:.1f}%"
+        )
+        print(f"  ratio b/a: {b_rate / a_rate:.2f}")
     timings = profile(cfg, manifest, rows, device)
-
-    a_rate, b_rate = seconds / a_wall, seconds / b_wall
-    print(
-        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, device {device}"
-    )
-    print(
-        f"clips: {len(rows)} ({seconds:.0f} s of audio, {seconds / len(rows):.1f} s each), "
-        f"model {cfg.asr_model} {cfg.compute_type}, beam {cfg.beam_size}, window {cfg.window}"
-    )
-    print(
-        f"(a) faster-whisper loop, ASR only : {a_rate:7.2f} audio s/s  WER {100 * corpus_wer(list(refs.values()), a_texts):.1f}%"
-    )
-    print(
-        f"(b) raymer extract, ASR+embeddings: {b_rate:7.2f} audio s/s  WER {100 * corpus_wer([refs[i] for i in ids], b_texts):.1f}%"
-    )
-    print(f"ratio b/a: {b_rate / a_rate:.2f}")
     total = sum(timings.values())
     print(
-        "one sequential pass, where the time goes: "
+        f"one sequential pass (beam {cfg.beam_size}), where the time goes: "
         + ", ".join(f"{k} {v:.1f} s ({100 * v / total:.0f}%)" for k, v in timings.items())
     )
 

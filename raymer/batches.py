@@ -62,6 +62,30 @@ def targets(batch: Columns, labels: list[str], multi_label: bool = False):
     return hot
 
 
+def arrow_targets(table: pa.Table, labels: list[str], multi_label: bool = False):
+    """``targets`` for an Arrow table: label indices by a dictionary lookup, or multi-hot."""
+    import pyarrow.compute as pc
+    import torch
+
+    name = target_column(multi_label)
+    if name not in table.column_names:
+        return None
+    column = table.column(name)
+    if not multi_label:
+        index = pc.index_in(column.cast("string"), value_set=pa_strings(labels))
+        if index.null_count:
+            unknown = pc.filter(column, pc.is_null(index)).unique().to_pylist()
+            raise KeyError(f"labels {unknown[:5]} are not in the model's labels {labels}")
+        return torch.from_numpy(index.to_numpy(zero_copy_only=False).astype(np.int64))
+    return targets({"labels": _objects(column.to_pylist())}, labels, multi_label=True)
+
+
+def pa_strings(values: list[str]):
+    import pyarrow as pa
+
+    return pa.array([str(v) for v in values], type=pa.string())
+
+
 def stack(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Ragged (T_i, D) sequences -> zero-padded (B, T, D) and mask (B, T), True on real steps.
     A missing sequence (no audio in a text corpus: None, or NaN in an all-null numpy
@@ -81,6 +105,35 @@ def stack(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         if len(s):
             out[i, : len(s)] = s
             mask[i, : len(s)] = True
+    return out, mask
+
+
+def stack_arrow(column) -> tuple[np.ndarray, np.ndarray]:
+    """``stack`` for an Arrow ``list<list<float>>`` column, without a Python object per row or
+    per frame: the frames are cut from the flat values by the list offsets and scattered into
+    the padded array in one step. A null or empty sequence is empty, all masked."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    n = len(column)
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
+    frames = column.flatten()  # the steps of every sequence, in order (nulls contribute none)
+    widths = pc.list_value_length(frames).to_numpy(zero_copy_only=False) if len(frames) else []
+    dim = int(widths[0]) if len(widths) else 1
+    if len(widths) and np.any(widths != dim):
+        raise ValueError(f"steps of unequal width in one column ({sorted(set(widths))[:4]})")
+    flat = frames.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    longest = max(1, int(lengths.max()) if n else 1)
+    out = np.zeros((n, longest, dim), dtype=np.float32)
+    mask = np.zeros((n, longest), dtype=bool)
+    if flat.size:
+        rows = np.repeat(np.arange(n), lengths)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        steps = np.arange(len(rows)) - starts
+        out[rows, steps] = flat.reshape(-1, dim)
+        mask[rows, steps] = True
     return out, mask
 
 
@@ -119,8 +172,23 @@ class Collate:
         return out
 
     def from_table(self, table: pa.Table) -> dict:
-        """An Arrow table of stored rows (the columns ``__call__`` reads)."""
-        return self(columns(table))
+        """An Arrow table of stored rows (the columns ``__call__`` reads). In features mode
+        the frames and tokens go from Arrow to the padded arrays by their offsets (no Python
+        object per row), the labels by a dictionary lookup."""
+        if self.spec.finetune:
+            return self(columns(table))
+        import torch
+
+        audio, audio_mask = stack_arrow(table.column("audio_frames"))
+        text, text_mask = stack_arrow(table.column("text_tokens"))
+        return {
+            "audio": torch.from_numpy(audio),
+            "audio_mask": torch.from_numpy(audio_mask),
+            "text": torch.from_numpy(text),
+            "text_mask": torch.from_numpy(text_mask),
+            "label": arrow_targets(table, self.spec.labels, self.spec.multi_label),
+            "id": table.column("id").cast("string").to_pylist(),
+        }
 
     def live(
         self,

@@ -55,6 +55,28 @@ def write_sparse_wav(path: Path, mb: float = 20, rate: int = 200) -> Path:
     return path
 
 
+def pids_titled(part: str) -> list[int]:
+    """Processes of this machine whose title holds ``part`` (Ray titles a worker process
+    ``ray::<actor class>``), found in /proc: no dashboard needed."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and part in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="session")
+def processes():
+    """``pids_titled`` for a test that kills real processes."""
+    return pids_titled
+
+
 @pytest.fixture(scope="session")
 def sparse_wav():
     """``write_sparse_wav`` for a test that needs its own size."""

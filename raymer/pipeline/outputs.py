@@ -3,7 +3,8 @@ a marker when a run finished, and nothing deleted that is not provably broken.
 
 - ``Lease``: ``OUTPUT/_lease.json`` names the run writing there (host, pid, run id) and is
   renewed every ``HEARTBEAT_S``; a second run is refused while the lease is fresh, and takes
-  it over once it is older than ``STALE_S`` (its run died). Local and s3://.
+  it over once it is older than ``STALE_S`` (its run died), or at once when it names a
+  process of this host that is gone (a killed driver). Local and s3://.
 - ``check_settings``: rows already written with other settings (another model, text source,
   frame rate...) are never mixed with new ones: the run is refused with the settings that
   differ, or (``redo``) the old output is removed first.
@@ -64,7 +65,7 @@ class Lease:
         held = self._read()
         if held is not None and held.get("run_id") != self.record["run_id"]:
             age = time.time() - float(held.get("heartbeat", 0))
-            if age < self.stale_s:
+            if age < self.stale_s and not self._dead_here(held):
                 raise OutputInUse(
                     f"another run is writing {self.output}: {held.get('host')} pid "
                     f"{held.get('pid')}, last seen {age:.0f} s ago. Wait for it to end (a run "
@@ -85,6 +86,19 @@ class Lease:
             raise OutputInUse(f"another run took {self.output} at the same moment")
         self._thread = threading.Thread(target=self._beat, name="raymer-lease", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _dead_here(held: dict) -> bool:
+        """A lease of a process on this host that no longer runs (killed): stale at once."""
+        if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+            return False
+        try:
+            os.kill(held["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def release(self) -> None:
         self._stop.set()

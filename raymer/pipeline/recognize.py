@@ -136,12 +136,8 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
 
     from raymer.pipeline.faults import new_ledger, poison_clip
     from raymer.pipeline.inputs import input_dataset
-    from raymer.pipeline.recognize_stages import (
-        OUTPUT_COLUMNS,
-        EmotionStage,
-        SpeechStage,
-        segment_batch,
-    )
+    from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, EmotionStage, SpeechStage
+    from raymer.pipeline.segmenting import segment_batch
 
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
 

@@ -1,5 +1,6 @@
-"""Ray Data stages of ``raymer recognize``: segment (CPU tasks), Whisper and the emotion model
-(actors), and the per-recording summary (a Ray Data group aggregation).
+"""Ray Data stages of ``raymer recognize``: Whisper and the emotion model (actors), and the
+per-recording summary (a Ray Data group aggregation). The decode-and-segment tasks before
+them are ``segmenting.py``.
 
 Rows are segments from the segmenting stage on. A segment that fails carries an ``error``
 string from then on and is skipped by later stages; the emotion stage writes failed segments
@@ -11,28 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.audio import AudioError, DecodeLimits, check_file
 from raymer.batches import ItemError, LoadedModel, run_batch
 from raymer.checkpoint import ModelSpec, labels_on
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
-from raymer.pipeline.stages import (
-    Batch,
-    describe_read_error,
-    stage_device,
-    to_columns,
-    to_rows,
-    write_errors,
-)
+from raymer.pipeline.stages import Batch, row_columns, stage_device, to_rows
 from raymer.schema import ERRORS_SCHEMA
-from raymer.segment import SegmentOptions, SpeechRule, StreamDecoder, split
+from raymer.segment import SpeechRule
 
 SEGMENT_KEYS = ("segment", "start_s", "end_s", "duration_s", "speech_s", "audio", "error", "stage")
 OUTPUT_COLUMNS = frozenset(
@@ -64,109 +56,6 @@ def prediction_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema
     return pa.schema(fields)
 
 
-def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
-    return SegmentOptions(
-        segment_over_s=cfg.segment_over_s,
-        max_segment_s=cfg.max_segment_s,
-        min_silence_s=cfg.min_silence_s,
-        speech_pad_s=cfg.speech_pad_s,
-        vad_threshold=cfg.vad_threshold,
-        chunk_s=cfg.chunk_s,
-    )
-
-
-def segment_batch(
-    batch: Batch, cfg: RecognizeConfig, errors_uri: str, ledger=None
-) -> Iterator[Batch]:
-    """Input rows -> segment rows (audio as float32 bytes), a few at a time, so that a long
-    recording never sits whole in memory. A file that fails is one error row, written to
-    ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
-    missing files never queues in front of the model stages. With a ``ledger``, a file whose
-    decoding killed the task's process ``max_attempts`` times is an error row too."""
-    options, limits, out, failed = segment_options(cfg), DecodeLimits.of(cfg), [], []
-    rows = to_rows(batch)
-    task_key = faults.batch_key_of("decode", rows)
-    # a task begun before and never finished died: its files go through the ledger one by one
-    suspects = ledger if ledger is not None and faults.begin(ledger, task_key) else None
-    for row in rows:
-        for segment in _guarded(row, options, limits, suspects, cfg.max_attempts):
-            (out if segment["error"] is None else failed).append(segment)
-            if len(out) >= cfg.batch_size:
-                yield _columns(out)
-                out = []
-    if failed:
-        write_errors(failed, errors_uri)
-    if out:
-        yield _columns(out)
-    faults.finish(ledger, task_key)
-
-
-def _columns(rows: list[dict]) -> Batch:
-    return to_columns(rows, list(dict.fromkeys(k for r in rows for k in r)))
-
-
-def _guarded(row: dict, options, limits, ledger, max_attempts: int) -> Iterator[dict]:
-    """``_segments_of``; with a ``ledger``, the file's attempts counted in it."""
-    if ledger is None:
-        yield from _segments_of(row, options, limits)
-        return
-    key = f"decode:{row.get('id')}"
-    died = faults.begin(ledger, key)
-    if died >= max_attempts:
-        error = f"the worker processing this clip died {died} times (decode)"
-        yield row | _ERROR_BASE | {"error": error, "stage": "decode"}
-    else:
-        yield from _segments_of(row, options, limits)
-    faults.finish(ledger, key)
-
-
-# An error row is segment -1: never taken for a written segment by the resume anti-join
-_ERROR_BASE = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
-_ERROR_BASE |= {"audio": b"", "error": None, "stage": None}
-
-
-def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> Iterator[dict]:
-    base = _ERROR_BASE
-    if not row.get("path"):
-        yield row | base | {"error": "the manifest row has no path", "stage": "read"}
-        return
-    try:
-        check_file(row["path"], limits)  # a FIFO or a huge file is refused before it is opened
-        fs, path = storage.filesystem(row["path"])
-        source = fs.open_input_file(path)
-    except AudioError as err:
-        yield row | base | {"error": f"cannot read {row['path']}: {err}", "stage": "read"}
-        return
-    except Exception as err:
-        yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
-        return
-    try:
-        with source:
-            decoded = StreamDecoder(source, options.chunk_s, limits)
-            duration = decoded.duration_s  # the header's (None where it has none)
-            for seg in split(iter(decoded), options):
-                yield (
-                    row
-                    | base
-                    | {
-                        "segment": seg.index,
-                        "start_s": seg.start_s,
-                        "end_s": seg.end_s,
-                        "duration_s": duration or seg.total_s,
-                        "speech_s": seg.speech_s,
-                        "audio": seg.audio.astype(np.float32).tobytes(),
-                    }
-                )
-    except AudioError as err:
-        yield row | base | {"error": f"cannot use this audio: {err}", "stage": "decode"}
-    except Exception as err:  # a decoder bug must cost one file, not the run
-        yield (
-            row
-            | base
-            | {"error": f"decoding failed: {type(err).__name__}: {err}", "stage": "decode"}
-        )
-
-
 def _floats(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float32)
 
@@ -196,7 +85,7 @@ class SpeechStage:
         if not self.keep_audio:
             for row in rows:
                 row["audio"] = b""
-        return _columns(rows)
+        return row_columns(rows)
 
     def _transcribe(self, todo: list[dict]) -> None:
         if self.poison and any(str(r["id"]) == self.poison for r in todo):

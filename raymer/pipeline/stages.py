@@ -52,6 +52,11 @@ def to_columns(rows: list[dict[str, Any]], keys: list[str]) -> Batch:
     return out
 
 
+def row_columns(rows: list[dict[str, Any]]) -> Batch:
+    """``to_columns`` with every key that any row has, in first-seen order."""
+    return to_columns(rows, list(dict.fromkeys(k for r in rows for k in r)))
+
+
 def describe_read_error(uri: str, err: Exception) -> str:
     if isinstance(err, FileNotFoundError):
         return f"cannot read {uri}: file not found"

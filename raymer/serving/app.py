@@ -20,14 +20,13 @@ measures both; on CPU replicas ``single`` serves better (README, "Serve").
 # of the ingress methods, which Serve re-binds.
 
 import asyncio
-import hashlib
-import hmac
 import os
 from importlib import resources
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
@@ -36,26 +35,10 @@ from raymer import __version__
 from raymer.audio import DecodeLimits
 from raymer.batches import ItemError
 from raymer.config import ServeConfig
+from raymer.serving import ingress
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 
-API_TOKEN_ENV = "RAYMER_API_TOKEN"
 TOKEN_DIGEST_ENV = "RAYMER_API_TOKEN_SHA256"  # what the replica gets: never the token itself
-AUDIO_TYPES = {
-    "audio/wav",
-    "audio/x-wav",
-    "audio/wave",
-    "audio/vnd.wave",
-    "audio/flac",
-    "audio/x-flac",
-    "audio/mpeg",
-    "audio/mp3",
-    "audio/ogg",
-    "audio/opus",
-    "audio/webm",
-    "video/webm",
-    "audio/mp4",
-    "application/octet-stream",
-}
 OPEN_PATHS = {"/", "/healthz", "/readyz", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
 
 api = FastAPI(
@@ -79,18 +62,6 @@ def _settings() -> dict[str, Any]:
     }
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _authorized(header: str, digest: str) -> bool:
-    """Compares in constant time (hmac), on digests: no timing tells a token's prefix."""
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return False
-    return hmac.compare_digest(token_digest(given.strip()), digest)
-
-
 class TextRequest(BaseModel):
     text: str = Field(
         ...,
@@ -99,49 +70,6 @@ class TextRequest(BaseModel):
         description="The text to score (at least one character that is not a space).",
         examples=["I can't believe it!"],
     )
-
-
-AUDIO_BODY = {
-    "required": True,
-    "content": {
-        "audio/*": {"schema": {"type": "string", "format": "binary"}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-                "required": ["file"],
-            }
-        },
-    },
-}
-ERROR_SCHEMA = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-            "required": ["error", "status"],
-        }
-    }
-}
-
-
-def _responses(**codes: str) -> dict:
-    """OpenAPI answers of a route: the ones given, and those any /v1 route may give."""
-    common = {
-        "401": "missing or wrong bearer token",
-        "500": "the model failed on this input",
-        "503": "at capacity, or no model replica is up; retry",
-        "504": "timed out",
-    }
-    return {
-        int(code): {"description": text, "content": ERROR_SCHEMA}
-        for code, text in (common | {k.lstrip("_"): v for k, v in codes.items()}).items()
-    }
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 @api.middleware("http")
@@ -155,8 +83,8 @@ async def _cors_and_auth(request: Request, call_next):
     else:
         digest = settings["token_sha256"]
         guarded = digest and request.url.path not in OPEN_PATHS and request.method != "OPTIONS"
-        if guarded and not _authorized(request.headers.get("authorization", ""), digest):
-            response = _error(
+        if guarded and not ingress.authorized(request.headers.get("authorization", ""), digest):
+            response = ingress.error(
                 401, "missing or wrong bearer token (send 'Authorization: Bearer TOKEN')"
             )
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -176,70 +104,21 @@ def _with_cors(response: Response, origin: str | None) -> Response:
 
 # Helpers come before the deployments: Serve captures a deployment class (and the module
 # names its methods use) when the decorator runs.
-async def _read(request: Request, limit: int, timeout_s: float) -> bytes | Response:
-    """The body, up to ``limit`` bytes and within ``timeout_s``: a client that sends slowly
-    or stops sending gets 408 and frees its place instead of holding it for ever."""
-    chunks, size = [], 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - loop.time()))
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            return _error(408, f"the upload did not arrive within upload_timeout_s={timeout_s:g} s")
-        size += len(chunk)
-        if size > limit:
-            return _error(413, f"upload is over {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _form(request: Request, body: bytes) -> bytes | Response:
-    """The ``file`` field of a multipart body (already read, within the size limit)."""
-    from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartParser
-
-    async def stream():
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, stream()).parse()
-    except Exception as err:
-        return _error(400, f"malformed multipart body: {err}")
-    field = form.get("file")
-    if field is None:
-        return _error(400, "multipart upload without a 'file' field")
-    if isinstance(field, UploadFile):
-        return await field.read()
-    return str(field).encode()
-
-
-def _decode(data: bytes, limits) -> np.ndarray | Response:
-    """Upload bytes -> 16 kHz mono samples with the pipeline's decoder and its guard (the
-    header is checked before any decoding), or a 4xx answer. Runs in a worker thread."""
-    from raymer.audio import SAMPLE_RATE, AudioError, AudioTooLarge, decode_audio
-
-    try:
-        audio = decode_audio(data, limits=limits)
-    except AudioTooLarge as err:
-        return _error(413, f"cannot use this audio: {err}")
-    except AudioError as err:
-        return _error(422, f"cannot use this audio: {err}")
-    except Exception as err:
-        return _error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
-    duration = len(audio) / SAMPLE_RATE
-    if duration < 0.1:
-        return _error(422, f"the audio is too short ({duration * 1000:.0f} ms) to recognise")
-    return audio
+@api.exception_handler(RequestValidationError)
+async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+    """A body outside the documented schema: 422 in the API's own error shape."""
+    problems = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        empty = where == "text" and e.get("type") in ("string_too_short", "string_pattern_mismatch")
+        problems.append("the text is empty" if empty else f"{where or 'body'}: {e.get('msg')}")
+    return ingress.error(422, "; ".join(problems) or "invalid request body")
 
 
 @api.exception_handler(Exception)
 async def _unexpected(request: Request, err: Exception) -> JSONResponse:
     """Whatever goes wrong is answered in JSON, like every other error."""
-    return _error(500, f"internal error: {type(err).__name__}")
+    return ingress.error(500, f"internal error: {type(err).__name__}")
 
 
 @serve.deployment(name="Api")
@@ -286,15 +165,15 @@ class Api:
         try:
             result = await asyncio.wait_for(work, timeout=self.cfg.request_timeout_s)
         except BackPressureError:
-            return _error(503, "the service is at capacity; retry in a few seconds")
+            return ingress.error(503, "the service is at capacity; retry in a few seconds")
         except TimeoutError:
-            return _error(504, f"no answer within {self.cfg.request_timeout_s:g} s")
+            return ingress.error(504, f"no answer within {self.cfg.request_timeout_s:g} s")
         except Exception as err:  # a replica died (killed, OOM) or its actor is gone
-            return _error(
+            return ingress.error(
                 503, f"the model replica failed while answering ({type(err).__name__}); retry"
             )
         if isinstance(result, ItemError):
-            return _error(500, f"the model failed on this input: {result.message}")
+            return ingress.error(500, f"the model failed on this input: {result.message}")
         return result
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -310,19 +189,21 @@ class Api:
     @api.get(
         "/readyz",
         summary="Readiness: a model replica answers now (asked on every call)",
-        responses={503: {"description": "no model replica answers", "content": ERROR_SCHEMA}},
+        responses={
+            503: {"description": "no model replica answers", "content": ingress.ERROR_SCHEMA}
+        },
     )
     async def readyz(self):
         try:
             await asyncio.wait_for(self._ping(), timeout=self.cfg.ready_timeout_s)
         except Exception as err:
-            return _error(503, f"model not ready: {type(err).__name__ or 'no answer'}")
+            return ingress.error(503, f"model not ready: {type(err).__name__ or 'no answer'}")
         return {"status": "ready"}
 
     @api.get(
         "/v1/models",
         summary="The models and checkpoint behind this service",
-        responses=_responses(),
+        responses=ingress.responses(),
     )
     async def models(self):
         return await self._ask(self._models())
@@ -334,8 +215,8 @@ class Api:
         "application/octet-stream) or as a multipart form field named `file`. Returns the "
         "transcript, language, duration, a score per label, the top label, and for long audio "
         "the segments with their own scores.",
-        openapi_extra={"requestBody": AUDIO_BODY},
-        responses=_responses(
+        openapi_extra={"requestBody": ingress.AUDIO_BODY},
+        responses=ingress.responses(
             _400="empty upload, or a multipart body without a `file` field",
             _408="the upload did not arrive within upload_timeout_s",
             _413="upload, or audio, over the limits",
@@ -348,7 +229,7 @@ class Api:
         if isinstance(data, Response):
             return data
         async with self.decodes:  # in threads: the event loop keeps answering meanwhile
-            audio = await asyncio.to_thread(_decode, data, self.limits)
+            audio = await asyncio.to_thread(ingress.decode_upload, data, self.limits)
         if isinstance(audio, Response):
             return audio
         result = await self._ask(self._recognize(audio))
@@ -363,7 +244,7 @@ class Api:
     @api.post(
         "/v1/recognize/text",
         summary="Emotions of a text, through the text-only model",
-        responses=_responses(
+        responses=ingress.responses(
             _404="this service has no text-only model",
             _413="the text is over max_text_chars",
         ),
@@ -371,12 +252,12 @@ class Api:
     async def recognize_text(self, body: TextRequest):
         text = body.text.strip()
         if len(text) > self.cfg.max_text_chars:
-            return _error(413, f"the text is over max_text_chars={self.cfg.max_text_chars}")
+            return ingress.error(413, f"the text is over max_text_chars={self.cfg.max_text_chars}")
         info = await self._ask(self._models())
         if isinstance(info, Response):
             return info
         if not info.get("text_checkpoint"):
-            return _error(
+            return ingress.error(
                 404,
                 "this service has no text-only model; serve a `raymer compare` output or set "
                 "text_checkpoint",
@@ -393,68 +274,36 @@ class Api:
         limit = int(self.cfg.max_upload_mb * 1024 * 1024)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            return _error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")
+            return ingress.error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         multipart = ctype == "multipart/form-data"
-        if not (multipart or ctype in AUDIO_TYPES or ctype.startswith("audio/") or not ctype):
-            return _error(
+        if not (
+            multipart or ctype in ingress.AUDIO_TYPES or ctype.startswith("audio/") or not ctype
+        ):
+            return ingress.error(
                 415,
                 f"unsupported content type {ctype!r}: send audio (WAV, FLAC, MP3, OGG, WebM) "
                 "as the body or as the form field 'file'",
             )
         if self.uploads >= self.cfg.max_uploads:
-            return _error(503, f"{self.uploads} uploads are arriving already; retry shortly")
+            return ingress.error(503, f"{self.uploads} uploads are arriving already; retry shortly")
         self.uploads += 1
         try:
-            body = await _read(
+            body = await ingress.read_body(
                 request, limit + (64 * 1024 if multipart else 0), self.cfg.upload_timeout_s
             )
         finally:
             self.uploads -= 1
         if isinstance(body, Response):
             return body
-        data = await _form(request, body) if multipart else body
+        data = await ingress.read_form(request, body) if multipart else body
         if isinstance(data, Response):
             return data
         if len(data) > limit:
-            return _error(413, f"upload of {len(data):,} bytes is over {limit:,} bytes")
+            return ingress.error(413, f"upload of {len(data):,} bytes is over {limit:,} bytes")
         if not data:
-            return _error(400, "the upload is empty (0 bytes of audio)")
+            return ingress.error(400, "the upload is empty (0 bytes of audio)")
         return data
-
-
-def resolve_token(cfg: ServeConfig) -> str | None:
-    """The bearer token: ``auth_token``, the file ``auth_token_file`` names, or
-    ``$RAYMER_API_TOKEN``; None: the API is open."""
-    if cfg.auth_token:
-        return cfg.auth_token
-    if cfg.auth_token_file:
-        from raymer import storage
-
-        try:
-            token = storage.read_bytes(cfg.auth_token_file).decode().strip()
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"auth_token_file {cfg.auth_token_file} does not exist: mount the token there, "
-                "or set allow_anonymous: true to serve without one"
-            ) from None
-        if not token:
-            raise ValueError(f"auth_token_file {cfg.auth_token_file} is empty")
-        return token
-    return os.environ.get(API_TOKEN_ENV) or None
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def check_exposure(cfg: ServeConfig, token: str | None) -> None:
-    """Refuse to open the API to the network without a token, unless asked to."""
-    if cfg.host not in LOOPBACK and not token and not cfg.allow_anonymous:
-        raise ValueError(
-            f"serving on {cfg.host} without a token lets anyone who reaches port {cfg.port} "
-            "use the API: set auth_token, auth_token_file or RAYMER_API_TOKEN, or "
-            "allow_anonymous=true"
-        )
 
 
 def build_app(args: dict) -> serve.Application:
@@ -476,10 +325,10 @@ def build_app(args: dict) -> serve.Application:
             "head": autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
         }
     env = {CORS_ENV: ",".join(cfg.cors_origins)}
-    token = resolve_token(cfg)
-    check_exposure(cfg, token)
+    token = ingress.resolve_token(cfg)
+    ingress.check_exposure(cfg, token)
     if token:
-        env[TOKEN_DIGEST_ENV] = token_digest(token)
+        env[TOKEN_DIGEST_ENV] = ingress.token_digest(token)
     return Api.options(
         num_replicas=1,
         # async and cheap per request: uploads (max_uploads) and decodes (decode_threads)

@@ -28,6 +28,7 @@ from raymer.models.builders import build_model
 from raymer.training.metrics import classification_metrics, multilabel_metrics
 
 VAL_METRICS_FILE = "val_metrics.json"
+BUCKET = 8  # batches whose clips are sorted by length together (padding per length bucket)
 
 
 @dataclass
@@ -87,6 +88,33 @@ def _any_rank(flag: bool) -> bool:
 
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
+
+
+def buckets(chunk, size: int, generator: torch.Generator | None) -> list[np.ndarray]:
+    """Row indices of ``chunk``'s batches of ``size``, its clips sorted by length (frames, or
+    bytes of audio, then text tokens); with a ``generator``, ties broken and the batches
+    ordered at random."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = chunk.num_rows
+    keys = []
+    for name in ("text_tokens", "audio_frames", "audio"):  # last is most significant
+        if name in chunk.column_names:
+            column = chunk.column(name)
+            length = (
+                pc.binary_length(column)
+                if pa.types.is_binary(column.type)
+                else pc.list_value_length(column)
+            )
+            keys.append(pc.fill_null(length, 0).to_numpy(zero_copy_only=False))
+    if generator is not None:
+        keys.insert(0, torch.rand(n, generator=generator).numpy())
+    order = np.lexsort(keys) if keys else np.arange(n)
+    batches = [order[i : i + size] for i in range(0, n, size)]
+    if generator is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+    return batches
 
 
 def _drop_modality(batch: dict, p: float, generator: torch.Generator) -> dict:
@@ -195,12 +223,7 @@ class Recipe:
         """One pass over this worker's shard; stops (on every rank) at a NaN loss."""
         cfg, result = self.cfg, EpochResult()
         self.model.train()
-        batches = self.train_shard.iter_torch_batches(
-            batch_size=cfg.batch_size,
-            collate_fn=self.collate,
-            local_shuffle_buffer_size=4 * cfg.batch_size,
-            local_shuffle_seed=cfg.seed + self.state["epoch"],
-        )
+        batches = self.batches(self.train_shard, shuffle=True)
         for step, batch in enumerate(batches):
             if cfg.modality_dropout > 0 and self.spec.modality == "fusion":
                 batch = _drop_modality(batch, cfg.modality_dropout, self.generator)
@@ -218,15 +241,29 @@ class Recipe:
             result.count += len(batch["id"])
         return result
 
+    def batches(self, shard, shuffle: bool):
+        """Model batches of a shard, in Arrow from Ray Data to the padded tensors (no Python
+        object per row), padded per length bucket: ``BUCKET`` batches' worth of clips are
+        sorted by length and cut into batches (random ties, batches in a random order when
+        ``shuffle``), so a batch pads its clips to a length close to their own."""
+        size, epoch = self.cfg.batch_size, self.state["epoch"]
+        chunks = shard.iter_batches(
+            batch_size=size * BUCKET,
+            batch_format="pyarrow",
+            local_shuffle_buffer_size=2 * size * BUCKET if shuffle else None,
+            local_shuffle_seed=self.cfg.seed + epoch if shuffle else None,
+        )
+        for chunk in chunks:
+            for rows in buckets(chunk, size, self.generator if shuffle else None):
+                yield self.collate.from_table(chunk.take(rows))
+
     def validate(self) -> dict:
         """Metrics of every worker's validation predictions together, and the mean loss."""
         labels, multi = self.spec.labels, self.spec.multi_label
         self.model.eval()
         y_true, y_pred, losses = [], [], []
         with torch.no_grad():
-            for batch in self.val_shard.iter_torch_batches(
-                batch_size=self.cfg.batch_size, collate_fn=self.collate
-            ):
+            for batch in self.batches(self.val_shard, shuffle=False):
                 logits = forward(self.model, batch, self.device).logits
                 target = batch["label"].to(self.device)
                 losses.append(float(loss_fn(self.cfg.loss, logits, target)) * len(target))

@@ -10,6 +10,7 @@ Output layout (local or s3://)::
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 from raymer import checkpoint, storage
 from raymer.checkpoint import ModelSpec, score_name, target_column
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
-from raymer.runtime import init_ray
+from raymer.runtime import READ_ARGS, init_ray
 from raymer.training.data import (
     COLUMNS,
     Index,
@@ -35,6 +36,8 @@ from raymer.training.data import (
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 from raymer.training.loop import WorkerConfig, history_uri, nan_marker
+
+logger = logging.getLogger(__name__)
 
 MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality", "audio_input")
 MODEL_KEYS += ("temporal_dim", "loss", "multi_label")
@@ -134,23 +137,61 @@ def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
 
 def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     """One Ray dataset per split: the columns training reads, the split's speakers (and
-    holdout values) only; in fine-tune mode with audio, the clips decoded on the way."""
+    holdout values) only, filtered a batch at a time in Arrow; in fine-tune mode with audio,
+    the clips decoded on the way. A features-mode split that fits in a share of the object
+    store is materialized there once, so later epochs do not read the Parquet again."""
     import ray.data
 
     fs, path = storage.filesystem(features_path(cfg.features))
     target = target_column(cfg.multi_label)
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
     columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
-    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(columns)
+    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
+    ds = ds.select_columns(columns)
     datasets = {
-        name: ds.filter(InSpeakers(group, cfg.holdout, cfg.split_by, target))
+        name: ds.map_batches(
+            InSpeakers(group, cfg.holdout, cfg.split_by, target).table,
+            batch_format="pyarrow",
+            num_cpus=READ_ARGS["num_cpus"],
+        )
         for name, group in speakers.items()
     }
     if cfg.mode == "finetune" and cfg.modality != "text":  # a text model decodes no audio
-        datasets = {
+        return {
             k: v.map_batches(decode_rows, batch_size=16, num_cpus=0.25) for k, v in datasets.items()
         }
+    if _fits_in_memory(cfg, columns):
+        datasets = {k: v.materialize() for k, v in datasets.items()}
     return datasets
+
+
+CACHE_SHARE = 0.4  # of the object store: what a materialized training set may take
+
+
+def _fits_in_memory(cfg: TrainConfig, columns: list[str]) -> bool:
+    """Whether the features' columns (their uncompressed size, from the Parquet footers)
+    fit in ``CACHE_SHARE`` of the cluster's object store."""
+    import ray
+
+    need = 0
+    for uri in feature_files(cfg.features):
+        fs, inner = storage.filesystem(uri)
+        meta = pq.read_metadata(fs.open_input_file(inner))
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                if chunk.path_in_schema.split(".")[0] in columns:
+                    need += chunk.total_uncompressed_size
+    store = ray.cluster_resources().get("object_store_memory", 0)
+    fits = need <= CACHE_SHARE * store
+    logger.info(
+        "training set: %.1f MB uncompressed, object store %.1f MB: %s",
+        need / 1e6,
+        store / 1e6,
+        "held in the object store" if fits else "streamed from Parquet each epoch",
+    )
+    return fits
 
 
 def _spec(cfg: TrainConfig, index: Index, labels: list[str]) -> ModelSpec:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import soundfile
 
 RAYMER = str(Path(sys.executable).parent / "raymer")
 
@@ -24,20 +26,27 @@ def _run(*args: str, env: dict | None = None, cwd: Path | None = None):
 
 
 def test_cli_extract_directory_prints_summary(ray_session, piper_corpus, tmp_path):
+    """A folder where two files share an id (joe_00000.wav and .flac): one is written, the
+    other reported as a duplicate."""
     address = ray_session.get_runtime_context().gcs_address
+    folder = tmp_path / "joe"
+    shutil.copytree(piper_corpus.parent / "joe", folder)
+    audio, rate = soundfile.read(folder / "joe_00000.wav")
+    soundfile.write(folder / "joe_00000.flac", audio, rate)
     out = tmp_path / "out"
     result = _run(
         "extract",
         "--config",
         "configs/extract/tiny.yaml",
         "--input",
-        str(piper_corpus.parent / "joe"),
+        str(folder),
         "--output",
         str(out),
         env={"RAY_ADDRESS": address},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "extract: 12 clips ok, 0 failed" in result.stdout
+    assert "extract: 12 clips ok, 1 failed" in result.stdout
+    assert "joe_00000: duplicate id: joe_00000 is already" in result.stdout
     assert "audio s/s" in result.stdout
     assert pq.read_table(out / "features").num_rows == 12
     assert (out / "config.yaml").read_text().startswith("input:")

@@ -13,7 +13,13 @@ from raymer.pipeline.extract import extract
 from raymer.schema import FEATURES_SCHEMA
 from raymer.wer import word_errors
 
-OVERRIDES = ["asr_model=whisper-tiny.en", "batch_size=4", "asr_actors=1", "max_duration_s=20"]
+OVERRIDES = [
+    "asr_model=whisper-tiny.en",
+    "beam_size=1",
+    "batch_size=4",
+    "asr_actors=1",
+    "max_duration_s=20",
+]
 BAD = {
     "bad-empty": "empty file",
     "bad-garbage": "not a readable audio file",
@@ -99,6 +105,20 @@ def test_rerun_resumes_without_duplicates(extracted, messy_corpus):
     assert summary.clips_failed == 6  # failures are retried, and still fail
 
 
+def test_other_settings_and_a_second_run_are_refused(extracted, messy_corpus):
+    """Nothing is written by either refusal: the output stays as the first run left it."""
+    from raymer.pipeline.outputs import Lease, OutputInUse, SettingsMismatch
+
+    _, out = extracted
+    before = sorted(p.name for p in (out / "features").iterdir())
+    with pytest.raises(SettingsMismatch, match="beam_size: 1 then, 2 now.*--redo"):
+        extract(_cfg(str(messy_corpus), str(out), "beam_size=2"))
+    with Lease(str(out)), pytest.raises(OutputInUse, match="another run is writing"):
+        extract(_cfg(str(messy_corpus), str(out)))
+    assert sorted(p.name for p in (out / "features").iterdir()) == before
+    assert (out / "_SUCCESS.json").exists() and not (out / "_lease.json").exists()
+
+
 def test_partial_file_from_a_crash_is_redone(ray_session, messy_corpus, tmp_path):
     extract(_cfg(str(messy_corpus), str(tmp_path)))
     files = sorted((tmp_path / "features").glob("*.parquet"))
@@ -160,3 +180,42 @@ def test_hostile_files_and_a_poison_clip_cost_only_themselves(
     assert "the worker processing this clip died 3 times" in errors[poison]
     assert summary.clips_ok == 9 and summary.clips_failed == 5
     assert hostile_s < 2 * base_s, (hostile_s, base_s)
+
+
+def test_a_driver_killed_midway_then_rerun_writes_every_clip_once(
+    ray_session, piper_corpus, tmp_path, processes
+):
+    """`raymer extract` killed with SIGKILL while its Whisper actors work; the re-run takes
+    over the dead run's lease at once (its process is gone) and writes each clip once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "killed"
+    raymer = str(Path(sys.executable).parent / "raymer")
+    env = os.environ | {"RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    log = (tmp_path / "driver.log").open("w")
+    driver = subprocess.Popen(
+        [raymer, "extract", "--input", str(piper_corpus), "--output", str(out), *OVERRIDES],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while not processes("WhisperStage"):
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-2000:]
+        assert time.monotonic() < deadline, "the Whisper actors never started"
+        time.sleep(0.5)
+    time.sleep(2)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert (out / "_lease.json").exists() and not (out / "_SUCCESS.json").exists()
+
+    summary = extract(_cfg(str(piper_corpus), str(out)))
+    ids = pq.read_table(out / "features", columns=["id"]).column("id").to_pylist()
+    with open(piper_corpus) as f:
+        assert sorted(ids) == sorted(r["id"] for r in csv.DictReader(f))  # each once
+    assert summary.clips_failed == 0 and (out / "_SUCCESS.json").exists()

@@ -150,7 +150,7 @@ def test_one_row_per_recording_and_plots(recognized, corpus):
     assert not (out / "plots" / "noise.png").exists()  # one segment: no timeline
     assert summary.recordings == 5 and summary.new_recordings == 5
     assert summary.segments == len(corpus["bounds"]) + 4
-    assert "recognize: 5 recordings (5 new, 2 failed)" in summary.line()
+    assert "recognize: 5 recordings (5 new, 6 failed)" in summary.line()
 
 
 def test_the_library_applies_the_same_rule(recognized, corpus):
@@ -185,6 +185,13 @@ def test_a_rerun_adds_nothing(recognized):
     assert again.new_recordings == 0 and again.recordings == summary.recordings
     assert len(_predictions(out)) == len(before)
     assert again.failed == 6  # failed files are tried again, and fail again
+    assert (out / "_SUCCESS.json").exists() and not (out / "_lease.json").exists()
+    from raymer.pipeline.outputs import SettingsMismatch
+
+    other = cfg.model_copy(update={"min_silence_s": 0.5})  # would cut the call elsewhere
+    with pytest.raises(SettingsMismatch, match="min_silence_s: 1.0 then, 0.5 now"):
+        recognize(other)
+    assert len(_predictions(out)) == len(before)
 
 
 def test_the_command_on_one_file(ray_session, corpus, tmp_path):

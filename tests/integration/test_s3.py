@@ -25,7 +25,7 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
     cfg = load_config(
         ExtractConfig,
         None,
-        ["asr_model=whisper-tiny.en", "batch_size=4", "asr_actors=1"],
+        ["asr_model=whisper-tiny.en", "beam_size=1", "batch_size=4", "asr_actors=1"],
         input="s3://corpus/sample/manifest.csv",
         output="s3://features/run1",
     )
@@ -38,6 +38,7 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
     assert all(p.startswith("s3://corpus/sample/joe/") for p in table.column("path").to_pylist())
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="features", Prefix="run1/")["Contents"]]
     assert "run1/config.yaml" in keys and "run1/summary.json" in keys
+    assert "run1/_SUCCESS.json" in keys and "run1/_lease.json" not in keys
 
     # A directory URI: every audio file under the prefix, the broken one reported.
     dir_cfg = cfg.model_copy(
@@ -48,3 +49,18 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
     fs, path = storage.filesystem("s3://features/run2/errors/errors.parquet")
     errors = pq.read_table(path, filesystem=fs).to_pylist()
     assert errors[0]["id"] == "broken" and "not a readable audio file" in errors[0]["error"]
+
+
+def test_one_run_at_a_time_on_s3(s3_endpoint):
+    """The output lease on s3:// (no atomic create there: written, then read back)."""
+    import pytest
+
+    from raymer.pipeline.outputs import Lease, OutputInUse
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="leases")
+    with Lease("s3://leases/out") as held:
+        assert storage.exists("s3://leases/out/_lease.json")
+        with pytest.raises(OutputInUse, match=r"another run is writing s3://leases/out"):
+            Lease("s3://leases/out").acquire()
+        assert held.record["run_id"] in storage.read_bytes("s3://leases/out/_lease.json").decode()
+    assert not storage.exists("s3://leases/out/_lease.json")

@@ -207,7 +207,7 @@ def test_text_endpoint_uses_the_text_model(service):
     assert set(body["emotions"]) == set(models["labels"]) and body["label"] in models["labels"]
     for blank in ("", "  "):  # outside the documented schema (minLength, a non-space)
         empty = requests.post(f"{url}/v1/recognize/text", json={"text": blank}, headers=AUTH)
-        assert empty.status_code == 422, empty.text
+        assert empty.status_code == 422 and empty.json()["error"] == "the text is empty"
 
 
 def test_bad_uploads_get_clear_4xx_and_the_service_lives_on(service, piper_corpus):
@@ -462,19 +462,13 @@ def test_overload_answers_503_not_a_pile_up(service, piper_corpus):
     assert _post(url, clip).status_code == 200
 
 
-def test_killed_model_replicas_answer_json_503_and_readyz_tells(service, piper_corpus):
+def test_killed_model_replicas_answer_json_503_and_readyz_tells(service, piper_corpus, processes):
     """Real process kills of every model replica in the middle of 8 requests: each gets a
     JSON answer (200 or 503, never a plain-text 500), /readyz says 503 while no replica is
     up, and the service comes back by itself."""
-    from ray.util.state import list_actors
-
     url, _ = service
     clip = _clip(piper_corpus, 4)[0].read_bytes()
-    replicas = [
-        a.pid
-        for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000)
-        if a.class_name.endswith(":Model")
-    ]
+    replicas = processes("ServeReplica:raymer:Model")
     assert replicas
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         pending = [pool.submit(_post, url, clip) for _ in range(8)]
@@ -538,7 +532,7 @@ def test_predict_cli_against_the_service(service, piper_corpus, tmp_path):
     assert text["text"] == row["text"] and "file" not in text
     assert set(text["emotions"]) == set(audio["emotions"]) and text["label"] in text["emotions"]
     assert text["checkpoint"] != audio["checkpoint"]  # the text model, not the fusion model
-    assert empty == {"error": "HTTP 400: the text is empty"}
+    assert empty == {"error": "HTTP 422: the text is empty"}
 
 
 def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
@@ -595,7 +589,7 @@ def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
         driver.find_element(By.ID, "text").clear()
         driver.find_element(By.CSS_SELECTOR, "#textform button").click()
         WebDriverWait(driver, 60).until(
-            ec.text_to_be_present_in_element((By.ID, "status"), "400: the text is empty")
+            ec.text_to_be_present_in_element((By.ID, "status"), "422: the text is empty")
         )
     finally:
         driver.quit()

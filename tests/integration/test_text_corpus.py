@@ -16,6 +16,7 @@ from raymer.config import ExtractConfig, TrainConfig, load_config
 from raymer.corpora.goemotions import GOEMOTIONS_LABELS
 from raymer.corpora.synth_text import sentence
 from raymer.pipeline.extract import extract
+from raymer.pipeline.outputs import SettingsMismatch
 from raymer.training.evaluate import evaluate
 from raymer.training.trainer import train
 
@@ -80,6 +81,15 @@ def text_features(ray_session, tmp_path_factory) -> Path:
     assert "240 texts ok, 1 failed" in summary.line()
     again = extract(cfg)  # a re-run resumes: nothing left to do
     assert again.skipped == 240 and again.clips_ok == 0
+    # Other extraction settings are never mixed with the rows already there: refused, or
+    # with redo the old rows are replaced.
+    other = cfg.model_copy(update={"max_text_tokens": 96})
+    with pytest.raises(SettingsMismatch, match="max_text_tokens: 128 then, 96 now"):
+        extract(other)
+    redone = extract(other.model_copy(update={"redo": True}))
+    assert redone.clips_ok == 240 and redone.skipped == 0
+    assert pq.read_table(root / "extract" / "features").num_rows == 240
+    assert (root / "extract" / "_SUCCESS.json").exists()
     return root / "extract"
 
 

@@ -4,6 +4,9 @@ only a provably truncated file is removed."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import time
 
 import pyarrow as pa
@@ -33,6 +36,16 @@ def test_one_run_at_a_time_and_a_dead_runs_lease_is_taken_over(tmp_path):
     (tmp_path / LEASE).write_text(json.dumps({"run_id": "dead", "heartbeat": time.time() - 600}))
     with Lease(str(tmp_path), stale_s=60) as taker:
         assert json.loads((tmp_path / LEASE).read_text())["run_id"] == taker.record["run_id"]
+    # a fresh lease of a process of this host that is gone (a killed driver): taken at once
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    held = {"run_id": "killed", "heartbeat": time.time(), "host": socket.gethostname()}
+    (tmp_path / LEASE).write_text(json.dumps(held | {"pid": gone.pid}))
+    with Lease(str(tmp_path)):
+        pass
+    (tmp_path / LEASE).write_text(json.dumps(held | {"pid": os.getpid(), "run_id": "alive"}))
+    with pytest.raises(OutputInUse):
+        Lease(str(tmp_path)).acquire()
 
 
 def test_rows_made_with_other_settings_are_never_mixed(tmp_path):

@@ -9,7 +9,8 @@ import pickle
 import pytest
 
 from raymer.config import ServeConfig
-from raymer.serving.app import _authorized, build_app, resolve_token, token_digest
+from raymer.serving.app import build_app
+from raymer.serving.ingress import authorized, resolve_token, token_digest
 
 TOKEN = "s3cret-token-never-shown"
 
@@ -39,10 +40,10 @@ def test_the_token_reaches_no_deployment_argument_or_runtime_env(tmp_path):
 
 def test_a_token_is_checked_by_its_digest():
     digest = token_digest(TOKEN)
-    assert _authorized(f"Bearer {TOKEN}", digest)
-    assert _authorized(f"bearer {TOKEN}", digest)  # the scheme is case-insensitive (RFC 6750)
+    assert authorized(f"Bearer {TOKEN}", digest)
+    assert authorized(f"bearer {TOKEN}", digest)  # the scheme is case-insensitive (RFC 6750)
     for header in ("", "Bearer", f"Basic {TOKEN}", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x"):
-        assert not _authorized(header, digest), header
+        assert not authorized(header, digest), header
 
 
 def test_a_network_facing_service_needs_a_token(tmp_path, monkeypatch):

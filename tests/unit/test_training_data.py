@@ -48,6 +48,27 @@ def test_filter_drops_held_out_values_and_unlabelled():
     assert not keep({"label": None, "speaker": "a", "template": "sad-01"})
 
 
+def test_the_vectorised_filter_keeps_what_the_row_filter_keeps():
+    import pyarrow as pa
+
+    rows = [
+        {"label": lab, "speaker": spk, "template": tpl}
+        for lab in ("sad", "", None)
+        for spk in ("a", "c", "", None)
+        for tpl in ("sad-01", "angry-03", None)
+    ]
+    table = pa.Table.from_pylist(rows)
+    for keep in (
+        InSpeakers({"a", "unknown"}, {"template": ["angry-03"]}),
+        InSpeakers({"c"}),
+        InSpeakers({"a"}, split_by="template", target="label"),
+    ):
+        assert keep.table(table).to_pylist() == [r for r in rows if keep(r)]
+    lists = pa.table({"labels": [["joy"], [], None], "speaker": ["a", "a", "a"]})
+    multi = InSpeakers({"a"}, target="labels")
+    assert multi.table(lists).column("labels").to_pylist() == [["joy"]]
+
+
 def test_collate_pads_and_masks():
     frames = np.empty(2, dtype=object)
     frames[:] = [[[1.0, 2.0]] * 3, [[3.0, 4.0]]]

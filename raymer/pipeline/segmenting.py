@@ -1,0 +1,115 @@
+"""The decode-and-segment tasks of ``raymer recognize``: each input row (a recording) ->
+its speech segments, decoded a chunk at a time within the decode guard, cut at pauses
+(``raymer.segment``); a file that fails is one error row, written where it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from raymer import storage
+from raymer.audio import AudioError, DecodeLimits, check_file
+from raymer.config.recognize import RecognizeConfig
+from raymer.pipeline import faults
+from raymer.pipeline.stages import Batch, describe_read_error, row_columns, to_rows, write_errors
+from raymer.segment import SegmentOptions, StreamDecoder, split
+
+
+def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
+    return SegmentOptions(
+        segment_over_s=cfg.segment_over_s,
+        max_segment_s=cfg.max_segment_s,
+        min_silence_s=cfg.min_silence_s,
+        speech_pad_s=cfg.speech_pad_s,
+        vad_threshold=cfg.vad_threshold,
+        chunk_s=cfg.chunk_s,
+    )
+
+
+def segment_batch(
+    batch: Batch, cfg: RecognizeConfig, errors_uri: str, ledger=None
+) -> Iterator[Batch]:
+    """Input rows -> segment rows (audio as float32 bytes), a few at a time, so that a long
+    recording never sits whole in memory. A file that fails is one error row, written to
+    ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
+    missing files never queues in front of the model stages. With a ``ledger``, a file whose
+    decoding killed the task's process ``max_attempts`` times is an error row too."""
+    options, limits, out, failed = segment_options(cfg), DecodeLimits.of(cfg), [], []
+    rows = to_rows(batch)
+    task_key = faults.batch_key_of("decode", rows)
+    # a task begun before and never finished died: its files go through the ledger one by one
+    suspects = ledger if ledger is not None and faults.begin(ledger, task_key) else None
+    for row in rows:
+        for segment in _guarded(row, options, limits, suspects, cfg.max_attempts):
+            (out if segment["error"] is None else failed).append(segment)
+            if len(out) >= cfg.batch_size:
+                yield row_columns(out)
+                out = []
+    if failed:
+        write_errors(failed, errors_uri)
+    if out:
+        yield row_columns(out)
+    faults.finish(ledger, task_key)
+
+
+def _guarded(row: dict, options, limits, ledger, max_attempts: int) -> Iterator[dict]:
+    """``_segments_of``; with a ``ledger``, the file's attempts counted in it."""
+    if ledger is None:
+        yield from _segments_of(row, options, limits)
+        return
+    key = f"decode:{row.get('id')}"
+    died = faults.begin(ledger, key)
+    if died >= max_attempts:
+        error = f"the worker processing this clip died {died} times (decode)"
+        yield row | _ERROR_BASE | {"error": error, "stage": "decode"}
+    else:
+        yield from _segments_of(row, options, limits)
+    faults.finish(ledger, key)
+
+
+# An error row is segment -1: never taken for a written segment by the resume anti-join
+_ERROR_BASE = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
+_ERROR_BASE |= {"audio": b"", "error": None, "stage": None}
+
+
+def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> Iterator[dict]:
+    base = _ERROR_BASE
+    if not row.get("path"):
+        yield row | base | {"error": "the manifest row has no path", "stage": "read"}
+        return
+    try:
+        check_file(row["path"], limits)  # a FIFO or a huge file is refused before it is opened
+        fs, path = storage.filesystem(row["path"])
+        source = fs.open_input_file(path)
+    except AudioError as err:
+        yield row | base | {"error": f"cannot read {row['path']}: {err}", "stage": "read"}
+        return
+    except Exception as err:
+        yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
+        return
+    try:
+        with source:
+            decoded = StreamDecoder(source, options.chunk_s, limits)
+            duration = decoded.duration_s  # the header's (None where it has none)
+            for seg in split(iter(decoded), options):
+                yield (
+                    row
+                    | base
+                    | {
+                        "segment": seg.index,
+                        "start_s": seg.start_s,
+                        "end_s": seg.end_s,
+                        "duration_s": duration or seg.total_s,
+                        "speech_s": seg.speech_s,
+                        "audio": seg.audio.astype(np.float32).tobytes(),
+                    }
+                )
+    except AudioError as err:
+        yield row | base | {"error": f"cannot use this audio: {err}", "stage": "decode"}
+    except Exception as err:  # a decoder bug must cost one file, not the run
+        yield (
+            row
+            | base
+            | {"error": f"decoding failed: {type(err).__name__}: {err}", "stage": "decode"}
+        )

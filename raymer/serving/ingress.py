@@ -1,0 +1,184 @@
+"""The HTTP side of ``raymer serve`` that needs no deployment: uploads read within their
+limits and time, audio decoded with the pipeline's guard, the API's error shape and OpenAPI
+answers, and the bearer token (read, hashed, compared, required off loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+
+import numpy as np
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from raymer.config import ServeConfig
+
+API_TOKEN_ENV = "RAYMER_API_TOKEN"
+
+AUDIO_TYPES = {
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/vnd.wave",
+    "audio/flac",
+    "audio/x-flac",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/ogg",
+    "audio/opus",
+    "audio/webm",
+    "video/webm",
+    "audio/mp4",
+    "application/octet-stream",
+}
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authorized(header: str, digest: str) -> bool:
+    """Compares in constant time (hmac), on digests: no timing tells a token's prefix."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(token_digest(given.strip()), digest)
+
+
+AUDIO_BODY = {
+    "required": True,
+    "content": {
+        "audio/*": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
+}
+ERROR_SCHEMA = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+            "required": ["error", "status"],
+        }
+    }
+}
+
+
+def responses(**codes: str) -> dict:
+    """OpenAPI answers of a route: the ones given, and those any /v1 route may give."""
+    common = {
+        "401": "missing or wrong bearer token",
+        "500": "the model failed on this input",
+        "503": "at capacity, or no model replica is up; retry",
+        "504": "timed out",
+    }
+    return {
+        int(code): {"description": text, "content": ERROR_SCHEMA}
+        for code, text in (common | {k.lstrip("_"): v for k, v in codes.items()}).items()
+    }
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes | Response:
+    """The body, up to ``limit`` bytes and within ``timeout_s``: a client that sends slowly
+    or stops sending gets 408 and frees its place instead of holding it for ever."""
+    chunks, size = [], 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            return error(408, f"the upload did not arrive within upload_timeout_s={timeout_s:g} s")
+        size += len(chunk)
+        if size > limit:
+            return error(413, f"upload is over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request, body: bytes) -> bytes | Response:
+    """The ``file`` field of a multipart body (already read, within the size limit)."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartParser
+
+    async def stream():
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, stream()).parse()
+    except Exception as err:
+        return error(400, f"malformed multipart body: {err}")
+    field = form.get("file")
+    if field is None:
+        return error(400, "multipart upload without a 'file' field")
+    if isinstance(field, UploadFile):
+        return await field.read()
+    return str(field).encode()
+
+
+def decode_upload(data: bytes, limits) -> np.ndarray | Response:
+    """Upload bytes -> 16 kHz mono samples with the pipeline's decoder and its guard (the
+    header is checked before any decoding), or a 4xx answer. Runs in a worker thread."""
+    from raymer.audio import SAMPLE_RATE, AudioError, AudioTooLarge, decode_audio
+
+    try:
+        audio = decode_audio(data, limits=limits)
+    except AudioTooLarge as err:
+        return error(413, f"cannot use this audio: {err}")
+    except AudioError as err:
+        return error(422, f"cannot use this audio: {err}")
+    except Exception as err:
+        return error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
+    duration = len(audio) / SAMPLE_RATE
+    if duration < 0.1:
+        return error(422, f"the audio is too short ({duration * 1000:.0f} ms) to recognise")
+    return audio
+
+
+def resolve_token(cfg: ServeConfig) -> str | None:
+    """The bearer token: ``auth_token``, the file ``auth_token_file`` names, or
+    ``$RAYMER_API_TOKEN``; None: the API is open."""
+    if cfg.auth_token:
+        return cfg.auth_token
+    if cfg.auth_token_file:
+        from raymer import storage
+
+        try:
+            token = storage.read_bytes(cfg.auth_token_file).decode().strip()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"auth_token_file {cfg.auth_token_file} does not exist: mount the token there, "
+                "or set allow_anonymous: true to serve without one"
+            ) from None
+        if not token:
+            raise ValueError(f"auth_token_file {cfg.auth_token_file} is empty")
+        return token
+    return os.environ.get(API_TOKEN_ENV) or None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_exposure(cfg: ServeConfig, token: str | None) -> None:
+    """Refuse to open the API to the network without a token, unless asked to."""
+    if cfg.host not in LOOPBACK and not token and not cfg.allow_anonymous:
+        raise ValueError(
+            f"serving on {cfg.host} without a token lets anyone who reaches port {cfg.port} "
+            "use the API: set auth_token, auth_token_file or RAYMER_API_TOKEN, or "
+            "allow_anonymous=true"
+        )
