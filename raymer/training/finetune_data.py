@@ -9,7 +9,6 @@ Whisper's log-mel features in a window fitted to the batch and tokenizes the tex
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
@@ -32,9 +31,10 @@ FINETUNE_COLUMNS = [
 def decode_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Ray Data batch -> the same rows with ``audio`` (float32 bytes, at most 30 s); a clip
     that no longer decodes is dropped with a warning (it decoded at extraction time)."""
+    from raymer.audio import UNLIMITED
     from raymer.pipeline.stages import decode_batch
 
-    out = decode_batch(batch, max_duration_s=math.inf)
+    out = decode_batch(batch, UNLIMITED)  # it passed the guard at extraction time
     keep = [i for i, error in enumerate(out["error"]) if error is None]
     for i, error in enumerate(out["error"]):
         if error is not None:

@@ -100,14 +100,16 @@ def buckets(chunk, size: int, generator: torch.Generator | None) -> list[np.ndar
     n = chunk.num_rows
     keys = []
     for name in ("text_tokens", "audio_frames", "audio"):  # last is most significant
-        if name in chunk.column_names:
-            column = chunk.column(name)
-            length = (
-                pc.binary_length(column)
-                if pa.types.is_binary(column.type)
-                else pc.list_value_length(column)
-            )
-            keys.append(pc.fill_null(length, 0).to_numpy(zero_copy_only=False))
+        if name not in chunk.column_names:
+            continue
+        column, kind = chunk.column(name), chunk.column(name).type
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            length = pc.binary_length(column)
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            length = pc.list_value_length(column)
+        else:  # another type (a Python object column): no length to sort by
+            continue
+        keys.append(pc.fill_null(length, 0).to_numpy(zero_copy_only=False))
     if generator is not None:
         keys.insert(0, torch.rand(n, generator=generator).numpy())
     order = np.lexsort(keys) if keys else np.arange(n)
