@@ -246,7 +246,7 @@ def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
     if mine:
         fs, _ = storage.filesystem(mine[0])
         ds = ray.data.read_parquet(
-            [storage.filesystem(u)[1] for u in mine], filesystem=fs, ray_remote_args=READ_ARGS
+            [storage.filesystem(u)[1] for u in mine], filesystem=fs, **READ_ARGS
         )
         ds = ds.select_columns(["duration_s", "wer", "reference_text"])
         ds = ds.map_batches(_wer_columns, batch_format="pyarrow")

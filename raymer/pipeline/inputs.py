@@ -37,14 +37,14 @@ def input_dataset(uri: str, listing_uri: str, reserved: frozenset[str]):
     check_input(uri, files=True)
     if storage.is_dir(uri):
         root = _write_listing(_walk(uri), listing_uri)
-        ds = ray.data.read_parquet(root[1], filesystem=root[0], ray_remote_args=READ_ARGS)
+        ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
         return ds.map_batches(ListedRows(uri), batch_format="pyarrow")
     if uri.lower().endswith(MANIFEST_SUFFIXES):
         return read_manifest(uri).map_batches(
             ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow"
         )
     root = _write_listing(iter([uri]), listing_uri)  # one audio file
-    ds = ray.data.read_parquet(root[1], filesystem=root[0], ray_remote_args=READ_ARGS)
+    ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
     return ds.map_batches(ListedRows(storage.parent(uri)), batch_format="pyarrow")
 
 
@@ -56,16 +56,14 @@ def read_manifest(uri: str):
     fs, path = storage.filesystem(uri)
     lower = uri.lower()
     if lower.endswith(".parquet"):
-        return ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
+        return ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     if lower.endswith((".jsonl", ".json")):
         return ray.data.read_json(
-            path, filesystem=fs, ray_remote_args=READ_ARGS
+            path, filesystem=fs, **READ_ARGS
         )  # newline-delimited, as pyarrow reads it
     strings = {c: pa.string() for c in MANIFEST_COLUMNS}
     options = pacsv.ConvertOptions(column_types=strings)
-    return ray.data.read_csv(
-        path, filesystem=fs, convert_options=options, ray_remote_args=READ_ARGS
-    )
+    return ray.data.read_csv(path, filesystem=fs, convert_options=options, **READ_ARGS)
 
 
 def _walk(uri: str) -> Iterator[str]:
@@ -282,9 +280,7 @@ def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None):
     if not storage.list_files(written_uri, (".parquet",)):
         return ds
     fs, path = storage.filesystem(written_uri)
-    done = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).select_columns(
-        list(keys)
-    )
+    done = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).select_columns(list(keys))
     if cast is not None:
         ds = ds.map_batches(cast, batch_format="pyarrow")
     return ds.join(done, join_type="left_anti", num_partitions=2, on=keys)

@@ -196,7 +196,7 @@ def _publish(out: dict, run_id: str) -> int:
     if not files:
         return _merge_errors(out, decoded)
     fs, path = storage.filesystem(staged)
-    rows = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
+    rows = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     pfs, ppath = storage.filesystem(out["predictions"])
     rows.map_batches(successes, batch_format="pyarrow").write_parquet(
         ppath, filesystem=pfs, min_rows_per_file=PUBLISHED_ROWS
@@ -251,7 +251,7 @@ def _recordings(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> 
     if not storage.list_files(out["predictions"], (".parquet",)):
         return
     fs, path = storage.filesystem(out["predictions"])
-    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
+    ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     if cfg.plots:
         storage.makedirs(out["plots"])
     grouped = ds.groupby("id").map_groups(
@@ -309,7 +309,7 @@ def _totals(out: dict, labels: list[str], run_id: str) -> dict[str, float]:
     if not storage.list_files(out["recordings"], (".parquet",)):
         return totals
     fs, path = storage.filesystem(out["recordings"])
-    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).map_batches(
+    ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).map_batches(
         summary_columns, fn_kwargs={"labels": labels, "run_id": run_id}, batch_format="pyarrow"
     )
     found = ds.aggregate(Count(), *[Sum(name) for name in names])
@@ -322,5 +322,5 @@ def _error_examples(out: dict) -> list[str]:
     import ray.data
 
     fs, path = storage.filesystem(storage.join(out["errors"], "errors.parquet"))
-    rows = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).take(5)
+    rows = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).take(5)
     return [f"{row['id']}: {row['error']}" for row in rows]

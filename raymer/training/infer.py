@@ -104,7 +104,7 @@ def infer(
         storage.delete_file(uri)
     fs, _ = storage.filesystem(files[0])
     ds = ray.data.read_parquet(
-        [storage.filesystem(f)[1] for f in files], filesystem=fs, ray_remote_args=READ_ARGS
+        [storage.filesystem(f)[1] for f in files], filesystem=fs, **READ_ARGS
     )
     ds = ds.map_batches(
         Scorer,
@@ -140,7 +140,7 @@ def _totals(out: str, spec: ModelSpec) -> dict:
     if not storage.list_files(out, (".parquet",)):
         return {"count()": 0}
     fs, path = storage.filesystem(out)
-    written = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS).map_batches(
+    written = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).map_batches(
         counts,
         fn_kwargs={"labels": spec.labels, "target": target_column(spec.multi_label)},
         batch_format="pyarrow",

@@ -146,7 +146,7 @@ def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     target = target_column(cfg.multi_label)
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
     columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
-    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=READ_ARGS)
+    ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     ds = ds.select_columns(columns)
     datasets = {
         name: ds.map_batches(
