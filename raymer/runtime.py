@@ -12,9 +12,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Ray Data's read tasks ask for a whole CPU by default: streamed beside fractional model
-# actors on a small machine (2 CPUs: 1 for two Whisper actors, 0.25 for the model) a read
-# could never be scheduled, and the job waited for ever. Reads are I/O: a quarter will do.
+# Ray Data's read and map tasks ask for a whole CPU by default: streamed beside fractional
+# model actors on a small machine (2 CPUs: 1 for two Whisper actors, 0.25 for the model) such
+# a task could never be scheduled, and the job waited for ever. Reads and the light Arrow
+# steps after them (renaming columns, filters) ask for a quarter.
 READ_ARGS = {"num_cpus": 0.25}
 
 

@@ -249,7 +249,7 @@ def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
             [storage.filesystem(u)[1] for u in mine], filesystem=fs, **READ_ARGS
         )
         ds = ds.select_columns(["duration_s", "wer", "reference_text"])
-        ds = ds.map_batches(_wer_columns, batch_format="pyarrow")
+        ds = ds.map_batches(_wer_columns, batch_format="pyarrow", **READ_ARGS)
         totals |= ds.aggregate(Count(), Sum("duration_s"), Sum("edits"), Sum("words"))
     seconds, words = totals["sum(duration_s)"] or 0.0, totals["sum(words)"] or 0
     return ExtractSummary(

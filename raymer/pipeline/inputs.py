@@ -38,14 +38,14 @@ def input_dataset(uri: str, listing_uri: str, reserved: frozenset[str]):
     if storage.is_dir(uri):
         root = _write_listing(_walk(uri), listing_uri)
         ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
-        return ds.map_batches(ListedRows(uri), batch_format="pyarrow")
+        return ds.map_batches(ListedRows(uri), batch_format="pyarrow", **READ_ARGS)
     if uri.lower().endswith(MANIFEST_SUFFIXES):
         return read_manifest(uri).map_batches(
-            ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow"
+            ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow", **READ_ARGS
         )
     root = _write_listing(iter([uri]), listing_uri)  # one audio file
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
-    return ds.map_batches(ListedRows(storage.parent(uri)), batch_format="pyarrow")
+    return ds.map_batches(ListedRows(storage.parent(uri)), batch_format="pyarrow", **READ_ARGS)
 
 
 def read_manifest(uri: str):
@@ -184,7 +184,11 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
     check_input(uri, kind)
     if storage.is_dir(uri):
         ds = input_dataset(uri, listing_uri, frozenset())
-        return ds.map_batches(ExtractRows(uri, False, []), batch_format="pyarrow"), False, []
+        return (
+            ds.map_batches(ExtractRows(uri, False, []), batch_format="pyarrow", **READ_ARGS),
+            False,
+            [],
+        )
     ds = read_manifest(uri)
     names = _names(ds, uri)
     if kind == "auto":
@@ -195,7 +199,7 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
         raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
     extra = [n for n in names if n not in MANIFEST_COLUMNS]
     rows = ExtractRows(storage.parent(uri), kind == "text", extra)
-    return ds.map_batches(rows, batch_format="pyarrow"), kind == "text", extra
+    return ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), kind == "text", extra
 
 
 def _names(ds, uri: str) -> list[str]:
@@ -216,7 +220,9 @@ def _has_paths(ds, names: list[str]) -> bool:
     """Whether any row of the manifest names a file (read until the first one)."""
     if "path" not in names:
         return False
-    found = ds.select_columns(["path"]).map_batches(_named_paths, batch_format="pyarrow")
+    found = ds.select_columns(["path"]).map_batches(
+        _named_paths, batch_format="pyarrow", **READ_ARGS
+    )
     return bool(found.take(1))
 
 
@@ -282,5 +288,5 @@ def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None):
     fs, path = storage.filesystem(written_uri)
     done = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).select_columns(list(keys))
     if cast is not None:
-        ds = ds.map_batches(cast, batch_format="pyarrow")
+        ds = ds.map_batches(cast, batch_format="pyarrow", **READ_ARGS)
     return ds.join(done, join_type="left_anti", num_partitions=2, on=keys)

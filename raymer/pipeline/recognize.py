@@ -198,11 +198,13 @@ def _publish(out: dict, run_id: str) -> int:
     fs, path = storage.filesystem(staged)
     rows = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     pfs, ppath = storage.filesystem(out["predictions"])
-    rows.map_batches(successes, batch_format="pyarrow").write_parquet(
+    rows.map_batches(successes, batch_format="pyarrow", **READ_ARGS).write_parquet(
         ppath, filesystem=pfs, min_rows_per_file=PUBLISHED_ROWS
     )
     efs, epath = storage.filesystem(storage.join(out["staged"], run_id + "-errors"))
-    rows.map_batches(failures, batch_format="pyarrow").write_parquet(epath, filesystem=efs)
+    rows.map_batches(failures, batch_format="pyarrow", **READ_ARGS).write_parquet(
+        epath, filesystem=efs
+    )
     parts = storage.list_files(storage.join(out["staged"], run_id + "-errors"), (".parquet",))
     for uri in files:
         storage.delete_file(uri)
@@ -310,7 +312,10 @@ def _totals(out: dict, labels: list[str], run_id: str) -> dict[str, float]:
         return totals
     fs, path = storage.filesystem(out["recordings"])
     ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).map_batches(
-        summary_columns, fn_kwargs={"labels": labels, "run_id": run_id}, batch_format="pyarrow"
+        summary_columns,
+        fn_kwargs={"labels": labels, "run_id": run_id},
+        batch_format="pyarrow",
+        **READ_ARGS,
     )
     found = ds.aggregate(Count(), *[Sum(name) for name in names])
     totals["count"] = found["count()"]

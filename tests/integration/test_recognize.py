@@ -72,7 +72,8 @@ def recognized(ray_session, corpus, tmp_path_factory):
         chunk_s=60,  # the 55 s recording is decoded and cut in more than one chunk
         max_duration_s=3600,  # the 2-hour bomb is refused from its header
         batch_size=4,
-        asr_actors=1,
+        # the default two Whisper actors (1 CPU) and the model actor (0.25) leave 0.75 of the
+        # session's 2 CPUs: every other task of the stream must fit in what is left
     )
     return recognize(cfg), out, cfg
 
