@@ -145,7 +145,10 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     ds = input_dataset(cfg.input, out["inputs"], frozenset(reserved))
     manifest_columns = [c for c in _column_names(ds) if c not in ("id", "path")]
     # A manifest file is one block as read: small blocks make the decode tasks parallel.
-    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
+    # The input rows are then held in the object store (not the driver) before the model
+    # actors start: Ray Data's repartition asks a whole CPU per task, which two Whisper
+    # actors and the model actor on 2 CPUs would never leave it.
+    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
     ds = ds.map_batches(
         segment_batch,
         fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},
