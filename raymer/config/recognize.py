@@ -81,11 +81,16 @@ class RecognizeConfig(BaseModel, extra="forbid"):
         "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
     )
     asr_actors: int = Field(2, ge=1, description="Whisper actors.")
-    asr_num_cpus: float = Field(0.5, gt=0, description="CPUs reserved per Whisper actor.")
+    asr_num_cpus: float = Field(
+        0.4,
+        gt=0,
+        description="CPUs reserved per Whisper actor. The model actors together must leave "
+        "one CPU of the cluster to Ray Data's read and shuffle tasks (checked at start).",
+    )
     asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
     asr_num_gpus: float = Field(1.0, ge=0, description="GPUs per Whisper actor with use_gpu.")
     model_actors: int = Field(1, ge=1, description="Text encoder + emotion model actors.")
-    model_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per model actor.")
+    model_num_cpus: float = Field(0.2, gt=0, description="CPUs reserved per model actor.")
     model_threads: int = Field(1, ge=1, description="torch threads per model actor.")
     model_num_gpus: float = Field(0.0, ge=0, description="GPUs per model actor with use_gpu.")
     decode_num_cpus: float = Field(0.25, gt=0, description="CPUs per decode/segment task.")

@@ -139,6 +139,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, EmotionStage, SpeechStage
     from raymer.pipeline.segmenting import segment_batch
 
+    _check_room(cfg)
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
 
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
@@ -184,6 +185,21 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
         min_rows_per_file=STAGED_ROWS,
         ray_remote_args={"num_cpus": cfg.decode_num_cpus},
     )
+
+
+def _check_room(cfg: RecognizeConfig) -> None:
+    """The model actors must leave a whole CPU: Ray Data's file listing and the resume join's
+    shuffle tasks ask for one each, and would otherwise wait for ever beside the actors."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    actors = cfg.asr_actors * cfg.asr_num_cpus + cfg.model_actors * cfg.model_num_cpus
+    if cpus - actors < 1:
+        raise ValueError(
+            f"the model actors reserve {actors:g} of the cluster's {cpus:g} CPUs: Ray Data's "
+            "read and shuffle tasks need one CPU beside them. Lower asr_actors, asr_num_cpus, "
+            "model_actors or model_num_cpus"
+        )
 
 
 def _publish(out: dict, run_id: str) -> int:
