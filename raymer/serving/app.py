@@ -141,8 +141,7 @@ class Api:
 
     async def _models(self) -> dict:
         if self._info is None:
-            source = self.split.info() if self.split else self.model.info.remote()
-            self._info = await source
+            self._info = await self._ping()
         return self._info
 
     async def _recognize(self, audio: np.ndarray):
