@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import raymer.runtime  # noqa: F401  (Ray environment defaults)
 from raymer.audio import decode_audio
 from raymer.config import ExtractConfig, load_config
 from raymer.models.registry import resolve_model
+from raymer.runtime import init_ray
 from raymer.wer import word_errors
 
 
@@ -132,7 +132,7 @@ def main() -> None:
     audio = [decode_audio((manifest.parent / r["path"]).read_bytes()) for r in rows]
     seconds = sum(len(a) for a in audio) / 16_000
 
-    raymer.runtime.init_ray()
+    init_ray()
     print(
         f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"device {device}\nclips: {len(rows)} ({seconds:.0f} s of audio, "

@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import raymer.runtime  # noqa: F401  (Ray environment defaults)
 from raymer.wer import word_errors
 
 

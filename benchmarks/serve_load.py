@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-import raymer.runtime  # noqa: F401  (Ray environment defaults)
 from raymer.config import ServeConfig
+from raymer.runtime import init_ray
 
 
 def _port() -> int:
@@ -129,12 +129,10 @@ def main() -> None:
     if not files:
         parser.error(f"no WAV files under {args.clips}: run `make demo` first")
 
-    import ray
-
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs")
     compute = compute_time(args.checkpoint, files)
     print(f"(a) model compute, one clip, in-process: {compute * 1000:.0f} ms (median)")
-    ray.init(include_dashboard=False)
+    init_ray(include_dashboard=False)
     for layout in args.layouts.split(","):
         serve_layout(layout, args, files, compute)
 

@@ -17,8 +17,8 @@ import statistics
 import tempfile
 import time
 
-import raymer.runtime  # noqa: F401  (Ray environment defaults)
 from raymer.config import TrainConfig, load_config
+from raymer.runtime import init_ray
 
 
 def run(features: str, workers: int, args: argparse.Namespace, out: str) -> dict:
@@ -66,7 +66,7 @@ def main() -> None:
 
     import ray
 
-    ray.init(include_dashboard=False)
+    init_ray(include_dashboard=False)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"Ray resources {ray.cluster_resources()}"

@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import raymer.runtime  # noqa: F401  (Ray environment defaults)
 from raymer.config import TrainConfig, load_config
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from raymer.errors import UsageError
+
 SAMPLE_RATE = 16_000
 MIN_SAMPLE_RATE = 4_000  # below this no speech survives (telephone audio is 8 kHz)
 BLOCK_S = 10.0  # seconds decoded between two checks of the limits
 
 
-class AudioError(ValueError):
+class AudioError(UsageError):
     """Audio that cannot be used; the message says why in words a person understands."""
 
 

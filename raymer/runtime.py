@@ -1,16 +1,14 @@
-"""Ray start-up shared by every command: local by default, a cluster with RAY_ADDRESS."""
+"""Ray start-up shared by every command: local by default, a cluster with RAY_ADDRESS.
+
+Importing raymer changes no environment variable. A local Ray that raymer starts binds
+127.0.0.1 and reports no usage: both are arguments of the start (and the usage setting is in
+the environment only while Ray starts its processes), so whoever imports raymer keeps theirs.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-
-# Safe defaults before ray is imported anywhere: no usage reporting, and bind to
-# 127.0.0.1 (without the second one Ray listens on every interface).
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Ray Data's read and map tasks ask for a whole CPU by default: streamed beside fractional
 # model actors on a small machine (2 CPUs: 1 for two Whisper actors, 0.25 for the model) such
@@ -27,11 +25,30 @@ def init_ray(**kwargs) -> None:
     if ray.is_initialized():
         return
     kwargs.setdefault("log_to_driver", True)
-    if os.environ.get("RAY_OBJECT_STORE_MEMORY") and not os.environ.get("RAY_ADDRESS"):
-        kwargs.setdefault("object_store_memory", int(os.environ["RAY_OBJECT_STORE_MEMORY"]))
-    ray.init(**kwargs)
+    local = not os.environ.get("RAY_ADDRESS") and not kwargs.get("address")
+    if local:
+        if os.environ.get("RAY_OBJECT_STORE_MEMORY"):
+            kwargs.setdefault("object_store_memory", int(os.environ["RAY_OBJECT_STORE_MEMORY"]))
+        if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0") in ("0", ""):
+            kwargs.setdefault("_node_ip_address", "127.0.0.1")  # not every interface
+    with scoped_env(RAY_USAGE_STATS_ENABLED="0"):
+        ray.init(**kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = True
+
+
+@contextlib.contextmanager
+def scoped_env(**defaults: str):
+    """Set the variables not already set, for the block only (the processes started inside
+    it inherit them); the environment is as it was afterwards."""
+    added = [name for name in defaults if name not in os.environ]
+    for name in added:
+        os.environ[name] = defaults[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from raymer.errors import UsageError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".wma")
 
 
@@ -43,7 +45,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         return _s3_filesystem(s3_endpoint(), region), uri[len("s3://") :].rstrip("/")
     if is_remote(uri):
         scheme = uri.split("://", 1)[0]
-        raise ValueError(f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path or s3://")
+        raise UsageError(f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path or s3://")
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
     return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())

@@ -32,6 +32,7 @@ from raymer.config import (
     load_config,
     require_paths,
 )
+from raymer.errors import RunError
 
 # Settings that travel with every job when they are set here: where S3 is and how Ray and
 # the model hub behave. Credentials do not: the cluster's nodes have their own (or pass
@@ -43,12 +44,13 @@ FORWARDED_ENV = (
     "AWS_REGION",
     "RAYMER_S3_ENDPOINT",
     "HF_HUB_OFFLINE",
-    "RAYMER_MODEL_CACHE",
+    "RAYMER_OFFLINE",
+    "RAYMER_CACHE",
 )
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-class SubmissionError(RuntimeError):
+class SubmissionError(RunError):
     """The cluster cannot be reached, refused the request, or the job failed."""
 
 

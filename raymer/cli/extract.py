@@ -9,7 +9,6 @@ from raymer.config import ExtractConfig, load_config, require_paths
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
     from raymer.pipeline.extract import extract
 
     cfg = load_config(

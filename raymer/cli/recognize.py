@@ -14,7 +14,6 @@ OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
-    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
     from raymer.pipeline.recognize import recognize
 
     given, overrides = split_words(args.words)

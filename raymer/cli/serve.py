@@ -13,7 +13,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
     from raymer.serving import server
     from raymer.serving.client import recognize, table
 

@@ -10,7 +10,6 @@ from raymer.config import TrainConfig, load_config, require_paths
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    import raymer.runtime  # noqa: F401  (Ray environment defaults before ray is imported)
 
     cfg = load_config(
         TrainConfig, args.config, args.overrides, features=args.features, output=args.output

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from raymer.errors import UsageError
+
 from .extract import ExtractConfig
 from .recognize import RecognizeConfig
 from .serve import ServeConfig
@@ -17,7 +19,7 @@ from .train import TrainConfig
 C = TypeVar("C", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A config file or override that cannot be used; the message says which and why."""
 
 

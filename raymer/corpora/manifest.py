@@ -18,12 +18,13 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.errors import UsageError
 from raymer.schema import MANIFEST_COLUMNS
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """A manifest that cannot be read; the message names the file and the problem."""
 
 

@@ -2,7 +2,7 @@
 
 These machines reach package registries but no model hub, so the default weights ship as
 pip packages (see requirements-models.txt). ``resolve_model`` also accepts any local
-folder, and a hub id where a hub is reachable (``HF_HUB_OFFLINE`` unset).
+folder, and a hub id unless raymer is told it is offline (``offline()``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,18 @@ REGISTRY: dict[str, RegisteredModel] = {
 }
 
 
+TRUE = {"1", "true", "yes", "on"}
+
+
+def offline() -> bool:
+    """No model hub: ``RAYMER_OFFLINE`` or ``HF_HUB_OFFLINE`` set to a true value (1, true,
+    yes, on). ``0``, ``false`` or unset leave hub ids to the loaders."""
+    return any(
+        os.environ.get(name, "").strip().lower() in TRUE
+        for name in ("RAYMER_OFFLINE", "HF_HUB_OFFLINE")
+    )
+
+
 def cache_dir() -> Path:
     """Where joined model files live: ``$RAYMER_CACHE`` or ``~/.cache/raymer``."""
     return Path(os.environ.get("RAYMER_CACHE", Path.home() / ".cache" / "raymer")).expanduser()
@@ -61,12 +73,17 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.is_dir():
         return str(path.absolute())
-    if "/" in name and not name.startswith((".", "/")) and not os.environ.get("HF_HUB_OFFLINE"):
+    hub_id = "/" in name and not name.startswith((".", "/", "~")) and "://" not in name
+    if hub_id and not offline():
         return name  # a hub id: the loader downloads it where a hub is reachable
+    why = (
+        "raymer is offline (RAYMER_OFFLINE or HF_HUB_OFFLINE is true)"
+        if hub_id
+        else "it is not a hub id (owner/name)"
+    )
     raise ModelNotFoundError(
         f"model {name!r} is not a registered name ({', '.join(sorted(REGISTRY))}), "
-        "not a local folder, and no model hub is reachable (HF_HUB_OFFLINE is set or the "
-        "name is not a hub id)"
+        f"not a local folder, and not loadable from a hub: {why}"
     )
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.config import ExtractConfig, dump_config
 from raymer.config.extract import ExtractSettings
+from raymer.errors import UsageError
 from raymer.pipeline.outputs import (
     Lease,
     check_settings,
@@ -75,7 +76,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     time), one row is kept per id, ids already written are left out by an anti-join, and the
     counts are summed by Ray Data: the driver never holds the corpus."""
     if not cfg.input or not cfg.output:
-        raise ValueError("extract needs both input and output")
+        raise UsageError("extract needs both input and output")
     from raymer.corpora.manifest import check_input
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 import yaml
 
 from raymer import storage
+from raymer.errors import RunError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ HEARTBEAT_S = 15.0
 STALE_S = 90.0
 
 
-class OutputInUse(RuntimeError):
+class OutputInUse(RunError):
     """Another run holds the output's lease."""
 
 
-class SettingsMismatch(ValueError):
+class SettingsMismatch(UsageError):
     """The output holds rows made with other settings."""
 
 

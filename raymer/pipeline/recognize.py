@@ -30,6 +30,7 @@ from raymer import checkpoint, storage
 from raymer.config import dump_config
 from raymer.config.recognize import RecognizeConfig
 from raymer.corpora.manifest import check_input
+from raymer.errors import UsageError
 from raymer.pipeline.outputs import Lease, check_settings, clear_done, mark_done
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 
@@ -71,7 +72,7 @@ def outputs(root: str) -> dict[str, str]:
 def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     """Run the recognition ``cfg`` describes (``input``, ``checkpoint`` and ``output`` set)."""
     if not cfg.input or not cfg.output or not cfg.checkpoint:
-        raise ValueError("recognize needs input, checkpoint and output")
+        raise UsageError("recognize needs input, checkpoint and output")
     keys = ("input", "output", "checkpoint")
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
@@ -195,7 +196,7 @@ def _check_room(cfg: RecognizeConfig) -> None:
     cpus = ray.cluster_resources().get("CPU", 0)
     actors = cfg.asr_actors * cfg.asr_num_cpus + cfg.model_actors * cfg.model_num_cpus
     if cpus - actors < 1:
-        raise ValueError(
+        raise UsageError(
             f"the model actors reserve {actors:g} of the cluster's {cpus:g} CPUs: Ray Data's "
             "read and shuffle tasks need one CPU beside them. Lower asr_actors, asr_num_cpus, "
             "model_actors or model_num_cpus"

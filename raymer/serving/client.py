@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from raymer.errors import RunError
 from raymer.storage import AUDIO_EXTENSIONS
 
 CONTENT_TYPES = {
@@ -22,7 +23,7 @@ CONTENT_TYPES = {
 }
 
 
-class ServiceError(RuntimeError):
+class ServiceError(RunError):
     """The service answered with an error (its status and message are in the text)."""
 
 

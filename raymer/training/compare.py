@@ -11,6 +11,7 @@ import json
 
 from raymer import storage
 from raymer.config import TrainConfig
+from raymer.errors import UsageError
 from raymer.training.evaluate import evaluate
 from raymer.training.trainer import refuse_multi_label, train
 
@@ -20,7 +21,7 @@ MODALITIES = ("fusion", "audio", "text")
 def compare(cfg: TrainConfig) -> dict:
     refuse_multi_label(cfg, "compare")
     if not cfg.test_speakers and not cfg.holdout:
-        raise ValueError("compare needs test_speakers or holdout: something no model trains on")
+        raise UsageError("compare needs test_speakers or holdout: something no model trains on")
     results: dict[str, dict] = {}
     for modality in MODALITIES:
         out = storage.join(cfg.output, modality)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.config import TrainConfig
+from raymer.errors import UsageError
 from raymer.training.data import read_index
 from raymer.training.evaluate import evaluate
 from raymer.training.metrics import classification_metrics
@@ -39,9 +40,9 @@ def crossval(
     folds = folds or groups
     unknown = sorted(set(folds) - set(groups))
     if unknown:
-        raise ValueError(f"folds {unknown} are not {cfg.split_by}s of the features ({groups})")
+        raise UsageError(f"folds {unknown} are not {cfg.split_by}s of the features ({groups})")
     if len(groups) < 3:
-        raise ValueError(
+        raise UsageError(
             f"crossval needs at least 3 {cfg.split_by}s (test, validation, training); "
             f"the features have {groups}"
         )

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.batches import has_target
 from raymer.checkpoint import target_column
+from raymer.errors import UsageError
 
 COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
 SPLIT_COLUMNS = ("speaker", "session")
@@ -59,12 +60,12 @@ def read_index(uri: str, split_by: str = "speaker", multi_label: bool = False) -
     target = target_column(multi_label)
     columns = feature_columns(uri)
     if split_by not in columns:
-        raise ValueError(
+        raise UsageError(
             f"split_by={split_by}: the features under {uri} have no `{split_by}` column "
             "(it comes from the manifest; `raymer corpus prepare` writes `fold`)"
         )
     if target not in columns:
-        raise ValueError(
+        raise UsageError(
             f"multi_label: the features under {uri} have no `labels` column (a list of labels "
             "per clip, as `raymer corpus prepare goemotions` writes)"
         )
@@ -84,7 +85,7 @@ def read_index(uri: str, split_by: str = "speaker", multi_label: bool = False) -
             groups.append(group_of(row, split_by))
             dims = dims or (len(row["audio_embedding"] or []), len(row["text_embedding"]))
     if not ids:
-        raise ValueError(
+        raise UsageError(
             f"no labelled clips under {uri} ({unlabelled} without a label): "
             f"train needs features with a `{target}` column"
         )
@@ -95,7 +96,7 @@ def feature_columns(uri: str) -> list[str]:
     """Column names of the features (from the first file's schema)."""
     files = feature_files(uri)
     if not files:
-        raise ValueError(f"no Parquet files under {features_path(uri)}")
+        raise UsageError(f"no Parquet files under {features_path(uri)}")
     fs, inner = storage.filesystem(files[0])
     return pq.read_schema(fs.open_input_file(inner)).names
 
@@ -107,14 +108,14 @@ def split_speakers(
     everyone = sorted(set(speakers))
     unknown = [s for s in (*test, *val) if s not in everyone]
     if unknown:
-        raise ValueError(f"groups {unknown} are not in the features (there: {everyone})")
+        raise UsageError(f"groups {unknown} are not in the features (there: {everyone})")
     rest = [s for s in everyone if s not in test]
     if not val:
         shuffled = random.Random(seed).sample(rest, len(rest))
         val = shuffled[: max(1, round(val_fraction * len(rest)))]
     train = set(rest) - set(val)
     if not train:
-        raise ValueError(f"no speaker left for training after test {test} and validation {val}")
+        raise UsageError(f"no speaker left for training after test {test} and validation {val}")
     return train, set(val), set(test)
 
 

@@ -1,5 +1,7 @@
 """Errors of training and evaluation (no heavy imports: the CLI catches them)."""
 
+from raymer.errors import RunError
 
-class TrainingError(RuntimeError):
+
+class TrainingError(RunError):
     """A run that cannot go on (a NaN loss); the message says what happened and what to try."""

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from raymer import checkpoint, storage
 from raymer.batches import Collate, columns, has_target, scores_of
 from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column
+from raymer.errors import RunError, UsageError
 from raymer.training.data import feature_files
 from raymer.training.metrics import classification_metrics, multilabel_metrics
 
@@ -36,7 +37,7 @@ def model_batch(collate: Collate, table: pa.Table) -> dict:
         decoded = decode_rows(cols)
         if len(decoded["id"]) != len(cols["id"]):
             lost = sorted(set(cols["id"]) - set(decoded["id"]))
-            raise ValueError(f"cannot decode the audio of {lost} any more (see the log)")
+            raise RunError(f"cannot decode the audio of {lost} any more (see the log)")
         cols = decoded
     return collate(cols)
 
@@ -90,7 +91,7 @@ def _records(table: pa.Table, scores, spec: ModelSpec) -> list[dict]:
 def refusals(selection: Selection, features: str, where: dict, found: bool) -> None:
     labels = selection.spec.labels
     if selection.foreign:
-        raise ValueError(
+        raise UsageError(
             f"the features under {features} have labels {sorted(selection.foreign)} that the "
             f"checkpoint was not trained on (its labels: {labels}); evaluate a checkpoint "
             "trained on this label set, select matching clips with --where label=..., or "
@@ -98,7 +99,7 @@ def refusals(selection: Selection, features: str, where: dict, found: bool) -> N
         )
     if not found:
         labelled_only, unlabelled = selection.labelled_only, selection.unlabelled
-        raise ValueError(
+        raise UsageError(
             f"no {'labelled ' if labelled_only else ''}clips under {features} to score"
             + (f" ({unlabelled} clips have no label)" if unlabelled else "")
             + (f" matching {where}" if where else "")

@@ -17,6 +17,7 @@ import pyarrow as pa
 from raymer import checkpoint, storage
 from raymer.batches import LoadedModel, has_target
 from raymer.checkpoint import ModelSpec, labels_on, target_column
+from raymer.errors import UsageError
 from raymer.runtime import READ_ARGS
 from raymer.training.evaluate import FEATURE_COLUMNS, Selection, model_batch, refusals
 
@@ -97,7 +98,7 @@ def infer(
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     files = feature_files(features)
     if not files:
-        raise ValueError(f"no features under {features} (expected Parquet files)")
+        raise UsageError(f"no features under {features} (expected Parquet files)")
     init_ray()
     out = storage.join(output, "predictions")
     for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions

@@ -21,6 +21,7 @@ import yaml
 from raymer import checkpoint, storage
 from raymer.checkpoint import ModelSpec, score_name, target_column
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
+from raymer.errors import UsageError
 from raymer.runtime import READ_ARGS, init_ray
 from raymer.training.data import (
     COLUMNS,
@@ -62,7 +63,7 @@ class TrainSummary:
 def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
     """crossval and compare score single labels: a multi_label run is refused, saying why."""
     if cfg.multi_label:
-        raise ValueError(
+        raise UsageError(
             f"{command} scores single-label clips; train and evaluate a multi_label model on "
             "the corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
         )
@@ -119,19 +120,19 @@ def build_trainer(cfg: TrainConfig):
 def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
     """The label set to train on; refuses features the configuration cannot train on."""
     if index.audio_dim == 0 and cfg.modality != "text":
-        raise ValueError(
+        raise UsageError(
             f"the features under {cfg.features} hold text only (extracted from a text "
             f"manifest); train them with modality=text, not {cfg.modality}"
         )
     labels = cfg.labels or index.label_set()
     unknown = sorted(set(index.label_set()) - set(labels))
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"labels {unknown} in the features are not in the configured labels {labels}"
         )
     missing = sorted(set(cfg.holdout) - set(feature_columns(cfg.features)))
     if missing:
-        raise ValueError(f"holdout columns {missing} are not in the features")
+        raise UsageError(f"holdout columns {missing} are not in the features")
     return labels
 
 
@@ -278,7 +279,7 @@ def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
 
 def train(cfg: TrainConfig) -> TrainSummary:
     if not cfg.features or not cfg.output:
-        raise ValueError("train needs features and output")
+        raise UsageError("train needs features and output")
     # Workers run in other folders: every local path they see must be absolute.
     keys = ("features", "output", "init_text")
     cfg = cfg.model_copy(

@@ -71,8 +71,6 @@ def s3_endpoint():
 def ray_session(s3_endpoint):
     import ray
 
-    import raymer.runtime  # noqa: F401  (environment defaults first)
-
     ray.init(num_cpus=2, object_store_memory=400 * 1024**2, include_dashboard=False)
     yield ray
     ray.shutdown()
