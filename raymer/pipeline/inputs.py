@@ -10,6 +10,7 @@ those named like an output column are renamed ``manifest_<name>``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError, check_input
 from raymer.runtime import READ_ARGS
-from raymer.schema import MANIFEST_COLUMNS
+from raymer.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
 LISTING_SCHEMA = pa.schema([("path", pa.string())])
@@ -175,6 +178,26 @@ def _text(value) -> str | None:
 # ``raymer extract``'s rows: the manifest's known columns under the names the extraction
 # stages use (``text`` is the reference transcript), the others carried with their types.
 EXTRACT_KEYS = ("id", "path", "label", "speaker", "session", "reference_text")
+# Names a carried manifest column must not take: the features' columns and the keys the
+# stages add to a row on its way (a manifest's own ``duration_s`` would meet the decoder's).
+EXTRACT_RESERVED = frozenset(FEATURES_SCHEMA.names) | {"audio", "audio_dim", "error", "stage"}
+
+
+def carried_names(names: list[str], reserved: frozenset[str]) -> dict[str, str]:
+    """Manifest columns -> the names they are written under: their own, or
+    ``manifest_<name>`` for one named like an output column."""
+    return {n: f"manifest_{n}" if n in reserved else n for n in names}
+
+
+def warn_renamed(uri: str, carried: dict[str, str]) -> None:
+    renamed = {a: b for a, b in carried.items() if a != b}
+    if renamed:
+        pairs = ", ".join(f"{a} -> {b}" for a, b in renamed.items())
+        logger.warning(
+            "manifest %s has columns named like output columns; they are kept as %s",
+            uri,
+            pairs,
+        )
 
 
 def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
@@ -185,7 +208,7 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
     if storage.is_dir(uri):
         ds = input_dataset(uri, listing_uri, frozenset())
         return (
-            ds.map_batches(ExtractRows(uri, False, []), batch_format="pyarrow", **READ_ARGS),
+            ds.map_batches(ExtractRows(uri, False, {}), batch_format="pyarrow", **READ_ARGS),
             False,
             [],
         )
@@ -197,9 +220,11 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
     if needed not in names:
         why = ": inputs=text embeds that column" if kind == "text" else ""
         raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
-    extra = [n for n in names if n not in MANIFEST_COLUMNS]
-    rows = ExtractRows(storage.parent(uri), kind == "text", extra)
-    return ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), kind == "text", extra
+    carried = carried_names([n for n in names if n not in MANIFEST_COLUMNS], EXTRACT_RESERVED)
+    warn_renamed(uri, carried)
+    rows = ExtractRows(storage.parent(uri), kind == "text", carried)
+    ds = ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
+    return ds, kind == "text", list(carried.values())
 
 
 def _names(ds, uri: str) -> list[str]:
@@ -232,11 +257,12 @@ def _named_paths(table: pa.Table) -> pa.Table:
 
 
 class ExtractRows:
-    """Input rows (a listing's or a manifest's) -> ``EXTRACT_KEYS`` and the ``extra``
-    columns. An audio row without a path keeps an empty one and a text row without a text
-    an empty text: the stages report them as errors, as they do unreadable files."""
+    """Input rows (a listing's or a manifest's) -> ``EXTRACT_KEYS`` and the carried columns
+    (``extra``: manifest name -> output name). An audio row without a path keeps an empty
+    one and a text row without a text an empty text: the stages report them as errors, as
+    they do unreadable files."""
 
-    def __init__(self, base: str, text_only: bool, extra: list[str]) -> None:
+    def __init__(self, base: str, text_only: bool, extra: dict[str, str]) -> None:
         self.base, self.text_only, self.extra = base, text_only, extra
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -266,8 +292,8 @@ class ExtractRows:
             "session": pa.array(get("session"), pa.string()),
             "reference_text": pa.array(texts, pa.string()),
         }
-        for name in self.extra:
-            out[name] = table.column(name)
+        for name, key in self.extra.items():
+            out[key] = table.column(name)
         return pa.table(out)
 
 

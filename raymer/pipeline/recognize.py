@@ -136,7 +136,7 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     from ray.data import ActorPoolStrategy
 
     from raymer.pipeline.faults import new_ledger, poison_clip
-    from raymer.pipeline.inputs import input_dataset
+    from raymer.pipeline.inputs import input_dataset, warn_renamed
     from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, EmotionStage, SpeechStage
     from raymer.pipeline.segmenting import segment_batch
 
@@ -146,6 +146,8 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
     ds = input_dataset(cfg.input, out["inputs"], frozenset(reserved))
     manifest_columns = [c for c in _column_names(ds) if c not in ("id", "path")]
+    renamed = {c.removeprefix("manifest_") for c in manifest_columns} & reserved
+    warn_renamed(cfg.input, {c: f"manifest_{c}" for c in sorted(renamed)})
     # A manifest file is one block as read: small blocks make the decode tasks parallel.
     # The input rows are then held in the object store (not the driver) before the model
     # actors start: Ray Data's repartition asks a whole CPU per task, which two Whisper

@@ -130,10 +130,33 @@ def test_partial_file_from_a_crash_is_redone(ray_session, messy_corpus, tmp_path
     assert len(ids) == len(set(ids)) == 12
 
 
-def test_reference_text_source(ray_session, piper_corpus, tmp_path):
-    extract(_cfg(str(piper_corpus), str(tmp_path), "text_source=reference"))
-    rows = pq.read_table(tmp_path / "features").to_pylist()
-    assert all(r["text_source"] == "reference" for r in rows)
+def test_reference_text_source_and_manifest_columns_named_like_outputs(
+    ray_session, piper_corpus, tmp_path, caplog
+):
+    """A manifest with lhotse/NeMo-style ``duration_s`` and ``transcript`` columns: they are
+    kept as ``manifest_<name>`` (with a warning), never a clash with the output columns."""
+    rows = list(csv.DictReader(piper_corpus.open()))
+    for i, row in enumerate(rows):
+        row["path"] = str(piper_corpus.parent / row["path"])
+        row |= {"duration_s": f"{90 + i}.5", "transcript": f"manual {i}", "label_raw": f"L{i}"}
+    manifest = _manifest(tmp_path / "colliding.csv", rows)
+    with caplog.at_level("WARNING", logger="raymer"):
+        extract(_cfg(manifest, str(tmp_path / "out"), "text_source=reference"))
+    assert "duration_s -> manifest_duration_s" in caplog.text
+    assert "transcript -> manifest_transcript" in caplog.text
+    assert "label_raw" not in caplog.text  # no clash, kept under its own name
+    table = pq.read_table(tmp_path / "out" / "features")
+    assert table.schema.names[: len(FEATURES_SCHEMA)] == FEATURES_SCHEMA.names
+    got = {r["id"]: r for r in table.to_pylist()}
+    assert len(got) == len(rows)
+    for i, row in enumerate(rows):
+        out = got[row["id"]]
+        assert out["text_source"] == "reference"
+        assert out["manifest_duration_s"] == 90.5 + i  # carried with its type (CSV: a number)
+        assert out["manifest_transcript"] == f"manual {i}"
+        assert out["label_raw"] == f"L{i}"
+        assert 0 < out["duration_s"] < 20  # the decoded duration, not the manifest's
+        assert out["transcript"] != f"manual {i}"  # Whisper's
 
 
 def _manifest(path, rows: list[dict]) -> str:
