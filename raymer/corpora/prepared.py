@@ -132,9 +132,14 @@ def summary(prepared: Prepared, name: str) -> str:
     return "\n".join(lines)
 
 
+LIST_SEPARATOR = ";"  # a list (GoEmotions' labels) in a CSV cell: "anger;joy"
+
+
 def write_manifest(prepared: Prepared, output: str) -> None:
-    """CSV (JSONL when a row holds a list, e.g. GoEmotions' labels); paths made absolute
-    (or full URIs) so the manifest works from wherever it is written."""
+    """The manifest in the format its name says: ``.jsonl`` (or ``.json``) JSON lines, else
+    CSV, where a list is joined by ``LIST_SEPARATOR`` (``raymer extract`` splits a CSV's
+    ``labels`` back into a list). Paths are made absolute (or full URIs) so the manifest
+    works from wherever it is written."""
     import json
 
     rows = [
@@ -144,15 +149,23 @@ def write_manifest(prepared: Prepared, output: str) -> None:
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    if output.endswith(".jsonl") or any(isinstance(v, list) for r in rows for v in r.values()):
+    if output.lower().endswith((".jsonl", ".json")):
         data = "".join(json.dumps({c: r.get(c) for c in columns}) + "\n" for r in rows)
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows)
+        writer.writerows({c: _cell(r.get(c)) for c in columns} for r in rows)
         data = buf.getvalue()
     storage.write_bytes(output, data.encode())
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return LIST_SEPARATOR.join(str(v) for v in value)
+    return value
 
 
 def absolute_path(root: str, path: str) -> str:

@@ -272,7 +272,8 @@ CREMA_SENTENCES = {
     "WSI": "We'll stop in a couple of minutes.",
 }
 CREMA_LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
-_CREMA = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav$")
+# One real file spells the level "X" (1040_ITH_SAD_X.wav): read as XX, with a note.
+_CREMA = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})\.wav$")
 
 
 def crema_d(root: str) -> Prepared:
@@ -296,6 +297,9 @@ def crema_d(root: str) -> Prepared:
             continue
         if sentence not in CREMA_SENTENCES:
             out.problem("unknown sentence code", f"{name}: {sentence}")
+        if level == "X":
+            out.problem("kept, level X read as XX (unspecified)", name)
+            level = "XX"
         out.add(
             {
                 "path": relative_to_root(root, path),
@@ -326,7 +330,8 @@ TESS_EMOTIONS = {
     "pleasant_surprised": "surprised",
     "sad": "sad",
 }
-_TESS_FILE = re.compile(r"^(OAF|YAF)_([a-z]+)_([a-z_]+)\.wav$", re.IGNORECASE)
+_TESS_FILE = re.compile(r"^([a-z]+)_([a-z]+)_([a-z_]+)\.wav$", re.IGNORECASE)
+TESS_SPEAKERS = ("OAF", "YAF")
 
 
 def tess(root: str) -> Prepared:
@@ -342,10 +347,21 @@ def tess(root: str) -> Prepared:
             out.problem("unexpected file name", relative_to_root(root, path))
             continue
         speaker, word, emo = m.group(1).upper(), m.group(2).lower(), m.group(3).lower()
+        folder = posixpath.basename(posixpath.dirname(path)).lower()
+        if speaker not in TESS_SPEAKERS:
+            # One real file is OAF_neutral/OA_bite_neutral.wav: its folder names the speaker.
+            owner = folder.split("_", 1)[0].upper()
+            if owner not in TESS_SPEAKERS or not owner.startswith(speaker):
+                out.problem("unexpected file name", relative_to_root(root, path))
+                continue
+            out.problem(
+                "kept, speaker read from the folder",
+                f"{relative_to_root(root, path)}: {speaker} -> {owner}",
+            )
+            speaker = owner
         if emo not in TESS_EMOTIONS:
             out.problem("unknown label", f"{relative_to_root(root, path)}: {emo!r}")
             continue
-        folder = posixpath.basename(posixpath.dirname(path)).lower()
         folder_emo = folder.split("_", 1)[1] if "_" in folder else ""
         if folder_emo and TESS_EMOTIONS.get(folder_emo) not in (None, TESS_EMOTIONS[emo]):
             out.problem("file and folder disagree", relative_to_root(root, path))

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError, check_input
+from raymer.corpora.prepared import LIST_SEPARATOR
 from raymer.runtime import READ_ARGS
 from raymer.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
 
@@ -294,7 +295,19 @@ class ExtractRows:
         }
         for name, key in self.extra.items():
             out[key] = table.column(name)
+        if pa.types.is_string(out.get("labels", pa.array([[]])).type):
+            out["labels"] = _label_lists(out["labels"])
         return pa.table(out)
+
+
+def _label_lists(column) -> pa.Array:
+    """A CSV manifest's ``labels`` ("anger;joy", as ``corpus prepare`` writes a list) -> a
+    list of labels per row; an empty cell is no list."""
+    values = [
+        [x.strip() for x in v.split(LIST_SEPARATOR) if x.strip()] if v else None
+        for v in column.to_pylist()
+    ]
+    return pa.array(values, pa.list_(pa.string()))
 
 
 def _content_id(text: str | None, path: str | None) -> str:

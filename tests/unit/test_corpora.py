@@ -208,10 +208,14 @@ def test_crema_d_codes_sentences_and_levels(tmp_path, capsys):
         ):
             _wav(root / "AudioWAV" / f"{actor}_{sentence}_{emo}_{level}.wav")
     _wav(root / "AudioWAV" / "1001_DFA_XYZ_XX.wav")
+    _wav(root / "AudioWAV" / "1040_ITH_SAD_X.wav")  # a real file: the level spelled X
     out = tmp_path / "crema.csv"
     code, printed, _ = _prepare(capsys, "crema-d", root, "--output", out)
     rows = {r["id"]: r for r in _rows(out)}
-    assert code == 0 and len(rows) == 9
+    assert code == 0 and len(rows) == 10
+    x = rows["1040_ITH_SAD_X"]
+    assert (x["label"], x["speaker"], x["level"]) == ("sad", "1040", "unspecified")
+    assert "kept, level X read as XX (unspecified): 1, e.g. 1040_ITH_SAD_X.wav" in printed
     r = rows["1091_IEO_HAP_HI"]
     assert r["label"] == "happy" and r["speaker"] == "1091" and r["level"] == "high"
     assert (
@@ -219,7 +223,7 @@ def test_crema_d_codes_sentences_and_levels(tmp_path, capsys):
         and rows["1002_DFA_ANG_XX"]["text"] == "Don't forget a jacket."
     )
     assert "unknown label: 1" in printed and "XYZ" in printed
-    _folds_are_speaker_independent(list(rows.values()), 3)
+    _folds_are_speaker_independent(list(rows.values()), 4)
 
 
 # -- TESS -----------------------------------------------------------------------------------
@@ -237,13 +241,23 @@ def test_tess_folder_quirks_and_texts(tmp_path, capsys):
             for word in ("back", "bar"):
                 _wav(root / f"{speaker}_{folder}" / f"{speaker}_{word}_{suffix}.wav")
     _wav(root / "OAF_Sad" / "OAF_back_angry.wav")  # in the wrong folder
+    _wav(root / "OAF_neutral" / "OA_bite_neutral.wav")  # a real file, its speaker cut short
+    _wav(root / "OAF_neutral" / "XY_bite_neutral.wav")  # a name nothing explains
     out = tmp_path / "tess.csv"
     code, printed, _ = _prepare(capsys, "tess", root, "--output", out)
     rows = {r["id"]: r for r in _rows(out)}
-    assert code == 0 and len(rows) == 16
+    assert code == 0 and len(rows) == 17
+    bite = rows["OAF_bite_neutral"]
+    assert (bite["speaker"], bite["label"], bite["text"]) == (
+        "OAF",
+        "neutral",
+        "Say the word bite.",
+    )
+    assert "kept, speaker read from the folder: 1" in printed and "OA -> OAF" in printed
+    assert "unexpected file name: 1" in printed and "XY_bite_neutral.wav" in printed
     r = rows["YAF_bar_surprised"]
     assert r["raw_label"] == "ps" and r["speaker"] == "YAF" and r["text"] == "Say the word bar."
-    assert {x["label"] for x in rows.values()} == {"angry", "fear", "surprised", "sad"}
+    assert {x["label"] for x in rows.values()} == {"angry", "fear", "surprised", "sad", "neutral"}
     assert "file and folder disagree: 1" in printed and "duplicate id: 1" in printed
     _folds_are_speaker_independent(list(rows.values()), 2)
 
@@ -278,6 +292,23 @@ def test_goemotions_multi_label_and_ekman(tmp_path, capsys):
     _prepare(capsys, "goemotions", root, "--output", fine, "--labels", "all")
     rows = {r["id"]: r for r in map(json.loads, fine.read_text().splitlines())}
     assert rows["ed7ypvh"]["labels"] == ["annoyance", "anger"]
+    # A .csv output is CSV: a list is joined by ";" (extract splits a `labels` cell back)
+    as_csv = tmp_path / "go.csv"
+    assert _prepare(capsys, "goemotions", root, "--output", as_csv)[0] == 0
+    rows = {r["id"]: r for r in _rows(as_csv)}
+    assert rows["eezlygj"]["labels"] == "fear;surprise" and rows["eezlygj"]["label"] == ""
+    assert rows["eezlygj"]["text"] == "Wow, that is awful and scary"
+    assert rows["eew5j0j"]["labels"] == "joy" and rows["eew5j0j"]["path"] == ""
+
+
+def test_a_csv_labels_cell_is_read_back_as_a_list():
+    import pyarrow as pa
+
+    from raymer.pipeline.inputs import ExtractRows
+
+    table = pa.table({"text": ["a", "b", "c"], "labels": ["fear;surprise", "joy", None]})
+    out = ExtractRows("/tmp", True, {"labels": "labels"})(table)
+    assert out.column("labels").to_pylist() == [["fear", "surprise"], ["joy"], None]
 
 
 # -- generic manifest and label maps --------------------------------------------------------
