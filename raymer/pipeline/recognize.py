@@ -31,6 +31,7 @@ from raymer.config import dump_config
 from raymer.config.recognize import RecognizeConfig
 from raymer.corpora.manifest import check_input
 from raymer.errors import UsageError
+from raymer.extras import can_plot
 from raymer.pipeline.outputs import Lease, check_settings, clear_done, mark_done
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 
@@ -276,11 +277,12 @@ def _recordings(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> 
         return
     fs, path = storage.filesystem(out["predictions"])
     ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
-    if cfg.plots:
+    plots = cfg.plots and can_plot()
+    if plots:
         storage.makedirs(out["plots"])
     grouped = ds.groupby("id").map_groups(
         recording_row,
-        fn_kwargs={"labels": spec.labels, "plots_uri": out["plots"] if cfg.plots else None},
+        fn_kwargs={"labels": spec.labels, "plots_uri": out["plots"] if plots else None},
         batch_format="pyarrow",
         num_cpus=cfg.decode_num_cpus,
     )
@@ -300,7 +302,7 @@ def _summarize(
     this run's share by its ``run_id``."""
     totals = _totals(out, spec.labels, run_id)
     labels = {lab: int(totals[f"is_{lab}"]) for lab in spec.labels if totals[f"is_{lab}"]}
-    if cfg.plots and labels:
+    if cfg.plots and labels and can_plot():
         from raymer.pipeline.plots import shares_png
 
         seconds = {lab: float(totals[f"seconds_{lab}"]) for lab in spec.labels}

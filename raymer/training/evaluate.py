@@ -18,6 +18,7 @@ from raymer import checkpoint, storage
 from raymer.batches import Collate, columns, has_target, scores_of
 from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column
 from raymer.errors import RunError, UsageError
+from raymer.extras import can_plot
 from raymer.training.data import feature_files
 from raymer.training.metrics import classification_metrics, multilabel_metrics
 
@@ -174,7 +175,7 @@ def evaluate(
     }
     _save(output, predictions, "metrics.json", metrics)
     storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
-    if "confusion" in metrics:  # single-label only: a multi-label clip has no one cell
+    if "confusion" in metrics and can_plot():  # single-label only: no one cell for a list
         from raymer.training.plots import confusion_png
 
         storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))

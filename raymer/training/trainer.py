@@ -22,6 +22,7 @@ from raymer import checkpoint, storage
 from raymer.checkpoint import ModelSpec, score_name, target_column
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
 from raymer.errors import UsageError
+from raymer.extras import can_plot
 from raymer.runtime import READ_ARGS, init_ray
 from raymer.training.data import (
     COLUMNS,
@@ -323,7 +324,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         storage.join(cfg.output, checkpoint.TRAIN_SUMMARY_FILE),
         json.dumps(asdict(summary), indent=2, default=float).encode(),
     )
-    if history:
+    if history and can_plot():
         from raymer.training.plots import curves_png
 
         storage.write_bytes(
