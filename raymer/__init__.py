@@ -12,12 +12,33 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ExtractConfig": "raymer.config",
-    "SynthConfig": "raymer.config",
-    "ConfigError": "raymer.config",
-    "load_config": "raymer.config",
+    # in-process predictions (notebooks, scripts)
+    "Recognizer": "raymer.recognizer",
+    # the corpus-scale commands, as functions of their typed configs
     "extract": "raymer.pipeline.extract",
+    "recognize": "raymer.pipeline.recognize",
+    "train": "raymer.training.trainer",
+    "compare": "raymer.training.compare",
+    "crossval": "raymer.training.crossval",
+    "evaluate": "raymer.training.evaluate",
+    "infer": "raymer.training.infer",
+    "export": "raymer.checkpoint",
+    "ExtractConfig": "raymer.config",
+    "RecognizeConfig": "raymer.config",
+    "TrainConfig": "raymer.config",
+    "FinetuneConfig": "raymer.config",
+    "ServeConfig": "raymer.config",
+    "SynthConfig": "raymer.config",
+    "load_config": "raymer.config",
     "ExtractSummary": "raymer.pipeline.extract",
+    "RecognizeSummary": "raymer.pipeline.recognize",
+    "TrainSummary": "raymer.training.trainer",
+    # errors
+    "UsageError": "raymer.errors",
+    "RunError": "raymer.errors",
+    "ConfigError": "raymer.config",
+    "AudioError": "raymer.audio",
+    # building blocks
     "read_inputs": "raymer.corpora.manifest",
     "synthesize_corpus": "raymer.corpora.synth",
     "resolve_model": "raymer.models.registry",
@@ -26,6 +47,10 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,10 +8,15 @@ functions that need it.
 A checkpoint folder (local or s3://)::
 
     model.json      ModelSpec: the model's numbers, labels, loss, mode and extraction settings
-    model.pt        the weights (a torch state dict)
+    model.safetensors  the weights (safetensors: no code runs when they are read)
+    model.pt        the same weights as a torch state dict
+    README.md       the model card (``card``): labels, training data, metrics, settings
     optimizer.pt    the optimizer's state (resuming a run)
     state.json      the run's state: epoch, best score, early-stopping count, history
     config.yaml     the TrainConfig of the run that wrote it
+
+``export`` writes a folder with the model alone (spec, safetensors, card; and a ``text/``
+model for texts when there is one), which everything that loads a checkpoint accepts.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from raymer import storage
+from raymer.card import CARD_FILE, CardFacts, render
 from raymer.config import ExtractSettings
 
 if TYPE_CHECKING:
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 
 SPEC_FILE = "model.json"
 MODEL_FILE = "model.pt"
+WEIGHTS_FILE = "model.safetensors"
+TEXT_FOLDER = "text"  # an exported folder's text-only model
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -149,9 +157,15 @@ def resolve(uri: str) -> str:
 
 def models_of(uri: str) -> tuple[str, str | None]:
     """(main, text-only) model URIs behind ``uri``: a ``raymer compare`` output gives both
-    (its fusion and text runs); a train output or checkpoint folder gives itself only."""
+    (its fusion and text runs), as does an exported folder with a ``text/`` model; a train
+    output or checkpoint folder gives itself only."""
     if storage.exists(storage.join(uri, COMPARISON_FILE)):
         return storage.join(uri, "fusion"), storage.join(uri, "text")
+    text = storage.join(uri, TEXT_FOLDER)
+    if storage.exists(storage.join(uri, SPEC_FILE)) and storage.exists(
+        storage.join(text, SPEC_FILE)
+    ):
+        return uri, text
     return uri, None
 
 
@@ -163,9 +177,15 @@ def load_spec(uri: str) -> ModelSpec:
 
 
 def read_state(checkpoint: str) -> dict[str, torch.Tensor]:
-    """A checkpoint folder's weights (local or s3://), on the CPU."""
+    """A checkpoint folder's weights (local or s3://), on the CPU: the safetensors file when
+    there is one (checkpoints before 0.2 have ``model.pt`` only)."""
     import torch
 
+    weights = storage.join(checkpoint, WEIGHTS_FILE)
+    if storage.exists(weights):
+        from safetensors.torch import load
+
+        return load(storage.read_bytes(weights))
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / MODEL_FILE
         local.write_bytes(storage.read_bytes(storage.join(checkpoint, MODEL_FILE)))
@@ -191,17 +211,61 @@ def save(
     optimizer: dict | None = None,
     state: dict | None = None,
     config: str | None = None,
+    card: CardFacts | None = None,
 ) -> None:
-    """Write a checkpoint folder (local): the spec and weights, and for a training run its
-    optimizer state, run state and config (YAML text)."""
+    """Write a checkpoint folder (local): the spec, the weights (safetensors and torch) and
+    the model card, and for a training run its optimizer state, run state and config."""
     import torch
+    from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(weights, directory / MODEL_FILE)
+    # safetensors refuses tensors that share memory: each is written as its own copy
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()},
+              directory / WEIGHTS_FILE)  # fmt: skip
     (directory / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
+    (directory / CARD_FILE).write_text(render(spec, card or CardFacts(), str(directory)))
     if optimizer is not None:
         torch.save(optimizer, directory / OPTIMIZER_FILE)
     if state is not None:
         (directory / STATE_FILE).write_text(json.dumps(state))
     if config is not None:
         (directory / CONFIG_FILE).write_text(config)
+
+
+def write_card(uri: str, facts: CardFacts) -> None:
+    """(Re)write the model card of the checkpoint ``uri`` resolves to (local or s3://)."""
+    spec = load_spec(uri)
+    text = render(spec, facts, spec.checkpoint or uri)
+    storage.write_bytes(storage.join(spec.checkpoint or uri, CARD_FILE), text.encode())
+
+
+def export(checkpoint: str, output: str) -> list[str]:
+    """A self-contained copy of the model(s) behind ``checkpoint`` (anything ``resolve``
+    accepts, a compare output included) in ``output``: ``model.json``, ``model.safetensors``
+    and ``README.md``, and under ``text/`` the text-only model when there is one. No
+    optimizer, run state or pickle: ``Recognizer.from_checkpoint``, ``raymer serve``,
+    ``evaluate`` and ``recognize`` load it. Returns the folders written."""
+    main, text = models_of(checkpoint)
+    written = [_export_one(main, output)]
+    if text and load_spec(main).modality != "text":  # a text model answers texts itself
+        written.append(_export_one(text, storage.join(output, TEXT_FOLDER)))
+    return written
+
+
+def _export_one(uri: str, output: str) -> str:
+    from safetensors.torch import save
+
+    spec = load_spec(uri)
+    state = read_state(spec.checkpoint)
+    storage.makedirs(output)
+    tensors = {k: v.contiguous().clone() for k, v in state.items()}
+    storage.write_bytes(storage.join(output, WEIGHTS_FILE), save(tensors))
+    storage.write_bytes(storage.join(output, SPEC_FILE), spec.model_dump_json(indent=2).encode())
+    card = storage.join(spec.checkpoint, CARD_FILE)
+    if storage.exists(card):
+        text = storage.read_bytes(card).decode().replace(spec.checkpoint, output)
+    else:
+        text = render(spec, CardFacts(), output)
+    storage.write_bytes(storage.join(output, CARD_FILE), text.encode())
+    return output

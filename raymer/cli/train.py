@@ -1,5 +1,5 @@
-"""``raymer train``, ``compare``, ``crossval``, ``evaluate`` and ``infer``: the model on
-extracted features (``raymer.training``)."""
+"""``raymer train``, ``compare``, ``crossval``, ``evaluate``, ``infer`` and ``export``: the
+model on extracted features (``raymer.training``), and a trained model on its own."""
 
 from __future__ import annotations
 
@@ -68,6 +68,19 @@ def cmd_infer(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{lab} {n}" for lab, n in s["predicted"].items())
     print(f"infer: {s['n']} clips ({s['unlabelled']} without a label) | predicted: {counts}")
     print(f"predictions: {args.output}/predictions/")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from raymer.checkpoint import export
+
+    written = export(args.checkpoint, args.output)
+    print(f"export: {written[0]} (model.json, model.safetensors, README.md)")
+    if len(written) > 1:
+        print(f"        {written[1]} (the text-only model, for texts)")
+    print(
+        f"load it: raymer.Recognizer.from_checkpoint({args.output!r}) or raymer serve --checkpoint {args.output}"
+    )
     return 0
 
 
@@ -142,6 +155,20 @@ def add_train_commands(sub) -> None:
             cmd.add_argument("--folds", help="comma-separated groups to test (default: every one)")
     for name, (func, help_, description, features, output) in SCORE_COMMANDS.items():
         _score_command(sub, name, func, help_, description, features, output)
+    cmd = sub.add_parser(
+        "export",
+        help="a trained model alone in a folder: weights (safetensors), spec, model card",
+        description="Write the model behind CHECKPOINT (a checkpoint folder, a train output: "
+        "its best one; a compare output: its fusion model, with its text model under text/) "
+        "to OUTPUT as model.json, model.safetensors and README.md (the model card), without "
+        "the run's optimizer state or pickles. raymer serve, recognize, evaluate and "
+        "raymer.Recognizer.from_checkpoint load it.",
+    )
+    cmd.add_argument(
+        "checkpoint", help="checkpoint folder, train or compare output; local or s3://"
+    )
+    cmd.add_argument("output", help="folder to write; local or s3://")
+    cmd.set_defaults(func=cmd_export)
 
 
 def _score_command(sub, name, func, help_, description, features, output) -> None:

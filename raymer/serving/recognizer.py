@@ -272,10 +272,11 @@ class Recognizer:
         return await compose(clips, speech, encode, score, self.judging)
 
     def recognize(self, clips: list[np.ndarray]) -> list[dict]:
-        """16 kHz mono float32 clips -> one result per clip."""
-        import asyncio
+        """16 kHz mono float32 clips -> one result per clip (inside a running event loop
+        too)."""
+        from raymer.recognizer import run_sync
 
-        return asyncio.run(self.arecognize(clips))
+        return run_sync(self.arecognize(clips))
 
     def recognize_text(self, texts: list[str]) -> list[dict]:
         """Texts alone, through the text-only model."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 
 from raymer import storage
+from raymer.checkpoint import write_card
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
 from raymer.training.evaluate import evaluate
-from raymer.training.trainer import refuse_multi_label, train
+from raymer.training.trainer import card_facts, refuse_multi_label, train
 
 MODALITIES = ("fusion", "audio", "text")
 
@@ -29,6 +30,7 @@ def compare(cfg: TrainConfig) -> dict:
             cfg.model_copy(update={"modality": modality, "name": modality, "output": out})
         )
         row = {"checkpoint": summary.best_checkpoint, "val_ua": summary.best_val_ua}
+        facts = card_facts(cfg, summary, {"epoch": _best_epoch(summary)})
         # What no model trained on: the held-out speakers, and the held-out groups.
         for key, speakers, where in (
             ("speakers", cfg.test_speakers, None),
@@ -39,6 +41,8 @@ def compare(cfg: TrainConfig) -> dict:
                 row[key] = _scores(
                     evaluate(summary.best_checkpoint, cfg.features, eval_dir, speakers, where)
                 )
+                facts.metrics[f"test ({_set_name(key, cfg)})"] = row[key]
+        write_card(summary.best_checkpoint, facts)
         results[modality] = row
     table = comparison_markdown(results, cfg)
     storage.write_bytes(
@@ -46,6 +50,19 @@ def compare(cfg: TrainConfig) -> dict:
     )
     storage.write_bytes(storage.join(cfg.output, "comparison.md"), table.encode())
     return {"results": results, "markdown": table}
+
+
+def _best_epoch(summary) -> int | None:
+    """The epoch of the best validation score (what chose the checkpoint)."""
+    key = summary.selected_by
+    scored = [h for h in summary.history if h.get(key) is not None]
+    return max(scored, key=lambda h: h[key])["epoch"] if scored else None
+
+
+def _set_name(key: str, cfg: TrainConfig) -> str:
+    if key == "speakers":
+        return f"held-out speakers {', '.join(cfg.test_speakers)}"
+    return "held-out " + ", ".join(f"{k}s" for k in cfg.holdout)
 
 
 def _scores(m: dict) -> dict:

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from raymer import checkpoint, storage
 from raymer.batches import Collate, forward
+from raymer.card import CardFacts
 from raymer.checkpoint import ON_SCORE, ModelSpec, score_name
 from raymer.config import TrainConfig, dump_config
 from raymer.models.builders import build_model
@@ -327,6 +328,13 @@ class Recipe:
                     optimizer=self.optimizer.state_dict(),
                     state=self.state,
                     config=dump_config(self.cfg),
+                    card=CardFacts(
+                        features=self.cfg.features,
+                        train_clips=metrics["train_clips"],
+                        split_by=self.cfg.split_by,
+                        epochs=self.state["epoch"],
+                        metrics={"validation": val},
+                    ),
                 )
                 (Path(tmp) / VAL_METRICS_FILE).write_text(json.dumps(val))
                 ckpt = ray.train.Checkpoint.from_directory(tmp)

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from raymer import checkpoint, storage
-from raymer.checkpoint import ModelSpec, score_name, target_column
+from raymer.card import CardFacts
+from raymer.checkpoint import ModelSpec, score_name, target_column, write_card
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
 from raymer.errors import UsageError
 from raymer.extras import can_plot
@@ -324,6 +325,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         storage.join(cfg.output, checkpoint.TRAIN_SUMMARY_FILE),
         json.dumps(asdict(summary), indent=2, default=float).encode(),
     )
+    write_card(summary.best_checkpoint, card_facts(cfg, summary, metrics))
     if history and can_plot():
         from raymer.training.plots import curves_png
 
@@ -332,6 +334,30 @@ def train(cfg: TrainConfig) -> TrainSummary:
             curves_png(history, score),
         )
     return summary
+
+
+def card_facts(cfg: TrainConfig, summary: TrainSummary, metrics: dict) -> CardFacts:
+    """What the best checkpoint's model card says after the run (``compare`` adds tests)."""
+    best = next((h for h in summary.history if h["epoch"] == metrics.get("epoch")), metrics)
+    return CardFacts(
+        features=cfg.features,
+        train_clips=best.get("train_clips"),
+        speakers={
+            "train": summary.train_speakers,
+            "validation": summary.val_speakers,
+            "test": summary.test_speakers,
+        },
+        split_by=summary.split_by,
+        epochs=summary.epochs,
+        metrics={
+            "validation": {
+                "ua": best.get("val_ua"),
+                "wa": best.get("val_wa"),
+                "macro_f1": best.get("val_macro_f1"),
+                "n": best.get("val_clips"),
+            }
+        },
+    )
 
 
 def _uri(output: str, path: str) -> str:

@@ -1,0 +1,133 @@
+"""The model card (``README.md``) of a checkpoint folder: what the model recognises, what it
+was trained on, how well it did, and how its inputs must be made, for a person (Markdown)
+and for tools (the YAML front matter, as Hugging Face model cards have)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import yaml
+
+if TYPE_CHECKING:
+    from raymer.checkpoint import ModelSpec
+
+CARD_FILE = "README.md"
+METRICS = (("ua", "UA"), ("wa", "WA"), ("macro_f1", "macro-F1"))
+
+
+@dataclass
+class CardFacts:
+    """What a card says beyond the spec. ``metrics``: split name (``validation``,
+    ``test: held-out speakers``...) -> {"ua", "wa", "macro_f1", "n"}."""
+
+    features: str | None = None
+    train_clips: int | None = None
+    speakers: dict[str, list[str]] = field(default_factory=dict)
+    split_by: str = "speaker"
+    epochs: int | None = None
+    metrics: dict[str, dict] = field(default_factory=dict)
+    created: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    )
+
+
+def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
+    """The card's Markdown; ``where``: the folder named in the usage lines."""
+    from raymer import __version__
+
+    scores = {
+        split: {k: round(float(m[k]), 4) for k, _ in METRICS if m.get(k) is not None}
+        | ({"n": int(m["n"])} if m.get("n") is not None else {})
+        for split, m in facts.metrics.items()
+    }
+    front = {
+        "library_name": "raymer",
+        "raymer_version": __version__,
+        "created": facts.created,
+        "tags": ["speech-emotion-recognition", "multimodal", spec.modality],
+        "modality": spec.modality,
+        "mode": spec.mode,
+        "labels": list(spec.labels),
+        "multi_label": spec.multi_label,
+        "metrics": scores,
+    }
+    inputs = {
+        "fusion": "speech and its transcript (Whisper encoder frames and the transcript's "
+        "token states, fused by alternating co-attention)",
+        "audio": "speech alone (Whisper encoder frames)",
+        "text": "text alone (the text encoder's token states)",
+    }[spec.modality]
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# raymer emotion model: {spec.modality} ({spec.mode})",
+        "",
+        f"Recognises {', '.join(spec.labels)} from {inputs}.",
+        "",
+        "## Labels",
+        "",
+        f"{len(spec.labels)} labels, in output order: {', '.join(spec.labels)}. "
+        + (
+            "Multi-label: every label whose score passes 0.5."
+            if spec.multi_label
+            else "The label is the highest score."
+        )
+        + f" Scores: {'sigmoid' if spec.loss == 'bce' else 'softmax'} of the logits.",
+        "",
+        "## Training data",
+        "",
+        f"- features: `{facts.features or 'not recorded'}`",
+    ]
+    if facts.train_clips is not None:
+        lines.append(f"- training clips: {facts.train_clips:,}")
+    for split, names in facts.speakers.items():
+        if names:
+            shown = ", ".join(names[:12]) + (
+                f" (+{len(names) - 12} more)" if len(names) > 12 else ""
+            )
+            lines.append(f"- {split} {facts.split_by}s ({len(names)}): {shown}")
+    if facts.epochs is not None:
+        lines.append(f"- epochs: {facts.epochs}")
+    lines += ["", "## Metrics", ""]
+    if scores:
+        lines += [
+            "| split | " + " | ".join(name for _, name in METRICS) + " | clips |",
+            "| --- |" + " --- |" * (len(METRICS) + 1),
+        ]
+        for split, m in scores.items():
+            cells = [f"{m[k]:.3f}" if k in m else "-" for k, _ in METRICS]
+            lines.append(f"| {split} | " + " | ".join(cells) + f" | {m.get('n', '-')} |")
+    if not any(s.startswith("test") for s in scores):
+        lines += ["", "No test score yet: `raymer evaluate --checkpoint PATH` on held-out data."]
+    lines += [
+        "",
+        "## How its inputs are made",
+        "",
+        "Serving and recognition make their inputs with these settings, as extraction did:",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        *(f"| {k} | `{v}` |" for k, v in spec.extract.model_dump().items()),
+    ]
+    if spec.finetune:
+        lines.append(f"| fine-tuned encoders | `{spec.asr_model}`, `{spec.text_model}` |")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import raymer",
+        "",
+        f'recognizer = raymer.Recognizer.from_checkpoint("{where}")',
+        'print(recognizer.predict("clip.wav"))',
+        "```",
+        "",
+        f"`raymer serve --checkpoint {where}` serves it over HTTP; `raymer recognize CORPUS "
+        f"--checkpoint {where} --output OUT` runs it on a corpus.",
+        "",
+    ]
+    return "\n".join(lines)

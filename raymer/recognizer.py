@@ -1,0 +1,259 @@
+"""``raymer.Recognizer``: a trained model in this process, for notebooks and scripts.
+
+    >>> import raymer
+    >>> rec = raymer.Recognizer.from_checkpoint("runs/sample/compare")
+    >>> rec.predict("call.wav")["label"]
+    'angry'
+
+The same code as ``raymer serve`` (``serving.recognizer``: the VAD, Whisper, the text encoder
+and the trained head, made as extraction made the training features), without Ray or HTTP.
+``predict`` takes a path (local or s3://), encoded bytes, a 16 kHz mono float32 array, a text,
+or a list of them, and works inside a running event loop (Jupyter). For a corpus, or hours of
+calls, use ``raymer.recognize`` (Ray Data, resumable); this is for a few files at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from raymer import storage
+from raymer.audio import SAMPLE_RATE, AudioError, DecodeLimits, check_file, decode_audio
+from raymer.errors import UsageError
+
+Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
+Result = dict[str, Any]
+
+
+class Recognizer:
+    """A checkpoint's models, loaded once; ``predict`` scores audio and texts in batches.
+
+    Build it with ``from_checkpoint``. Each result is a dict:
+
+    - ``label``: the top emotion (``None`` when the audio holds no speech);
+    - ``emotions``: ``[{"label", "score"}, ...]`` sorted from the highest score (empty
+      without speech); a multi-label model adds ``labels``, every label over 0.5;
+    - ``transcript``, ``language``, ``no_speech``, ``duration_s``, ``speech_s``;
+    - ``segments``: for audio longer than ``segments_over_s``, each Whisper segment with its
+      own ``start``, ``end``, ``text``, ``label`` and ``emotions`` (else empty).
+
+    A text is scored by the checkpoint's text-only model (a ``raymer compare`` output has
+    one, a text checkpoint is one); its result has ``transcript`` = the text.
+    """
+
+    def __init__(self, core, limits: DecodeLimits, batch_size: int = 8) -> None:
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, not {batch_size}")
+        self.core, self.limits, self.batch_size = core, limits, batch_size
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike,
+        device: str = "cpu",
+        *,
+        text_checkpoint: str | os.PathLike | None = None,
+        batch_size: int = 8,
+        threads: int = 0,
+        max_duration_s: float = 3600.0,
+        segments_over_s: float = 30.0,
+    ) -> Recognizer:
+        """Load a checkpoint: anything ``raymer evaluate`` accepts (a checkpoint folder, a
+        train or compare output, an ``raymer export`` folder; local or s3://).
+
+        Args:
+            device: "cpu", "cuda" or "cuda:N" for Whisper, the text encoder and the head.
+            text_checkpoint: a text-only model for texts, when ``checkpoint`` has none.
+            batch_size: inputs decoded and scored together (memory: that many clips).
+            threads: CPU threads for torch and Whisper (0: their defaults).
+            max_duration_s: longest audio accepted (checked from the header, before the
+                decode); longer recordings belong to ``raymer.recognize``.
+            segments_over_s: audio longer than this also gets per-segment results.
+        """
+        from raymer.serving.recognizer import Recognizer as Core
+
+        core = Core(
+            str(checkpoint),
+            str(text_checkpoint) if text_checkpoint else None,
+            device=device,
+            threads=threads,
+            segments_over_s=segments_over_s,
+        )
+        return cls(core, DecodeLimits(max_duration_s=max_duration_s), batch_size)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.core.labels)
+
+    def info(self) -> dict:
+        """The models behind the answers: encoders, labels, checkpoint, mode."""
+        return self.core.info()
+
+    def predict(
+        self,
+        inputs: Input | Sequence[Input],
+        *,
+        batch_size: int | None = None,
+        errors: Literal["raise", "report"] = "raise",
+    ) -> Result | list[Result]:
+        """One input -> one result; a list -> a list of results, in order.
+
+        A ``str`` is a path when it names an audio file (an existing file, an s3:// URI or a
+        name ending in an audio extension), else a text. ``errors="report"`` turns an input
+        that cannot be read or decoded into a result with ``error`` set, instead of raising.
+        """
+        if errors not in ("raise", "report"):
+            raise UsageError(f"errors must be 'raise' or 'report', not {errors!r}")
+        single = not isinstance(inputs, list | tuple)
+        items = [inputs] if single else list(inputs)
+        size = batch_size or self.batch_size
+        kinds = [_kind(x) for x in items]
+        results: list[Result | None] = [None] * len(items)
+        texts = [i for i, k in enumerate(kinds) if k == "text"]
+        if texts and self.core.text is None:
+            raise UsageError(
+                "this checkpoint has no text-only model to score texts: load a `raymer "
+                "compare` output or a text checkpoint, or pass text_checkpoint="
+            )
+        for chunk in _batches(texts, size):
+            found = self.core.recognize_text([items[i] for i in chunk])
+            for i, r in zip(chunk, found, strict=True):
+                results[i] = _text_result(r)
+        audio = [i for i, k in enumerate(kinds) if k == "audio"]
+        for chunk in _batches(audio, size):
+            clips, ok = [], []
+            for i in chunk:
+                try:
+                    clips.append(self._decode(items[i]))
+                    ok.append(i)
+                except (AudioError, OSError) as err:
+                    message = f"input {i} ({_name(items[i])}): {err}"
+                    if errors == "raise" and isinstance(err, AudioError):
+                        raise type(err)(message) from None
+                    if errors == "raise":
+                        raise
+                    results[i] = _failed(message)
+            for i, r in zip(ok, run_sync(self.core.arecognize(clips)), strict=True):
+                results[i] = _audio_result(r)
+        return results[0] if single else results
+
+    async def apredict(self, inputs, **kwargs) -> Result | list[Result]:
+        """``predict`` for async code: runs in a worker thread, the loop stays free."""
+        return await asyncio.to_thread(self.predict, inputs, **kwargs)
+
+    def _decode(self, item: Input) -> np.ndarray:
+        if isinstance(item, np.ndarray):
+            return _array(item)
+        if isinstance(item, bytes | bytearray | memoryview):
+            return decode_audio(bytes(item), limits=self.limits)
+        uri = os.fspath(item)
+        if not storage.is_remote(uri):
+            uri = str(Path(uri).expanduser())
+        check_file(uri, self.limits)  # kind and size before the read
+        return decode_audio(storage.read_bytes(uri), limits=self.limits)
+
+
+def _kind(item: Any) -> str:
+    if isinstance(item, np.ndarray | bytes | bytearray | memoryview | os.PathLike):
+        return "audio"
+    if isinstance(item, str):
+        if "\n" not in item and (
+            storage.is_remote(item)
+            or item.lower().endswith(storage.AUDIO_EXTENSIONS)
+            or os.path.isfile(os.path.expanduser(item))
+        ):
+            return "audio"
+        if not item.strip():
+            raise UsageError("an empty text has no emotion to find")
+        return "text"
+    raise UsageError(
+        f"cannot predict on a {type(item).__name__}: give a path, encoded audio bytes, a "
+        "16 kHz mono float32 array, a text, or a list of them"
+    )
+
+
+def _array(item: np.ndarray) -> np.ndarray:
+    if item.ndim != 1:
+        raise AudioError(
+            f"an array must be mono samples at {SAMPLE_RATE} Hz (one dimension); got shape "
+            f"{item.shape}: average the channels (x.mean(axis=...)) and resample first"
+        )
+    if not np.issubdtype(item.dtype, np.floating):
+        raise AudioError(f"an array must hold float samples in [-1, 1], not {item.dtype}")
+    clip = np.ascontiguousarray(item, dtype=np.float32)
+    if not np.isfinite(clip).all():
+        raise AudioError("the array holds NaN or infinite samples")
+    return clip
+
+
+def _emotions(scores: dict | None) -> list[dict]:
+    if not scores:
+        return []
+    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+    return [{"label": lab, "score": score} for lab, score in ranked]
+
+
+def _judged(r: dict) -> dict:
+    out = {"label": r["label"], "emotions": _emotions(r["emotions"])}
+    if "labels" in r:
+        out["labels"] = r["labels"] or []
+    return out
+
+
+def _audio_result(r: dict) -> Result:
+    return _judged(r) | {
+        "transcript": r["transcript"],
+        "language": r["language"],
+        "no_speech": r["no_speech"],
+        "duration_s": r["duration_s"],
+        "speech_s": r["speech_s"],
+        "segments": [
+            {"start": s["start"], "end": s["end"], "text": s["text"]} | _judged(s)
+            for s in r.get("segments") or []
+        ],
+    }
+
+
+def _text_result(r: dict) -> Result:
+    return _judged(r) | {
+        "transcript": r["text"],
+        "language": None,
+        "no_speech": False,
+        "duration_s": None,
+        "speech_s": None,
+        "segments": [],
+    }
+
+
+def _failed(message: str) -> Result:
+    return {"label": None, "emotions": [], "error": message, "segments": []}
+
+
+def _name(item: Any) -> str:
+    if isinstance(item, str | os.PathLike):
+        return os.fspath(item)
+    if isinstance(item, np.ndarray):
+        return f"array {item.shape}"
+    return f"{len(item)} bytes"
+
+
+def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(indices), size):
+        yield indices[start : start + size]
+
+
+def run_sync(coro):
+    """Run a coroutine to its end from sync code, inside a running event loop too (Jupyter):
+    there, in a thread of its own with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="raymer-predict") as pool:
+        return pool.submit(asyncio.run, coro).result()
