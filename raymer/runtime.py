@@ -22,19 +22,23 @@ def init_ray(**kwargs) -> None:
     import ray
     import ray.data
 
+    from raymer import console
+
     if ray.is_initialized():
         return
-    kwargs.setdefault("log_to_driver", True)
+    kwargs.setdefault("log_to_driver", console.verbose())  # worker output: Ray's log files
     local = not os.environ.get("RAY_ADDRESS") and not kwargs.get("address")
     if local:
         if os.environ.get("RAY_OBJECT_STORE_MEMORY"):
             kwargs.setdefault("object_store_memory", int(os.environ["RAY_OBJECT_STORE_MEMORY"]))
         if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0") in ("0", ""):
             kwargs.setdefault("_node_ip_address", "127.0.0.1")  # not every interface
+    console.quiet_ray()
     with scoped_env(RAY_USAGE_STATS_ENABLED="0"):
         ray.init(**kwargs)
+    console.quiet_ray()
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = True
+    ctx.enable_progress_bars = console.verbose()  # else raymer's own progress line
 
 
 @contextlib.contextmanager

@@ -109,14 +109,21 @@ def _run(cfg: ExtractConfig) -> ExtractSummary:
     with shuffle_by_sort():
         todo, inputs, skipped = _todo(cfg, ds, features_uri, errors_uri)
         if inputs > skipped:  # something left to do
+            from raymer.console import Progress
+            from raymer.pipeline.faults import new_ledger, watched
+
             fs, path = storage.filesystem(features_uri)
-            build_dataset(cfg, todo, extra_columns, errors_uri, text_only).write_parquet(
-                path,
-                filesystem=fs,
-                filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
-                min_rows_per_file=FEATURE_ROWS,
-                ray_remote_args={"num_cpus": cfg.decode_num_cpus},
-            )
+            ledger = new_ledger()
+            unit = "texts" if text_only else "clips"
+            ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)
+            with watched(ledger, Progress("extract", inputs - skipped, unit)):
+                ds.write_parquet(
+                    path,
+                    filesystem=fs,
+                    filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
+                    min_rows_per_file=FEATURE_ROWS,
+                    ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+                )
         failed = _collect_errors(errors_uri)
         summary = _summarize(features_uri, run_id, failed, skipped, time.perf_counter() - start)
     storage.delete_dir(listing_uri)
@@ -152,7 +159,7 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str):
 
 
 def build_dataset(
-    cfg: ExtractConfig, ds, extra_columns: list[str], errors_uri: str, text_only=False
+    cfg: ExtractConfig, ds, extra_columns: list[str], errors_uri: str, text_only=False, ledger=None
 ):
     """The lazy Ray Dataset: decode (tasks) -> Whisper (actors) -> text encoder (actors);
     a text corpus (``text_only``) goes straight to the text encoder. The run's crash ledger
@@ -164,7 +171,7 @@ def build_dataset(
     from raymer.pipeline.stages import TextStage, WhisperStage, decode_batch
 
     gpu = 1 if cfg.use_gpu else 0
-    ledger = new_ledger()
+    ledger = ledger or new_ledger()
     text_stage = dict(
         fn_constructor_args=(cfg, errors_uri, extra_columns, text_only, ledger),
         batch_size=cfg.batch_size * 4,

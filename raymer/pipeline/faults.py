@@ -17,6 +17,7 @@ the Whisper stage exit its process (``os._exit(1)``) every time it meets that cl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -34,6 +35,14 @@ class CrashLedger:
 
     def __init__(self) -> None:
         self.open: dict[str, list[int]] = {}  # key -> [begun, finished]
+        self.rows, self.audio_s = 0, 0.0  # through the last stage: the progress line
+
+    def count(self, rows: int, audio_s: float = 0.0) -> None:
+        self.rows += rows
+        self.audio_s += audio_s
+
+    def counted(self) -> tuple[int, float]:
+        return self.rows, self.audio_s
 
     def begin(self, key: str) -> int:
         """Counts an attempt; returns how many earlier attempts never finished (deaths)."""
@@ -60,6 +69,40 @@ def new_ledger():
     import ray
 
     return ray.remote(num_cpus=0, max_restarts=0)(CrashLedger).remote()
+
+
+def count_done(ledger, rows: list[dict], seconds) -> None:
+    """The last stage's rows (written or failed) and their audio seconds, for the progress
+    line; fire and forget."""
+    if ledger is not None and rows:
+        ledger.count.remote(len(rows), float(sum(seconds(r) or 0.0 for r in rows)))
+
+
+@contextlib.contextmanager
+def watched(ledger, progress, every_s: float = 1.0):
+    """Show ``progress`` from the ledger's counts while the block runs (a driver thread)."""
+    import threading
+
+    import ray
+
+    stop = threading.Event()
+
+    def poll() -> None:
+        while True:
+            # a slow or gone ledger costs a progress line, never the run
+            with contextlib.suppress(Exception):
+                progress.update(*ray.get(ledger.counted.remote(), timeout=30))
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=poll, name="raymer-progress", daemon=True)
+    thread.start()
+    try:
+        yield progress
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        progress.close()
 
 
 def poison_clip() -> str | None:

@@ -136,7 +136,8 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     """The streaming job: inputs -> segments -> (not yet written) -> Whisper -> model."""
     from ray.data import ActorPoolStrategy
 
-    from raymer.pipeline.faults import new_ledger, poison_clip
+    from raymer.console import Progress
+    from raymer.pipeline.faults import new_ledger, poison_clip, watched
     from raymer.pipeline.inputs import input_dataset, warn_renamed
     from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, EmotionStage, SpeechStage
     from raymer.pipeline.segmenting import segment_batch
@@ -183,12 +184,13 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
         batch_format="numpy",
     )
     fs, path = storage.filesystem(storage.join(out["staged"], run_id))
-    ds.write_parquet(
-        path,
-        filesystem=fs,
-        min_rows_per_file=STAGED_ROWS,
-        ray_remote_args={"num_cpus": cfg.decode_num_cpus},
-    )
+    with watched(ledger, Progress("recognize", None, "segments")):
+        ds.write_parquet(
+            path,
+            filesystem=fs,
+            min_rows_per_file=STAGED_ROWS,
+            ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+        )
 
 
 def _check_room(cfg: RecognizeConfig) -> None:

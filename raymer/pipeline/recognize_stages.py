@@ -124,6 +124,11 @@ def _part_name(rows: list[dict]) -> str:
     return hashlib.sha1("\x01".join(keys).encode()).hexdigest()[:20] + ".parquet"
 
 
+def _segment_s(row: dict) -> float:
+    start, end = row.get("start_s"), row.get("end_s")
+    return float(end - start) if start is not None and end is not None else 0.0
+
+
 class EmotionStage:
     """Actor: the text encoder and the checkpoint's model on each segment with speech (with
     ``keep_features``, their inputs written to ``features/``); returns one typed row per
@@ -159,6 +164,7 @@ class EmotionStage:
         faults.process(speech, self._score_rows, "model", self.ledger, self.cfg.max_attempts)
         if self.cfg.keep_features:
             self._write_features([r for r in speech if "scores" in r])
+        faults.count_done(self.ledger, rows, _segment_s)
         return pa.Table.from_pylist([self._record(r) for r in rows], schema=self.schema)
 
     def _score_rows(self, speech: list[dict]) -> None:

@@ -21,7 +21,7 @@ from raymer import storage
 from raymer.audio import AudioError, DecodeLimits, check_file, decode_audio
 from raymer.batches import ItemError, run_batch
 from raymer.config import ExtractConfig, RecognizeConfig
-from raymer.pipeline.faults import process
+from raymer.pipeline.faults import count_done, process
 from raymer.schema import ERRORS_SCHEMA, features_table
 from raymer.wer import wer
 
@@ -185,6 +185,7 @@ class TextStage:
         process(good, self._embed, "text", self.ledger, self.cfg.max_attempts)
         table = self._table([r for r in good if r["error"] is None])
         write_errors([r for r in rows if r["error"] is not None], self.errors_uri)
+        count_done(self.ledger, rows, lambda r: r.get("duration_s"))
         return table
 
     def _embed(self, rows: list[dict]) -> None:

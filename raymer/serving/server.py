@@ -30,13 +30,16 @@ def start(cfg: ServeConfig, timeout_s: float = 300.0) -> str:
     """Deploy the application and wait until a model replica answers; returns the base URL."""
     from ray import serve
 
+    from raymer.console import quiet_ray
     from raymer.runtime import init_ray
     from raymer.serving.app import build_app
 
     check_checkpoint(cfg)
     init_ray()
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    quiet_ray()  # Serve's own loggers, configured by its start
     serve.run(build_app(cfg.model_dump(mode="json")), name=APP_NAME, route_prefix="/")
+    quiet_ray()
     host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
     url = f"http://{host}:{cfg.port}"
     wait_ready(url, timeout_s)

@@ -9,9 +9,11 @@ Output layout (local or s3://)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -294,7 +296,8 @@ def train(cfg: TrainConfig) -> TrainSummary:
     marker = nan_marker(cfg)
     if storage.exists(marker):
         storage.delete_file(marker)
-    result = trainer.fit()
+    with epoch_lines(cfg):
+        result = trainer.fit()
     if storage.exists(marker):
         nan = json.loads(storage.read_bytes(marker))
         raise TrainingError(
@@ -334,6 +337,44 @@ def train(cfg: TrainConfig) -> TrainSummary:
             curves_png(history, score),
         )
     return summary
+
+
+@contextlib.contextmanager
+def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
+    """One line per finished epoch while the block runs (read from the run's history.json,
+    which rank 0 rewrites each epoch): loss, validation score, time."""
+    import threading
+
+    uri, score = history_uri(cfg), score_name(cfg.multi_label)
+    shown: set[int] = set()
+    stop = threading.Event()
+
+    def show() -> None:
+        with contextlib.suppress(Exception):  # not written yet, or mid-write: next time
+            for h in json.loads(storage.read_bytes(uri)):
+                if h["epoch"] not in shown:
+                    shown.add(h["epoch"])
+                    print(
+                        f"{cfg.name} epoch {h['epoch']}/{cfg.epochs} | train loss "
+                        f"{h['train_loss']:.4f} | val loss {h['val_loss']:.4f} | val "
+                        f"{'UA' if score == 'ua' else 'macro-F1'} {h['val_' + score]:.3f} | "
+                        f"{h['epoch_s']:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    def poll() -> None:
+        while not stop.wait(every_s):
+            show()
+
+    thread = threading.Thread(target=poll, name="raymer-epochs", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        show()  # the last epoch
 
 
 def card_facts(cfg: TrainConfig, summary: TrainSummary, metrics: dict) -> CardFacts:
