@@ -98,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in PROCESS_ENV.items():
         os.environ.setdefault(name, value)
     console.set_verbose(bool(args.verbose) or console.verbose())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("raymer: %(levelname)s: %(message)s"))
-    logging.getLogger("raymer").addHandler(handler)
+    root = logging.getLogger("raymer")
+    if not any(h.get_name() == "raymer-cli" for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name("raymer-cli")
+        handler.setFormatter(logging.Formatter("raymer: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
     logging.getLogger("raymer").setLevel(logging.INFO if console.verbose() else logging.WARNING)
     logging.getLogger("raymer").propagate = False
     if not console.verbose():

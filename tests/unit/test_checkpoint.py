@@ -83,6 +83,71 @@ def test_save_writes_what_load_reads(tmp_path):
     assert (tmp_path / "ck" / checkpoint.STATE_FILE).exists()
 
 
+def test_every_checkpoint_has_safetensors_and_a_model_card(tmp_path):
+    import yaml
+    from safetensors.torch import load_file
+
+    from raymer.card import CardFacts
+
+    spec = checkpoint.load_spec(str(OLD))
+    state = checkpoint.read_state(str(OLD))
+    facts = CardFacts(
+        features="s3://corpus/extract",
+        train_clips=1234,
+        speakers={"train": ["a", "b"], "validation": ["c"], "test": ["d"]},
+        epochs=7,
+        metrics={
+            "validation": {"ua": 0.61, "wa": 0.6, "macro_f1": 0.59, "n": 80},
+            "test (held-out speakers d)": {"ua": 0.55, "wa": 0.56, "macro_f1": 0.5, "n": 40},
+        },
+    )
+    checkpoint.save(tmp_path / "ck", spec, state, card=facts)
+    stored = load_file(tmp_path / "ck" / checkpoint.WEIGHTS_FILE)
+    assert stored.keys() == state.keys()
+    assert all(torch.equal(stored[k], state[k]) for k in state)
+    card = (tmp_path / "ck" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    from raymer import __version__
+
+    assert front["labels"] == spec.labels and front["raymer_version"] == __version__
+    assert front["metrics"]["test (held-out speakers d)"]["ua"] == 0.55
+    assert front["created"].startswith("20")
+    for part in (
+        "s3://corpus/extract",
+        "training clips: 1,234",
+        "test speakers (1): d",
+        "| validation | 0.610 | 0.600 | 0.590 | 80 |",
+        "| asr_model | `whisper-tiny.en` |",
+        "| beam_size | `1` |",
+    ):
+        assert part in card, part
+    bare = tmp_path / "bare"
+    checkpoint.save(bare, spec, state)  # no facts: still a card, saying what it lacks
+    assert "No test score yet" in (bare / "README.md").read_text()
+
+
+def test_export_is_self_contained_and_loads_like_the_run(tmp_path):
+    run = tmp_path / "compare"
+    for name in ("fusion", "text"):
+        shutil.copytree(OLD, run / name)
+    (run / checkpoint.COMPARISON_FILE).write_text("{}")
+    written = checkpoint.export(str(run), str(tmp_path / "out"))
+    out = tmp_path / "out"
+    assert written == [str(out), str(out / "text")]
+    for folder in (out, out / "text"):
+        names = sorted(p.name for p in folder.iterdir() if p.is_file())
+        assert names == ["README.md", "model.json", "model.safetensors"]  # no pickle, no state
+    assert checkpoint.models_of(str(out)) == (str(out), str(out / "text"))
+    model, spec = checkpoint.load_model(str(out))
+    original, _ = checkpoint.load_model(str(OLD))
+    for (k, a), (_, b) in zip(
+        model.state_dict().items(), original.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    assert spec.labels == checkpoint.load_spec(str(OLD)).labels
+    assert str(out) in (out / "README.md").read_text()  # the card names where it now is
+
+
 def test_a_spec_refuses_unknown_or_bad_fields_by_name():
     values = json.loads((OLD / "model.json").read_text())
     with pytest.raises(ValidationError, match="colour"):
