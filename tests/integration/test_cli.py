@@ -42,9 +42,16 @@ def test_cli_extract_directory_prints_summary(ray_session, piper_corpus, tmp_pat
         str(folder),
         "--output",
         str(out),
-        env={"RAY_ADDRESS": address},
+        env={"RAY_ADDRESS": address, "RAYMER_PROGRESS_S": "5"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # Quiet: raymer's own lines (summary, an error example, a progress line every 5 s), none
+    # of Ray's start-up, Ray Data progress blocks or worker output.
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) <= 40, "\n".join(lines)
+    for noise in ("logging_progress", "streaming_executor", "Loading weights", "(MapWorker"):
+        assert noise not in result.stderr, result.stderr[-3000:]
+    assert "extract: " in result.stderr and "/13 clips" in result.stderr  # the progress line
     assert "extract: 12 clips ok, 1 failed" in result.stdout
     assert "joe_00000: duplicate id: joe_00000 is already" in result.stdout
     assert "audio s/s" in result.stdout

@@ -343,26 +343,28 @@ def _long_clip(piper_corpus) -> tuple[bytes, list[str]]:
 def test_split_layout_from_s3_answers_like_the_single_one(
     service, compare_run, piper_corpus, s3_endpoint
 ):
-    """layout: split (Speech, Text, Head deployments composed by the ingress), its checkpoints
-    read from s3:// (moto): the same answers as the single Model deployment."""
+    """layout: split (Speech, Text, Head deployments composed by the ingress), the model
+    exported (`raymer export`) to s3:// (moto) and read from there: the same answers as the
+    single Model deployment on the training run's checkpoints."""
     import boto3
     from ray import serve
 
-    from raymer import storage
-    from raymer.checkpoint import resolve
+    from raymer.checkpoint import export
     from raymer.serving.app import build_app
 
     url, cfg = service
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="served")
-    for name in ("fusion", "text"):  # the checkpoint folders alone: nothing points back home
-        local = Path(resolve(str(compare_run / name)))
-        for f in ("model.json", "model.pt"):
-            storage.write_bytes(f"s3://served/{name}/{f}", (local / f).read_bytes())
+    # the model alone (spec, safetensors, card; its text model under text/): nothing points
+    # back at the training run
+    assert export(str(compare_run), "s3://served/model") == [
+        "s3://served/model",
+        "s3://served/model/text",
+    ]
     split = cfg.model_copy(
         update={
             "layout": "split",
-            "checkpoint": "s3://served/fusion",
-            "text_checkpoint": "s3://served/text",
+            "checkpoint": "s3://served/model",
+            "text_checkpoint": None,
             "min_replicas": 1,
             "max_replicas": 1,
             "replica_num_cpus": 0.3,
@@ -374,8 +376,8 @@ def test_split_layout_from_s3_answers_like_the_single_one(
         deployments = serve.status().applications["split"].deployments
         assert {"Api", "Speech", "Text", "Head"} <= set(deployments) and "Model" not in deployments
         models = requests.get(f"{url}/split/v1/models", headers=AUTH, timeout=60).json()
-        assert models["checkpoint"] == "s3://served/fusion"
-        assert models["text_checkpoint"] == "s3://served/text"
+        assert models["checkpoint"] == "s3://served/model"
+        assert models["text_checkpoint"] == "s3://served/model/text"
         long_audio, _ = _long_clip(piper_corpus)
         bodies = [_clip(piper_corpus, i)[0].read_bytes() for i in range(3)] + [long_audio]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:  # batched in each stage
@@ -411,7 +413,8 @@ def test_split_layout_from_s3_answers_like_the_single_one(
         same = requests.post(
             f"{url}/v1/recognize/text", json={"text": "I am furious!"}, headers=AUTH, timeout=60
         ).json()
-        assert text["emotions"] == same["emotions"] and text["checkpoint"] == "s3://served/text"
+        assert text["emotions"] == same["emotions"]
+        assert text["checkpoint"] == "s3://served/model/text"
         bad = requests.post(
             f"{url}/split/v1/recognize",
             data=b"RIFF\x00\x00garbage",
@@ -593,3 +596,59 @@ def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
         )
     finally:
         driver.quit()
+
+
+def test_the_readme_python_example_runs_inside_a_running_event_loop(
+    compare_run, piper_corpus, tmp_path, capsys
+):
+    """The README's "Use it from Python" block, as a notebook runs it (inside a running
+    event loop), on this module's trained compare output exported with `raymer export`
+    (the README's paths swapped for it and for clips of the test corpus)."""
+    import asyncio
+    import re
+
+    import raymer
+    from raymer.checkpoint import export
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Use it from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) == 5, code
+    exported = tmp_path / "exported"
+    export(str(compare_run), str(exported))
+    clip = _clip(piper_corpus, 0)[0]
+    code = code.replace("runs/sample/compare", str(exported))
+    code = code.replace("data/sample/joe/joe_00000.wav", str(clip))
+    assert str(exported) in code and str(clip) in code
+
+    async def notebook_cell():
+        asyncio.get_running_loop()  # what breaks asyncio.run: a loop is running
+        exec(compile(code, "README.md", "exec"), {})
+
+    asyncio.run(notebook_cell())
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 2, printed
+    labels = {"angry", "happy", "neutral", "sad"}
+    for line, expect in zip(printed, [None, "I can't believe you did that!"], strict=True):
+        label, rest = line.split(" ", 1)
+        top2, transcript = rest.split("] ", 1)
+        assert label in labels and top2.count("'score'") == 2 and f"'label': '{label}'" in top2
+        assert transcript == expect if expect else len(transcript.split()) >= 3
+
+    rec = raymer.Recognizer.from_checkpoint(exported, batch_size=2)
+    audio = soundfile.read(clip, dtype="float32")[0]
+    results = rec.predict([clip, clip.read_bytes(), audio, str(clip), _noise_array()])
+    first = results[0]
+    assert first["label"] in labels and first["transcript"] and first["segments"] == []
+    scores = [e["score"] for e in first["emotions"]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 4
+    assert first["emotions"][0]["label"] == first["label"]
+    for other in results[1:4]:  # a path, its bytes, its samples: one answer
+        assert other["label"] == first["label"] and other["transcript"] == first["transcript"]
+    assert results[4]["no_speech"] and results[4]["label"] is None and results[4]["emotions"] == []
+    with pytest.raises(raymer.AudioError, match="input 0"):
+        rec.predict([b"not audio at all"])
+
+
+def _noise_array():
+    return (0.01 * np.random.default_rng(0).standard_normal(16_000 * 2)).astype("float32")

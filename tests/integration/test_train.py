@@ -182,6 +182,18 @@ def test_compare_trains_three_modalities_and_writes_the_table(multi_speaker_feat
     table = (tmp_path / "comparison.md").read_text()
     assert table == result["markdown"] and table.count("\n") == 5
     assert "held-out speakers (en-gb_m3)" in table and "held-out templates" in table
+    # Each best checkpoint's model card has its validation and test scores
+    for modality, row in result["results"].items():
+        card = (Path(row["checkpoint"]) / "README.md").read_text()
+        speakers = row["speakers"]
+        assert f"# raymer emotion model: {modality} (features)" in card
+        assert "| validation |" in card and "training clips:" in card
+        assert (
+            f"| test (held-out speakers en-gb_m3) | {speakers['ua']:.3f} | "
+            f"{speakers['wa']:.3f} | {speakers['macro_f1']:.3f} | 8 |"
+        ) in card
+        assert "| test (held-out templates) |" in card and "No test score yet" not in card
+        assert (Path(row["checkpoint"]) / "model.safetensors").is_file()
 
 
 def _checkpoint_states(run: Path) -> list[dict]:
