@@ -35,13 +35,26 @@ class CardFacts:
 
 def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
     """The card's Markdown; ``where``: the folder named in the usage lines."""
-    from raymer import __version__
-
     scores = {
         split: {k: round(float(m[k]), 4) for k, _ in METRICS if m.get(k) is not None}
         | ({"n": int(m["n"])} if m.get("n") is not None else {})
         for split, m in facts.metrics.items()
     }
+    return "\n".join(
+        [
+            *_front(spec, facts, scores),
+            *_about(spec),
+            *_training(facts),
+            *_metrics(scores),
+            *_inputs(spec),
+            *_use(where),
+        ]
+    )
+
+
+def _front(spec: ModelSpec, facts: CardFacts, scores: dict) -> list[str]:
+    from raymer import __version__
+
     front = {
         "library_name": "raymer",
         "raymer_version": __version__,
@@ -53,46 +66,52 @@ def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
         "multi_label": spec.multi_label,
         "metrics": scores,
     }
+    return ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", ""]
+
+
+def _about(spec: ModelSpec) -> list[str]:
     inputs = {
         "fusion": "speech and its transcript (Whisper encoder frames and the transcript's "
         "token states, fused by alternating co-attention)",
         "audio": "speech alone (Whisper encoder frames)",
         "text": "text alone (the text encoder's token states)",
     }[spec.modality]
-    lines = [
-        "---",
-        yaml.safe_dump(front, sort_keys=False).rstrip(),
-        "---",
-        "",
+    rule = (
+        "Multi-label: every label whose score passes 0.5."
+        if spec.multi_label
+        else "The label is the highest score."
+    )
+    scores = "sigmoid" if spec.loss == "bce" else "softmax"
+    return [
         f"# raymer emotion model: {spec.modality} ({spec.mode})",
         "",
         f"Recognises {', '.join(spec.labels)} from {inputs}.",
         "",
         "## Labels",
         "",
-        f"{len(spec.labels)} labels, in output order: {', '.join(spec.labels)}. "
-        + (
-            "Multi-label: every label whose score passes 0.5."
-            if spec.multi_label
-            else "The label is the highest score."
-        )
-        + f" Scores: {'sigmoid' if spec.loss == 'bce' else 'softmax'} of the logits.",
+        f"{len(spec.labels)} labels, in output order: {', '.join(spec.labels)}. {rule} "
+        f"Scores: {scores} of the logits.",
         "",
-        "## Training data",
-        "",
-        f"- features: `{facts.features or 'not recorded'}`",
     ]
+
+
+def _training(facts: CardFacts) -> list[str]:
+    lines = ["## Training data", "", f"- features: `{facts.features or 'not recorded'}`"]
     if facts.train_clips is not None:
         lines.append(f"- training clips: {facts.train_clips:,}")
     for split, names in facts.speakers.items():
         if names:
-            shown = ", ".join(names[:12]) + (
-                f" (+{len(names) - 12} more)" if len(names) > 12 else ""
+            more = f" (+{len(names) - 12} more)" if len(names) > 12 else ""
+            lines.append(
+                f"- {split} {facts.split_by}s ({len(names)}): {', '.join(names[:12])}{more}"
             )
-            lines.append(f"- {split} {facts.split_by}s ({len(names)}): {shown}")
     if facts.epochs is not None:
         lines.append(f"- epochs: {facts.epochs}")
-    lines += ["", "## Metrics", ""]
+    return [*lines, ""]
+
+
+def _metrics(scores: dict) -> list[str]:
+    lines = ["## Metrics", ""]
     if scores:
         lines += [
             "| split | " + " | ".join(name for _, name in METRICS) + " | clips |",
@@ -103,8 +122,11 @@ def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
             lines.append(f"| {split} | " + " | ".join(cells) + f" | {m.get('n', '-')} |")
     if not any(s.startswith("test") for s in scores):
         lines += ["", "No test score yet: `raymer evaluate --checkpoint PATH` on held-out data."]
-    lines += [
-        "",
+    return [*lines, ""]
+
+
+def _inputs(spec: ModelSpec) -> list[str]:
+    lines = [
         "## How its inputs are made",
         "",
         "Serving and recognition make their inputs with these settings, as extraction did:",
@@ -115,8 +137,11 @@ def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
     ]
     if spec.finetune:
         lines.append(f"| fine-tuned encoders | `{spec.asr_model}`, `{spec.text_model}` |")
-    lines += [
-        "",
+    return [*lines, ""]
+
+
+def _use(where: str) -> list[str]:
+    return [
         "## Use",
         "",
         "```python",
@@ -130,4 +155,3 @@ def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
         f"--checkpoint {where} --output OUT` runs it on a corpus.",
         "",
     ]
-    return "\n".join(lines)

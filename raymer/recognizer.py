@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,6 +107,8 @@ class Recognizer:
         name ending in an audio extension), else a text. ``errors="report"`` turns an input
         that cannot be read or decoded into a result with ``error`` set, instead of raising.
         """
+        from raymer.serving.recognizer import run_sync
+
         if errors not in ("raise", "report"):
             raise UsageError(f"errors must be 'raise' or 'report', not {errors!r}")
         single = not isinstance(inputs, list | tuple)
@@ -246,14 +247,3 @@ def _name(item: Any) -> str:
 def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
-
-
-def run_sync(coro):
-    """Run a coroutine to its end from sync code, inside a running event loop too (Jupyter):
-    there, in a thread of its own with its own loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1, thread_name_prefix="raymer-predict") as pool:
-        return pool.submit(asyncio.run, coro).result()

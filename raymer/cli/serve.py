@@ -7,6 +7,7 @@ import argparse
 
 from raymer.cli.common import fields_help
 from raymer.config import ServeConfig, load_config
+from raymer.errors import UsageError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
 
     if not args.inputs and not args.text:
-        raise ValueError("nothing to send: give audio files or folders, or --text TEXT")
+        raise UsageError("nothing to send: give audio files or folders, or --text TEXT")
     files = audio_files(args.inputs)
     if args.inputs and not files:
         raise FileNotFoundError(f"no audio files in {args.inputs}")

@@ -1,6 +1,7 @@
 """``raymer corpus prepare``: the emotion corpora the paper used, as the project's manifest.
 
-The adapters live in ``speech`` (IEMOCAP, RAVDESS, SAVEE, CREMA-D, TESS, any manifest) and
+The adapters live in ``speech`` (IEMOCAP, RAVDESS, SAVEE, any manifest), ``acted`` (CREMA-D,
+TESS) and
 ``goemotions`` (text only); ``prepared`` holds what is common to all: problems, label maps,
 folds, the summary and the manifest written.
 """
@@ -12,6 +13,7 @@ from collections.abc import Callable
 import yaml
 
 from raymer import storage
+from raymer.corpora.acted import crema_d, tess
 from raymer.corpora.goemotions import goemotions
 from raymer.corpora.prepared import (
     Prepared,
@@ -20,7 +22,8 @@ from raymer.corpora.prepared import (
     summary,
     write_manifest,
 )
-from raymer.corpora.speech import crema_d, iemocap, manifest, ravdess, savee, tess
+from raymer.corpora.speech import iemocap, manifest, ravdess, savee
+from raymer.errors import UsageError
 
 ADAPTERS: dict[str, Callable[..., Prepared]] = {
     "iemocap": iemocap,
@@ -36,7 +39,7 @@ CORPORA = tuple(ADAPTERS)
 LABEL_SETS = {"iemocap": ("4class", "all"), "goemotions": ("ekman", "all")}
 
 
-class PrepareError(ValueError):
+class PrepareError(UsageError):
     """An option that does not apply to the corpus named, or nothing left to write."""
 
 

@@ -11,9 +11,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from raymer import storage
+from raymer.errors import UsageError
 
 
-class CorpusLayoutError(ValueError):
+class CorpusLayoutError(UsageError):
     """The source does not look like the corpus named; the message says what was expected."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from raymer.audio import SAMPLE_RATE, resample
 from raymer.corpora.synth_text import LABELS, sentence
+from raymer.errors import UsageError
 from raymer.extras import require
 
 VOICES = [
@@ -153,7 +154,7 @@ def synthesize_corpus(
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return out / "manifest.csv"
     if speakers > 1 and shutil.which("espeak-ng") is None:
-        raise RuntimeError(
+        raise UsageError(
             "espeak-ng is needed for speakers > 1: install it (apt-get install espeak-ng)"
         )
     specs = plan_corpus(clips, seed, speakers)

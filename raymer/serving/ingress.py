@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from raymer.config import ServeConfig
+from raymer.errors import UsageError
 
 API_TOKEN_ENV = "RAYMER_API_TOKEN"
 
@@ -166,7 +167,7 @@ def resolve_token(cfg: ServeConfig) -> str | None:
                 "or set allow_anonymous: true to serve without one"
             ) from None
         if not token:
-            raise ValueError(f"auth_token_file {cfg.auth_token_file} is empty")
+            raise UsageError(f"auth_token_file {cfg.auth_token_file} is empty")
         return token
     return os.environ.get(API_TOKEN_ENV) or None
 
@@ -177,7 +178,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def check_exposure(cfg: ServeConfig, token: str | None) -> None:
     """Refuse to open the API to the network without a token, unless asked to."""
     if cfg.host not in LOOPBACK and not token and not cfg.allow_anonymous:
-        raise ValueError(
+        raise UsageError(
             f"serving on {cfg.host} without a token lets anyone who reaches port {cfg.port} "
             "use the API: set auth_token, auth_token_file or RAYMER_API_TOKEN, or "
             "allow_anonymous=true"

@@ -12,6 +12,7 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from raymer import checkpoint
 from raymer.audio import SAMPLE_RATE
 from raymer.batches import LoadedModel
 from raymer.checkpoint import labels_on, top_label
+from raymer.errors import UsageError
 from raymer.models.whisper import SpeechFeatures
 from raymer.segment import SpeechRule
 
@@ -42,9 +44,9 @@ class Heads:
             self.text = LoadedModel.load(text_uri)
             spec = self.text.spec
             if spec.modality != "text":
-                raise ValueError(f"text_checkpoint {text_uri} is a {spec.modality} model")
+                raise UsageError(f"text_checkpoint {text_uri} is a {spec.modality} model")
             if spec.labels != self.main.spec.labels:
-                raise ValueError(
+                raise UsageError(
                     f"text_checkpoint labels {spec.labels} differ from the main model's "
                     f"{self.main.spec.labels}"
                 )
@@ -274,8 +276,6 @@ class Recognizer:
     def recognize(self, clips: list[np.ndarray]) -> list[dict]:
         """16 kHz mono float32 clips -> one result per clip (inside a running event loop
         too)."""
-        from raymer.recognizer import run_sync
-
         return run_sync(self.arecognize(clips))
 
     def recognize_text(self, texts: list[str]) -> list[dict]:
@@ -287,3 +287,16 @@ class Recognizer:
             self.heads.score([], tokens, texts=texts, text_only=True),
             self.heads.text_multi_label,
         )
+
+
+def run_sync(coro):
+    """Run a coroutine to its end from sync code, inside a running event loop too (Jupyter):
+    there, in a thread of its own with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="raymer-predict") as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -14,7 +14,8 @@ from raymer.checkpoint import write_card
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
 from raymer.training.evaluate import evaluate
-from raymer.training.trainer import card_facts, refuse_multi_label, train
+from raymer.training.report import card_facts
+from raymer.training.trainer import refuse_multi_label, train
 
 MODALITIES = ("fusion", "audio", "text")
 

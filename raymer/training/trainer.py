@@ -9,11 +9,9 @@ Output layout (local or s3://)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import pyarrow.parquet as pq
 import yaml
 
 from raymer import checkpoint, storage
-from raymer.card import CardFacts
 from raymer.checkpoint import ModelSpec, score_name, target_column, write_card
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
 from raymer.errors import UsageError
@@ -41,6 +38,7 @@ from raymer.training.data import (
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 from raymer.training.loop import WorkerConfig, history_uri, nan_marker
+from raymer.training.report import card_facts, epoch_lines
 
 logger = logging.getLogger(__name__)
 
@@ -337,68 +335,6 @@ def train(cfg: TrainConfig) -> TrainSummary:
             curves_png(history, score),
         )
     return summary
-
-
-@contextlib.contextmanager
-def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
-    """One line per finished epoch while the block runs (read from the run's history.json,
-    which rank 0 rewrites each epoch): loss, validation score, time."""
-    import threading
-
-    uri, score = history_uri(cfg), score_name(cfg.multi_label)
-    shown: set[int] = set()
-    stop = threading.Event()
-
-    def show() -> None:
-        with contextlib.suppress(Exception):  # not written yet, or mid-write: next time
-            for h in json.loads(storage.read_bytes(uri)):
-                if h["epoch"] not in shown:
-                    shown.add(h["epoch"])
-                    print(
-                        f"{cfg.name} epoch {h['epoch']}/{cfg.epochs} | train loss "
-                        f"{h['train_loss']:.4f} | val loss {h['val_loss']:.4f} | val "
-                        f"{'UA' if score == 'ua' else 'macro-F1'} {h['val_' + score]:.3f} | "
-                        f"{h['epoch_s']:.1f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-
-    def poll() -> None:
-        while not stop.wait(every_s):
-            show()
-
-    thread = threading.Thread(target=poll, name="raymer-epochs", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        show()  # the last epoch
-
-
-def card_facts(cfg: TrainConfig, summary: TrainSummary, metrics: dict) -> CardFacts:
-    """What the best checkpoint's model card says after the run (``compare`` adds tests)."""
-    best = next((h for h in summary.history if h["epoch"] == metrics.get("epoch")), metrics)
-    return CardFacts(
-        features=cfg.features,
-        train_clips=best.get("train_clips"),
-        speakers={
-            "train": summary.train_speakers,
-            "validation": summary.val_speakers,
-            "test": summary.test_speakers,
-        },
-        split_by=summary.split_by,
-        epochs=summary.epochs,
-        metrics={
-            "validation": {
-                "ua": best.get("val_ua"),
-                "wa": best.get("val_wa"),
-                "macro_f1": best.get("val_macro_f1"),
-                "n": best.get("val_clips"),
-            }
-        },
-    )
 
 
 def _uri(output: str, path: str) -> str:

@@ -47,5 +47,5 @@ def test_predict_without_inputs_says_what_to_give(capsys):
 
 
 def test_predict_on_an_unreachable_service_fails_at_once(capsys):
-    assert main(["predict", "--text", "hello", "--url", "http://127.0.0.1:9"]) == 2
+    assert main(["predict", "--text", "hello", "--url", "http://127.0.0.1:9"]) == 1  # failed
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err

@@ -25,8 +25,9 @@ KINDS = {"RayCluster": "rayclusters", "RayJob": "rayjobs", "RayService": "rayser
 
 
 def _ray_version() -> str:
-    text = (ROOT / "pyproject.toml").read_text()
-    return re.search(r'"ray\[[^\]]*\]==([\d.]+)"', text).group(1)
+    """The Ray the project is tested with: requirements.txt's pin (pyproject has a range)."""
+    text = (ROOT / "requirements.txt").read_text()
+    return re.search(r"^ray==([\d.]+)$", text, re.M).group(1)
 
 
 def _crd(plural: str) -> dict:

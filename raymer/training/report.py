@@ -1,0 +1,80 @@
+"""What a training run reports as it goes and after: one line per epoch on the terminal,
+and the facts of its best checkpoint's model card."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from raymer import storage
+from raymer.card import CardFacts
+from raymer.checkpoint import score_name
+from raymer.config import TrainConfig
+from raymer.training.loop import history_uri
+
+if TYPE_CHECKING:
+    from raymer.training.trainer import TrainSummary
+
+
+@contextlib.contextmanager
+def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
+    """One line per finished epoch while the block runs (read from the run's history.json,
+    which rank 0 rewrites each epoch): loss, validation score, time."""
+    import threading
+
+    uri, score = history_uri(cfg), score_name(cfg.multi_label)
+    shown: set[int] = set()
+    stop = threading.Event()
+
+    def show() -> None:
+        with contextlib.suppress(Exception):  # not written yet, or mid-write: next time
+            for h in json.loads(storage.read_bytes(uri)):
+                if h["epoch"] not in shown:
+                    shown.add(h["epoch"])
+                    print(
+                        f"{cfg.name} epoch {h['epoch']}/{cfg.epochs} | train loss "
+                        f"{h['train_loss']:.4f} | val loss {h['val_loss']:.4f} | val "
+                        f"{'UA' if score == 'ua' else 'macro-F1'} {h['val_' + score]:.3f} | "
+                        f"{h['epoch_s']:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    def poll() -> None:
+        while not stop.wait(every_s):
+            show()
+
+    thread = threading.Thread(target=poll, name="raymer-epochs", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        show()  # the last epoch
+
+
+def card_facts(cfg: TrainConfig, summary: TrainSummary, metrics: dict) -> CardFacts:
+    """What the best checkpoint's model card says after the run (``compare`` adds tests)."""
+    best = next((h for h in summary.history if h["epoch"] == metrics.get("epoch")), metrics)
+    return CardFacts(
+        features=cfg.features,
+        train_clips=best.get("train_clips"),
+        speakers={
+            "train": summary.train_speakers,
+            "validation": summary.val_speakers,
+            "test": summary.test_speakers,
+        },
+        split_by=summary.split_by,
+        epochs=summary.epochs,
+        metrics={
+            "validation": {
+                "ua": best.get("val_ua"),
+                "wa": best.get("val_wa"),
+                "macro_f1": best.get("val_macro_f1"),
+                "n": best.get("val_clips"),
+            }
+        },
+    )
