@@ -103,6 +103,8 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif self.last_line > self.started:  # a long run in a log: where it ended
+            print(self.line(), file=sys.stderr, flush=True)
 
 
 def _clock(seconds: float) -> str:
