@@ -102,6 +102,8 @@ def watched(ledger, progress, every_s: float = 1.0):
     finally:
         stop.set()
         thread.join(timeout=60)
+        with contextlib.suppress(Exception):  # the counts at the end
+            progress.update(*ray.get(ledger.counted.remote(), timeout=30))
         progress.close()
 
 
