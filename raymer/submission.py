@@ -32,7 +32,7 @@ from raymer.config import (
     load_config,
     require_paths,
 )
-from raymer.errors import RunError
+from raymer.errors import RunError, UsageError
 
 # Settings that travel with every job when they are set here: where S3 is and how Ray and
 # the model hub behave. Credentials do not: the cluster's nodes have their own (or pass
@@ -72,12 +72,22 @@ def client(addr: str):
     try:
         return JobSubmissionClient(addr)
     except Exception as err:
-        raise SubmissionError(_explain(addr, err)) from None
+        raise _failure(addr, err) from None
+
+
+def _failure(addr: str, err: Exception) -> Exception:
+    """A missing or wrong token is the caller's to fix (exit 2); the rest a failed call."""
+    cls = UsageError if _is_auth(str(err)) else SubmissionError
+    return cls(_explain(addr, err))
+
+
+def _is_auth(text: str) -> bool:
+    return "401" in text or "403" in text or "uthenticat" in text or "token" in text.lower()
 
 
 def _explain(addr: str, err: Exception) -> str:
     text = str(err)
-    if "401" in text or "403" in text or "uthenticat" in text or "token" in text.lower():
+    if _is_auth(text):
         return (
             f"the Ray cluster at {addr} requires its authentication token: set RAY_AUTH_MODE=token "
             "and the token in RAY_AUTH_TOKEN, in a file named by RAY_AUTH_TOKEN_PATH, or in "
@@ -159,7 +169,7 @@ def submit(
             metadata={"raymer_command": command},
         )
     except Exception as err:
-        raise SubmissionError(_explain(addr, err)) from None
+        raise _failure(addr, err) from None
     finally:
         shutil.rmtree(working_dir, ignore_errors=True)
     print(f"submitted {command} as job {job_id} to {addr}", file=out, flush=True)
