@@ -8,6 +8,9 @@ clip at a time, each clip in the ledger, and a clip whose worker died ``max_atte
 is an error row instead of another attempt. Only unfinished attempts stay in the ledger, so
 its memory is that of the batches in flight and the clips that crashed, whatever the corpus.
 
+The ledger also counts the rows that leave the last stage and their audio seconds
+(``count_done``): ``watched`` shows them as the run's progress line from the driver.
+
 ``process`` runs a stage's work on a batch of rows: an exception fails the batch, then the
 rows are tried one by one, so one bad row fails alone (``error`` and ``stage`` set).
 
