@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raymer import checkpoint, storage
 from raymer.batches import LoadedModel, has_target
@@ -25,17 +26,28 @@ from raymer.training.evaluate import FEATURE_COLUMNS, Selection, model_batch, re
 class Scorer:
     """Actor: the checkpoint's model on batches of feature rows -> prediction rows (the
     clips' own columns, ``predicted``, ``score_<label>``, ``predicted_labels`` for a
-    multi-label model). Rows not matching ``where`` are left out."""
+    multi-label model). Rows not matching ``where`` are left out. ``ledger``
+    (``faults.CrashLedger``) counts the rows read, for the progress line."""
 
-    def __init__(self, checkpoint_uri: str, where: dict[str, set[str]], threads: int) -> None:
+    def __init__(
+        self, checkpoint_uri: str, where: dict[str, set[str]], threads: int, ledger=None
+    ) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.model = LoadedModel.load(checkpoint_uri)
         self.spec = self.model.spec
-        self.where = where
+        self.where, self.ledger = where, ledger
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        out = self._predict(table)
+        if self.ledger is not None:
+            seconds = table.column("duration_s") if "duration_s" in table.column_names else None
+            audio_s = pc.sum(seconds).as_py() if seconds is not None else None
+            self.ledger.count.remote(table.num_rows, float(audio_s or 0.0))
+        return out
+
+    def _predict(self, table: pa.Table) -> pa.Table:
         selection = Selection(self.spec, self.where, labelled_only=False)
         small = table.drop_columns([c for c in FEATURE_COLUMNS if c in table.column_names])
         keep = selection.keep(small.to_pylist())
@@ -88,9 +100,6 @@ def infer(
     labelled or not -> ``OUTPUT/predictions/`` and ``OUTPUT/infer.json`` (clips per
     predicted label). A Ray Data job: ``actors`` model actors of ``num_cpus`` CPUs each,
     ``batch_size`` clips per batch."""
-    import ray.data
-    from ray.data import ActorPoolStrategy
-
     from raymer.runtime import init_ray, shuffle_by_sort
     from raymer.training.data import feature_files
 
@@ -103,20 +112,7 @@ def infer(
     out = storage.join(output, "predictions")
     for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions
         storage.delete_file(uri)
-    fs, _ = storage.filesystem(files[0])
-    ds = ray.data.read_parquet(
-        [storage.filesystem(f)[1] for f in files], filesystem=fs, **READ_ARGS
-    )
-    ds = ds.map_batches(
-        Scorer,
-        fn_constructor_args=(spec.checkpoint, {k: set(v) for k, v in where.items()}, threads),
-        batch_size=batch_size,
-        compute=ActorPoolStrategy(size=actors),
-        num_cpus=num_cpus,
-        batch_format="pyarrow",
-    )
-    ofs, opath = storage.filesystem(out)
-    ds.write_parquet(opath, filesystem=ofs)
+    _predict(files, spec, where, out, batch_size, actors, num_cpus, threads)
     with shuffle_by_sort():
         found = _totals(out, spec)
     refusals(Selection(spec, {}, labelled_only=False), features, where, bool(found["count()"]))
@@ -131,6 +127,38 @@ def infer(
     }
     storage.write_bytes(storage.join(output, "infer.json"), json.dumps(summary, indent=2).encode())
     return summary
+
+
+def _predict(files, spec, where, out, batch_size, actors, num_cpus, threads) -> None:
+    """The Ray Data job: features -> Scorer actors -> ``out`` (Parquet), with its progress."""
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    from raymer.console import Progress
+    from raymer.pipeline.faults import new_ledger, watched
+
+    fs, _ = storage.filesystem(files[0])
+    ds = ray.data.read_parquet(
+        [storage.filesystem(f)[1] for f in files], filesystem=fs, **READ_ARGS
+    )
+    total = ds.count()  # from the Parquet footers
+    ledger = new_ledger()
+    ds = ds.map_batches(
+        Scorer,
+        fn_constructor_args=(
+            spec.checkpoint,
+            {k: set(v) for k, v in where.items()},
+            threads,
+            ledger,
+        ),
+        batch_size=batch_size,
+        compute=ActorPoolStrategy(size=actors),
+        num_cpus=num_cpus,
+        batch_format="pyarrow",
+    )
+    ofs, opath = storage.filesystem(out)
+    with watched(ledger, Progress("infer", total, "clips")):
+        ds.write_parquet(opath, filesystem=ofs)
 
 
 def _totals(out: str, spec: ModelSpec) -> dict:
