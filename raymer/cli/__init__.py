@@ -105,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("raymer: %(levelname)s: %(message)s"))
         root.addHandler(handler)
     logging.getLogger("raymer").setLevel(logging.INFO if console.verbose() else logging.WARNING)
-    logging.getLogger("raymer").propagate = False
     if not console.verbose():
         with contextlib.suppress(ImportError):
             from transformers.utils import logging as hf_logging
