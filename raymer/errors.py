@@ -2,7 +2,7 @@
 
 ``UsageError`` (a ``ValueError``): the settings, arguments or inputs cannot be used; the
 message says which and why, and the same call with other settings would work. The CLI exits
-2 on these. Anything else that escapes a command is a run that failed (exit 1): a known
+2 on these, and on ``raymer.models.errors.ModelError`` (models/ imports nothing of raymer). Anything else that escapes a command is a run that failed (exit 1): a known
 failure (``RunError``, a training, service or submission failure) prints its sentence, any
 other exception is a bug and says so.
 """

@@ -124,10 +124,11 @@ def _report(err: Exception, verbose: bool) -> int:
     import traceback
 
     from raymer.errors import RunError, UsageError
+    from raymer.models.errors import ModelError
 
     if verbose:
         traceback.print_exception(err, file=sys.stderr)
-    usage = isinstance(err, UsageError | FileNotFoundError | ConfigError)
+    usage = isinstance(err, UsageError | ModelError | FileNotFoundError | ConfigError)
     if usage or isinstance(err, RunError | TimeoutError | OSError):
         print(f"raymer: error: {err}", file=sys.stderr)
         return EXIT_USAGE if usage else EXIT_FAILED

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from raymer.errors import UsageError
+from raymer.models.errors import ModelError
 
 if TYPE_CHECKING:  # types only: models/ does not import the checkpoint module
     from raymer.checkpoint import ModelSpec
@@ -25,23 +25,23 @@ def check_text_branch(source: ModelSpec, target: ModelSpec) -> None:
     ``target``. Both are checkpoint specs (``model.json``)."""
     where = source.checkpoint or "the init_text checkpoint"
     if source.modality == "audio":
-        raise UsageError(f"init_text: {where} is an audio-only model; it has no text branch")
+        raise ModelError(f"init_text: {where} is an audio-only model; it has no text branch")
     if target.modality == "audio":
-        raise UsageError("init_text: an audio-only model has no text branch to start")
+        raise ModelError("init_text: an audio-only model has no text branch to start")
     differ = [k for k in SHAPE_KEYS if getattr(source, k) != getattr(target, k)]
     if differ:
         pairs = ", ".join(f"{k} {getattr(source, k)} vs {getattr(target, k)}" for k in differ)
-        raise UsageError(
+        raise ModelError(
             f"init_text: the text branch of {where} has another shape ({pairs}); train with the "
             "same hidden_dim, num_layers and num_heads, on the same text encoder"
         )
     if source.text_encoder != target.text_encoder:
-        raise UsageError(
+        raise ModelError(
             f"init_text: {where} read the tokens of {source.text_encoder!r}, this model "
             f"reads {target.text_encoder!r}: a branch only fits the encoder it learnt on"
         )
     if source.finetune and not target.finetune:
-        raise UsageError(
+        raise ModelError(
             f"init_text: {where} fine-tuned its text encoder, and its branch fits that encoder's "
             "tokens, not the frozen encoder's tokens in these features; train with mode=finetune "
             "so the fine-tuned encoder comes along"
@@ -80,14 +80,14 @@ def load_text_branch(
             continue
         target = prefix + name if part == "head" else "text_encoder." + name
         if target not in own:
-            raise UsageError(f"init_text: this model has no parameter {target} for {key}")
+            raise ModelError(f"init_text: this model has no parameter {target} for {key}")
         if own[target].shape != value.shape:
-            raise UsageError(
+            raise ModelError(
                 f"init_text: {target} is {tuple(own[target].shape)} here and "
                 f"{tuple(value.shape)} in the source"
             )
         update[target] = value
     if not update:
-        raise UsageError("init_text: the source checkpoint holds no text-branch weights")
+        raise ModelError("init_text: the source checkpoint holds no text-branch weights")
     model.load_state_dict(update, strict=False)
     return sorted(update)

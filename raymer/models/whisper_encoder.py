@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from raymer.errors import UsageError
+from raymer.models.errors import ModelError
 
 # CTranslate2's variable dtypes, by type id (ctranslate2/specs/model_spec.py).
 _CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 
 
-class ConversionError(UsageError):
+class ConversionError(ModelError):
     """A CTranslate2 model that cannot be turned into a torch Whisper encoder."""
 
 

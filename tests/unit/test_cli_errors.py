@@ -6,6 +6,7 @@ import pytest
 
 from raymer import cli
 from raymer.errors import RunError, UsageError
+from raymer.models.errors import ModelError
 
 
 @pytest.mark.parametrize(
@@ -13,6 +14,7 @@ from raymer.errors import RunError, UsageError
     [
         (UsageError("batch_size must be positive"), 2, "raymer: error: batch_size must"),
         (FileNotFoundError("input /x.csv does not exist"), 2, "input /x.csv does not exist"),
+        (ModelError("init_text: another shape"), 2, "raymer: error: init_text: another shape"),
         (RunError("the job failed: worker died"), 1, "raymer: error: the job failed"),
         (TimeoutError("not ready within 300 s"), 1, "not ready within 300 s"),
         (KeyError("frames"), 1, "raymer: error: KeyError: 'frames'"),
@@ -27,7 +29,7 @@ def test_exit_status_and_message_by_fault(monkeypatch, capsys, error, status, sa
     assert cli.main(["extract", "--input", "x", "--output", "y"]) == status
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
-    bug = not isinstance(error, UsageError | RunError | OSError)
+    bug = not isinstance(error, UsageError | ModelError | RunError | OSError)
     assert ("looks like a bug" in err) is bug
 
 
