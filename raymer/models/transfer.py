@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from raymer.models.errors import ModelError
+from .errors import ModelError
 
 if TYPE_CHECKING:  # types only: models/ does not import the checkpoint module
     from raymer.checkpoint import ModelSpec

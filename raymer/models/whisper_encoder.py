@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raymer.models.errors import ModelError
+from .errors import ModelError
 
 # CTranslate2's variable dtypes, by type id (ctranslate2/specs/model_spec.py).
 _CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
