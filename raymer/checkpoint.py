@@ -216,13 +216,10 @@ def save(
     """Write a checkpoint folder (local): the spec, the weights (safetensors and torch) and
     the model card, and for a training run its optimizer state, run state and config."""
     import torch
-    from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(weights, directory / MODEL_FILE)
-    # safetensors refuses tensors that share memory: each is written as its own copy
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()},
-              directory / WEIGHTS_FILE)  # fmt: skip
+    (directory / WEIGHTS_FILE).write_bytes(safetensors_bytes(weights))
     (directory / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
     (directory / CARD_FILE).write_text(render(spec, card or CardFacts(), str(directory)))
     if optimizer is not None:
@@ -233,11 +230,19 @@ def save(
         (directory / CONFIG_FILE).write_text(config)
 
 
+def safetensors_bytes(weights: dict) -> bytes:
+    """A state dict as a safetensors file. safetensors refuses tensors that share memory:
+    each is written as its own copy."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous().clone() for k, v in weights.items()})
+
+
 def write_card(uri: str, facts: CardFacts) -> None:
     """(Re)write the model card of the checkpoint ``uri`` resolves to (local or s3://)."""
     spec = load_spec(uri)
-    text = render(spec, facts, spec.checkpoint or uri)
-    storage.write_bytes(storage.join(spec.checkpoint or uri, CARD_FILE), text.encode())
+    text = render(spec, facts, spec.checkpoint)
+    storage.write_bytes(storage.join(spec.checkpoint, CARD_FILE), text.encode())
 
 
 def export(checkpoint: str, output: str) -> list[str]:
@@ -254,13 +259,10 @@ def export(checkpoint: str, output: str) -> list[str]:
 
 
 def _export_one(uri: str, output: str) -> str:
-    from safetensors.torch import save
-
     spec = load_spec(uri)
-    state = read_state(spec.checkpoint)
     storage.makedirs(output)
-    tensors = {k: v.contiguous().clone() for k, v in state.items()}
-    storage.write_bytes(storage.join(output, WEIGHTS_FILE), save(tensors))
+    weights = safetensors_bytes(read_state(spec.checkpoint))
+    storage.write_bytes(storage.join(output, WEIGHTS_FILE), weights)
     storage.write_bytes(storage.join(output, SPEC_FILE), spec.model_dump_json(indent=2).encode())
     card = storage.join(spec.checkpoint, CARD_FILE)
     if storage.exists(card):

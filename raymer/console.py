@@ -40,12 +40,6 @@ def quiet_ray() -> None:
                 handler, logging.FileHandler
             ):
                 handler.setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # "Loading weights" bars
-    except ImportError:
-        pass
 
 
 def progress_every_s() -> float:

@@ -107,8 +107,6 @@ class Recognizer:
         name ending in an audio extension), else a text. ``errors="report"`` turns an input
         that cannot be read or decoded into a result with ``error`` set, instead of raising.
         """
-        from raymer.serving.recognizer import run_sync
-
         if errors not in ("raise", "report"):
             raise UsageError(f"errors must be 'raise' or 'report', not {errors!r}")
         single = not isinstance(inputs, list | tuple)
@@ -140,7 +138,7 @@ class Recognizer:
                     if errors == "raise":
                         raise
                     results[i] = _failed(message)
-            for i, r in zip(ok, run_sync(self.core.arecognize(clips)), strict=True):
+            for i, r in zip(ok, self.core.recognize(clips), strict=True):
                 results[i] = _audio_result(r)
         return results[0] if single else results
 

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.set_name("raymer-cli")
         handler.setFormatter(logging.Formatter("raymer: %(levelname)s: %(message)s"))
         root.addHandler(handler)
-    logging.getLogger("raymer").setLevel(logging.INFO if console.verbose() else logging.WARNING)
+    root.setLevel(logging.INFO if console.verbose() else logging.WARNING)
     if not console.verbose():
         with contextlib.suppress(ImportError):
             from transformers.utils import logging as hf_logging

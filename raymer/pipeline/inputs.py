@@ -161,10 +161,8 @@ class ManifestRows:
             "id": ids,
             "path": [storage.resolve_relative(p, self.base) if p else "" for p in paths],
         }
-        for name in table.column_names:
-            if name in ("id", "path"):
-                continue
-            key = f"manifest_{name}" if name in self.reserved else name
+        others = [n for n in table.column_names if n not in ("id", "path")]
+        for name, key in carried_names(others, self.reserved).items():
             out[key] = [_text(v) for v in table.column(name).to_pylist()]
         return pa.table(out)
 

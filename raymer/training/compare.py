@@ -31,7 +31,7 @@ def compare(cfg: TrainConfig) -> dict:
             cfg.model_copy(update={"modality": modality, "name": modality, "output": out})
         )
         row = {"checkpoint": summary.best_checkpoint, "val_ua": summary.best_val_ua}
-        facts = card_facts(cfg, summary, {"epoch": _best_epoch(summary)})
+        facts = card_facts(cfg, summary)
         # What no model trained on: the held-out speakers, and the held-out groups.
         for key, speakers, where in (
             ("speakers", cfg.test_speakers, None),
@@ -51,13 +51,6 @@ def compare(cfg: TrainConfig) -> dict:
     )
     storage.write_bytes(storage.join(cfg.output, "comparison.md"), table.encode())
     return {"results": results, "markdown": table}
-
-
-def _best_epoch(summary) -> int | None:
-    """The epoch of the best validation score (what chose the checkpoint)."""
-    key = summary.selected_by
-    scored = [h for h in summary.history if h.get(key) is not None]
-    return max(scored, key=lambda h: h[key])["epoch"] if scored else None
 
 
 def _set_name(key: str, cfg: TrainConfig) -> str:

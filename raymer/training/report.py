@@ -56,9 +56,9 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
         show()  # the last epoch
 
 
-def card_facts(cfg: TrainConfig, summary: TrainSummary, metrics: dict) -> CardFacts:
+def card_facts(cfg: TrainConfig, summary: TrainSummary) -> CardFacts:
     """What the best checkpoint's model card says after the run (``compare`` adds tests)."""
-    best = next((h for h in summary.history if h["epoch"] == metrics.get("epoch")), metrics)
+    best = next((h for h in summary.history if h["epoch"] == summary.best_epoch), {})
     return CardFacts(
         features=cfg.features,
         train_clips=best.get("train_clips"),

@@ -60,6 +60,7 @@ class TrainSummary:
     unlabelled: int = 0  # clips left out for having no label
     best_val_score: float = 0.0  # what chose the checkpoint: selected_by
     selected_by: str = "val_ua"  # val_ua, or val_macro_f1 for multi-label
+    best_epoch: int | None = None  # the epoch of best_checkpoint
 
 
 def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
@@ -313,6 +314,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         best_val_ua=float(metrics["val_ua"]),
         best_val_score=float(metrics["val_score"]),
         selected_by=f"val_{score}",
+        best_epoch=int(metrics["epoch"]),
         epochs=int(result.metrics["epoch"]),
         history=history,
         labels=labels,
@@ -326,7 +328,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         storage.join(cfg.output, checkpoint.TRAIN_SUMMARY_FILE),
         json.dumps(asdict(summary), indent=2, default=float).encode(),
     )
-    write_card(summary.best_checkpoint, card_facts(cfg, summary, metrics))
+    write_card(summary.best_checkpoint, card_facts(cfg, summary))
     if history and can_plot():
         from raymer.training.plots import curves_png
 
