@@ -7,7 +7,7 @@ import posixpath
 import re
 
 from raymer import storage
-from raymer.corpora.prepared import CorpusLayoutError, Prepared, relative_to_root
+from raymer.corpora.prepared import CorpusLayoutError, Prepared, named_files, relative_to_root
 
 # -- CREMA-D ------------------------------------------------------------------------------
 
@@ -47,12 +47,7 @@ def crema_d(root: str) -> Prepared:
             "AudioWAV/1001_DFA_ANG_XX.wav"
         )
     out = Prepared([], root)
-    for path in storage.list_files(audio, (".wav",)):
-        name = posixpath.basename(path)
-        m = _CREMA.match(name)
-        if not m:
-            out.problem("unexpected file name", relative_to_root(root, path))
-            continue
+    for path, name, m in named_files(out, root, storage.list_files(audio, (".wav",)), _CREMA):
         actor, sentence, emo, level = m.groups()
         if emo not in CREMA_EMOTIONS:
             out.problem("unknown label", f"{name}: emotion code {emo}")
@@ -102,12 +97,7 @@ def tess(root: str) -> Prepared:
     ``..._ps.wav``); the text is "Say the word <word>."."""
     files = storage.list_files(root, (".wav",))
     out = Prepared([], root)
-    for path in files:
-        name = posixpath.basename(path)
-        m = _TESS_FILE.match(name)
-        if not m:
-            out.problem("unexpected file name", relative_to_root(root, path))
-            continue
+    for path, _, m in named_files(out, root, files, _TESS_FILE):
         speaker, word, emo = m.group(1).upper(), m.group(2).lower(), m.group(3).lower()
         folder = posixpath.basename(posixpath.dirname(path)).lower()
         if speaker not in TESS_SPEAKERS:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import posixpath
+import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from raymer import storage
@@ -71,6 +74,20 @@ def relative_to_root(root: str, path: str) -> str:
     if not storage.is_remote(root):
         root = storage.filesystem(root)[1]
     return path[len(root) + 1 :] if path.startswith(root + "/") else path
+
+
+def named_files(
+    out: Prepared, root: str, files: Iterable[str], pattern: re.Pattern
+) -> Iterator[tuple[str, str, re.Match]]:
+    """(path, file name, match) of each file whose name matches ``pattern``; any other is
+    counted as an "unexpected file name" problem."""
+    for path in files:
+        name = posixpath.basename(path)
+        m = pattern.match(name)
+        if m:
+            yield path, name, m
+        else:
+            out.problem("unexpected file name", relative_to_root(root, path))
 
 
 # -- folds, summary, output -----------------------------------------------------------------

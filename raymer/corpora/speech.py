@@ -16,7 +16,7 @@ import posixpath
 import re
 
 from raymer import storage
-from raymer.corpora.prepared import CorpusLayoutError, Prepared, relative_to_root
+from raymer.corpora.prepared import CorpusLayoutError, Prepared, named_files, relative_to_root
 
 # -- IEMOCAP ------------------------------------------------------------------------------
 
@@ -162,12 +162,7 @@ def ravdess(root: str) -> Prepared:
             "MM-VV-EE-II-SS-RR-AA.wav files (e.g. Actor_01/03-01-05-01-02-01-01.wav)"
         )
     out = Prepared([], root)
-    for path in files:
-        name = posixpath.basename(path)
-        m = _RAVDESS.match(name)
-        if not m:
-            out.problem("unexpected file name", relative_to_root(root, path))
-            continue
+    for path, name, m in named_files(out, root, files, _RAVDESS):
         modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
         if modality != "03" or channel != "01":
             continue  # video or song: not the speech corpus
