@@ -3,7 +3,9 @@
 #               fusion / audio-only / text-only, then serve the model and predict one clip
 #               through HTTP (local Ray)
 #   make serve  serve the trained sample model (page at http://127.0.0.1:8000/) until Ctrl-C
-#   make test   set up, lint, run the whole test suite
+#   make test   set up, lint, run the whole test suite (the three tiers: unit, integration,
+#               drill) and print the 25 slowest test phases
+#   make test-quick   the unit tier alone (no Ray, no model weights): a developer's inner loop
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -19,7 +21,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo serve test lint format bench lock clean
+.PHONY: setup browser demo serve test test-quick lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -63,8 +65,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi; }
 
+# The whole suite, one pytest process (one local Ray for the session): tiers unit, then
+# integration, then drill (tests/tiers.py); every test phase outside drill within its budget.
 test: lint browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
+
+test-quick: setup
+	$(BIN)/pytest -q -m unit
 
 bench: setup
 	$(BIN)/python benchmarks/extract_throughput.py

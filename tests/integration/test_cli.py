@@ -129,14 +129,19 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
     assert (tmp_path / "crossval.md").read_text() in result.stdout
 
 
-def test_prepared_manifest_runs_fold_by_fold(ray_session, multi_speaker_features, tmp_path):
-    """`corpus prepare` (folds of speakers) -> `extract` -> `crossval split_by=fold`: every
-    fold is a test set once, and no speaker is in two folds."""
+def test_prepared_manifest_runs_fold_by_fold(
+    ray_session, multi_speaker_corpus, multi_speaker_features, tmp_path
+):
+    """`corpus prepare` (folds of speakers) -> `extract` (the session's features were
+    extracted from this very manifest) -> `crossval split_by=fold` on two of its folds:
+    each a test set once, and no speaker in two folds."""
     import csv
     import json
 
+    import pyarrow.parquet as pq
+
     address = ray_session.get_runtime_context().gcs_address
-    corpus = multi_speaker_features.parent / "corpus" / "manifest.csv"
+    corpus = multi_speaker_corpus.parent / "corpus" / "manifest.csv"
     prepared = tmp_path / "prepared.csv"
     result = _run(
         "corpus", "prepare", "manifest", str(corpus), "--output", str(prepared), "--folds", "3"
@@ -146,30 +151,25 @@ def test_prepared_manifest_runs_fold_by_fold(ray_session, multi_speaker_features
         "manifest: 32 utterances" in result.stdout
         and "per fold: fold1 16, fold2 8, fold3 8" in result.stdout
     )
+    assert prepared.read_text() == multi_speaker_corpus.read_text()
     folds: dict[str, set] = {}
     for row in csv.DictReader(prepared.open()):
         folds.setdefault(row["fold"], set()).add(row["speaker"])
     assert sum(len(s) for s in folds.values()) == len(set().union(*folds.values())) == 4
+    extracted = pq.read_table(multi_speaker_features / "features", columns=["speaker", "fold"])
+    assert {(r["speaker"], r["fold"]) for r in extracted.to_pylist()} == {
+        (speaker, fold) for fold, speakers in folds.items() for speaker in speakers
+    }
 
     env = {"RAY_ADDRESS": address}
     result = _run(
-        "extract",
-        "--config",
-        "configs/extract/tiny.yaml",
-        "--input",
-        str(prepared),
-        "--output",
-        str(tmp_path / "extract"),
-        env=env,
-        cwd=Path.cwd(),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    result = _run(
         "crossval",
         "--features",
-        str(tmp_path / "extract"),
+        str(multi_speaker_features),
         "--output",
         str(tmp_path / "cv"),
+        "--folds",
+        "fold2,fold3",
         "--modalities",
         "fusion",
         "split_by=fold",
@@ -183,9 +183,9 @@ def test_prepared_manifest_runs_fold_by_fold(ray_session, multi_speaker_features
     report = json.loads((tmp_path / "cv" / "crossval.json").read_text())
     assert report["split_by"] == "fold"
     r = report["results"]["fusion"]
-    assert set(r["folds"]) == {"fold1", "fold2", "fold3"} and r["pooled"]["n"] == 32
+    assert set(r["folds"]) == {"fold2", "fold3"} and r["pooled"]["n"] == 16
     for name, fold in r["folds"].items():
-        assert name not in fold["val"] and fold["n"] == (16 if name == "fold1" else 8)
+        assert name not in fold["val"] and fold["n"] == 8
         # Every clip is in one split: trained on, validated on, or tested.
         history = json.loads(
             (tmp_path / "cv" / "fusion" / f"fold-{name}" / "fusion" / "history.json").read_text()
@@ -193,10 +193,14 @@ def test_prepared_manifest_runs_fold_by_fold(ray_session, multi_speaker_features
         assert history[0]["train_clips"] > 0 and history[0]["val_clips"] > 0
         assert history[0]["train_clips"] + history[0]["val_clips"] + fold["n"] == 32
 
+    # features without a fold column (the same ones, the column dropped): refused by name
+    (tmp_path / "nofold" / "features").mkdir(parents=True)
+    table = pq.read_table(multi_speaker_features / "features")
+    pq.write_table(table.drop_columns(["fold"]), tmp_path / "nofold" / "features" / "a.parquet")
     missing = _run(
         "train",
         "--features",
-        str(multi_speaker_features),
+        str(tmp_path / "nofold"),
         "--output",
         str(tmp_path / "t"),
         "split_by=fold",

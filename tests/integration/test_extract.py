@@ -119,13 +119,16 @@ def test_other_settings_and_a_second_run_are_refused(extracted, messy_corpus):
     assert (out / "_SUCCESS.json").exists() and not (out / "_lease.json").exists()
 
 
-def test_partial_file_from_a_crash_is_redone(ray_session, messy_corpus, tmp_path):
-    extract(_cfg(str(messy_corpus), str(tmp_path)))
-    files = sorted((tmp_path / "features").glob("*.parquet"))
+def test_partial_file_from_a_crash_is_redone(extracted, messy_corpus, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"  # the module's finished output, as a crash would have left it
+    shutil.copytree(extracted[1], out)
+    files = sorted((out / "features").glob("*.parquet"))
     lost = pq.read_table(files[0]).num_rows
     files[0].write_bytes(files[0].read_bytes()[:100])  # cut short, as by a killed writer
-    summary = extract(_cfg(str(messy_corpus), str(tmp_path)))
-    ids = pq.read_table(tmp_path / "features").column("id").to_pylist()
+    summary = extract(_cfg(str(messy_corpus), str(out)))
+    ids = pq.read_table(out / "features").column("id").to_pylist()
     assert summary.clips_ok == lost and summary.skipped == 12 - lost
     assert len(ids) == len(set(ids)) == 12
 
@@ -167,6 +170,7 @@ def _manifest(path, rows: list[dict]) -> str:
     return str(path)
 
 
+@pytest.mark.drill
 def test_hostile_files_and_a_poison_clip_cost_only_themselves(
     ray_session, piper_corpus, hostile_files, tmp_path, monkeypatch
 ):
@@ -205,6 +209,7 @@ def test_hostile_files_and_a_poison_clip_cost_only_themselves(
     assert hostile_s < 2 * base_s, (hostile_s, base_s)
 
 
+@pytest.mark.drill
 def test_a_driver_killed_midway_then_rerun_writes_every_clip_once(
     ray_session, piper_corpus, tmp_path, processes
 ):

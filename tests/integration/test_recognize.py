@@ -258,6 +258,7 @@ def test_s3_in_and_out(ray_session, s3_endpoint, corpus):
     assert pq.read_table(path, filesystem=fs).num_rows == len(rows)
 
 
+@pytest.mark.drill
 def test_the_driver_does_not_hold_the_corpus(ray_session, tmp_path):
     """benchmarks/driver_memory.py on 1,000 and 50,000 manifest rows (files that do not
     exist: each is an error row through every stage): the driver's peak memory may grow by

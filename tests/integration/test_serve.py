@@ -18,7 +18,7 @@ import pytest
 import requests
 import soundfile
 
-from raymer.config import ServeConfig, TrainConfig, load_config
+from raymer.config import ServeConfig
 from raymer.wer import wer
 
 TOKEN = "s3cret-token"
@@ -26,32 +26,16 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def compare_run(multi_speaker_features, tmp_path_factory) -> Path:
-    """fusion / audio / text models trained (briefly) on the tiny.en features."""
-    from raymer.training.compare import compare
-
-    root = tmp_path_factory.mktemp("served")
-    cfg = load_config(
-        TrainConfig,
-        None,
-        [
-            "num_workers=2",
-            "batch_size=8",
-            "hidden_dim=32",
-            "epochs=3",
-            "test_speakers=[en-gb_m3]",
-            "val_speakers=[en-us_f2]",
-        ],
-        features=str(multi_speaker_features),
-        output=str(root),
-    )
-    compare(cfg)
-    return root
+def compare_run(trained) -> Path:
+    """The session's fusion / audio / text models (a compare output)."""
+    return trained.output
 
 
 @pytest.fixture(scope="module")
 def service(compare_run, free_port):
-    """One deployment for the module (auth on, small limits, fast autoscaling)."""
+    """One deployment for the module's HTTP tests (auth on, small limits, fast autoscaling);
+    the drills below (bombs and slow clients, load, killed replicas) run after every
+    integration test, on a deployment of their own."""
     from raymer.serving import server
 
     cfg = ServeConfig(
@@ -246,6 +230,7 @@ def _slow_client(url: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.drill
 def test_bombs_and_slow_uploads_never_stall_the_service(
     service, piper_corpus, hostile_files, sparse_wav, tmp_path
 ):
@@ -433,6 +418,7 @@ def _replicas(name: str = "Model") -> int:
     return sum(status.replica_states.values()) if status.replica_states else 0
 
 
+@pytest.mark.drill
 def test_scales_up_under_load_and_back_down(service, piper_corpus):
     url, _ = service
     clip = _clip(piper_corpus, 2)[0].read_bytes()
@@ -465,6 +451,7 @@ def test_overload_answers_503_not_a_pile_up(service, piper_corpus):
     assert _post(url, clip).status_code == 200
 
 
+@pytest.mark.drill
 def test_killed_model_replicas_answer_json_503_and_readyz_tells(service, piper_corpus, processes):
     """Real process kills of every model replica in the middle of 8 requests: each gets a
     JSON answer (200 or 503, never a plain-text 500), /readyz says 503 while no replica is

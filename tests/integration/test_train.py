@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from raymer.checkpoint import ModelSpec
@@ -13,25 +14,8 @@ from raymer.models.builders import build_fusion_model
 from raymer.training.trainer import train
 
 
-def _cfg(features: Path, output: Path, *overrides: str) -> TrainConfig:
-    return load_config(
-        TrainConfig,
-        None,
-        [
-            "num_workers=2",
-            "batch_size=8",
-            "hidden_dim=32",
-            "test_speakers=[en-gb_m3]",
-            "val_speakers=[en-us_f2]",
-            *overrides,
-        ],
-        features=str(features),
-        output=str(output),
-    )
-
-
-def test_train_checkpoints_and_resumes(multi_speaker_features, tmp_path):
-    summary = train(_cfg(multi_speaker_features, tmp_path, "epochs=2"))
+def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp_path):
+    summary = train(train_config(multi_speaker_features, tmp_path, "epochs=2"))
     assert summary.epochs == 2 and len(summary.history) == 2
     assert summary.labels == ["angry", "happy", "neutral", "sad"]
     assert summary.test_speakers == ["en-gb_m3"] and summary.val_speakers == ["en-us_f2"]
@@ -47,29 +31,31 @@ def test_train_checkpoints_and_resumes(multi_speaker_features, tmp_path):
     assert json.loads((tmp_path / "train_summary.json").read_text())["best_checkpoint"] == str(best)
 
     # The same run name again, with more epochs: it continues from epoch 2, not from scratch.
-    resumed = train(_cfg(multi_speaker_features, tmp_path, "epochs=3"))
+    resumed = train(train_config(multi_speaker_features, tmp_path, "epochs=3"))
     assert resumed.epochs == 3
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert _checkpoint_states(tmp_path)[-1]["resumed_at"] == [2]
 
 
-def test_train_refuses_unknown_test_speaker(multi_speaker_features, tmp_path):
+def test_train_refuses_unknown_test_speaker(train_config, multi_speaker_features, tmp_path):
     import pytest
 
     with pytest.raises(ValueError, match="not in the features"):
-        train(_cfg(multi_speaker_features, tmp_path, "test_speakers=[nobody]"))
+        train(train_config(multi_speaker_features, tmp_path, "test_speakers=[nobody]"))
 
 
-def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_features, tmp_path):
+def test_evaluate_writes_metrics_predictions_report_and_plots(
+    trained, multi_speaker_features, tmp_path
+):
     import pyarrow.parquet as pq
 
     from raymer.training.evaluate import evaluate
 
-    summary = train(_cfg(multi_speaker_features, tmp_path / "run", "epochs=1"))
+    run, summary = trained.run("fusion"), trained.summary("fusion")
     out = tmp_path / "eval"
     # The train output folder itself is accepted: its best checkpoint is used.
-    metrics = evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(out), ["en-gb_m3"])
-    assert metrics["checkpoint"] == summary.best_checkpoint
+    metrics = evaluate(str(run), str(multi_speaker_features), str(out), ["en-gb_m3"])
+    assert metrics["checkpoint"] == summary["best_checkpoint"]
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("ua", "wa", "macro_f1", "per_class", "confusion"):
         assert key in saved
@@ -77,15 +63,15 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_feat
     predictions = pq.read_table(out / "predictions.parquet").to_pylist()
     assert len(predictions) == 8 and {p["speaker"] for p in predictions} == {"en-gb_m3"}
     for p in predictions:
-        scores = [p[f"score_{label}"] for label in summary.labels]
-        assert p["predicted"] == summary.labels[scores.index(max(scores))]
+        scores = [p[f"score_{label}"] for label in summary["labels"]]
+        assert p["predicted"] == summary["labels"][scores.index(max(scores))]
         assert all(0 <= s <= 1 for s in scores)  # sigmoid scores of the BCE loss
         assert "clip_type" in p and "audio_frames" not in p
     wa = sum(p["predicted"] == p["label"] for p in predictions) / 8
     assert abs(saved["wa"] - wa) < 1e-9
     assert "| UA | WA | macro-F1 |" in (out / "report.md").read_text()
     cue = evaluate(
-        str(tmp_path / "run"),
+        str(run),
         str(multi_speaker_features),
         str(tmp_path / "cue"),
         None,
@@ -95,10 +81,10 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(multi_speaker_feat
     assert cue["n"] == len(cue_rows) > 0
     assert {r["clip_type"] for r in cue_rows} <= {"audio_cue", "text_cue"}
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "run" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_path):
+def test_infer_predicts_every_clip_labelled_or_not(trained, multi_speaker_features, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
     import pytest
@@ -106,7 +92,7 @@ def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_p
     from raymer.training.evaluate import evaluate
     from raymer.training.infer import infer
 
-    train(_cfg(multi_speaker_features, tmp_path / "run", "epochs=1"))
+    run = str(trained.run("fusion"))
     # The same clips with no labels, and one with a label the checkpoint never saw.
     table = pq.read_table(multi_speaker_features / "features")
     labels = [None] * (table.num_rows - 1) + ["surprised"]
@@ -114,23 +100,21 @@ def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_p
     (tmp_path / "unlabelled" / "features").mkdir(parents=True)
     pq.write_table(table, tmp_path / "unlabelled" / "features" / "part-0.parquet")
     with pytest.raises(ValueError, match=r"labels \['surprised'\] that the checkpoint"):
-        evaluate(str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "ev"))
+        evaluate(run, str(tmp_path / "unlabelled"), str(tmp_path / "ev"))
     ids = table.column("id").to_pylist()
     with pytest.raises(
         ValueError, match="no labelled clips .*31 clips have no label.*raymer infer"
     ):
         where = {"id": ids[:-1]}  # every clip but the foreign one
-        evaluate(
-            str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "ev"), None, where
-        )
+        evaluate(run, str(tmp_path / "unlabelled"), str(tmp_path / "ev"), None, where)
 
-    summary = infer(str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "inf"))
+    summary = infer(run, str(tmp_path / "unlabelled"), str(tmp_path / "inf"))
     assert summary["n"] == table.num_rows == 32 and summary["unlabelled"] == 31
     assert sum(summary["predicted"].values()) == 32
     rows = pq.read_table(tmp_path / "inf" / "predictions").to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(ids)
     # the same clips, labelled: infer scores them as evaluate does
-    evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(tmp_path / "ev"))
+    evaluate(run, str(multi_speaker_features), str(tmp_path / "ev"))
     scored = {
         r["id"]: r for r in pq.read_table(tmp_path / "ev" / "predictions.parquet").to_pylist()
     }
@@ -138,15 +122,13 @@ def test_infer_predicts_every_clip_labelled_or_not(multi_speaker_features, tmp_p
         assert r["predicted"] == scored[r["id"]]["predicted"]
         assert r["score_angry"] == pytest.approx(scored[r["id"]]["score_angry"], abs=1e-6)
     assert json.loads((tmp_path / "inf" / "infer.json").read_text()) == summary
-    only = infer(
-        str(tmp_path / "run"), str(tmp_path / "unlabelled"), str(tmp_path / "one"), ["en-gb_m3"]
-    )
+    only = infer(run, str(tmp_path / "unlabelled"), str(tmp_path / "one"), ["en-gb_m3"])
     assert only["n"] == 8
 
 
-def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
+def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, tmp_path):
     summary = train(
-        _cfg(
+        train_config(
             multi_speaker_features,
             tmp_path,
             "epochs=1",
@@ -165,21 +147,18 @@ def test_single_modality_trains_under_ddp(multi_speaker_features, tmp_path):
     assert model.audio_adapter is not None
 
 
-def test_compare_trains_three_modalities_and_writes_the_table(multi_speaker_features, tmp_path):
+def test_compare_trains_three_modalities_and_writes_the_table(trained, multi_speaker_features):
     import pyarrow.parquet as pq
-
-    from raymer.training.compare import compare
 
     templates = pq.read_table(multi_speaker_features / "features", columns=["template"])
     held = templates.column("template").to_pylist().count("neutral-10")
     assert held >= 2  # the corpus plan puts this sentence pattern in several clips
-    cfg = _cfg(multi_speaker_features, tmp_path, "epochs=1", "holdout={template: [neutral-10]}")
-    result = compare(cfg)
+    result = trained.result
     assert set(result["results"]) == {"fusion", "audio", "text"}
     for row in result["results"].values():
         assert row["speakers"]["n"] == 8 and 0 <= row["speakers"]["ua"] <= 1
         assert row["holdout"]["n"] == held
-    table = (tmp_path / "comparison.md").read_text()
+    table = (trained.output / "comparison.md").read_text()
     assert table == result["markdown"] and table.count("\n") == 5
     assert "held-out speakers (en-gb_m3)" in table and "held-out templates" in table
     # Each best checkpoint's model card has its validation and test scores
@@ -202,15 +181,18 @@ def _checkpoint_states(run: Path) -> list[dict]:
     return sorted(states, key=lambda s: s["epoch"])
 
 
+@pytest.mark.drill
 def test_a_worker_killed_midway_restarts_from_its_checkpoint(
-    multi_speaker_features, tmp_path, monkeypatch
+    train_config, multi_speaker_features, tmp_path, monkeypatch
 ):
     marker = tmp_path / "killed.txt"
     # Worker rank 1 exits (os._exit) in the middle of epoch 2; FailureConfig restarts the
     # worker group, which must pick up from the epoch-1 checkpoint and finish the run.
     monkeypatch.setenv("RAYMER_FAILURE_DRILL", f"1:{marker}")
     summary = train(
-        _cfg(multi_speaker_features, tmp_path / "run", "epochs=3", "patience=10", "num_to_keep=5")
+        train_config(
+            multi_speaker_features, tmp_path / "run", "epochs=3", "patience=10", "num_to_keep=5"
+        )
     )
     assert marker.read_text().startswith("worker 1 killed in epoch 2")
     assert summary.epochs == 3
@@ -219,7 +201,9 @@ def test_a_worker_killed_midway_restarts_from_its_checkpoint(
     assert "resumed_at" not in states[0] and states[-1]["resumed_at"] == [1]
 
 
-def test_nan_loss_stops_the_run_with_a_clear_message(multi_speaker_features, tmp_path):
+def test_nan_loss_stops_the_run_with_a_clear_message(
+    train_config, multi_speaker_features, tmp_path
+):
     import pytest
 
     from raymer.training.errors import TrainingError
@@ -238,7 +222,7 @@ def test_nan_loss_stops_the_run_with_a_clear_message(multi_speaker_features, tmp
     with pytest.raises(
         TrainingError, match=r"became NaN or infinite \(nan\) in epoch 1 .*check the features"
     ):
-        train(_cfg(broken, tmp_path / "run", "epochs=2"))
+        train(train_config(broken, tmp_path / "run", "epochs=2"))
     assert _checkpoint_states(tmp_path / "run") == []
 
 
@@ -262,7 +246,9 @@ def _relabel(features: Path, out: Path, relabel: dict[str, str | None]) -> Path:
     return _rewrite(features, out, "label", lambda row: relabel.get(row["id"], row["label"]))
 
 
-def test_unlabelled_clips_are_counted_and_foreign_labels_refused(multi_speaker_features, tmp_path):
+def test_unlabelled_clips_are_counted_and_foreign_labels_refused(
+    train_config, multi_speaker_features, tmp_path
+):
     import pyarrow.parquet as pq
     import pytest
 
@@ -276,7 +262,7 @@ def test_unlabelled_clips_are_counted_and_foreign_labels_refused(multi_speaker_f
         tmp_path / "unlabelled",
         {i: None for i in test_ids[:3] + train_ids[:2]},
     )
-    summary = train(_cfg(unlabelled, tmp_path / "run", "epochs=1"))
+    summary = train(train_config(unlabelled, tmp_path / "run", "epochs=1"))
     assert summary.unlabelled == 5
     metrics = evaluate(str(tmp_path / "run"), str(unlabelled), str(tmp_path / "eval"), ["en-gb_m3"])
     assert metrics["unlabelled"] == 3 and metrics["n"] == len(test_ids) - 3
@@ -287,14 +273,16 @@ def test_unlabelled_clips_are_counted_and_foreign_labels_refused(multi_speaker_f
         evaluate(str(tmp_path / "run"), str(foreign), str(tmp_path / "eval2"), ["en-gb_m3"])
 
 
-def test_checkpoints_to_s3_and_evaluate_from_s3(multi_speaker_features, tmp_path, s3_endpoint):
+def test_checkpoints_to_s3_and_evaluate_from_s3(
+    train_config, multi_speaker_features, tmp_path, s3_endpoint
+):
     import boto3
 
     from raymer import storage
     from raymer.training.evaluate import evaluate
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="runs")
-    summary = train(_cfg(multi_speaker_features, "s3://runs/fusion", "epochs=2"))
+    summary = train(train_config(multi_speaker_features, "s3://runs/fusion", "epochs=2"))
     assert summary.best_checkpoint.startswith("s3://runs/fusion/fusion/checkpoint_")
     for name in ("model.pt", "model.json", "config.yaml", "state.json"):
         assert storage.exists(storage.join(summary.best_checkpoint, name))
@@ -304,13 +292,15 @@ def test_checkpoints_to_s3_and_evaluate_from_s3(multi_speaker_features, tmp_path
     assert metrics["checkpoint"] == summary.best_checkpoint and metrics["n"] == 8
 
 
-def test_finetune_unfreezes_progressively_and_evaluates(multi_speaker_features, tmp_path):
+def test_finetune_unfreezes_progressively_and_evaluates(
+    train_config, multi_speaker_features, tmp_path
+):
     from raymer.models.registry import resolve_model
     from raymer.models.whisper_encoder import load_whisper_encoder
     from raymer.training.evaluate import evaluate
 
     summary = train(
-        _cfg(
+        train_config(
             multi_speaker_features,
             tmp_path / "run",
             "mode=finetune",

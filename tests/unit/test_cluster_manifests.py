@@ -5,6 +5,7 @@ YAML against Ray's own config schema, versions, images, entrypoints and config p
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import json
 import re
@@ -30,8 +31,12 @@ def _ray_version() -> str:
     return re.search(r"^ray==([\d.]+)$", text, re.M).group(1)
 
 
+@functools.cache
 def _crd(plural: str) -> dict:
-    return yaml.safe_load(gzip.decompress((CRDS / f"ray.io_{plural}.yaml.gz").read_bytes()))
+    """A CRD, parsed once per session (libyaml's loader where PyYAML has it: the CRDs are
+    megabytes of YAML)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(gzip.decompress((CRDS / f"ray.io_{plural}.yaml.gz").read_bytes()), loader)
 
 
 def _strict(schema: dict) -> dict:
@@ -58,20 +63,26 @@ def _strict(schema: dict) -> dict:
 
 
 def _validate(doc: dict) -> None:
+    _validator(doc["kind"], doc["apiVersion"]).validate(doc)
+
+
+@functools.cache
+def _validator(kind: str, api_version: str):
+    """The API server's check of one kind and version (built once per session)."""
     from openapi_schema_validator import OAS30Validator
 
-    crd = _crd(KINDS[doc["kind"]])
-    group, version = doc["apiVersion"].split("/")
+    crd = _crd(KINDS[kind])
+    group, version = api_version.split("/")
     assert group == crd["spec"]["group"] == "ray.io"
     served = {v["name"]: v for v in crd["spec"]["versions"] if v["served"]}
-    assert version in served and served[version]["storage"], f"{doc['apiVersion']} not stored"
+    assert version in served and served[version]["storage"], f"{api_version} not stored"
     schema = _strict(served[version]["schema"]["openAPIV3Schema"])
     schema["properties"]["metadata"] = {
         "type": "object",
         "required": ["name"],
         "properties": {"name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}},
     }
-    OAS30Validator(schema).validate(doc)
+    return OAS30Validator(schema)
 
 
 def _manifests() -> list[tuple[str, dict]]:

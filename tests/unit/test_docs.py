@@ -79,7 +79,7 @@ def test_cluster_doc_names_files_that_exist():
         "cluster/Dockerfile",
         "configs/extract/cluster.yaml",
         "configs/train/cluster.yaml",
-        "tests/integration/test_cluster.py",
+        "tests/drill/test_cluster.py",
     ):
         assert rel in doc and (ROOT / rel).exists(), rel
 

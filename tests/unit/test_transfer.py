@@ -71,33 +71,3 @@ def test_text_branch_moves_and_the_rest_stays():
 def test_a_branch_that_does_not_fit_is_refused_with_the_reason(source, target, message):
     with pytest.raises(ValueError, match=message):
         check_text_branch(source, target)
-
-
-def test_a_fine_tuned_text_encoder_comes_along_into_fine_tune_mode():
-    """A text run fine-tuned on GoEmotions starts both the text encoder and the head's text
-    branch of a fine-tune fusion model; the Whisper encoder stays as pretrained."""
-    common = {
-        "mode": "finetune",
-        "asr_model": "whisper-tiny.en",
-        "text_model": "minilm-l6",
-        "audio_dim": 384,
-        "text_dim": 384,
-        "n_mels": 80,
-        "pool": 5,
-        "max_text_tokens": 32,
-        "num_layers": 0,
-    }
-    source_spec = _spec(modality="text", **common)
-    source = build_model(source_spec)
-    with torch.no_grad():  # as if fine-tuned: differs from the pretrained encoder
-        for p in source.text_encoder.parameters():
-            p.add_(0.01)
-    target_spec = _spec(**common)
-    target = build_model(target_spec)
-    whisper = {k: v.clone() for k, v in target.audio_encoder.state_dict().items()}
-    loaded = load_text_branch(target, source.state_dict(), source_spec, target_spec)
-    assert any(k.startswith("text_encoder.") for k in loaded)
-    assert any(k.startswith("head.text_proj.") for k in loaded)
-    assert _same(target.text_encoder, source.text_encoder)
-    assert _same(target.head.text_proj, source.head.text_proj)
-    assert all(torch.equal(v, whisper[k]) for k, v in target.audio_encoder.state_dict().items())

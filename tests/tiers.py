@@ -1,0 +1,102 @@
+"""Test tiers and the time budget the suite keeps by itself (a pytest plugin; tests/conftest.py
+loads it).
+
+Every test belongs to one tier: the folder it lives in (``tests/unit``, ``tests/integration``,
+``tests/drill``), or a tier marker on the test (``@pytest.mark.drill`` beside the integration
+tests it shares fixtures and helpers with):
+
+- ``unit``: no Ray, no model weights (no Whisper, MiniLM, VAD or piper voice); the whole
+  tier runs in under two minutes (``make test-quick``);
+- ``integration``: the session's local Ray, the session's tiny models and shared fixtures;
+- ``drill``: process kills, decompression bombs, soak and load, a two-node cluster.
+
+The folder's tier is added as a marker (``pytest -m unit``, ``-m "not drill"``) and the tests
+run tier by tier, in that order (file order within a tier), so the cheap failures come first.
+A drill marked inside an integration module runs after every integration test: the module's
+fixtures are set up again for it (a deployed service a drill kills is not the one the other
+tests share).
+
+The budget: every phase of a test (setup, call, teardown, as pytest's own ``--durations``
+reports them) must stay under its tier's limit: ``budget_unit_s`` (5 s) in the unit tier,
+``budget_s`` (120 s) in every tier but ``drill``. A phase over it turns that test's report
+into a failure that says which phase took how long. A shared fixture's setup counts in the
+setup of the first test that uses it, as in ``--durations``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TIERS = {
+    "unit": "no Ray and no model weights; each test under budget_unit_s",
+    "integration": "the session's local Ray and tiny models; each phase under budget_s",
+    "drill": "process kills, bombs, soak, a two-node cluster; no time budget",
+}
+
+
+def pytest_addoption(parser):
+    parser.addini("budget_unit_s", "seconds a unit-tier test phase may take", default="5")
+    parser.addini("budget_s", "seconds a test phase outside the drill tier may take", default="120")
+
+
+def pytest_configure(config):
+    for name, text in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def tier_of(item) -> str:
+    """The tier of a test: its tier marker, else the nearest folder above its file named
+    like a tier."""
+    marked = [name for name in TIERS if item.get_closest_marker(name)]
+    if len(marked) > 1:
+        raise pytest.UsageError(f"{item.nodeid}: marked with two tiers, {marked}")
+    if marked:
+        return marked[0]
+    for part in reversed(Path(str(item.path)).parent.parts):
+        if part in TIERS:
+            return part
+    raise pytest.UsageError(
+        f"{item.nodeid}: every test lives under a tier folder ({', '.join(TIERS)})"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    order = list(TIERS)
+    tiers = {item.nodeid: tier_of(item) for item in items}
+    for item in items:
+        if not item.get_closest_marker(tiers[item.nodeid]):
+            item.add_marker(tiers[item.nodeid])
+    items.sort(key=lambda item: order.index(tiers[item.nodeid]))  # stable: file order kept
+
+
+def budget_of(item) -> float | None:
+    """Seconds each phase of ``item`` may take; None in the drill tier."""
+    tier = tier_of(item)
+    if tier == "drill":
+        return None
+    name = "budget_unit_s" if tier == "unit" else "budget_s"
+    return float(item.config.getini(name))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    limit = budget_of(item)
+    if limit is None or not report.passed or report.duration <= limit:
+        return
+    tier = tier_of(item)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"over the time budget: its {report.when} took {report.duration:.1f} s, and a test "
+        f"phase in the {tier} tier may take {limit:g} s"
+        + (
+            " (its setup holds the shared fixtures it is the first to use)"
+            if report.when == "setup"
+            else ""
+        )
+        + ". CONTRIBUTING.md, 'A slow test', says how to find where the time goes and fix it."
+    )
