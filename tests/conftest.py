@@ -26,6 +26,7 @@ from tiers import (  # noqa: E402  the tiers and the time budget (tests/tiers.py
     pytest_addoption,
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_fixture_setup,
     pytest_runtest_makereport,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "pytest_addoption",
     "pytest_collection_modifyitems",
     "pytest_configure",
+    "pytest_fixture_setup",
     "pytest_runtest_makereport",
 ]
 

@@ -18,13 +18,16 @@ tests share).
 
 The budget: every phase of a test (setup, call, teardown, as pytest's own ``--durations``
 reports them) must stay under its tier's limit: ``budget_unit_s`` (5 s) in the unit tier,
-``budget_s`` (120 s) in every tier but ``drill``. A phase over it turns that test's report
-into a failure that says which phase took how long. A shared fixture's setup counts in the
-setup of the first test that uses it, as in ``--durations``.
+``budget_s`` (120 s) in every tier but ``drill``. A shared fixture (module or session scope)
+is set up once, inside the setup of the first test that uses it: ``--durations`` shows it
+there, and the budget holds it to the same limit on its own (its time is taken out of that
+test's). A phase or a shared fixture over the limit turns the test's report into a failure
+that says what took how long.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -81,22 +84,45 @@ def budget_of(item) -> float | None:
     return float(item.config.getini(name))
 
 
+_shared: dict[str, float] = {}  # shared fixtures set up in the test phase now running: seconds
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Times each shared fixture's own setup (the fixtures it needs are set up before)."""
+    started = time.perf_counter()
+    yield
+    if fixturedef.scope != "function":
+        _shared[fixturedef.argname] = time.perf_counter() - started
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    shared = dict(_shared)
+    _shared.clear()
     limit = budget_of(item)
-    if limit is None or not report.passed or report.duration <= limit:
+    if limit is None or not report.passed:
         return
-    tier = tier_of(item)
+    own = report.duration - sum(shared.values())
+    over = {name: s for name, s in shared.items() if s > limit}
+    tier = f"the {tier_of(item)} tier may take {limit:g} s"
+    if own > limit:
+        why = f"its {report.when} took {own:.1f} s"
+        if shared:
+            why += f" (besides {_listed(shared)}: shared fixtures it was the first to use)"
+        why += f", and a test phase in {tier}"
+    elif over:
+        why = f"{_listed(over)} to set up, and a shared fixture in {tier}"
+    else:
+        return
     report.outcome = "failed"
     report.longrepr = (
-        f"over the time budget: its {report.when} took {report.duration:.1f} s, and a test "
-        f"phase in the {tier} tier may take {limit:g} s"
-        + (
-            " (its setup holds the shared fixtures it is the first to use)"
-            if report.when == "setup"
-            else ""
-        )
-        + ". CONTRIBUTING.md, 'A slow test', says how to find where the time goes and fix it."
+        f"over the time budget: {why}. CONTRIBUTING.md, 'A slow test', says how to find "
+        "where the time goes and fix it."
     )
+
+
+def _listed(fixtures: dict[str, float]) -> str:
+    return ", ".join(f"{name} took {s:.1f} s" for name, s in fixtures.items())
