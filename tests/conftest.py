@@ -21,6 +21,10 @@ import soundfile
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Ray Train's controller looks at its workers every 2 s by default: each state change of a
+# run (started, reported, finished) waits for that look. The tests' runs last seconds, so they
+# look every quarter second (inherited by the session's Ray and the clusters tests start).
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
 from tiers import (  # noqa: E402  the tiers and the time budget (tests/tiers.py)
     pytest_addoption,

@@ -51,14 +51,18 @@ def _node_ports(free_port) -> list[str]:
     ]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """What the test started, and only that (`ray stop` would stop every Ray here)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """What the test started, and only that (`ray stop` would stop every Ray here): each node
+    asked to stop at once (a node drains for up to 30 s), then its process group killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +112,7 @@ def cluster(s3_endpoint, free_port, tmp_path_factory):
         _wait(lambda: len(_alive_nodes(url, auth)) == 2, 120)
         yield url, token, env
     finally:
-        for proc in (worker, head):
-            if proc is not None:
-                _stop(proc)
+        _stop([proc for proc in (worker, head) if proc is not None])
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

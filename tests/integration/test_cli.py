@@ -42,10 +42,10 @@ def test_cli_extract_directory_prints_summary(ray_session, piper_corpus, tmp_pat
         str(folder),
         "--output",
         str(out),
-        env={"RAY_ADDRESS": address, "RAYMER_PROGRESS_S": "5"},
+        env={"RAY_ADDRESS": address, "RAYMER_PROGRESS_S": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    # Quiet: raymer's own lines (summary, an error example, a progress line every 5 s), none
+    # Quiet: raymer's own lines (summary, an error example, a progress line a second), none
     # of Ray's start-up, Ray Data progress blocks or worker output.
     lines = (result.stdout + result.stderr).splitlines()
     assert len(lines) <= 40, "\n".join(lines)
@@ -102,6 +102,7 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         "joe,en-gb_m3",
         "--modalities",
         "fusion,text",
+        "num_workers=1",  # the folds and the report under test; DDP is test_train's
         "epochs=1",
         "hidden_dim=16",
         "batch_size=8",

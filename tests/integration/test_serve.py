@@ -457,7 +457,7 @@ def test_killed_model_replicas_answer_json_503_and_readyz_tells(service, piper_c
     JSON answer (200 or 503, never a plain-text 500), /readyz says 503 while no replica is
     up, and the service comes back by itself."""
     url, _ = service
-    clip = _clip(piper_corpus, 4)[0].read_bytes()
+    clip, _ = _long_clip(piper_corpus)  # ~10 s in segments: seconds of work per request
     replicas = processes("ServeReplica:raymer:Model")
     assert replicas
     with concurrent.futures.ThreadPoolExecutor(8) as pool:

@@ -79,18 +79,34 @@ def text_features(ray_session, tmp_path_factory) -> Path:
     assert summary.text_only and summary.clips_ok == 240 and summary.clips_failed == 1
     assert "empty-text: the manifest row has no text to embed" in summary.error_examples[0]
     assert "240 texts ok, 1 failed" in summary.line()
-    again = extract(cfg)  # a re-run resumes: nothing left to do
+    assert (root / "extract" / "_SUCCESS.json").exists()
+    return root / "extract"
+
+
+def test_a_rerun_resumes_and_other_settings_are_refused_or_redone(text_features, tmp_path):
+    """On a copy of the module's finished output: a re-run has nothing left to do; other
+    extraction settings are never mixed with the rows already there: refused, or with redo
+    the old rows are replaced."""
+    import shutil
+
+    out = tmp_path / "extract"
+    shutil.copytree(text_features, out)
+    cfg = load_config(
+        ExtractConfig,
+        "configs/extract/tiny.yaml",
+        [],
+        input=str(text_features.parent / "manifest.jsonl"),
+        output=str(out),
+    )
+    again = extract(cfg)
     assert again.skipped == 240 and again.clips_ok == 0
-    # Other extraction settings are never mixed with the rows already there: refused, or
-    # with redo the old rows are replaced.
     other = cfg.model_copy(update={"max_text_tokens": 96})
     with pytest.raises(SettingsMismatch, match="max_text_tokens: 128 then, 96 now"):
         extract(other)
     redone = extract(other.model_copy(update={"redo": True}))
     assert redone.clips_ok == 240 and redone.skipped == 0
-    assert pq.read_table(root / "extract" / "features").num_rows == 240
-    assert (root / "extract" / "_SUCCESS.json").exists()
-    return root / "extract"
+    assert pq.read_table(out / "features").num_rows == 240
+    assert (out / "_SUCCESS.json").exists()
 
 
 def _cfg(features: Path, output: Path, *overrides: str) -> TrainConfig:

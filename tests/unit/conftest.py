@@ -15,15 +15,14 @@ def _refuse(what: str):
     return refuse
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_model_weights():
+@pytest.fixture(autouse=True)
+def no_model_weights(monkeypatch):
+    """For each unit test only: the other tiers of the session load models."""
     from raymer.corpora import synth
     from raymer.models import registry
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(registry, "_resolve_registered", _refuse("model weights"))
-        patch.setattr(synth, "_load_piper", _refuse("the piper voice"))
-        yield
+    monkeypatch.setattr(registry, "_resolve_registered", _refuse("model weights"))
+    monkeypatch.setattr(synth, "_load_piper", _refuse("the piper voice"))
 
 
 @pytest.fixture(autouse=True)
