@@ -32,6 +32,7 @@ from tiers import (  # noqa: E402  the tiers and the time budget (tests/tiers.py
     pytest_configure,
     pytest_fixture_setup,
     pytest_runtest_makereport,
+    pytest_terminal_summary,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "pytest_configure",
     "pytest_fixture_setup",
     "pytest_runtest_makereport",
+    "pytest_terminal_summary",
 ]
 
 

@@ -84,7 +84,9 @@ def budget_of(item) -> float | None:
     return float(item.config.getini(name))
 
 
-_shared: dict[str, float] = {}  # shared fixtures set up in the test phase now running: seconds
+# Per session (a pytester run inside a test is a session of its own):
+SHARED = pytest.StashKey[dict]()  # shared fixtures set up in the phase now running: seconds
+SPENT = pytest.StashKey[dict]()  # tier -> [seconds, tests], for the summary
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -93,15 +95,19 @@ def pytest_fixture_setup(fixturedef, request):
     started = time.perf_counter()
     yield
     if fixturedef.scope != "function":
-        _shared[fixturedef.argname] = time.perf_counter() - started
+        shared = request.config.stash.setdefault(SHARED, {})
+        shared[fixturedef.argname] = time.perf_counter() - started
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    shared = dict(_shared)
-    _shared.clear()
+    shared = item.config.stash.get(SHARED, {})
+    item.config.stash[SHARED] = {}
+    spent = item.config.stash.setdefault(SPENT, {}).setdefault(tier_of(item), [0.0, 0])
+    spent[0] += report.duration
+    spent[1] += report.when == "setup"
     limit = budget_of(item)
     if limit is None or not report.passed:
         return
@@ -126,3 +132,20 @@ def pytest_runtest_makereport(item, call):
 
 def _listed(fixtures: dict[str, float]) -> str:
     return ", ".join(f"{name} took {s:.1f} s" for name, s in fixtures.items())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: where the session's time went, tier by tier."""
+    spent = terminalreporter.config.stash.get(SPENT, {})
+    if spent:
+        parts = [
+            f"{tier} {_clock(spent[tier][0])} ({spent[tier][1]} tests)"
+            for tier in TIERS
+            if tier in spent
+        ]
+        terminalreporter.write_line("time per tier: " + ", ".join(parts))
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:.0f} s" if minutes else f"{rest:.1f} s"

@@ -76,6 +76,9 @@ def test_a_phase_or_a_shared_fixture_over_the_budget_fails_and_a_drill_has_none(
         consecutive=False,
     )
     assert "test_within" not in result.stdout.str().split("short test summary")[1]
+    result.stdout.fnmatch_lines(
+        ["time per tier: unit 0.* s (2 tests), integration 1.* s (5 tests), drill 0.* s (3 tests)"]
+    )
 
 
 def test_markers_select_a_tier_and_tiers_run_in_order(pytester):
