@@ -1,19 +1,26 @@
-"""Decode, resample and window audio: pure functions on numpy arrays.
+"""The one decoder (``open_audio``, ``decode_audio``) and its guard (``DecodeLimits``), and
+windows and pooling on numpy arrays.
 
-WAV and FLAC (and whatever libsndfile reads) go through soundfile; other formats (MP3,
-OGG/Opus, WebM, M4A) through PyAV, which faster-whisper already depends on. torchaudio is
-used for resampling only: its loader needs torchcodec and a system FFmpeg.
+Every format (WAV, FLAC, OGG/Vorbis and Opus, MP3, WebM, M4A, ...) is decoded by FFmpeg
+through PyAV, which faster-whisper already depends on, and resampled to 16 kHz mono by one
+streaming resampler (FFmpeg's swresample): ``raymer extract``, ``recognize``, ``serve``,
+fine-tuning and the library all make their model inputs here, so one recording gives the
+same samples whichever way it comes in. Memory per file is one block, whatever its length
+or sample rate.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 import re
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,6 +28,7 @@ from raymer.errors import UsageError
 
 SAMPLE_RATE = 16_000
 MIN_SAMPLE_RATE = 4_000  # below this no speech survives (telephone audio is 8 kHz)
+MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware records
 BLOCK_S = 10.0  # seconds decoded between two checks of the limits
 
 
@@ -79,6 +87,11 @@ class DecodeLimits:
             raise AudioError(
                 f"the header declares a sample rate of {rate} Hz, below the "
                 f"{self.min_sample_rate} Hz that speech needs"
+            )
+        if rate > MAX_SAMPLE_RATE:
+            raise AudioError(
+                f"the header declares a sample rate of {rate:,} Hz, over the "
+                f"{MAX_SAMPLE_RATE:,} Hz any recording has"
             )
         if channels > self.max_channels:
             raise AudioError(
@@ -139,102 +152,158 @@ def check_file(uri: str, limits: DecodeLimits) -> int:
     return size
 
 
-def decode_audio(
-    data: bytes, sample_rate: int = SAMPLE_RATE, limits: DecodeLimits | None = None
-) -> np.ndarray:
-    """Encoded audio bytes -> mono float32 samples in [-1, 1] at ``sample_rate``, within
-    ``limits`` (the defaults of ``DecodeLimits``): refused from the header where it tells,
-    and while decoding otherwise, before the whole file is decoded."""
+Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+
+
+def open_audio(source: Source, limits: DecodeLimits | None = None, chunk_s: float = BLOCK_S):
+    """The one decoder: ``source`` (a path or URI, encoded bytes, or a readable binary
+    stream) -> an ``AudioStream`` of 16 kHz mono float32 blocks of about ``chunk_s``
+    seconds, through one resampler (FFmpeg's, by PyAV), within ``limits``.
+
+    Every limit is checked before the work it protects: a path's kind and size before it is
+    opened (``check_file``), bytes' size before anything, a WAV's data size against the
+    file's, then the header's sample rate, channels and duration before any decoding, and
+    while decoding the decoded length and the time. Use it as a context manager."""
     limits = limits or DecodeLimits()
-    limits.check_size(len(data))
-    start = time.monotonic()
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        limits.check_size(len(data))
+        _check_wav_length(data[:_HEAD], len(data))
+        return AudioStream(io.BytesIO(data), limits, chunk_s)
+    if isinstance(source, str | os.PathLike):
+        return AudioStream(_open_file(os.fspath(source), limits), limits, chunk_s, owned=True)
+    return AudioStream(source, limits, chunk_s)
+
+
+def decode_audio(source: Source, limits: DecodeLimits | None = None) -> np.ndarray:
+    """A whole clip: ``open_audio``'s blocks joined (16 kHz mono float32 in [-1, 1])."""
+    with open_audio(source, limits) as stream:
+        return stream.read()
+
+
+_HEAD = 65_536  # bytes of a file read to check a WAV's chunk sizes
+
+
+def _open_file(uri: str, limits: DecodeLimits) -> BinaryIO:
+    from raymer import storage
+
+    size = check_file(uri, limits)  # a FIFO, a device or a huge file: never opened
+    fs, path = storage.filesystem(uri)
+    handle = fs.open_input_file(path)
     try:
-        samples, rate = _decode_soundfile(data, limits, start)
-    except AudioError:
+        _check_wav_length(handle.read(_HEAD), size)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
         raise
-    except Exception as sf_error:  # libsndfile does not know the format: try FFmpeg
+    return handle
+
+
+class AudioStream:
+    """An opened audio source: ``duration_s`` (the header's, None where it has none), then
+    16 kHz mono float32 blocks when iterated (``read`` joins them). The header was checked
+    against the limits when it opened; decoding stops once the decoded audio passes
+    ``max_duration_s`` (a header may lie) or the time spent decoding (not the time the
+    consumer holds a block) passes ``timeout_s``."""
+
+    def __init__(
+        self, file: BinaryIO, limits: DecodeLimits, chunk_s: float, owned: bool = False
+    ) -> None:
+        import av
+
+        self.limits, self.chunk_s = limits, chunk_s
+        self._file = file if owned else None
         try:
-            samples, rate = _decode_av(data, limits, start)
+            self.container = av.open(file, mode="r", metadata_errors="ignore")
+        except Exception as err:
+            self._close_file()
+            raise AudioError(f"not a readable audio file (ffmpeg: {_first_line(err)})") from None
+        try:
+            if not self.container.streams.audio:
+                raise AudioError("the file has no audio stream")
+            self.sample_rate, self.channels, self.duration_s = av_header(self.container)
+            limits.check_header(self.sample_rate, self.channels, self.duration_s)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import av
+
+        want = max(1, int(self.chunk_s * SAMPLE_RATE))
+        pending, held, total, spent = [], 0, 0, 0.0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resumed = time.monotonic()
+        for frame in itertools.chain(self._frames(), [None]):
+            for out in resampler.resample(frame):
+                block = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                if not np.isfinite(block).all():
+                    raise AudioError("the audio holds NaN or infinite samples")
+                pending.append(block)
+                held += block.size
+            now = time.monotonic()
+            spent, resumed = spent + now - resumed, now
+            self.limits.check_progress((total + held) / SAMPLE_RATE, spent)
+            if held >= want or (frame is None and held):
+                yield np.concatenate(pending)
+                pending, total, held = [], total + held, 0
+                resumed = time.monotonic()
+
+    def _frames(self) -> Iterator:
+        try:
+            yield from self.container.decode(audio=0)
         except AudioError:
             raise
-        except Exception as av_error:
-            raise AudioError(
-                "not a readable audio file (libsndfile: "
-                f"{_first_line(sf_error)}; ffmpeg: {_first_line(av_error)})"
-            ) from None
-    if samples.size == 0:
-        raise AudioError("the file holds no audio samples")
-    if not np.all(np.isfinite(samples)):
-        raise AudioError("the audio holds NaN or infinite samples")
-    return resample(samples, rate, sample_rate)
+        except Exception as err:
+            raise AudioError(f"the audio stream is damaged: {_first_line(err)}") from None
+
+    def read(self) -> np.ndarray:
+        """The whole stream, joined; a stream that decodes to nothing is an error."""
+        blocks = list(self)
+        if not blocks:
+            raise AudioError("the audio stream decodes to no samples")
+        return np.concatenate(blocks)
 
 
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     line = text[0] if text else type(error).__name__
-    line = re.sub(r"^Error opening <[^>]*>: ", "", line)  # soundfile names the BytesIO object
     line = re.sub(r"^\[Errno -?\d+\] ", "", line)
+    line = re.sub(r"^Error opening <[^>]*>: ", "", line)
     return re.sub(r": '<none>'$", "", line).rstrip(".")
 
 
-def _check_wav_length(data: bytes) -> None:
-    """libsndfile quietly clamps a cut-off WAV to what is there: compare with the header."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+def _check_wav_length(head: bytes, size: int) -> None:
+    """A WAV cut short: its data chunk announces more bytes than the file has (FFmpeg, like
+    libsndfile, would quietly decode what is there). ``head``: the file's first bytes."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return
     pos = 12
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
         if chunk == b"data":
-            if size not in (0, 0xFFFFFFFF) and pos + 8 + size > len(data):
-                have = len(data) - pos - 8
+            if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
+                have = size - pos - 8
                 raise AudioError(
-                    f"truncated WAV file: the header announces {size} bytes of audio, {have} present"
+                    f"truncated WAV file: the header announces {length} bytes of audio, "
+                    f"{have} present"
                 )
             return
-        pos += 8 + size + (size & 1)
-
-
-def _decode_soundfile(data: bytes, limits: DecodeLimits, start: float) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    _check_wav_length(data)
-    with soundfile.SoundFile(io.BytesIO(data)) as f:
-        rate, expected = f.samplerate, f.frames
-        limits.check_header(rate, f.channels, expected / rate if expected > 0 else None)
-        block, blocks, read = max(1, int(BLOCK_S * rate)), [], 0
-        while True:  # a block at a time: the limits hold even where the header is wrong
-            part = f.read(block, dtype="float32", always_2d=True)
-            if not len(part):
-                break
-            blocks.append(part.mean(axis=1))
-            read += len(part)
-            limits.check_progress(read / rate, time.monotonic() - start)
-    if expected > 0 and read < expected:
-        raise AudioError(
-            f"truncated file: the header announces {expected} frames, only {read} present"
-        )
-    return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), rate
-
-
-def _decode_av(data: bytes, limits: DecodeLimits, start: float) -> tuple[np.ndarray, int]:
-    import av
-
-    chunks, decoded = [], 0
-    with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
-        if not container.streams.audio:
-            raise AudioError("the file has no audio stream")
-        limits.check_header(*av_header(container))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-                decoded += chunks[-1].size
-            limits.check_progress(decoded / SAMPLE_RATE, time.monotonic() - start)
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    if not chunks:
-        raise AudioError("the audio stream decodes to no samples")
-    return np.concatenate(chunks).astype(np.float32), SAMPLE_RATE
+        pos += 8 + length + (length & 1)
 
 
 def av_header(container) -> tuple[int, int, float | None]:
@@ -246,18 +315,6 @@ def av_header(container) -> tuple[int, int, float | None]:
     if container.duration is not None:
         return rate, channels, container.duration / 1_000_000  # av.time_base: microseconds
     return rate, channels, None
-
-
-def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limited resampling (torchaudio's sinc interpolation)."""
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
-    if rate == target:
-        return samples
-    import torch
-    import torchaudio.functional as F
-
-    out = F.resample(torch.from_numpy(samples), orig_freq=rate, new_freq=target)
-    return out.numpy().astype(np.float32)
 
 
 def duration_s(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:

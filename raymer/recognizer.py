@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from raymer import storage
-from raymer.audio import SAMPLE_RATE, AudioError, DecodeLimits, check_file, decode_audio
+from raymer.audio import SAMPLE_RATE, AudioError, DecodeLimits, decode_audio
 from raymer.errors import UsageError
 
 Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
@@ -150,12 +150,11 @@ class Recognizer:
         if isinstance(item, np.ndarray):
             return _array(item)
         if isinstance(item, bytes | bytearray | memoryview):
-            return decode_audio(bytes(item), limits=self.limits)
+            return decode_audio(item, self.limits)
         uri = os.fspath(item)
         if not storage.is_remote(uri):
             uri = str(Path(uri).expanduser())
-        check_file(uri, self.limits)  # kind and size before the read
-        return decode_audio(storage.read_bytes(uri), limits=self.limits)
+        return decode_audio(uri, self.limits)  # its kind and size before it is opened
 
 
 def _kind(item: Any) -> str:

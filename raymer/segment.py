@@ -1,7 +1,7 @@
 """Recordings of any length -> speech segments, in bounded memory (no Ray).
 
 A clip up to ``segment_over_s`` is one segment. A longer recording is decoded in chunks
-(PyAV, with its streaming resampler) and cut at pauses by voice activity detection: the Silero
+(``raymer.audio.open_audio``, the one decoder) and cut at pauses by voice activity detection: the Silero
 VAD model that faster-whisper ships (no hub). Segments last at most ``max_segment_s``; only the
 current chunk and the audio after the last closed segment are held, so memory per file is
 bounded whatever the recording's length.
@@ -9,16 +9,12 @@ bounded whatever the recording's length.
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE, UNLIMITED, AudioError, DecodeLimits, av_header
-from raymer.audio import _first_line as _first_line  # one wording of decoder errors
+from raymer.audio import SAMPLE_RATE, AudioError
 
 
 @dataclass(frozen=True)
@@ -120,61 +116,6 @@ def _speech(audio: np.ndarray, options: SegmentOptions) -> list[tuple[int, int]]
         min_speech_duration_ms=250,
     )
     return [(t["start"], t["end"]) for t in get_speech_timestamps(audio, vad)]
-
-
-class StreamDecoder:
-    """An audio file (a readable binary stream) -> 16 kHz mono float32 chunks of about
-    ``chunk_s`` seconds, decoded and resampled as they are read, within ``limits`` (the
-    decode guard of ``raymer.audio``): the header's sample rate, channels and duration
-    (``duration_s``, None where the container has none) are checked before any decoding,
-    and decoding stops once the decoded audio passes ``max_duration_s`` (a header may lie)
-    or the time spent decoding (not the time the consumer holds a chunk) passes
-    ``timeout_s``."""
-
-    def __init__(self, source: BinaryIO, chunk_s: float, limits: DecodeLimits = UNLIMITED):
-        import av
-
-        self.chunk_s, self.limits = chunk_s, limits
-        try:
-            self.container = av.open(source, mode="r", metadata_errors="ignore")
-        except Exception as err:
-            raise AudioError(f"not a readable audio file (ffmpeg: {_first_line(err)})") from None
-        if not self.container.streams.audio:
-            self.container.close()
-            raise AudioError("the file has no audio stream")
-        rate, channels, self.duration_s = av_header(self.container)
-        try:
-            limits.check_header(rate, channels, self.duration_s)
-        except AudioError:
-            self.container.close()
-            raise
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        import av
-
-        want = int(self.chunk_s * SAMPLE_RATE)
-        pending, held, total, spent = [], 0, 0, 0.0
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        with self.container:
-            resumed = time.monotonic()
-            for frame in itertools.chain(_frames(self.container), [None]):
-                for out in resampler.resample(frame):
-                    pending.append(out.to_ndarray().reshape(-1).astype(np.float32))
-                    held += pending[-1].size
-                now = time.monotonic()
-                spent, resumed = spent + now - resumed, now
-                self.limits.check_progress((total + held) / SAMPLE_RATE, spent)
-                if held >= want or (frame is None and held):
-                    yield np.concatenate(pending)
-                    pending, total, held = [], total + held, 0
-                    resumed = time.monotonic()
-
-
-def _frames(container) -> Iterator:
-    try:
-        yield from container.decode(audio=0)
-    except Exception as err:
-        raise AudioError(f"the audio stream is damaged: {_first_line(err)}") from None
 
 
 def split(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Segment]:

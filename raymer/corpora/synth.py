@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE, resample
+from raymer.audio import SAMPLE_RATE
 from raymer.corpora.synth_text import LABELS, sentence
 from raymer.errors import UsageError
 from raymer.extras import require
@@ -233,7 +233,7 @@ def _piper(voice, text: str, p: Prosody) -> tuple[np.ndarray, int]:
         )
         pieces += [audio, np.zeros(int(p.pause_s * rate * p.pitch), np.float32)]
     audio = np.concatenate(pieces[:-1] if len(pieces) > 1 else pieces)
-    return resample(audio, int(round(rate * p.pitch)), rate), rate
+    return _resample(audio, int(round(rate * p.pitch)), rate), rate
 
 
 def _espeak(voice: str, text: str, p: Prosody) -> tuple[np.ndarray, int]:
@@ -280,4 +280,17 @@ def _finish(audio: np.ndarray, rate: int, p: Prosody, seed: int) -> np.ndarray:
         [np.zeros(int(0.15 * rate), np.float32), audio, np.zeros(int(0.25 * rate), np.float32)]
     )
     noise = np.random.default_rng(seed).normal(0, 10 ** (-62 / 20), len(audio)).astype(np.float32)
-    return np.clip(resample(audio + noise, rate, SAMPLE_RATE), -1.0, 1.0)
+    return np.clip(_resample(audio + noise, rate, SAMPLE_RATE), -1.0, 1.0)
+
+
+def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Rendering, not decoding: band-limited resampling of the synthesised voice (torchaudio's
+    sinc interpolation; the rates are the voices' own). Audio that comes in is resampled by
+    the one decoder, ``raymer.audio.open_audio``."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if rate == target:
+        return samples
+    import torch
+    import torchaudio.functional as F
+
+    return F.resample(torch.from_numpy(samples), orig_freq=rate, new_freq=target).numpy()

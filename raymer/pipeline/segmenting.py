@@ -8,12 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from raymer import storage
-from raymer.audio import AudioError, DecodeLimits, check_file
+from raymer.audio import AudioError, DecodeLimits, check_file, open_audio
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
 from raymer.pipeline.stages import Batch, describe_read_error, row_columns, to_rows, write_errors
-from raymer.segment import SegmentOptions, StreamDecoder, split
+from raymer.segment import SegmentOptions, split
 
 
 def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
@@ -80,8 +79,6 @@ def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> It
         return
     try:
         check_file(row["path"], limits)  # a FIFO or a huge file is refused before it is opened
-        fs, path = storage.filesystem(row["path"])
-        source = fs.open_input_file(path)
     except AudioError as err:
         yield row | base | {"error": f"cannot read {row['path']}: {err}", "stage": "read"}
         return
@@ -89,8 +86,7 @@ def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> It
         yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
         return
     try:
-        with source:
-            decoded = StreamDecoder(source, options.chunk_s, limits)
+        with open_audio(row["path"], limits, options.chunk_s) as decoded:
             duration = decoded.duration_s  # the header's (None where it has none)
             for seg in split(iter(decoded), options):
                 yield (
@@ -107,6 +103,8 @@ def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> It
                 )
     except AudioError as err:
         yield row | base | {"error": f"cannot use this audio: {err}", "stage": "decode"}
+    except OSError as err:
+        yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
     except Exception as err:  # a decoder bug must cost one file, not the run
         yield (
             row

@@ -88,8 +88,7 @@ def _decode_row(row: dict, limits: DecodeLimits) -> None:
         row["error"], row["stage"] = "the manifest row has an empty path", "manifest"
         return
     try:
-        check_file(row["path"], limits)
-        data = storage.read_bytes(row["path"])
+        check_file(row["path"], limits)  # its kind and size, before it is opened
     except AudioError as err:
         row["error"], row["stage"] = f"cannot read {row['path']}: {err}", "read"
         return
@@ -97,9 +96,12 @@ def _decode_row(row: dict, limits: DecodeLimits) -> None:
         row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
         return
     try:
-        audio = decode_audio(data, limits=limits)
+        audio = decode_audio(row["path"], limits)
     except AudioError as err:
         row["error"], row["stage"] = str(err), "decode"
+        return
+    except OSError as err:
+        row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
         return
     except Exception as err:  # a decoder bug must cost one clip, not the run
         row["error"], row["stage"] = f"decoding failed: {type(err).__name__}: {err}", "decode"

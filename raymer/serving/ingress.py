@@ -138,7 +138,7 @@ def decode_upload(data: bytes, limits) -> np.ndarray | Response:
     from raymer.audio import SAMPLE_RATE, AudioError, AudioTooLarge, decode_audio
 
     try:
-        audio = decode_audio(data, limits=limits)
+        audio = decode_audio(data, limits)
     except AudioTooLarge as err:
         return error(413, f"cannot use this audio: {err}")
     except AudioError as err:

@@ -41,10 +41,13 @@ def corpus(piper_corpus, hostile_files, tmp_path_factory) -> dict:
     )
     (root / "junk.wav").write_bytes(b"this is not audio " * 50)
     (root / "empty.wav").write_bytes(b"")
-    rows = [
-        {"path": str(piper_corpus.parent / c["path"]), "id": c["id"], "text": c["text"]}
-        for c in clips[8:11]
-    ]
+    rows = []
+    for c in clips[8:11]:  # as a recorder makes them: 44.1 kHz stereo FLAC
+        audio, _ = soundfile.read(piper_corpus.parent / c["path"], dtype="float32")
+        t = np.arange(int(len(audio) * 44_100 / 16_000)) / 44_100
+        resampled = np.interp(t, np.arange(len(audio)) / 16_000, audio).astype(np.float32)
+        soundfile.write(root / f"{c['id']}.flac", np.stack([resampled, 0.8 * resampled], 1), 44_100)
+        rows.append({"path": str(root / f"{c['id']}.flac"), "id": c["id"], "text": c["text"]})
     rows += [
         {"path": name, "id": name.split(".")[0], "text": ""}
         for name in ("call.flac", "noise.wav", "junk.wav", "empty.wav")
@@ -155,26 +158,28 @@ def test_one_row_per_recording_and_plots(recognized, corpus):
 
 
 def test_the_library_applies_the_same_rule(recognized, corpus):
-    """The in-process ``Recognizer`` (what ``raymer serve`` runs) agrees with the pipeline:
-    noise gets no emotion, speech the same transcript and label."""
-    from raymer.serving.recognizer import Recognizer
+    """The library (``raymer.Recognizer``) on the same files (44.1 kHz stereo FLAC, through
+    the one decoder) agrees with the pipeline: noise gets no emotion, speech the same
+    transcript, label and scores."""
+    import raymer
 
     _, out, _ = recognized
     predictions = {r["id"]: r for r in _predictions(out)}
     root = corpus["manifest"].parent
     with open(corpus["manifest"]) as f:
-        paths = {row["id"]: row["path"] for row in csv.DictReader(f)}
+        paths = {row["id"]: root / row["path"] for row in csv.DictReader(f)}
     ids = ["noise", *corpus["short"]]
-    clips = [soundfile.read(root / paths[i], dtype="float32")[0] for i in ids]
-    results = Recognizer(str(CHECKPOINT), threads=1).recognize(clips)
+    results = raymer.Recognizer.from_checkpoint(CHECKPOINT, threads=1).predict(
+        [paths[i] for i in ids]
+    )
     noise = results[0]
-    assert noise["no_speech"] and noise["label"] is None and noise["emotions"] is None
+    assert noise["no_speech"] and noise["label"] is None and noise["emotions"] == []
     assert noise["transcript"] == "" and predictions["noise"]["no_speech"]
     for rid, r in zip(ids[1:], results[1:], strict=True):
         assert not r["no_speech"] and r["transcript"] == predictions[rid]["transcript"]
         assert r["label"] == predictions[rid]["label"], (r, predictions[rid])
-        for lab, score in r["emotions"].items():
-            assert abs(score - predictions[rid][f"score_{lab}"]) < 1e-3
+        for e in r["emotions"]:
+            assert abs(e["score"] - predictions[rid][f"score_{e['label']}"]) < 1e-3
 
 
 def test_a_rerun_adds_nothing(recognized):

@@ -4,7 +4,9 @@
   ``if TYPE_CHECKING:`` do not: they never run);
 - nothing under ``raymer/serving/`` imports ``raymer.training`` (a Serve replica loads
   models through ``raymer.checkpoint`` and ``raymer.batches``, never the training loop);
-- no module over 400 lines, no function over 60 lines.
+- no module over 400 lines, no function over 60 lines;
+- one decoder: only ``raymer/audio.py`` imports a decoder or a resampler (PyAV, soundfile,
+  torchaudio); the sample corpus's renderer writes and resamples the voices it makes.
 """
 
 from __future__ import annotations
@@ -132,3 +134,29 @@ def test_modules_and_functions_stay_short():
                 if lines > MAX_FUNCTION_LINES:
                     long_functions.append((f"{name}.{node.name}", lines))
     assert long_modules == [] and long_functions == []
+
+
+DECODERS = {"av", "soundfile", "torchaudio"}
+RENDERER = "raymer.corpora.synth"  # makes audio (writes the corpus, pitch-shifts voices)
+
+
+def _third_party(path: Path) -> set[str]:
+    """Top-level names of the packages a module imports, anywhere in its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_one_decoder():
+    users = {
+        name: sorted(_third_party(path) & DECODERS)
+        for name, path in MODULES.items()
+        if _third_party(path) & DECODERS
+    }
+    assert users.pop("raymer.audio") == ["av"]
+    assert set(users.pop(RENDERER, [])) <= {"soundfile", "torchaudio"}
+    assert users == {}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from raymer.segment import SegmentOptions, StreamDecoder, split
+from raymer.audio import UNLIMITED, open_audio
+from raymer.segment import SegmentOptions, split
 
 RATE = 16_000
 
@@ -36,7 +37,7 @@ def _joined(clips: list[np.ndarray], gap_s: float) -> tuple[np.ndarray, list[tup
 
 
 def test_a_short_clip_is_one_segment_with_its_speech(clips):
-    (segment,) = split(iter(StreamDecoder(_flac(clips[0]), 60)), SegmentOptions())
+    (segment,) = split(iter(open_audio(_flac(clips[0]), UNLIMITED, 60)), SegmentOptions())
     assert segment.index == 0 and segment.start_s == 0
     assert segment.end_s == pytest.approx(len(clips[0]) / RATE)
     assert 0.5 * segment.end_s < segment.speech_s <= segment.end_s
@@ -47,7 +48,7 @@ def test_a_long_recording_is_cut_near_its_pauses_whatever_the_chunk_size(clips):
     audio, bounds = _joined(clips, 2.5)
     cuts = []
     for chunk_s in (60, 300):
-        decoder = StreamDecoder(_flac(audio), chunk_s)
+        decoder = open_audio(_flac(audio), UNLIMITED, chunk_s)
         assert decoder.duration_s == pytest.approx(len(audio) / RATE)
         cuts.append([(s.start_s, s.end_s) for s in split(iter(decoder), SegmentOptions())])
     assert cuts[0] == cuts[1]
@@ -67,5 +68,5 @@ def test_segments_never_pass_max_segment_s(clips):
 
 def test_silence_is_one_empty_segment_over_the_whole_recording():
     silence = np.zeros(95 * RATE, np.float32)
-    (segment,) = split(iter(StreamDecoder(_flac(silence), 60)), SegmentOptions())
+    (segment,) = split(iter(open_audio(_flac(silence), UNLIMITED, 60)), SegmentOptions())
     assert segment.audio.size == 0 and segment.speech_s == 0 and segment.end_s == 95
