@@ -39,8 +39,12 @@ class Recognizer:
     - ``emotions``: ``[{"label", "score"}, ...]`` sorted from the highest score (empty
       without speech); a multi-label model adds ``labels``, every label over 0.5;
     - ``transcript``, ``language``, ``no_speech``, ``duration_s``, ``speech_s``;
-    - ``segments``: for audio longer than ``segments_over_s``, each Whisper segment with its
-      own ``start``, ``end``, ``text``, ``label`` and ``emotions`` (else empty).
+    - ``segments``: for audio longer than ``segments_over_s``, the segments ``raymer
+      recognize`` cuts it into (the same VAD rule, at its pauses), each with its own
+      ``start``, ``end``, ``text``, ``speech_s``, ``no_speech``, ``label`` and ``emotions``
+      (else empty); the recording's ``label`` is then the one with the most speech time
+      (``shares``: each label's share of it) and its ``emotions`` the segments' scores
+      weighted by their length.
 
     A text is scored by the checkpoint's text-only model (a ``raymer compare`` output has
     one, a text checkpoint is one); its result has ``transcript`` = the text.
@@ -205,17 +209,20 @@ def _judged(r: dict) -> dict:
 
 
 def _audio_result(r: dict) -> Result:
-    return _judged(r) | {
+    out = _judged(r) | {
         "transcript": r["transcript"],
         "language": r["language"],
         "no_speech": r["no_speech"],
         "duration_s": r["duration_s"],
         "speech_s": r["speech_s"],
         "segments": [
-            {"start": s["start"], "end": s["end"], "text": s["text"]} | _judged(s)
+            {k: s[k] for k in ("start", "end", "text", "speech_s", "no_speech")} | _judged(s)
             for s in r.get("segments") or []
         ],
     }
+    if "shares" in r:
+        out["shares"] = r["shares"]
+    return out
 
 
 def _text_result(r: dict) -> Result:

@@ -212,8 +212,9 @@ class Api:
         summary="Emotions of an audio clip (WAV, FLAC, MP3, OGG, WebM)",
         description="Send the audio as the raw request body (Content-Type audio/* or "
         "application/octet-stream) or as a multipart form field named `file`. Returns the "
-        "transcript, language, duration, a score per label, the top label, and for long audio "
-        "the segments with their own scores.",
+        "transcript, language, duration, a score per label, the top label, and for audio over "
+        "segments_over_s the segments `raymer recognize` cuts it into (at its pauses), each "
+        "with its own scores; the label is then the one with the most speech time.",
         openapi_extra={"requestBody": ingress.AUDIO_BODY},
         responses=ingress.responses(
             _400="empty upload, or a multipart body without a `file` field",

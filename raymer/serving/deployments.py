@@ -12,7 +12,6 @@ is an ``ItemError``.
 # No `from __future__ import annotations`: Serve and FastAPI read the real types.
 
 import asyncio
-import functools
 import logging
 
 import numpy as np
@@ -85,18 +84,24 @@ class Speech:
 
     def __init__(self, cfg: dict, extract: dict) -> None:
         from raymer.models.builders import build_featurizer
-        from raymer.serving.recognizer import listen
 
         self.cfg = ServeConfig(**cfg)
         device = "cuda" if self.cfg.use_gpu else "cpu"
         settings = ExtractSettings(**extract)
-        featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
-        self.listen = functools.partial(listen, featurizer, SpeechRule.of(self.cfg))
+        self.featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
+        self.rule = SpeechRule.of(self.cfg)
         _batch_settings(self.cfg, self.run)
 
+    def listen(self, items: list[tuple[np.ndarray, float]]) -> list:
+        from raymer.serving.recognizer import listen
+
+        clips, heard = zip(*items, strict=True) if items else ((), ())
+        return listen(self.featurizer, self.rule, list(clips), list(heard))
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def run(self, clips: list[np.ndarray]) -> list:
-        return run_batch(self.listen, clips, "speech recognition")
+    async def run(self, items: list[tuple[np.ndarray, float]]) -> list:
+        """Each item: a clip and the seconds of speech the segmenter heard in it."""
+        return run_batch(self.listen, items, "speech recognition")
 
 
 @serve.deployment(name="Text")
@@ -177,8 +182,8 @@ class SplitStages:
     async def recognize(self, clip: np.ndarray, info: dict) -> dict:
         from raymer.serving.recognizer import Judging, compose
 
-        async def speech(clips):
-            return await self._each(self.speech.run, clips)
+        async def speech(clips, heard):
+            return await self._each(self.speech.run, list(zip(clips, heard, strict=True)))
 
         async def encode(texts):
             return await self._each(self.text.run, texts)

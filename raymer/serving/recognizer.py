@@ -2,8 +2,13 @@
 
 ``Recognizer`` holds the models of one trained checkpoint and turns a batch of 16 kHz clips
 into results: the transcript, language, duration, a score for every label, the top label, and
-for long audio the Whisper segments with their own scores. It is plain Python (no Ray): the
-Serve deployment wraps it, and tests and benchmarks can call it directly.
+for long audio its segments with their own scores. It is plain Python (no Ray): the Serve
+deployments and the library wrap it, and tests and benchmarks can call it directly.
+
+Long audio follows ``raymer recognize``'s rule: a clip over ``segment_over_s`` is cut at its
+pauses by the same VAD segmenter (``raymer.segment.split``), each segment is recognised on its
+own, and the clip's label is the one with the most speech time; so the segments a service or
+the library returns are the rows ``raymer recognize`` writes for the same file.
 
 The inputs are made exactly as ``raymer extract`` made the training features: the same
 ``WhisperFeaturizer`` (one encoder pass feeds the decoder and the frames, same window and frame
@@ -13,7 +18,6 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +28,7 @@ from raymer.batches import LoadedModel
 from raymer.checkpoint import labels_on, top_label
 from raymer.errors import UsageError
 from raymer.models.whisper import SpeechFeatures
-from raymer.segment import SpeechRule
+from raymer.segment import Segment, SegmentOptions, SpeechRule, split
 
 
 class Heads:
@@ -117,11 +121,13 @@ def judged(labels: list[str], scores: np.ndarray | None, multi_label: bool = Fal
     return out
 
 
-def listen(featurizer, rule: SpeechRule, clips: list[np.ndarray]) -> list[SpeechFeatures]:
-    """The VAD first, then Whisper on the clips it heard speech in: a clip of noise or
-    silence is never transcribed (Whisper would make words up), only marked with its
-    ``speech_s``."""
-    heard = [rule.speech_s(clip) for clip in clips]
+def listen(
+    featurizer, rule: SpeechRule, clips: list[np.ndarray], heard: list[float] | None = None
+) -> list[SpeechFeatures]:
+    """Whisper on the clips the VAD heard speech in (``heard``: the seconds of speech in each,
+    as the segmenter found them; measured here when not given): a clip of noise or silence is
+    never transcribed (Whisper would make words up), only marked with its ``speech_s``."""
+    heard = list(heard) if heard is not None else [rule.speech_s(clip) for clip in clips]
     todo = [i for i, s in enumerate(heard) if s >= rule.min_speech_s]
     out = [SpeechFeatures(transcript="", language="", language_prob=0.0) for _ in clips]
     if todo:
@@ -147,43 +153,51 @@ class Judging:
     multi_label: bool = False
     rule: SpeechRule = SpeechRule()
 
+    @property
+    def cutting(self) -> SegmentOptions:
+        """The long-audio rule: ``raymer recognize``'s segmenter with this threshold."""
+        return SegmentOptions(
+            segment_over_s=self.segments_over_s, vad_threshold=self.rule.vad_threshold
+        )
+
 
 async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judging) -> list[dict]:
     """Clips -> results, given the three stages as async callables on lists:
-    ``speech(clips) -> [SpeechFeatures]`` (``listen``), ``encode(texts) -> [tokens]`` and
-    ``score(frames, tokens, clips, texts) -> scores (N, L)``. The in-process ``Recognizer``
-    and the split Serve deployments both run this, so their answers are the same. A clip
-    without speech (``SpeechRule``) gets ``no_speech: true``, an empty transcript and null
-    emotions: noise is never given an emotion."""
+    ``speech(clips, heard) -> [SpeechFeatures]`` (``listen``), ``encode(texts) -> [tokens]``
+    and ``score(frames, tokens, clips, texts) -> scores (N, L)``. The in-process
+    ``Recognizer`` and the split Serve deployments both run this, so their answers are the
+    same. Each clip is cut as ``raymer recognize`` cuts it (``split``: a clip up to
+    ``segments_over_s`` is one piece); every piece without speech (``SpeechRule``) gets
+    ``no_speech: true``, an empty transcript and null emotions: noise is never given an
+    emotion."""
     if not clips:
         return []
-    speech_out = await speech(clips)
+    cuts = [list(split(iter([clip]), judging.cutting)) for clip in clips]
+    pieces = [seg for cut in cuts for seg in cut]
+    speech_out = await speech([p.audio for p in pieces], [p.speech_s for p in pieces])
     spoken = [i for i, sp in enumerate(speech_out) if not silent(judging.rule, sp)]
-    scores: list = [None] * len(clips)
+    scores: list = [None] * len(pieces)
     if spoken:
         found = await _scored(
             [speech_out[i].frames for i in spoken],
             [speech_out[i].transcript for i in spoken],
-            [clips[i] for i in spoken],
+            [pieces[i].audio for i in spoken],
             encode,
             score,
             judging,
         )
         for i, sc in zip(spoken, found, strict=True):
             scores[i] = sc
-    results = []
-    for clip, sp, sc in zip(clips, speech_out, scores, strict=True):
+    results, at = [], 0
+    for clip, cut in zip(clips, cuts, strict=True):
+        parts = [_piece(p, speech_out[at + k], scores[at + k], judging) for k, p in enumerate(cut)]
+        at += len(cut)
         duration = len(clip) / SAMPLE_RATE
-        result = {
-            "transcript": sp.transcript if sc is not None else "",
-            "language": sp.language or None,
-            "duration_s": round(duration, 3),
-            "speech_s": round(sp.speech_s, 3) if sp.speech_s is not None else None,
-            "no_speech": sc is None,
-        } | judged(judging.labels, sc, judging.multi_label)
-        if sc is not None and duration > judging.segments_over_s and sp.segments:
-            result["segments"] = await _segments(clip, sp, encode, score, judging)
-        results.append(result)
+        if duration > judging.segments_over_s:
+            results.append(_recording(parts, duration, judging))
+        else:
+            (part,) = parts
+            results.append({k: v for k, v in part.items() if k not in ("start", "end")})
     return results
 
 
@@ -192,25 +206,49 @@ async def _scored(frames, texts, clips, encode, score, judging: Judging) -> list
     return list(await score(frames, tokens, clips if judging.needs_audio else None, texts))
 
 
-async def _segments(clip, sp: SpeechFeatures, encode, score, judging: Judging) -> list[dict]:
-    """Each Whisper segment with words, scored on its own frames (and audio) and text."""
-    frames, pieces, texts, kept = [], [], [], []
-    rate = judging.frame_rate
-    for seg in sp.segments:
-        if judging.rule.silent(None, seg.text):
-            continue
-        a = int(math.floor(seg.start * rate))
-        b = max(a + 1, int(math.ceil(seg.end * rate)))
-        frames.append(sp.frames[a:b])
-        texts.append(seg.text)
-        pieces.append(clip[int(seg.start * SAMPLE_RATE) : int(seg.end * SAMPLE_RATE) + 1])
-        kept.append(seg)
-    found = await _scored(frames, texts, pieces, encode, score, judging) if kept else []
-    return [
-        {"start": seg.start, "end": seg.end, "text": seg.text}
-        | judged(judging.labels, sc, judging.multi_label)
-        for seg, sc in zip(kept, found, strict=True)
+def _piece(seg: Segment, sp: SpeechFeatures, scores, judging: Judging) -> dict:
+    """One piece's answer (a row of ``raymer recognize``'s predictions)."""
+    return {
+        "start": round(seg.start_s, 3),
+        "end": round(seg.end_s, 3),
+        "transcript": sp.transcript if scores is not None else "",
+        "language": sp.language or None,
+        "duration_s": round(seg.end_s - seg.start_s, 3),
+        "speech_s": round(sp.speech_s, 3) if sp.speech_s is not None else None,
+        "no_speech": scores is None,
+    } | judged(judging.labels, scores, judging.multi_label)
+
+
+def _recording(parts: list[dict], duration: float, judging: Judging) -> dict:
+    """A long clip's answer from its segments, as ``raymer recognize``'s recordings row: the
+    label with the most speech time, each label's share of it, the segments' scores
+    weighted by their length, and the segments themselves."""
+    spoken = [p for p in parts if not p["no_speech"]]
+    seconds = {lab: 0.0 for lab in judging.labels}
+    for p in spoken:
+        seconds[p["label"]] += p["end"] - p["start"]
+    speech_s = sum(seconds.values())
+    scores = None
+    if spoken:
+        weights = np.array([p["end"] - p["start"] for p in spoken])
+        table = np.array([[p["emotions"][lab] for lab in judging.labels] for p in spoken])
+        scores = weights @ table / max(weights.sum(), 1e-9)
+    out = {
+        "transcript": " ".join(p["transcript"] for p in spoken),
+        "language": next((p["language"] for p in spoken if p["language"]), None),
+        "duration_s": round(duration, 3),
+        "speech_s": round(sum(p["speech_s"] or 0.0 for p in parts), 3),
+        "no_speech": not spoken,
+    } | judged(judging.labels, scores, judging.multi_label)
+    if spoken:
+        out["label"] = max(seconds, key=seconds.get)
+        out["shares"] = {lab: round(s / speech_s, 6) for lab, s in seconds.items()}
+    out["segments"] = [
+        {"start": p["start"], "end": p["end"], "text": p["transcript"]}
+        | {k: p[k] for k in ("speech_s", "no_speech", "emotions", "label", "labels") if k in p}
+        for p in parts
     ]
+    return out
 
 
 def text_results(
@@ -262,8 +300,8 @@ class Recognizer:
         return self.heads.info()
 
     async def arecognize(self, clips: list[np.ndarray]) -> list[dict]:
-        async def speech(c):
-            return listen(self.featurizer, self.rule, c)
+        async def speech(c, heard):
+            return listen(self.featurizer, self.rule, c, heard)
 
         async def encode(t):
             return [e.tokens for e in self.encoder(t)]

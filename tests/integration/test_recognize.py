@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 
-from raymer.wer import normalize_words
+from raymer.wer import normalize_words, wer
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
 GAP_S = 2.5
@@ -180,6 +180,34 @@ def test_the_library_applies_the_same_rule(recognized, corpus):
         assert r["label"] == predictions[rid]["label"], (r, predictions[rid])
         for e in r["emotions"]:
             assert abs(e["score"] - predictions[rid][f"score_{e['label']}"]) < 1e-3
+
+
+def test_the_library_cuts_a_long_recording_as_recognize_does(recognized, corpus):
+    """One long-audio rule: the library's segments of the 55 s call are the rows `raymer
+    recognize` wrote for it: the same boundaries and the same pieces with speech, each with
+    the same words give or take one. (Whisper in recognize's actors does not always give
+    the words it gives in process on the same samples, a word in a few runs: open in issue
+    23, so transcripts are compared by word error and the labels not at all here.)"""
+    import raymer
+
+    _, out, _ = recognized
+    rows = [r for r in _predictions(out) if r["id"] == "call"]
+    recording = next(r for r in pq.read_table(out / "recordings").to_pylist() if r["id"] == "call")
+    call = corpus["manifest"].parent / "call.flac"
+    result = raymer.Recognizer.from_checkpoint(CHECKPOINT, threads=1).predict(call)
+    assert len(result["segments"]) == len(rows) == len(corpus["bounds"])
+    for seg, row in zip(result["segments"], rows, strict=True):
+        assert abs(seg["start"] - row["start_s"]) < 1e-3 and abs(seg["end"] - row["end_s"]) < 1e-3
+        assert wer(row["transcript"], seg["text"]) <= 0.2, (row["transcript"], seg["text"])
+        assert seg["no_speech"] == row["no_speech"] is False
+    # the recording's answer is made from its segments as recognize makes its row
+    seconds = dict.fromkeys(result["shares"], 0.0)
+    for seg in result["segments"]:
+        seconds[seg["label"]] += seg["end"] - seg["start"]
+    assert result["label"] == max(seconds, key=seconds.get) and recording["label"] is not None
+    assert result["speech_s"] == pytest.approx(
+        sum(s["speech_s"] for s in result["segments"]), abs=0.01
+    )
 
 
 def test_a_rerun_adds_nothing(recognized):

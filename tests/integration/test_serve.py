@@ -142,19 +142,26 @@ def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper
 
 
 def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus):
+    """Audio over segments_over_s is cut at its pauses as `raymer recognize` cuts it: a
+    segment per sentence, each with its own emotions; the clip's label is the one with the
+    most speech time."""
     url, _ = service
     audio, texts = _long_clip(piper_corpus)
     r = _post(url, audio).json()
-    assert r["duration_s"] > 8 and len(r["segments"]) >= 2
+    assert r["duration_s"] > 8 and len(r["segments"]) == len(texts), r["segments"]
     assert wer(" ".join(texts), " ".join(s["text"] for s in r["segments"])) < 0.35
-    ends = [0.0]
-    for seg in r["segments"]:
+    assert r["transcript"] == " ".join(s["text"] for s in r["segments"] if not s["no_speech"])
+    ends, seconds = [0.0], dict.fromkeys(r["emotions"], 0.0)
+    for seg, text in zip(r["segments"], texts, strict=True):
         assert ends[-1] - 0.01 <= seg["start"] < seg["end"] <= r["duration_s"] + 0.01
+        assert wer(text, seg["text"]) < 0.5 and not seg["no_speech"] and seg["speech_s"] > 0.5
         assert set(seg["emotions"]) == set(r["emotions"])
         assert seg["label"] == max(seg["emotions"], key=seg["emotions"].get)
+        seconds[seg["label"]] += seg["end"] - seg["start"]
         ends.append(seg["end"])
-    # the aggregate is the whole clip's own score, not one of the segments'
-    assert r["label"] == max(r["emotions"], key=r["emotions"].get)
+    assert r["label"] == max(seconds, key=seconds.get)
+    assert sum(r["shares"].values()) == pytest.approx(1.0)
+    assert r["shares"][r["label"]] == max(r["shares"].values())
 
 
 def _noise_wav(seconds: float = 3.0) -> bytes:
@@ -318,7 +325,7 @@ def _long_clip(piper_corpus) -> tuple[bytes, list[str]]:
     for i in range(3):
         path, row = _clip(piper_corpus, i)
         parts.append(soundfile.read(path, dtype="float32")[0])
-        parts.append(np.zeros(8_000, dtype=np.float32))  # half a second between sentences
+        parts.append(np.zeros(32_000, dtype=np.float32))  # a 2 s pause between sentences
         texts.append(row["text"])
     buf = io.BytesIO()
     soundfile.write(buf, np.concatenate(parts), 16_000, format="WAV")
