@@ -53,6 +53,8 @@ class DecodeLimits:
         max_channels: most channels accepted.
         timeout_s: wall-clock time a decode may take.
         min_sample_rate: lowest sample rate accepted (Hz).
+        max_decoded_mb: most audio the decoder may produce before resampling (rate x
+            channels x duration, as float32), from the header: the work a file may ask for.
     """
 
     max_duration_s: float = 600.0
@@ -60,6 +62,7 @@ class DecodeLimits:
     max_channels: int = 32
     timeout_s: float = 60.0
     min_sample_rate: int = MIN_SAMPLE_RATE
+    max_decoded_mb: float = 4096.0
 
     @classmethod
     def of(cls, cfg) -> DecodeLimits:
@@ -102,6 +105,13 @@ class DecodeLimits:
                 f"the audio lasts {duration:,.1f} s (its header says), over "
                 f"max_duration_s={self.max_duration_s:g}"
             )
+        decoded_mb = rate * channels * (duration or 0.0) * 4 / 1024 / 1024
+        if decoded_mb > self.max_decoded_mb:
+            raise AudioTooLarge(
+                f"the header declares {decoded_mb:,.0f} MB of audio to decode ({rate:,} Hz x "
+                f"{channels} channels x {duration:,.1f} s), over max_decoded_mb="
+                f"{self.max_decoded_mb:g}"
+            )
 
     def check_progress(self, decoded_s: float, spent_s: float) -> None:
         """While decoding: the audio decoded and the time spent decoding it so far."""
@@ -116,7 +126,7 @@ class DecodeLimits:
             )
 
 
-UNLIMITED = DecodeLimits(math.inf, math.inf, 1 << 16, math.inf)
+UNLIMITED = DecodeLimits(math.inf, math.inf, 1 << 16, math.inf, max_decoded_mb=math.inf)
 
 _KINDS = {
     stat.S_IFDIR: "a directory",
@@ -182,12 +192,18 @@ def decode_audio(source: Source, limits: DecodeLimits | None = None) -> np.ndarr
 
 
 _HEAD = 65_536  # bytes of a file read to check a WAV's chunk sizes
+_FETCH_WHOLE = 64 * 1024 * 1024  # a remote file up to this size is fetched in one request
 
 
 def _open_file(uri: str, limits: DecodeLimits) -> BinaryIO:
     from raymer import storage
 
     size = check_file(uri, limits)  # a FIFO, a device or a huge file: never opened
+    if storage.is_remote(uri) and size <= _FETCH_WHOLE:
+        # one GET, where FFmpeg's small reads would each be a ranged request
+        data = storage.read_bytes(uri)
+        _check_wav_length(data[:_HEAD], len(data))
+        return io.BytesIO(data)
     fs, path = storage.filesystem(uri)
     handle = fs.open_input_file(path)
     try:
