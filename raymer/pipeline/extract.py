@@ -25,8 +25,10 @@ from raymer.config import ExtractConfig, dump_config
 from raymer.config.extract import ExtractSettings
 from raymer.errors import UsageError
 from raymer.pipeline.outputs import (
+    SCRATCH,
     Lease,
     check_settings,
+    claim,
     clear_done,
     mark_done,
     truncated_parquet,
@@ -35,6 +37,7 @@ from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 from raymer.wer import normalize_words
 
 FEATURE_ROWS = 2_000  # rows per features file at least (the model stages' batches are small)
+OUTPUT_NAMES = ("features", "errors")  # what a run writes beside outputs.RUN_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     from raymer.corpora.manifest import check_input
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
+    claim(cfg.output, "extract", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
     with Lease(cfg.output):  # one run at a time per output
         summary = _run(cfg)
     return summary
@@ -93,7 +97,8 @@ def _run(cfg: ExtractConfig) -> ExtractSummary:
     start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
     features_uri = storage.join(cfg.output, "features")
     errors_uri = storage.join(cfg.output, "errors")
-    listing_uri = storage.join(cfg.output, "inputs")
+    scratch = storage.join(cfg.output, SCRATCH)  # the run's own: removed at the end
+    listing_uri = storage.join(scratch, "inputs")
     written = bool(storage.list_files(features_uri, (".parquet",)))
     settings = cfg.model_dump(mode="json")
     if check_settings(cfg.output, settings, ExtractSettings.model_fields, written, cfg.redo):
@@ -126,7 +131,7 @@ def _run(cfg: ExtractConfig) -> ExtractSummary:
                 )
         failed = _collect_errors(errors_uri)
         summary = _summarize(features_uri, run_id, failed, skipped, time.perf_counter() - start)
-    storage.delete_dir(listing_uri)
+    storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
     record = json.dumps(asdict(summary), indent=2).encode()

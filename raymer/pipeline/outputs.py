@@ -11,6 +11,10 @@ a marker when a run finished, and nothing deleted that is not provably broken.
 - ``DONE``: ``OUTPUT/_SUCCESS.json`` is written when a run ends, removed when one starts.
 - ``truncated_parquet``: a file is only taken for a crash's leftover (and removed) when its
   footer is missing; a read error (S3 throttling, a permission) stops the run instead.
+- ``claim``: an output folder belongs to raymer: a run writes ``OWNER`` into a new or empty
+  folder, refuses one holding anything it does not write (a user's files are never
+  overwritten or deleted), an output inside its input folder and an input inside its output;
+  its scratch space (listings, staged rows) lives under ``SCRATCH``, a name no user folder has.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 LEASE = "_lease.json"
 DONE = "_SUCCESS.json"
+OWNER = "_raymer.json"  # this folder is the output of a raymer command (which one, since when)
+SCRATCH = "_raymer_scratch"  # what a run writes for itself and removes: listings, staged rows
+RUN_FILES = (OWNER, SCRATCH, LEASE, DONE, "config.yaml", "summary.json")
 HEARTBEAT_S = 15.0
 STALE_S = 90.0
 
@@ -43,6 +50,63 @@ class OutputInUse(RunError):
 
 class SettingsMismatch(UsageError):
     """The output holds rows made with other settings."""
+
+
+class OutputNotOwned(UsageError):
+    """The output folder holds what raymer did not write, or overlaps the input."""
+
+
+def claim(output: str, command: str, names: Iterable[str], input_uri: str | None = None) -> None:
+    """Before a run writes anything: ``output`` must be apart from ``input_uri`` and hold
+    nothing but what a ``raymer command`` writes (``names`` and ``RUN_FILES``); a new or empty
+    folder gets the ``OWNER`` marker, a folder an earlier run made (marked, or from before the
+    marker: only raymer's names) is this command's to resume. Refused with the reason
+    otherwise, before anything is written or deleted."""
+    import pyarrow.fs as pafs
+
+    if input_uri:
+        _apart(output, input_uri)
+    fs, path = storage.filesystem(output)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    found = {info.path.rstrip("/").rsplit("/", 1)[-1] for info in infos}
+    foreign = sorted(found - set(names) - set(RUN_FILES))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputNotOwned(
+            f"the output {output} holds what raymer did not write ({shown}): give a new or "
+            f"empty folder, or one an earlier `raymer {command}` made. Nothing was written "
+            "or deleted"
+        )
+    marker = storage.join(output, OWNER)
+    if storage.exists(marker):
+        made_by = json.loads(storage.read_bytes(marker)).get("command")
+        if made_by != command:
+            raise OutputNotOwned(
+                f"the output {output} is a `raymer {made_by}` output, not a `raymer "
+                f"{command}` one: give another folder"
+            )
+        return
+    storage.makedirs(output)
+    record = {"command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    storage.write_bytes(marker, json.dumps(record).encode())
+
+
+def _apart(output: str, input_uri: str) -> None:
+    """The output may not be the input folder or inside it (its files would be read as
+    input), and the input may not be inside the output (a run's files are its own)."""
+    out, inp = storage.absolute(output).rstrip("/"), storage.absolute(input_uri).rstrip("/")
+
+    def inside(a: str, b: str) -> bool:
+        return a == b or a.startswith(b + "/")
+
+    if storage.is_dir(inp) and inside(out, inp):
+        raise OutputNotOwned(
+            f"the output {output} is inside the input folder {input_uri}: give a folder outside it"
+        )
+    if inside(inp, out):
+        raise OutputNotOwned(
+            f"the input {input_uri} is inside the output {output}: give a folder apart from it"
+        )
 
 
 class Lease:

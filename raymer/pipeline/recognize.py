@@ -32,7 +32,14 @@ from raymer.config.recognize import RecognizeConfig
 from raymer.corpora.manifest import check_input
 from raymer.errors import UsageError
 from raymer.extras import can_plot
-from raymer.pipeline.outputs import Lease, check_settings, clear_done, mark_done
+from raymer.pipeline.outputs import (
+    SCRATCH,
+    Lease,
+    check_settings,
+    claim,
+    clear_done,
+    mark_done,
+)
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 
 # Rows per Parquet file: the model stage's batches are small, its files must not be.
@@ -65,9 +72,15 @@ class RecognizeSummary:
         )
 
 
+OUTPUT_NAMES = ("predictions", "recordings", "errors", "features", "plots")
+
+
 def outputs(root: str) -> dict[str, str]:
-    names = ("predictions", "recordings", "errors", "features", "plots", "inputs", "staged")
-    return {name: storage.join(root, name) for name in names}
+    """The output's folders; the input listing and the staged rows are scratch space, under
+    ``outputs.SCRATCH`` (a name no user folder has)."""
+    out = {name: storage.join(root, name) for name in OUTPUT_NAMES}
+    scratch = storage.join(root, SCRATCH)
+    return out | {"scratch": scratch} | {n: storage.join(scratch, n) for n in ("inputs", "staged")}
 
 
 def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
@@ -78,6 +91,7 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
     check_input(cfg.input, files=True)
+    claim(cfg.output, "recognize", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
     with Lease(cfg.output):  # one run at a time per output
         return _run(cfg, spec)
 
@@ -112,8 +126,7 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> RecognizeSummary:
     init_ray()
     _predict(cfg, spec, out, run_id)
     failed = _publish(out, run_id)
-    for folder in ("staged", "inputs"):
-        storage.delete_dir(out[folder])
+    storage.delete_dir(out["scratch"])
     with shuffle_by_sort():
         _recordings(cfg, spec, out)
         summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)

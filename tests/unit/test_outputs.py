@@ -72,3 +72,62 @@ def test_only_a_file_without_its_footer_counts_as_truncated(tmp_path):
     assert truncated_parquet(str(tiny)) is True
     with pytest.raises(OSError):  # cannot be read: an error, never "truncated"
         truncated_parquet(str(tmp_path / "gone.parquet"))
+
+
+def test_an_output_is_claimed_when_new_and_resumed_only_by_its_own_command(tmp_path):
+    from raymer.pipeline.outputs import OWNER, OutputNotOwned, claim
+
+    out = tmp_path / "new" / "run"
+    claim(str(out), "extract", ("features", "errors"))
+    assert json.loads((out / OWNER).read_text())["command"] == "extract"
+    (out / "features").mkdir()
+    (out / "config.yaml").write_text("input: x\n")
+    claim(str(out), "extract", ("features", "errors"))  # its own output: resumed
+    with pytest.raises(OutputNotOwned, match="is a `raymer extract` output, not a `raymer rec"):
+        claim(str(out), "recognize", ("predictions", "errors", "features"))
+    legacy = tmp_path / "legacy"  # written before the marker: raymer's names only
+    (legacy / "features").mkdir(parents=True)
+    (legacy / "_SUCCESS.json").write_text("{}")
+    claim(str(legacy), "extract", ("features", "errors"))
+    assert (legacy / OWNER).is_file()
+
+
+def test_a_folder_holding_the_users_files_is_refused_and_left_as_it_was(tmp_path):
+    """`raymer extract --input data/manifest.csv --output data` with the audio in
+    data/inputs/ (once, a successful run deleted data/inputs/), and the same with the
+    manifest elsewhere: refused before anything is written, data/ untouched."""
+    from raymer.config import ExtractConfig, load_config
+    from raymer.pipeline.extract import extract
+    from raymer.pipeline.outputs import OutputNotOwned
+
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    (data / "inputs" / "a.wav").write_bytes(b"RIFF")
+    (data / "manifest.csv").write_text("path,id\ninputs/a.wav,a\n")
+    (tmp_path / "elsewhere.csv").write_text(f"path,id\n{data / 'inputs' / 'a.wav'},a\n")
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    for manifest, why in (
+        (data / "manifest.csv", "is inside the output"),
+        (tmp_path / "elsewhere.csv", r"holds what raymer did not write \(inputs, manifest.csv\)"),
+    ):
+        cfg = load_config(ExtractConfig, None, [], input=str(manifest), output=str(data))
+        with pytest.raises(OutputNotOwned, match=why):
+            extract(cfg)
+        assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+def test_an_output_inside_its_input_folder_or_around_its_input_is_refused(tmp_path):
+    from raymer.pipeline.outputs import OutputNotOwned, claim
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for output in (corpus, corpus / "out"):
+        with pytest.raises(OutputNotOwned, match="is inside the input folder"):
+            claim(str(output), "recognize", (), str(corpus))
+    manifest = tmp_path / "runs" / "manifest.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path\n")
+    with pytest.raises(OutputNotOwned, match="is inside the output"):
+        claim(str(tmp_path / "runs"), "extract", (), str(manifest))
+    assert not any((tmp_path / "runs").glob("_raymer*")) and not (corpus / "out").exists()
+    claim(str(tmp_path / "apart"), "recognize", (), str(corpus))  # beside it: fine
