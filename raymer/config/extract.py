@@ -129,7 +129,11 @@ class ExtractConfig(ExtractSettings, _ExtractPaths):
         0.0, ge=0, description="GPUs per text encoder actor when use_gpu is set (0: on CPU)."
     )
     decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
-    resume: bool = Field(True, description="Skip clips whose id is already in OUTPUT/features.")
+    resume: bool = Field(
+        True,
+        description="Skip clips whose id is already in OUTPUT/features; false: start over, "
+        "replacing what is there (as --redo does).",
+    )
     redo: bool = Field(
         False,
         description="When OUTPUT holds features made with other extraction settings, remove "

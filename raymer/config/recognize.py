@@ -102,7 +102,9 @@ class RecognizeConfig(BaseModel, extra="forbid"):
         "recordings, so that they decode in parallel.",
     )
     resume: bool = Field(
-        True, description="Skip segments already in OUTPUT/predictions (a re-run adds nothing)."
+        True,
+        description="Skip segments already in OUTPUT/predictions (a re-run adds nothing); "
+        "false: start over, replacing what is there (as --redo does).",
     )
 
     @model_validator(mode="after")

@@ -105,6 +105,19 @@ def test_rerun_resumes_without_duplicates(extracted, messy_corpus):
     assert summary.clips_failed == 6  # failures are retried, and still fail
 
 
+def test_resume_false_starts_over_instead_of_adding_rows(extracted, messy_corpus, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(extracted[1], out)
+    before = sorted(p.name for p in (out / "features").iterdir())
+    summary = extract(_cfg(str(messy_corpus), str(out), "resume=false"))
+    ids = pq.read_table(out / "features").column("id").to_pylist()
+    assert (summary.clips_ok, summary.skipped) == (12, 0)
+    assert len(ids) == len(set(ids)) == 12  # replaced, not appended
+    assert not set(before) & {p.name for p in (out / "features").iterdir()}
+
+
 def test_other_settings_and_a_second_run_are_refused(extracted, messy_corpus):
     """Nothing is written by either refusal: the output stays as the first run left it."""
     from raymer.pipeline.outputs import Lease, OutputInUse, SettingsMismatch

@@ -226,6 +226,11 @@ def test_a_rerun_adds_nothing(recognized):
     with pytest.raises(SettingsMismatch, match="min_silence_s: 1.0 then, 0.5 now"):
         recognize(other)
     assert len(_predictions(out)) == len(before)
+    over = recognize(cfg.model_copy(update={"resume": False}))  # starts over: replaced
+    assert over.new_recordings == over.recordings == summary.recordings
+    assert sorted((r["id"], r["segment"]) for r in _predictions(out)) == sorted(
+        (r["id"], r["segment"]) for r in before
+    )
 
 
 def test_the_command_on_one_file(ray_session, corpus, tmp_path):
