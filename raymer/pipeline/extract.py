@@ -101,9 +101,8 @@ def _run(cfg: ExtractConfig) -> ExtractSummary:
     listing_uri = storage.join(scratch, "inputs")
     written = bool(storage.list_files(features_uri, (".parquet",)))
     settings = cfg.model_dump(mode="json")
-    starting_over = written and not cfg.resume  # resume=false replaces, as --redo does
-    if starting_over or check_settings(
-        cfg.output, settings, ExtractSettings.model_fields, written, cfg.redo
+    if check_settings(
+        cfg.output, settings, ExtractSettings.model_fields, written, cfg.redo, cfg.resume
     ):
         storage.delete_dir(features_uri)
         storage.delete_dir(errors_uri)

@@ -201,11 +201,19 @@ class Lease:
 
 
 def check_settings(
-    output: str, settings: dict, keys: Iterable[str], written: bool, redo: bool
+    output: str,
+    settings: dict,
+    keys: Iterable[str],
+    written: bool,
+    redo: bool,
+    resume: bool = True,
 ) -> bool:
-    """Whether the output must be cleared first (``redo`` and other settings); raises
-    ``SettingsMismatch`` when rows were ``written`` with settings other than ``settings``
-    (compared on ``keys``, against ``OUTPUT/config.yaml``)."""
+    """Whether the output must be cleared first: rows were ``written`` and the run starts
+    over (``resume`` false), or ``redo`` and other settings; raises ``SettingsMismatch`` when
+    rows were ``written`` with settings other than ``settings`` (compared on ``keys``,
+    against ``OUTPUT/config.yaml``) and the run would add to them."""
+    if written and not resume:
+        return True
     saved_uri = storage.join(output, "config.yaml")
     if not written or not storage.exists(saved_uri):
         return False

@@ -113,11 +113,10 @@ SETTINGS = (
 def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> RecognizeSummary:
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
     written = bool(storage.list_files(out["predictions"], (".parquet",)))
-    starting_over = written and not cfg.resume  # resume=false replaces, as --redo does
-    if starting_over or check_settings(
-        cfg.output, cfg.model_dump(mode="json"), SETTINGS, written, cfg.redo
+    if check_settings(
+        cfg.output, cfg.model_dump(mode="json"), SETTINGS, written, cfg.redo, cfg.resume
     ):
-        for name in ("predictions", "recordings", "errors", "features", "plots"):
+        for name in OUTPUT_NAMES:
             storage.delete_dir(out[name])
     clear_done(cfg.output)
     for name in ("predictions", "errors", "recordings"):
