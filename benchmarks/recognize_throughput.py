@@ -37,12 +37,12 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> float:
 
 def plain_loop(checkpoint: str, clips: list) -> tuple[float, list[str]]:
     """The same models in this process, one clip after the other (``Recognizer``)."""
-    from raymer.serving.recognizer import Recognizer
+    from raymer.inference import Inference
 
-    recognizer = Recognizer(checkpoint, threads=2)
+    recognizer = Inference(checkpoint, threads=2)
     recognizer.recognize([clips[0]])  # warm-up
     start = time.perf_counter()
-    texts = [recognizer.recognize([clip])[0]["transcript"] for clip in clips]
+    texts = [recognizer.recognize([clip])[0].transcript for clip in clips]
     return time.perf_counter() - start, texts
 
 

@@ -43,9 +43,9 @@ def _pct(values: list[float], q: float) -> float:
 def compute_time(checkpoint: str, files: list[Path]) -> float:
     import soundfile
 
-    from raymer.serving.recognizer import Recognizer
+    from raymer.inference import Inference
 
-    recognizer = Recognizer(checkpoint, threads=1)
+    recognizer = Inference(checkpoint, threads=1)
     clips = [soundfile.read(f, dtype="float32")[0] for f in files[:12]]
     recognizer.recognize(clips[:1])  # warm-up
     times = []

@@ -169,6 +169,25 @@ def models_of(uri: str) -> tuple[str, str | None]:
     return uri, None
 
 
+def digest(uri: str) -> str:
+    """The content of the checkpoint at ``uri``: sha256 of its spec and weights (read in
+    blocks), so a model retrained into the same folder is told apart from the one before."""
+    import hashlib
+
+    folder = resolve(uri)
+    h = hashlib.sha256(storage.read_bytes(storage.join(folder, SPEC_FILE)))
+    for name in (WEIGHTS_FILE, MODEL_FILE):  # safetensors, or a checkpoint from before them
+        uri = storage.join(folder, name)
+        if not storage.exists(uri):
+            continue
+        fs, path = storage.filesystem(uri)
+        h.update(name.encode())
+        with fs.open_input_stream(path) as stream:
+            while block := stream.read(8 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
 def load_spec(uri: str) -> ModelSpec:
     """A checkpoint's spec without its weights (``checkpoint``: the folder it came from)."""
     folder = resolve(uri)

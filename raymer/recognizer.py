@@ -5,8 +5,9 @@
     >>> rec.predict("call.wav")["label"]
     'angry'
 
-The same code as ``raymer serve`` (``serving.recognizer``: the VAD, Whisper, the text encoder
-and the trained head, made as extraction made the training features), without Ray or HTTP.
+The same code as ``raymer serve`` and ``raymer recognize`` (``raymer.inference``: the one
+decoder, the VAD, Whisper, the text encoder and the trained head, made as extraction made the
+training features), without Ray or HTTP.
 ``predict`` takes a path (local or s3://), encoded bytes, a 16 kHz mono float32 array, a text,
 or a list of them, and works inside a running event loop (Jupyter). For a corpus, or hours of
 calls, use ``raymer.recognize`` (Ray Data, resumable); this is for a few files at a time.
@@ -79,14 +80,14 @@ class Recognizer:
                 decode); longer recordings belong to ``raymer.recognize``.
             segments_over_s: audio longer than this also gets per-segment results.
         """
-        from raymer.serving.recognizer import Recognizer as Core
+        from raymer.inference import Inference
 
-        core = Core(
+        core = Inference(
             str(checkpoint),
             str(text_checkpoint) if text_checkpoint else None,
             device=device,
             threads=threads,
-            segments_over_s=segments_over_s,
+            segment_over_s=segments_over_s,
         )
         return cls(core, DecodeLimits(max_duration_s=max_duration_s), batch_size)
 
@@ -208,7 +209,8 @@ def _judged(r: dict) -> dict:
     return out
 
 
-def _audio_result(r: dict) -> Result:
+def _audio_result(prediction) -> Result:
+    r = prediction.to_api()
     out = _judged(r) | {
         "transcript": r["transcript"],
         "language": r["language"],

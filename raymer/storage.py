@@ -8,9 +8,11 @@ reached by setting ``AWS_ENDPOINT_URL`` (or ``RAYMER_S3_ENDPOINT``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import posixpath
+import tempfile
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -87,11 +89,80 @@ def read_bytes(uri: str) -> bytes:
         return stream.read()
 
 
+def partial_of(name: str) -> str | None:
+    """The file a leftover of ``write_bytes`` (a crash between write and rename) was to
+    become, or None when ``name`` is not such a leftover."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    target, dot, _ = name[1:-4].rpartition(".")
+    return target if dot and target else None
+
+
 def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole file, never a part of one: locally to a temporary name in the same
+    folder, flushed, then renamed over ``uri`` (a crash or a full disk leaves the old file or
+    none, never half of the new one); on s3:// an object appears only once its upload
+    completes."""
     fs, path = filesystem(uri)
     fs.create_dir(posixpath.dirname(path), recursive=True)
-    with fs.open_output_stream(path) as stream:
-        stream.write(data)
+    if is_remote(uri):
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def create_exclusive(uri: str, data: bytes) -> None:
+    """Write a whole file only if none is there (else ``FileExistsError``), atomically: two
+    writers racing never both win. Locally a hard link of a written temporary file; on
+    s3:// a conditional PUT (``If-None-Match: *``, through s3fs)."""
+    fs, path = filesystem(uri)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    if is_remote(uri):
+        import errno
+
+        try:
+            _s3fs().pipe_file(path, data, mode="create")
+        except FileExistsError:
+            raise
+        except OSError as err:  # some s3fs versions: 412 as EINVAL
+            if err.errno == errno.EINVAL or "Precondition" in str(err):
+                raise FileExistsError(uri) from err
+            raise
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)  # fails if the file exists: the exclusive step
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _s3fs():
+    """s3fs for what pyarrow's S3 filesystem cannot do (conditional writes)."""
+    import s3fs
+
+    endpoint = s3_endpoint()
+    return s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+        skip_instance_cache=True,
+    )
 
 
 def exists(uri: str) -> bool:

@@ -30,7 +30,6 @@ from tiers import (  # noqa: E402  the tiers and the time budget (tests/tiers.py
     pytest_addoption,
     pytest_collection_modifyitems,
     pytest_configure,
-    pytest_fixture_setup,
     pytest_runtest_makereport,
     pytest_terminal_summary,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "pytest_addoption",
     "pytest_collection_modifyitems",
     "pytest_configure",
-    "pytest_fixture_setup",
     "pytest_runtest_makereport",
     "pytest_terminal_summary",
 ]

@@ -47,6 +47,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     for name, text in TIERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    # A conftest's hooks see only the fixtures of its folder: a session fixture belongs to
+    # the root, so the timer is registered as a plugin of its own, which sees them all.
+    if not config.pluginmanager.has_plugin(FixtureTimer.name):
+        config.pluginmanager.register(FixtureTimer(), FixtureTimer.name)
 
 
 def tier_of(item) -> str:
@@ -89,14 +93,17 @@ SHARED = pytest.StashKey[dict]()  # shared fixtures set up in the phase now runn
 SPENT = pytest.StashKey[dict]()  # tier -> [seconds, tests], for the summary
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef, request):
-    """Times each shared fixture's own setup (the fixtures it needs are set up before)."""
-    started = time.perf_counter()
-    yield
-    if fixturedef.scope != "function":
-        shared = request.config.stash.setdefault(SHARED, {})
-        shared[fixturedef.argname] = time.perf_counter() - started
+class FixtureTimer:
+    name = "raymer-fixture-timer"
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        """Times each shared fixture's own setup (the fixtures it needs are set up before)."""
+        started = time.perf_counter()
+        yield
+        if fixturedef.scope != "function":
+            shared = request.config.stash.setdefault(SHARED, {})
+            shared[fixturedef.argname] = time.perf_counter() - started
 
 
 @pytest.hookimpl(hookwrapper=True)

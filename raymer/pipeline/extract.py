@@ -30,8 +30,9 @@ from raymer.pipeline.outputs import (
     check_settings,
     claim,
     clear_done,
+    drop_truncated,
     mark_done,
-    truncated_parquet,
+    save_settings,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 from raymer.wer import normalize_words
@@ -84,12 +85,12 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
     claim(cfg.output, "extract", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
-    with Lease(cfg.output):  # one run at a time per output
-        summary = _run(cfg)
+    with Lease(cfg.output) as lease:  # one run at a time per output
+        summary = _run(cfg, lease)
     return summary
 
 
-def _run(cfg: ExtractConfig) -> ExtractSummary:
+def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     from ray.data.datasource.filename_provider import FilenameProvider
 
     from raymer.pipeline.inputs import extract_dataset
@@ -112,7 +113,7 @@ def _run(cfg: ExtractConfig) -> ExtractSummary:
     _clear_errors(errors_uri)
     storage.makedirs(features_uri)
     storage.makedirs(errors_uri)
-    storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())
+    save_settings(cfg.output, settings, dump_config(cfg))
     with shuffle_by_sort():
         todo, inputs, skipped = _todo(cfg, ds, features_uri, errors_uri)
         if inputs > skipped:  # something left to do
@@ -131,12 +132,14 @@ def _run(cfg: ExtractConfig) -> ExtractSummary:
                     min_rows_per_file=FEATURE_ROWS,
                     ray_remote_args={"num_cpus": cfg.decode_num_cpus},
                 )
+        lease.check()  # still this run's output
         failed = _collect_errors(errors_uri)
         summary = _summarize(features_uri, run_id, failed, skipped, time.perf_counter() - start)
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
     record = json.dumps(asdict(summary), indent=2).encode()
+    lease.check()
     storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
     mark_done(cfg.output, asdict(summary))
     return summary
@@ -160,7 +163,7 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str):
     inputs = unique.count()
     if not cfg.resume or not inputs:
         return unique, inputs, 0
-    _drop_unreadable(features_uri)
+    drop_truncated(features_uri)
     todo = anti_join(unique, features_uri, ("id",)).materialize()
     return todo, inputs, inputs - todo.count()
 
@@ -210,22 +213,6 @@ def build_dataset(
         batch_format="numpy",
     )
     return ds.map_batches(TextStage, **text_stage)
-
-
-def _drop_unreadable(features_uri: str) -> None:
-    """A file cut short by a crash (no footer) is removed, so its clips are redone; a file
-    that cannot be read now (a network error) stops the run and is kept."""
-    for uri in storage.list_files(features_uri, (".parquet",)):
-        try:
-            truncated = truncated_parquet(uri)
-        except OSError as err:
-            raise OSError(
-                f"cannot read {uri} to resume ({err}); nothing was removed: run again when "
-                "it can be read"
-            ) from err
-        if truncated:
-            logger.warning("removing %s: cut short (no Parquet footer); its clips are redone", uri)
-            storage.delete_file(uri)
 
 
 def _clear_errors(errors_uri: str) -> None:

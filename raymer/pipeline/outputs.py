@@ -4,13 +4,14 @@ a marker when a run finished, and nothing deleted that is not provably broken.
 - ``Lease``: ``OUTPUT/_lease.json`` names the run writing there (host, pid, run id) and is
   renewed every ``HEARTBEAT_S``; a second run is refused while the lease is fresh, and takes
   it over once it is older than ``STALE_S`` (its run died), or at once when it names a
-  process of this host that is gone (a killed driver). Local and s3://.
+  process of this host that is gone (a killed driver); a run that cannot renew it for
+  ``STALE_S`` stops (``LeaseLost``). Created exclusively, local and s3://.
 - ``check_settings``: rows already written with other settings (another model, text source,
-  frame rate...) are never mixed with new ones: the run is refused with the settings that
+  frame rate...; ``save_settings`` records them) are never mixed with new ones: the run is refused with the settings that
   differ, or (``redo``) the old output is removed first.
 - ``DONE``: ``OUTPUT/_SUCCESS.json`` is written when a run ends, removed when one starts.
-- ``truncated_parquet``: a file is only taken for a crash's leftover (and removed) when its
-  footer is missing; a read error (S3 throttling, a permission) stops the run instead.
+- ``truncated_parquet``/``drop_truncated``: a file is only taken for a crash's leftover (and
+  removed) when its footer is missing; a read error (S3 throttling, a permission) stops the run instead.
 - ``claim``: an output folder belongs to raymer: a run writes ``OWNER`` into a new or empty
   folder, refuses one holding anything it does not write (a user's files are never
   overwritten or deleted), an output inside its input folder and an input inside its output;
@@ -39,7 +40,8 @@ LEASE = "_lease.json"
 DONE = "_SUCCESS.json"
 OWNER = "_raymer.json"  # this folder is the output of a raymer command (which one, since when)
 SCRATCH = "_raymer_scratch"  # what a run writes for itself and removes: listings, staged rows
-RUN_FILES = (OWNER, SCRATCH, LEASE, DONE, "config.yaml", "summary.json")
+SETTINGS = "_settings.json"  # what check_settings compares: the config and the model's identity
+RUN_FILES = (OWNER, SCRATCH, LEASE, DONE, SETTINGS, "config.yaml", "summary.json")
 HEARTBEAT_S = 15.0
 STALE_S = 90.0
 
@@ -69,7 +71,12 @@ def claim(output: str, command: str, names: Iterable[str], input_uri: str | None
     fs, path = storage.filesystem(output)
     infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     found = {info.path.rstrip("/").rsplit("/", 1)[-1] for info in infos}
-    foreign = sorted(found - set(names) - set(RUN_FILES))
+    ours = set(names) | set(RUN_FILES)
+    for name in sorted(found):
+        if storage.partial_of(name) in ours:  # a write of ours cut short: never a user's file
+            storage.delete_file(storage.join(output, name))
+            found.discard(name)
+    foreign = sorted(found - ours)
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise OutputNotOwned(
@@ -109,8 +116,21 @@ def _apart(output: str, input_uri: str) -> None:
         )
 
 
+class LeaseLost(RunError):
+    """This run's lease could not be renewed for longer than the stale time, or another run
+    holds it now: the run stops writing."""
+
+
 class Lease:
-    """``with Lease(output):`` holds ``OUTPUT/_lease.json`` for the run (renewed in a thread)."""
+    """``with Lease(output):`` holds ``OUTPUT/_lease.json`` for the run (renewed in a thread).
+
+    Taken by an exclusive create (``O_EXCL`` locally, ``If-None-Match: *`` on s3://) when
+    there is none, rewritten whole (``storage.write_bytes``) when renewed or taken over. A
+    heartbeat that fails is retried; once the lease has gone unrenewed for ``stale_s`` (when
+    another run may take it over), or another run's id is found in it, the run is stopped
+    with ``LeaseLost`` instead of writing beside a new holder: the thread that took the lease
+    is interrupted (the main thread's ``KeyboardInterrupt``, turned into ``LeaseLost`` on
+    leaving the ``with``), and ``check()`` raises it anywhere."""
 
     def __init__(self, output: str, stale_s: float = STALE_S, heartbeat_s: float = HEARTBEAT_S):
         self.uri = storage.join(output, LEASE)
@@ -118,13 +138,22 @@ class Lease:
         self.record = {"run_id": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._renewed = 0.0
+        self.lost: str | None = None
 
     def __enter__(self) -> Lease:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, value, tb) -> None:
         self.release()
+        if self.lost and (kind is None or issubclass(kind, KeyboardInterrupt)):
+            raise LeaseLost(self.lost) from value
+
+    def check(self) -> None:
+        """Raises ``LeaseLost`` once the lease is lost (call before writing)."""
+        if self.lost:
+            raise LeaseLost(self.lost)
 
     def acquire(self) -> None:
         held = self._read()
@@ -145,10 +174,18 @@ class Lease:
                 held.get("pid"),
             )
         storage.makedirs(self.output)
-        self._write(exclusive=held is None)
-        time.sleep(0.05)
-        if (self._read() or {}).get("run_id") != self.record["run_id"]:  # lost a race
-            raise OutputInUse(f"another run took {self.output} at the same moment")
+        if held is None:
+            try:
+                storage.create_exclusive(self.uri, self._data())
+            except FileExistsError:
+                raise OutputInUse(f"another run took {self.output} at the same moment") from None
+        else:
+            storage.write_bytes(self.uri, self._data())
+            time.sleep(0.05)
+            if (self._read() or {}).get("run_id") != self.record["run_id"]:  # lost a race
+                raise OutputInUse(f"another run took {self.output} at the same moment")
+        self._renewed = time.monotonic()
+        self._owner = threading.current_thread() is threading.main_thread()
         self._thread = threading.Thread(target=self._beat, name="raymer-lease", daemon=True)
         self._thread.start()
 
@@ -169,27 +206,42 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if (self._read() or {}).get("run_id") == self.record["run_id"]:
+        if not self.lost and (self._read() or {}).get("run_id") == self.record["run_id"]:
             storage.delete_file(self.uri)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
-                self._write(exclusive=False)
-            except Exception as err:  # a missed heartbeat is not a failed run
+                held = self._read()
+                if held and held.get("run_id") not in (None, self.record["run_id"]):
+                    self._lose(
+                        f"another run ({held.get('host')} pid {held.get('pid')}) took over "
+                        f"the lease of {self.output}"
+                    )
+                    return
+                storage.write_bytes(self.uri, self._data())
+                self._renewed = time.monotonic()
+            except Exception as err:  # retried until the lease would go stale
+                unrenewed = time.monotonic() - self._renewed
                 logger.warning("could not renew the lease %s: %s", self.uri, err)
+                if unrenewed + self.heartbeat_s >= self.stale_s:
+                    self._lose(
+                        f"could not renew the lease of {self.output} for {unrenewed:.0f} s "
+                        f"({err}); another run may take the output over after "
+                        f"{self.stale_s:g} s, so this run stopped writing. Run it again to resume"
+                    )
+                    return
 
-    def _write(self, exclusive: bool) -> None:
-        data = json.dumps(self.record | {"heartbeat": time.time()}).encode()
-        if exclusive and not storage.is_remote(self.uri):
-            try:  # local: created only if absent, atomically
-                fd = os.open(self.uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                raise OutputInUse(f"another run took {self.output} at the same moment") from None
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return
-        storage.write_bytes(self.uri, data)
+    def _lose(self, why: str) -> None:
+        import signal
+
+        self.lost = why
+        logger.error("%s", why)
+        if self._owner:  # a KeyboardInterrupt in the main thread, even in a blocking call
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def _data(self) -> bytes:
+        return json.dumps(self.record | {"heartbeat": time.time()}).encode()
 
     def _read(self) -> dict | None:
         try:
@@ -197,7 +249,7 @@ class Lease:
         except FileNotFoundError:
             return None
         except (ValueError, UnicodeDecodeError):
-            return {}  # half-written: an old run's, taken over as stale
+            return {}  # not a lease raymer wrote whole: taken over as stale
 
 
 def check_settings(
@@ -214,10 +266,11 @@ def check_settings(
     against ``OUTPUT/config.yaml``) and the run would add to them."""
     if written and not resume:
         return True
-    saved_uri = storage.join(output, "config.yaml")
-    if not written or not storage.exists(saved_uri):
+    saved = _saved_settings(output) if written else None
+    if saved is None:
         return False
-    saved = yaml.safe_load(storage.read_bytes(saved_uri)) or {}
+    if not storage.exists(storage.join(output, SETTINGS)):  # from before SETTINGS existed
+        keys = [k for k in keys if k in saved]
     differ = [
         f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now"
         for k in keys
@@ -232,6 +285,24 @@ def check_settings(
         f"{output} holds rows made with other settings ({'; '.join(differ)}): they would be "
         "mixed with new ones. Re-run with --redo to replace them, or write to another output"
     )
+
+
+def save_settings(output: str, settings: dict, config_yaml: str) -> None:
+    """The run's settings, before it writes a row: ``config.yaml`` (the config, to read or
+    run again) and ``SETTINGS`` (what the next run's ``check_settings`` compares, with what
+    the config cannot say, such as the checkpoint's content digest)."""
+    storage.write_bytes(storage.join(output, "config.yaml"), config_yaml.encode())
+    storage.write_bytes(storage.join(output, SETTINGS), json.dumps(settings, indent=2).encode())
+
+
+def _saved_settings(output: str) -> dict | None:
+    uri = storage.join(output, SETTINGS)
+    if storage.exists(uri):
+        return json.loads(storage.read_bytes(uri))
+    legacy = storage.join(output, "config.yaml")  # an output from before SETTINGS
+    if storage.exists(legacy):
+        return yaml.safe_load(storage.read_bytes(legacy)) or {}
+    return None
 
 
 def mark_done(output: str, summary: dict) -> None:
@@ -259,3 +330,20 @@ def truncated_parquet(uri: str) -> bool:
     with fs.open_input_file(path) as f:
         f.seek(size - 4)
         return f.read(4) != b"PAR1"
+
+
+def drop_truncated(folder: str) -> None:
+    """Before a run reads or adds to ``folder``'s Parquet files: a file cut short by a crash
+    (no footer) is removed, so its rows are redone; a file that cannot be read now (a network
+    error) stops the run and is kept. extract (features) and recognize (predictions) both."""
+    for uri in storage.list_files(folder, (".parquet",)):
+        try:
+            truncated = truncated_parquet(uri)
+        except OSError as err:
+            raise OSError(
+                f"cannot read {uri} to resume ({err}); nothing was removed: run again when "
+                "it can be read"
+            ) from err
+        if truncated:
+            logger.warning("removing %s: cut short (no Parquet footer); its rows are redone", uri)
+            storage.delete_file(uri)

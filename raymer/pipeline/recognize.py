@@ -38,7 +38,9 @@ from raymer.pipeline.outputs import (
     check_settings,
     claim,
     clear_done,
+    drop_truncated,
     mark_done,
+    save_settings,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 
@@ -92,13 +94,13 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
     check_input(cfg.input, files=True)
     claim(cfg.output, "recognize", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
-    with Lease(cfg.output):  # one run at a time per output
-        return _run(cfg, spec)
+    with Lease(cfg.output) as lease:  # one run at a time per output
+        return _run(cfg, spec, lease)
 
 
 # Settings that make the predictions: rows made with others are never mixed with new ones.
 SETTINGS = (
-    "checkpoint",
+    "model_sha256",  # the checkpoint's content, not its path: retrained in place, it differs
     "segment_over_s",
     "max_segment_s",
     "min_silence_s",
@@ -110,29 +112,31 @@ SETTINGS = (
 )
 
 
-def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> RecognizeSummary:
+def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> RecognizeSummary:
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
     written = bool(storage.list_files(out["predictions"], (".parquet",)))
-    if check_settings(
-        cfg.output, cfg.model_dump(mode="json"), SETTINGS, written, cfg.redo, cfg.resume
-    ):
+    settings = cfg.model_dump(mode="json") | {"model_sha256": checkpoint.digest(spec.checkpoint)}
+    if check_settings(cfg.output, settings, SETTINGS, written, cfg.redo, cfg.resume):
         for name in OUTPUT_NAMES:
             storage.delete_dir(out[name])
+    drop_truncated(out["predictions"])  # a file a crash cut short: its segments are redone
     clear_done(cfg.output)
     for name in ("predictions", "errors", "recordings"):
         storage.makedirs(out[name])
     for uri in storage.list_files(out["errors"], (".parquet",)):  # failures are tried again
         storage.delete_file(uri)
     storage.delete_dir(out["staged"])  # a dead run's rows, never published: redone
-    storage.write_bytes(storage.join(cfg.output, "config.yaml"), _config_yaml(cfg, spec).encode())
+    save_settings(cfg.output, settings, _config_yaml(cfg, spec))
     init_ray()
     _predict(cfg, spec, out, run_id)
+    lease.check()  # still this run's output: publish
     failed = _publish(out, run_id)
     storage.delete_dir(out["scratch"])
     with shuffle_by_sort():
         _recordings(cfg, spec, out)
         summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)
     record = json.dumps(asdict(summary), indent=2).encode()
+    lease.check()
     storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
     mark_done(cfg.output, asdict(summary))
     return summary

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.batches import ItemError, LoadedModel, run_batch
-from raymer.checkpoint import ModelSpec, labels_on
+from raymer.batches import ItemError, run_batch
+from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
 from raymer.pipeline.stages import Batch, row_columns, stage_device, to_rows
@@ -62,25 +62,28 @@ def _floats(data: bytes) -> np.ndarray:
 
 class SpeechStage:
     """Actor: Whisper's transcript, language, no-speech probability and audio frames of each
-    segment with speech (one encoder pass), made as the checkpoint's features were made."""
+    segment with speech (one encoder pass), made as the checkpoint's features were made: the
+    one path's ``inference.Listener``."""
 
     def __init__(
         self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, poison: str | None = None
     ) -> None:
+        from raymer.inference import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg, self.keep_audio = cfg, spec.needs_audio
         self.ledger, self.poison = ledger, poison
-        self.featurizer = build_featurizer(
+        featurizer = build_featurizer(
             spec.extract, stage_device(cfg, cfg.asr_num_gpus), cfg.asr_threads
         )
+        self.listener = Listener(featurizer, SpeechRule.of(cfg))
 
     def __call__(self, batch: Batch) -> Batch:
         rows = to_rows(batch)
         for row in rows:
             row.update(transcript="", language=None, no_speech_prob=None, avg_logprob=None)
             row.update(frames=b"", audio_dim=0)
-        todo = [r for r in rows if r["error"] is None and self._heard(r)]
+        todo = [r for r in rows if r["error"] is None]
         faults.process(todo, self._transcribe, "asr", self.ledger, self.cfg.max_attempts)
         if not self.keep_audio:
             for row in rows:
@@ -90,32 +93,21 @@ class SpeechStage:
     def _transcribe(self, todo: list[dict]) -> None:
         if self.poison and any(str(r["id"]) == self.poison for r in todo):
             os._exit(1)  # the drill: this clip kills its worker process, every time
-        clips = [_floats(r["audio"]) for r in todo]
+        items = [(_floats(r["audio"]), r["speech_s"]) for r in todo]
         for row, res in zip(
-            todo, run_batch(self.featurizer, clips, "speech recognition"), strict=True
+            todo, run_batch(self.listener, items, "speech recognition"), strict=True
         ):
             if isinstance(res, ItemError):
                 row["error"], row["stage"] = res.message, "asr"
-                continue
-            row.update(
-                transcript=res.transcript,
-                language=res.language,
-                no_speech_prob=res.no_speech_prob,
-                avg_logprob=res.avg_logprob,
-                frames=res.frames.astype(np.float32).tobytes(),
-                audio_dim=int(res.frames.shape[1]),
-            )
-
-    def _heard(self, row: dict) -> bool:
-        """Worth transcribing: the VAD heard enough speech in it."""
-        return row["speech_s"] >= self.cfg.min_speech_s and len(row["audio"]) > 0
-
-
-def is_no_speech(row: dict, rule: SpeechRule) -> bool:
-    """No speech, no emotion (``SpeechRule``), for a segment row."""
-    return rule.silent(
-        row["speech_s"], row.get("transcript"), row.get("no_speech_prob"), row.get("avg_logprob")
-    )
+            elif res.frames is not None:
+                row.update(
+                    transcript=res.transcript,
+                    language=res.language,
+                    no_speech_prob=res.no_speech_prob,
+                    avg_logprob=res.avg_logprob,
+                    frames=res.frames.astype(np.float32).tobytes(),
+                    audio_dim=int(res.frames.shape[1]),
+                )
 
 
 def _part_name(rows: list[dict]) -> str:
@@ -130,9 +122,10 @@ def _segment_s(row: dict) -> float:
 
 
 class EmotionStage:
-    """Actor: the text encoder and the checkpoint's model on each segment with speech (with
-    ``keep_features``, their inputs written to ``features/``); returns one typed row per
-    segment: a prediction, or (``error`` set) a failure."""
+    """Actor: the text encoder and the checkpoint's model on each segment with speech (the
+    one path's ``inference.Heads`` and ``inference.piece``; with ``keep_features``, their
+    inputs written to ``features/``); returns one typed row per segment: a prediction, or
+    (``error`` set) a failure."""
 
     def __init__(
         self,
@@ -143,16 +136,16 @@ class EmotionStage:
         run_id: str,
         ledger=None,
     ) -> None:
-        import torch
-
+        from raymer.inference import Heads
         from raymer.models.builders import build_text_encoder
 
-        torch.set_num_threads(cfg.model_threads)
         device = stage_device(cfg, cfg.model_num_gpus)
         self.cfg, self.output, self.run_id, self.ledger = cfg, output, run_id, ledger
         self.rule = SpeechRule.of(cfg)
-        self.model = LoadedModel.load(checkpoint_uri, device)
-        self.spec = self.model.spec
+        self.heads = Heads(
+            checkpoint_uri, threads=cfg.model_threads, device=device, with_text=False
+        )
+        self.spec = self.heads.main.spec
         self.encoder = build_text_encoder(self.spec.extract, device, cfg.model_threads)
         self.manifest_columns = manifest_columns
         errors = [pa.field("error", pa.string()), pa.field("stage", pa.string())]
@@ -160,12 +153,18 @@ class EmotionStage:
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
-        speech = [r for r in rows if r["error"] is None and not is_no_speech(r, self.rule)]
+        speech = [r for r in rows if r["error"] is None and not self._silent(r)]
         faults.process(speech, self._score_rows, "model", self.ledger, self.cfg.max_attempts)
         if self.cfg.keep_features:
             self._write_features([r for r in speech if "scores" in r])
         faults.count_done(self.ledger, rows, _segment_s)
         return pa.Table.from_pylist([self._record(r) for r in rows], schema=self.schema)
+
+    def _silent(self, row: dict) -> bool:
+        """No speech, no emotion: the one rule (``SpeechRule``)."""
+        return self.rule.silent(
+            row["speech_s"], row["transcript"], row["no_speech_prob"], row["avg_logprob"]
+        )
 
     def _score_rows(self, speech: list[dict]) -> None:
         scores = run_batch(self._scores, speech, "emotion recognition")
@@ -182,28 +181,28 @@ class EmotionStage:
         clips = [_floats(r["audio"]) for r in rows] if self.spec.needs_audio else None
         for row, tok in zip(rows, tokens, strict=True):
             row["tokens"] = tok
-        batch = self.model.collate.live(frames=frames, tokens=tokens, clips=clips, texts=texts)
-        return list(self.model.scores(batch).numpy())
+        return list(self.heads.score(frames, tokens, clips, texts))
 
     def _record(self, row: dict) -> dict:
-        labels, scores = self.spec.labels, row.get("scores")
-        record = {k: row.get(k) for k in ("id", "path", "segment", "start_s", "end_s")}
-        record |= {
-            "duration_s": row.get("duration_s"),
-            "speech_s": row["speech_s"],
-            "transcript": row["transcript"] if scores is not None else "",
-            "language": row.get("language"),
-            "no_speech": scores is None,
-            "no_speech_prob": row.get("no_speech_prob"),
-            "label": labels[int(np.argmax(scores))] if scores is not None else None,
-            "run_id": self.run_id,
-            "error": row["error"],
-            "stage": row["stage"],
-        }
-        for j, lab in enumerate(labels):
-            record[f"score_{lab}"] = float(scores[j]) if scores is not None else None
-        if self.spec.multi_label:
-            record["labels"] = labels_on(labels, list(scores)) if scores is not None else None
+        from raymer.models.whisper import SpeechFeatures
+        from raymer.prediction import piece
+
+        heard = SpeechFeatures(
+            transcript=row["transcript"],
+            language=row.get("language") or "",
+            language_prob=0.0,
+            no_speech_prob=row.get("no_speech_prob"),
+            speech_s=row["speech_s"],
+        )
+        start, end = row.get("start_s"), row.get("end_s")
+        answer = piece(
+            row["segment"], start or 0.0, end or 0.0, heard, row.get("scores"),
+            self.spec.labels, self.spec.multi_label,
+        )  # fmt: skip
+        record = {"id": row.get("id"), "path": row.get("path")}
+        record |= answer.columns(self.spec.labels, self.spec.multi_label)
+        record |= {"start_s": start, "end_s": end, "duration_s": row.get("duration_s")}
+        record |= {"run_id": self.run_id, "error": row["error"], "stage": row["stage"]}
         record |= {c: row.get(c) for c in self.manifest_columns}
         return record
 
@@ -235,26 +234,27 @@ class EmotionStage:
 
 def recording_row(group: pa.Table, labels: list[str], plots_uri: str | None) -> pa.Table:
     """Ray Data ``map_groups``: all the segments of one recording -> its summary row: length,
-    segments, speech time, the label with the most speech time and each label's share; and
-    with ``plots_uri`` its emotion-over-time plot (more than one segment)."""
+    segments, speech the VAD heard, the label with the most speech time and each label's
+    share (``inference.speech_time``, as the service's answer for long audio); and with
+    ``plots_uri`` its emotion-over-time plot (more than one segment)."""
+    from raymer.prediction import speech_time
+
     rows = sorted(group.to_pylist(), key=lambda r: r["segment"])
-    seconds = {lab: 0.0 for lab in labels}
-    for r in rows:
-        if not r["no_speech"]:
-            seconds[r["label"]] += r["end_s"] - r["start_s"]
-    speech_s = sum(seconds.values())
+    label, shares = speech_time(
+        labels, [(r["label"], r["end_s"] - r["start_s"]) for r in rows if not r["no_speech"]]
+    )
     ends = [r["end_s"] for r in rows] + [r["duration_s"] or 0.0 for r in rows]
     record = {
         "id": rows[0]["id"],
         "path": rows[0]["path"],
         "duration_s": max(ends),
         "segments": len(rows),
-        "speech_s": speech_s,
-        "label": max(seconds, key=seconds.get) if speech_s > 0 else None,
+        "speech_s": sum(r["speech_s"] or 0.0 for r in rows),
+        "label": label,
         "run_id": rows[-1]["run_id"],
     }
     for lab in labels:
-        record[f"share_{lab}"] = seconds[lab] / speech_s if speech_s > 0 else None
+        record[f"share_{lab}"] = shares[lab] if shares else None
     if plots_uri and len(rows) > 1:
         from raymer.pipeline.plots import timeline_png
 

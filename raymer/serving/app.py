@@ -12,7 +12,7 @@ pipeline's decoder (so bad input is answered here, before it reaches a model), t
   (the text encoder) and ``Head`` (fusion and text-only heads), each batched and autoscaled,
   composed by the ingress through their handles (``deployments.py``).
 
-Both run ``recognizer.compose``, so they answer the same. ``benchmarks/serve_load.py``
+Both run ``raymer.inference.compose``, so they answer the same. ``benchmarks/serve_load.py``
 measures both; on CPU replicas ``single`` serves better (README, "Serve").
 """
 

@@ -51,15 +51,15 @@ class Model:
     """``layout: single``: the recognizer of one checkpoint (all three stages), batched."""
 
     def __init__(self, cfg: dict) -> None:
-        from raymer.serving.recognizer import Recognizer
+        from raymer.inference import Inference
 
         self.cfg = ServeConfig(**cfg)
-        self.recognizer = Recognizer(
+        self.recognizer = Inference(
             self.cfg.checkpoint,
             self.cfg.text_checkpoint,
             device="cuda" if self.cfg.use_gpu else "cpu",
             threads=self.cfg.replica_threads,
-            segments_over_s=self.cfg.segments_over_s,
+            segment_over_s=self.cfg.segments_over_s,
             rule=SpeechRule.of(self.cfg),
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
@@ -69,7 +69,8 @@ class Model:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def recognize(self, clips: list[np.ndarray]) -> list:
-        return await arun_batch(self.recognizer.arecognize, clips, "recognition")
+        found = await arun_batch(self.recognizer.arecognize, clips, "recognition")
+        return [r if isinstance(r, ItemError) else r.to_api() for r in found]
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def recognize_text(self, texts: list[str]) -> list:
@@ -83,25 +84,20 @@ class Speech:
     """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
 
     def __init__(self, cfg: dict, extract: dict) -> None:
+        from raymer.inference import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg = ServeConfig(**cfg)
         device = "cuda" if self.cfg.use_gpu else "cpu"
         settings = ExtractSettings(**extract)
-        self.featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
-        self.rule = SpeechRule.of(self.cfg)
+        featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
+        self.listener = Listener(featurizer, SpeechRule.of(self.cfg))
         _batch_settings(self.cfg, self.run)
-
-    def listen(self, items: list[tuple[np.ndarray, float]]) -> list:
-        from raymer.serving.recognizer import listen
-
-        clips, heard = zip(*items, strict=True) if items else ((), ())
-        return listen(self.featurizer, self.rule, list(clips), list(heard))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run(self, items: list[tuple[np.ndarray, float]]) -> list:
-        """Each item: a clip and the seconds of speech the segmenter heard in it."""
-        return run_batch(self.listen, items, "speech recognition")
+        """Each item: a piece and the seconds of speech the segmenter heard in it."""
+        return run_batch(self.listener, items, "speech recognition")
 
 
 @serve.deployment(name="Text")
@@ -127,7 +123,7 @@ class Head:
     """``layout: split``: the trained heads (fusion and text-only), batched."""
 
     def __init__(self, cfg: dict) -> None:
-        from raymer.serving.recognizer import Heads
+        from raymer.inference import Heads
 
         self.cfg = ServeConfig(**cfg)
         self.heads = Heads(self.cfg.checkpoint, self.cfg.text_checkpoint, self.cfg.replica_threads)
@@ -180,10 +176,10 @@ class SplitStages:
         return list(out)
 
     async def recognize(self, clip: np.ndarray, info: dict) -> dict:
-        from raymer.serving.recognizer import Judging, compose
+        from raymer.inference import Judging, compose, cutting
 
-        async def speech(clips, heard):
-            return await self._each(self.speech.run, list(zip(clips, heard, strict=True)))
+        async def speech(items):
+            return await self._each(self.speech.run, items)
 
         async def encode(texts):
             return await self._each(self.text.run, texts)
@@ -194,21 +190,22 @@ class SplitStages:
             return await self._each(self.head.score, items)
 
         try:
+            rule = SpeechRule.of(self.cfg)
             judging = Judging(
                 labels=info["labels"],
                 frame_rate=info["frame_rate_hz"],
-                segments_over_s=self.cfg.segments_over_s,
                 needs_audio=info["needs_audio"],
                 multi_label=info["multi_label"],
-                rule=SpeechRule.of(self.cfg),
+                rule=rule,
+                cutting=cutting(self.cfg.segments_over_s, rule),
             )
             results = await compose([clip], speech, encode, score, judging)
         except _StageError as err:
             return ItemError(str(err))
-        return results[0]
+        return results[0].to_api()
 
     async def recognize_text(self, text: str, labels: list[str], multi_label: bool) -> dict:
-        from raymer.serving.recognizer import text_results
+        from raymer.inference import text_results
 
         tokens = await self.text.run.remote(text)
         if isinstance(tokens, ItemError):

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 
-from raymer.wer import normalize_words, wer
+from raymer.wer import normalize_words
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
 GAP_S = 2.5
@@ -148,7 +148,8 @@ def test_one_row_per_recording_and_plots(recognized, corpus):
     assert call["segments"] == len(corpus["bounds"]) and call["label"] is not None
     shares = [call[f"share_{lab}"] for lab in ("angry", "happy", "neutral", "sad")]
     assert sum(shares) == pytest.approx(1.0) and call["speech_s"] > 20
-    assert recordings["noise"]["label"] is None and recordings["noise"]["speech_s"] == 0
+    assert recordings["noise"]["label"] is None
+    assert recordings["noise"]["speech_s"] < 0.3  # what the VAD heard: below min_speech_s
     assert (out / "plots" / "call.png").stat().st_size > 1000
     assert (out / "plots" / "summary.png").exists()
     assert not (out / "plots" / "noise.png").exists()  # one segment: no timeline
@@ -184,10 +185,8 @@ def test_the_library_applies_the_same_rule(recognized, corpus):
 
 def test_the_library_cuts_a_long_recording_as_recognize_does(recognized, corpus):
     """One long-audio rule: the library's segments of the 55 s call are the rows `raymer
-    recognize` wrote for it: the same boundaries and the same pieces with speech, each with
-    the same words give or take one. (Whisper in recognize's actors does not always give
-    the words it gives in process on the same samples, a word in a few runs: open in issue
-    23, so transcripts are compared by word error and the labels not at all here.)"""
+    recognize` wrote for it: the same boundaries, words and labels (Whisper's input features
+    are the same bits in a Ray worker and in this process: tests/unit/test_log_mel.py)."""
     import raymer
 
     _, out, _ = recognized
@@ -198,16 +197,17 @@ def test_the_library_cuts_a_long_recording_as_recognize_does(recognized, corpus)
     assert len(result["segments"]) == len(rows) == len(corpus["bounds"])
     for seg, row in zip(result["segments"], rows, strict=True):
         assert abs(seg["start"] - row["start_s"]) < 1e-3 and abs(seg["end"] - row["end_s"]) < 1e-3
-        assert wer(row["transcript"], seg["text"]) <= 0.2, (row["transcript"], seg["text"])
+        assert seg["text"] == row["transcript"] and seg["label"] == row["label"], (seg, row)
         assert seg["no_speech"] == row["no_speech"] is False
     # the recording's answer is made from its segments as recognize makes its row
     seconds = dict.fromkeys(result["shares"], 0.0)
     for seg in result["segments"]:
         seconds[seg["label"]] += seg["end"] - seg["start"]
-    assert result["label"] == max(seconds, key=seconds.get) and recording["label"] is not None
+    assert result["label"] == max(seconds, key=seconds.get) == recording["label"]
     assert result["speech_s"] == pytest.approx(
         sum(s["speech_s"] for s in result["segments"]), abs=0.01
     )
+    assert result["speech_s"] == pytest.approx(recording["speech_s"], abs=0.01)
 
 
 def test_a_rerun_adds_nothing(recognized):

@@ -52,7 +52,8 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
 
 
 def test_one_run_at_a_time_on_s3(s3_endpoint):
-    """The output lease on s3:// (no atomic create there: written, then read back)."""
+    """The output lease on s3://: created by a conditional PUT (If-None-Match), so of runs
+    starting at the same moment exactly one wins."""
     import pytest
 
     from raymer.pipeline.outputs import Lease, OutputInUse
@@ -64,3 +65,24 @@ def test_one_run_at_a_time_on_s3(s3_endpoint):
             Lease("s3://leases/out").acquire()
         assert held.record["run_id"] in storage.read_bytes("s3://leases/out/_lease.json").decode()
     assert not storage.exists("s3://leases/out/_lease.json")
+
+    import threading
+
+    wins, losses = [], []
+    barrier = threading.Barrier(6)
+
+    def race(i: int) -> None:
+        barrier.wait()
+        try:
+            storage.create_exclusive("s3://leases/race/_lease.json", str(i).encode())
+            wins.append(i)
+        except FileExistsError:
+            losses.append(i)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 5, (wins, losses)
+    assert storage.read_bytes("s3://leases/race/_lease.json") == str(wins[0]).encode()

@@ -163,9 +163,9 @@ def test_multi_label_text_model_then_fusion_from_its_text_branch(
     assert "micro-F1" in (tmp_path / "eval" / "report.md").read_text()
 
     # Served, a text model answers texts itself and names every label over 0.5.
-    from raymer.serving.recognizer import Recognizer
+    from raymer.inference import Inference
 
-    recognizer = Recognizer(str(tmp_path / "text"))
+    recognizer = Inference(str(tmp_path / "text"))
     info = recognizer.info()
     assert info["multi_label"] and info["text_multi_label"] and not info["needs_audio"]
     (answer,) = recognizer.recognize_text(["I am furious that the party was cancelled again!"])

@@ -6,7 +6,9 @@
   models through ``raymer.checkpoint`` and ``raymer.batches``, never the training loop);
 - no module over 400 lines, no function over 60 lines;
 - one decoder: only ``raymer/audio.py`` imports a decoder or a resampler (PyAV, soundfile,
-  torchaudio); the sample corpus's renderer writes and resamples the voices it makes.
+  torchaudio); the sample corpus's renderer writes and resamples the voices it makes;
+- one inference core: a trained head meets live inputs in ``raymer/inference.py`` only, and
+  ``raymer recognize``'s actors, Serve's deployments and the library hold its objects.
 """
 
 from __future__ import annotations
@@ -160,3 +162,38 @@ def test_one_decoder():
     assert users.pop("raymer.audio") == ["av"]
     assert set(users.pop(RENDERER, [])) <= {"soundfile", "torchaudio"}
     assert users == {}
+
+
+def _calls(path: Path) -> set[str]:
+    """The names this module calls (``f(...)``, ``x.f(...)``) or imports from raymer."""
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            out.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("raymer"):
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_one_inference_core():
+    live = sorted(name for name, path in MODULES.items() if "live" in _calls(path))
+    assert live == ["raymer.inference"]  # collate.live: a head on live inputs
+    uses = {
+        "raymer.pipeline.recognize_stages": {
+            "raymer.inference.Listener",
+            "raymer.inference.Heads",
+            "raymer.prediction.piece",
+            "raymer.prediction.speech_time",
+        },
+        "raymer.serving.deployments": {
+            "raymer.inference.Inference",
+            "raymer.inference.Listener",
+            "raymer.inference.Heads",
+            "raymer.inference.compose",
+        },
+        "raymer.recognizer": {"raymer.inference.Inference"},
+    }
+    for name, needed in uses.items():
+        assert needed <= _calls(MODULES[name]), (name, needed - _calls(MODULES[name]))

@@ -131,3 +131,126 @@ def test_an_output_inside_its_input_folder_or_around_its_input_is_refused(tmp_pa
         claim(str(tmp_path / "runs"), "extract", (), str(manifest))
     assert not any((tmp_path / "runs").glob("_raymer*")) and not (corpus / "out").exists()
     claim(str(tmp_path / "apart"), "recognize", (), str(corpus))  # beside it: fine
+
+
+WRITER = """
+import sys
+from raymer import storage
+target = sys.argv[1]
+n = 0
+while True:
+    n += 1
+    storage.write_bytes(target, bytes([65 + n % 26]) * (4 << 20))
+    print(n, flush=True)
+"""
+
+
+def test_a_write_killed_midway_leaves_a_whole_file_and_the_next_run_resumes(tmp_path):
+    """A real SIGKILL while a 4 MB file is rewritten in a loop: the file is always one whole
+    version (never a mix or a cut), and the leftover temporary file does not stop the next
+    run from claiming its output (it is removed as raymer's own)."""
+    import signal
+    import sys
+
+    from raymer.pipeline.outputs import OWNER, claim
+
+    claim(str(tmp_path), "extract", ("features", "errors"))
+    target = tmp_path / "summary.json"
+    for delay in (0.3, 0.45, 0.6):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True
+        )
+        writer.stdout.readline()  # one version written whole
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        data = target.read_bytes()
+        assert len(data) == 4 << 20 and data == data[:1] * len(data)
+    (tmp_path / ".summary.json.abc123.tmp").write_bytes(b"cut")  # as a kill leaves it
+    claim(str(tmp_path), "extract", ("features", "errors"))  # resumed, not refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([OWNER, "summary.json"])
+    # a user's hidden file that only looks alike is not raymer's: refused, kept
+    (tmp_path / ".notes.txt.tmp").write_text("mine")
+    from raymer.pipeline.outputs import OutputNotOwned
+
+    with pytest.raises(OutputNotOwned, match=r"\.notes\.txt\.tmp"):
+        claim(str(tmp_path), "extract", ("features", "errors"))
+    assert (tmp_path / ".notes.txt.tmp").read_text() == "mine"
+
+
+def test_the_lease_is_created_by_one_of_two_racing_runs(tmp_path):
+    import threading
+
+    from raymer import storage
+
+    wins, losses = [], []
+    barrier = threading.Barrier(8)
+
+    def race(i: int) -> None:
+        barrier.wait()
+        try:
+            storage.create_exclusive(str(tmp_path / LEASE), f"{i}".encode())
+            wins.append(i)
+        except FileExistsError:
+            losses.append(i)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 7
+    assert (tmp_path / LEASE).read_text() == str(wins[0])
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_that_cannot_renew_its_lease_stops_writing(tmp_path):
+    """A heartbeat that keeps failing past the stale time (here: the lease's name taken by a
+    folder, so neither a read nor a rename works) stops the run with LeaseLost instead of
+    letting it write beside the next holder; so does a lease another run took over."""
+    from raymer.pipeline.outputs import LeaseLost
+
+    lease = Lease(str(tmp_path), stale_s=0.6, heartbeat_s=0.1)
+    with pytest.raises(LeaseLost, match="could not renew the lease"), lease:
+        (tmp_path / LEASE).unlink()
+        (tmp_path / LEASE).mkdir()
+        time.sleep(3)  # interrupted long before
+        pytest.fail("the run went on writing")
+    assert lease.lost
+    (tmp_path / LEASE).rmdir()
+    lease = Lease(str(tmp_path), heartbeat_s=0.1)
+    with pytest.raises(LeaseLost, match="took over the lease"), lease:
+        record = {"run_id": "other", "host": "elsewhere", "pid": 1, "heartbeat": time.time()}
+        (tmp_path / LEASE).write_text(json.dumps(record))
+        time.sleep(3)
+        pytest.fail("the run went on writing")
+    assert json.loads((tmp_path / LEASE).read_text())["run_id"] == "other"  # not deleted
+
+
+def test_settings_key_on_the_checkpoints_content_not_its_path(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from raymer import checkpoint
+    from raymer.pipeline.outputs import save_settings
+
+    stored = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(stored, ckpt)
+    before = checkpoint.digest(str(ckpt))
+    moved = tmp_path / "moved"
+    shutil.copytree(ckpt, moved)
+    assert checkpoint.digest(str(moved)) == before  # the same model elsewhere
+    weights = ckpt / checkpoint.MODEL_FILE  # a checkpoint from before safetensors
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # retrained in place
+    weights.write_bytes(bytes(data))
+    after = checkpoint.digest(str(ckpt))
+    assert after != before
+    out = tmp_path / "out"
+    save_settings(str(out), {"model_sha256": before, "vad_threshold": 0.5}, "vad_threshold: 0.5\n")
+    keys = ("model_sha256", "vad_threshold")
+    same = {"model_sha256": before, "vad_threshold": 0.5}
+    assert check_settings(str(out), same, keys, written=True, redo=False) is False
+    with pytest.raises(SettingsMismatch, match="model_sha256"):
+        check_settings(str(out), same | {"model_sha256": after}, keys, written=True, redo=False)

@@ -1,0 +1,221 @@
+"""One answer whichever way a recording comes in: the same files through `raymer recognize`,
+`raymer extract` + `raymer infer`, `raymer.Recognizer.predict` and `raymer serve` (real HTTP)
+with one checkpoint (the session's `raymer compare` output): short clips recorded at 44.1 kHz
+in stereo, a long recording with pauses at 22.05 kHz, and noise."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import requests
+import soundfile
+
+LABELS = ("angry", "happy", "neutral", "sad")
+GAP_S = 2.5
+SEGMENT_OVER_S = 8.0  # the recording (~16 s) is cut at its pauses; the clips are one piece
+
+
+def _resampled(audio: np.ndarray, rate: int) -> np.ndarray:
+    t = np.arange(int(len(audio) * rate / 16_000)) / rate
+    return np.interp(t, np.arange(len(audio)) / 16_000, audio).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def inputs(piper_corpus, tmp_path_factory) -> dict:
+    """Four clips of the piper voice (a voice and sentences the model was not trained on) as
+    a recorder makes them (44.1 kHz stereo FLAC); three more joined by 2.5 s pauses at
+    22.05 kHz (WAV); 3 s of noise."""
+    root = tmp_path_factory.mktemp("one_path")
+    with open(piper_corpus) as f:
+        clips = list(csv.DictReader(f))
+    audio = {
+        c["id"]: soundfile.read(piper_corpus.parent / c["path"], dtype="float32")[0] for c in clips
+    }
+    short = [c["id"] for c in clips[:4]]
+    for cid in short:
+        x = _resampled(audio[cid], 44_100)
+        soundfile.write(root / f"{cid}.flac", np.stack([x, 0.7 * x], 1), 44_100)
+    parts = []
+    for c in clips[4:7]:
+        parts += [audio[c["id"]], np.zeros(int(GAP_S * 16_000), np.float32)]
+    soundfile.write(root / "call.wav", _resampled(np.concatenate(parts), 22_050), 22_050)
+    rng = np.random.default_rng(1)
+    soundfile.write(
+        root / "noise.wav", (0.1 * rng.standard_normal(3 * 16_000)).astype(np.float32), 16_000
+    )
+    names = {cid: f"{cid}.flac" for cid in short} | {"call": "call.wav", "noise": "noise.wav"}
+    for name, ids in (("all.csv", list(names)), ("short.csv", short)):
+        with open(root / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, ["path", "id"])
+            writer.writeheader()
+            writer.writerows({"path": names[i], "id": i} for i in ids)
+    return {"root": root, "short": short, "paths": {i: root / n for i, n in names.items()}}
+
+
+@pytest.fixture(scope="module")
+def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
+    """`raymer recognize` over all of them: rows by (id, segment), recordings by id."""
+    from raymer.config.recognize import RecognizeConfig
+    from raymer.pipeline.recognize import recognize
+
+    out = tmp_path_factory.mktemp("one_path_recognized")
+    cfg = RecognizeConfig(
+        input=str(inputs["root"] / "all.csv"),
+        checkpoint=str(trained.output),
+        output=str(out),
+        segment_over_s=SEGMENT_OVER_S,
+        asr_actors=1,
+        asr_num_cpus=0.5,
+        asr_threads=1,
+    )
+    summary = recognize(cfg)
+    assert summary.failed == 0
+    rows = pq.read_table(out / "predictions").to_pylist()
+    recordings = pq.read_table(out / "recordings").to_pylist()
+    return {
+        "rows": {(r["id"], r["segment"]): r for r in rows},
+        "recordings": {r["id"]: r for r in recordings},
+    }
+
+
+@pytest.fixture(scope="module")
+def extracted_and_inferred(ray_session, trained, inputs, tmp_path_factory) -> dict:
+    """`raymer extract` (the settings the checkpoint was trained with) + `raymer infer` on
+    the short clips: transcripts and scores by id."""
+    from raymer.config import ExtractConfig, load_config
+    from raymer.pipeline.extract import extract
+    from raymer.training.infer import infer
+
+    root = tmp_path_factory.mktemp("one_path_extract")
+    cfg = load_config(
+        ExtractConfig,
+        "configs/extract/tiny.yaml",
+        [],
+        input=str(inputs["root"] / "short.csv"),
+        output=str(root / "features"),
+    )
+    assert extract(cfg).clips_ok == len(inputs["short"])
+    infer(str(trained.output), str(root / "features"), str(root / "infer"))
+    features = pq.read_table(root / "features" / "features", columns=["id", "transcript"])
+    scores = pq.read_table(root / "infer" / "predictions").to_pylist()
+    return {
+        "transcripts": dict(zip(*features.to_pydict().values(), strict=True)),
+        "rows": {r["id"]: r for r in scores},
+    }
+
+
+@pytest.fixture(scope="module")
+def served(ray_session, trained, inputs, free_port, recognized, extracted_and_inferred) -> dict:
+    """`raymer serve` (after the Ray Data jobs: it takes their CPUs): each file uploaded."""
+    from raymer.config import ServeConfig
+    from raymer.serving import server
+
+    cfg = ServeConfig(
+        checkpoint=str(trained.output),
+        port=free_port(),
+        segments_over_s=SEGMENT_OVER_S,
+        replica_num_cpus=0.4,
+        replica_threads=1,
+    )
+    url = server.start(cfg)
+    try:
+        answers = {}
+        for rid, path in inputs["paths"].items():
+            response = requests.post(
+                f"{url}/v1/recognize",
+                data=path.read_bytes(),
+                headers={"Content-Type": "audio/flac" if path.suffix == ".flac" else "audio/wav"},
+                timeout=120,
+            )
+            assert response.status_code == 200, response.text
+            answers[rid] = response.json()
+    finally:
+        server.stop()
+    return answers
+
+
+@pytest.fixture(scope="module")
+def library(trained, inputs) -> dict:
+    import raymer
+
+    recognizer = raymer.Recognizer.from_checkpoint(
+        trained.output, threads=1, segments_over_s=SEGMENT_OVER_S
+    )
+    ids = list(inputs["paths"])
+    return dict(zip(ids, recognizer.predict([inputs["paths"][i] for i in ids]), strict=True))
+
+
+def _service_scores(answer: dict) -> dict:
+    return answer["emotions"]
+
+
+def _library_scores(result: dict) -> dict:
+    return {e["label"]: e["score"] for e in result["emotions"]}
+
+
+def test_short_clips_get_one_answer_everywhere(
+    inputs, recognized, extracted_and_inferred, library, served
+):
+    for rid in inputs["short"]:
+        row = recognized["rows"][(rid, 0)]
+        inferred = extracted_and_inferred["rows"][rid]
+        answers = {
+            "recognize": (row["transcript"], row["label"], {k: row[f"score_{k}"] for k in LABELS}),
+            "extract + infer": (
+                extracted_and_inferred["transcripts"][rid],
+                inferred["predicted"],
+                {k: inferred[f"score_{k}"] for k in LABELS},
+            ),
+            "library": (
+                library[rid]["transcript"],
+                library[rid]["label"],
+                _library_scores(library[rid]),
+            ),
+            "serve": (
+                served[rid]["transcript"],
+                served[rid]["label"],
+                _service_scores(served[rid]),
+            ),
+        }
+        transcript, label, scores = answers["recognize"]
+        assert transcript and label in LABELS
+        for way, (t, lab, sc) in answers.items():
+            assert t == transcript, (rid, way, t, transcript)
+            assert lab == label, (rid, way, lab, label)
+            assert max(abs(sc[k] - scores[k]) for k in LABELS) < 0.02, (rid, way, sc, scores)
+
+
+def test_a_long_recording_gets_the_same_segments_everywhere(recognized, library, served):
+    rows = sorted(
+        (r for (rid, _), r in recognized["rows"].items() if rid == "call"),
+        key=lambda r: r["segment"],
+    )
+    assert len(rows) == 3, [(r["start_s"], r["end_s"]) for r in rows]  # cut at its 2 pauses
+    recording = recognized["recordings"]["call"]
+    for way, answer in (("library", library["call"]), ("serve", served["call"])):
+        segments = answer["segments"]
+        assert len(segments) == len(rows), (way, segments)
+        for seg, row in zip(segments, rows, strict=True):
+            assert abs(seg["start"] - row["start_s"]) < 0.3 and abs(seg["end"] - row["end_s"]) < 0.3
+            assert seg["text"] == row["transcript"] and seg["label"] == row["label"], (
+                way,
+                seg,
+                row,
+            )
+            assert seg["no_speech"] is row["no_speech"] is False
+        assert answer["label"] == recording["label"], (way, answer["label"], recording)
+        for lab in LABELS:
+            assert answer["shares"][lab] == pytest.approx(recording[f"share_{lab}"], abs=1e-3)
+        assert answer["speech_s"] == pytest.approx(recording["speech_s"], abs=0.01)
+        assert answer["duration_s"] == pytest.approx(recording["duration_s"], abs=0.05)
+
+
+def test_noise_gets_no_emotion_everywhere(recognized, library, served):
+    assert recognized["rows"][("noise", 0)]["no_speech"]
+    assert recognized["recordings"]["noise"]["label"] is None
+    assert library["noise"]["no_speech"] and library["noise"]["label"] is None
+    assert served["noise"]["no_speech"] and served["noise"]["label"] is None
+    assert served["noise"]["emotions"] is None and library["noise"]["emotions"] == []
