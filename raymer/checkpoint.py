@@ -208,7 +208,7 @@ def read_state(checkpoint: str) -> dict[str, torch.Tensor]:
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / MODEL_FILE
         local.write_bytes(storage.read_bytes(storage.join(checkpoint, MODEL_FILE)))
-        return torch.load(local, map_location="cpu")
+        return torch.load(local, map_location="cpu", weights_only=True)  # tensors only, no code
 
 
 def load_model(uri: str, device: str = "cpu") -> tuple[torch.nn.Module, ModelSpec]:

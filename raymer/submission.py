@@ -35,8 +35,8 @@ from raymer.config import (
 from raymer.errors import RunError, UsageError
 
 # Settings that travel with every job when they are set here: where S3 is and how Ray and
-# the model hub behave. Credentials do not: the cluster's nodes have their own (or pass
-# them with --env NAME).
+# the model hub behave. Credentials and tokens never do (is_secret): the cluster's nodes
+# have their own, from a mounted secret or an instance role.
 FORWARDED_ENV = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
@@ -100,12 +100,33 @@ def _explain(addr: str, err: Exception) -> str:
     return f"{addr}: {type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+# Names whose values are secrets: never sent in a job's runtime_env (the dashboard and the
+# job's info show it to anyone who can reach them) nor written into job.yaml.
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "PRIVATE")
+SECRETS_HOWTO = (
+    "give the nodes the secret as a file (auth_token_file=PATH: a Kubernetes secret mounted "
+    "there, cluster/rayservice.yaml) or in their own environment (a secret as env, an instance "
+    "role for AWS): docs/cluster.md, 'Secrets'"
+)
+
+
+def is_secret(name: str) -> bool:
+    return any(word in name.upper() for word in SECRET_WORDS)
+
+
 def resolve_settings(command: str, config: str | None, overrides: list[str], **flags) -> dict:
     """The command's config, validated here; local paths made absolute (a cluster whose
-    nodes share this file system reads them; on any other, use s3://)."""
+    nodes share this file system reads them; on any other, use s3://). A secret setting
+    (``auth_token``) is refused: ``job.yaml`` travels in the job's working_dir."""
     cfg = load_config(COMMAND_CONFIGS[command], config, overrides, **flags)
     require_paths(cfg, command)
     data = cfg.model_dump(mode="json")
+    secret = [k for k, v in data.items() if v and k == "auth_token"]
+    if secret:
+        raise ConfigError(
+            f"{secret[0]} would be written into job.yaml, uploaded with the job where anyone "
+            f"with the dashboard can read it: {SECRETS_HOWTO}"
+        )
     for key in ("input", "output", "features", "checkpoint", "text_checkpoint"):
         value = data.get(key)
         if isinstance(value, str) and value and not storage.is_remote(value):
@@ -140,6 +161,11 @@ def env_vars(extra: list[str]) -> dict[str, str]:
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
     for item in extra:
         name, sep, value = item.partition("=")
+        if is_secret(name):
+            raise ConfigError(
+                f"--env {name}: a secret would go into the job's runtime_env, which the Ray "
+                f"dashboard and `ray job list` show: {SECRETS_HOWTO}"
+            )
         if not sep:
             if name not in os.environ:
                 raise ConfigError(f"--env {name}: not set in this environment")

@@ -187,7 +187,7 @@ class Recipe:
         if not latest:
             return
         with latest.as_directory() as d:
-            load = lambda name: torch.load(Path(d) / name, map_location="cpu")  # noqa: E731
+            load = lambda name: torch.load(Path(d) / name, map_location="cpu", weights_only=True)  # noqa: E731
             self.model.load_state_dict(load(checkpoint.MODEL_FILE))
             self.optimizer.load_state_dict(load(checkpoint.OPTIMIZER_FILE))
             self.state = json.loads((Path(d) / checkpoint.STATE_FILE).read_text())

@@ -197,3 +197,37 @@ def test_one_inference_core():
     }
     for name, needed in uses.items():
         assert needed <= _calls(MODULES[name]), (name, needed - _calls(MODULES[name]))
+
+
+def test_every_imported_package_is_declared():
+    """A package raymer imports is in pyproject.toml's dependencies (or an extra), not only
+    pulled in by another one: its range there is what keeps vulnerable versions out."""
+    import re
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + [
+        d for ds in project["optional-dependencies"].values() for d in ds
+    ]
+    declared = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in specs}
+    models = {  # the registry's model packages: requirements-models.txt, pinned by hash
+        line.split("==")[0].strip().lower().replace("_", "-")
+        for line in (PACKAGE.parent / "requirements-models.txt").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", " "))
+    }
+    dists = packages_distributions()
+    imported = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    missing = {}
+    for module in sorted(imported - set(sys.stdlib_module_names) - {"raymer"}):
+        names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if not names & (declared | models):
+            missing[module] = sorted(names)
+    assert missing == {}

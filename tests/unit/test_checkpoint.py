@@ -195,3 +195,21 @@ def test_run_batch_isolates_the_bad_item():
     assert run_batch(square, [], "squaring") == []
     short = run_batch(lambda items: [1], [1, 2], "counting")  # a result short: item by item
     assert short == [1, 1]
+
+
+class _Payload:
+    """What a hostile model.pt could carry: an object run on unpickling."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading a checkpoint",))
+
+
+def test_a_legacy_checkpoint_is_read_as_tensors_only(tmp_path, capsys):
+    import pickle
+
+    torch.save({"w": torch.zeros(2), "evil": _Payload()}, tmp_path / checkpoint.MODEL_FILE)
+    with pytest.raises(pickle.UnpicklingError, match="[Ww]eights only"):
+        checkpoint.read_state(str(tmp_path))
+    assert "this ran" not in capsys.readouterr().out
+    torch.save({"w": torch.ones(2)}, tmp_path / checkpoint.MODEL_FILE)
+    assert checkpoint.read_state(str(tmp_path))["w"].tolist() == [1.0, 1.0]

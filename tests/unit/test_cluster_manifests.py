@@ -260,3 +260,35 @@ def test_served_configs_need_a_token_file():
         assert not app["args"].get("allow_anonymous")
     mounts = json.dumps(service["spec"]["rayClusterConfig"])
     assert mounts.count('"mountPath": "/var/run/secrets/raymer"') == 2  # head and workers
+
+
+def test_pods_run_unprivileged_without_an_api_token():
+    """Every pod of every manifest: no service-account token mounted (Ray needs none), not
+    root, no privilege escalation, no capabilities."""
+    pods = 0
+    for name, doc in _manifests():
+        for cluster_spec in _cluster_specs(doc):
+            groups = [cluster_spec["headGroupSpec"], *cluster_spec.get("workerGroupSpecs", [])]
+            for group in groups:
+                pod = group["template"]["spec"]
+                pods += 1
+                assert pod["automountServiceAccountToken"] is False, name
+                assert pod["securityContext"]["runAsNonRoot"] is True, name
+                assert pod["securityContext"]["runAsUser"] != 0, name
+                for container in pod["containers"]:
+                    sc = container["securityContext"]
+                    assert sc["allowPrivilegeEscalation"] is False, (name, container["name"])
+                    assert sc["capabilities"]["drop"] == ["ALL"], (name, container["name"])
+    assert pods >= 6
+
+
+def test_the_image_runs_unprivileged_and_holds_no_test_tools():
+    """The lock (requirements.txt) holds the test tools too: the image takes it as a
+    constraint on raymer's own dependencies, never as the list to install, and ends as a
+    non-root user."""
+    lines = [line.strip() for line in (CLUSTER / "Dockerfile").read_text().splitlines()]
+    runs = " ".join(line for line in lines if line.startswith(("RUN", "&&")))
+    assert "-r requirements.txt" not in runs and "--constraint requirements.txt" in runs
+    assert '".[plots]"' in runs and "test" not in runs
+    users = [line.split()[1] for line in lines if line.startswith("USER")]
+    assert users and users[-1] not in ("root", "0")
