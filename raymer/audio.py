@@ -215,6 +215,14 @@ def _open_file(uri: str, limits: DecodeLimits) -> BinaryIO:
     return handle
 
 
+# The FFmpeg demuxers a source may be opened with: audio containers only. Never a playlist
+# or a concatenation (hls, concat, ...) whose entries name other files or URLs to open.
+DEMUXERS = ",".join(
+    ["wav", "w64", "flac", "mp3", "ogg", "matroska", "webm", "mov", "mp4", "m4a", "aac"]
+    + ["aiff", "caf", "au", "amr", "wv", "ape", "asf", "opus"]
+)
+
+
 class AudioStream:
     """An opened audio source: ``duration_s`` (the header's, None where it has none), then
     16 kHz mono float32 blocks when iterated (``read`` joins them). The header was checked
@@ -230,10 +238,15 @@ class AudioStream:
         self.limits, self.chunk_s = limits, chunk_s
         self._file = file if owned else None
         try:
-            self.container = av.open(file, mode="r", metadata_errors="ignore")
+            self.container = av.open(
+                file, mode="r", metadata_errors="ignore", options={"format_whitelist": DEMUXERS}
+            )
         except Exception as err:
             self._close_file()
-            raise AudioError(f"not a readable audio file (ffmpeg: {_first_line(err)})") from None
+            raise AudioError(
+                f"not a readable audio file (ffmpeg: {_first_line(err)}; audio containers "
+                "only: WAV, FLAC, MP3, OGG/Opus, WebM/Matroska, MP4/M4A, AAC, AIFF, CAF, WMA...)"
+            ) from None
         try:
             if not self.container.streams.audio:
                 raise AudioError("the file has no audio stream")

@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     url = server.start(cfg)
     print(f"serving {cfg.checkpoint} at {url}/ (API docs: {url}/docs)", flush=True)
+    stopping = server.on_stop_signals()  # SIGTERM (docker stop, systemd, Kubernetes), SIGINT
     try:
         for path in args.predict or []:
             result = recognize(url, Path(path), cfg.auth_token)
@@ -36,14 +37,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.detach:
             print("detached: the application keeps running on the cluster", flush=True)
             return 0
-        print("Ctrl-C stops the service.", flush=True)
+        print("Ctrl-C (or SIGTERM) stops the service.", flush=True)
         while True:
             time.sleep(3600)
+    except server.Stopped as signal_:
+        stopping = signal_
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
         if not args.detach:
-            server.stop()
+            started = time.monotonic()
+            server.stop()  # Serve drains: requests in flight are answered first
+            if isinstance(stopping, server.Stopped):
+                print(
+                    f"raymer serve: {stopping.name}: requests in flight answered, stopped "
+                    f"in {time.monotonic() - started:.1f} s",
+                    flush=True,
+                )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -74,11 +74,23 @@ class ServeConfig(BaseModel, extra="forbid"):
         description="Uploads received at once; beyond this: 503 (a slow client "
         "holds one place for at most upload_timeout_s).",
     )
+    max_uploads_per_client: int = Field(
+        8,
+        ge=1,
+        description="Uploads received at once from one client address; beyond this: 429 "
+        "(one client cannot take every place of max_uploads).",
+    )
     decode_threads: int = Field(
         2, ge=1, description="Uploads decoded at once, in threads beside the event loop."
     )
     ready_timeout_s: float = Field(
         2.0, gt=0, description="/readyz answers 503 when no model replica answers in this time."
+    )
+    ready_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="/readyz answers from a check at most this old (a flood of probes never "
+        "reaches the model replicas).",
     )
     max_text_chars: int = Field(2000, ge=1, description="Longest text for /v1/recognize/text.")
     request_timeout_s: float = Field(
@@ -108,6 +120,11 @@ class ServeConfig(BaseModel, extra="forbid"):
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. ['*']); none: no CORS."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host header values answered when the API has no token (else 421): a web "
+        "page rebinding its own name to this address cannot read the answers. '*': any.",
     )
 
     @model_validator(mode="after")

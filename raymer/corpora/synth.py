@@ -144,6 +144,10 @@ def _jitter(p: Prosody, rng: random.Random) -> Prosody:
     )
 
 
+CHUNK_CLIPS = 100  # clips per task
+WORKER_CHUNKS = 5  # tasks per worker process before it is replaced
+
+
 def synthesize_corpus(
     output: str | Path, clips: int, seed: int = 0, speakers: int = 8, workers: int = 2
 ) -> Path:
@@ -159,13 +163,19 @@ def synthesize_corpus(
         )
     specs = plan_corpus(clips, seed, speakers)
     out.mkdir(parents=True, exist_ok=True)
-    chunks = [specs[i::workers] for i in range(workers)]
+    chunks = [specs[i : i + CHUNK_CLIPS] for i in range(0, len(specs), CHUNK_CLIPS)]
     # spawn, not fork: a forked child of a process that already runs torch or onnxruntime
-    # threads can deadlock on their locks.
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        list(pool.map(_render_chunk, chunks, [str(out)] * workers))
+    # threads can deadlock on their locks. Workers are replaced after WORKER_CHUNKS chunks
+    # each (a new pool per round; max_tasks_per_child hangs on Python 3.11): whatever the
+    # runtimes keep (onnxruntime's arena) is returned, so memory is bounded whatever the
+    # corpus size.
+    per_round = workers * WORKER_CHUNKS
+    for start in range(0, len(chunks), per_round):
+        batch = chunks[start : start + per_round]
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(batch)), mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            list(pool.map(_render_chunk, batch, [str(out)] * len(batch)))
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(
             f, ["path", "id", "label", "text", "speaker", "clip_type", "template"]
@@ -233,7 +243,14 @@ def _piper(voice, text: str, p: Prosody) -> tuple[np.ndarray, int]:
         )
         pieces += [audio, np.zeros(int(p.pause_s * rate * p.pitch), np.float32)]
     audio = np.concatenate(pieces[:-1] if len(pieces) > 1 else pieces)
-    return _resample(audio, int(round(rate * p.pitch)), rate), rate
+    return _resample(audio, _pitched_rate(rate, p.pitch), rate), rate
+
+
+def _pitched_rate(rate: int, pitch: float, step: int = 50) -> int:
+    """``rate * pitch`` on a grid of ``step`` Hz (0.2 % of a voice's 22,050 Hz): two rates
+    with a large common divisor keep the resampler's filter small (rates whose ratio
+    reduces to nothing, 23,594/22,050, make it gigabytes)."""
+    return max(step, int(round(rate * pitch / step)) * step)
 
 
 def _espeak(voice: str, text: str, p: Prosody) -> tuple[np.ndarray, int]:

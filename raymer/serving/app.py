@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from raymer import __version__
 from raymer.audio import DecodeLimits
@@ -48,6 +49,7 @@ api = FastAPI(
     "Whisper and MiniLM features). Upload audio to /v1/recognize; text to /v1/recognize/text.",
 )
 CORS_ENV = "RAYMER_CORS_ORIGINS"
+HOSTS_ENV = "RAYMER_ALLOWED_HOSTS"
 
 
 def _settings() -> dict[str, Any]:
@@ -56,8 +58,10 @@ def _settings() -> dict[str, Any]:
     run time would not be shared between the middleware and the class). The runtime_env is
     shown by Ray's dashboard, so it holds the token's SHA-256, not the token."""
     origins = os.environ.get(CORS_ENV, "")
+    hosts = os.environ.get(HOSTS_ENV, "localhost,127.0.0.1,[::1]")
     return {
         "cors": [o for o in origins.split(",") if o],
+        "hosts": [h for h in hosts.split(",") if h],
         "token_sha256": os.environ.get(TOKEN_DIGEST_ENV) or None,
     }
 
@@ -78,6 +82,9 @@ async def _cors_and_auth(request: Request, call_next):
     origin = request.headers.get("origin")
     allowed = settings["cors"]
     cors = origin and ("*" in allowed or origin in allowed)
+    refused = None if settings["token_sha256"] else ingress.anonymous_refusal(request, settings)
+    if refused is not None:
+        return refused
     if request.method == "OPTIONS" and cors:  # preflight
         response = Response(status_code=204)
     else:
@@ -104,9 +111,22 @@ def _with_cors(response: Response, origin: str | None) -> Response:
 
 # Helpers come before the deployments: Serve captures a deployment class (and the module
 # names its methods use) when the decorator runs.
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's and Starlette's own errors (an unknown path 404, a wrong method 405, a body
+    it cannot parse 400) in the API's error shape, not ``{"detail": ...}``."""
+    response = ingress.error(err.status_code, str(err.detail))
+    for name, value in (err.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
 @api.exception_handler(RequestValidationError)
 async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-    """A body outside the documented schema: 422 in the API's own error shape."""
+    """A body outside the documented schema: 422 in the API's own error shape; a body that
+    is not JSON at all: 400."""
+    if any(e.get("type") == "json_invalid" for e in err.errors()):
+        return ingress.error(400, 'the body is not valid JSON: send {"text": "..."}')
     problems = []
     for e in err.errors():
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
@@ -131,13 +151,30 @@ class Api:
         self.model = model
         self.split = SplitStages(speech, text, head, self.cfg) if model is None else None
         self._info: dict | None = None
+        self._ready: tuple[float, str | None] | None = None  # (when, why not ready)
         self.uploads = 0  # bodies being received now (at most cfg.max_uploads)
+        self.by_client: dict[str, int] = {}  # the same, per client address
         self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
         self.limits = DecodeLimits.of(self.cfg)
 
     async def _ping(self) -> dict:
         """Ask a model replica now (``_models`` keeps the first answer for /v1/models)."""
         return await (self.split.info() if self.split else self.model.info.remote())
+
+    async def _readiness(self) -> str | None:
+        """Why the service is not ready (None: ready): every model deployment answered within
+        ready_timeout_s, checked at most every ready_cache_s whatever the probes' rate."""
+        loop = asyncio.get_running_loop()
+        if self._ready is not None and loop.time() - self._ready[0] < self.cfg.ready_cache_s:
+            return self._ready[1]
+        try:
+            check = self.split.ready() if self.split else self.model.info.remote()
+            await asyncio.wait_for(check, timeout=self.cfg.ready_timeout_s)
+            why = None
+        except Exception as err:
+            why = f"model not ready: {type(err).__name__ or 'no answer'}"
+        self._ready = (loop.time(), why)
+        return why
 
     async def _models(self) -> dict:
         if self._info is None:
@@ -187,17 +224,17 @@ class Api:
 
     @api.get(
         "/readyz",
-        summary="Readiness: a model replica answers now (asked on every call)",
+        summary="Readiness: every model deployment answers (checked at most every ready_cache_s)",
         responses={
-            503: {"description": "no model replica answers", "content": ingress.ERROR_SCHEMA}
+            503: {
+                "description": "a model deployment does not answer",
+                "content": ingress.ERROR_SCHEMA,
+            }
         },
     )
     async def readyz(self):
-        try:
-            await asyncio.wait_for(self._ping(), timeout=self.cfg.ready_timeout_s)
-        except Exception as err:
-            return ingress.error(503, f"model not ready: {type(err).__name__ or 'no answer'}")
-        return {"status": "ready"}
+        why = await self._readiness()
+        return ingress.error(503, why) if why else {"status": "ready"}
 
     @api.get(
         "/v1/models",
@@ -221,6 +258,7 @@ class Api:
             _408="the upload did not arrive within upload_timeout_s",
             _413="upload, or audio, over the limits",
             _415="not an audio content type",
+            _429="too many uploads from this client at once (max_uploads_per_client)",
             _422="the audio cannot be used (not audio, damaged, too short, a header it refuses)",
         ),
     )
@@ -245,8 +283,10 @@ class Api:
         "/v1/recognize/text",
         summary="Emotions of a text, through the text-only model",
         responses=ingress.responses(
+            _400="the body is not valid JSON",
             _404="this service has no text-only model",
             _413="the text is over max_text_chars",
+            _422="the body is JSON but not {text: a non-empty string}",
         ),
     )
     async def recognize_text(self, body: TextRequest):
@@ -287,13 +327,24 @@ class Api:
             )
         if self.uploads >= self.cfg.max_uploads:
             return ingress.error(503, f"{self.uploads} uploads are arriving already; retry shortly")
+        client = request.client.host if request.client else "?"
+        if self.by_client.get(client, 0) >= self.cfg.max_uploads_per_client:
+            return ingress.error(
+                429,
+                f"{self.by_client[client]} uploads from {client} are arriving already "
+                f"(max_uploads_per_client={self.cfg.max_uploads_per_client}); retry when one ends",
+            )
         self.uploads += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
         try:
             body = await ingress.read_body(
                 request, limit + (64 * 1024 if multipart else 0), self.cfg.upload_timeout_s
             )
         finally:
             self.uploads -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
         if isinstance(body, Response):
             return body
         data = await ingress.read_form(request, body) if multipart else body
@@ -324,9 +375,9 @@ def build_app(args: dict) -> serve.Application:
             "text": autoscaled(Text, cfg, cfg.stage_num_cpus).bind(plain, extract),
             "head": autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
         }
-    env = {CORS_ENV: ",".join(cfg.cors_origins)}
+    env = {CORS_ENV: ",".join(cfg.cors_origins), HOSTS_ENV: ",".join(cfg.allowed_hosts)}
     token = ingress.resolve_token(cfg)
-    ingress.check_exposure(cfg, token)
+    ingress.check_exposure(cfg, token, ingress.listening_host(cfg))
     if token:
         env[TOKEN_DIGEST_ENV] = ingress.token_digest(token)
     return Api.options(

@@ -94,6 +94,9 @@ class Speech:
         self.listener = Listener(featurizer, SpeechRule.of(self.cfg))
         _batch_settings(self.cfg, self.run)
 
+    def ready(self) -> bool:
+        return True
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run(self, items: list[tuple[np.ndarray, float]]) -> list:
         """Each item: a piece and the seconds of speech the segmenter heard in it."""
@@ -112,6 +115,9 @@ class Text:
         settings = ExtractSettings(**extract)
         self.encoder = build_text_encoder(settings, device, self.cfg.replica_threads)
         _batch_settings(self.cfg, self.run)
+
+    def ready(self) -> bool:
+        return True
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def run(self, texts: list[str]) -> list:
@@ -167,6 +173,12 @@ class SplitStages:
 
     async def info(self) -> dict:
         return await self.head.info.remote()
+
+    async def ready(self) -> None:
+        """Every stage answers (not only the head)."""
+        await asyncio.gather(
+            self.speech.ready.remote(), self.text.ready.remote(), self.head.info.remote()
+        )
 
     async def _each(self, handle_method, items: list) -> list:
         out = await asyncio.gather(*(handle_method.remote(item) for item in items))

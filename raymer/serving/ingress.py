@@ -172,14 +172,63 @@ def resolve_token(cfg: ServeConfig) -> str | None:
     return os.environ.get(API_TOKEN_ENV) or None
 
 
+SAFE_POST_TYPES = ("application/json", "application/octet-stream")
+
+
+def anonymous_refusal(request: Request, settings: dict) -> Response | None:
+    """Without a token, what a web page the user visits could do to a service on their
+    machine is refused: a ``Host`` not in ``allowed_hosts`` (a DNS-rebinding page reading the
+    answers) gets 421; a POST a page can send without a CORS preflight (a form: multipart,
+    urlencoded, text/plain) or from another origin than this one or a CORS one gets 403."""
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    allowed = settings["hosts"]
+    if "*" not in allowed and name.lower() not in allowed:
+        return error(421, f"this service does not answer for host {host!r} (allowed_hosts)")
+    if request.method != "POST":
+        return None
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (ctype.startswith("audio/") or ctype in AUDIO_TYPES or ctype in SAFE_POST_TYPES):
+        return error(
+            403,
+            f"without a token, uploads need a JSON or audio content type, not {ctype or 'none'} "
+            "(a web page could send that one without asking)",
+        )
+    origin = request.headers.get("origin")
+    same = origin in (f"http://{host}", f"https://{host}")
+    if origin and not same and "*" not in settings["cors"] and origin not in settings["cors"]:
+        return error(403, f"requests from {origin} are not allowed (cors_origins)")
+    return None
+
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def check_exposure(cfg: ServeConfig, token: str | None) -> None:
-    """Refuse to open the API to the network without a token, unless asked to."""
-    if cfg.host not in LOOPBACK and not token and not cfg.allow_anonymous:
+def listening_host(cfg: ServeConfig) -> str:
+    """The address Serve's HTTP proxies listen on: the running Serve's own (``serve deploy``
+    takes it from the config file's ``http_options``, whatever ``host`` says), else
+    ``cfg.host``."""
+    try:
+        import ray
+        from ray.serve.context import _get_global_client
+
+        if ray.is_initialized():
+            client = _get_global_client(raise_if_no_controller_running=False)
+            if client is not None and client.http_config.host:
+                return client.http_config.host
+    except Exception:  # no Serve yet (this process starts it with cfg.host)
+        pass
+    return cfg.host
+
+
+def check_exposure(cfg: ServeConfig, token: str | None, host: str | None = None) -> None:
+    """Refuse to open the API to the network without a token, unless asked to: ``host`` is
+    the address Serve listens on (``listening_host``); either it or ``cfg.host`` off
+    loopback needs a token."""
+    exposed = [h for h in (cfg.host, host) if h and h not in LOOPBACK]
+    if exposed and not token and not cfg.allow_anonymous:
         raise UsageError(
-            f"serving on {cfg.host} without a token lets anyone who reaches port {cfg.port} "
+            f"serving on {exposed[-1]} without a token lets anyone who reaches port {cfg.port} "
             "use the API: set auth_token, auth_token_file or RAYMER_API_TOKEN, or "
             "allow_anonymous=true"
         )

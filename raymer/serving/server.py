@@ -60,6 +60,29 @@ def wait_ready(url: str, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
+class Stopped(Exception):
+    """A stop signal arrived (``on_stop_signals``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def on_stop_signals() -> None:
+    """SIGTERM and SIGINT raise ``Stopped`` in the main thread, so the caller's ``finally``
+    shuts Serve down (draining the requests in flight) and the process exits 0, instead of
+    dying in Ray's own handler with a stack trace. Call after Ray started (its handlers are
+    replaced)."""
+    import signal
+
+    def handler(signum, _frame):
+        signal.signal(signum, signal.SIG_IGN)  # a second signal does not cut the drain short
+        raise Stopped(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def stop() -> None:
     from ray import serve
 

@@ -6,6 +6,7 @@ in stereo, a long recording with pauses at 22.05 kHz, and noise."""
 from __future__ import annotations
 
 import csv
+import struct
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -26,8 +27,8 @@ def _resampled(audio: np.ndarray, rate: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def inputs(piper_corpus, tmp_path_factory) -> dict:
     """Four clips of the piper voice (a voice and sentences the model was not trained on) as
-    a recorder makes them (44.1 kHz stereo FLAC); three more joined by 2.5 s pauses at
-    22.05 kHz (WAV); 3 s of noise."""
+    a recorder makes them (44.1 kHz stereo FLAC), one of them at 44,101 Hz; three more joined
+    by 2.5 s pauses at 22.05 kHz (WAV); 3 s of noise; a WAV declaring 655,350 Hz."""
     root = tmp_path_factory.mktemp("one_path")
     with open(piper_corpus) as f:
         clips = list(csv.DictReader(f))
@@ -35,9 +36,15 @@ def inputs(piper_corpus, tmp_path_factory) -> dict:
         c["id"]: soundfile.read(piper_corpus.parent / c["path"], dtype="float32")[0] for c in clips
     }
     short = [c["id"] for c in clips[:4]]
-    for cid in short:
+    for cid in short[:3]:
         x = _resampled(audio[cid], 44_100)
         soundfile.write(root / f"{cid}.flac", np.stack([x, 0.7 * x], 1), 44_100)
+    # a rate whose ratio to 16 kHz reduces to nothing (the 12 GB resampler filter of old)
+    soundfile.write(root / f"{short[3]}.wav", _resampled(audio[short[3]], 44_101), 44_101)
+    # and a header declaring a rate no recording has: refused from the header everywhere
+    odd = bytearray((root / f"{short[3]}.wav").read_bytes())
+    odd[24:28] = struct.pack("<I", 655_350)
+    (root / "rate655350.wav").write_bytes(bytes(odd))
     parts = []
     for c in clips[4:7]:
         parts += [audio[c["id"]], np.zeros(int(GAP_S * 16_000), np.float32)]
@@ -46,8 +53,9 @@ def inputs(piper_corpus, tmp_path_factory) -> dict:
     soundfile.write(
         root / "noise.wav", (0.1 * rng.standard_normal(3 * 16_000)).astype(np.float32), 16_000
     )
-    names = {cid: f"{cid}.flac" for cid in short} | {"call": "call.wav", "noise": "noise.wav"}
-    for name, ids in (("all.csv", list(names)), ("short.csv", short)):
+    names = {cid: f"{cid}.flac" for cid in short[:3]} | {short[3]: f"{short[3]}.wav"}
+    names |= {"call": "call.wav", "noise": "noise.wav", "rate655350": "rate655350.wav"}
+    for name, ids in (("all.csv", list(names)), ("short.csv", [*short, "rate655350"])):
         with open(root / name, "w", newline="") as f:
             writer = csv.DictWriter(f, ["path", "id"])
             writer.writeheader()
@@ -72,12 +80,14 @@ def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
         asr_threads=1,
     )
     summary = recognize(cfg)
-    assert summary.failed == 0
+    assert summary.failed == 1
     rows = pq.read_table(out / "predictions").to_pylist()
     recordings = pq.read_table(out / "recordings").to_pylist()
+    errors = pq.read_table(out / "errors" / "errors.parquet").to_pylist()
     return {
         "rows": {(r["id"], r["segment"]): r for r in rows},
         "recordings": {r["id"]: r for r in recordings},
+        "errors": {r["id"]: r["error"] for r in errors},
     }
 
 
@@ -97,13 +107,16 @@ def extracted_and_inferred(ray_session, trained, inputs, tmp_path_factory) -> di
         input=str(inputs["root"] / "short.csv"),
         output=str(root / "features"),
     )
-    assert extract(cfg).clips_ok == len(inputs["short"])
+    summary = extract(cfg)
+    assert (summary.clips_ok, summary.clips_failed) == (len(inputs["short"]), 1)
+    errors = pq.read_table(root / "features" / "errors").to_pylist()
     infer(str(trained.output), str(root / "features"), str(root / "infer"))
     features = pq.read_table(root / "features" / "features", columns=["id", "transcript"])
     scores = pq.read_table(root / "infer" / "predictions").to_pylist()
     return {
         "transcripts": dict(zip(*features.to_pydict().values(), strict=True)),
         "rows": {r["id"]: r for r in scores},
+        "errors": {r["id"]: r["error"] for r in errors},
     }
 
 
@@ -130,8 +143,7 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
                 headers={"Content-Type": "audio/flac" if path.suffix == ".flac" else "audio/wav"},
                 timeout=120,
             )
-            assert response.status_code == 200, response.text
-            answers[rid] = response.json()
+            answers[rid] = response.json() | {"http_status": response.status_code}
     finally:
         server.stop()
     return answers
@@ -145,7 +157,8 @@ def library(trained, inputs) -> dict:
         trained.output, threads=1, segments_over_s=SEGMENT_OVER_S
     )
     ids = list(inputs["paths"])
-    return dict(zip(ids, recognizer.predict([inputs["paths"][i] for i in ids]), strict=True))
+    found = recognizer.predict([inputs["paths"][i] for i in ids], errors="report")
+    return dict(zip(ids, found, strict=True))
 
 
 def _service_scores(answer: dict) -> dict:
@@ -160,6 +173,7 @@ def test_short_clips_get_one_answer_everywhere(
     inputs, recognized, extracted_and_inferred, library, served
 ):
     for rid in inputs["short"]:
+        assert served[rid]["http_status"] == 200, served[rid]
         row = recognized["rows"][(rid, 0)]
         inferred = extracted_and_inferred["rows"][rid]
         answers = {
@@ -211,6 +225,16 @@ def test_a_long_recording_gets_the_same_segments_everywhere(recognized, library,
             assert answer["shares"][lab] == pytest.approx(recording[f"share_{lab}"], abs=1e-3)
         assert answer["speech_s"] == pytest.approx(recording["speech_s"], abs=0.01)
         assert answer["duration_s"] == pytest.approx(recording["duration_s"], abs=0.05)
+
+
+def test_a_rate_no_recording_has_is_refused_everywhere(
+    recognized, extracted_and_inferred, library, served
+):
+    says = "655,350 Hz, over the 384,000 Hz"
+    assert says in recognized["errors"]["rate655350"]
+    assert says in extracted_and_inferred["errors"]["rate655350"]
+    assert says in library["rate655350"]["error"]
+    assert served["rate655350"]["http_status"] == 422 and says in served["rate655350"]["error"]
 
 
 def test_noise_gets_no_emotion_everywhere(recognized, library, served):

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
 import requests
@@ -57,7 +58,9 @@ def service(compare_run, free_port):
         replica_threads=1,
         cors_origins=["http://example.org"],
         upload_timeout_s=4.0,
+        ready_cache_s=0.5,  # the killed-replicas drill asks /readyz right after its kills
         max_uploads=80,
+        max_uploads_per_client=80,  # every test client is 127.0.0.1: the global limits here
     )
     url = server.start(cfg)
     yield url, cfg
@@ -308,6 +311,25 @@ def test_auth_cors_health_and_docs(service):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def test_every_error_has_the_apis_shape_and_is_documented(service):
+    """Errors FastAPI makes itself (a body that is not JSON, an unknown path, a wrong
+    method) come in the API's {error, status} shape, like the API's own, and a documented
+    status."""
+    url, _ = service
+    spec = requests.get(f"{url}/openapi.json", timeout=10).json()
+    text_route = f"{url}/v1/recognize/text"
+    headers = {**AUTH, "Content-Type": "application/json"}
+    for body, status in (("{not json", 400), ('{"text": ""}', 422), ('{"txt": "hi"}', 422)):
+        answer = requests.post(text_route, data=body, headers=headers, timeout=30)
+        assert answer.status_code == status and answer.json()["status"] == status, answer.text
+        assert answer.json()["error"] and "detail" not in answer.json()
+        assert str(status) in spec["paths"]["/v1/recognize/text"]["post"]["responses"]
+    missing = requests.get(f"{url}/v1/nothing", headers=AUTH, timeout=10)
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found", "status": 404}
+    wrong = requests.get(f"{url}/v1/recognize", headers=AUTH, timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["status"] == 405
+
+
 def test_batched_requests_answer_like_single_ones(service, piper_corpus):
     url, _ = service
     clips = [_clip(piper_corpus, i)[0].read_bytes() for i in range(4)]
@@ -418,6 +440,72 @@ def test_split_layout_from_s3_answers_like_the_single_one(
         serve.delete("split")
 
 
+def test_an_open_service_answers_only_this_machine_and_one_client_cannot_take_every_upload(
+    service, compare_run
+):
+    """A service without a token (loopback): a page on another origin, a rebinding host name
+    and a form post get no answer; one client holding uploads open gets 429 past
+    max_uploads_per_client while the others are served."""
+    from ray import serve
+
+    from raymer.serving.app import build_app
+
+    url, cfg = service
+    open_cfg = cfg.model_copy(
+        update={
+            "auth_token": None,
+            "min_replicas": 1,
+            "max_replicas": 1,
+            "replica_num_cpus": 0.1,
+            "max_uploads_per_client": 1,
+            "cors_origins": [],
+        }
+    )
+    serve.run(build_app(open_cfg.model_dump(mode="json")), name="open", route_prefix="/open")
+    try:
+        base = f"{url}/open"
+        assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
+        rebound = requests.get(f"{base}/healthz", headers={"Host": "evil.test"}, timeout=10)
+        assert rebound.status_code == 421 and rebound.json()["status"] == 421
+        form = requests.post(f"{base}/v1/recognize", files={"file": b"RIFF"}, timeout=10)
+        assert form.status_code == 403 and "content type" in form.json()["error"]
+        foreign = requests.post(
+            f"{base}/v1/recognize",
+            data=b"RIFF",
+            headers={"Content-Type": "audio/wav", "Origin": "http://evil.test"},
+            timeout=10,
+        )
+        assert foreign.status_code == 403 and "evil.test" in foreign.json()["error"]
+        host, port = url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        try:  # one upload held open: this client's one place
+            slow.sendall(
+                b"POST /open/v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: audio/wav\r\nContent-Length: 100000\r\n\r\nRIFF"
+            )
+            time.sleep(0.5)
+            second = requests.post(
+                f"{base}/v1/recognize",
+                data=b"RIFF" * 10,
+                headers={"Content-Type": "audio/wav"},
+                timeout=10,
+            )
+            assert second.status_code == 429, second.text
+            assert "max_uploads_per_client=1" in second.json()["error"]
+        finally:
+            slow.close()
+        time.sleep(0.5)
+        after = requests.post(
+            f"{base}/v1/recognize",
+            data=b"RIFF" * 10,
+            headers={"Content-Type": "audio/wav"},
+            timeout=30,
+        )
+        assert after.status_code == 422  # its place is free again: read, and refused as audio
+    finally:
+        serve.delete("open")
+
+
 def _replicas(name: str = "Model") -> int:
     from ray import serve
 
@@ -472,6 +560,7 @@ def test_killed_model_replicas_answer_json_503_and_readyz_tells(service, piper_c
         time.sleep(0.5)
         for pid in replicas:
             os.kill(pid, signal.SIGKILL)
+        time.sleep(0.6)  # past ready_cache_s: /readyz checks again
         ready = requests.get(f"{url}/readyz", timeout=10)
         answers = [f.result() for f in pending]
     assert ready.status_code == 503 and "not ready" in ready.json()["error"]
@@ -646,3 +735,88 @@ def test_the_readme_python_example_runs_inside_a_running_event_loop(
 
 def _noise_array():
     return (0.01 * np.random.default_rng(0).standard_normal(16_000 * 2)).astype("float32")
+
+
+@pytest.mark.drill
+def test_sigterm_answers_the_requests_in_flight_and_exits_0(
+    compare_run, piper_corpus, free_port, tmp_path
+):
+    """`raymer serve` as docker stop, systemd and Kubernetes stop it: SIGTERM while a request
+    is in flight. The request is answered, Serve shuts down, the process says so in one line
+    and exits 0 (no stack trace)."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    raymer = str(Path(sys.executable).parent / "raymer")
+    proc = subprocess.Popen(
+        [raymer, "serve", "--checkpoint", str(compare_run), "--port", str(port),
+         "replica_num_cpus=0.5", "replica_threads=1", "segments_over_s=8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if requests.get(f"{url}/readyz", timeout=10).status_code == 200:
+                    break
+            except requests.RequestException:  # not listening yet, or not answering yet
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(1)
+        clip, _ = _long_clip(piper_corpus)  # seconds of work: still in flight at the signal
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                requests.post,
+                f"{url}/v1/recognize",
+                data=clip,
+                headers={"Content-Type": "audio/wav"},
+                timeout=120,
+            )
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGTERM)
+            answer = pending.result()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert answer.status_code == 200 and answer.json()["segments"], answer.text
+    assert proc.returncode == 0, err[-3000:]
+    assert "SIGTERM: requests in flight answered, stopped" in out
+    assert "Stack trace" not in err and "SIGTERM received" not in err, err[-3000:]
+
+
+def test_the_api_answers_every_generated_request_as_documented(service):
+    """schemathesis over the live service, from its own OpenAPI document: for every route,
+    generated bodies, content types and headers, each answered with a documented status
+    and content type, never a server error, and in the API's {error, status} shape whenever
+    it is not a 2xx."""
+    import schemathesis
+    from schemathesis.checks import positive_data_acceptance as not_required_to_accept
+
+    url, _ = service
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/v1/recognize", "/v1/recognize/text"}
+    for operation in operations:
+
+        @hypothesis.given(case=operation.as_strategy())
+        @hypothesis.settings(
+            max_examples=30,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        def answered_as_documented(case):
+            # excluded: "schema-valid data is accepted": any bytes match the upload's schema
+            # (binary), and only decodable audio is accepted (422 otherwise, documented)
+            response = case.call_and_validate(
+                base_url=url, headers=AUTH, excluded_checks=[not_required_to_accept]
+            )
+            if response.status_code >= 400:
+                body = response.json()
+                assert body["status"] == response.status_code and body["error"], body
+
+        answered_as_documented()

@@ -251,3 +251,32 @@ def test_a_rate_over_any_recordings_or_a_decode_over_its_budget_is_refused_from_
         decode_audio(many, DecodeLimits(max_decoded_mb=2))
     assert time.perf_counter() - started < 1.0
     assert len(decode_audio(many, DecodeLimits(max_decoded_mb=4))) == 2 * RATE
+
+
+def test_only_audio_containers_are_opened(tmp_path):
+    """FFmpeg opens a source with audio demuxers only (``DEMUXERS``): the same sound in a
+    video container (MPEG-TS), a playlist or a concat list is refused, in WAV decoded."""
+    import io
+
+    import av
+
+    from raymer.audio import AudioError, DecodeLimits, decode_audio
+
+    tone = (0.2 * np.sin(np.arange(16_000) / 4)).astype(np.float32)
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mpegts") as out:
+        stream = out.add_stream("mp2", rate=16_000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((tone * 32767).astype(np.int16)[None], "s16", "mono")
+        frame.sample_rate = 16_000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    assert av.open(io.BytesIO(buf.getvalue())).format.name == "mpegts"  # FFmpeg would open it
+    wav = tmp_path / "tone.wav"
+    soundfile.write(wav, tone, 16_000)
+    playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n" + str(wav).encode() + b"\n"
+    concat = b"ffconcat version 1.0\nfile " + str(wav).encode() + b"\n"
+    for data in (buf.getvalue(), playlist, concat):
+        with pytest.raises(AudioError, match="audio containers only"):
+            decode_audio(data, DecodeLimits())
+    assert len(decode_audio(wav.read_bytes(), DecodeLimits())) == 16_000

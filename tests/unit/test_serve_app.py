@@ -60,3 +60,58 @@ def test_a_network_facing_service_needs_a_token(tmp_path, monkeypatch):
     assert resolve_token(cfg) == TOKEN
     app = build_app(cfg.model_dump(mode="json"))
     assert TOKEN.encode() not in _everything(app)
+
+
+def test_the_exposure_check_reads_the_address_serve_listens_on(tmp_path):
+    """`serve deploy cluster/serve_config.yaml` binds 0.0.0.0 through http_options while the
+    application's own `host` stays loopback: that address decides, not the setting."""
+    from raymer.serving.ingress import check_exposure
+
+    cfg = ServeConfig(checkpoint=str(tmp_path))  # host 127.0.0.1
+    check_exposure(cfg, None, "127.0.0.1")
+    with pytest.raises(ValueError, match="serving on 0.0.0.0 without a token"):
+        check_exposure(cfg, None, "0.0.0.0")
+    check_exposure(cfg, TOKEN, "0.0.0.0")
+    check_exposure(cfg.model_copy(update={"allow_anonymous": True}), None, "0.0.0.0")
+
+
+def test_without_a_token_pages_elsewhere_get_no_answer():
+    """The checks a service without a token makes before anything else (Host allow-list,
+    form content types, foreign origins), on requests as Starlette parses them."""
+    from starlette.requests import Request
+
+    from raymer.serving.ingress import anonymous_refusal
+
+    def request(method="POST", host="127.0.0.1:8000", **headers):
+        raw = [(b"host", host.encode())] + [
+            (k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()
+        ]
+        return Request({"type": "http", "method": method, "path": "/v1/recognize", "headers": raw})
+
+    settings = {"hosts": ["localhost", "127.0.0.1", "[::1]"], "cors": ["http://app.example"]}
+    ok = {"content_type": "audio/wav"}
+
+    def status(r):
+        refused = anonymous_refusal(r, settings)
+        return refused.status_code if refused is not None else 200
+
+    assert status(request(**ok)) == 200
+    assert status(request(host="[::1]:8000", **ok)) == 200
+    assert status(request(host="rebound.evil.test:8000", **ok)) == 421
+    assert status(request("GET", host="rebound.evil.test")) == 421
+    assert status(request("GET")) == 200
+    for ctype in (
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "",
+    ):
+        assert status(request(content_type=ctype)) == 403, ctype
+    assert status(request(content_type="application/json")) == 200
+    assert status(request(origin="http://evil.test", **ok)) == 403
+    assert status(request(origin="http://127.0.0.1:8000", **ok)) == 200  # the page itself
+    assert status(request(origin="http://app.example", **ok)) == 200  # a CORS origin
+    assert status(request(host="rebound.evil.test", **ok)) == 421
+    assert status(request(host="x", **ok)) == 421
+    assert status(request(**ok, origin="null")) == 403
+    assert anonymous_refusal(request(host="anything", **ok), settings | {"hosts": ["*"]}) is None
