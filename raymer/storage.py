@@ -109,18 +109,8 @@ def write_bytes(uri: str, data: bytes) -> None:
         with fs.open_output_stream(path) as stream:
             stream.write(data)
         return
-    folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with _written(path, data) as tmp:
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def create_exclusive(uri: str, data: bytes) -> None:
@@ -141,6 +131,14 @@ def create_exclusive(uri: str, data: bytes) -> None:
                 raise FileExistsError(uri) from err
             raise
         return
+    with _written(path, data) as tmp:
+        os.link(tmp, path)  # fails if the file exists: the exclusive step
+
+
+@contextlib.contextmanager
+def _written(path: str, data: bytes):
+    """``data`` in a temporary file beside ``path`` (named so ``partial_of`` knows it),
+    flushed to disk; removed on leaving (after a rename there is nothing left to remove)."""
     folder, name = os.path.split(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
@@ -148,7 +146,7 @@ def create_exclusive(uri: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if the file exists: the exclusive step
+        yield tmp
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

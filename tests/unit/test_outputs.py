@@ -72,6 +72,10 @@ def test_only_a_file_without_its_footer_counts_as_truncated(tmp_path):
     assert truncated_parquet(str(tiny)) is True
     with pytest.raises(OSError):  # cannot be read: an error, never "truncated"
         truncated_parquet(str(tmp_path / "gone.parquet"))
+    from raymer.pipeline.outputs import drop_truncated
+
+    drop_truncated(str(tmp_path))  # what extract and recognize do before they resume
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.parquet"]
 
 
 def test_an_output_is_claimed_when_new_and_resumed_only_by_its_own_command(tmp_path):
