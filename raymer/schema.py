@@ -16,7 +16,11 @@ MANIFEST_COLUMNS = ("path", "id", "label", "speaker", "session", "text")
 SEGMENT_TYPE = pa.struct([("start", pa.float32()), ("end", pa.float32()), ("text", pa.string())])
 
 FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
-    ("id", pa.string(), "clip id (from the manifest, else the path relative to the input)"),
+    (
+        "id",
+        pa.string(),
+        "clip id (from the manifest, else the path without its extension, else a digest of the row's text)",
+    ),
     ("path", pa.string(), "audio path or URI as read"),
     ("duration_s", pa.float32(), "duration of the decoded audio, seconds (null: text only)"),
     ("label", pa.string(), "emotion label from the manifest (null when unknown)"),

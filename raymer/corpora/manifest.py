@@ -8,6 +8,7 @@ A text corpus (GoEmotions) has ``text`` and no paths: its rows are texts to embe
 
 from __future__ import annotations
 
+import hashlib
 import io
 import posixpath
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ def read_table(uri: str) -> pa.Table:
 
 def _from_manifest(uri: str, table: pa.Table, text_only: bool = False) -> Inputs:
     """Rows of a manifest: clips (each needs a ``path``) or, ``text_only``, texts to embed
-    (each needs a ``text``; its ``id``, else ``row-N``, names it)."""
+    (each needs a ``text``); ``row_id`` names each."""
     needed = "text" if text_only else "path"
     if needed not in table.column_names:
         why = ": inputs=text embeds that column" if text_only else ""
@@ -109,8 +110,7 @@ def _from_manifest(uri: str, table: pa.Table, text_only: bool = False) -> Inputs
     rows, problems, seen = [], [], {}
     for n, record in enumerate(table.to_pylist(), start=1):
         path, text = _str_or_none(record.get("path")), _str_or_none(record.get("text"))
-        rid = _str_or_none(record.get("id"))
-        rid = rid or (f"row-{n}" if text_only else _id_from_path(path or f"row-{n}"))
+        rid = row_id(_str_or_none(record.get("id")), path, text, text_only)
         if text_only and (text is None or not text.strip()):
             problems.append((rid, "", f"manifest row {n} has no text to embed"))
             continue
@@ -145,7 +145,7 @@ def _from_directory(uri: str) -> Inputs:
         rel = path[len(root) :].lstrip("/") if path.startswith(root) else posixpath.basename(path)
         rows.append(
             dict(
-                id=_id_from_path(rel),
+                id=id_from_path(rel),
                 path=path,
                 label=None,
                 speaker=None,
@@ -156,9 +156,23 @@ def _from_directory(uri: str) -> Inputs:
     return Inputs(rows)
 
 
-def _id_from_path(path: str) -> str:
+def id_from_path(path: str) -> str:
+    """A clip id from its path (as the manifest wrote it, or relative to a listed folder):
+    the path without its extension."""
     stem, _ = posixpath.splitext(path.split("://", 1)[-1])
     return stem.strip("/")
+
+
+def row_id(given: str | None, path: str | None, text: str | None, text_only: bool = False) -> str:
+    """The one id rule of every command (extract, recognize, corpus prepare): the row's own
+    ``id``; else, for audio, its path without the extension; else (a text row, or a row
+    with neither) a digest of its content: the same id on every run, so a re-run resumes."""
+    if given:
+        return given
+    if path and not text_only:
+        return id_from_path(path)
+    digest = hashlib.sha1(f"{path}\x00{text}".encode()).hexdigest()[:12]
+    return f"row-{digest}"
 
 
 def _str_or_none(value) -> str | None:

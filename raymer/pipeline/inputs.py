@@ -9,7 +9,6 @@ those named like an output column are renamed ``manifest_<name>``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import posixpath
 import uuid
@@ -21,7 +20,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.corpora.manifest import MANIFEST_SUFFIXES, ManifestError, check_input
+from raymer.corpora.manifest import (
+    MANIFEST_SUFFIXES,
+    ManifestError,
+    check_input,
+    id_from_path,
+    row_id,
+)
 from raymer.corpora.prepared import LIST_SEPARATOR
 from raymer.runtime import READ_ARGS
 from raymer.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
@@ -113,12 +118,6 @@ def _write_part(fs: pafs.FileSystem, root: str, paths: list[str], count: int) ->
     return count + 1
 
 
-def id_from_path(path: str) -> str:
-    """A clip id from its path relative to the input: the path without its extension."""
-    stem, _ = posixpath.splitext(path.split("://", 1)[-1])
-    return stem.strip("/")
-
-
 class ListedRows:
     """Listing rows -> ``id`` (the path relative to ``root``, without extension), ``path``."""
 
@@ -137,7 +136,7 @@ class ListedRows:
 
 
 class ManifestRows:
-    """Manifest rows -> ``id`` (given, else from the path), ``path`` (resolved against the
+    """Manifest rows -> ``id`` (``row_id``: given, else from the path), ``path`` (resolved against the
     manifest's folder) and the other columns as strings. A row without a path keeps an
     empty one: the decoding stage reports it as an error."""
 
@@ -153,10 +152,12 @@ class ManifestRows:
         given = (
             table.column("id").to_pylist() if "id" in table.column_names else [None] * len(paths)
         )
-        ids = [
-            _text(i) or (id_from_path(p) if p else f"unnamed-{uuid.uuid4().hex[:8]}")
-            for i, p in zip(given, paths, strict=True)
-        ]
+        texts = (
+            [_text(t) for t in table.column("text").to_pylist()]
+            if "text" in table.column_names
+            else [None] * len(paths)
+        )
+        ids = [row_id(_text(i), p, t) for i, p, t in zip(given, paths, texts, strict=True)]
         out = {
             "id": ids,
             "path": [storage.resolve_relative(p, self.base) if p else "" for p in paths],
@@ -274,8 +275,7 @@ class ExtractRows:
 
         paths, texts = get("path"), get("text")
         ids = [
-            i or (id_from_path(p) if p and not self.text_only else _content_id(t, p))
-            for i, p, t in zip(get("id"), paths, texts, strict=True)
+            row_id(i, p, t, self.text_only) for i, p, t in zip(get("id"), paths, texts, strict=True)
         ]
         out = {
             "id": pa.array(ids, pa.string()),
@@ -306,12 +306,6 @@ def _label_lists(column) -> pa.Array:
         for v in column.to_pylist()
     ]
     return pa.array(values, pa.list_(pa.string()))
-
-
-def _content_id(text: str | None, path: str | None) -> str:
-    """A row without an id or a usable path is named by its content: the same on a re-run."""
-    digest = hashlib.sha1(f"{path}\x00{text}".encode()).hexdigest()[:12]
-    return f"row-{digest}"
 
 
 def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None):

@@ -102,3 +102,36 @@ def test_text_inputs_need_a_text_column(tmp_path):
         read_inputs(str(manifest), "text")
     with pytest.raises(ManifestError, match="folder of audio"):
         read_inputs(str(tmp_path), "text")
+
+
+def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
+    """A manifest without ids: extract's reader, recognize's reader and `corpus prepare`'s
+    (read_inputs) name each row the same way, run after run: its own id, else its path
+    without the extension, else a digest of its content (never a random name, which a
+    re-run could not resume)."""
+    import pyarrow as pa
+
+    from raymer.corpora.manifest import read_inputs, row_id
+    from raymer.pipeline.inputs import ExtractRows, ManifestRows
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,text,id\ncalls/a.wav,hello,\ncalls/b.flac,,given-b\n")
+    table = pa.table(
+        {"path": ["calls/a.wav", "calls/b.flac"], "text": ["hello", None], "id": [None, "given-b"]}
+    )
+    recognize_ids = ManifestRows(str(tmp_path), frozenset())(table).column("id").to_pylist()
+    extract_ids = ExtractRows(str(tmp_path), False, {})(table).column("id").to_pylist()
+    prepare_ids = [r["id"] for r in read_inputs(str(manifest), "audio").rows]
+    assert recognize_ids == extract_ids == prepare_ids == ["calls/a", "given-b"]
+    # a row with neither an id nor a path (an error row, named the same way every run)
+    bare = pa.table({"path": [None], "text": ["only words"], "id": [None]})
+    first = ManifestRows(str(tmp_path), frozenset())(bare).column("id").to_pylist()
+    again = ManifestRows(str(tmp_path), frozenset())(bare).column("id").to_pylist()
+    assert first == again == [row_id(None, None, "only words")]
+    assert first[0].startswith("row-")
+    # texts: the same text gets the same id in extract's reader and in read_inputs
+    texts = tmp_path / "t.csv"
+    texts.write_text("text\nI am so happy\n")
+    text_ids = [r["id"] for r in read_inputs(str(texts), "text").rows]
+    table = pa.table({"text": ["I am so happy"]})
+    assert ExtractRows(str(tmp_path), True, {})(table).column("id").to_pylist() == text_ids
