@@ -27,7 +27,7 @@ from raymer.audio import SAMPLE_RATE
 from raymer.batches import LoadedModel
 from raymer.errors import UsageError
 from raymer.models.whisper import SpeechFeatures
-from raymer.prediction import Prediction, judged, piece, recording
+from raymer.prediction import Prediction, judged, piece, recording, single
 from raymer.segment import Segment, SegmentOptions, SpeechRule, split
 
 
@@ -147,7 +147,6 @@ class Judging:
     long-audio rule (``cutting``) and the no-speech rule."""
 
     labels: list[str]
-    frame_rate: float
     needs_audio: bool = False
     multi_label: bool = False
     rule: SpeechRule = SpeechRule()
@@ -201,20 +200,7 @@ async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judgi
             results.append(recording(parts, duration, labels, multi))
         else:
             (part,) = parts
-            results.append(
-                Prediction(
-                    duration_s=duration,
-                    speech_s=part.speech_s,
-                    transcript=part.transcript,
-                    language=part.language,
-                    no_speech=part.no_speech,
-                    label=part.label,
-                    scores=part.scores,
-                    labels=part.labels,
-                    segments=parts,
-                    multi_label=multi,
-                )
-            )
+            results.append(single(part, duration, multi))
     return results
 
 
@@ -254,7 +240,6 @@ class Inference:
         self.labels = self.heads.labels
         self.judging = Judging(
             labels=self.labels,
-            frame_rate=float(self.extract.frame_rate_hz),
             needs_audio=self.heads.needs_audio,
             multi_label=self.heads.multi_label,
             rule=self.rule,

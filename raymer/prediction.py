@@ -107,11 +107,10 @@ def judged(labels: list[str], scores: np.ndarray | None, multi_label: bool = Fal
     """A score per label and the top label; a multi-label model adds ``labels``: every label
     whose score passes 0.5 (possibly none). No scores (no speech): all of them null."""
     if scores is None:
-        return {"emotions": None, "label": None} | ({"labels": None} if multi_label else {})
-    return {
-        "emotions": {lab: round(float(s), 6) for lab, s in zip(labels, scores, strict=True)},
-        "label": top_label(labels, scores),
-    } | ({"labels": labels_on(labels, scores)} if multi_label else {})
+        return _judged(None, None, None, multi_label)
+    named = {lab: float(s) for lab, s in zip(labels, scores, strict=True)}
+    on = labels_on(labels, scores) if multi_label else None
+    return _judged(named, top_label(labels, scores), on, multi_label)
 
 
 def piece(
@@ -154,6 +153,22 @@ def speech_time(
     if total <= 0:
         return None, None
     return max(seconds, key=seconds.get), {lab: s / total for lab, s in seconds.items()}
+
+
+def single(part: SegmentPrediction, duration: float, multi_label: bool) -> Prediction:
+    """A clip of one piece (up to ``segment_over_s``): the piece's answer is the clip's."""
+    return Prediction(
+        duration_s=duration,
+        speech_s=part.speech_s,
+        transcript=part.transcript,
+        language=part.language,
+        no_speech=part.no_speech,
+        label=part.label,
+        scores=part.scores,
+        labels=part.labels,
+        segments=[part],
+        multi_label=multi_label,
+    )
 
 
 def recording(

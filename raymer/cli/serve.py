@@ -27,7 +27,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     url = server.start(cfg)
     print(f"serving {cfg.checkpoint} at {url}/ (API docs: {url}/docs)", flush=True)
-    stopping = server.on_stop_signals()  # SIGTERM (docker stop, systemd, Kubernetes), SIGINT
+    server.on_stop_signals()  # SIGTERM (docker stop, systemd, Kubernetes), SIGINT
+    stopping = None
     try:
         for path in args.predict or []:
             result = recognize(url, Path(path), cfg.auth_token)

@@ -263,13 +263,13 @@ def check_settings(
     """Whether the output must be cleared first: rows were ``written`` and the run starts
     over (``resume`` false), or ``redo`` and other settings; raises ``SettingsMismatch`` when
     rows were ``written`` with settings other than ``settings`` (compared on ``keys``,
-    against ``OUTPUT/config.yaml``) and the run would add to them."""
+    against what ``save_settings`` recorded) and the run would add to them."""
     if written and not resume:
         return True
-    saved = _saved_settings(output) if written else None
+    saved, legacy = _saved_settings(output) if written else (None, False)
     if saved is None:
         return False
-    if not storage.exists(storage.join(output, SETTINGS)):  # from before SETTINGS existed
+    if legacy:  # from before SETTINGS: only what config.yaml could say is compared
         keys = [k for k in keys if k in saved]
     differ = [
         f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now"
@@ -295,14 +295,16 @@ def save_settings(output: str, settings: dict, config_yaml: str) -> None:
     storage.write_bytes(storage.join(output, SETTINGS), json.dumps(settings, indent=2).encode())
 
 
-def _saved_settings(output: str) -> dict | None:
+def _saved_settings(output: str) -> tuple[dict | None, bool]:
+    """What the last run saved, and whether it is an output from before ``SETTINGS`` (its
+    ``config.yaml`` then)."""
     uri = storage.join(output, SETTINGS)
     if storage.exists(uri):
-        return json.loads(storage.read_bytes(uri))
-    legacy = storage.join(output, "config.yaml")  # an output from before SETTINGS
+        return json.loads(storage.read_bytes(uri)), False
+    legacy = storage.join(output, "config.yaml")
     if storage.exists(legacy):
-        return yaml.safe_load(storage.read_bytes(legacy)) or {}
-    return None
+        return yaml.safe_load(storage.read_bytes(legacy)) or {}, True
+    return None, False
 
 
 def mark_done(output: str, summary: dict) -> None:

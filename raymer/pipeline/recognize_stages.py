@@ -123,7 +123,7 @@ def _segment_s(row: dict) -> float:
 
 class EmotionStage:
     """Actor: the text encoder and the checkpoint's model on each segment with speech (the
-    one path's ``inference.Heads`` and ``inference.piece``; with ``keep_features``, their
+    one path's ``inference.Heads`` and ``prediction.piece``; with ``keep_features``, their
     inputs written to ``features/``); returns one typed row per segment: a prediction, or
     (``error`` set) a failure."""
 

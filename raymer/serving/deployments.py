@@ -205,7 +205,6 @@ class SplitStages:
             rule = SpeechRule.of(self.cfg)
             judging = Judging(
                 labels=info["labels"],
-                frame_rate=info["frame_rate_hz"],
                 needs_audio=info["needs_audio"],
                 multi_label=info["multi_label"],
                 rule=rule,
