@@ -148,17 +148,11 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
 def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str):
     """(the rows to extract, how many inputs there are, how many are already written):
     one row per id (a duplicate is an error), less those in ``features/`` (resume)."""
-    from raymer.pipeline.inputs import anti_join
-    from raymer.pipeline.stages import one_per_id
+    from raymer.pipeline.inputs import anti_join, unique_ids
 
     # the grouping's partitions are the decode tasks: enough for every model actor
     parts = max(4, 2 * cfg.asr_actors, 2 * cfg.text_actors)
-    unique = ds.groupby("id", num_partitions=parts).map_groups(
-        one_per_id,
-        fn_kwargs={"errors_uri": errors_uri},
-        batch_format="pyarrow",
-        num_cpus=cfg.decode_num_cpus,
-    )
+    unique = unique_ids(ds, errors_uri, parts, cfg.decode_num_cpus)
     unique = unique.materialize()  # in the object store, not the driver
     inputs = unique.count()
     if not cfg.resume or not inputs:

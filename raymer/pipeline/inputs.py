@@ -13,6 +13,8 @@ import logging
 import posixpath
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,26 +37,110 @@ logger = logging.getLogger(__name__)
 
 LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
 LISTING_SCHEMA = pa.schema([("path", pa.string())])
+HEADER_BYTES = 16 << 20  # a JSONL manifest's first row is read up to this size
 
 
 def input_dataset(uri: str, listing_uri: str, reserved: frozenset[str]):
     """``uri`` (manifest, directory or file) -> a Ray Dataset with ``id``, ``path`` and the
     manifest's columns (``reserved``: output column names, which manifest columns must not
     take). Directory and file inputs are listed under ``listing_uri`` first."""
+    return read_inputs(uri, listing_uri, reserved).dataset
+
+
+@dataclass
+class Inputs:
+    """A command's input rows (lazy: nothing is read until the job runs) and the manifest
+    columns they carry, under the names they are written with."""
+
+    dataset: Any
+    carried: list[str]
+
+
+def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
+    """``input_dataset`` with the carried columns' names, known from the manifest's header
+    (``header_names``): no Ray Data execution."""
     import ray.data
 
     check_input(uri, files=True)
     if storage.is_dir(uri):
         root = _write_listing(_walk(uri), listing_uri)
         ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
-        return ds.map_batches(ListedRows(uri), batch_format="pyarrow", **READ_ARGS)
+        return Inputs(ds.map_batches(ListedRows(uri), batch_format="pyarrow", **READ_ARGS), [])
     if uri.lower().endswith(MANIFEST_SUFFIXES):
-        return read_manifest(uri).map_batches(
+        others = [n for n in header_names(uri) if n not in ("id", "path")]
+        carried = carried_names(others, reserved)
+        warn_renamed(uri, carried)
+        ds = read_manifest(uri).map_batches(
             ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow", **READ_ARGS
         )
+        return Inputs(ds, list(carried.values()))
     root = _write_listing(iter([uri]), listing_uri)  # one audio file
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
-    return ds.map_batches(ListedRows(storage.parent(uri)), batch_format="pyarrow", **READ_ARGS)
+    rows = ListedRows(storage.parent(uri))
+    return Inputs(ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), [])
+
+
+def header_names(uri: str) -> list[str]:
+    """A manifest's column names, from its header alone (CSV: the first line; JSONL: the
+    first row's keys; Parquet: the footer's schema)."""
+    import json
+
+    import pyarrow.csv as pacsv
+
+    fs, path = storage.filesystem(uri)
+    lower = uri.lower()
+    try:
+        if lower.endswith(".parquet"):
+            with fs.open_input_file(path) as f:
+                return list(pq.read_schema(f).names)
+        with fs.open_input_stream(path) as f:
+            if lower.endswith((".jsonl", ".json")):
+                head = b""
+                while b"\n" not in head.lstrip() and len(head) < HEADER_BYTES:
+                    chunk = f.read(65536)
+                    if not chunk:
+                        break
+                    head += chunk
+                line = head.lstrip().split(b"\n", 1)[0]
+                return list(json.loads(line)) if line.strip() else []
+            reader = pacsv.open_csv(f)
+            return list(reader.schema.names)
+    except (OSError, ValueError, pa.ArrowInvalid) as err:
+        raise ManifestError(f"cannot read manifest {uri}: {err}") from None
+
+
+def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
+    """Ray Data ``map_groups`` over the input rows by ``id``: one row per id (the first by
+    path, then text); each other row of that id is written to ``errors/`` as a duplicate
+    (stage ``manifest``). The one duplicate rule of every command."""
+    from raymer.pipeline.stages import write_errors
+
+    if group.num_rows == 1:
+        return group
+    names = group.column_names
+
+    def column(name: str) -> list:
+        return group.column(name).to_pylist() if name in names else [None] * group.num_rows
+
+    paths = column("path")
+    texts = column("reference_text") if "reference_text" in names else column("text")
+    order = sorted(range(group.num_rows), key=lambda i: (paths[i] or "", texts[i] or ""))
+    keep, rest = order[0], order[1:]
+    rid = group.column("id")[0].as_py()
+    error = f"duplicate id: {rid} is already {paths[keep] or 'a row'}"
+    duplicates = [{"id": rid, "path": paths[i], "stage": "manifest", "error": error} for i in rest]
+    write_errors(duplicates, errors_uri, prefix="duplicate")
+    return group.take(pa.array([keep], type=pa.int64()))
+
+
+def unique_ids(ds, errors_uri: str, partitions: int, num_cpus: float):
+    """One row per id (``one_per_id``), grouped by Ray Data into ``partitions`` blocks."""
+    return ds.groupby("id", num_partitions=partitions).map_groups(
+        one_per_id,
+        fn_kwargs={"errors_uri": errors_uri},
+        batch_format="pyarrow",
+        num_cpus=num_cpus,
+    )
 
 
 def read_manifest(uri: str):
@@ -308,7 +394,7 @@ def _label_lists(column) -> pa.Array:
     return pa.array(values, pa.list_(pa.string()))
 
 
-def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None):
+def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None, partitions: int = 2):
     """Rows of ``ds`` whose ``keys`` are not yet in the Parquet files under ``written_uri``:
     a left anti-join by Ray Data (the driver never holds the keys). ``cast`` types the keys
     as the written files store them."""
@@ -320,4 +406,4 @@ def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None):
     done = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).select_columns(list(keys))
     if cast is not None:
         ds = ds.map_batches(cast, batch_format="pyarrow", **READ_ARGS)
-    return ds.join(done, join_type="left_anti", num_partitions=2, on=keys)
+    return ds.join(done, join_type="left_anti", num_partitions=partitions, on=keys)

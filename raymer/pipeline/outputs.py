@@ -259,18 +259,20 @@ def check_settings(
     written: bool,
     redo: bool,
     resume: bool = True,
+    always: Iterable[str] = (),
 ) -> bool:
     """Whether the output must be cleared first: rows were ``written`` and the run starts
     over (``resume`` false), or ``redo`` and other settings; raises ``SettingsMismatch`` when
     rows were ``written`` with settings other than ``settings`` (compared on ``keys``,
-    against what ``save_settings`` recorded) and the run would add to them."""
+    against what ``save_settings`` recorded) and the run would add to them. ``always``: keys
+    compared even against an output from before ``SETTINGS`` (which cannot have them)."""
     if written and not resume:
         return True
     saved, legacy = _saved_settings(output) if written else (None, False)
     if saved is None:
         return False
     if legacy:  # from before SETTINGS: only what config.yaml could say is compared
-        keys = [k for k in keys if k in saved]
+        keys = [k for k in keys if k in saved or k in always]
     differ = [
         f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now"
         for k in keys

@@ -1,16 +1,19 @@
 """``raymer recognize``: a corpus of any size and any recording length -> emotions, in one
-streaming Ray Data job.
+streaming Ray Data job and a small finish.
 
-    read -> decode and segment (tasks) -> Whisper (actors) -> text encoder and the
-    checkpoint's model (actors) -> OUTPUT/predictions/ (Parquet)
+    read -> one row per id -> not yet committed (resume, by recording id, before any
+    decoding) -> decode and segment (tasks) -> Whisper (actors) -> text encoder and the
+    checkpoint's model (actors) -> write (``recognize_writes``: each recording committed
+    whole, predictions then its recordings row)
 
-then, aggregated by Ray Data over the predictions, one row per recording. The driver never
-holds the corpus: inputs are read by Ray Data's readers (or listed a folder at a time),
-resume is an anti-join against the segments already written, and the summary is computed by
-Ray Data. Layout of the output root:
+then, only for recordings whose segments the write tasks got apart, one Ray Data grouping
+of those rows (``finish``). The driver never holds the corpus: inputs are read by Ray Data's
+readers (or listed a folder at a time), the resume is an anti-join by Ray Data, and the
+summary is summed from the recordings files' footers. Layout of the output root:
 
     predictions/    one row per segment (``recognize_stages.prediction_schema``)
     recordings/     one row per recording: length, segments, speech, label, share_<label>
+                    (RUN-TASK.parquet beside the predictions file of the same name)
     errors/         errors.parquet: id, path, stage, error of every recording that failed
     features/       the model's inputs per segment (``keep_features: true``)
     plots/          <id>.png per recording of more than one segment, summary.png
@@ -38,15 +41,10 @@ from raymer.pipeline.outputs import (
     check_settings,
     claim,
     clear_done,
-    drop_truncated,
     mark_done,
     save_settings,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
-
-# Rows per Parquet file: the model stage's batches are small, its files must not be.
-STAGED_ROWS = 1_000  # what a crash can lose (it is redone on resume)
-PUBLISHED_ROWS = 20_000
 
 
 @dataclass
@@ -78,11 +76,11 @@ OUTPUT_NAMES = ("predictions", "recordings", "errors", "features", "plots")
 
 
 def outputs(root: str) -> dict[str, str]:
-    """The output's folders; the input listing and the staged rows are scratch space, under
+    """The output's folders; the input listing and the pending rows are scratch space, under
     ``outputs.SCRATCH`` (a name no user folder has)."""
     out = {name: storage.join(root, name) for name in OUTPUT_NAMES}
     scratch = storage.join(root, SCRATCH)
-    return out | {"scratch": scratch} | {n: storage.join(scratch, n) for n in ("inputs", "staged")}
+    return out | {"scratch": scratch} | {n: storage.join(scratch, n) for n in ("inputs", "pending")}
 
 
 def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
@@ -101,6 +99,7 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
 # Settings that make the predictions: rows made with others are never mixed with new ones.
 SETTINGS = (
     "model_sha256",  # the checkpoint's content, not its path: retrained in place, it differs
+    "layout",  # how the output is written: one from before recordings were committed whole
     "segment_over_s",
     "max_segment_s",
     "min_silence_s",
@@ -110,31 +109,62 @@ SETTINGS = (
     "no_speech_prob",
     "logprob_threshold",
 )
+LAYOUT = 2  # recordings committed whole by the write tasks (``recognize_writes``)
 
 
 def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> RecognizeSummary:
+    from raymer.pipeline.recognize_writes import output_totals, repair
+
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
     written = bool(storage.list_files(out["predictions"], (".parquet",)))
-    settings = cfg.model_dump(mode="json") | {"model_sha256": checkpoint.digest(spec.checkpoint)}
-    if check_settings(cfg.output, settings, SETTINGS, written, cfg.redo, cfg.resume):
+    settings = cfg.model_dump(mode="json") | {
+        "model_sha256": checkpoint.digest(spec.checkpoint),
+        "layout": LAYOUT,
+    }
+    if check_settings(
+        cfg.output, settings, SETTINGS, written, cfg.redo, cfg.resume, always=("layout",)
+    ):
         for name in OUTPUT_NAMES:
             storage.delete_dir(out[name])
-    drop_truncated(out["predictions"])  # a file a crash cut short: its segments are redone
     clear_done(cfg.output)
+    storage.delete_dir(out["scratch"])  # a dead run's listing and pending rows: redone
+    repair(out["predictions"], out["recordings"])  # a crash's half-written recordings: redone
     for name in ("predictions", "errors", "recordings"):
         storage.makedirs(out[name])
     for uri in storage.list_files(out["errors"], (".parquet",)):  # failures are tried again
         storage.delete_file(uri)
-    storage.delete_dir(out["staged"])  # a dead run's rows, never published: redone
     save_settings(cfg.output, settings, _config_yaml(cfg, spec))
+    plots = cfg.plots and can_plot()
+    if plots:
+        storage.makedirs(out["plots"])
     init_ray()
-    _predict(cfg, spec, out, run_id)
-    lease.check()  # still this run's output: publish
-    failed = _publish(out, run_id)
+    sink = _stream(cfg, spec, out, run_id, plots)
+    lease.check()  # still this run's output
+    new = sink.written
+    if new.pending:
+        new.add(_finish(cfg, sink.layout, run_id))
+    failed = _merge_errors(out)
     storage.delete_dir(out["scratch"])
-    with shuffle_by_sort():
-        _recordings(cfg, spec, out)
-        summary = _summarize(cfg, spec, out, run_id, failed, time.perf_counter() - started)
+    totals = output_totals(out["recordings"], spec.labels)
+    wall_s = time.perf_counter() - started
+    if plots and totals.labels:
+        from raymer.pipeline.plots import shares_png
+
+        seconds = {lab: totals.seconds.get(lab, 0.0) for lab in spec.labels}
+        storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
+    summary = RecognizeSummary(
+        recordings=totals.recordings,
+        segments=totals.segments,
+        audio_hours=totals.duration_s / 3600,
+        speech_hours=totals.speech_s / 3600,
+        new_recordings=new.new.recordings,
+        failed=failed,
+        wall_s=wall_s,
+        audio_s_per_s=new.new.duration_s / wall_s if wall_s > 0 else 0.0,
+        labels={lab: totals.labels[lab] for lab in spec.labels if totals.labels.get(lab)},
+        output=cfg.output,
+        error_examples=_error_examples(out) if failed else [],
+    )
     record = json.dumps(asdict(summary), indent=2).encode()
     lease.check()
     storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
@@ -151,29 +181,47 @@ def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
     )
 
 
-def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id: str) -> None:
-    """The streaming job: inputs -> segments -> (not yet written) -> Whisper -> model."""
+def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id: str, plots):
+    """The streaming job (one Ray Data execution): inputs -> one per id -> not committed ->
+    segments -> Whisper -> model -> committed by the write tasks. Returns the sink, which
+    holds what the tasks wrote."""
     from ray.data import ActorPoolStrategy
 
     from raymer.console import Progress
     from raymer.pipeline.faults import new_ledger, poison_clip, watched
-    from raymer.pipeline.inputs import input_dataset, warn_renamed
-    from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, EmotionStage, SpeechStage
+    from raymer.pipeline.inputs import anti_join, read_inputs, unique_ids
+    from raymer.pipeline.recognize_stages import (
+        OUTPUT_COLUMNS,
+        EmotionStage,
+        SpeechStage,
+        staged_schema,
+    )
+    from raymer.pipeline.recognize_writes import Layout, RecognizeSink
     from raymer.pipeline.segmenting import segment_batch
 
     _check_room(cfg)
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
 
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
-    ds = input_dataset(cfg.input, out["inputs"], frozenset(reserved))
-    manifest_columns = [c for c in _column_names(ds) if c not in ("id", "path")]
-    renamed = {c.removeprefix("manifest_") for c in manifest_columns} & reserved
-    warn_renamed(cfg.input, {c: f"manifest_{c}" for c in sorted(renamed)})
-    # A manifest file is one block as read: small blocks make the decode tasks parallel.
-    # The input rows are then held in the object store (not the driver) before the model
-    # actors start: Ray Data's repartition asks a whole CPU per task, which two Whisper
-    # actors and the model actor on 2 CPUs would never leave it.
-    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
+    inputs = read_inputs(cfg.input, out["inputs"], frozenset(reserved))
+    layout = Layout(
+        predictions=out["predictions"],
+        recordings=out["recordings"],
+        errors=out["errors"],
+        pending=out["pending"],
+        plots=out["plots"] if plots else None,
+        labels=tuple(spec.labels),
+        staged=staged_schema(spec, inputs.carried),
+    )
+    storage.makedirs(layout.pending)
+    sink = RecognizeSink(layout, run_id)
+    parts = max(4, 2 * cfg.asr_actors)
+    with shuffle_by_sort():
+        ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
+        if cfg.resume:  # by recording id, before anything is decoded
+            ds = anti_join(ds, out["recordings"], ("id",), partitions=parts)
+    # small blocks: the decode tasks run in parallel whatever the input's own blocks
+    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
     ds = ds.map_batches(
         segment_batch,
         fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},
@@ -181,8 +229,6 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
     )
-    if cfg.resume:
-        ds = _not_written(ds, out["predictions"])
     gpu = 1 if cfg.use_gpu else 0
     ds = ds.map_batches(
         SpeechStage,
@@ -195,21 +241,42 @@ def _predict(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id
     )
     ds = ds.map_batches(
         EmotionStage,
-        fn_constructor_args=(cfg, spec.checkpoint, out, manifest_columns, run_id, ledger),
+        fn_constructor_args=(cfg, spec.checkpoint, out, inputs.carried, run_id, ledger),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.model_actors),
         num_cpus=cfg.model_num_cpus,
         num_gpus=gpu * cfg.model_num_gpus,
         batch_format="numpy",
     )
-    fs, path = storage.filesystem(storage.join(out["staged"], run_id))
     with watched(ledger, Progress("recognize", None, "segments")):
-        ds.write_parquet(
-            path,
-            filesystem=fs,
-            min_rows_per_file=STAGED_ROWS,
-            ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
+    return sink
+
+
+def _finish(cfg: RecognizeConfig, layout, run_id: str):
+    """The recordings whose segments the write tasks got apart: grouped by Ray Data (the
+    run's pending rows only) and committed whole (the second and last execution)."""
+    import ray.data
+
+    from raymer.pipeline.recognize_writes import Written, finish_group
+
+    written = Written()
+    if not storage.list_files(layout.pending, (".parquet",)):
+        return written
+    fs, path = storage.filesystem(layout.pending)
+    with shuffle_by_sort():
+        ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
+        ds = ds.groupby("id").map_groups(
+            finish_group,
+            fn_kwargs={"layout": layout, "run_id": run_id},
+            batch_format="pyarrow",
+            num_cpus=cfg.decode_num_cpus,
         )
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=1024):
+            for text in batch.column("written").to_pylist():
+                written.add(Written.from_json(text))
+    written.pending = 0
+    return written
 
 
 def _check_room(cfg: RecognizeConfig) -> None:
@@ -227,150 +294,23 @@ def _check_room(cfg: RecognizeConfig) -> None:
         )
 
 
-def _publish(out: dict, run_id: str) -> int:
-    """This run's rows, sorted by Ray Data: predictions into ``predictions/``, failures into
-    ``errors/errors.parquet``; returns the failures."""
-    import ray.data
-
-    from raymer.pipeline.recognize_stages import failures, successes
-
-    staged = storage.join(out["staged"], run_id)
-    files = storage.list_files(staged, (".parquet",))
-    decoded = storage.list_files(out["errors"], (".parquet",))  # the decode tasks' failures
-    if not files:
-        return _merge_errors(out, decoded)
-    fs, path = storage.filesystem(staged)
-    rows = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
-    pfs, ppath = storage.filesystem(out["predictions"])
-    rows.map_batches(successes, batch_format="pyarrow", **READ_ARGS).write_parquet(
-        ppath, filesystem=pfs, min_rows_per_file=PUBLISHED_ROWS
-    )
-    efs, epath = storage.filesystem(storage.join(out["staged"], run_id + "-errors"))
-    rows.map_batches(failures, batch_format="pyarrow", **READ_ARGS).write_parquet(
-        epath, filesystem=efs
-    )
-    parts = storage.list_files(storage.join(out["staged"], run_id + "-errors"), (".parquet",))
-    for uri in files:
-        storage.delete_file(uri)
-    return _merge_errors(out, decoded + parts)
-
-
-def _merge_errors(out: dict, parts: list[str]) -> int:
+def _merge_errors(out: dict) -> int:
     """Every error part of this run -> ``errors/errors.parquet`` (streamed); the count."""
     from raymer.pipeline.stages import summarize_errors
 
-    failed = summarize_errors(parts, storage.join(out["errors"], "errors.parquet"))
+    merged = storage.join(out["errors"], "errors.parquet")
+    parts = [u for u in storage.list_files(out["errors"], (".parquet",)) if u != merged]
+    failed = summarize_errors(parts, merged)
     for uri in parts:
         storage.delete_file(uri)
     return failed
 
 
-def _column_names(ds) -> list[str]:
-    """The input rows' columns (from the first block: a manifest's columns are fixed)."""
-    schema = ds.schema()
-    return list(schema.names) if schema is not None else ["id", "path"]
-
-
-def _not_written(ds, predictions: str):
-    """Segments not yet in ``predictions``: an anti-join on (id, segment), by Ray Data."""
-    from raymer.pipeline.inputs import anti_join
-
-    return anti_join(ds, predictions, ("id", "segment"), cast=_typed_keys)
-
-
-def _typed_keys(table):
-    """The join keys typed as the predictions store them (string id, int32 segment)."""
-    import pyarrow as pa
-
-    index = table.schema.get_field_index("segment")
-    return table.set_column(index, "segment", table.column("segment").cast(pa.int32()))
-
-
-def _recordings(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> None:
-    """One row per recording, aggregated by Ray Data over every prediction in the output."""
-    import ray.data
-
-    from raymer.pipeline.recognize_stages import recording_row
-
-    for uri in storage.list_files(out["recordings"], (".parquet",)):
-        storage.delete_file(uri)
-    if not storage.list_files(out["predictions"], (".parquet",)):
-        return
-    fs, path = storage.filesystem(out["predictions"])
-    ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
-    plots = cfg.plots and can_plot()
-    if plots:
-        storage.makedirs(out["plots"])
-    grouped = ds.groupby("id").map_groups(
-        recording_row,
-        fn_kwargs={"labels": spec.labels, "plots_uri": out["plots"] if plots else None},
-        batch_format="pyarrow",
-        num_cpus=cfg.decode_num_cpus,
-    )
-    rfs, rpath = storage.filesystem(out["recordings"])
-    grouped.write_parquet(rpath, filesystem=rfs)
-
-
-def _summarize(
-    cfg: RecognizeConfig,
-    spec: checkpoint.ModelSpec,
-    out: dict,
-    run_id: str,
-    failed: int,
-    wall_s: float,
-) -> RecognizeSummary:
-    """Counts and hours of the output, in one Ray Data aggregation over the recordings;
-    this run's share by its ``run_id``."""
-    totals = _totals(out, spec.labels, run_id)
-    labels = {lab: int(totals[f"is_{lab}"]) for lab in spec.labels if totals[f"is_{lab}"]}
-    if cfg.plots and labels and can_plot():
-        from raymer.pipeline.plots import shares_png
-
-        seconds = {lab: float(totals[f"seconds_{lab}"]) for lab in spec.labels}
-        storage.makedirs(out["plots"])
-        storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
-    return RecognizeSummary(
-        recordings=int(totals["count"]),
-        segments=int(totals["segments"]),
-        audio_hours=totals["duration_s"] / 3600,
-        speech_hours=totals["speech_s"] / 3600,
-        new_recordings=int(totals["new"]),
-        failed=failed,
-        wall_s=wall_s,
-        audio_s_per_s=totals["new_s"] / wall_s if wall_s > 0 else 0.0,
-        labels=labels,
-        output=cfg.output,
-        error_examples=_error_examples(out) if failed else [],
-    )
-
-
-def _totals(out: dict, labels: list[str], run_id: str) -> dict[str, float]:
-    import ray.data
-    from ray.data.aggregate import Count, Sum
-
-    from raymer.pipeline.recognize_stages import summary_columns
-
-    names = ["segments", "duration_s", "speech_s", "new", "new_s"]
-    names += [f"{kind}_{lab}" for lab in labels for kind in ("is", "seconds")]
-    totals = dict.fromkeys(["count", *names], 0.0)
-    if not storage.list_files(out["recordings"], (".parquet",)):
-        return totals
-    fs, path = storage.filesystem(out["recordings"])
-    ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).map_batches(
-        summary_columns,
-        fn_kwargs={"labels": labels, "run_id": run_id},
-        batch_format="pyarrow",
-        **READ_ARGS,
-    )
-    found = ds.aggregate(Count(), *[Sum(name) for name in names])
-    totals["count"] = found["count()"]
-    totals |= {name: found[f"sum({name})"] or 0.0 for name in names}
-    return totals
-
-
 def _error_examples(out: dict) -> list[str]:
-    import ray.data
+    """Up to five errors, read from the first row group of ``errors.parquet``."""
+    import pyarrow.parquet as pq
 
     fs, path = storage.filesystem(storage.join(out["errors"], "errors.parquet"))
-    rows = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).take(5)
-    return [f"{row['id']}: {row['error']}" for row in rows]
+    with fs.open_input_file(path) as f:
+        first = next(pq.ParquetFile(f).iter_batches(batch_size=5), None)
+    return [f"{r['id']}: {r['error']}" for r in (first.to_pylist() if first else [])]

@@ -23,10 +23,8 @@ from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
 from raymer.pipeline.stages import Batch, row_columns, stage_device, to_rows
-from raymer.schema import ERRORS_SCHEMA
 from raymer.segment import SpeechRule
 
-SEGMENT_KEYS = ("segment", "start_s", "end_s", "duration_s", "speech_s", "audio", "error", "stage")
 OUTPUT_COLUMNS = frozenset(
     {"id", "path", "segment", "start_s", "end_s", "duration_s", "speech_s", "transcript"}
     | {"language", "no_speech", "no_speech_prob", "label", "labels", "run_id"}
@@ -54,6 +52,17 @@ def prediction_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema
         fields.append(("labels", pa.list_(pa.string())))
     fields += [("run_id", pa.string()), *[(c, pa.string()) for c in manifest_columns]]
     return pa.schema(fields)
+
+
+# What the emotion stage adds to a prediction row for the writer (``recognize_writes``): a
+# failed segment's error and stage, and whether it is its recording's last segment.
+STAGE_COLUMNS = ("error", "stage", "last")
+
+
+def staged_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema:
+    """The emotion stage's rows: a prediction row and ``STAGE_COLUMNS``."""
+    extra = [("error", pa.string()), ("stage", pa.string()), ("last", pa.bool_())]
+    return pa.schema([*prediction_schema(spec, manifest_columns), *extra])
 
 
 def _floats(data: bytes) -> np.ndarray:
@@ -148,8 +157,7 @@ class EmotionStage:
         self.spec = self.heads.main.spec
         self.encoder = build_text_encoder(self.spec.extract, device, cfg.model_threads)
         self.manifest_columns = manifest_columns
-        errors = [pa.field("error", pa.string()), pa.field("stage", pa.string())]
-        self.schema = pa.schema([*prediction_schema(self.spec, manifest_columns), *errors])
+        self.schema = staged_schema(self.spec, manifest_columns)
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
@@ -203,6 +211,7 @@ class EmotionStage:
         record |= answer.columns(self.spec.labels, self.spec.multi_label)
         record |= {"start_s": start, "end_s": end, "duration_s": row.get("duration_s")}
         record |= {"run_id": self.run_id, "error": row["error"], "stage": row["stage"]}
+        record |= {"last": bool(row.get("last"))}
         record |= {c: row.get(c) for c in self.manifest_columns}
         return record
 
@@ -232,14 +241,14 @@ class EmotionStage:
         pq.write_table(table, path, filesystem=fs)
 
 
-def recording_row(group: pa.Table, labels: list[str], plots_uri: str | None) -> pa.Table:
-    """Ray Data ``map_groups``: all the segments of one recording -> its summary row: length,
-    segments, speech the VAD heard, the label with the most speech time and each label's
-    share (``inference.speech_time``, as the service's answer for long audio); and with
+def recording_row(rows: list[dict], labels: list[str], plots_uri: str | None) -> dict:
+    """All the segments of one recording -> its summary row: length, segments, speech the
+    VAD heard, the label with the most speech time and each label's share
+    (``prediction.speech_time``, as the service's answer for long audio); and with
     ``plots_uri`` its emotion-over-time plot (more than one segment)."""
     from raymer.prediction import speech_time
 
-    rows = sorted(group.to_pylist(), key=lambda r: r["segment"])
+    rows = sorted(rows, key=lambda r: r["segment"])
     label, shares = speech_time(
         labels, [(r["label"], r["end_s"] - r["start_s"]) for r in rows if not r["no_speech"]]
     )
@@ -260,7 +269,7 @@ def recording_row(group: pa.Table, labels: list[str], plots_uri: str | None) -> 
 
         name = record["id"].replace("/", "__") + ".png"
         storage.write_bytes(storage.join(plots_uri, name), timeline_png(rows, labels))
-    return pa.Table.from_pylist([record], schema=recording_schema(labels))
+    return record
 
 
 def recording_schema(labels: list[str]) -> pa.Schema:
@@ -272,45 +281,7 @@ def recording_schema(labels: list[str]) -> pa.Schema:
             ("segments", pa.int64()),
             ("speech_s", pa.float64()),
             ("label", pa.string()),
-            ("run_id", pa.string()),  # the run that wrote its last segment
+            ("run_id", pa.string()),  # the run that wrote it
             *[(f"share_{lab}", pa.float64()) for lab in labels],
         ]
     )
-
-
-def summary_columns(table: pa.Table, labels: list[str], run_id: str) -> pa.Table:
-    """Recordings -> the numbers ``raymer recognize`` sums in one Ray Data aggregation:
-    per label, a 1 where it is the recording's label and its speech seconds; and whether
-    (and how much audio) this run wrote."""
-    import pyarrow.compute as pc
-
-    speech = table.column("speech_s")
-    out = {
-        "segments": table.column("segments"),
-        "duration_s": table.column("duration_s"),
-        "speech_s": speech,
-    }
-    for lab in labels:
-        out[f"is_{lab}"] = pc.cast(pc.equal(table.column("label"), lab), pa.int64()).fill_null(0)
-        share = table.column(f"share_{lab}").fill_null(0.0)
-        out[f"seconds_{lab}"] = pc.multiply(share, speech)
-    new = pc.equal(table.column("run_id"), run_id).fill_null(False)
-    out["new"] = pc.cast(new, pa.int64())
-    out["new_s"] = pc.if_else(new, table.column("duration_s"), 0.0)
-    return pa.table(out)
-
-
-def successes(table: pa.Table) -> pa.Table:
-    """Rows of good segments, without the failure columns."""
-    import pyarrow.compute as pc
-
-    good = table.filter(pc.is_null(table.column("error")))
-    return good.drop_columns(["error", "stage"])
-
-
-def failures(table: pa.Table) -> pa.Table:
-    """Rows of failed recordings (or segments), as ``errors.parquet`` holds them."""
-    import pyarrow.compute as pc
-
-    bad = table.filter(pc.is_valid(table.column("error")))
-    return bad.select(["id", "path", "stage", "error"]).cast(ERRORS_SCHEMA)

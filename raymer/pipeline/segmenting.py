@@ -69,7 +69,20 @@ def _guarded(row: dict, options, limits, ledger, max_attempts: int) -> Iterator[
 
 # An error row is segment -1: never taken for a written segment by the resume anti-join
 _ERROR_BASE = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
-_ERROR_BASE |= {"audio": b"", "error": None, "stage": None}
+_ERROR_BASE |= {"audio": b"", "error": None, "stage": None, "last": False}
+
+
+def _with_last(segments: Iterator) -> Iterator[tuple]:
+    """(segment, whether it is the recording's last): one segment is held back until the
+    next arrives. A recording is whole in the output once its last segment is there; one
+    whose decoding failed midway never has one, and is written nowhere but ``errors/``."""
+    held = None
+    for segment in segments:
+        if held is not None:
+            yield held, False
+        held = segment
+    if held is not None:
+        yield held, True
 
 
 def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> Iterator[dict]:
@@ -88,7 +101,7 @@ def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> It
     try:
         with open_audio(row["path"], limits, options.chunk_s) as decoded:
             duration = decoded.duration_s  # the header's (None where it has none)
-            for seg in split(iter(decoded), options):
+            for seg, last in _with_last(split(iter(decoded), options)):
                 yield (
                     row
                     | base
@@ -99,6 +112,7 @@ def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> It
                         "duration_s": duration or seg.total_s,
                         "speech_s": seg.speech_s,
                         "audio": seg.audio.astype(np.float32).tobytes(),
+                        "last": last,
                     }
                 )
     except AudioError as err:

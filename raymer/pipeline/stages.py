@@ -269,21 +269,6 @@ def stage_device(cfg: ExtractConfig | RecognizeConfig, num_gpus: float) -> str:
     return "cpu" if cfg.device == "cpu" else "cuda"
 
 
-def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
-    """Ray Data ``map_groups`` over the input rows by ``id``: one row per id (the first by
-    path, then text); each other row of that id is written to ``errors/`` as a duplicate."""
-    if group.num_rows == 1:
-        return group
-    paths, texts = group.column("path").to_pylist(), group.column("reference_text").to_pylist()
-    order = sorted(range(group.num_rows), key=lambda i: (paths[i] or "", texts[i] or ""))
-    keep, rest = order[0], order[1:]
-    rid = group.column("id")[0].as_py()
-    error = f"duplicate id: {rid} is already {paths[keep] or 'a row'}"
-    duplicates = [{"id": rid, "path": paths[i], "stage": "manifest", "error": error} for i in rest]
-    write_errors(duplicates, errors_uri, prefix="duplicate")
-    return group.take(pa.array([keep], type=pa.int64()))
-
-
 def summarize_errors(parts: list[str], merged_uri: str) -> int:
     """Merge error parts into one Parquet file, a row group at a time; returns the rows."""
     if not parts:

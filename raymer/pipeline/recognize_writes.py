@@ -1,0 +1,248 @@
+"""How ``raymer recognize`` writes: a recording is committed whole, by the streaming job's
+own write tasks, and the output's totals are read from what was committed.
+
+A write task (``RecognizeSink``) gets the emotion stage's rows (a segment each) and sorts
+each recording it holds:
+
+- whole (segments 0 to the one marked ``last``, none failed): its segments go to
+  ``predictions/STEM.parquet``, then its row to ``recordings/STEM.parquet`` (written last:
+  the commit). The recordings file carries its totals in its Parquet metadata
+  (``TOTALS_KEY``), so the summary reads footers, never rows;
+- whole with a failed segment: its failed segments go to ``errors/`` and nothing else (the
+  recording is tried again whole by the next run, as a file that failed to decode is);
+- not whole here (its segments spread over write tasks: a long recording, or one cut by a
+  block boundary): its rows go to the run's scratch ``pending/``; ``finish`` groups those
+  by recording with Ray Data and commits each whole one the same way.
+
+Resume is by recording id against ``recordings/``, before anything is decoded. A crash can
+leave a predictions file without its recordings file (or a file without its footer):
+``repair`` removes both halves of such a pair before a run starts, so those recordings are
+done again, once. Names are the run id and the write task's index: a retried task rewrites
+its own files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
+
+from raymer import storage
+from raymer.pipeline.outputs import drop_truncated
+from raymer.pipeline.recognize_stages import STAGE_COLUMNS, recording_row, recording_schema
+from raymer.pipeline.stages import write_errors
+
+TOTALS_KEY = b"raymer.totals"
+WRITE_ROWS = 1_000  # segments per write task: what a crash can make the next run redo
+
+
+@dataclass
+class Totals:
+    """Sums over committed recordings: what the summary reports."""
+
+    recordings: int = 0
+    segments: int = 0
+    duration_s: float = 0.0
+    speech_s: float = 0.0
+    labels: dict[str, int] = field(default_factory=dict)  # recordings per label
+    seconds: dict[str, float] = field(default_factory=dict)  # speech seconds per label
+
+    def add(self, other: Totals) -> Totals:
+        self.recordings += other.recordings
+        self.segments += other.segments
+        self.duration_s += other.duration_s
+        self.speech_s += other.speech_s
+        for lab, n in other.labels.items():
+            self.labels[lab] = self.labels.get(lab, 0) + n
+        for lab, s in other.seconds.items():
+            self.seconds[lab] = self.seconds.get(lab, 0.0) + s
+        return self
+
+    @classmethod
+    def of(cls, recordings: list[dict], labels: list[str]) -> Totals:
+        totals = cls()
+        for rec in recordings:
+            totals.recordings += 1
+            totals.segments += int(rec["segments"])
+            totals.duration_s += float(rec["duration_s"] or 0.0)
+            totals.speech_s += float(rec["speech_s"] or 0.0)
+            if rec["label"] is not None:
+                totals.labels[rec["label"]] = totals.labels.get(rec["label"], 0) + 1
+            for lab in labels:
+                share = rec.get(f"share_{lab}") or 0.0
+                totals.seconds[lab] = totals.seconds.get(lab, 0.0) + share * rec["speech_s"]
+        return totals
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Totals:
+        return cls(**data)
+
+
+@dataclass
+class Written:
+    """What a write task (or the finish) did: the recordings it committed, those it
+    reported failed, and those it left pending."""
+
+    new: Totals = field(default_factory=Totals)
+    failed: int = 0
+    pending: int = 0
+
+    def add(self, other: Written) -> Written:
+        self.new.add(other.new)
+        self.failed += other.failed
+        self.pending += other.pending
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Written:
+        data = json.loads(text)
+        return cls(Totals.from_dict(data["new"]), data["failed"], data["pending"])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run writes, and what its rows look like."""
+
+    predictions: str
+    recordings: str
+    errors: str
+    pending: str
+    plots: str | None  # None: no plots
+    labels: tuple[str, ...]
+    staged: pa.Schema  # the emotion stage's rows (``recognize_stages.staged_schema``)
+
+    @property
+    def prediction_schema(self) -> pa.Schema:
+        keep = [f for f in self.staged if f.name not in STAGE_COLUMNS]
+        return pa.schema(keep)
+
+
+def whole(rows: list[dict]) -> list[dict] | None:
+    """One recording's rows -> its segments in order, once each, when every segment from 0
+    to the one marked last is there; else None."""
+    by_index: dict[int, dict] = {}
+    for row in rows:
+        by_index.setdefault(int(row["segment"]), row)  # a retried task's copy counts once
+    lasts = [i for i, r in by_index.items() if r["last"]]
+    if not lasts or sorted(by_index) != list(range(max(lasts) + 1)):
+        return None
+    return [by_index[i] for i in sorted(by_index)]
+
+
+def commit(rows: list[dict], stem: str, layout: Layout, final: bool = False) -> Written:
+    """Sort a write task's rows by recording and write them (module docstring). ``final``:
+    the finish, where a recording still not whole is one whose decoding failed midway (its
+    error is in ``errors/`` already): dropped, not pending."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["id"], []).append(row)
+    done, failed, pending, written = [], [], [], Written()
+    for group in groups.values():
+        segments = whole(group)
+        if segments is None:
+            if not final:
+                pending += group
+                written.pending += 1
+        elif any(r["error"] is not None for r in segments):
+            failed += [r for r in segments if r["error"] is not None]
+            written.failed += 1
+        else:
+            done.append(segments)
+    labels = list(layout.labels)
+    if pending:
+        _write(pending, layout.staged, storage.join(layout.pending, stem + ".parquet"))
+    write_errors(failed, layout.errors, prefix=f"segments-{stem}")
+    if done:
+        records = [recording_row(segments, labels, layout.plots) for segments in done]
+        written.new = Totals.of(records, labels)
+        predictions = [r for segments in done for r in segments]
+        uri = storage.join(layout.predictions, stem + ".parquet")
+        _write(predictions, layout.prediction_schema, uri)
+        metadata = {TOTALS_KEY: json.dumps(asdict(written.new)).encode()}
+        schema = recording_schema(labels).with_metadata(metadata)
+        _write(records, schema, storage.join(layout.recordings, stem + ".parquet"))  # the commit
+    return written
+
+
+def _write(rows: list[dict], schema: pa.Schema, uri: str) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    fs, path = storage.filesystem(uri)
+    pq.write_table(table, path, filesystem=fs)
+
+
+class RecognizeSink(Datasink):
+    """The streaming job's write: each task commits the recordings it holds whole
+    (``commit``); the driver's copy sums what the tasks did into ``written``."""
+
+    def __init__(self, layout: Layout, run_id: str) -> None:
+        self.layout, self.run_id = layout, run_id
+        self.written = Written()
+
+    @property
+    def min_rows_per_write(self) -> int:
+        return WRITE_ROWS
+
+    def write(self, blocks, ctx) -> str:
+        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return Written().to_json()
+        rows = pa.concat_tables([t.cast(self.layout.staged) for t in tables]).to_pylist()
+        stem = f"{self.run_id}-{ctx.task_idx:06d}"
+        return commit(rows, stem, self.layout).to_json()
+
+    def on_write_complete(self, write_result) -> None:
+        for text in write_result.write_returns:
+            self.written.add(Written.from_json(text))
+
+
+def finish_group(group: pa.Table, layout: Layout, run_id: str) -> pa.Table:
+    """Ray Data ``map_groups`` over the pending rows by recording: commit it when whole."""
+    rows = group.to_pylist()
+    key = hashlib.sha1(str(rows[0]["id"]).encode()).hexdigest()[:16]
+    written = commit(rows, f"{run_id}-r-{key}", layout, final=True)
+    return pa.table({"written": [written.to_json()]})
+
+
+def repair(predictions: str, recordings: str) -> None:
+    """Before a run: a file a crash cut short loses its footer, and a predictions file whose
+    recordings file was never written is not committed; both halves of such a pair are
+    removed, so those recordings are done again (the resume reads ``recordings/``)."""
+    drop_truncated(predictions)
+    drop_truncated(recordings)
+    stems = {name: _stems(folder) for name, folder in (("p", predictions), ("r", recordings))}
+    for name, folder in (("p", predictions), ("r", recordings)):
+        other = stems["r" if name == "p" else "p"]
+        for stem in sorted(stems[name] - other):
+            storage.delete_file(storage.join(folder, stem + ".parquet"))
+
+
+def _stems(folder: str) -> set[str]:
+    return {
+        uri.rsplit("/", 1)[-1].removesuffix(".parquet")
+        for uri in storage.list_files(folder, (".parquet",))
+    }
+
+
+def output_totals(recordings: str, labels: list[str]) -> Totals:
+    """Sums over every committed recording: from each recordings file's footer (one small
+    read per file; the rows are read only for a file without the totals)."""
+    totals = Totals()
+    for uri in storage.list_files(recordings, (".parquet",)):
+        fs, path = storage.filesystem(uri)
+        with fs.open_input_file(path) as f:
+            meta = pq.read_metadata(f).metadata or {}
+            if TOTALS_KEY in meta:
+                totals.add(Totals.from_dict(json.loads(meta[TOTALS_KEY])))
+            else:
+                f.seek(0)
+                totals.add(Totals.of(pq.read_table(f).to_pylist(), labels))
+    return totals
