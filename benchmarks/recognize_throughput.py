@@ -1,6 +1,7 @@
 """Throughput of ``raymer recognize`` against ``extract`` + ``infer`` and a plain loop, one run.
 
     python benchmarks/recognize_throughput.py --checkpoint runs/sample/compare [--clips 60]
+        [--skip-two-jobs]
 
 On the same generated clips (the sample corpus's voices and sentences), with the
 checkpoint's own Whisper settings (model, beam, language):
@@ -11,9 +12,11 @@ checkpoint's own Whisper settings (model, beam, language):
     gives no encoder frames, which the fusion model reads; ``extract_throughput.py``
     compares the ASR part with it.);
 (b) ``raymer extract`` then ``raymer infer`` (two jobs; features stored in between);
-(c) ``raymer recognize`` (one streaming job, nothing stored but the predictions).
+(c) ``raymer recognize`` (one streaming job, nothing stored but the predictions), then the
+    same command again on its finished output (the resume: nothing to decode).
 
-Prints audio seconds per wall second of each, the ratios b/a and c/a, and the WER of (a)
+Prints audio seconds per wall second of each, the ratios b/a and c/a, recognize's phases
+(``RecognizeSummary.phases_s``: its fixed cost beside the streaming job) and the WER of (a)
 and (c) against the known sentences (equal quality: same beam).
 """
 
@@ -50,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--clips", type=int, default=60)
+    parser.add_argument("--skip-two-jobs", action="store_true", help="leave (b) out")
     args = parser.parse_args()
     from raymer import checkpoint
     from raymer.audio import decode_audio
@@ -71,16 +75,22 @@ def main() -> None:
         refs = [r["text"] for r in rows]
         plain_s, plain_texts = plain_loop(args.checkpoint, clips)
 
-        start = time.perf_counter()
-        settings = spec.extract.model_dump()
-        extract(ExtractConfig(input=str(manifest), output=f"{tmp}/extract", **settings))
-        infer(args.checkpoint, f"{tmp}/extract", f"{tmp}/infer")
-        two_jobs_s = time.perf_counter() - start
+        two_jobs_s = None
+        if not args.skip_two_jobs:
+            start = time.perf_counter()
+            settings = spec.extract.model_dump()
+            extract(ExtractConfig(input=str(manifest), output=f"{tmp}/extract", **settings))
+            infer(args.checkpoint, f"{tmp}/extract", f"{tmp}/infer")
+            two_jobs_s = time.perf_counter() - start
 
+        cfg = RecognizeConfig(input=str(manifest), checkpoint=args.checkpoint,
+                              output=f"{tmp}/recognize", plots=False)  # fmt: skip
         start = time.perf_counter()
-        recognize(RecognizeConfig(input=str(manifest), checkpoint=args.checkpoint,
-                                  output=f"{tmp}/recognize", plots=False))  # fmt: skip
+        first = recognize(cfg)
         one_job_s = time.perf_counter() - start
+        start = time.perf_counter()
+        again = recognize(cfg)
+        rerun_s = time.perf_counter() - start
         import pyarrow.parquet as pq
 
         by_id = {
@@ -91,7 +101,15 @@ def main() -> None:
     print(f"{args.clips} clips, {audio_s:.0f} s of audio")
     for name, wall in (("(a) plain loop", plain_s), ("(b) extract + infer", two_jobs_s),
                        ("(c) recognize", one_job_s)):  # fmt: skip
-        print(f"{name:<22} {wall:7.1f} s  {audio_s / wall:6.1f} audio s/s  x{plain_s / wall:.2f}")
+        if wall is not None:
+            print(
+                f"{name:<22} {wall:7.1f} s  {audio_s / wall:6.1f} audio s/s  x{plain_s / wall:.2f}"
+            )
+    print(f"recognize phases (s): {first.phases_s}")
+    beside = one_job_s - first.phases_s.get("stream", 0.0) - first.phases_s.get("ray", 0.0)
+    print(f"recognize beyond its streaming job (Ray start apart): {beside:.1f} s")
+    print(f"re-run of the finished output: {rerun_s:.1f} s, {again.new_recordings} new, "
+          f"phases {again.phases_s}")  # fmt: skip
     print(
         f"WER (a) {100 * corpus_wer(refs, plain_texts):.1f}%  (c) {100 * corpus_wer(refs, rec_texts):.1f}%"
     )

@@ -103,8 +103,14 @@ class RecognizeConfig(BaseModel, extra="forbid"):
     )
     resume: bool = Field(
         True,
-        description="Skip segments already in OUTPUT/predictions (a re-run adds nothing); "
-        "false: start over, replacing what is there (as --redo does).",
+        description="Skip recordings already in OUTPUT/recordings, before decoding them (a "
+        "re-run adds nothing); false: start over, replacing what is there (as --redo does).",
+    )
+    segments_per_file: int = Field(
+        1000,
+        ge=1,
+        description="Segments per write task (one predictions file and one recordings file "
+        "each): what a crash can make the next run redo.",
     )
 
     @model_validator(mode="after")

@@ -40,13 +40,6 @@ LISTING_SCHEMA = pa.schema([("path", pa.string())])
 HEADER_BYTES = 16 << 20  # a JSONL manifest's first row is read up to this size
 
 
-def input_dataset(uri: str, listing_uri: str, reserved: frozenset[str]):
-    """``uri`` (manifest, directory or file) -> a Ray Dataset with ``id``, ``path`` and the
-    manifest's columns (``reserved``: output column names, which manifest columns must not
-    take). Directory and file inputs are listed under ``listing_uri`` first."""
-    return read_inputs(uri, listing_uri, reserved).dataset
-
-
 @dataclass
 class Inputs:
     """A command's input rows (lazy: nothing is read until the job runs) and the manifest
@@ -57,8 +50,11 @@ class Inputs:
 
 
 def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
-    """``input_dataset`` with the carried columns' names, known from the manifest's header
-    (``header_names``): no Ray Data execution."""
+    """``uri`` (manifest, directory or file) -> its rows, lazily: ``id`` (``row_id``),
+    ``path`` and the manifest's other columns (``reserved``: output column names, which a
+    manifest column must not take: it is carried as ``manifest_<name>``), with the carried
+    names read from the manifest's header (no Ray Data execution). Directory and file inputs
+    are listed under ``listing_uri`` first."""
     import ray.data
 
     check_input(uri, files=True)
@@ -292,14 +288,14 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
     (text when the manifest has texts and no paths)."""
     check_input(uri, kind)
     if storage.is_dir(uri):
-        ds = input_dataset(uri, listing_uri, frozenset())
+        ds = read_inputs(uri, listing_uri, frozenset()).dataset
         return (
             ds.map_batches(ExtractRows(uri, False, {}), batch_format="pyarrow", **READ_ARGS),
             False,
             [],
         )
     ds = read_manifest(uri)
-    names = _names(ds, uri)
+    names = header_names(uri)
     if kind == "auto":
         kind = "text" if "text" in names and not _has_paths(ds, names) else "audio"
     needed = "text" if kind == "text" else "path"
@@ -311,20 +307,6 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
     rows = ExtractRows(storage.parent(uri), kind == "text", carried)
     ds = ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
     return ds, kind == "text", list(carried.values())
-
-
-def _names(ds, uri: str) -> list[str]:
-    try:
-        schema = ds.schema()
-    except Exception as err:  # Ray wraps the reader's error
-        raise ManifestError(f"cannot read manifest {uri}: {_first_cause(err)}") from None
-    return list(schema.names) if schema is not None else []
-
-
-def _first_cause(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def _has_paths(ds, names: list[str]) -> bool:

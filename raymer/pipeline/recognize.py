@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
 
 from raymer import checkpoint, storage
 from raymer.config import dump_config
@@ -62,6 +64,9 @@ class RecognizeSummary:
     labels: dict[str, int]  # recordings per label (the one with the most speech time)
     output: str
     error_examples: list[str]
+    # seconds of this run's steps: prepare (settings, repair), ray (start or connect),
+    # stream (the streaming job), finish (recordings the write tasks got apart), summary
+    phases_s: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         return (
@@ -137,12 +142,23 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     plots = cfg.plots and can_plot()
     if plots:
         storage.makedirs(out["plots"])
+    phases, mark = {}, [started]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(now - mark[0], 2)
+        mark[0] = now
+
+    lap("prepare")
     init_ray()
+    lap("ray")
     sink = _stream(cfg, spec, out, run_id, plots)
+    lap("stream")
     lease.check()  # still this run's output
     new = sink.written
     if new.pending:
         new.add(_finish(cfg, sink.layout, run_id))
+    lap("finish")
     failed = _merge_errors(out)
     storage.delete_dir(out["scratch"])
     totals = output_totals(out["recordings"], spec.labels)
@@ -164,7 +180,9 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
         labels={lab: totals.labels[lab] for lab in spec.labels if totals.labels.get(lab)},
         output=cfg.output,
         error_examples=_error_examples(out) if failed else [],
+        phases_s=phases,
     )
+    lap("summary")
     record = json.dumps(asdict(summary), indent=2).encode()
     lease.check()
     storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
@@ -196,7 +214,7 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         SpeechStage,
         staged_schema,
     )
-    from raymer.pipeline.recognize_writes import Layout, RecognizeSink
+    from raymer.pipeline.recognize_writes import Layout
     from raymer.pipeline.segmenting import segment_batch
 
     _check_room(cfg)
@@ -214,7 +232,7 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         staged=staged_schema(spec, inputs.carried),
     )
     storage.makedirs(layout.pending)
-    sink = RecognizeSink(layout, run_id)
+    sink = _sink(layout, run_id, cfg.segments_per_file)
     parts = max(4, 2 * cfg.asr_actors)
     with shuffle_by_sort():
         ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
@@ -251,6 +269,39 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     with watched(ledger, Progress("recognize", None, "segments")):
         ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
     return sink
+
+
+def _sink(layout, run_id: str, rows: int):
+    """``RecognizeSink``: the streaming job's write (``recognize_writes.commit`` per task)."""
+    from ray.data import Datasink
+    from ray.data.block import BlockAccessor
+
+    from raymer.pipeline.recognize_writes import Written, commit
+
+    class RecognizeSink(Datasink):
+        """Each write task commits the recordings it holds whole; the driver's copy sums what
+        the tasks did into ``written``."""
+
+        def __init__(self) -> None:
+            self.layout, self.written = layout, Written()
+
+        @property
+        def min_rows_per_write(self) -> int:
+            return rows
+
+        def write(self, blocks, ctx) -> str:
+            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            tables = [t.cast(layout.staged) for t in tables if t.num_rows]
+            if not tables:
+                return Written().to_json()
+            rows_ = pa.concat_tables(tables).to_pylist()
+            return commit(rows_, f"{run_id}-{ctx.task_idx:06d}", layout).to_json()
+
+        def on_write_complete(self, write_result) -> None:
+            for text in write_result.write_returns:
+                self.written.add(Written.from_json(text))
+
+    return RecognizeSink()
 
 
 def _finish(cfg: RecognizeConfig, layout, run_id: str):

@@ -1,7 +1,7 @@
 """How ``raymer recognize`` writes: a recording is committed whole, by the streaming job's
 own write tasks, and the output's totals are read from what was committed.
 
-A write task (``RecognizeSink``) gets the emotion stage's rows (a segment each) and sorts
+A write task (``recognize.RecognizeSink``) gets the emotion stage's rows (a segment each) and sorts
 each recording it holds:
 
 - whole (segments 0 to the one marked ``last``, none failed): its segments go to
@@ -29,8 +29,6 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray.data import Datasink
-from ray.data.block import BlockAccessor
 
 from raymer import storage
 from raymer.pipeline.outputs import drop_truncated
@@ -38,7 +36,6 @@ from raymer.pipeline.recognize_stages import STAGE_COLUMNS, recording_row, recor
 from raymer.pipeline.stages import write_errors
 
 TOTALS_KEY = b"raymer.totals"
-WRITE_ROWS = 1_000  # segments per write task: what a crash can make the next run redo
 
 
 @dataclass
@@ -176,32 +173,6 @@ def _write(rows: list[dict], schema: pa.Schema, uri: str) -> None:
     table = pa.Table.from_pylist(rows, schema=schema)
     fs, path = storage.filesystem(uri)
     pq.write_table(table, path, filesystem=fs)
-
-
-class RecognizeSink(Datasink):
-    """The streaming job's write: each task commits the recordings it holds whole
-    (``commit``); the driver's copy sums what the tasks did into ``written``."""
-
-    def __init__(self, layout: Layout, run_id: str) -> None:
-        self.layout, self.run_id = layout, run_id
-        self.written = Written()
-
-    @property
-    def min_rows_per_write(self) -> int:
-        return WRITE_ROWS
-
-    def write(self, blocks, ctx) -> str:
-        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
-        tables = [t for t in tables if t.num_rows]
-        if not tables:
-            return Written().to_json()
-        rows = pa.concat_tables([t.cast(self.layout.staged) for t in tables]).to_pylist()
-        stem = f"{self.run_id}-{ctx.task_idx:06d}"
-        return commit(rows, stem, self.layout).to_json()
-
-    def on_write_complete(self, write_result) -> None:
-        for text in write_result.write_returns:
-            self.written.add(Written.from_json(text))
 
 
 def finish_group(group: pa.Table, layout: Layout, run_id: str) -> pa.Table:

@@ -246,6 +246,67 @@ def test_a_rerun_adds_nothing(recognized):
     )
 
 
+def _executions(monkeypatch) -> list[int]:
+    """Counts the Ray Data executions this process starts (the real executor, counted)."""
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    started, execute = [], StreamingExecutor.execute
+
+    def counted(self, *args, **kwargs):
+        started.append(1)
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamingExecutor, "execute", counted)
+    return started
+
+
+def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, monkeypatch):
+    """A recording's segments spread over write tasks (3 segments per task) are committed
+    whole by the finish; a duplicate id is an error row; at most two Ray Data executions;
+    and a re-run after the audio is gone decodes nothing: no file is opened again."""
+    import shutil
+
+    from raymer.config.recognize import RecognizeConfig
+    from raymer.pipeline.recognize import recognize
+
+    src = corpus["manifest"].parent
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    names = ["call.flac", *(f"{c}.flac" for c in corpus["short"][:2])]
+    for name in names:
+        shutil.copy(src / name, audio / name)
+    manifest = tmp_path / "manifest.csv"
+    lines = ["id,path", *(f"{n.split('.')[0]},audio/{n}" for n in names)]
+    lines.append(f"{corpus['short'][0]},audio/call.flac")  # the same id twice
+    manifest.write_text("\n".join(lines) + "\n")
+    cfg = RecognizeConfig(
+        input=str(manifest), checkpoint=str(CHECKPOINT), output=str(tmp_path / "out"),
+        chunk_s=60, batch_size=4, segments_per_file=3, asr_actors=1, plots=False,
+    )  # fmt: skip
+    import ray.data
+
+    # small blocks, as a big corpus has: the write tasks get the call's segments apart
+    monkeypatch.setattr(ray.data.DataContext.get_current(), "target_max_block_size", 2048)
+    executions = _executions(monkeypatch)
+    first = recognize(cfg)
+    assert (first.recordings, first.new_recordings, first.failed) == (3, 3, 1)
+    assert len(executions) <= 2 and first.phases_s["finish"] > 0, first.phases_s
+    rows = pq.read_table(tmp_path / "out" / "predictions").to_pylist()
+    call = sorted(r["segment"] for r in rows if r["id"] == "call")
+    assert call == list(range(len(corpus["bounds"])))  # whole, once
+    (error,) = pq.read_table(tmp_path / "out" / "errors").to_pylist()
+    assert error["stage"] == "manifest" and "duplicate id" in error["error"]
+    # the row kept is the first by path: audio/call.flac before audio/joe_...
+    assert error["path"].endswith(names[1]) and "call.flac" in error["error"]
+
+    shutil.rmtree(audio)  # nothing left to decode: a run that tried would report errors
+    executions.clear()
+    again = recognize(cfg)
+    assert (again.recordings, again.new_recordings, again.failed) == (3, 0, 1)
+    assert len(executions) == 1 and again.phases_s["finish"] == 0
+    assert len(pq.read_table(tmp_path / "out" / "predictions")) == len(rows)
+
+
 def test_the_command_on_one_file(ray_session, corpus, tmp_path):
     address = ray_session.get_runtime_context().gcs_address
     out = tmp_path / "one"
