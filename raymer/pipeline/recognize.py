@@ -118,9 +118,42 @@ LAYOUT = 2  # recordings committed whole by the write tasks (``recognize_writes`
 
 
 def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> RecognizeSummary:
-    from raymer.pipeline.recognize_writes import output_totals, repair
-
     started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
+    plots = _prepare(cfg, spec, out)
+    phases, mark = {}, [started]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = round(now - mark[0], 2)
+        mark[0] = now
+
+    lap("prepare")
+    init_ray()
+    lap("ray")
+    sink = _stream(cfg, spec, out, run_id, plots)
+    lap("stream")
+    lease.check()  # still this run's output
+    new = sink.written
+    if new.pending:
+        new.add(_finish(cfg, sink.layout, run_id))
+    lap("finish")
+    failed = _merge_errors(out)
+    storage.delete_dir(out["scratch"])
+    summary = _summarize(cfg, spec, out, new, failed, plots, time.perf_counter() - started)
+    lap("summary")
+    summary.phases_s = phases
+    record = json.dumps(asdict(summary), indent=2).encode()
+    lease.check()
+    storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
+    mark_done(cfg.output, asdict(summary))
+    return summary
+
+
+def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> bool:
+    """Before Ray: the settings checked and saved, what a crash left taken apart, this run's
+    folders made, earlier failures cleared (tried again). Returns whether to plot."""
+    from raymer.pipeline.recognize_writes import repair
+
     written = bool(storage.list_files(out["predictions"], (".parquet",)))
     settings = cfg.model_dump(mode="json") | {
         "model_sha256": checkpoint.digest(spec.checkpoint),
@@ -142,33 +175,21 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     plots = cfg.plots and can_plot()
     if plots:
         storage.makedirs(out["plots"])
-    phases, mark = {}, [started]
+    return plots
 
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        phases[name] = round(now - mark[0], 2)
-        mark[0] = now
 
-    lap("prepare")
-    init_ray()
-    lap("ray")
-    sink = _stream(cfg, spec, out, run_id, plots)
-    lap("stream")
-    lease.check()  # still this run's output
-    new = sink.written
-    if new.pending:
-        new.add(_finish(cfg, sink.layout, run_id))
-    lap("finish")
-    failed = _merge_errors(out)
-    storage.delete_dir(out["scratch"])
+def _summarize(cfg, spec, out: dict, new, failed: int, plots: bool, wall_s: float):
+    """The output's totals (the recordings files' footers) and this run's share (``new``:
+    what its write tasks and finish committed); with ``plots``, ``summary.png``."""
+    from raymer.pipeline.recognize_writes import output_totals
+
     totals = output_totals(out["recordings"], spec.labels)
-    wall_s = time.perf_counter() - started
     if plots and totals.labels:
         from raymer.pipeline.plots import shares_png
 
         seconds = {lab: totals.seconds.get(lab, 0.0) for lab in spec.labels}
         storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
-    summary = RecognizeSummary(
+    return RecognizeSummary(
         recordings=totals.recordings,
         segments=totals.segments,
         audio_hours=totals.duration_s / 3600,
@@ -180,14 +201,7 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
         labels={lab: totals.labels[lab] for lab in spec.labels if totals.labels.get(lab)},
         output=cfg.output,
         error_examples=_error_examples(out) if failed else [],
-        phases_s=phases,
     )
-    lap("summary")
-    record = json.dumps(asdict(summary), indent=2).encode()
-    lease.check()
-    storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
-    mark_done(cfg.output, asdict(summary))
-    return summary
 
 
 def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
@@ -203,15 +217,12 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     """The streaming job (one Ray Data execution): inputs -> one per id -> not committed ->
     segments -> Whisper -> model -> committed by the write tasks. Returns the sink, which
     holds what the tasks wrote."""
-    from ray.data import ActorPoolStrategy
 
     from raymer.console import Progress
-    from raymer.pipeline.faults import new_ledger, poison_clip, watched
+    from raymer.pipeline.faults import new_ledger, watched
     from raymer.pipeline.inputs import anti_join, read_inputs, unique_ids
     from raymer.pipeline.recognize_stages import (
         OUTPUT_COLUMNS,
-        EmotionStage,
-        SpeechStage,
         staged_schema,
     )
     from raymer.pipeline.recognize_writes import Layout
@@ -219,7 +230,6 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
 
     _check_room(cfg)
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
-
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
     inputs = read_inputs(cfg.input, out["inputs"], frozenset(reserved))
     layout = Layout(
@@ -234,10 +244,10 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     storage.makedirs(layout.pending)
     sink = _sink(layout, run_id, cfg.segments_per_file)
     parts = max(4, 2 * cfg.asr_actors)
-    with shuffle_by_sort():
-        ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
-        if cfg.resume:  # by recording id, before anything is decoded
-            ds = anti_join(ds, out["recordings"], ("id",), partitions=parts)
+    # hash shuffles of the input rows alone, over `parts` partitions (not Ray's default 200)
+    ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
+    if cfg.resume:  # by recording id, before anything is decoded
+        ds = anti_join(ds, out["recordings"], ("id",), partitions=parts)
     # small blocks: the decode tasks run in parallel whatever the input's own blocks
     ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
     ds = ds.map_batches(
@@ -247,6 +257,19 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         num_cpus=cfg.decode_num_cpus,
         batch_format="numpy",
     )
+    ds = _listen_and_judge(ds, cfg, spec, out, run_id, ledger, inputs.carried)
+    with watched(ledger, Progress("recognize", None, "segments")):
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
+    return sink
+
+
+def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: list[str]):
+    """Segments -> Whisper (actors) -> text encoder and model (actors)."""
+    from ray.data import ActorPoolStrategy
+
+    from raymer.pipeline.faults import poison_clip
+    from raymer.pipeline.recognize_stages import EmotionStage, SpeechStage
+
     gpu = 1 if cfg.use_gpu else 0
     ds = ds.map_batches(
         SpeechStage,
@@ -259,16 +282,14 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     )
     ds = ds.map_batches(
         EmotionStage,
-        fn_constructor_args=(cfg, spec.checkpoint, out, inputs.carried, run_id, ledger),
+        fn_constructor_args=(cfg, spec.checkpoint, out, carried, run_id, ledger),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.model_actors),
         num_cpus=cfg.model_num_cpus,
         num_gpus=gpu * cfg.model_num_gpus,
         batch_format="numpy",
     )
-    with watched(ledger, Progress("recognize", None, "segments")):
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
-    return sink
+    return ds
 
 
 def _sink(layout, run_id: str, rows: int):
