@@ -32,7 +32,7 @@ _EXPORTS = {
     "load_config": "raymer.config",
     "ExtractSummary": "raymer.pipeline.extract",
     "RecognizeSummary": "raymer.pipeline.recognize",
-    "TrainSummary": "raymer.training.trainer",
+    "TrainSummary": "raymer.training.report",
     # errors
     "UsageError": "raymer.errors",
     "RunError": "raymer.errors",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -305,55 +305,63 @@ def _failed(what: str, err: Exception) -> ItemError:
     return ItemError(f"{what} failed: {type(err).__name__}: {err}")
 
 
+def _batch_then_items(items: list, what: str) -> Generator[list, tuple, list]:
+    """The one batch-then-item rule, free of how a call is made: it yields the items to run
+    (the batch, then each item alone when the batch failed) and is sent back ``(True,
+    results)`` or ``(False, exception)``; it returns one result or ``ItemError`` per item.
+    ``run_batch`` drives it with plain calls, ``arun_batch`` with awaited ones."""
+    ok, value = yield items
+    if ok and len(value) == len(items):
+        return list(value)
+    err = value if not ok else RuntimeError(f"{len(value)} results for {len(items)} items")
+    if len(items) == 1:
+        return [_failed(what, err)]
+    logger.warning("%s failed for a batch of %d (%s); retrying one by one", what, len(items), err)
+    out = []
+    for item in items:
+        ok, value = yield [item]
+        if ok and len(value) == 1:
+            out.append(value[0])
+        else:
+            out.append(_failed(what, value if not ok else RuntimeError("no result")))
+    return out
+
+
 def run_batch(run: Callable[[list[T]], Sequence[R]], items: list[T], what: str) -> list:
     """``run(items)``; when the batch fails, ``run([item])`` for each item, so one bad item
     fails alone: its result is an ``ItemError`` naming ``what`` failed and why."""
     if not items:
         return []
-    try:
-        out = list(run(items))
-        if len(out) == len(items):
-            return out
-        raise RuntimeError(f"{len(out)} results for {len(items)} items")
-    except Exception as err:
-        if len(items) == 1:
-            return [_failed(what, err)]
-        logger.warning(
-            "%s failed for a batch of %d (%s); retrying one by one", what, len(items), err
-        )
-    out = []
-    for item in items:
+    rule = _batch_then_items(items, what)
+    call = next(rule)
+    while True:
         try:
-            out.append(run([item])[0])
+            answer = (True, list(run(call)))
         except Exception as err:
-            out.append(_failed(what, err))
-    return out
+            answer = (False, err)
+        try:
+            call = rule.send(answer)
+        except StopIteration as done:
+            return done.value
 
 
 async def arun_batch(
     run: Callable[[list[T]], Awaitable[Sequence[R]]], items: list[T], what: str
 ) -> list:
-    """``run_batch`` for a coroutine ``run`` (a Serve deployment's batch)."""
+    """``run_batch`` for a coroutine ``run`` (a Serve deployment's batch): the same rule."""
     if not items:
         return []
-    try:
-        out = list(await run(items))
-        if len(out) == len(items):
-            return out
-        raise RuntimeError(f"{len(out)} results for {len(items)} items")
-    except Exception as err:
-        if len(items) == 1:
-            return [_failed(what, err)]
-        logger.warning(
-            "%s failed for a batch of %d (%s); retrying one by one", what, len(items), err
-        )
-    out = []
-    for item in items:
+    rule = _batch_then_items(items, what)
+    call = next(rule)
+    while True:
         try:
-            out.append((await run([item]))[0])
+            answer = (True, list(await run(call)))
         except Exception as err:
-            out.append(_failed(what, err))
-    return out
+            answer = (False, err)
+        try:
+            call = rule.send(answer)
+        except StopIteration as done:
+            return done.value
 
 
 def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:

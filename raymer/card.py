@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 if TYPE_CHECKING:
-    from raymer.checkpoint import ModelSpec
+    from raymer.spec import ModelSpec
 
 CARD_FILE = "README.md"
 METRICS = (("ua", "UA"), ("wa", "WA"), ("macro_f1", "macro-F1"))

@@ -25,13 +25,11 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, Field, field_validator
+from typing import TYPE_CHECKING
 
 from raymer import storage
 from raymer.card import CARD_FILE, CardFacts, render
-from raymer.config import ExtractSettings
+from raymer.spec import ModelSpec, score_name, target_column  # noqa: F401 (read from here too)
 
 if TYPE_CHECKING:
     import torch
@@ -47,78 +45,6 @@ TRAIN_SUMMARY_FILE = "train_summary.json"  # a train output: names its best chec
 COMPARISON_FILE = "comparison.json"  # a compare output: fusion/, audio/ and text/ runs
 
 ON_SCORE = 0.5  # a multi-label model's label is on where its score passes this
-
-
-class ModelSpec(BaseModel, extra="forbid"):
-    """What a checkpoint stores (``model.json``) to rebuild its model and make its inputs,
-    without the training config."""
-
-    audio_dim: int = Field(..., ge=0, description="Width of the audio frames (0: no audio).")
-    text_dim: int = Field(..., ge=1, description="Width of the text token states.")
-    labels: list[str] = Field(..., min_length=1, description="The label set, in logit order.")
-    loss: Literal["bce", "ce"] = Field(
-        "bce", description="How logits become scores: sigmoid (bce) or softmax (ce)."
-    )
-    multi_label: bool = Field(False, description="Trained on a list of labels per clip.")
-    hidden_dim: int = Field(..., ge=1)
-    num_layers: int = Field(..., ge=0)
-    num_heads: int = Field(..., ge=1)
-    dropout: float = Field(..., ge=0, lt=1)
-    modality: Literal["fusion", "audio", "text"]
-    audio_input: Literal["frames", "temporal"] = "frames"
-    temporal_dim: int = Field(128, ge=1)
-    extract: ExtractSettings = Field(
-        default_factory=ExtractSettings,
-        description="How the training features were made; serving makes its inputs the same way.",
-    )
-    mode: Literal["features", "finetune"] = Field(
-        "features", description="features: a head on cached features; finetune: end to end."
-    )
-    asr_model: str | None = Field(None, description="Fine-tune: the Whisper encoder trained.")
-    text_model: str | None = Field(None, description="Fine-tune: the text encoder trained.")
-    n_mels: int = Field(80, ge=1, description="Fine-tune: log-mel bins of the Whisper encoder.")
-    pool: int = Field(5, ge=1, description="Fine-tune: encoder frames averaged per frame.")
-    max_text_tokens: int = Field(128, ge=1, description="Fine-tune: token limit of the text.")
-    init_text: str | None = Field(None, description="Checkpoint the text branch started from.")
-    checkpoint: str | None = Field(
-        None, exclude=True, description="Where this spec was read from (not saved)."
-    )
-
-    @field_validator("extract", mode="before")
-    @classmethod
-    def _no_settings(cls, value: Any) -> Any:
-        return {} if value is None else value  # checkpoints of features made elsewhere
-
-    @property
-    def finetune(self) -> bool:
-        return self.mode == "finetune"
-
-    @property
-    def needs_audio(self) -> bool:
-        """Reads the raw audio: a fine-tune model with an audio branch. A features model
-        reads Whisper frames, a text model no audio at all."""
-        return self.finetune and self.modality != "text"
-
-    @property
-    def text_encoder(self) -> str:
-        """The text encoder whose token states the model reads: the fine-tuned one, or the
-        one the features were extracted with."""
-        return (self.text_model if self.finetune else None) or self.extract.text_model
-
-    @property
-    def speech_encoder(self) -> str:
-        """The Whisper model of the audio branch (fine-tuned, or the features')."""
-        return (self.asr_model if self.finetune else None) or self.extract.asr_model
-
-
-def target_column(multi_label: bool) -> str:
-    """Where a clip's targets are: ``label`` (one) or ``labels`` (a list, e.g. GoEmotions)."""
-    return "labels" if multi_label else "label"
-
-
-def score_name(multi_label: bool) -> str:
-    """The metric that chooses checkpoints and stops early: UA, or macro-F1 for multi-label."""
-    return "macro_f1" if multi_label else "ua"
 
 
 def label_scores(logits: torch.Tensor, loss: str) -> torch.Tensor:

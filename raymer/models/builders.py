@@ -13,8 +13,8 @@ from .fusion import CoAttentionFusion
 from .temporal import TemporalEmbedding
 
 if TYPE_CHECKING:  # types only: checkpoint.load_model imports this module
-    from raymer.checkpoint import ModelSpec
     from raymer.config import ExtractSettings
+    from raymer.spec import ModelSpec
 
     from .text_encoder import TextEncoder
     from .whisper import WhisperFeaturizer

@@ -218,7 +218,7 @@ def _clear_errors(errors_uri: str) -> None:
 def _collect_errors(errors_uri: str) -> tuple[int, list[str]]:
     """Merge the stages' error parts into errors/errors.parquet, a row group at a time;
     returns (failed clips, up to five examples)."""
-    from raymer.pipeline.stages import summarize_errors
+    from raymer.pipeline.rows import summarize_errors
 
     parts = storage.list_files(errors_uri, (".parquet",))
     merged = storage.join(errors_uri, "errors.parquet")

@@ -132,49 +132,44 @@ def process(
     ledger=None,
     max_attempts: int = 3,
 ) -> None:
-    """``work(rows)`` fills ``rows`` in place (and may set a row's ``error``). An exception
-    fails the batch, then each row is tried alone; with a ``ledger``, a batch begun before and
-    never finished (its worker died) is also done a row at a time, each row in the ledger,
-    and a row whose worker died ``max_attempts`` times gets an error instead of an attempt."""
+    """``work(rows)`` fills ``rows`` in place (a failed row gets its ``error``: the stages
+    run their models through ``batches.run_batch``, the one batch-then-item rule). This adds
+    what an exception cannot say, a dead worker: with a ``ledger``, a batch begun before and
+    never finished (its worker died) is done a row at a time, each row in the ledger, and a
+    row whose worker died ``max_attempts`` times gets an error instead of an attempt. An
+    exception that escapes ``work`` costs only the rows it happens on (``_attempt``)."""
     if not rows:
         return
-    batch_key = (
-        f"{stage}:batch:"
-        + hashlib.sha1("\x00".join(sorted(row_key(r) for r in rows)).encode()).hexdigest()
-    )
-    deaths = begin(ledger, batch_key)
-    if not deaths:
-        try:
-            work(rows)
-            finish(ledger, batch_key)
-            return
-        except Exception as err:
-            if len(rows) == 1:
-                _fail(rows[0], stage, err)
-                finish(ledger, batch_key)
-                return
-            logger.warning("%s failed for a batch of %d (%s); one by one", stage, len(rows), err)
-    else:
-        logger.warning("a %s worker died on a batch of %d; one clip at a time", stage, len(rows))
+    batch_key = batch_key_of(stage, rows)
+    if not begin(ledger, batch_key):
+        _attempt(rows, work, stage)
+        finish(ledger, batch_key)
+        return
+    logger.warning("a %s worker died on a batch of %d; one clip at a time", stage, len(rows))
     for row in rows:
         key = f"{stage}:{row_key(row)}"
-        died = begin(ledger, key) if deaths else 0
+        died = begin(ledger, key)
         if died >= max_attempts:
             row["error"] = f"the worker processing this clip died {died} times ({stage})"
             row["stage"] = stage
         else:
-            try:
-                work([row])
-            except Exception as err:
-                _fail(row, stage, err)
-        if deaths:
-            finish(ledger, key)
+            _attempt([row], work, stage)
+        finish(ledger, key)
     finish(ledger, batch_key)
 
 
-def _fail(row: dict, stage: str, err: Exception) -> None:
-    row["error"] = f"{stage} failed: {type(err).__name__}: {err}"
-    row["stage"] = stage
+def _attempt(rows: Rows, work: Callable[[Rows], None], stage: str) -> None:
+    """``work`` under the one batch-then-item rule (``batches.run_batch``): an exception
+    that escapes it costs the rows it happens on, each tried alone."""
+    from raymer.batches import ItemError, run_batch
+
+    def run(some: Rows) -> Rows:
+        work(some)
+        return some
+
+    for row, result in zip(rows, run_batch(run, rows, stage), strict=True):
+        if isinstance(result, ItemError):
+            row["error"], row["stage"] = result.message, stage
 
 
 def begin(ledger, key: str) -> int:

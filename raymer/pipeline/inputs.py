@@ -109,7 +109,7 @@ def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
     """Ray Data ``map_groups`` over the input rows by ``id``: one row per id (the first by
     path, then text); each other row of that id is written to ``errors/`` as a duplicate
     (stage ``manifest``). The one duplicate rule of every command."""
-    from raymer.pipeline.stages import write_errors
+    from raymer.pipeline.rows import write_errors
 
     if group.num_rows == 1:
         return group

@@ -368,7 +368,7 @@ def _check_room(cfg: RecognizeConfig) -> None:
 
 def _merge_errors(out: dict) -> int:
     """Every error part of this run -> ``errors/errors.parquet`` (streamed); the count."""
-    from raymer.pipeline.stages import summarize_errors
+    from raymer.pipeline.rows import summarize_errors
 
     merged = storage.join(out["errors"], "errors.parquet")
     parts = [u for u in storage.list_files(out["errors"], (".parquet",)) if u != merged]

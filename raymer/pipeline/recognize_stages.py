@@ -22,7 +22,7 @@ from raymer.batches import ItemError, run_batch
 from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
-from raymer.pipeline.stages import Batch, row_columns, stage_device, to_rows
+from raymer.pipeline.rows import Batch, row_columns, stage_device, to_rows
 from raymer.segment import SpeechRule
 
 OUTPUT_COLUMNS = frozenset(

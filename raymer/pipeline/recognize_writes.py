@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.pipeline.outputs import drop_truncated
 from raymer.pipeline.recognize_stages import STAGE_COLUMNS, recording_row, recording_schema
-from raymer.pipeline.stages import write_errors
+from raymer.pipeline.rows import write_errors
 
 TOTALS_KEY = b"raymer.totals"
 

@@ -11,7 +11,7 @@ import numpy as np
 from raymer.audio import AudioError, DecodeLimits, check_file, open_audio
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
-from raymer.pipeline.stages import Batch, describe_read_error, row_columns, to_rows, write_errors
+from raymer.pipeline.rows import Batch, describe_read_error, row_columns, to_rows, write_errors
 from raymer.segment import SegmentOptions, split
 
 

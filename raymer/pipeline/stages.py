@@ -1,4 +1,5 @@
 """Ray Data stages of ``raymer extract``: decode (CPU tasks), Whisper and text encoder (actors).
+The rows and errors they share with ``recognize``'s stages are ``rows.py``.
 
 Each stage takes and returns column batches. A clip that fails carries an ``error`` string
 from then on and is skipped by later stages; the last stage writes failed clips to
@@ -7,64 +8,29 @@ from then on and is skipped by later stages; the last stage writes failed clips 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from raymer import storage
 from raymer.audio import AudioError, DecodeLimits, check_file, decode_audio
 from raymer.batches import ItemError, run_batch
-from raymer.config import ExtractConfig, RecognizeConfig
+from raymer.config import ExtractConfig
 from raymer.pipeline.faults import count_done, process
-from raymer.schema import ERRORS_SCHEMA, features_table
+from raymer.pipeline.rows import (
+    Batch,
+    describe_read_error,
+    stage_device,
+    to_columns,
+    to_rows,
+    write_errors,
+)
+from raymer.schema import features_table
 from raymer.wer import wer
 
 logger = logging.getLogger(__name__)
-
-Batch = dict[str, np.ndarray]
-
-
-def to_rows(batch: Batch) -> list[dict[str, Any]]:
-    """Column batch -> row dicts; a missing value (None, or NaN in an all-null column) is None."""
-    keys = list(batch)
-    n = len(batch[keys[0]]) if keys else 0
-    return [{k: _value(batch[k][i]) for k in keys} for i in range(n)]
-
-
-def _value(v: Any) -> Any:
-    if isinstance(v, float | np.floating) and np.isnan(v):
-        return None
-    return v
-
-
-def to_columns(rows: list[dict[str, Any]], keys: list[str]) -> Batch:
-    out = {}
-    for k in keys:
-        column = np.empty(len(rows), dtype=object)
-        column[:] = [r.get(k) for r in rows]
-        out[k] = column
-    return out
-
-
-def row_columns(rows: list[dict[str, Any]]) -> Batch:
-    """``to_columns`` with every key that any row has, in first-seen order."""
-    return to_columns(rows, list(dict.fromkeys(k for r in rows for k in r)))
-
-
-def describe_read_error(uri: str, err: Exception) -> str:
-    if isinstance(err, FileNotFoundError):
-        return f"cannot read {uri}: file not found"
-    if isinstance(err, PermissionError):
-        return f"cannot read {uri}: permission denied"
-    return (
-        f"cannot read {uri}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    )
 
 
 def decode_batch(batch: Batch, limits: DecodeLimits, ledger=None, max_attempts: int = 3) -> Batch:
@@ -238,48 +204,5 @@ class TextStage:
         return row["reference_text"] if self._use_reference(row) else row["transcript"]
 
 
-def write_errors(rows: list[dict], errors_uri: str, prefix: str = "part") -> None:
-    """Failed rows (``id``, ``path``, ``stage``, ``error``; ``segment`` where there is one)
-    -> one error part under ``errors_uri``, named by its rows: a retried task rewrites it."""
-    if not rows:
-        return
-    table = pa.table(
-        {
-            "id": [str(r["id"]) for r in rows],
-            "path": [str(r.get("path") or "") for r in rows],
-            "stage": [r["stage"] for r in rows],
-            "error": [r["error"] for r in rows],
-        },
-        schema=ERRORS_SCHEMA,
-    )
-    keys = "\x00".join(sorted(f"{r['id']}\x00{r.get('segment')}" for r in rows))
-    name = f"{prefix}-{hashlib.sha1(keys.encode()).hexdigest()[:20]}.parquet"
-    fs, path = storage.filesystem(storage.join(errors_uri, name))
-    pq.write_table(table, path, filesystem=fs)
-
-
 def _floats(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float32)
-
-
-def stage_device(cfg: ExtractConfig | RecognizeConfig, num_gpus: float) -> str:
-    """cuda only for a stage that was given a GPU share; cpu otherwise (extract, recognize)."""
-    if not cfg.use_gpu or num_gpus <= 0:
-        return "cpu"
-    return "cpu" if cfg.device == "cpu" else "cuda"
-
-
-def summarize_errors(parts: list[str], merged_uri: str) -> int:
-    """Merge error parts into one Parquet file, a row group at a time; returns the rows."""
-    if not parts:
-        return 0
-    count = 0
-    fs, path = storage.filesystem(merged_uri)
-    with pq.ParquetWriter(path, ERRORS_SCHEMA, filesystem=fs) as writer:
-        for uri in parts:
-            part_fs, part = storage.filesystem(uri)
-            parquet = pq.ParquetFile(part_fs.open_input_file(part))
-            for batch in parquet.iter_batches(batch_size=4096):  # bounded, whatever the part
-                writer.write_batch(batch)
-                count += batch.num_rows
-    return count

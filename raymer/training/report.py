@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from raymer import storage
 from raymer.card import CardFacts
@@ -14,8 +14,22 @@ from raymer.checkpoint import score_name
 from raymer.config import TrainConfig
 from raymer.training.loop import history_uri
 
-if TYPE_CHECKING:
-    from raymer.training.trainer import TrainSummary
+
+@dataclass
+class TrainSummary:
+    best_checkpoint: str
+    best_val_ua: float
+    epochs: int
+    history: list[dict]
+    labels: list[str]
+    train_speakers: list[str]
+    val_speakers: list[str]
+    test_speakers: list[str]
+    split_by: str = "speaker"
+    unlabelled: int = 0  # clips left out for having no label
+    best_val_score: float = 0.0  # what chose the checkpoint: selected_by
+    selected_by: str = "val_ua"  # val_ua, or val_macro_f1 for multi-label
+    best_epoch: int | None = None  # the epoch of best_checkpoint
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -38,29 +38,12 @@ from raymer.training.data import (
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 from raymer.training.loop import WorkerConfig, history_uri, nan_marker
-from raymer.training.report import card_facts, epoch_lines
+from raymer.training.report import TrainSummary, card_facts, epoch_lines
 
 logger = logging.getLogger(__name__)
 
 MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality", "audio_input")
 MODEL_KEYS += ("temporal_dim", "loss", "multi_label")
-
-
-@dataclass
-class TrainSummary:
-    best_checkpoint: str
-    best_val_ua: float
-    epochs: int
-    history: list[dict]
-    labels: list[str]
-    train_speakers: list[str]
-    val_speakers: list[str]
-    test_speakers: list[str]
-    split_by: str = "speaker"
-    unlabelled: int = 0  # clips left out for having no label
-    best_val_score: float = 0.0  # what chose the checkpoint: selected_by
-    selected_by: str = "val_ua"  # val_ua, or val_macro_f1 for multi-label
-    best_epoch: int | None = None  # the epoch of best_checkpoint
 
 
 def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
