@@ -39,7 +39,7 @@ _EXPORTS = {
     "ConfigError": "raymer.config",
     "AudioError": "raymer.audio",
     # building blocks
-    "read_inputs": "raymer.corpora.manifest",
+    "read_rows": "raymer.pipeline.inputs",
     "synthesize_corpus": "raymer.corpora.synth",
     "resolve_model": "raymer.models.registry",
     "decode_audio": "raymer.audio",

@@ -249,9 +249,9 @@ def savee(root: str) -> Prepared:
 def manifest(source: str) -> Prepared:
     """Any corpus already listed in a manifest (CSV/JSONL/Parquet with ``path`` and
     ``label``): checked like the others and brought onto a label set with ``--label-map``."""
-    from raymer.corpora.manifest import read_inputs
+    from raymer.pipeline.inputs import read_rows
 
-    inputs = read_inputs(source)
+    inputs = read_rows(source)
     out = Prepared([], storage.parent(source), text_only=inputs.text_only)
     for rid, _path, error in inputs.problems:
         out.problem("bad manifest row", f"{rid}: {error}")

@@ -10,34 +10,27 @@ those named like an output column are renamed ``manifest_<name>``.
 from __future__ import annotations
 
 import logging
-import posixpath
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.corpora.manifest import (
     MANIFEST_SUFFIXES,
     ManifestError,
     check_input,
-    id_from_path,
+    header_names,
+    read_table,
     row_id,
 )
 from raymer.corpora.prepared import LIST_SEPARATOR
+from raymer.pipeline.listing import LISTING_SCHEMA, ListedRows, walk, write_listing
 from raymer.runtime import READ_ARGS
 from raymer.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
-LISTING_SCHEMA = pa.schema([("path", pa.string())])
-HEADER_BYTES = 16 << 20  # a JSONL manifest's first row is read up to this size
 
 
 @dataclass
@@ -59,7 +52,7 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
 
     check_input(uri, files=True)
     if storage.is_dir(uri):
-        root = _write_listing(_walk(uri), listing_uri)
+        root = write_listing(walk(uri), listing_uri)
         ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
         return Inputs(ds.map_batches(ListedRows(uri), batch_format="pyarrow", **READ_ARGS), [])
     if uri.lower().endswith(MANIFEST_SUFFIXES):
@@ -70,39 +63,10 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
             ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow", **READ_ARGS
         )
         return Inputs(ds, list(carried.values()))
-    root = _write_listing(iter([uri]), listing_uri)  # one audio file
+    root = write_listing(iter([uri]), listing_uri)  # one audio file
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
     rows = ListedRows(storage.parent(uri))
     return Inputs(ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), [])
-
-
-def header_names(uri: str) -> list[str]:
-    """A manifest's column names, from its header alone (CSV: the first line; JSONL: the
-    first row's keys; Parquet: the footer's schema)."""
-    import json
-
-    import pyarrow.csv as pacsv
-
-    fs, path = storage.filesystem(uri)
-    lower = uri.lower()
-    try:
-        if lower.endswith(".parquet"):
-            with fs.open_input_file(path) as f:
-                return list(pq.read_schema(f).names)
-        with fs.open_input_stream(path) as f:
-            if lower.endswith((".jsonl", ".json")):
-                head = b""
-                while b"\n" not in head.lstrip() and len(head) < HEADER_BYTES:
-                    chunk = f.read(65536)
-                    if not chunk:
-                        break
-                    head += chunk
-                line = head.lstrip().split(b"\n", 1)[0]
-                return list(json.loads(line)) if line.strip() else []
-            reader = pacsv.open_csv(f)
-            return list(reader.schema.names)
-    except (OSError, ValueError, pa.ArrowInvalid) as err:
-        raise ManifestError(f"cannot read manifest {uri}: {err}") from None
 
 
 def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
@@ -120,13 +84,20 @@ def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
 
     paths = column("path")
     texts = column("reference_text") if "reference_text" in names else column("text")
-    order = sorted(range(group.num_rows), key=lambda i: (paths[i] or "", texts[i] or ""))
-    keep, rest = order[0], order[1:]
-    rid = group.column("id")[0].as_py()
-    error = f"duplicate id: {rid} is already {paths[keep] or 'a row'}"
-    duplicates = [{"id": rid, "path": paths[i], "stage": "manifest", "error": error} for i in rest]
+    keep, duplicates = first_of(group.column("id")[0].as_py(), paths, texts)
     write_errors(duplicates, errors_uri, prefix="duplicate")
     return group.take(pa.array([keep], type=pa.int64()))
+
+
+def first_of(rid: str, paths: list, texts: list) -> tuple[int, list[dict]]:
+    """The duplicate rule: of the rows sharing id ``rid``, the one kept (the first by path,
+    then text: the same whichever order the rows came in) and an error row for each other."""
+    order = sorted(range(len(paths)), key=lambda i: (paths[i] or "", texts[i] or ""))
+    keep, rest = order[0], order[1:]
+    text = texts[keep] or ""
+    kept = paths[keep] or (f"the text {text[:60]!r}" if text else "a row")
+    error = f"duplicate id: {rid} is already {kept}"
+    return keep, [{"id": rid, "path": paths[i], "stage": "manifest", "error": error} for i in rest]
 
 
 def unique_ids(ds, errors_uri: str, partitions: int, num_cpus: float):
@@ -155,66 +126,6 @@ def read_manifest(uri: str):
     strings = {c: pa.string() for c in MANIFEST_COLUMNS}
     options = pacsv.ConvertOptions(column_types=strings)
     return ray.data.read_csv(path, filesystem=fs, convert_options=options, **READ_ARGS)
-
-
-def _walk(uri: str) -> Iterator[str]:
-    """Audio files under ``uri``, one folder listing at a time (sorted within a folder)."""
-    fs, root = storage.filesystem(uri)
-    prefix = "s3://" if uri.startswith("s3://") else ""
-    folders = [root]
-    while folders:
-        folder = folders.pop()
-        infos = fs.get_file_info(pafs.FileSelector(folder, recursive=False))
-        for info in sorted(infos, key=lambda i: i.path):
-            name = posixpath.basename(info.path)
-            if name.startswith("."):
-                continue
-            if info.type == pafs.FileType.Directory:
-                folders.append(info.path)
-            elif info.path.lower().endswith(storage.AUDIO_EXTENSIONS):
-                yield prefix + info.path
-
-
-def _write_listing(paths: Iterator[str], listing_uri: str) -> tuple[pafs.FileSystem, str]:
-    """Write ``paths`` as Parquet parts under ``listing_uri`` (replacing an older listing);
-    returns its (filesystem, path) for Ray Data."""
-    fs, root = storage.filesystem(listing_uri)
-    fs.create_dir(root, recursive=True)
-    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
-        fs.delete_file(info.path)
-    part: list[str] = []
-    count = 0
-    for path in paths:
-        part.append(path)
-        if len(part) >= LISTING_ROWS:
-            count = _write_part(fs, root, part, count)
-            part = []
-    if part or not count:
-        _write_part(fs, root, part, count)
-    return fs, root
-
-
-def _write_part(fs: pafs.FileSystem, root: str, paths: list[str], count: int) -> int:
-    table = pa.table({"path": paths}, schema=LISTING_SCHEMA)
-    pq.write_table(table, f"{root}/part-{count:06d}-{uuid.uuid4().hex[:8]}.parquet", filesystem=fs)
-    return count + 1
-
-
-class ListedRows:
-    """Listing rows -> ``id`` (the path relative to ``root``, without extension), ``path``."""
-
-    def __init__(self, root: str) -> None:
-        self.root = storage.filesystem(root)[1].rstrip("/") if not storage.is_remote(root) else root
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        paths = table.column("path").to_pylist()
-        bare = [p.split("://", 1)[-1] for p in paths]
-        root = self.root.split("://", 1)[-1].rstrip("/")
-        rel = [
-            p[len(root) :].lstrip("/") if p.startswith(root) else posixpath.basename(p)
-            for p in bare
-        ]
-        return pa.table({"id": [id_from_path(r) for r in rel], "path": paths})
 
 
 class ManifestRows:
@@ -374,6 +285,57 @@ def _label_lists(column) -> pa.Array:
         for v in column.to_pylist()
     ]
     return pa.array(values, pa.list_(pa.string()))
+
+
+@dataclass
+class Rows:
+    """A manifest or folder read in this process (``read_rows``): for ``raymer corpus
+    prepare``, which writes a manifest from it, and tests. The rows are what ``ExtractRows``
+    makes of each input row, the duplicates and rows without a path (or text) are
+    ``problems``: (id, path, error), as the pipeline's error rows say them."""
+
+    rows: list[dict]
+    extra_columns: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    text_only: bool = False
+
+
+def read_rows(uri: str, kind: str = "auto") -> Rows:
+    """``uri`` -> ``Rows``, by the rules of the Ray Data reader (``ExtractRows``: the id,
+    the paths, the carried columns; ``first_of``: the duplicates). ``kind`` as
+    ``extract_dataset``'s."""
+    check_input(uri, kind)
+    if storage.is_dir(uri):
+        listed = ListedRows(uri)(pa.table({"path": list(walk(uri))}, schema=LISTING_SCHEMA))
+        table, extra, text_only = ExtractRows(uri, False, {})(listed), [], False
+    else:
+        raw = read_table(uri)
+        names = raw.column_names
+        if kind == "auto":
+            paths = raw.column("path").to_pylist() if "path" in names else []
+            kind = "text" if "text" in names and not any(_text(p) for p in paths) else "audio"
+        text_only = kind == "text"
+        needed = "text" if text_only else "path"
+        if needed not in names:
+            why = ": inputs=text embeds that column" if text_only else ""
+            raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
+        extra = [n for n in names if n not in MANIFEST_COLUMNS]
+        table = ExtractRows(storage.parent(uri), text_only, {n: n for n in extra})(raw)
+    out = Rows([], extra, [], text_only)
+    groups: dict[str, list[dict]] = {}
+    for n, row in enumerate(table.to_pylist(), start=1):
+        if text_only and not (row["reference_text"] or "").strip():
+            out.problems.append((row["id"], "", f"manifest row {n} has no text to embed"))
+        elif not text_only and not row["path"]:
+            out.problems.append((row["id"], "", f"manifest row {n} has an empty path"))
+        else:
+            groups.setdefault(row["id"], []).append(row)
+    for rid, group in groups.items():
+        texts = [r["reference_text"] for r in group]
+        keep, duplicates = first_of(rid, [r["path"] for r in group], texts)
+        out.rows.append(group[keep])
+        out.problems += [(d["id"], d["path"] or "", d["error"]) for d in duplicates]
+    return out
 
 
 def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None, partitions: int = 2):

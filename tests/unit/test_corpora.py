@@ -348,14 +348,14 @@ def test_bad_options_name_what_applies(tmp_path, capsys):
 
 
 def test_the_prepared_manifest_is_read_by_extraction(tmp_path, capsys):
-    from raymer.corpora.manifest import read_inputs
+    from raymer.pipeline.inputs import read_rows
 
     root = tmp_path / "CREMA-D"
     _wav(root / "AudioWAV" / "1001_DFA_ANG_XX.wav")
     _wav(root / "AudioWAV" / "1002_DFA_SAD_XX.wav")
     out = tmp_path / "elsewhere" / "crema.csv"
     assert _prepare(capsys, "crema-d", root, "--output", out)[0] == 0
-    inputs = read_inputs(str(out))
+    inputs = read_rows(str(out))
     assert not inputs.problems and len(inputs.rows) == 2
     assert {"raw_label", "fold", "sentence", "level"} <= set(inputs.extra_columns)
     assert all(Path(r["path"]).is_file() for r in inputs.rows)

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.corpora.manifest import ManifestError, read_inputs
+from raymer.corpora.manifest import ManifestError
+from raymer.pipeline.inputs import read_rows
 
 
 def _write_all_formats(tmp_path, rows):
@@ -37,7 +38,7 @@ ROWS = [
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_manifest_formats(tmp_path, fmt):
     path = {p.suffix[1:]: p for p in _write_all_formats(tmp_path, ROWS)}[fmt]
-    inputs = read_inputs(str(path))
+    inputs = read_rows(str(path))
     assert [r["id"] for r in inputs.rows] == ["001", "002"]  # ids stay strings, "001" not 1
     assert inputs.rows[0]["path"] == str(tmp_path / "audio" / "a.wav")  # relative to the manifest
     assert inputs.rows[1]["path"] == "/abs/b.wav"
@@ -50,26 +51,26 @@ def test_manifest_without_path_column(tmp_path):
     bad = tmp_path / "m.csv"
     bad.write_text("file,label\na.wav,happy\n")
     with pytest.raises(ManifestError, match="no `path` column"):
-        read_inputs(str(bad))
+        read_rows(str(bad))
 
 
 def test_missing_input(tmp_path):
     with pytest.raises(ManifestError, match="does not exist"):
-        read_inputs(str(tmp_path / "nope.csv"))
+        read_rows(str(tmp_path / "nope.csv"))
 
 
 def test_wrong_manifest_format(tmp_path):
     bad = tmp_path / "m.txt"
     bad.write_text("x")
     with pytest.raises(ManifestError, match="neither a directory nor a manifest"):
-        read_inputs(str(bad))
+        read_rows(str(bad))
 
 
 def test_directory_is_globbed_recursively(tmp_path, tone_wav):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "x.flac").write_bytes(b"..")
     (tmp_path / "a" / "notes.txt").write_text("not audio")
-    inputs = read_inputs(str(tmp_path))
+    inputs = read_rows(str(tmp_path))
     assert sorted(r["id"] for r in inputs.rows) == ["a/b/x", "tone"]
 
 
@@ -82,16 +83,17 @@ def test_a_manifest_without_paths_is_a_text_corpus(tmp_path):
     ]
     manifest = tmp_path / "texts.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    inputs = read_inputs(str(manifest))
+    inputs = read_rows(str(manifest))
     assert inputs.text_only and [r["id"] for r in inputs.rows] == ["t1", "t2"]
     assert inputs.rows[1]["reference_text"] == "Ugh, yay"
     assert inputs.rows[1]["labels"] == ["anger", "joy"] and "labels" in inputs.extra_columns
+    kept = inputs.rows[0]["reference_text"]
     assert [(p[0], p[2]) for p in inputs.problems] == [
         ("t3", "manifest row 3 has no text to embed"),
-        ("t1", "duplicate id: already used by manifest row 1"),
+        ("t1", f"duplicate id: t1 is already the text {kept!r}"),
     ]
     # Asked for audio, the same manifest is refused row by row: no paths.
-    audio = read_inputs(str(manifest), "audio")
+    audio = read_rows(str(manifest), "audio")
     assert not audio.text_only and not audio.rows and len(audio.problems) == 4
 
 
@@ -99,9 +101,9 @@ def test_text_inputs_need_a_text_column(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,id\na.wav,1\n")
     with pytest.raises(ManifestError, match="no `text` column"):
-        read_inputs(str(manifest), "text")
+        read_rows(str(manifest), "text")
     with pytest.raises(ManifestError, match="folder of audio"):
-        read_inputs(str(tmp_path), "text")
+        read_rows(str(tmp_path), "text")
 
 
 def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
@@ -111,8 +113,8 @@ def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
     re-run could not resume)."""
     import pyarrow as pa
 
-    from raymer.corpora.manifest import read_inputs, row_id
-    from raymer.pipeline.inputs import ExtractRows, ManifestRows
+    from raymer.corpora.manifest import row_id
+    from raymer.pipeline.inputs import ExtractRows, ManifestRows, read_rows
 
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,text,id\ncalls/a.wav,hello,\ncalls/b.flac,,given-b\n")
@@ -121,7 +123,7 @@ def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
     )
     recognize_ids = ManifestRows(str(tmp_path), frozenset())(table).column("id").to_pylist()
     extract_ids = ExtractRows(str(tmp_path), False, {})(table).column("id").to_pylist()
-    prepare_ids = [r["id"] for r in read_inputs(str(manifest), "audio").rows]
+    prepare_ids = [r["id"] for r in read_rows(str(manifest), "audio").rows]
     assert recognize_ids == extract_ids == prepare_ids == ["calls/a", "given-b"]
     # a row with neither an id nor a path (an error row, named the same way every run)
     bare = pa.table({"path": [None], "text": ["only words"], "id": [None]})
@@ -132,6 +134,6 @@ def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
     # texts: the same text gets the same id in extract's reader and in read_inputs
     texts = tmp_path / "t.csv"
     texts.write_text("text\nI am so happy\n")
-    text_ids = [r["id"] for r in read_inputs(str(texts), "text").rows]
+    text_ids = [r["id"] for r in read_rows(str(texts), "text").rows]
     table = pa.table({"text": ["I am so happy"]})
     assert ExtractRows(str(tmp_path), True, {})(table).column("id").to_pylist() == text_ids
