@@ -137,3 +137,26 @@ def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
     text_ids = [r["id"] for r in read_rows(str(texts), "text").rows]
     table = pa.table({"text": ["I am so happy"]})
     assert ExtractRows(str(tmp_path), True, {})(table).column("id").to_pylist() == text_ids
+
+
+def test_one_duplicate_rule_in_every_reader(tmp_path):
+    """Rows sharing an id: extract's and recognize's grouping (``one_per_id``, run by Ray
+    Data) and ``corpus prepare``'s reader (``read_rows``) keep the same row, the first by
+    path whatever the order, and say the same sentence of each other."""
+    from raymer.pipeline.inputs import one_per_id, read_rows
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,path\nx,zz/b.wav\nx,aa/a.wav\ny,c.wav\n")
+    prepared = read_rows(str(manifest), "audio")
+    kept = {r["id"]: r["path"] for r in prepared.rows}
+    assert kept == {"x": str(tmp_path / "aa" / "a.wav"), "y": str(tmp_path / "c.wav")}
+    group = pa.table({"id": ["x", "x"], "path": [kept["x"][:-8] + "zz/b.wav", kept["x"]]})
+    errors = tmp_path / "errors"
+    errors.mkdir()
+    one = one_per_id(group, str(errors))
+    assert one.column("path").to_pylist() == [kept["x"]]
+    (written,) = pq.read_table(errors).to_pylist()
+    (problem,) = prepared.problems
+    assert problem == (written["id"], written["path"], written["error"])
+    assert written["error"] == f"duplicate id: x is already {kept['x']}"
+    assert written["stage"] == "manifest"
