@@ -65,15 +65,13 @@ class DecodeLimits:
     max_decoded_mb: float = 4096.0
 
     @classmethod
-    def of(cls, cfg) -> DecodeLimits:
-        """From a config with ``max_duration_s``, ``max_channels``, ``decode_timeout_s`` and
-        ``max_file_mb`` (``max_upload_mb`` for ``ServeConfig``)."""
-        size = getattr(cfg, "max_file_mb", None) or cfg.max_upload_mb
+    def of(cls, decode) -> DecodeLimits:
+        """From a command's ``decode`` settings (``raymer.config.DecodeConfig``)."""
         return cls(
-            max_duration_s=cfg.max_duration_s,
-            max_file_mb=size,
-            max_channels=cfg.max_channels,
-            timeout_s=cfg.decode_timeout_s,
+            max_duration_s=decode.max_duration_s,
+            max_file_mb=decode.max_file_mb,
+            max_channels=decode.max_channels,
+            timeout_s=decode.decode_timeout_s,
         )
 
     def check_size(self, size: int) -> None:
@@ -81,7 +79,7 @@ class DecodeLimits:
             raise AudioError("empty file (0 bytes)")
         if size > self.max_file_mb * 1024 * 1024:
             raise AudioTooLarge(
-                f"the file is {size / 1024 / 1024:,.1f} MB, over max_file_mb={self.max_file_mb:g}"
+                f"the file is {size / 1024 / 1024:,.1f} MB, over decode.max_file_mb={self.max_file_mb:g}"
             )
 
     def check_header(self, rate: int, channels: int, duration: float | None) -> None:
@@ -98,12 +96,12 @@ class DecodeLimits:
             )
         if channels > self.max_channels:
             raise AudioError(
-                f"the file has {channels} channels, over max_channels={self.max_channels}"
+                f"the file has {channels} channels, over decode.max_channels={self.max_channels}"
             )
         if duration is not None and duration > self.max_duration_s:
             raise AudioTooLarge(
                 f"the audio lasts {duration:,.1f} s (its header says), over "
-                f"max_duration_s={self.max_duration_s:g}"
+                f"decode.max_duration_s={self.max_duration_s:g}"
             )
         decoded_mb = rate * channels * (duration or 0.0) * 4 / 1024 / 1024
         if decoded_mb > self.max_decoded_mb:
@@ -117,11 +115,11 @@ class DecodeLimits:
         """While decoding: the audio decoded and the time spent decoding it so far."""
         if decoded_s > self.max_duration_s:
             raise AudioTooLarge(
-                f"the audio decodes to more than max_duration_s={self.max_duration_s:g} s"
+                f"the audio decodes to more than decode.max_duration_s={self.max_duration_s:g} s"
             )
         if spent_s > self.timeout_s:
             raise AudioError(
-                f"decoding took longer than decode_timeout_s={self.timeout_s:g} s "
+                f"decoding took longer than decode.decode_timeout_s={self.timeout_s:g} s "
                 f"({decoded_s:,.1f} s of audio decoded)"
             )
 

@@ -153,14 +153,6 @@ class Judging:
     cutting: SegmentOptions = SegmentOptions()
 
 
-def cutting(segment_over_s: float, rule: SpeechRule, **options) -> SegmentOptions:
-    """The long-audio rule of ``raymer recognize`` with this threshold and the no-speech
-    rule's VAD threshold (``options``: the other ``SegmentOptions`` fields)."""
-    return SegmentOptions(
-        segment_over_s=segment_over_s, vad_threshold=rule.vad_threshold, **options
-    )
-
-
 async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judging) -> list:
     """Clips -> ``Prediction``s, given the three stages as async callables on lists:
     ``speech([(audio, heard)]) -> [SpeechFeatures]`` (a ``Listener``), ``encode(texts) ->
@@ -227,7 +219,7 @@ class Inference:
         text_checkpoint: str | None = None,
         device: str = "cpu",
         threads: int = 0,
-        segment_over_s: float = 30.0,
+        cutting: SegmentOptions | None = None,
         rule: SpeechRule | None = None,
     ) -> None:
         from raymer.models.builders import build_featurizer, build_text_encoder
@@ -243,7 +235,7 @@ class Inference:
             needs_audio=self.heads.needs_audio,
             multi_label=self.heads.multi_label,
             rule=self.rule,
-            cutting=cutting(segment_over_s, self.rule),
+            cutting=cutting or SegmentOptions(vad_threshold=self.rule.vad_threshold),
         )
 
     @property

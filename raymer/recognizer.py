@@ -25,6 +25,7 @@ import numpy as np
 
 from raymer import storage
 from raymer.audio import SAMPLE_RATE, AudioError, DecodeLimits, decode_audio
+from raymer.config import ConfigError, DecodeConfig, SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
 
 Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
@@ -40,7 +41,7 @@ class Recognizer:
     - ``emotions``: ``[{"label", "score"}, ...]`` sorted from the highest score (empty
       without speech); a multi-label model adds ``labels``, every label over 0.5;
     - ``transcript``, ``language``, ``no_speech``, ``duration_s``, ``speech_s``;
-    - ``segments``: for audio longer than ``segments_over_s``, the segments ``raymer
+    - ``segments``: for audio longer than ``segment.segment_over_s``, the segments ``raymer
       recognize`` cuts it into (the same VAD rule, at its pauses), each with its own
       ``start``, ``end``, ``text``, ``speech_s``, ``no_speech``, ``label`` and ``emotions``
       (else empty); the recording's ``label`` is then the one with the most speech time
@@ -65,8 +66,9 @@ class Recognizer:
         text_checkpoint: str | os.PathLike | None = None,
         batch_size: int = 8,
         threads: int = 0,
-        max_duration_s: float = 3600.0,
-        segments_over_s: float = 30.0,
+        decode: DecodeConfig | dict | None = None,
+        speech: SpeechConfig | dict | None = None,
+        segment: SegmentConfig | dict | None = None,
     ) -> Recognizer:
         """Load a checkpoint: anything ``raymer evaluate`` accepts (a checkpoint folder, a
         train or compare output, an ``raymer export`` folder; local or s3://).
@@ -76,20 +78,26 @@ class Recognizer:
             text_checkpoint: a text-only model for texts, when ``checkpoint`` has none.
             batch_size: inputs decoded and scored together (memory: that many clips).
             threads: CPU threads for torch and Whisper (0: their defaults).
-            max_duration_s: longest audio accepted (checked from the header, before the
-                decode); longer recordings belong to ``raymer.recognize``.
-            segments_over_s: audio longer than this also gets per-segment results.
+            decode: the decode guard (``raymer.config.DecodeConfig``, or a dict of its
+                fields), as ``recognize`` and ``serve`` take it; by default audio up to an
+                hour (longer recordings belong to ``raymer.recognize``).
+            speech: the no-speech rule (``SpeechConfig``).
+            segment: how audio longer than ``segment_over_s`` is cut (``SegmentConfig``).
         """
         from raymer.inference import Inference
+        from raymer.segment import SegmentOptions, SpeechRule
 
+        decode = _settings(DecodeConfig, decode, max_duration_s=3600.0)
+        speech, segment = _settings(SpeechConfig, speech), _settings(SegmentConfig, segment)
         core = Inference(
             str(checkpoint),
             str(text_checkpoint) if text_checkpoint else None,
             device=device,
             threads=threads,
-            segment_over_s=segments_over_s,
+            cutting=SegmentOptions.of(segment, speech),
+            rule=SpeechRule.of(speech),
         )
-        return cls(core, DecodeLimits(max_duration_s=max_duration_s), batch_size)
+        return cls(core, DecodeLimits.of(decode), batch_size)
 
     @property
     def labels(self) -> list[str]:
@@ -253,3 +261,17 @@ def _name(item: Any) -> str:
 def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
+
+
+def _settings(cls, given, **defaults):
+    """A part of the settings as given (an instance, a dict of its fields, or None: the
+    defaults), checked as a config file's would be."""
+    from pydantic import ValidationError
+
+    if isinstance(given, cls):
+        return given
+    try:
+        return cls(**(defaults | dict(given or {})))
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"invalid {cls.__name__}: {problems}") from None

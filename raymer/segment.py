@@ -19,7 +19,7 @@ from raymer.audio import SAMPLE_RATE, AudioError
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    """How recordings are cut (``RecognizeConfig`` holds the user's values).
+    """How recordings are cut (a command's ``segment`` settings hold the user's values).
 
     Attributes:
         segment_over_s: a recording longer than this is cut at pauses; shorter is one segment.
@@ -36,6 +36,12 @@ class SegmentOptions:
     speech_pad_s: float = 0.2
     vad_threshold: float = 0.5
     chunk_s: float = 300.0
+
+    @classmethod
+    def of(cls, segment, speech) -> SegmentOptions:
+        """From a command's ``segment`` and ``speech`` settings (``raymer.config``'s
+        ``SegmentConfig`` and ``SpeechConfig``: the VAD threshold is the speech rule's)."""
+        return cls(**segment.model_dump(), vad_threshold=speech.vad_threshold)
 
 
 @dataclass
@@ -67,10 +73,9 @@ class SpeechRule:
     vad_threshold: float = 0.5
 
     @classmethod
-    def of(cls, settings) -> SpeechRule:
-        """From any config with the four fields (``RecognizeConfig``, ``ServeConfig``)."""
-        names = ("min_speech_s", "no_speech_prob", "logprob_threshold", "vad_threshold")
-        return cls(**{n: getattr(settings, n) for n in names})
+    def of(cls, speech) -> SpeechRule:
+        """From a command's ``speech`` settings (``raymer.config.SpeechConfig``)."""
+        return cls(**speech.model_dump())
 
     def speech_s(self, audio: np.ndarray) -> float:
         """Seconds of speech the VAD hears in a clip, with this rule's threshold."""

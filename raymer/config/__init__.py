@@ -2,7 +2,8 @@
 
 No torch and no ray here: configs are validated before any heavy import, so a bad value
 fails in milliseconds with a message that names the field. One module per command family
-(``extract``, ``train``, ``recognize``, ``serve``) and the loading rules (``loading``); import from here.
+(``extract``, ``train``, ``recognize``, ``serve``), the parts they share (``parts``: decode,
+speech, segment) and the loading rules (``loading``); import from here.
 """
 
 from .extract import ExtractConfig, ExtractSettings, SynthConfig
@@ -15,6 +16,7 @@ from .loading import (
     parse_overrides,
     require_paths,
 )
+from .parts import DecodeConfig, SegmentConfig, SpeechConfig
 from .recognize import RecognizeConfig
 from .serve import JOBS_ADDRESS, ServeConfig
 from .train import FinetuneConfig, TrainConfig
@@ -24,11 +26,14 @@ __all__ = [
     "JOBS_ADDRESS",
     "RUN_PATHS",
     "ConfigError",
+    "DecodeConfig",
     "ExtractConfig",
     "ExtractSettings",
     "FinetuneConfig",
     "RecognizeConfig",
+    "SegmentConfig",
     "ServeConfig",
+    "SpeechConfig",
     "SynthConfig",
     "TrainConfig",
     "dump_config",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from raymer.config import decoding
+from raymer.config.parts import CommandConfig, DecodeConfig, part
 
 
 class ExtractSettings(BaseModel, extra="forbid"):
@@ -92,7 +92,7 @@ class _ExtractPaths(BaseModel, extra="forbid"):
     )
 
 
-class ExtractConfig(ExtractSettings, _ExtractPaths):
+class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
     """Settings of ``raymer extract``: corpus in, Parquet features out (the model-input
     settings of ``ExtractSettings``, and where and how the run goes)."""
 
@@ -101,13 +101,16 @@ class ExtractConfig(ExtractSettings, _ExtractPaths):
     )
     use_gpu: bool = Field(False, description="Give each model actor one GPU (num_gpus=1).")
     batch_size: int = Field(8, ge=1, description="Clips per batch in the model stages.")
-    max_duration_s: float = Field(
-        600.0, gt=0, description="Clips longer than this are reported as errors, not processed."
+    decode: DecodeConfig = part(
+        DecodeConfig, max_file_mb=1024.0, max_duration_s=600.0, decode_timeout_s=60.0
     )
-    max_file_mb: float = decoding.max_file_mb(1024.0)
-    max_channels: int = decoding.max_channels()
-    decode_timeout_s: float = decoding.decode_timeout_s(60.0)
-    max_attempts: int = decoding.max_attempts()
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="A clip whose worker process dies this many times (a crash, an OOM kill) "
+        "becomes an error row instead of being retried again.",
+    )
     inputs: Literal["auto", "audio", "text"] = Field(
         "auto",
         description="audio: decode and transcribe each clip, then embed its text; text: embed "

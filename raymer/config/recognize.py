@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field
 
-from raymer.config import decoding, speech
+from raymer.config.parts import CommandConfig, DecodeConfig, SegmentConfig, SpeechConfig, part
 
 
-class RecognizeConfig(BaseModel, extra="forbid"):
+class RecognizeConfig(CommandConfig):
     """Settings of ``raymer recognize``: recordings of any length in, emotions per segment
     and per recording out. How the model's inputs are made (Whisper, window, frame rate,
     text encoder) comes from the checkpoint, never from here: it must match its training."""
@@ -27,40 +27,18 @@ class RecognizeConfig(BaseModel, extra="forbid"):
         description="Output root: predictions/, recordings/, errors/, summary.json, "
         "config.yaml (and features/, plots/ when asked); local or s3://.",
     )
-    segment_over_s: float = Field(
-        30.0,
-        gt=0,
-        le=30,
-        description="A recording up to this long is one segment; a longer one is cut at "
-        "pauses by voice activity detection (Silero VAD).",
+    segment: SegmentConfig = part(SegmentConfig)
+    speech: SpeechConfig = part(SpeechConfig)
+    decode: DecodeConfig = part(
+        DecodeConfig, max_file_mb=8192.0, max_duration_s=6 * 3600.0, decode_timeout_s=900.0
     )
-    max_segment_s: float = Field(
-        30.0, ge=2, le=30, description="Longest segment (Whisper's window is 30 s)."
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="A recording whose worker process dies this many times (a crash, an OOM "
+        "kill) becomes an error row instead of being retried again.",
     )
-    min_silence_s: float = Field(
-        1.0, gt=0, le=10, description="A pause at least this long ends a segment."
-    )
-    speech_pad_s: float = Field(
-        0.2, ge=0, le=2, description="Audio kept on each side of the speech the VAD found."
-    )
-    vad_threshold: float = speech.vad_threshold()
-    chunk_s: float = Field(
-        300.0,
-        ge=60,
-        le=3600,
-        description="Seconds of audio decoded and searched for pauses at a time: memory per "
-        "file is bounded by this, whatever the recording's length.",
-    )
-    max_duration_s: float = Field(
-        6 * 3600.0, gt=0, description="Recordings longer than this are reported as errors."
-    )
-    max_file_mb: float = decoding.max_file_mb(8192.0)
-    max_channels: int = decoding.max_channels()
-    decode_timeout_s: float = decoding.decode_timeout_s(900.0)
-    max_attempts: int = decoding.max_attempts()
-    min_speech_s: float = speech.min_speech_s()
-    no_speech_prob: float = speech.no_speech_prob()
-    logprob_threshold: float = speech.logprob_threshold()
     redo: bool = Field(
         False,
         description="When OUTPUT holds predictions made with another checkpoint or other "
@@ -112,12 +90,3 @@ class RecognizeConfig(BaseModel, extra="forbid"):
         description="Segments per write task (one predictions file and one recordings file "
         "each): what a crash can make the next run redo.",
     )
-
-    @model_validator(mode="after")
-    def _segments_fit(self) -> RecognizeConfig:
-        if self.max_segment_s < self.segment_over_s:
-            raise ValueError(
-                f"max_segment_s={self.max_segment_s:g} is below segment_over_s="
-                f"{self.segment_over_s:g}: a recording kept whole would be longer than a segment"
-            )
-        return self

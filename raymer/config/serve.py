@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from raymer.config import decoding, speech
+from raymer.config.parts import CommandConfig, DecodeConfig, SegmentConfig, SpeechConfig, part
 
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
 JOBS_ADDRESS = "http://127.0.0.1:8265"
 
 
-class ServeConfig(BaseModel, extra="forbid"):
+class ServeConfig(CommandConfig):
     """Settings of ``raymer serve``: the trained model behind an HTTP API, on Ray Serve."""
+
+    RENAMED = {"max_upload_mb": "decode.max_file_mb", "segments_over_s": "segment.segment_over_s"}
 
     checkpoint: str = Field(
         "runs/sample/compare",
@@ -59,12 +61,9 @@ class ServeConfig(BaseModel, extra="forbid"):
     )
     replica_threads: int = Field(1, ge=0, description="Torch/CTranslate2 threads per replica.")
     use_gpu: bool = Field(False, description="One GPU per model replica.")
-    max_upload_mb: float = Field(20.0, gt=0, description="Largest upload accepted (else 413).")
-    max_duration_s: float = Field(
-        300.0, gt=0, description="Longest audio accepted, in seconds (else 413)."
-    )
-    max_channels: int = decoding.max_channels()
-    decode_timeout_s: float = decoding.decode_timeout_s(20.0)
+    decode: DecodeConfig = part(
+        DecodeConfig, max_file_mb=20.0, max_duration_s=300.0, decode_timeout_s=20.0
+    )  # an upload over max_file_mb or max_duration_s is answered 413
     upload_timeout_s: float = Field(
         30.0, gt=0, description="An upload must arrive whole within this time (else 408)."
     )
@@ -96,13 +95,8 @@ class ServeConfig(BaseModel, extra="forbid"):
     request_timeout_s: float = Field(
         60.0, gt=0, description="A request not answered in this time gets 504."
     )
-    segments_over_s: float = Field(
-        30.0, gt=0, description="Audio longer than this also gets per-segment emotions."
-    )
-    min_speech_s: float = speech.min_speech_s()
-    no_speech_prob: float = speech.no_speech_prob()
-    logprob_threshold: float = speech.logprob_threshold()
-    vad_threshold: float = speech.vad_threshold()
+    segment: SegmentConfig = part(SegmentConfig)  # longer audio also gets per-segment answers
+    speech: SpeechConfig = part(SpeechConfig)
     auth_token: str | None = Field(
         None,
         description="Bearer token required on /v1/* (the RAYMER_API_TOKEN environment "

@@ -189,7 +189,7 @@ def build_dataset(
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={
-            "limits": DecodeLimits.of(cfg),
+            "limits": DecodeLimits.of(cfg.decode),
             "ledger": ledger,
             "max_attempts": cfg.max_attempts,
         },

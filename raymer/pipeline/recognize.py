@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from raymer import checkpoint, storage
 from raymer.config import dump_config
+from raymer.config.parts import flat
 from raymer.config.recognize import RecognizeConfig
 from raymer.corpora.manifest import check_input
 from raymer.errors import UsageError
@@ -105,14 +106,14 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
 SETTINGS = (
     "model_sha256",  # the checkpoint's content, not its path: retrained in place, it differs
     "layout",  # how the output is written: one from before recordings were committed whole
-    "segment_over_s",
-    "max_segment_s",
-    "min_silence_s",
-    "speech_pad_s",
-    "vad_threshold",
-    "min_speech_s",
-    "no_speech_prob",
-    "logprob_threshold",
+    "segment.segment_over_s",
+    "segment.max_segment_s",
+    "segment.min_silence_s",
+    "segment.speech_pad_s",
+    "speech.vad_threshold",
+    "speech.min_speech_s",
+    "speech.no_speech_prob",
+    "speech.logprob_threshold",
 )
 LAYOUT = 2  # recordings committed whole by the write tasks (``recognize_writes``)
 
@@ -155,7 +156,7 @@ def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> boo
     from raymer.pipeline.recognize_writes import repair
 
     written = bool(storage.list_files(out["predictions"], (".parquet",)))
-    settings = cfg.model_dump(mode="json") | {
+    settings = flat(cfg.model_dump(mode="json")) | {
         "model_sha256": checkpoint.digest(spec.checkpoint),
         "layout": LAYOUT,
     }

@@ -85,7 +85,7 @@ class SpeechStage:
         featurizer = build_featurizer(
             spec.extract, stage_device(cfg, cfg.asr_num_gpus), cfg.asr_threads
         )
-        self.listener = Listener(featurizer, SpeechRule.of(cfg))
+        self.listener = Listener(featurizer, SpeechRule.of(cfg.speech))
 
     def __call__(self, batch: Batch) -> Batch:
         rows = to_rows(batch)
@@ -150,7 +150,7 @@ class EmotionStage:
 
         device = stage_device(cfg, cfg.model_num_gpus)
         self.cfg, self.output, self.run_id, self.ledger = cfg, output, run_id, ledger
-        self.rule = SpeechRule.of(cfg)
+        self.rule = SpeechRule.of(cfg.speech)
         self.heads = Heads(
             checkpoint_uri, threads=cfg.model_threads, device=device, with_text=False
         )

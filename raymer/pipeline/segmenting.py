@@ -16,14 +16,7 @@ from raymer.segment import SegmentOptions, split
 
 
 def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
-    return SegmentOptions(
-        segment_over_s=cfg.segment_over_s,
-        max_segment_s=cfg.max_segment_s,
-        min_silence_s=cfg.min_silence_s,
-        speech_pad_s=cfg.speech_pad_s,
-        vad_threshold=cfg.vad_threshold,
-        chunk_s=cfg.chunk_s,
-    )
+    return SegmentOptions.of(cfg.segment, cfg.speech)
 
 
 def segment_batch(
@@ -34,7 +27,7 @@ def segment_batch(
     ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
     missing files never queues in front of the model stages. With a ``ledger``, a file whose
     decoding killed the task's process ``max_attempts`` times is an error row too."""
-    options, limits, out, failed = segment_options(cfg), DecodeLimits.of(cfg), [], []
+    options, limits, out, failed = segment_options(cfg), DecodeLimits.of(cfg.decode), [], []
     rows = to_rows(batch)
     task_key = faults.batch_key_of("decode", rows)
     # a task begun before and never finished died: its files go through the ledger one by one

@@ -155,7 +155,7 @@ class Api:
         self.uploads = 0  # bodies being received now (at most cfg.max_uploads)
         self.by_client: dict[str, int] = {}  # the same, per client address
         self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
-        self.limits = DecodeLimits.of(self.cfg)
+        self.limits = DecodeLimits.of(self.cfg.decode)
 
     async def _ping(self) -> dict:
         """Ask a model replica now (``_models`` keeps the first answer for /v1/models)."""
@@ -250,7 +250,7 @@ class Api:
         description="Send the audio as the raw request body (Content-Type audio/* or "
         "application/octet-stream) or as a multipart form field named `file`. Returns the "
         "transcript, language, duration, a score per label, the top label, and for audio over "
-        "segments_over_s the segments `raymer recognize` cuts it into (at its pauses), each "
+        "segment.segment_over_s the segments `raymer recognize` cuts it into (at its pauses), each "
         "with its own scores; the label is then the one with the most speech time.",
         openapi_extra={"requestBody": ingress.AUDIO_BODY},
         responses=ingress.responses(
@@ -311,7 +311,7 @@ class Api:
         }
 
     async def _upload(self, request: Request) -> bytes | Response:
-        limit = int(self.cfg.max_upload_mb * 1024 * 1024)
+        limit = int(self.cfg.decode.max_file_mb * 1024 * 1024)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
             return ingress.error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")

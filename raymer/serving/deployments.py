@@ -19,7 +19,7 @@ from ray import serve
 
 from raymer.batches import ItemError, arun_batch, run_batch
 from raymer.config import ExtractSettings, ServeConfig
-from raymer.segment import SpeechRule
+from raymer.segment import SegmentOptions, SpeechRule
 
 logger = logging.getLogger("ray.serve")
 
@@ -59,8 +59,8 @@ class Model:
             self.cfg.text_checkpoint,
             device="cuda" if self.cfg.use_gpu else "cpu",
             threads=self.cfg.replica_threads,
-            segment_over_s=self.cfg.segments_over_s,
-            rule=SpeechRule.of(self.cfg),
+            cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
+            rule=SpeechRule.of(self.cfg.speech),
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
@@ -91,7 +91,7 @@ class Speech:
         device = "cuda" if self.cfg.use_gpu else "cpu"
         settings = ExtractSettings(**extract)
         featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
-        self.listener = Listener(featurizer, SpeechRule.of(self.cfg))
+        self.listener = Listener(featurizer, SpeechRule.of(self.cfg.speech))
         _batch_settings(self.cfg, self.run)
 
     def ready(self) -> bool:
@@ -188,7 +188,7 @@ class SplitStages:
         return list(out)
 
     async def recognize(self, clip: np.ndarray, info: dict) -> dict:
-        from raymer.inference import Judging, compose, cutting
+        from raymer.inference import Judging, compose
 
         async def speech(items):
             return await self._each(self.speech.run, items)
@@ -202,13 +202,13 @@ class SplitStages:
             return await self._each(self.head.score, items)
 
         try:
-            rule = SpeechRule.of(self.cfg)
+            rule = SpeechRule.of(self.cfg.speech)
             judging = Judging(
                 labels=info["labels"],
                 needs_audio=info["needs_audio"],
                 multi_label=info["multi_label"],
                 rule=rule,
-                cutting=cutting(self.cfg.segments_over_s, rule),
+                cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
             )
             results = await compose([clip], speech, encode, score, judging)
         except _StageError as err:

@@ -76,8 +76,9 @@ def test_cli_rejects_missing_input(tmp_path):
 def test_help_lists_every_setting():
     result = _run("extract", "--help")
     assert result.returncode == 0
-    for name in ("asr_model", "window", "text_source", "max_duration_s", "use_gpu"):
+    for name in ("asr_model", "window", "text_source", "decode.max_duration_s", "use_gpu"):
         assert name in result.stdout
+    assert "decode.max_duration_s (default 600.0)" in result.stdout  # extract's own default
 
 
 def test_train_help_lists_nested_settings_with_their_defaults():

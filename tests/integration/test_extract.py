@@ -18,14 +18,14 @@ OVERRIDES = [
     "beam_size=1",
     "batch_size=4",
     "asr_actors=1",
-    "max_duration_s=20",
+    "decode.max_duration_s=20",
 ]
 BAD = {
     "bad-empty": "empty file",
     "bad-garbage": "not a readable audio file",
     "bad-notes": "not a readable audio file",
     "bad-truncated": "truncated",
-    "bad-long": "over max_duration_s=20",
+    "bad-long": "over decode.max_duration_s=20",
     "bad-missing": "file not found",
 }
 

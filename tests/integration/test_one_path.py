@@ -14,9 +14,12 @@ import pytest
 import requests
 import soundfile
 
+from raymer.config import SegmentConfig
+
 LABELS = ("angry", "happy", "neutral", "sad")
 GAP_S = 2.5
-SEGMENT_OVER_S = 8.0  # the recording (~16 s) is cut at its pauses; the clips are one piece
+# one settings object, given as it is to recognize, serve and the library
+SEGMENT = SegmentConfig(segment_over_s=8.0)  # the ~16 s recording is cut; the clips are whole
 
 
 def _resampled(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -74,7 +77,7 @@ def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
         input=str(inputs["root"] / "all.csv"),
         checkpoint=str(trained.output),
         output=str(out),
-        segment_over_s=SEGMENT_OVER_S,
+        segment=SEGMENT,
         asr_actors=1,
         asr_num_cpus=0.5,
         asr_threads=1,
@@ -129,7 +132,7 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
     cfg = ServeConfig(
         checkpoint=str(trained.output),
         port=free_port(),
-        segments_over_s=SEGMENT_OVER_S,
+        segment=SEGMENT,
         replica_num_cpus=0.4,
         replica_threads=1,
     )
@@ -153,9 +156,7 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
 def library(trained, inputs) -> dict:
     import raymer
 
-    recognizer = raymer.Recognizer.from_checkpoint(
-        trained.output, threads=1, segments_over_s=SEGMENT_OVER_S
-    )
+    recognizer = raymer.Recognizer.from_checkpoint(trained.output, threads=1, segment=SEGMENT)
     ids = list(inputs["paths"])
     found = recognizer.predict([inputs["paths"][i] for i in ids], errors="report")
     return dict(zip(ids, found, strict=True))

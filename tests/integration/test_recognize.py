@@ -72,8 +72,8 @@ def recognized(ray_session, corpus, tmp_path_factory):
         input=str(corpus["manifest"]),
         checkpoint=str(CHECKPOINT),
         output=str(out),
-        chunk_s=60,  # the 55 s recording is decoded and cut in more than one chunk
-        max_duration_s=3600,  # the 2-hour bomb is refused from its header
+        segment={"chunk_s": 60},  # the 55 s recording is decoded and cut in more than one chunk
+        decode={"max_duration_s": 3600},  # the 2-hour bomb is refused from its header
         batch_size=4,
         # the default two Whisper actors (1 CPU) and the model actor (0.25) leave 0.75 of the
         # session's 2 CPUs: every other task of the stream must fit in what is left
@@ -235,8 +235,9 @@ def test_a_rerun_adds_nothing(recognized):
     assert (out / "_SUCCESS.json").exists() and not (out / "_lease.json").exists()
     from raymer.pipeline.outputs import SettingsMismatch
 
-    other = cfg.model_copy(update={"min_silence_s": 0.5})  # would cut the call elsewhere
-    with pytest.raises(SettingsMismatch, match="min_silence_s: 1.0 then, 0.5 now"):
+    segment = cfg.segment.model_copy(update={"min_silence_s": 0.5})  # cuts the call elsewhere
+    other = cfg.model_copy(update={"segment": segment})
+    with pytest.raises(SettingsMismatch, match="segment.min_silence_s: 1.0 then, 0.5 now"):
         recognize(other)
     assert len(_predictions(out)) == len(before)
     over = recognize(cfg.model_copy(update={"resume": False}))  # starts over: replaced
@@ -281,7 +282,7 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
     manifest.write_text("\n".join(lines) + "\n")
     cfg = RecognizeConfig(
         input=str(manifest), checkpoint=str(CHECKPOINT), output=str(tmp_path / "out"),
-        chunk_s=60, batch_size=4, segments_per_file=3, asr_actors=1, plots=False,
+        segment={"chunk_s": 60}, batch_size=4, segments_per_file=3, asr_actors=1, plots=False,
     )  # fmt: skip
     import ray.data
 

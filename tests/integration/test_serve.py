@@ -43,9 +43,8 @@ def service(compare_run, free_port):
         checkpoint=str(compare_run),
         port=free_port(),
         auth_token=TOKEN,
-        max_upload_mb=1.0,
-        max_duration_s=20.0,
-        segments_over_s=8.0,
+        decode={"max_file_mb": 1.0, "max_duration_s": 20.0},
+        segment={"segment_over_s": 8.0},
         min_replicas=1,
         max_replicas=2,
         target_ongoing_requests=1,
@@ -145,7 +144,7 @@ def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper
 
 
 def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus):
-    """Audio over segments_over_s is cut at its pauses as `raymer recognize` cuts it: a
+    """Audio over segment.segment_over_s is cut at its pauses as `raymer recognize` cuts it: a
     segment per sentence, each with its own emotions; the clip's label is the one with the
     most speech time."""
     url, _ = service
@@ -219,7 +218,7 @@ def test_bad_uploads_get_clear_4xx_and_the_service_lives_on(service, piper_corpu
         (good[: len(good) // 3], "audio/wav", 422, "truncated"),
         (b"hello", "text/plain", 415, "unsupported content type 'text/plain'"),
         (b"\0" * (2 * 1024 * 1024), "audio/wav", 413, "over"),
-        (long_wav.getvalue(), "audio/wav", 413, "over max_duration_s=20"),
+        (long_wav.getvalue(), "audio/wav", 413, "over decode.max_duration_s=20"),
         (good[:44], "audio/wav", 422, ""),  # a header and no samples
     ]
     for data, ctype, status, words in cases:
@@ -751,7 +750,7 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(
     raymer = str(Path(sys.executable).parent / "raymer")
     proc = subprocess.Popen(
         [raymer, "serve", "--checkpoint", str(compare_run), "--port", str(port),
-         "replica_num_cpus=0.5", "replica_threads=1", "segments_over_s=8"],
+         "replica_num_cpus=0.5", "replica_threads=1", "segment.segment_over_s=8"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

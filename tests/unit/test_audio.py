@@ -110,7 +110,7 @@ def test_split_windows_and_pool_frames():
 @pytest.mark.parametrize(
     "name,match",
     [
-        ("hostile-bomb", r"lasts 7,200.0 s \(its header says\), over max_duration_s=600"),
+        ("hostile-bomb", r"lasts 7,200.0 s \(its header says\), over decode.max_duration_s=600"),
         ("hostile-sparse", "sample rate of 200 Hz, below the 4000 Hz"),
     ],
 )
@@ -133,7 +133,7 @@ def test_files_that_are_not_regular_are_refused_before_they_are_opened(hostile_f
 def test_a_file_over_the_size_limit_is_refused_before_a_read(tmp_path):
     path = tmp_path / "big.wav"
     soundfile.write(path, _sine(16_000, 40), 16_000)  # 1.28 MB
-    with pytest.raises(AudioTooLarge, match=r"the file is 1.2 MB, over max_file_mb=1"):
+    with pytest.raises(AudioTooLarge, match=r"the file is 1.2 MB, over decode.max_file_mb=1"):
         check_file(str(path), DecodeLimits(max_file_mb=1))
     assert check_file(str(path), DecodeLimits(max_file_mb=2)) == path.stat().st_size
     with pytest.raises(FileNotFoundError):
@@ -142,7 +142,7 @@ def test_a_file_over_the_size_limit_is_refused_before_a_read(tmp_path):
 
 def test_channels_and_duration_limits_hold_for_every_container():
     many = _encode_sf(_sine(16_000, 1, channels=6), 16_000, "WAV")
-    with pytest.raises(AudioError, match="6 channels, over max_channels=4"):
+    with pytest.raises(AudioError, match="6 channels, over decode.max_channels=4"):
         decode_audio(many, limits=DecodeLimits(max_channels=4))
     webm = _encode_av(_sine(48_000, 12), 48_000, "webm", "libopus")
     with pytest.raises(AudioTooLarge, match="max_duration_s=5"):
@@ -152,7 +152,7 @@ def test_channels_and_duration_limits_hold_for_every_container():
 
 def test_a_decode_over_its_time_budget_stops():
     data = _encode_sf(_sine(16_000, 30), 16_000, "FLAC")
-    with pytest.raises(AudioError, match="decoding took longer than decode_timeout_s"):
+    with pytest.raises(AudioError, match="decoding took longer than decode.decode_timeout_s"):
         decode_audio(data, limits=DecodeLimits(timeout_s=1e-9))
 
 
@@ -173,7 +173,7 @@ def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
         f.truncate(len(_wav_header(7200)) + 7200 * RATE * 2)
     started = time.perf_counter()
     limits = DecodeLimits(max_duration_s=3600)
-    with open(path, "rb") as f, pytest.raises(AudioError, match="7,200.0 s .* max_duration_s=3600"):
+    with open(path, "rb") as f, pytest.raises(AudioError, match="7,200.0 s .* decode.max_duration_s=3600"):
         open_audio(f, limits, 60)
     assert time.perf_counter() - started < 1.0
 

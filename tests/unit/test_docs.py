@@ -35,7 +35,7 @@ def test_readme_commands_exist():
         ["jobs", "list", "--json"],
         ["corpus", "prepare", "iemocap", "/data/IEMOCAP", "--output", "m.csv"],
         ["copy", "data/sample", "s3://b/corpus"],
-        ["recognize", "calls/", "--checkpoint", "c", "--output", "o", "chunk_s=120"],
+        ["recognize", "calls/", "--checkpoint", "c", "--output", "o", "segment.chunk_s=120"],
         ["submit", "recognize", "--input", "s3://b/calls", "--checkpoint", "c", "--output", "o"],
     ):
         assert parse_args(argv).func
