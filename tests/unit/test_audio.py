@@ -173,7 +173,10 @@ def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
         f.truncate(len(_wav_header(7200)) + 7200 * RATE * 2)
     started = time.perf_counter()
     limits = DecodeLimits(max_duration_s=3600)
-    with open(path, "rb") as f, pytest.raises(AudioError, match="7,200.0 s .* decode.max_duration_s=3600"):
+    with (
+        open(path, "rb") as f,
+        pytest.raises(AudioError, match="7,200.0 s .* decode.max_duration_s=3600"),
+    ):
         open_audio(f, limits, 60)
     assert time.perf_counter() - started < 1.0
 
