@@ -65,6 +65,14 @@ class Progress:
 
             self.bar = tqdm(total=total, desc=what, unit=f" {unit}", file=sys.stderr, leave=False)
 
+    def set_total(self, total: int) -> None:
+        """The total, once the job knows it (after its resume: what is left to do)."""
+        if total and total != self.total:
+            self.total = total
+            if self.bar is not None:
+                self.bar.total = total
+                self.bar.refresh()
+
     def update(self, done: int, audio_s: float = 0.0) -> None:
         done = min(done, self.total) if self.total is not None else done
         if self.bar is not None:

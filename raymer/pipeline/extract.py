@@ -76,9 +76,11 @@ class ExtractSummary:
 def extract(cfg: ExtractConfig) -> ExtractSummary:
     """Run the extraction described by ``cfg`` (``input`` and ``output`` must be set).
 
-    One Ray Data job: the inputs are read by Ray Data's readers (or listed a folder at a
-    time), one row is kept per id, ids already written are left out by an anti-join, and the
-    counts are summed by Ray Data: the driver never holds the corpus."""
+    read -> resume -> stream -> finish, as ``recognize``: the inputs are read by Ray Data's
+    readers (or listed a folder at a time), one row is kept per id, ids already written are
+    left out by an anti-join before anything is decoded, all in one streaming Ray Data
+    execution that writes the features; then one aggregation over this run's files sums its
+    counts, hours and WER. The driver never holds the corpus."""
     if not cfg.input or not cfg.output:
         raise UsageError("extract needs both input and output")
     from raymer.corpora.manifest import check_input
@@ -114,26 +116,26 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     storage.makedirs(features_uri)
     storage.makedirs(errors_uri)
     save_settings(cfg.output, settings, dump_config(cfg))
-    with shuffle_by_sort():
-        todo, inputs, skipped = _todo(cfg, ds, features_uri, errors_uri)
-        if inputs > skipped:  # something left to do
-            from raymer.console import Progress
-            from raymer.pipeline.faults import new_ledger, watched
+    from raymer.console import Progress
+    from raymer.pipeline.faults import new_ledger, watched
 
-            fs, path = storage.filesystem(features_uri)
-            ledger = new_ledger()
-            unit = "texts" if text_only else "clips"
-            ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)
-            with watched(ledger, Progress("extract", inputs - skipped, unit)):
-                ds.write_parquet(
-                    path,
-                    filesystem=fs,
-                    filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
-                    min_rows_per_file=FEATURE_ROWS,
-                    ray_remote_args={"num_cpus": cfg.decode_num_cpus},
-                )
-        lease.check()  # still this run's output
-        failed = _collect_errors(errors_uri)
+    ledger = new_ledger()
+    todo = _todo(cfg, ds, features_uri, errors_uri, ledger)
+    fs, path = storage.filesystem(features_uri)
+    ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)
+    progress = Progress("extract", None, "texts" if text_only else "clips")
+    with watched(ledger, progress, total="todo" if cfg.resume else "inputs"):
+        ds.write_parquet(  # the stream: one Ray Data execution
+            path,
+            filesystem=fs,
+            filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
+            min_rows_per_file=FEATURE_ROWS,
+            ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+        )
+    lease.check()  # still this run's output
+    skipped = _skipped(ledger) if cfg.resume else 0
+    failed = _collect_errors(errors_uri)
+    with shuffle_by_sort():  # the finish: one aggregation over this run's files
         summary = _summarize(features_uri, run_id, failed, skipped, time.perf_counter() - start)
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
@@ -145,21 +147,31 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     return summary
 
 
-def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str):
-    """(the rows to extract, how many inputs there are, how many are already written):
-    one row per id (a duplicate is an error), less those in ``features/`` (resume)."""
+def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
+    """The rows to extract, lazily (read -> resume, before anything is decoded): one row
+    per id (a duplicate is an error row), less the ids already in ``features/``. The rows
+    before and after the resume are tallied in the ``ledger`` (``_skipped``)."""
+    from raymer.pipeline.faults import tallied
     from raymer.pipeline.inputs import anti_join, unique_ids
 
     # the grouping's partitions are the decode tasks: enough for every model actor
     parts = max(4, 2 * cfg.asr_actors, 2 * cfg.text_actors)
     unique = unique_ids(ds, errors_uri, parts, cfg.decode_num_cpus)
-    unique = unique.materialize()  # in the object store, not the driver
-    inputs = unique.count()
-    if not cfg.resume or not inputs:
-        return unique, inputs, 0
+    tally = {"batch_format": "pyarrow", **READ_ARGS}
+    unique = unique.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "inputs"}, **tally)
+    if not cfg.resume:
+        return unique
     drop_truncated(features_uri)
-    todo = anti_join(unique, features_uri, ("id",)).materialize()
-    return todo, inputs, inputs - todo.count()
+    todo = anti_join(unique, features_uri, ("id",), partitions=parts)
+    return todo.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "todo"}, **tally)
+
+
+def _skipped(ledger) -> int:
+    """Inputs already in ``features/``: the rows the resume left out."""
+    import ray
+
+    inputs, todo = ray.get([ledger.total.remote("inputs"), ledger.total.remote("todo")])
+    return max(0, inputs - todo)
 
 
 def build_dataset(

@@ -9,10 +9,13 @@ is an error row instead of another attempt. Only unfinished attempts stay in the
 its memory is that of the batches in flight and the clips that crashed, whatever the corpus.
 
 The ledger also counts the rows that leave the last stage and their audio seconds
-(``count_done``): ``watched`` shows them as the run's progress line from the driver.
+(``count_done``), and the rows passing a named point of the stream (``tallied``, once per
+block whatever the retries: extract's inputs and what its resume left to do): ``watched``
+shows them as the run's progress line from the driver.
 
-``process`` runs a stage's work on a batch of rows: an exception fails the batch, then the
-rows are tried one by one, so one bad row fails alone (``error`` and ``stage`` set).
+``process`` runs a stage's work on a batch of rows under the one batch-then-item rule
+(``batches.run_batch``): an exception fails the batch, then the rows are tried one by one,
+so one bad row fails alone (``error`` and ``stage`` set).
 
 The drill ``RAYMER_POISON_CLIP=<id>`` (read by the driver, given to the Whisper stage) makes
 the Whisper stage exit its process (``os._exit(1)``) every time it meets that clip.
@@ -39,6 +42,15 @@ class CrashLedger:
     def __init__(self) -> None:
         self.open: dict[str, list[int]] = {}  # key -> [begun, finished]
         self.rows, self.audio_s = 0, 0.0  # through the last stage: the progress line
+        self.tallied: dict[str, dict[str, int]] = {}  # name -> block key -> rows
+
+    def tally(self, name: str, key: str, rows: int) -> None:
+        """Rows of one block at a point of the stream (``tallied``); by the block's key, so
+        a retried task counts once."""
+        self.tallied.setdefault(name, {})[key] = rows
+
+    def total(self, name: str) -> int:
+        return sum(self.tallied.get(name, {}).values())
 
     def count(self, rows: int, audio_s: float = 0.0) -> None:
         self.rows += rows
@@ -74,6 +86,18 @@ def new_ledger():
     return ray.remote(num_cpus=0, max_restarts=0)(CrashLedger).remote()
 
 
+def tallied(table, ledger, name: str):
+    """Ray Data ``map_batches`` (pyarrow): counts the rows passing this point of the stream
+    in the ledger under ``name`` (once per block, whatever the retries); returns them."""
+    import ray
+
+    if table.num_rows:
+        ids = "\x00".join(sorted(str(i) for i in table.column("id").to_pylist()))
+        key = hashlib.sha1(ids.encode()).hexdigest()
+        ray.get(ledger.tally.remote(name, key, table.num_rows))
+    return table
+
+
 def count_done(ledger, rows: list[dict], seconds) -> None:
     """The last stage's rows (written or failed) and their audio seconds, for the progress
     line; fire and forget."""
@@ -82,8 +106,9 @@ def count_done(ledger, rows: list[dict], seconds) -> None:
 
 
 @contextlib.contextmanager
-def watched(ledger, progress, every_s: float = 1.0):
-    """Show ``progress`` from the ledger's counts while the block runs (a driver thread)."""
+def watched(ledger, progress, every_s: float = 1.0, total: str | None = None):
+    """Show ``progress`` from the ledger's counts while the block runs (a driver thread);
+    with ``total``, the rows tallied under that name are its total (``tallied``)."""
     import threading
 
     import ray
@@ -94,6 +119,8 @@ def watched(ledger, progress, every_s: float = 1.0):
         while True:
             # a slow or gone ledger costs a progress line, never the run
             with contextlib.suppress(Exception):
+                if total is not None:
+                    progress.set_total(ray.get(ledger.total.remote(total), timeout=30))
                 progress.update(*ray.get(ledger.counted.remote(), timeout=30))
             if stop.wait(every_s):
                 return
@@ -106,6 +133,8 @@ def watched(ledger, progress, every_s: float = 1.0):
         stop.set()
         thread.join(timeout=60)
         with contextlib.suppress(Exception):  # the counts at the end
+            if total is not None:
+                progress.set_total(ray.get(ledger.total.remote(total), timeout=30))
             progress.update(*ray.get(ledger.counted.remote(), timeout=30))
         progress.close()
 

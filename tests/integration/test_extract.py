@@ -95,13 +95,27 @@ def test_transcripts_and_embeddings(extracted):
         )
 
 
-def test_rerun_resumes_without_duplicates(extracted, messy_corpus):
+def test_rerun_resumes_without_duplicates(extracted, messy_corpus, monkeypatch):
+    """read -> resume -> stream -> finish: the re-run is one streaming execution (which
+    finds nothing left) and one aggregation, and writes no file."""
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
     _, out = extracted
     before = pq.read_table(out / "features").num_rows
+    files = sorted(p.name for p in (out / "features").iterdir())
+    started, execute = [], StreamingExecutor.execute
+
+    def counted(self, *args, **kwargs):
+        started.append(1)
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamingExecutor, "execute", counted)
     summary = extract(_cfg(str(messy_corpus), str(out)))
     ids = pq.read_table(out / "features").column("id").to_pylist()
     assert (summary.clips_ok, summary.skipped) == (0, 12)
     assert len(ids) == len(set(ids)) == before
+    assert len(started) <= 3, len(started)  # the manifest's first path (auto), stream, sums
+    assert sorted(p.name for p in (out / "features").iterdir()) == files
     assert summary.clips_failed == 6  # failures are retried, and still fail
 
 
@@ -189,8 +203,8 @@ def test_hostile_files_and_a_poison_clip_cost_only_themselves(
 ):
     """10 good clips, then the same with two decompression bombs, a FIFO, a directory and a
     clip that kills its Whisper worker every time (RAYMER_POISON_CLIP): the second run writes
-    the 9 others once each, reports the rest with the reason, and takes less than twice as
-    long as the first."""
+    the 9 others once each, reports the rest with the reason, and takes about as long as the
+    first plus the poison clip's three worker restarts."""
     import time
 
     with open(piper_corpus) as f:
@@ -219,7 +233,9 @@ def test_hostile_files_and_a_poison_clip_cost_only_themselves(
     assert "not a regular file: it is a directory" in errors["hostile-dir"]
     assert "the worker processing this clip died 3 times" in errors[poison]
     assert summary.clips_ok == 9 and summary.clips_failed == 5
-    assert hostile_s < 2 * base_s, (hostile_s, base_s)
+    # the poison clip costs its three worker restarts (Whisper loaded again each time, a few
+    # seconds), the hostile files nothing: a retry storm would cost minutes
+    assert hostile_s < 2 * base_s + 15, (hostile_s, base_s)
 
 
 @pytest.mark.drill
