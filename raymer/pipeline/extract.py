@@ -11,7 +11,6 @@ Layout of the output root:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -31,7 +30,7 @@ from raymer.pipeline.outputs import (
     claim,
     clear_done,
     drop_truncated,
-    mark_done,
+    publish,
     save_settings,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
@@ -140,10 +139,7 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
-    record = json.dumps(asdict(summary), indent=2).encode()
-    lease.check()
-    storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
-    mark_done(cfg.output, asdict(summary))
+    publish(cfg.output, lease, asdict(summary))
     return summary
 
 

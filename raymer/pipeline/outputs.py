@@ -309,6 +309,16 @@ def _saved_settings(output: str) -> tuple[dict | None, bool]:
     return None, False
 
 
+def publish(output: str, lease: Lease, summary: dict) -> None:
+    """A run's end: ``summary.json`` and the ``DONE`` marker, written while the run still
+    holds the output's lease (``LeaseLost`` otherwise)."""
+    lease.check()
+    storage.write_bytes(
+        storage.join(output, "summary.json"), json.dumps(summary, indent=2).encode()
+    )
+    mark_done(output, summary)
+
+
 def mark_done(output: str, summary: dict) -> None:
     storage.write_bytes(storage.join(output, DONE), json.dumps(summary, indent=2).encode())
 

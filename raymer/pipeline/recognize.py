@@ -44,7 +44,7 @@ from raymer.pipeline.outputs import (
     check_settings,
     claim,
     clear_done,
-    mark_done,
+    publish,
     save_settings,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
@@ -143,10 +143,7 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     summary = _summarize(cfg, spec, out, new, failed, plots, time.perf_counter() - started)
     lap("summary")
     summary.phases_s = phases
-    record = json.dumps(asdict(summary), indent=2).encode()
-    lease.check()
-    storage.write_bytes(storage.join(cfg.output, "summary.json"), record)
-    mark_done(cfg.output, asdict(summary))
+    publish(cfg.output, lease, asdict(summary))
     return summary
 
 

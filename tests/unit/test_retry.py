@@ -1,12 +1,12 @@
 """One batch-then-item rule, driven by plain calls (``run_batch``: the stages, the crash
-ledger's ``faults.process``) and by awaited ones (``arun_batch``: Serve): the same answers."""
+ledger's ``faults.process``, tested in test_faults.py) and by awaited ones (``arun_batch``:
+Serve): the same answers."""
 
 from __future__ import annotations
 
 import asyncio
 
 from raymer.batches import ItemError, arun_batch, run_batch
-from raymer.pipeline.faults import process
 
 
 def _square(items: list) -> list:
@@ -32,17 +32,3 @@ def test_sync_and_async_follow_the_same_rule():
 
 async def _ashort(items: list) -> list:
     return []
-
-
-def test_the_crash_ledger_uses_the_same_rule_for_exceptions():
-    rows = [{"id": str(i), "error": None, "stage": None} for i in range(3)]
-
-    def work(some):
-        for row in some:
-            if row["id"] == "1":
-                raise ValueError("no")
-            row["done"] = True
-
-    process(rows, work, "model")
-    assert [r.get("done") for r in rows] == [True, None, True]
-    assert rows[1]["error"] == "model failed: ValueError: no" and rows[1]["stage"] == "model"
