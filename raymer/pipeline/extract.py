@@ -144,9 +144,10 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
 
 
 def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
-    """The rows to extract, lazily (read -> resume, before anything is decoded): one row
-    per id (a duplicate is an error row), less the ids already in ``features/``. The rows
-    before and after the resume are tallied in the ``ledger`` (``_skipped``)."""
+    """The rows to extract (read -> resume, before anything is decoded): one row per id (a
+    duplicate is an error row), less the ids already in ``features/``, in one execution
+    whose rows stay in the object store. The rows before and after the resume are tallied
+    in the ``ledger`` (``_skipped``)."""
     from raymer.pipeline.faults import tallied
     from raymer.pipeline.inputs import anti_join, unique_ids
 
@@ -155,11 +156,13 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
     unique = unique_ids(ds, errors_uri, parts, cfg.decode_num_cpus)
     tally = {"batch_format": "pyarrow", **READ_ARGS}
     unique = unique.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "inputs"}, **tally)
-    if not cfg.resume:
-        return unique
-    drop_truncated(features_uri)
-    todo = anti_join(unique, features_uri, ("id",), partitions=parts)
-    return todo.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "todo"}, **tally)
+    if cfg.resume:
+        drop_truncated(features_uri)
+        todo = anti_join(unique, features_uri, ("id",), partitions=parts)
+        unique = todo.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "todo"}, **tally)
+    # held in the object store before the actors start: a shuffle task asks a whole CPU of
+    # one node, which actors spread over small nodes may never leave (2 x 1 CPU: a hang)
+    return unique.materialize()
 
 
 def _skipped(ledger) -> int:

@@ -7,7 +7,8 @@ streaming Ray Data job and a small finish.
     whole, predictions then its recordings row)
 
 then, only for recordings whose segments the write tasks got apart, one Ray Data grouping
-of those rows (``finish``). The driver never holds the corpus: inputs are read by Ray Data's
+of those rows (``finish``). The input rows (one per id, not yet committed) are held in the
+object store before the actors start: two executions per run, three with a finish. The driver never holds the corpus: inputs are read by Ray Data's
 readers (or listed a folder at a time), the resume is an anti-join by Ray Data, and the
 summary is summed from the recordings files' footers. Layout of the output root:
 
@@ -212,9 +213,9 @@ def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
 
 
 def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id: str, plots):
-    """The streaming job (one Ray Data execution): inputs -> one per id -> not committed ->
-    segments -> Whisper -> model -> committed by the write tasks. Returns the sink, which
-    holds what the tasks wrote."""
+    """Inputs -> one per id -> not committed (one Ray Data execution, rows kept in the object
+    store), then the streaming job: segments -> Whisper -> model -> committed by the write
+    tasks. Returns the sink, which holds what the tasks wrote."""
 
     from raymer.console import Progress
     from raymer.pipeline.faults import new_ledger, watched
@@ -246,8 +247,10 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
     if cfg.resume:  # by recording id, before anything is decoded
         ds = anti_join(ds, out["recordings"], ("id",), partitions=parts)
-    # small blocks: the decode tasks run in parallel whatever the input's own blocks
-    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task)
+    # in small blocks (the decode tasks run in parallel), held in the object store before the
+    # actors start: a shuffle task asks a whole CPU of one node, which actors spread over
+    # small nodes may never leave (a 2 x 1-CPU cluster waited for ever)
+    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
     ds = ds.map_batches(
         segment_batch,
         fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},

@@ -263,7 +263,8 @@ def _executions(monkeypatch) -> list[int]:
 
 def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, monkeypatch):
     """A recording's segments spread over write tasks (3 segments per task) are committed
-    whole by the finish; a duplicate id is an error row; at most two Ray Data executions;
+    whole by the finish; a duplicate id is an error row; two Ray Data executions (three
+    with the finish);
     and a re-run after the audio is gone decodes nothing: no file is opened again."""
     import shutil
 
@@ -291,7 +292,8 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
     executions = _executions(monkeypatch)
     first = recognize(cfg)
     assert (first.recordings, first.new_recordings, first.failed) == (3, 3, 1)
-    assert len(executions) <= 2 and first.phases_s["finish"] > 0, first.phases_s
+    # the inputs (held before the actors start), the stream, and the finish
+    assert len(executions) == 3 and first.phases_s["finish"] > 0, first.phases_s
     rows = pq.read_table(tmp_path / "out" / "predictions").to_pylist()
     call = sorted(r["segment"] for r in rows if r["id"] == "call")
     assert call == list(range(len(corpus["bounds"])))  # whole, once
@@ -304,7 +306,7 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
     executions.clear()
     again = recognize(cfg)
     assert (again.recordings, again.new_recordings, again.failed) == (3, 0, 1)
-    assert len(executions) == 1 and again.phases_s["finish"] == 0
+    assert len(executions) == 2 and again.phases_s["finish"] == 0
     assert len(pq.read_table(tmp_path / "out" / "predictions")) == len(rows)
 
 
