@@ -19,17 +19,22 @@ def fields_help(cls: type[BaseModel]) -> str:
     return "\n".join(lines)
 
 
-def _field_lines(cls: type[BaseModel], prefix: str) -> list[str]:
+def _field_lines(cls: type[BaseModel], prefix: str, defaults: BaseModel | None = None) -> list[str]:
+    """``defaults``: the command's own instance of a nested part (its defaults differ from
+    the part's class: recognize's decode.max_file_mb is not extract's)."""
     lines = []
     for name, field in cls.model_fields.items():
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            lines += _field_lines(field.annotation, f"{prefix}{name}.")  # nested: a.b=value
+            inner = None if field.is_required() else field.get_default(call_default_factory=True)
+            inner = inner if isinstance(inner, BaseModel) else None
+            lines += _field_lines(field.annotation, f"{prefix}{name}.", inner)  # a.b=value
             continue
-        default = (
-            "required"
-            if field.is_required()
-            else repr(field.get_default(call_default_factory=True))
-        )
+        if field.is_required():
+            default = "required"
+        elif defaults is not None:
+            default = repr(getattr(defaults, name))
+        else:
+            default = repr(field.get_default(call_default_factory=True))
         lines.append(f"  {prefix}{name} (default {default})")
         lines += textwrap.wrap(
             field.description or "", 76, initial_indent="      ", subsequent_indent="      "

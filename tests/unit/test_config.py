@@ -132,3 +132,31 @@ def test_a_run_without_its_paths_is_refused_naming_them():
         require_paths(load_config(TrainConfig, None, [], features="f"), "crossval")
     require_paths(load_config(TrainConfig, None, [], features="f", output="o"), "train")
     require_paths(load_config(ServeConfig, None, []), "serve")  # serve has a default
+
+
+def test_shared_parts_keep_each_command_s_defaults_and_refuse_old_keys():
+    """decode/speech/segment are one definition held by every command, each with its own
+    defaults (in the config, when given in part, and in --help); a flat key from before the
+    grouping names its new place."""
+    from raymer.cli.common import fields_help
+    from raymer.config import (
+        ConfigError,
+        ExtractConfig,
+        RecognizeConfig,
+        ServeConfig,
+        load_config,
+    )
+
+    assert RecognizeConfig(decode={"max_channels": 2}).decode.max_file_mb == 8192.0
+    assert ExtractConfig().decode.max_file_mb == 1024.0
+    assert ServeConfig(checkpoint="c").decode.max_file_mb == 20.0
+    assert type(RecognizeConfig().decode) is type(ServeConfig(checkpoint="c").decode)
+    cfg = load_config(RecognizeConfig, overrides=["segment.chunk_s=120"])
+    assert cfg.segment.chunk_s == 120 and cfg.segment.min_silence_s == 1.0
+    for old, new in (("chunk_s=120", "segment.chunk_s"), ("no_speech_prob=0.5", "speech.")):
+        with pytest.raises(ConfigError, match=f"is now `{new}"):
+            load_config(RecognizeConfig, overrides=[old])
+    with pytest.raises(ConfigError, match="`max_upload_mb` is now `decode.max_file_mb`"):
+        load_config(ServeConfig, overrides=["checkpoint=c", "max_upload_mb=5"])
+    assert "decode.max_file_mb (default 8192.0)" in fields_help(RecognizeConfig)
+    assert "decode.max_file_mb (default 20.0)" in fields_help(ServeConfig)
