@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from raymer.config.parts import CommandConfig, DecodeConfig, part
+from raymer.config.parts import CommandConfig, DecodeConfig, max_attempts, part
 
 
 class ExtractSettings(BaseModel, extra="forbid"):
@@ -104,13 +104,7 @@ class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
     decode: DecodeConfig = part(
         DecodeConfig, max_file_mb=1024.0, max_duration_s=600.0, decode_timeout_s=60.0
     )
-    max_attempts: int = Field(
-        3,
-        ge=1,
-        le=20,
-        description="A clip whose worker process dies this many times (a crash, an OOM kill) "
-        "becomes an error row instead of being retried again.",
-    )
+    max_attempts: int = max_attempts()
     inputs: Literal["auto", "audio", "text"] = Field(
         "auto",
         description="audio: decode and transcribe each clip, then embed its text; text: embed "

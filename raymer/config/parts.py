@@ -102,6 +102,17 @@ class SegmentConfig(Part):
         return self
 
 
+def max_attempts():
+    """The bound on worker crashes, shared by extract and recognize (``faults.CrashLedger``)."""
+    return Field(
+        3,
+        ge=1,
+        le=20,
+        description="A clip or recording whose worker process dies this many times (a crash, "
+        "an OOM kill) becomes an error row instead of being retried again.",
+    )
+
+
 def part(cls: type[Part], **defaults: Any):
     """A command's field holding ``cls`` with this command's ``defaults``."""
     return Field(default_factory=lambda: cls(**defaults), description=_first_line(cls))

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from raymer.config.parts import CommandConfig, DecodeConfig, SegmentConfig, SpeechConfig, part
+from raymer.config.parts import (
+    CommandConfig,
+    DecodeConfig,
+    SegmentConfig,
+    SpeechConfig,
+    max_attempts,
+    part,
+)
 
 
 class RecognizeConfig(CommandConfig):
@@ -32,13 +39,7 @@ class RecognizeConfig(CommandConfig):
     decode: DecodeConfig = part(
         DecodeConfig, max_file_mb=8192.0, max_duration_s=6 * 3600.0, decode_timeout_s=900.0
     )
-    max_attempts: int = Field(
-        3,
-        ge=1,
-        le=20,
-        description="A recording whose worker process dies this many times (a crash, an OOM "
-        "kill) becomes an error row instead of being retried again.",
-    )
+    max_attempts: int = max_attempts()
     redo: bool = Field(
         False,
         description="When OUTPUT holds predictions made with another checkpoint or other "
