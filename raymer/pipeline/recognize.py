@@ -1,16 +1,17 @@
 """``raymer recognize``: a corpus of any size and any recording length -> emotions, in one
-streaming Ray Data job and a small finish.
+streaming Ray Data job.
 
     read -> one row per id -> not yet committed (resume, by recording id, before any
     decoding) -> decode and segment (tasks) -> Whisper (actors) -> text encoder and the
     checkpoint's model (actors) -> write (``recognize_writes``: each recording committed
-    whole, predictions then its recordings row)
+    whole, predictions then its recordings row; one whose segments the tasks got apart is
+    joined by the task that writes its last part)
 
-then, only for recordings whose segments the write tasks got apart, one Ray Data grouping
-of those rows (``finish``). The input rows (one per id, not yet committed) are held in the
-object store before the actors start: two executions per run, three with a finish. The driver never holds the corpus: inputs are read by Ray Data's
-readers (or listed a folder at a time), the resume is an anti-join by Ray Data, and the
-summary is summed from the recordings files' footers. Layout of the output root:
+The input rows (one per id, not yet committed) are held in the object store before the
+actors start: two Ray Data executions per run. The driver never holds the corpus: inputs
+are read by Ray Data's readers (or listed a folder at a time), the resume is an anti-join
+by Ray Data, and the summary is summed from the recordings files' footers. Layout of the
+output root:
 
     predictions/    one row per segment (``recognize_stages.prediction_schema``)
     recordings/     one row per recording: length, segments, speech, label, share_<label>
@@ -48,7 +49,7 @@ from raymer.pipeline.outputs import (
     publish,
     save_settings,
 )
-from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
+from raymer.runtime import init_ray
 
 
 @dataclass
@@ -67,7 +68,7 @@ class RecognizeSummary:
     output: str
     error_examples: list[str]
     # seconds of this run's steps: prepare (settings, repair), ray (start or connect),
-    # stream (the streaming job), finish (recordings the write tasks got apart), summary
+    # stream (the inputs and the streaming job), summary
     phases_s: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -132,16 +133,12 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     lap("prepare")
     init_ray()
     lap("ray")
-    sink = _stream(cfg, spec, out, run_id, plots)
+    _stream(cfg, spec, out, run_id, plots)
     lap("stream")
     lease.check()  # still this run's output
-    new = sink.written
-    if new.pending:
-        new.add(_finish(cfg, sink.layout, run_id))
-    lap("finish")
     failed = _merge_errors(out)
-    storage.delete_dir(out["scratch"])
-    summary = _summarize(cfg, spec, out, new, failed, plots, time.perf_counter() - started)
+    storage.delete_dir(out["scratch"])  # the listing, and parts of recordings never whole
+    summary = _summarize(cfg, spec, out, run_id, failed, plots, time.perf_counter() - started)
     lap("summary")
     summary.phases_s = phases
     publish(cfg.output, lease, asdict(summary))
@@ -177,12 +174,12 @@ def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> boo
     return plots
 
 
-def _summarize(cfg, spec, out: dict, new, failed: int, plots: bool, wall_s: float):
-    """The output's totals (the recordings files' footers) and this run's share (``new``:
-    what its write tasks and finish committed); with ``plots``, ``summary.png``."""
+def _summarize(cfg, spec, out: dict, run_id: str, failed: int, plots: bool, wall_s: float):
+    """The output's totals and this run's share (the files it committed), from the
+    recordings files' footers; with ``plots``, ``summary.png``."""
     from raymer.pipeline.recognize_writes import output_totals
 
-    totals = output_totals(out["recordings"], spec.labels)
+    totals, new = output_totals(out["recordings"], spec.labels, run_id)
     if plots and totals.labels:
         from raymer.pipeline.plots import shares_png
 
@@ -193,10 +190,10 @@ def _summarize(cfg, spec, out: dict, new, failed: int, plots: bool, wall_s: floa
         segments=totals.segments,
         audio_hours=totals.duration_s / 3600,
         speech_hours=totals.speech_s / 3600,
-        new_recordings=new.new.recordings,
+        new_recordings=new.recordings,
         failed=failed,
         wall_s=wall_s,
-        audio_s_per_s=new.new.duration_s / wall_s if wall_s > 0 else 0.0,
+        audio_s_per_s=new.duration_s / wall_s if wall_s > 0 else 0.0,
         labels={lab: totals.labels[lab] for lab in spec.labels if totals.labels.get(lab)},
         output=cfg.output,
         error_examples=_error_examples(out) if failed else [],
@@ -215,7 +212,7 @@ def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
 def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id: str, plots):
     """Inputs -> one per id -> not committed (one Ray Data execution, rows kept in the object
     store), then the streaming job: segments -> Whisper -> model -> committed by the write
-    tasks. Returns the sink, which holds what the tasks wrote."""
+    tasks."""
 
     from raymer.console import Progress
     from raymer.pipeline.faults import new_ledger, watched
@@ -236,12 +233,13 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         recordings=out["recordings"],
         errors=out["errors"],
         pending=out["pending"],
+        run_id=run_id,
         plots=out["plots"] if plots else None,
         labels=tuple(spec.labels),
         staged=staged_schema(spec, inputs.carried),
     )
     storage.makedirs(layout.pending)
-    sink = _sink(layout, run_id, cfg.segments_per_file)
+    sink = _sink(layout, cfg.segments_per_file)
     parts = max(4, 2 * cfg.asr_actors)
     # hash shuffles of the input rows alone, over `parts` partitions (not Ray's default 200)
     ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
@@ -261,7 +259,6 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     ds = _listen_and_judge(ds, cfg, spec, out, run_id, ledger, inputs.carried)
     with watched(ledger, Progress("recognize", None, "segments")):
         ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
-    return sink
 
 
 def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: list[str]):
@@ -293,63 +290,28 @@ def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: li
     return ds
 
 
-def _sink(layout, run_id: str, rows: int):
+def _sink(layout, rows: int):
     """``RecognizeSink``: the streaming job's write (``recognize_writes.commit`` per task)."""
     from ray.data import Datasink
     from ray.data.block import BlockAccessor
 
-    from raymer.pipeline.recognize_writes import Written, commit
+    from raymer.pipeline.recognize_writes import commit
 
     class RecognizeSink(Datasink):
-        """Each write task commits the recordings it holds whole; the driver's copy sums what
-        the tasks did into ``written``."""
-
-        def __init__(self) -> None:
-            self.layout, self.written = layout, Written()
+        """Each write task commits the recordings it holds whole, and joins those whose
+        last part it writes; what the run committed is read back from the files."""
 
         @property
         def min_rows_per_write(self) -> int:
             return rows
 
-        def write(self, blocks, ctx) -> str:
+        def write(self, blocks, ctx) -> None:
             tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
             tables = [t.cast(layout.staged) for t in tables if t.num_rows]
-            if not tables:
-                return Written().to_json()
-            rows_ = pa.concat_tables(tables).to_pylist()
-            return commit(rows_, f"{run_id}-{ctx.task_idx:06d}", layout).to_json()
-
-        def on_write_complete(self, write_result) -> None:
-            for text in write_result.write_returns:
-                self.written.add(Written.from_json(text))
+            if tables:
+                commit(pa.concat_tables(tables).to_pylist(), ctx.task_idx, layout)
 
     return RecognizeSink()
-
-
-def _finish(cfg: RecognizeConfig, layout, run_id: str):
-    """The recordings whose segments the write tasks got apart: grouped by Ray Data (the
-    run's pending rows only) and committed whole (the second and last execution)."""
-    import ray.data
-
-    from raymer.pipeline.recognize_writes import Written, finish_group
-
-    written = Written()
-    if not storage.list_files(layout.pending, (".parquet",)):
-        return written
-    fs, path = storage.filesystem(layout.pending)
-    with shuffle_by_sort():
-        ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
-        ds = ds.groupby("id").map_groups(
-            finish_group,
-            fn_kwargs={"layout": layout, "run_id": run_id},
-            batch_format="pyarrow",
-            num_cpus=cfg.decode_num_cpus,
-        )
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=1024):
-            for text in batch.column("written").to_pylist():
-                written.add(Written.from_json(text))
-    written.pending = 0
-    return written
 
 
 def _check_room(cfg: RecognizeConfig) -> None:

@@ -11,8 +11,15 @@ each recording it holds:
 - whole with a failed segment: its failed segments go to ``errors/`` and nothing else (the
   recording is tried again whole by the next run, as a file that failed to decode is);
 - not whole here (its segments spread over write tasks: a long recording, or one cut by a
-  block boundary): its rows go to the run's scratch ``pending/``; ``finish`` groups those
-  by recording with Ray Data and commits each whole one the same way.
+  block boundary): its rows go to the run's scratch ``pending/KEY/STEM.parquet`` (KEY from
+  the recording id), then the task lists ``pending/KEY/`` and, when the parts there make
+  the recording whole, commits it as ``RUN-r-KEY`` and removes the folder. Every task
+  writes its part before it lists, so the task that writes the last part sees them all;
+  two tasks that both see them all write the same files (each written whole, under the
+  same name), so a recording is never committed twice and no grouping pass is needed.
+
+A recording that never becomes whole (its decoding failed midway: the error is in
+``errors/`` already) leaves only scratch, removed when the run ends.
 
 Resume is by recording id against ``recordings/``, before anything is decoded. A crash can
 leave a predictions file without its recordings file (or a file without its footer):
@@ -82,8 +89,10 @@ class Totals:
 
 @dataclass
 class Written:
-    """What a write task (or the finish) did: the recordings it committed, those it
-    reported failed, and those it left pending."""
+    """What a write task did: the recordings it committed, those it reported failed, and
+    those it left pending (not whole yet). Two tasks may both commit a recording whose
+    segments they got apart, so a run's own totals are read from the files it committed
+    (``output_totals``), not summed from these."""
 
     new: Totals = field(default_factory=Totals)
     failed: int = 0
@@ -112,6 +121,7 @@ class Layout:
     recordings: str
     errors: str
     pending: str
+    run_id: str  # names this run's files: RUN-TASK, RUN-r-KEY
     plots: str | None  # None: no plots
     labels: tuple[str, ...]
     staged: pa.Schema  # the emotion stage's rows (``recognize_stages.staged_schema``)
@@ -134,53 +144,83 @@ def whole(rows: list[dict]) -> list[dict] | None:
     return [by_index[i] for i in sorted(by_index)]
 
 
-def commit(rows: list[dict], stem: str, layout: Layout, final: bool = False) -> Written:
-    """Sort a write task's rows by recording and write them (module docstring). ``final``:
-    the finish, where a recording still not whole is one whose decoding failed midway (its
-    error is in ``errors/`` already): dropped, not pending."""
+def commit(rows: list[dict], task: int, layout: Layout) -> Written:
+    """Sort write task ``task``'s rows by recording and write them (module docstring)."""
+    stem = f"{layout.run_id}-{task:06d}"
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["id"], []).append(row)
-    done, failed, pending, written = [], [], [], Written()
-    for group in groups.values():
+    done, written = [], Written()
+    for rid, group in groups.items():
         segments = whole(group)
         if segments is None:
-            if not final:
-                pending += group
-                written.pending += 1
+            written.add(_join(rid, group, stem, layout))
         elif any(r["error"] is not None for r in segments):
-            failed += [r for r in segments if r["error"] is not None]
+            _fail(segments, stem, layout)
             written.failed += 1
         else:
             done.append(segments)
-    labels = list(layout.labels)
-    if pending:
-        _write(pending, layout.staged, storage.join(layout.pending, stem + ".parquet"))
-    write_errors(failed, layout.errors, prefix=f"segments-{stem}")
     if done:
-        records = [recording_row(segments, labels, layout.plots) for segments in done]
-        written.new = Totals.of(records, labels)
-        predictions = [r for segments in done for r in segments]
-        uri = storage.join(layout.predictions, stem + ".parquet")
-        _write(predictions, layout.prediction_schema, uri)
-        metadata = {TOTALS_KEY: json.dumps(asdict(written.new)).encode()}
-        schema = recording_schema(labels).with_metadata(metadata)
-        _write(records, schema, storage.join(layout.recordings, stem + ".parquet"))  # the commit
+        written.new.add(_commit(done, stem, layout))
+    return written
+
+
+def _commit(done: list[list[dict]], stem: str, layout: Layout) -> Totals:
+    """Whole recordings -> ``predictions/STEM.parquet``, then ``recordings/STEM.parquet``
+    (the commit, its totals in the footer)."""
+    labels = list(layout.labels)
+    records = [recording_row(segments, labels, layout.plots) for segments in done]
+    totals = Totals.of(records, labels)
+    predictions = [r for segments in done for r in segments]
+    _write(predictions, layout.prediction_schema, storage.join(layout.predictions, stem + ".parquet"))
+    metadata = {TOTALS_KEY: json.dumps(asdict(totals)).encode()}
+    schema = recording_schema(labels).with_metadata(metadata)
+    _write(records, schema, storage.join(layout.recordings, stem + ".parquet"))  # the commit
+    return totals
+
+
+def _fail(segments: list[dict], stem: str, layout: Layout) -> None:
+    write_errors([r for r in segments if r["error"] is not None], layout.errors, f"segments-{stem}")
+
+
+def recording_key(rid: str) -> str:
+    """A recording's folder of pending parts, and the name it is committed under when its
+    parts are joined (``RUN-r-KEY``)."""
+    return hashlib.sha1(str(rid).encode()).hexdigest()[:16]
+
+
+def _join(rid: str, rows: list[dict], stem: str, layout: Layout) -> Written:
+    """A recording this task holds in part: its part written to ``pending/KEY/``, then every
+    part there read; committed (as ``RUN-r-KEY``) when they make it whole."""
+    key = recording_key(rid)
+    folder = storage.join(layout.pending, key)
+    _write(rows, layout.staged, storage.join(folder, stem + ".parquet"))
+    parts = []
+    try:
+        for uri in storage.list_files(folder, (".parquet",)):
+            fs, path = storage.filesystem(uri)
+            parts.append(pq.read_table(path, filesystem=fs).cast(layout.staged))
+    except (FileNotFoundError, OSError):  # another task joined it and removed the folder
+        return Written()
+    segments = whole(pa.concat_tables(parts).to_pylist()) if parts else None
+    if segments is None:
+        return Written(pending=1)
+    written = Written()
+    if any(r["error"] is not None for r in segments):
+        _fail(segments, f"{layout.run_id}-r-{key}", layout)
+        written.failed = 1
+    else:
+        written.new = _commit([segments], f"{layout.run_id}-r-{key}", layout)
+    storage.delete_dir(folder)
     return written
 
 
 def _write(rows: list[dict], schema: pa.Schema, uri: str) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema)
-    fs, path = storage.filesystem(uri)
-    pq.write_table(table, path, filesystem=fs)
-
-
-def finish_group(group: pa.Table, layout: Layout, run_id: str) -> pa.Table:
-    """Ray Data ``map_groups`` over the pending rows by recording: commit it when whole."""
-    rows = group.to_pylist()
-    key = hashlib.sha1(str(rows[0]["id"]).encode()).hexdigest()[:16]
-    written = commit(rows, f"{run_id}-r-{key}", layout, final=True)
-    return pa.table({"written": [written.to_json()]})
+    """A whole file or none (``storage.write_bytes``): two tasks joining the same recording
+    may write it at once."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
+    storage.write_bytes(uri, sink.getvalue().to_pybytes())
 
 
 def repair(predictions: str, recordings: str) -> None:
@@ -203,17 +243,21 @@ def _stems(folder: str) -> set[str]:
     }
 
 
-def output_totals(recordings: str, labels: list[str]) -> Totals:
-    """Sums over every committed recording: from each recordings file's footer (one small
-    read per file; the rows are read only for a file without the totals)."""
-    totals = Totals()
+def output_totals(recordings: str, labels: list[str], run_id: str = "") -> tuple[Totals, Totals]:
+    """Sums over every committed recording, and over those ``run_id`` committed (its files'
+    names start with it): from each recordings file's footer (one small read per file; the
+    rows are read only for a file without the totals)."""
+    totals, new = Totals(), Totals()
     for uri in storage.list_files(recordings, (".parquet",)):
         fs, path = storage.filesystem(uri)
         with fs.open_input_file(path) as f:
             meta = pq.read_metadata(f).metadata or {}
             if TOTALS_KEY in meta:
-                totals.add(Totals.from_dict(json.loads(meta[TOTALS_KEY])))
+                these = Totals.from_dict(json.loads(meta[TOTALS_KEY]))
             else:
                 f.seek(0)
-                totals.add(Totals.of(pq.read_table(f).to_pylist(), labels))
-    return totals
+                these = Totals.of(pq.read_table(f).to_pylist(), labels)
+        totals.add(these)
+        if run_id and uri.rsplit("/", 1)[-1].startswith(f"{run_id}-"):
+            new.add(these)
+    return totals, new

@@ -59,7 +59,8 @@ def describe_read_error(uri: str, err: Exception) -> str:
 
 def write_errors(rows: list[dict], errors_uri: str, prefix: str = "part") -> None:
     """Failed rows (``id``, ``path``, ``stage``, ``error``; ``segment`` where there is one)
-    -> one error part under ``errors_uri``, named by its rows: a retried task rewrites it."""
+    -> one error part under ``errors_uri``, named by its rows and written whole: a retried
+    task (or two tasks reporting the same rows) rewrites it."""
     if not rows:
         return
     table = pa.table(
@@ -73,8 +74,9 @@ def write_errors(rows: list[dict], errors_uri: str, prefix: str = "part") -> Non
     )
     keys = "\x00".join(sorted(f"{r['id']}\x00{r.get('segment')}" for r in rows))
     name = f"{prefix}-{hashlib.sha1(keys.encode()).hexdigest()[:20]}.parquet"
-    fs, path = storage.filesystem(storage.join(errors_uri, name))
-    pq.write_table(table, path, filesystem=fs)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    storage.write_bytes(storage.join(errors_uri, name), sink.getvalue().to_pybytes())
 
 
 def stage_device(cfg: ExtractConfig | RecognizeConfig, num_gpus: float) -> str:

@@ -263,9 +263,9 @@ def _executions(monkeypatch) -> list[int]:
 
 def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, monkeypatch):
     """A recording's segments spread over write tasks (3 segments per task) are committed
-    whole by the finish; a duplicate id is an error row; two Ray Data executions (three
-    with the finish);
-    and a re-run after the audio is gone decodes nothing: no file is opened again."""
+    whole, once, by the task that writes its last part; a duplicate id is an error row; two
+    Ray Data executions; and a re-run after the audio is gone decodes nothing: no file is
+    opened again."""
     import shutil
 
     from raymer.config.recognize import RecognizeConfig
@@ -292,11 +292,17 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
     executions = _executions(monkeypatch)
     first = recognize(cfg)
     assert (first.recordings, first.new_recordings, first.failed) == (3, 3, 1)
-    # the inputs (held before the actors start), the stream, and the finish
-    assert len(executions) == 3 and first.phases_s["finish"] > 0, first.phases_s
+    # the inputs (held before the actors start) and the stream
+    assert len(executions) == 2 and "finish" not in first.phases_s, first.phases_s
     rows = pq.read_table(tmp_path / "out" / "predictions").to_pylist()
     call = sorted(r["segment"] for r in rows if r["id"] == "call")
     assert call == list(range(len(corpus["bounds"])))  # whole, once
+    joined = {
+        r["id"]
+        for p in (tmp_path / "out" / "predictions").glob("*-r-*.parquet")
+        for r in pq.read_table(p).to_pylist()
+    }  # the two long recordings (the kept duplicate is call.flac too): apart, then joined
+    assert joined == {"call", corpus["short"][0]}, joined
     (error,) = pq.read_table(tmp_path / "out" / "errors").to_pylist()
     assert error["stage"] == "manifest" and "duplicate id" in error["error"]
     # the row kept is the first by path: audio/call.flac before audio/joe_...
@@ -306,7 +312,7 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
     executions.clear()
     again = recognize(cfg)
     assert (again.recordings, again.new_recordings, again.failed) == (3, 0, 1)
-    assert len(executions) == 2 and again.phases_s["finish"] == 0
+    assert len(executions) == 2
     assert len(pq.read_table(tmp_path / "out" / "predictions")) == len(rows)
 
 

@@ -15,6 +15,7 @@ from raymer.pipeline.recognize_writes import (
     Layout,
     commit,
     output_totals,
+    recording_key,
     repair,
     whole,
 )
@@ -35,6 +36,7 @@ def layout(tmp_path):
         recordings=str(tmp_path / "recordings"),
         errors=str(tmp_path / "errors"),
         pending=str(tmp_path / "pending"),
+        run_id="run",
         plots=None,
         labels=tuple(LABELS),
         staged=staged_schema(spec, ["speaker"]),
@@ -67,7 +69,7 @@ def test_whole_recordings_are_committed_the_rest_pending_or_reported(layout, tmp
         _row("b", 0, False),  # its other segments are in another task
         _row("c", 0, True, error="speech recognition failed: boom"),  # whole, failed
     ]  # fmt: skip
-    written = commit(rows, "run-000001", layout)
+    written = commit(rows, 1, layout)
     assert (written.new.recordings, written.failed, written.pending) == (1, 1, 1)
     predictions = pq.read_table(tmp_path / "predictions" / "run-000001.parquet").to_pylist()
     assert [(r["id"], r["segment"]) for r in predictions] == [("a", 0), ("a", 1)]
@@ -79,26 +81,58 @@ def test_whole_recordings_are_committed_the_rest_pending_or_reported(layout, tmp
     assert rec["label"] in ("happy", "sad") and rec["share_happy"] == pytest.approx(0.5)
     totals = json.loads(recordings.schema.metadata[TOTALS_KEY])
     assert totals["recordings"] == 1 and totals["segments"] == 2
-    pending = pq.read_table(tmp_path / "pending" / "run-000001.parquet").to_pylist()
-    assert [r["id"] for r in pending] == ["b"]
+    (part,) = (tmp_path / "pending" / recording_key("b")).iterdir()
+    assert [r["id"] for r in pq.read_table(part).to_pylist()] == ["b"]
     errors = pq.read_table(tmp_path / "errors").to_pylist()
     assert [(e["id"], e["stage"]) for e in errors] == [("c", "asr")]
-    # the finish: "b" still not whole there (its decoding failed midway) is dropped
-    final = commit([_row("b", 0, False)], "run-r-b", layout, final=True)
-    assert (final.new.recordings, final.failed, final.pending) == (0, 0, 0)
-    assert not (tmp_path / "predictions" / "run-r-b.parquet").exists()
-    assert output_totals(layout.recordings, LABELS).recordings == 1
+    everything, new = output_totals(layout.recordings, LABELS, "run")
+    assert everything.recordings == new.recordings == 1
+    assert output_totals(layout.recordings, LABELS, "other")[1].recordings == 0
+
+
+def test_the_task_that_writes_a_recordings_last_part_joins_it(layout, tmp_path):
+    """A recording's segments in three tasks: committed once, whole, by whichever task
+    finds every part written; a task that comes after finds nothing left to do."""
+    first = commit([_row("b", 0, False), _row("d", 0, False)], 1, layout)
+    assert (first.new.recordings, first.pending) == (0, 2)
+    second = commit([_row("b", 2, True), _row("b", 1, False)], 2, layout)
+    assert (second.new.recordings, second.pending) == (1, 0)
+    stem = f"run-r-{recording_key('b')}"
+    predictions = pq.read_table(tmp_path / "predictions" / f"{stem}.parquet").to_pylist()
+    assert [(r["id"], r["segment"]) for r in predictions] == [("b", 0), ("b", 1), ("b", 2)]
+    (rec,) = pq.read_table(tmp_path / "recordings" / f"{stem}.parquet").to_pylist()
+    assert rec["segments"] == 3
+    assert not (tmp_path / "pending" / recording_key("b")).exists()
+    # two tasks that both saw every part write the same files: still one recording
+    import shutil
+
+    folder = tmp_path / "pending" / recording_key("e")
+    assert commit([_row("e", 0, False)], 3, layout).pending == 1
+    kept = tmp_path / "kept"
+    shutil.copytree(folder, kept)
+    assert commit([_row("e", 1, True)], 4, layout).new.recordings == 1
+    shutil.copytree(kept, folder)  # as the second task saw them, before the first removed them
+    assert commit([_row("e", 1, True)], 5, layout).new.recordings == 1
+    totals, new = output_totals(layout.recordings, LABELS, "run")
+    assert totals.recordings == new.recordings == 2
+    assert sorted(p.name for p in (tmp_path / "pending").iterdir()) == [recording_key("d")]
+    # a joined recording with a failed segment is reported, not committed
+    commit([_row("f", 0, False)], 7, layout)
+    failed = commit([_row("f", 1, True, error="speech recognition failed: boom")], 8, layout)
+    assert (failed.failed, failed.new.recordings) == (1, 0)
+    errors = pq.read_table(tmp_path / "errors").to_pylist()
+    assert [(e["id"], e["stage"]) for e in errors] == [("f", "asr")]
 
 
 def test_repair_takes_apart_what_a_crash_left(layout, tmp_path):
-    commit([_row("a", 0, True)], "run-000001", layout)
-    commit([_row("b", 0, True)], "run-000002", layout)
-    commit([_row("c", 0, True)], "run-000003", layout)
+    commit([_row("a", 0, True)], 1, layout)
+    commit([_row("b", 0, True)], 2, layout)
+    commit([_row("c", 0, True)], 3, layout)
     (tmp_path / "recordings" / "run-000002.parquet").unlink()  # died before its commit
     cut = tmp_path / "predictions" / "run-000003.parquet"
     cut.write_bytes(cut.read_bytes()[:-20])  # died while writing: no footer
     repair(layout.predictions, layout.recordings)
     assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == ["run-000001.parquet"]
     assert sorted(p.name for p in (tmp_path / "recordings").iterdir()) == ["run-000001.parquet"]
-    totals = output_totals(layout.recordings, LABELS)
+    totals, _ = output_totals(layout.recordings, LABELS)
     assert (totals.recordings, totals.labels) == (1, {"happy": 1})
