@@ -56,7 +56,7 @@ def command(name: str, rows: int, folder: Path, checkpoint: str, extra: list[str
         cmd = [RAYMER, "extract", "--config", config, "--input", listed, "--output", out]
         return cmd + extra
     cmd = [RAYMER, "recognize", listed, "--checkpoint", checkpoint, "--output", out]
-    return cmd + ["plots=false", "asr_actors=1", "batch_size=256", *extra]
+    return cmd + ["plots=false", "resources.asr.actors=1", "batch_size=256", *extra]
 
 
 def peak_mb(

@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     overrides = list(args.overrides) + (
-        ["use_gpu=true", "compute_type=float16"] if args.gpu else []
+        ["resources.use_gpu=true", "compute_type=float16"] if args.gpu else []
     )
     cfg = load_config(ExtractConfig, args.config, overrides)
     device = "cuda" if args.gpu else "cpu"

@@ -150,7 +150,7 @@ def serve_layout(layout: str, args, files: list[Path], compute: float) -> None:
         upscale_delay_s=2,
         downscale_delay_s=30,
         max_queued_requests=512,
-        replica_threads=1,
+        resources={"asr": {"threads": 1}, "model": {"threads": 1}},
     )
     url = server.start(cfg)
     deployment = "Model" if layout == "single" else "Speech"

@@ -102,7 +102,10 @@ def plain_loop(cfg: TrainConfig, epochs: int) -> dict:
 def raymer_train(cfg: TrainConfig, workers: int, out: str) -> dict:
     from raymer.training.trainer import train
 
-    run = cfg.model_copy(update={"num_workers": workers, "output": out})
+    resources = cfg.resources.model_copy(
+        update={"model": cfg.resources.model.model_copy(update={"actors": workers})}
+    )
+    run = cfg.model_copy(update={"resources": resources, "output": out})
     summary = train(run)
     history = summary.history
     epoch_s = statistics.median([h["epoch_s"] for h in history[1:]] or [history[0]["epoch_s"]])

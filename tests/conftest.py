@@ -267,7 +267,7 @@ def _train_config(features: Path | str, output: Path | str, *overrides: str):
         TrainConfig,
         None,
         [
-            "num_workers=2",
+            "resources.model.actors=2",
             "batch_size=8",
             "hidden_dim=32",
             "test_speakers=[en-gb_m3]",

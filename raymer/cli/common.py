@@ -15,19 +15,36 @@ from raymer.config import ConfigError
 def fields_help(cls: type[BaseModel]) -> str:
     """Every config field with its default and description: the key=value overrides."""
     lines = ["settings (in --config YAML or as key=value overrides):"]
-    lines += _field_lines(cls, "")
+    lines += _field_lines(cls, "", skip=tuple(getattr(cls, "UNUSED", {})))
     return "\n".join(lines)
 
 
-def _field_lines(cls: type[BaseModel], prefix: str, defaults: BaseModel | None = None) -> list[str]:
+def _field_lines(
+    cls: type[BaseModel], prefix: str, defaults: BaseModel | None = None, skip: tuple = ()
+) -> list[str]:
     """``defaults``: the command's own instance of a nested part (its defaults differ from
-    the part's class: recognize's decode.max_file_mb is not extract's)."""
+    the part's class: recognize's decode.max_file_mb is not extract's); ``skip``: dotted keys
+    the command has no use for (``CommandConfig.UNUSED``)."""
     lines = []
     for name, field in cls.model_fields.items():
+        if f"{prefix}{name}" in skip:
+            continue
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            inner = None if field.is_required() else field.get_default(call_default_factory=True)
+            if defaults is not None:
+                inner = getattr(defaults, name)
+            elif field.is_required():
+                inner = None
+            else:
+                inner = field.get_default(call_default_factory=True)
             inner = inner if isinstance(inner, BaseModel) else None
-            lines += _field_lines(field.annotation, f"{prefix}{name}.", inner)  # a.b=value
+            if field.description:
+                lines += textwrap.wrap(
+                    f"{prefix}{name}.*: {field.description}",
+                    78,
+                    initial_indent="  ",
+                    subsequent_indent="      ",
+                )
+            lines += _field_lines(field.annotation, f"{prefix}{name}.", inner, skip)  # a.b=value
             continue
         if field.is_required():
             default = "required"

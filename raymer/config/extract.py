@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from raymer.config.parts import CommandConfig, DecodeConfig, max_attempts, part
+from raymer.config.parts import (
+    CommandConfig,
+    DecodeConfig,
+    ResourcesConfig,
+    max_attempts,
+    part,
+)
 
 
 class ExtractSettings(BaseModel, extra="forbid"):
@@ -96,10 +102,6 @@ class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
     """Settings of ``raymer extract``: corpus in, Parquet features out (the model-input
     settings of ``ExtractSettings``, and where and how the run goes)."""
 
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
-    )
-    use_gpu: bool = Field(False, description="Give each model actor one GPU (num_gpus=1).")
     batch_size: int = Field(8, ge=1, description="Clips per batch in the model stages.")
     decode: DecodeConfig = part(
         DecodeConfig, max_file_mb=1024.0, max_duration_s=600.0, decode_timeout_s=60.0
@@ -111,21 +113,11 @@ class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
         "the manifest's `text` column only (no audio, no Whisper: a text corpus such as "
         "GoEmotions, for the text branch); auto: text when no manifest row has a path.",
     )
-    asr_actors: int = Field(2, ge=1, description="Whisper actors (one GPU each with use_gpu).")
-    asr_num_cpus: float = Field(
-        0.5, gt=0, description="CPUs reserved per Whisper actor (fractional on small machines)."
-    )
-    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
-    asr_num_gpus: float = Field(
-        1.0, ge=0, description="GPUs per Whisper actor when use_gpu is set (fractions share one)."
-    )
-    text_actors: int = Field(1, ge=1, description="Text encoder actors.")
-    text_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per text encoder actor.")
-    text_threads: int = Field(1, ge=1, description="torch threads per text encoder actor.")
-    text_num_gpus: float = Field(
-        0.0, ge=0, description="GPUs per text encoder actor when use_gpu is set (0: on CPU)."
-    )
-    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per decoding task.")
+    resources: ResourcesConfig = part(
+        ResourcesConfig,
+        asr={"actors": 2, "num_cpus": 0.5, "num_gpus": 1.0, "threads": 1},
+        model={"actors": 1, "num_cpus": 0.25, "num_gpus": 0.0, "threads": 1},
+    )  # model: the text encoder's actors
     resume: bool = Field(
         True,
         description="Skip clips whose id is already in OUTPUT/features; false: start over, "

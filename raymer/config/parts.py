@@ -1,17 +1,21 @@
 """Settings the commands share, defined once: the decode guard (``decode``), the no-speech
-rule (``speech``) and how long recordings are cut (``segment``). ``extract``, ``recognize``
-and ``serve`` hold them as they are (each with its own defaults), and so does the library
+rule (``speech``), how long recordings are cut (``segment``) and where the work runs
+(``resources``). ``extract``, ``recognize``, ``serve`` and ``train`` hold them as they are
+(each with its own defaults; a setting a command has no use for is refused there with the
+reason, and left out of its ``--help``), and so does the library
 (``Recognizer.from_checkpoint(decode=..., speech=..., segment=...)``); the engine reads
-them through ``DecodeLimits.of``, ``SpeechRule.of`` and ``SegmentOptions.of``.
+them through ``DecodeLimits.of``, ``SpeechRule.of``, ``SegmentOptions.of`` and
+``ResourcesConfig.device_of``.
 
 In YAML they are mappings (``decode: {max_file_mb: 100}``), on the command line dotted keys
-(``decode.max_file_mb=100``); a part given in part keeps the command's defaults for the rest.
+(``decode.max_file_mb=100``, ``resources.asr.actors=4``); a part given in part keeps the
+command's defaults for the rest.
 A key from before the grouping (``max_file_mb=100``) is refused with its new place.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -102,6 +106,76 @@ class SegmentConfig(Part):
         return self
 
 
+class StageResources(BaseModel, extra="forbid"):
+    """The workers of one stage: how many, and what each one gets."""
+
+    actors: int = Field(1, ge=1, description="Workers of this stage (Ray actors or Train workers).")
+    num_cpus: float = Field(
+        1.0, gt=0, description="CPUs reserved per worker (fractional on small machines)."
+    )
+    num_gpus: float = Field(
+        1.0,
+        ge=0,
+        description="GPUs per worker when use_gpu is set (fractions share one; 0: on CPU).",
+    )
+    threads: int = Field(
+        1, ge=0, description="torch / CTranslate2 threads per worker (0: the library's default)."
+    )
+
+
+class ResourcesConfig(Part):
+    """Where the work runs and what each worker gets: the Whisper stage (``asr``), the text
+    encoder and emotion model stage (``model``) and the decode tasks."""
+
+    use_gpu: bool = Field(False, description="Give the stages' workers GPUs (num_gpus each).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
+    )
+    asr: StageResources = Field(default_factory=StageResources, description="Whisper's workers.")
+    model: StageResources = Field(
+        default_factory=StageResources,
+        description="The text encoder's and the emotion model's workers.",
+    )
+    decode_num_cpus: float = Field(
+        0.25, gt=0, description="CPUs reserved per decoding (and segmenting) task."
+    )
+
+    def device_of(self, stage: StageResources) -> str:
+        """``cpu`` or ``cuda``: where a worker of ``stage`` runs its models."""
+        if not self.use_gpu or stage.num_gpus <= 0:
+            return "cpu"
+        return "cpu" if self.device == "cpu" else "cuda"
+
+    def gpus(self, stage: StageResources) -> float:
+        """GPUs a worker of ``stage`` asks Ray for."""
+        return stage.num_gpus if self.use_gpu else 0.0
+
+
+# Keys from before the grouping of resources (the old flat names of extract, recognize,
+# serve and train) -> their place now.
+RESOURCE_KEYS = {
+    "asr_actors": "resources.asr.actors",
+    "asr_num_cpus": "resources.asr.num_cpus",
+    "asr_num_gpus": "resources.asr.num_gpus",
+    "asr_threads": "resources.asr.threads",
+    **{
+        f"{old}_{key}": f"resources.model.{new}"
+        for old in ("text", "model")
+        for key, new in (
+            ("actors", "actors"),
+            ("num_cpus", "num_cpus"),
+            ("num_gpus", "num_gpus"),
+            ("threads", "threads"),
+        )
+    },  # fmt: skip
+    "num_workers": "resources.model.actors",
+    "cpus_per_worker": "resources.model.num_cpus",
+    "replica_num_cpus": "resources.asr.num_cpus",
+    "replica_threads": "resources.asr.threads",
+    "stage_num_cpus": "resources.model.num_cpus",
+}
+
+
 def max_attempts():
     """The bound on worker crashes, shared by extract and recognize (``faults.CrashLedger``)."""
     return Field(
@@ -123,10 +197,13 @@ def _first_line(cls: type) -> str:
 
 
 class CommandConfig(BaseModel, extra="forbid"):
-    """A command's config: its parts merged over the command's defaults, and a key from
-    before the grouping refused with its new place (``RENAMED``: keys that changed name)."""
+    """A command's config: its parts merged over the command's defaults, a key from before
+    the grouping refused with its new place (``RENAMED``: keys that changed name), and a
+    part's setting this command has no use for refused with the reason (``UNUSED``: dotted
+    key -> why), unless it is the command's own default (a dumped config reloads)."""
 
     RENAMED: ClassVar[dict[str, str]] = {}
+    UNUSED: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -145,19 +222,50 @@ class CommandConfig(BaseModel, extra="forbid"):
         for name, field in cls.model_fields.items():
             given = data.get(name)
             if _is_part(field.annotation) and isinstance(given, dict) and field.default_factory:
-                merged[name] = field.default_factory().model_dump() | given
+                defaults = field.default_factory().model_dump()
+                cls._check_used(name, given, defaults)
+                merged[name] = _deep_merge(defaults, given)
         return merged
+
+    @classmethod
+    def _check_used(cls, name: str, given: dict, defaults: dict) -> None:
+        set_ = flat(given, f"{name}.")
+        default = flat(defaults, f"{name}.")
+        for key, value in set_.items():
+            for unused, why in cls.UNUSED.items():
+                if (key == unused or key.startswith(unused + ".")) and value != default.get(key):
+                    raise ValueError(f"`{key}` is not a setting of this command: {why}")
 
     @classmethod
     def moved_keys(cls) -> dict[str, str]:
         """Old flat key -> its place now (``decode.max_file_mb``)."""
         moved = dict(cls.RENAMED)
         for name, field in cls.model_fields.items():
-            if _is_part(field.annotation):
-                for key in field.annotation.model_fields:
-                    if key not in cls.model_fields:
-                        moved.setdefault(key, f"{name}.{key}")
+            if not _is_part(field.annotation):
+                continue
+            if field.annotation is ResourcesConfig:
+                moved |= {k: v for k, v in RESOURCE_KEYS.items() if not cls._unused(v)}
+            for key, inner in field.annotation.model_fields.items():
+                nested = isinstance(inner.annotation, type) and issubclass(
+                    inner.annotation, BaseModel
+                )
+                if key not in cls.model_fields and not nested and not cls._unused(f"{name}.{key}"):
+                    moved.setdefault(key, f"{name}.{key}")
         return moved
+
+    @classmethod
+    def _unused(cls, key: str) -> bool:
+        return any(key == k or key.startswith(k + ".") for k in cls.UNUSED)
+
+
+def _deep_merge(base: dict, given: dict) -> dict:
+    out = dict(base)
+    for key, value in given.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _is_part(annotation: Any) -> bool:

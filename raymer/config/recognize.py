@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from raymer.config.parts import (
     CommandConfig,
     DecodeConfig,
+    ResourcesConfig,
     SegmentConfig,
     SpeechConfig,
     max_attempts,
@@ -55,24 +54,11 @@ class RecognizeConfig(CommandConfig):
         "than one segment, and OUTPUT/plots/summary.png.",
     )
     batch_size: int = Field(8, ge=1, description="Segments per batch in the model stages.")
-    use_gpu: bool = Field(False, description="Give each model actor a GPU (num_gpus below).")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
-    )
-    asr_actors: int = Field(2, ge=1, description="Whisper actors.")
-    asr_num_cpus: float = Field(
-        0.4,
-        gt=0,
-        description="CPUs reserved per Whisper actor. The model actors together must leave "
-        "one CPU of the cluster to Ray Data's read and shuffle tasks (checked at start).",
-    )
-    asr_threads: int = Field(1, ge=0, description="CTranslate2 threads per Whisper actor.")
-    asr_num_gpus: float = Field(1.0, ge=0, description="GPUs per Whisper actor with use_gpu.")
-    model_actors: int = Field(1, ge=1, description="Text encoder + emotion model actors.")
-    model_num_cpus: float = Field(0.2, gt=0, description="CPUs reserved per model actor.")
-    model_threads: int = Field(1, ge=1, description="torch threads per model actor.")
-    model_num_gpus: float = Field(0.0, ge=0, description="GPUs per model actor with use_gpu.")
-    decode_num_cpus: float = Field(0.25, gt=0, description="CPUs per decode/segment task.")
+    resources: ResourcesConfig = part(
+        ResourcesConfig,
+        asr={"actors": 2, "num_cpus": 0.4, "num_gpus": 1.0, "threads": 1},
+        model={"actors": 1, "num_cpus": 0.2, "num_gpus": 0.0, "threads": 1},
+    )  # the actors must leave one CPU of the cluster to Ray Data's tasks (checked at start)
     recordings_per_task: int = Field(
         128,
         ge=1,

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from raymer.config.parts import CommandConfig, DecodeConfig, SegmentConfig, SpeechConfig, part
+from raymer.config.parts import (
+    CommandConfig,
+    DecodeConfig,
+    ResourcesConfig,
+    SegmentConfig,
+    SpeechConfig,
+    part,
+)
 
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
 JOBS_ADDRESS = "http://127.0.0.1:8265"
@@ -16,6 +23,11 @@ class ServeConfig(CommandConfig):
     """Settings of ``raymer serve``: the trained model behind an HTTP API, on Ray Serve."""
 
     RENAMED = {"max_upload_mb": "decode.max_file_mb", "segments_over_s": "segment.segment_over_s"}
+    UNUSED = {
+        "resources.asr.actors": "replicas autoscale between min_replicas and max_replicas",
+        "resources.model.actors": "replicas autoscale between min_replicas and max_replicas",
+        "resources.decode_num_cpus": "uploads are decoded in the ingress (decode_threads)",
+    }
 
     checkpoint: str = Field(
         "runs/sample/compare",
@@ -51,16 +63,14 @@ class ServeConfig(CommandConfig):
         "single",
         description="single: one Model deployment runs Whisper, the text encoder and the head "
         "of each request; split: a deployment per stage (Speech, Text, Head), composed by the "
-        "ingress (benchmarks/serve_load.py compares them).",
+        "ingress (benchmarks/serve_load.py compares them). resources.asr is what each Model "
+        "(single) or Speech (split) replica gets, resources.model each Text and Head replica.",
     )
-    replica_num_cpus: float = Field(
-        0.5, gt=0, description="CPUs reserved per model replica (the Speech stage's when split)."
-    )
-    stage_num_cpus: float = Field(
-        0.1, gt=0, description="CPUs reserved per Text and Head replica (layout: split)."
-    )
-    replica_threads: int = Field(1, ge=0, description="Torch/CTranslate2 threads per replica.")
-    use_gpu: bool = Field(False, description="One GPU per model replica.")
+    resources: ResourcesConfig = part(
+        ResourcesConfig,
+        asr={"actors": 1, "num_cpus": 0.5, "num_gpus": 1.0, "threads": 1},
+        model={"actors": 1, "num_cpus": 0.1, "num_gpus": 1.0, "threads": 1},
+    )  # asr: each Model replica (layout single) or Speech replica (split); model: Text, Head
     decode: DecodeConfig = part(
         DecodeConfig, max_file_mb=20.0, max_duration_s=300.0, decode_timeout_s=20.0
     )  # an upload over max_file_mb or max_duration_s is answered 413

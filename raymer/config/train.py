@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from raymer.config.parts import CommandConfig, ResourcesConfig, part
+
 
 class FinetuneConfig(BaseModel, extra="forbid"):
     """Settings of fine-tune mode: the encoders train too, with progressive unfreezing."""
@@ -45,8 +47,14 @@ class FinetuneConfig(BaseModel, extra="forbid"):
         return self
 
 
-class TrainConfig(BaseModel, extra="forbid"):
+class TrainConfig(CommandConfig):
     """Settings of ``raymer train``: the fusion model on extracted features, on Ray Train."""
+
+    UNUSED = {
+        "resources.asr": "the training workers run every encoder themselves (resources.model)",
+        "resources.device": "the workers use a GPU when resources.use_gpu is set",
+        "resources.decode_num_cpus": "training reads features, it decodes no audio",
+    }
 
     features: str | None = Field(
         None,
@@ -149,11 +157,9 @@ class TrainConfig(BaseModel, extra="forbid"):
         lt=1,
         description="Share of the training speakers used for validation when val_speakers is empty.",
     )
-    num_workers: int = Field(2, ge=1, description="Ray Train workers (gloo on CPU, nccl on GPU).")
-    use_gpu: bool = Field(False, description="One GPU per worker.")
-    cpus_per_worker: float = Field(
-        0.5, gt=0, description="CPUs reserved per worker (fractional on small machines)."
-    )
+    resources: ResourcesConfig = part(
+        ResourcesConfig, model={"actors": 2, "num_cpus": 0.5, "num_gpus": 1.0, "threads": 0}
+    )  # model: the Ray Train workers (gloo on CPU, nccl on GPU)
     max_failures: int = Field(
         2, ge=0, description="Worker failures survived, each restarting from the last checkpoint."
     )

@@ -129,7 +129,7 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
             filesystem=fs,
             filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
             min_rows_per_file=FEATURE_ROWS,
-            ray_remote_args={"num_cpus": cfg.decode_num_cpus},
+            ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus},
         )
     lease.check()  # still this run's output
     skipped = _skipped(ledger) if cfg.resume else 0
@@ -152,8 +152,8 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
     from raymer.pipeline.inputs import anti_join, unique_ids
 
     # the grouping's partitions are the decode tasks: enough for every model actor
-    parts = max(4, 2 * cfg.asr_actors, 2 * cfg.text_actors)
-    unique = unique_ids(ds, errors_uri, parts, cfg.decode_num_cpus)
+    parts = max(4, 2 * cfg.resources.asr.actors, 2 * cfg.resources.model.actors)
+    unique = unique_ids(ds, errors_uri, parts, cfg.resources.decode_num_cpus)
     tally = {"batch_format": "pyarrow", **READ_ARGS}
     unique = unique.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "inputs"}, **tally)
     if cfg.resume:
@@ -185,14 +185,13 @@ def build_dataset(
     from raymer.pipeline.faults import new_ledger, poison_clip
     from raymer.pipeline.stages import TextStage, WhisperStage, decode_batch
 
-    gpu = 1 if cfg.use_gpu else 0
     ledger = ledger or new_ledger()
     text_stage = dict(
         fn_constructor_args=(cfg, errors_uri, extra_columns, text_only, ledger),
         batch_size=cfg.batch_size * 4,
-        compute=ActorPoolStrategy(size=cfg.text_actors),
-        num_cpus=cfg.text_num_cpus,
-        num_gpus=gpu * cfg.text_num_gpus,
+        compute=ActorPoolStrategy(size=cfg.resources.model.actors),
+        num_cpus=cfg.resources.model.num_cpus,
+        num_gpus=cfg.resources.gpus(cfg.resources.model),
         batch_format="numpy",
     )
     if text_only:
@@ -205,16 +204,16 @@ def build_dataset(
             "max_attempts": cfg.max_attempts,
         },
         batch_size=cfg.batch_size,
-        num_cpus=cfg.decode_num_cpus,
+        num_cpus=cfg.resources.decode_num_cpus,
         batch_format="numpy",
     )
     ds = ds.map_batches(
         WhisperStage,
         fn_constructor_args=(cfg, ledger, poison_clip()),
         batch_size=cfg.batch_size,
-        compute=ActorPoolStrategy(size=cfg.asr_actors),
-        num_cpus=cfg.asr_num_cpus,
-        num_gpus=gpu * cfg.asr_num_gpus,
+        compute=ActorPoolStrategy(size=cfg.resources.asr.actors),
+        num_cpus=cfg.resources.asr.num_cpus,
+        num_gpus=cfg.resources.gpus(cfg.resources.asr),
         batch_format="numpy",
     )
     return ds.map_batches(TextStage, **text_stage)

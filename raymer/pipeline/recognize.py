@@ -240,9 +240,9 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     )
     storage.makedirs(layout.pending)
     sink = _sink(layout, cfg.segments_per_file)
-    parts = max(4, 2 * cfg.asr_actors)
+    parts = max(4, 2 * cfg.resources.asr.actors)
     # hash shuffles of the input rows alone, over `parts` partitions (not Ray's default 200)
-    ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.decode_num_cpus)
+    ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.resources.decode_num_cpus)
     if cfg.resume:  # by recording id, before anything is decoded
         ds = anti_join(ds, out["recordings"], ("id",), partitions=parts)
     # in small blocks (the decode tasks run in parallel), held in the object store before the
@@ -253,12 +253,12 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         segment_batch,
         fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},
         batch_size=cfg.recordings_per_task,  # streams out batch_size segments at a time
-        num_cpus=cfg.decode_num_cpus,
+        num_cpus=cfg.resources.decode_num_cpus,
         batch_format="numpy",
     )
     ds = _listen_and_judge(ds, cfg, spec, out, run_id, ledger, inputs.carried)
     with watched(ledger, Progress("recognize", None, "segments")):
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.decode_num_cpus})
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus})
 
 
 def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: list[str]):
@@ -268,23 +268,22 @@ def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: li
     from raymer.pipeline.faults import poison_clip
     from raymer.pipeline.recognize_stages import EmotionStage, SpeechStage
 
-    gpu = 1 if cfg.use_gpu else 0
     ds = ds.map_batches(
         SpeechStage,
         fn_constructor_args=(cfg, spec, ledger, poison_clip()),
         batch_size=cfg.batch_size,
-        compute=ActorPoolStrategy(size=cfg.asr_actors),
-        num_cpus=cfg.asr_num_cpus,
-        num_gpus=gpu * cfg.asr_num_gpus,
+        compute=ActorPoolStrategy(size=cfg.resources.asr.actors),
+        num_cpus=cfg.resources.asr.num_cpus,
+        num_gpus=cfg.resources.gpus(cfg.resources.asr),
         batch_format="numpy",
     )
     ds = ds.map_batches(
         EmotionStage,
         fn_constructor_args=(cfg, spec.checkpoint, out, carried, run_id, ledger),
         batch_size=cfg.batch_size,
-        compute=ActorPoolStrategy(size=cfg.model_actors),
-        num_cpus=cfg.model_num_cpus,
-        num_gpus=gpu * cfg.model_num_gpus,
+        compute=ActorPoolStrategy(size=cfg.resources.model.actors),
+        num_cpus=cfg.resources.model.num_cpus,
+        num_gpus=cfg.resources.gpus(cfg.resources.model),
         batch_format="numpy",
     )
     return ds
@@ -320,12 +319,13 @@ def _check_room(cfg: RecognizeConfig) -> None:
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 0)
-    actors = cfg.asr_actors * cfg.asr_num_cpus + cfg.model_actors * cfg.model_num_cpus
+    res = cfg.resources
+    actors = res.asr.actors * res.asr.num_cpus + res.model.actors * res.model.num_cpus
     if cpus - actors < 1:
         raise UsageError(
             f"the model actors reserve {actors:g} of the cluster's {cpus:g} CPUs: Ray Data's "
-            "read and shuffle tasks need one CPU beside them. Lower asr_actors, asr_num_cpus, "
-            "model_actors or model_num_cpus"
+            "read and shuffle tasks need one CPU beside them. Lower resources.asr.actors or "
+            ".num_cpus, or resources.model.actors or .num_cpus"
         )
 
 

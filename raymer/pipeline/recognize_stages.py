@@ -22,7 +22,7 @@ from raymer.batches import ItemError, run_batch
 from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
-from raymer.pipeline.rows import Batch, row_columns, stage_device, to_rows
+from raymer.pipeline.rows import Batch, row_columns, to_rows
 from raymer.segment import SpeechRule
 
 OUTPUT_COLUMNS = frozenset(
@@ -83,7 +83,7 @@ class SpeechStage:
         self.cfg, self.keep_audio = cfg, spec.needs_audio
         self.ledger, self.poison = ledger, poison
         featurizer = build_featurizer(
-            spec.extract, stage_device(cfg, cfg.asr_num_gpus), cfg.asr_threads
+            spec.extract, cfg.resources.device_of(cfg.resources.asr), cfg.resources.asr.threads
         )
         self.listener = Listener(featurizer, SpeechRule.of(cfg.speech))
 
@@ -148,14 +148,14 @@ class EmotionStage:
         from raymer.inference import Heads
         from raymer.models.builders import build_text_encoder
 
-        device = stage_device(cfg, cfg.model_num_gpus)
+        device = cfg.resources.device_of(cfg.resources.model)
         self.cfg, self.output, self.run_id, self.ledger = cfg, output, run_id, ledger
         self.rule = SpeechRule.of(cfg.speech)
         self.heads = Heads(
-            checkpoint_uri, threads=cfg.model_threads, device=device, with_text=False
+            checkpoint_uri, threads=cfg.resources.model.threads, device=device, with_text=False
         )
         self.spec = self.heads.main.spec
-        self.encoder = build_text_encoder(self.spec.extract, device, cfg.model_threads)
+        self.encoder = build_text_encoder(self.spec.extract, device, cfg.resources.model.threads)
         self.manifest_columns = manifest_columns
         self.schema = staged_schema(self.spec, manifest_columns)
 

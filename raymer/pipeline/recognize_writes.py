@@ -172,7 +172,9 @@ def _commit(done: list[list[dict]], stem: str, layout: Layout) -> Totals:
     records = [recording_row(segments, labels, layout.plots) for segments in done]
     totals = Totals.of(records, labels)
     predictions = [r for segments in done for r in segments]
-    _write(predictions, layout.prediction_schema, storage.join(layout.predictions, stem + ".parquet"))
+    _write(
+        predictions, layout.prediction_schema, storage.join(layout.predictions, stem + ".parquet")
+    )
     metadata = {TOTALS_KEY: json.dumps(asdict(totals)).encode()}
     schema = recording_schema(labels).with_metadata(metadata)
     _write(records, schema, storage.join(layout.recordings, stem + ".parquet"))  # the commit

@@ -15,7 +15,7 @@ from raymer import storage
 from raymer.schema import ERRORS_SCHEMA
 
 if TYPE_CHECKING:
-    from raymer.config import ExtractConfig, RecognizeConfig
+    pass
 
 Batch = dict[str, np.ndarray]
 
@@ -77,13 +77,6 @@ def write_errors(rows: list[dict], errors_uri: str, prefix: str = "part") -> Non
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     storage.write_bytes(storage.join(errors_uri, name), sink.getvalue().to_pybytes())
-
-
-def stage_device(cfg: ExtractConfig | RecognizeConfig, num_gpus: float) -> str:
-    """cuda only for a stage that was given a GPU share; cpu otherwise (extract, recognize)."""
-    if not cfg.use_gpu or num_gpus <= 0:
-        return "cpu"
-    return "cpu" if cfg.device == "cpu" else "cuda"
 
 
 def summarize_errors(parts: list[str], merged_uri: str) -> int:

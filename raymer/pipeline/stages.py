@@ -22,7 +22,6 @@ from raymer.pipeline.faults import count_done, process
 from raymer.pipeline.rows import (
     Batch,
     describe_read_error,
-    stage_device,
     to_columns,
     to_rows,
     write_errors,
@@ -86,8 +85,8 @@ class WhisperStage:
         from raymer.models.builders import build_featurizer
 
         self.cfg, self.ledger, self.poison = cfg, ledger, poison
-        device = stage_device(cfg, cfg.asr_num_gpus)
-        self.featurizer = build_featurizer(cfg, device, cfg.asr_threads)
+        device = cfg.resources.device_of(cfg.resources.asr)
+        self.featurizer = build_featurizer(cfg, device, cfg.resources.asr.threads)
 
     def __call__(self, batch: Batch) -> Batch:
         rows = to_rows(batch)
@@ -139,8 +138,8 @@ class TextStage:
 
         self.cfg, self.errors_uri, self.extra_columns = cfg, errors_uri, extra_columns
         self.text_only, self.ledger = text_only, ledger
-        device = stage_device(cfg, cfg.text_num_gpus)
-        self.encoder = build_text_encoder(cfg, device, cfg.text_threads)
+        device = cfg.resources.device_of(cfg.resources.model)
+        self.encoder = build_text_encoder(cfg, device, cfg.resources.model.threads)
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)

@@ -364,16 +364,16 @@ def build_app(args: dict) -> serve.Application:
         cfg = cfg.model_copy(update={"max_ongoing_requests": cfg.batch_max_size})
     plain = cfg.model_dump(mode="json", exclude={"auth_token"})  # args show in the dashboard
     if cfg.layout == "single":
-        stages = {"model": autoscaled(Model, cfg, cfg.replica_num_cpus).bind(plain)}
+        stages = {"model": autoscaled(Model, cfg, cfg.resources.asr).bind(plain)}
     else:
         from raymer import checkpoint
 
         main = checkpoint.models_of(cfg.checkpoint)[0]
         extract = checkpoint.load_spec(main).extract.model_dump()
         stages = {
-            "speech": autoscaled(Speech, cfg, cfg.replica_num_cpus).bind(plain, extract),
-            "text": autoscaled(Text, cfg, cfg.stage_num_cpus).bind(plain, extract),
-            "head": autoscaled(Head, cfg, cfg.stage_num_cpus).bind(plain),
+            "speech": autoscaled(Speech, cfg, cfg.resources.asr).bind(plain, extract),
+            "text": autoscaled(Text, cfg, cfg.resources.model).bind(plain, extract),
+            "head": autoscaled(Head, cfg, cfg.resources.model).bind(plain),
         }
     env = {CORS_ENV: ",".join(cfg.cors_origins), HOSTS_ENV: ",".join(cfg.allowed_hosts)}
     token = ingress.resolve_token(cfg)

@@ -19,12 +19,15 @@ from ray import serve
 
 from raymer.batches import ItemError, arun_batch, run_batch
 from raymer.config import ExtractSettings, ServeConfig
+from raymer.config.parts import StageResources
 from raymer.segment import SegmentOptions, SpeechRule
 
 logger = logging.getLogger("ray.serve")
 
 
-def autoscaled(deployment, cfg: ServeConfig, num_cpus: float):
+def autoscaled(deployment, cfg: ServeConfig, stage: StageResources):
+    """``deployment`` autoscaled, each replica given what ``stage`` (of ``cfg.resources``)
+    says."""
     return deployment.options(
         autoscaling_config={
             "min_replicas": cfg.min_replicas,
@@ -36,7 +39,7 @@ def autoscaled(deployment, cfg: ServeConfig, num_cpus: float):
         },
         max_ongoing_requests=cfg.max_ongoing_requests,
         max_queued_requests=cfg.max_queued_requests,
-        ray_actor_options={"num_cpus": num_cpus, "num_gpus": 1 if cfg.use_gpu else 0},
+        ray_actor_options={"num_cpus": stage.num_cpus, "num_gpus": cfg.resources.gpus(stage)},
     )
 
 
@@ -57,8 +60,8 @@ class Model:
         self.recognizer = Inference(
             self.cfg.checkpoint,
             self.cfg.text_checkpoint,
-            device="cuda" if self.cfg.use_gpu else "cpu",
-            threads=self.cfg.replica_threads,
+            device=self.cfg.resources.device_of(self.cfg.resources.asr),
+            threads=self.cfg.resources.asr.threads,
             cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
             rule=SpeechRule.of(self.cfg.speech),
         )
@@ -88,9 +91,9 @@ class Speech:
         from raymer.models.builders import build_featurizer
 
         self.cfg = ServeConfig(**cfg)
-        device = "cuda" if self.cfg.use_gpu else "cpu"
+        res = self.cfg.resources
         settings = ExtractSettings(**extract)
-        featurizer = build_featurizer(settings, device, self.cfg.replica_threads)
+        featurizer = build_featurizer(settings, res.device_of(res.asr), res.asr.threads)
         self.listener = Listener(featurizer, SpeechRule.of(self.cfg.speech))
         _batch_settings(self.cfg, self.run)
 
@@ -111,9 +114,9 @@ class Text:
         from raymer.models.builders import build_text_encoder
 
         self.cfg = ServeConfig(**cfg)
-        device = "cuda" if self.cfg.use_gpu else "cpu"
+        res = self.cfg.resources
         settings = ExtractSettings(**extract)
-        self.encoder = build_text_encoder(settings, device, self.cfg.replica_threads)
+        self.encoder = build_text_encoder(settings, res.device_of(res.model), res.model.threads)
         _batch_settings(self.cfg, self.run)
 
     def ready(self) -> bool:
@@ -132,7 +135,8 @@ class Head:
         from raymer.inference import Heads
 
         self.cfg = ServeConfig(**cfg)
-        self.heads = Heads(self.cfg.checkpoint, self.cfg.text_checkpoint, self.cfg.replica_threads)
+        threads = self.cfg.resources.model.threads
+        self.heads = Heads(self.cfg.checkpoint, self.cfg.text_checkpoint, threads)
         _batch_settings(self.cfg, self.score)
 
     def info(self) -> dict:

@@ -167,6 +167,8 @@ class Recipe:
     def setup(self) -> None:
         """The model (with any pretrained parts) and its optimizer."""
         torch.manual_seed(self.cfg.seed)
+        if self.cfg.resources.model.threads:  # 0: what Ray Train set (OMP_NUM_THREADS)
+            torch.set_num_threads(self.cfg.resources.model.threads)
         self.model = build_model(self.spec)
         if self.worker.adapter_state:  # the temporal embedding, trained before this run
             self.model.audio_adapter.load_state_dict(self.worker.adapter_state)

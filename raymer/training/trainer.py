@@ -55,6 +55,15 @@ def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
         )
 
 
+def worker_resources(cfg: TrainConfig) -> dict[str, float]:
+    """What each Ray Train worker reserves (``resources.model``)."""
+    stage = cfg.resources.model
+    resources = {"CPU": stage.num_cpus}
+    if cfg.resources.use_gpu:
+        resources["GPU"] = stage.num_gpus
+    return resources
+
+
 def build_trainer(cfg: TrainConfig):
     """A TorchTrainer over the features, with the speaker split resolved and recorded."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -83,9 +92,9 @@ def build_trainer(cfg: TrainConfig):
             )
         },
         scaling_config=ScalingConfig(
-            num_workers=cfg.num_workers,
-            use_gpu=cfg.use_gpu,
-            resources_per_worker={"CPU": cfg.cpus_per_worker},
+            num_workers=cfg.resources.model.actors,
+            use_gpu=cfg.resources.use_gpu,
+            resources_per_worker=worker_resources(cfg),
         ),
         run_config=RunConfig(
             name=cfg.name,

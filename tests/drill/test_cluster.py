@@ -187,8 +187,8 @@ def test_submitted_extraction_and_training_on_two_nodes_with_s3(cluster, s3_endp
             "s3://shared/runs/extract",
             "--output",
             "s3://shared/runs/train",
-            "num_workers=2",
-            "cpus_per_worker=0.4",
+            "resources.model.actors=2",
+            "resources.model.num_cpus=0.4",
             "epochs=2",
             "batch_size=8",
             "hidden_dim=32",
@@ -229,10 +229,12 @@ def test_submit_checks_settings_before_sending(cluster):
     url, _, env = cluster
     r = _raymer(
         ["submit", "train", "--address", url, "--features", "s3://x/f", "--output", "s3://x/o"]
-        + ["num_workers=0"],
+        + ["resources.model.actors=0"],
         env,
         60,
     )
-    assert r.returncode == 2 and "num_workers" in r.stderr and "submitted" not in r.stdout
+    assert (
+        r.returncode == 2 and "resources.model.actors" in r.stderr and "submitted" not in r.stdout
+    )
     r = _raymer(["submit", "extract", "--address", "127.0.0.1:6379"], env, 60)
     assert r.returncode == 2 and "dashboard" in r.stderr

@@ -76,8 +76,10 @@ def test_cli_rejects_missing_input(tmp_path):
 def test_help_lists_every_setting():
     result = _run("extract", "--help")
     assert result.returncode == 0
-    for name in ("asr_model", "window", "text_source", "decode.max_duration_s", "use_gpu"):
+    names = ("asr_model", "window", "text_source", "decode.max_duration_s", "resources.use_gpu")
+    for name in names:
         assert name in result.stdout
+    assert "resources.asr.num_cpus (default 0.5)" in result.stdout  # the stage's own default
     assert "decode.max_duration_s (default 600.0)" in result.stdout  # extract's own default
 
 
@@ -103,7 +105,7 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         "joe,en-gb_m3",
         "--modalities",
         "fusion,text",
-        "num_workers=1",  # the folds and the report under test; DDP is test_train's
+        "resources.model.actors=1",  # the folds and the report under test; DDP is test_train's
         "epochs=1",
         "hidden_dim=16",
         "batch_size=8",

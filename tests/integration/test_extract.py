@@ -17,7 +17,7 @@ OVERRIDES = [
     "asr_model=whisper-tiny.en",
     "beam_size=1",
     "batch_size=4",
-    "asr_actors=1",
+    "resources.asr.actors=1",
     "decode.max_duration_s=20",
 ]
 BAD = {

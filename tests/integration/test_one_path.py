@@ -78,9 +78,7 @@ def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
         checkpoint=str(trained.output),
         output=str(out),
         segment=SEGMENT,
-        asr_actors=1,
-        asr_num_cpus=0.5,
-        asr_threads=1,
+        resources={"asr": {"actors": 1, "num_cpus": 0.5, "threads": 1}},
     )
     summary = recognize(cfg)
     assert summary.failed == 1
@@ -133,8 +131,7 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
         checkpoint=str(trained.output),
         port=free_port(),
         segment=SEGMENT,
-        replica_num_cpus=0.4,
-        replica_threads=1,
+        resources={"asr": {"num_cpus": 0.4, "threads": 1}},
     )
     url = server.start(cfg)
     try:

@@ -283,7 +283,8 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
     manifest.write_text("\n".join(lines) + "\n")
     cfg = RecognizeConfig(
         input=str(manifest), checkpoint=str(CHECKPOINT), output=str(tmp_path / "out"),
-        segment={"chunk_s": 60}, batch_size=4, segments_per_file=3, asr_actors=1, plots=False,
+        segment={"chunk_s": 60}, batch_size=4, segments_per_file=3, plots=False,
+        resources={"asr": {"actors": 1}},
     )  # fmt: skip
     import ray.data
 
@@ -323,7 +324,7 @@ def test_the_command_on_one_file(ray_session, corpus, tmp_path):
     call = str(corpus["manifest"].parent / "call.flac")
     result = subprocess.run(
         [raymer, "recognize", call, "--checkpoint", str(CHECKPOINT), "--output", str(out)]
-        + ["asr_actors=1", "plots=false"],
+        + ["resources.asr.actors=1", "plots=false"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -359,7 +360,7 @@ def test_s3_in_and_out(ray_session, s3_endpoint, corpus):
         checkpoint="s3://recognize/model",
         output="s3://recognize/out",
         batch_size=4,
-        asr_actors=1,
+        resources={"asr": {"actors": 1}},
     )
     summary = recognize(cfg)
     assert (summary.recordings, summary.new_recordings, summary.failed) == (3, 3, 1)

@@ -25,7 +25,7 @@ def test_extract_from_and_to_s3(ray_session, s3_endpoint, piper_corpus):
     cfg = load_config(
         ExtractConfig,
         None,
-        ["asr_model=whisper-tiny.en", "beam_size=1", "batch_size=4", "asr_actors=1"],
+        ["asr_model=whisper-tiny.en", "beam_size=1", "batch_size=4", "resources.asr.actors=1"],
         input="s3://corpus/sample/manifest.csv",
         output="s3://features/run1",
     )

@@ -53,8 +53,7 @@ def service(compare_run, free_port):
         max_ongoing_requests=4,
         batch_max_size=4,
         max_queued_requests=4,
-        replica_num_cpus=0.4,
-        replica_threads=1,
+        resources={"asr": {"num_cpus": 0.4, "threads": 1}},
         cors_origins=["http://example.org"],
         upload_timeout_s=4.0,
         ready_cache_s=0.5,  # the killed-replicas drill asks /readyz right after its kills
@@ -380,8 +379,7 @@ def test_split_layout_from_s3_answers_like_the_single_one(
             "text_checkpoint": None,
             "min_replicas": 1,
             "max_replicas": 1,
-            "replica_num_cpus": 0.3,
-            "stage_num_cpus": 0.05,
+            "resources": {"asr": {"num_cpus": 0.3}, "model": {"num_cpus": 0.05}},
         }
     )
     serve.run(build_app(split.model_dump(mode="json")), name="split", route_prefix="/split")
@@ -455,7 +453,7 @@ def test_an_open_service_answers_only_this_machine_and_one_client_cannot_take_ev
             "auth_token": None,
             "min_replicas": 1,
             "max_replicas": 1,
-            "replica_num_cpus": 0.1,
+            "resources": {"asr": {"num_cpus": 0.1}},
             "max_uploads_per_client": 1,
             "cors_origins": [],
         }
@@ -750,7 +748,7 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(
     raymer = str(Path(sys.executable).parent / "raymer")
     proc = subprocess.Popen(
         [raymer, "serve", "--checkpoint", str(compare_run), "--port", str(port),
-         "replica_num_cpus=0.5", "replica_threads=1", "segment.segment_over_s=8"],
+         "resources.asr.num_cpus=0.5", "resources.asr.threads=1", "segment.segment_over_s=8"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

@@ -113,7 +113,7 @@ def _cfg(features: Path, output: Path, *overrides: str) -> TrainConfig:
     return load_config(
         TrainConfig,
         None,
-        ["num_workers=2", "batch_size=16", "hidden_dim=32", *overrides],
+        ["resources.model.actors=2", "batch_size=16", "hidden_dim=32", *overrides],
         features=str(features),
         output=str(output),
     )

@@ -378,7 +378,7 @@ def test_two_workers_learn_a_separable_toy_set(ray_session, tmp_path):
         TrainConfig,
         None,
         [
-            "num_workers=2",
+            "resources.model.actors=2",
             "batch_size=8",
             "hidden_dim=16",
             "epochs=15",

@@ -192,7 +192,9 @@ def test_rayjob_entrypoints_and_configs_exist_and_load():
         for key in ("--input", "--features", "--output"):
             if key in flags:
                 assert flags[key].startswith("s3://"), (name, key)
-        assert cfg.use_gpu, name  # the job's cluster has GPU workers: the config uses them
+        assert cfg.resources.use_gpu, (
+            name
+        )  # the job's cluster has GPU workers: the config uses them
         assert doc["spec"]["shutdownAfterJobFinishes"] is True
 
 

@@ -160,3 +160,44 @@ def test_shared_parts_keep_each_command_s_defaults_and_refuse_old_keys():
         load_config(ServeConfig, overrides=["checkpoint=c", "max_upload_mb=5"])
     assert "decode.max_file_mb (default 8192.0)" in fields_help(RecognizeConfig)
     assert "decode.max_file_mb (default 20.0)" in fields_help(ServeConfig)
+
+
+def test_resources_are_one_part_with_each_command_s_defaults():
+    """``resources`` is the same part in the four commands: each keeps its own defaults
+    (merged a key at a time, stages included), an old flat key is refused with its place,
+    and a stage a command has no use for is refused with the reason and left out of --help,
+    while a dumped config (which holds it at its default) loads again."""
+    from raymer.cli.common import fields_help
+    from raymer.config.parts import ResourcesConfig
+
+    configs = (ExtractConfig, RecognizeConfig, ServeConfig, TrainConfig)
+    assert all(c.model_fields["resources"].annotation is ResourcesConfig for c in configs)
+    cfg = load_config(RecognizeConfig, overrides=["resources.asr.actors=3"])
+    assert (cfg.resources.asr.actors, cfg.resources.asr.num_cpus) == (3, 0.4)
+    assert load_config(ExtractConfig).resources.asr.num_cpus == 0.5
+    train = load_config(TrainConfig, overrides=["resources.model.actors=3"])
+    assert (train.resources.model.actors, train.resources.model.num_cpus) == (3, 0.5)
+    moves = {
+        ExtractConfig: [("text_actors=2", "resources.model.actors"), ("use_gpu=true", "resources.use_gpu")],
+        RecognizeConfig: [("model_num_cpus=0.1", "resources.model.num_cpus"), ("decode_num_cpus=1", "resources.decode_num_cpus")],
+        ServeConfig: [("replica_num_cpus=1", "resources.asr.num_cpus"), ("stage_num_cpus=1", "resources.model.num_cpus")],
+        TrainConfig: [("num_workers=4", "resources.model.actors"), ("cpus_per_worker=2", "resources.model.num_cpus")],
+    }  # fmt: skip
+    for cls, pairs in moves.items():
+        for old, new in pairs:
+            with pytest.raises(ConfigError, match=f"is now `{new}`"):
+                load_config(cls, overrides=[old])
+    with pytest.raises(ConfigError, match="resources.asr.threads` is not a setting.*encoder"):
+        load_config(TrainConfig, overrides=["resources.asr.threads=4"])
+    with pytest.raises(ConfigError, match="resources.model.actors` is not a setting.*autoscale"):
+        load_config(ServeConfig, overrides=["resources.model.actors=4"])
+    assert "resources.asr" not in fields_help(TrainConfig)
+    assert "resources.model.actors (default 2)" in fields_help(TrainConfig)
+    assert "resources.model.actors" not in fields_help(ServeConfig)
+    for cls in configs:
+        assert cls(**cls().model_dump()) == cls()  # a dumped config loads again
+    gpu = ResourcesConfig(use_gpu=True, model={"num_gpus": 0})
+    assert (gpu.device_of(gpu.asr), gpu.device_of(gpu.model), gpu.gpus(gpu.model)) == (
+        "cuda", "cpu", 0.0,
+    )  # fmt: skip
+    assert ResourcesConfig(use_gpu=True, device="cpu").device_of(gpu.asr) == "cpu"
