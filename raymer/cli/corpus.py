@@ -39,13 +39,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
         output=args.output,
         clips=args.clips,
         seed=args.seed,
-        speakers=args.speakers,
+        speakers=args.speakers if args.speakers is not None else (6 if args.heldout else 8),
+        voices="heldout" if args.heldout else "sample",
     )
     manifest = synthesize_corpus(
-        cfg.output, cfg.clips, cfg.seed, cfg.speakers, workers=args.workers
+        cfg.output, cfg.clips, cfg.seed, cfg.speakers, workers=args.workers, voices=cfg.voices
     )
     print(
-        f"sample corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed} -> {manifest}"
+        f"{cfg.voices} corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed} "
+        f"-> {manifest}"
     )
     return 0
 
@@ -63,7 +65,14 @@ def add_corpus_commands(sub) -> None:
     synth.add_argument("--output", required=True, help="folder for audio and manifest.csv")
     synth.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.add_argument("--speakers", type=int, default=8, help="number of voices, 1-16 (default 8)")
+    synth.add_argument(
+        "--speakers", type=int, default=None, help="number of voices, 1-16 (default 8; 6 held out)"
+    )
+    synth.add_argument(
+        "--heldout",
+        action="store_true",
+        help="other voices and sentences, kept out of every default choice (6 voices)",
+    )
     synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     synth.set_defaults(func=cmd_synth)
     prep = corpus_sub.add_parser(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from raymer.config.parts import (
     CommandConfig,
@@ -42,18 +42,22 @@ class ExtractSettings(BaseModel, extra="forbid"):
         description="Beam size of the Whisper decoder: 5 keeps faster-whisper's own accuracy; "
         "1 (greedy) is the fast option, at a cost in word error rate (docs/benchmarks.md).",
     )
-    window: Literal["fit", "full"] = Field(
-        "fit",
+    window: Literal["auto", "fit", "full"] = Field(
+        "auto",
         description=(
-            "Encoder window: 'fit' trims Whisper's 30 s window to the longest clip of a "
-            "batch (rounded up to window_step_s); 'full' always encodes 30 s like stock Whisper."
+            "Encoder window: 'fit' encodes each clip in the shortest window >= min_window_s "
+            "that holds it (3-4x less encoder work on short clips); 'full' always encodes "
+            "Whisper's 30 s, like stock Whisper; 'auto' is 'fit', and 'full' again for a clip "
+            "whose fitted decode fails Whisper's own tests (language probability under 0.5, "
+            "mean log-probability under -1): the speed of 'fit' without its errors on voices "
+            "it was not tuned on (docs/benchmarks.md)."
         ),
     )
     window_step_s: float = Field(
-        2.0, gt=0, le=30, description="Granularity of the 'fit' window, in seconds."
+        2.0, gt=0, le=30, description="Granularity of the fitted window, in seconds."
     )
     min_window_s: float = Field(
-        8.0, gt=0, le=30, description="Shortest encoder window of the 'fit' mode, in seconds."
+        8.0, gt=0, le=30, description="Shortest fitted encoder window, in seconds."
     )
     frame_rate_hz: float = Field(
         10.0,
@@ -139,3 +143,15 @@ class SynthConfig(BaseModel, extra="forbid"):
     speakers: int = Field(
         8, ge=1, le=16, description="Number of speakers (piper voice plus espeak-ng variants)."
     )
+    voices: Literal["sample", "heldout"] = Field(
+        "sample",
+        description="sample: the sample corpus's voices and sentence templates; heldout: six "
+        "other espeak-ng voices and a separate sentence list, kept out of every default "
+        "choice (figures on voices and sentences raymer was not tuned on).",
+    )
+
+    @model_validator(mode="after")
+    def _enough_voices(self) -> SynthConfig:
+        if self.voices == "heldout" and self.speakers > 6:
+            raise ValueError(f"the heldout set has 6 voices; speakers={self.speakers}")
+        return self

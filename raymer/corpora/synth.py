@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from raymer.audio import SAMPLE_RATE
-from raymer.corpora.synth_text import LABELS, sentence
+from raymer.corpora.synth_text import HELDOUT_SENTENCES, LABELS, sentence
 from raymer.errors import UsageError
 from raymer.extras import require
 
@@ -52,6 +52,18 @@ VOICES = [
     "espeak:en-us+m2",
     "espeak:en-gb-scotland+m5",
 ]
+
+# The held-out set's voices (``voices="heldout"``): espeak-ng accents and variants the sample
+# corpus never uses, for figures on voices raymer was not tuned on.
+HELDOUT_VOICES = [
+    "espeak:en-gb-x-gbclan+m2",
+    "espeak:en-us-nyc+f3",
+    "espeak:en-gb-x-gbcwmd+m1",
+    "espeak:en-gb-x-gbclan+f5",
+    "espeak:en-us-nyc+m7",
+    "espeak:en-gb-x-gbcwmd+f2",
+]
+VOICE_SETS = {"sample": VOICES, "heldout": HELDOUT_VOICES}
 
 
 @dataclass(frozen=True)
@@ -97,10 +109,13 @@ class ClipSpec:
     prosody: Prosody
 
 
-def plan_corpus(clips: int, seed: int, speakers: int) -> list[ClipSpec]:
-    """Decide every clip (label, type, speaker, words, prosody) from ``seed`` alone."""
+def plan_corpus(clips: int, seed: int, speakers: int, voices: str = "sample") -> list[ClipSpec]:
+    """Decide every clip (label, type, speaker, words, prosody) from ``seed`` alone.
+    ``voices``: ``sample`` (the templates' sentences, ``VOICES``) or ``heldout`` (the
+    held-out sentences, ``HELDOUT_VOICES``)."""
     rng = random.Random(seed)
-    voices = VOICES[:speakers]
+    heldout = voices == "heldout"
+    voices = VOICE_SETS[voices][:speakers]
     specs = []
     pending: dict[str, list[str]] = {label: [] for label in LABELS}
     for i in range(clips):
@@ -114,7 +129,7 @@ def plan_corpus(clips: int, seed: int, speakers: int) -> list[ClipSpec]:
             clip_type = pending[label].pop()
         wording = label if clip_type in ("congruent", "text_cue") else "neutral"
         voice_emotion = label if clip_type in ("congruent", "audio_cue") else "neutral"
-        text, template = sentence(wording, rng)
+        text, template = _heldout_sentence(wording, rng) if heldout else sentence(wording, rng)
         name = speaker.split(":", 1)[1].replace("+", "_")
         cid = f"{name}_{i:05d}"
         specs.append(
@@ -130,6 +145,12 @@ def plan_corpus(clips: int, seed: int, speakers: int) -> list[ClipSpec]:
             )
         )
     return specs
+
+
+def _heldout_sentence(wording: str, rng: random.Random) -> tuple[str, str]:
+    sentences = HELDOUT_SENTENCES[wording]
+    k = rng.randrange(len(sentences))
+    return sentences[k], f"heldout-{wording}-{k:02d}"
 
 
 def _jitter(p: Prosody, rng: random.Random) -> Prosody:
@@ -149,19 +170,27 @@ WORKER_CHUNKS = 5  # tasks per worker process before it is replaced
 
 
 def synthesize_corpus(
-    output: str | Path, clips: int, seed: int = 0, speakers: int = 8, workers: int = 2
+    output: str | Path,
+    clips: int,
+    seed: int = 0,
+    speakers: int = 8,
+    workers: int = 2,
+    voices: str = "sample",
 ) -> Path:
-    """Write the audio and ``manifest.csv`` under ``output``; idempotent per (clips, seed, speakers)."""
+    """Write the audio and ``manifest.csv`` under ``output``; idempotent per (clips, seed,
+    speakers, voices). ``voices="heldout"``: other voices and sentences (``plan_corpus``)."""
     out = Path(output)
     marker = out / ".complete"
     params = {"clips": clips, "seed": seed, "speakers": speakers}
+    if voices != "sample":
+        params["voices"] = voices
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return out / "manifest.csv"
-    if speakers > 1 and shutil.which("espeak-ng") is None:
+    if (speakers > 1 or voices != "sample") and shutil.which("espeak-ng") is None:
         raise UsageError(
             "espeak-ng is needed for speakers > 1: install it (apt-get install espeak-ng)"
         )
-    specs = plan_corpus(clips, seed, speakers)
+    specs = plan_corpus(clips, seed, speakers, voices)
     out.mkdir(parents=True, exist_ok=True)
     chunks = [specs[i : i + CHUNK_CLIPS] for i in range(0, len(specs), CHUNK_CLIPS)]
     # spawn, not fork: a forked child of a process that already runs torch or onnxruntime
@@ -195,8 +224,9 @@ def _render_chunk(specs: list[ClipSpec], out: str) -> None:
         path = Path(out) / spec.path
         if path.is_file():
             continue  # resumed run
-        kind, name = VOICES[
-            [v.split(":", 1)[1].replace("+", "_") for v in VOICES].index(spec.speaker)
+        known = VOICES + HELDOUT_VOICES
+        kind, name = known[
+            [v.split(":", 1)[1].replace("+", "_") for v in known].index(spec.speaker)
         ].split(":", 1)
         if kind == "piper":
             voice = voice or _load_piper()

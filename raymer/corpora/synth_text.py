@@ -194,3 +194,60 @@ def sentence(wording: str, rng: random.Random) -> tuple[str, str]:
     templates = NEUTRAL_TEMPLATES if wording == "neutral" else EMOTION_TEMPLATES[wording]
     k = rng.randrange(len(templates))
     return fill(templates[k], rng), f"{wording}-{k:02d}"
+
+
+# The held-out set's sentences (``raymer corpus synth --voices heldout``): written apart from
+# the templates above, with other words, and kept out of every default choice, so a figure
+# measured on them says how raymer does on sentences it was not tuned on.
+HELDOUT_SENTENCES: dict[str, list[str]] = {
+    "angry": [
+        "Who gave you permission to throw away my paintings?",
+        "You promised the repairs would be finished, and the roof still leaks.",
+        "Stop interrupting me every single time I try to explain.",
+        "They charged my card twice and now refuse to refund it.",
+        "I have had enough of your excuses about the missing invoices.",
+        "How dare they cancel the concert an hour before it began?",
+        "This is the fourth time the plumber has not shown up.",
+        "Get your muddy boots off the new carpet right now.",
+        "Somebody scratched my door and drove off without a word.",
+        "I am furious that the council ignored every complaint.",
+    ],
+    "happy": [
+        "We finally adopted the puppy we visited last spring!",
+        "My daughter took her first steps this afternoon.",
+        "The orchestra accepted my application, I can hardly believe it.",
+        "Our little bakery sold out before lunch again today.",
+        "What a wonderful surprise to find you waiting at the gate.",
+        "I passed the pilot exam on my very first attempt.",
+        "The whole family is flying over for the wedding in June.",
+        "Grandpa laughed so hard at the puppet show yesterday.",
+        "We won the quiz night by a single point!",
+        "The tomatoes in the greenhouse are finally ripening.",
+    ],
+    "sad": [
+        "The old lighthouse keeper passed away over the winter.",
+        "Nobody answered the letters she wrote from the hospital.",
+        "Our dog is too weak now to climb the stairs.",
+        "The village school closed for good after ninety years.",
+        "I never got the chance to say goodbye to my uncle.",
+        "The orchard we planted together was cut down last month.",
+        "She sat alone on the bench where they used to meet.",
+        "My best friend is moving to another continent next week.",
+        "The photographs were all lost in the flood.",
+        "He still sets two cups on the table every morning.",
+    ],
+    "neutral": [
+        "The ferry crosses the river every forty minutes.",
+        "Insert the blue cable into the second socket from the left.",
+        "The committee meets on the first Tuesday of each month.",
+        "Visitors should collect their badges at the front desk.",
+        "The parcel weighs just under three kilograms.",
+        "Water boils at a lower temperature in the mountains.",
+        "The exhibition covers the history of printing in Europe.",
+        "Turn left after the bridge and follow the signs for the ferry.",
+        "The survey asks about travel habits and commuting times.",
+        "Spare batteries are stored in the drawer beneath the printer.",
+        "The library will extend its opening hours during the exams.",
+        "Each volunteer receives a map and a list of addresses.",
+    ],
+}

@@ -1,9 +1,18 @@
 """Whisper ASR and audio embedding from one encoder pass (faster-whisper / CTranslate2).
 
 Stock Whisper pads every input to a 30 s window, so a 4 s clip spends most of its encoder
-pass on silence. With ``window="fit"`` a batch is encoded in the shortest window that holds
-its longest clip (CTranslate2 accepts any length up to 30 s; the position embeddings are
-sliced), and that same encoder output feeds both the decoder and the frame features.
+pass on silence. With ``window="fit"`` a clip is encoded in the shortest window that holds
+it (CTranslate2 accepts any length up to 30 s; the position embeddings are sliced), and that
+same encoder output feeds both the decoder and the frame features.
+
+``window="auto"`` (the default) is ``fit`` where Whisper is sure of itself, and Whisper's own
+30 s window where it is not: a clip whose fitted decode fails one of Whisper's own tests
+(``faster-whisper``'s defaults, not tuned here) is encoded and decoded again in the full
+window, as stock Whisper would, and that result is kept. The tests: the detected language's
+probability under 0.5 (``language_detection_threshold``; a short clip in an accent Whisper
+seldom heard can come out as Japanese or Welsh from 8 s of context, and is right from 30 s)
+and a mean token log-probability under -1 (``log_prob_threshold``). Each clip is judged on
+its own, so its answer never depends on its batch-mates.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from ..audio import SAMPLE_RATE, pool_frames, split_windows
 ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
 MAX_WINDOW_S = 30.0
 NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0  # faster-whisper's default thresholds
+LANGUAGE_THRESHOLD = 0.5  # faster-whisper's language_detection_threshold
 TOKENS_PER_S = 8  # generous upper bound on Whisper tokens per second of speech
 
 
@@ -43,6 +53,7 @@ class SpeechFeatures:
         avg_logprob: mean token log-probability of the decoded text.
         no_speech_prob: Whisper's probability that the first window holds no speech.
         speech_s: seconds of speech the VAD heard (None where it was not asked).
+        window_s: the encoder window of its (first) 30 s piece: fitted, or 30.0.
     """
 
     transcript: str
@@ -54,10 +65,17 @@ class SpeechFeatures:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     speech_s: float | None = None
+    window_s: float = MAX_WINDOW_S
+
+
+WINDOWS = ("auto", "fit", "full")
 
 
 def window_seconds(longest_s: float, mode: str, step_s: float, min_s: float) -> float:
-    """Encoder window for a batch whose longest (30 s-capped) piece lasts ``longest_s``."""
+    """Encoder window of a (30 s-capped) piece lasting ``longest_s``: fitted (``fit``, and
+    the first try of ``auto``) or 30 s (``full``)."""
+    if mode not in WINDOWS:
+        raise ValueError(f"unknown window {mode!r}; choose one of {WINDOWS}")
     if mode == "full":
         return MAX_WINDOW_S
     fitted = math.ceil(max(longest_s, 1e-3) / step_s) * step_s
@@ -75,7 +93,7 @@ class WhisperFeaturizer:
         cpu_threads: int = 0,
         beam_size: int = 1,
         language: str | None = None,
-        window: str = "fit",
+        window: str = "auto",
         window_step_s: float = 2.0,
         min_window_s: float = 8.0,
         frame_rate_hz: float = 10.0,
@@ -112,20 +130,30 @@ class WhisperFeaturizer:
         groups: dict[float, list[tuple[int, np.ndarray]]] = {}
         for j, (_, _, w) in enumerate(pieces):
             groups.setdefault(self._window_s(len(w)), []).append((j, w))
-        for group in groups.values():
-            outputs.update(self._run_batch(group))
+        for win_s, group in groups.items():
+            outputs.update(self._run_batch(group, win_s))
+        if self.window == "auto":  # unsure in the fitted window: Whisper's own window
+            unsure = [(j, w) for j, (_, _, w) in enumerate(pieces) if self._unsure(outputs[j])]
+            if unsure:
+                outputs.update(self._run_batch(unsure, MAX_WINDOW_S))
         return [
             self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
             for i in range(len(clips))
         ]
+
+    def _unsure(self, output: tuple) -> bool:
+        """A fitted decode that fails Whisper's own tests (module docstring)."""
+        _segments, _lang, prob, _frames, logprob, _no_speech, win_s = output
+        if win_s >= MAX_WINDOW_S:
+            return False
+        return prob < LANGUAGE_THRESHOLD or logprob < LOW_LOGPROB
 
     def _window_s(self, samples: int) -> float:
         return window_seconds(
             samples / SAMPLE_RATE, self.window, self.window_step_s, self.min_window_s
         )
 
-    def _run_batch(self, group: list[tuple[int, np.ndarray]]) -> dict[int, tuple]:
-        win_s = self._window_s(max(len(w) for _, w in group))
+    def _run_batch(self, group: list[tuple[int, np.ndarray]], win_s: float) -> dict[int, tuple]:
         n_frames = int(win_s * 100)
         feats = np.stack([self._features(w, n_frames) for _, w in group])
         encoder_output = self.model.encode(feats)
@@ -157,7 +185,9 @@ class WhisperFeaturizer:
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
             if result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
                 segments = []  # Whisper's own rule: a silent window, whatever it decoded
-            out[j] = (segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob)
+            out[j] = (
+                segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob, win_s
+            )  # fmt: skip
         return out
 
     def _generate(self, encoder_output, prompts, max_length, temperature: float = 0.0):
@@ -245,7 +275,7 @@ class WhisperFeaturizer:
 
     def _assemble(self, window_outputs: list[tuple]) -> SpeechFeatures:
         segments, frames = [], []
-        for k, (segs, *_rest, window_frames, _lp, _ns) in enumerate(window_outputs):
+        for k, (segs, *_rest, window_frames, _lp, _ns, _win) in enumerate(window_outputs):
             offset = k * MAX_WINDOW_S
             segments += [
                 Segment(round(s.start + offset, 2), round(s.end + offset, 2), s.text) for s in segs
@@ -262,6 +292,7 @@ class WhisperFeaturizer:
             embedding=full.mean(axis=0).astype(np.float32),
             avg_logprob=float(np.mean([w[4] for w in window_outputs])),
             no_speech_prob=float(first[5]),
+            window_s=float(first[6]),
         )
 
 
@@ -292,7 +323,7 @@ def log_mel(extractor, samples: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def mel_window(durations_s: list[float], step_s: float = 2.0, min_s: float = 8.0) -> int:
-    """Mel frames of the 'fit' window for clips of these durations (30 s at most)."""
+    """Mel frames of the fitted window for clips of these durations (30 s at most)."""
     longest = min(MAX_WINDOW_S, max(durations_s, default=0.0))
     return int(round(window_seconds(longest, "fit", step_s, min_s) * 100))
 

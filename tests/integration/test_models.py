@@ -117,3 +117,28 @@ def test_temperature_fallback_decodes_from_stored_encoder_frames(featurizer, cli
     for text in texts:  # sampled: the wording may differ run to run, not the content
         assert _compression_ratio(text) <= 2.4
         assert wer(rows[0]["text"], text) < 0.5, text
+
+
+def test_auto_window_judges_each_clip_alone(clips):
+    """``window: auto``: a clip Whisper is unsure of in its fitted window (noise: a mean
+    log-probability under -1) is decoded again in the full 30 s window; a clip it is sure of
+    keeps its fitted window; and a clip's transcript and frames are the same alone as beside
+    batch-mates of other lengths and windows, the unsure one included."""
+    from raymer.models.whisper import WhisperFeaturizer
+
+    fz = WhisperFeaturizer(resolve_model("whisper-tiny.en"), cpu_threads=1, window="auto")
+    _, audio = clips
+    noise = np.random.default_rng(0).normal(0, 0.3, 16_000 * 3).astype(np.float32)
+    alone = fz(audio[:1])[0]
+    mixed = fz([noise, audio[0], audio[1][: 16_000 * 2], audio[2]])
+    fz.window = "fit"
+    assert fz([noise])[0].avg_logprob < -1.0  # unsure in its fitted window
+    fz.window = "auto"
+    assert mixed[0].window_s == 30.0 and alone.avg_logprob > -1.0
+    assert alone.window_s < 30.0 and mixed[1].window_s == alone.window_s
+    assert mixed[1].transcript == alone.transcript
+    np.testing.assert_allclose(mixed[1].frames, alone.frames, rtol=0, atol=1e-5)
+    fz.window = "full"  # the unsure clip's answer is the full window's own
+    full = fz([noise])[0]
+    assert full.transcript == mixed[0].transcript
+    np.testing.assert_allclose(full.frames, mixed[0].frames, rtol=0, atol=1e-5)

@@ -380,6 +380,8 @@ def test_split_layout_from_s3_answers_like_the_single_one(
             "min_replicas": 1,
             "max_replicas": 1,
             "resources": {"asr": {"num_cpus": 0.3}, "model": {"num_cpus": 0.05}},
+            # the long upload's segments and three clips reach Speech at once: room for all
+            "max_queued_requests": 32,
         }
     )
     serve.run(build_app(split.model_dump(mode="json")), name="split", route_prefix="/split")
