@@ -1,15 +1,22 @@
-"""Extraction throughput against plain faster-whisper, measured in one run.
+"""Extraction throughput and WER against plain faster-whisper, per window strategy, on two
+corpora, measured in one run.
 
-    python benchmarks/extract_throughput.py [--clips 200] [--beams 5 1] [--gpu] [key=value ...]
+    python benchmarks/extract_throughput.py [--clips 200] [--corpora sample heldout]
+        [--windows auto fit full] [--beams 5 1] [--config FILE] [--gpu] [--profile] [key=value ...]
 
-For each beam size (5, faster-whisper's and raymer's default, then 1, the fast option):
-(a) baseline: a sequential faster-whisper loop, same model, compute type, beam size and
-    language, ASR only (model loading not timed);
-(b) ``raymer extract``: ASR plus the audio and text embeddings on local Ray (end to end:
-    actor start-up and model loading are timed too).
-Prints audio seconds per second of each, the ratio b/a, the WER of each against the known
-sentences (equal quality: same beam), and where the time of one sequential pass goes
-(decode, encoder, decoder, text).
+Corpora: ``sample`` (``raymer corpus synth``, seed 11: the voices and sentences the defaults
+were chosen on) and ``heldout`` (``raymer corpus synth --heldout``: six other espeak-ng voices
+and a separate sentence list, kept out of every default choice). For each corpus and beam size
+(5, faster-whisper's and raymer's default, then 1, the fast option):
+(a) baseline: a sequential faster-whisper loop (``WhisperModel.transcribe``), same model,
+    compute type, beam size and language, ASR only (model loading not timed);
+(b) ``raymer extract`` with each window strategy: ASR plus the audio and text embeddings on
+    local Ray (end to end: actor start-up and model loading are timed too).
+Prints audio seconds per second of each, the ratio b/a and the WER of each against the known
+sentences (equal quality: same beam), then a Markdown table of it all. Settings are the
+command's own defaults (``raymer extract`` without a config: the language is detected per
+clip) unless ``--config`` or key=value say otherwise. ``--profile``: where the time of one
+sequential pass goes (decode, encoder, decoder, text).
 """
 
 from __future__ import annotations
@@ -110,11 +117,14 @@ def main() -> None:
     )
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--config", default="configs/extract/sample.yaml")
+    parser.add_argument("--config", default=None, help="an extract config (default: none)")
     parser.add_argument(
         "--gpu", action="store_true", help="CUDA: float16, Whisper actors on the GPU"
     )
     parser.add_argument("--beams", type=int, nargs="+", default=[5, 1])
+    parser.add_argument("--windows", nargs="+", default=["auto", "fit", "full"])
+    parser.add_argument("--corpora", nargs="+", default=["sample", "heldout"])
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     overrides = list(args.overrides) + (
@@ -126,40 +136,61 @@ def main() -> None:
     from raymer.corpora.synth import synthesize_corpus
 
     work = Path(tempfile.mkdtemp(prefix="raymer-bench-"))
-    manifest = synthesize_corpus(work / "corpus", clips=args.clips, seed=args.seed)
-    rows = list(csv.DictReader(manifest.open()))
-    refs = {r["id"]: r["text"] for r in rows}
-    audio = [decode_audio((manifest.parent / r["path"]).read_bytes()) for r in rows]
-    seconds = sum(len(a) for a in audio) / 16_000
-
     init_ray()
     print(
         f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"device {device}\nclips: {len(rows)} ({seconds:.0f} s of audio, "
-        f"{seconds / len(rows):.1f} s each), model {cfg.asr_model} {cfg.compute_type}, "
-        f"window {cfg.window}"
+        f"device {device}; model {cfg.asr_model} {cfg.compute_type}, language "
+        f"{cfg.language or 'detected'}"
     )
-    for beam in args.beams:
-        run = cfg.model_copy(update={"beam_size": beam})
-        b_wall, ids, b_texts = pipeline(run, manifest, str(work / f"out-beam{beam}"))
-        a_wall, a_texts = baseline(run, audio, device)
-        a_rate, b_rate = seconds / a_wall, seconds / b_wall
-        a_wer = corpus_wer(list(refs.values()), a_texts)
-        b_wer = corpus_wer([refs[i] for i in ids], b_texts)
-        print(f"beam {beam}:")
-        print(
-            f"  (a) faster-whisper loop, ASR only : {a_rate:7.2f} audio s/s  WER {100 * a_wer:.1f}%"
+    table = []
+    for corpus in args.corpora:
+        heldout = corpus == "heldout"
+        manifest = synthesize_corpus(
+            work / corpus,
+            clips=args.clips,
+            seed=args.seed,
+            speakers=6 if heldout else 8,
+            voices=corpus,
         )
+        rows = list(csv.DictReader(manifest.open()))
+        refs = {r["id"]: r["text"] for r in rows}
+        audio = [decode_audio((manifest.parent / r["path"]).read_bytes()) for r in rows]
+        seconds = sum(len(a) for a in audio) / 16_000
+        print(f"\n{corpus}: {len(rows)} clips, {seconds:.0f} s of audio")
+        for beam in args.beams:
+            run = cfg.model_copy(update={"beam_size": beam})
+            a_wall, a_texts = baseline(run, audio, device)
+            a_rate, a_wer = seconds / a_wall, corpus_wer(list(refs.values()), a_texts)
+            print(
+                f"  beam {beam}: (a) faster-whisper loop: {a_rate:6.2f} audio s/s  WER {100 * a_wer:.1f}%"
+            )
+            table.append((corpus, beam, "faster-whisper", a_rate, 1.0, a_wer))
+            for window in args.windows:
+                out = str(work / f"out-{corpus}-{beam}-{window}")
+                b_wall, ids, b_texts = pipeline(
+                    run.model_copy(update={"window": window}), manifest, out
+                )
+                b_rate, b_wer = seconds / b_wall, corpus_wer([refs[i] for i in ids], b_texts)
+                print(
+                    f"          (b) raymer extract, window {window:4}: {b_rate:6.2f} audio s/s  "
+                    f"WER {100 * b_wer:.1f}%  b/a {b_rate / a_rate:.2f}"
+                )
+                table.append(
+                    (corpus, beam, f"raymer, window {window}", b_rate, b_rate / a_rate, b_wer)
+                )
+    print("\n| corpus | beam | run | audio s/s | vs faster-whisper | WER |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for corpus, beam, name, rate, ratio, wer_ in table:
+        print(f"| {corpus} | {beam} | {name} | {rate:.2f} | {ratio:.2f}x | {100 * wer_:.1f}% |")
+    if args.profile:
+        manifest = work / args.corpora[0] / "manifest.csv"
+        rows = list(csv.DictReader(manifest.open()))
+        timings = profile(cfg, manifest, rows, device)
+        total = sum(timings.values())
         print(
-            f"  (b) raymer extract, ASR+embeddings: {b_rate:7.2f} audio s/s  WER {100 * b_wer:.1f}%"
+            f"one sequential pass (beam {cfg.beam_size}), where the time goes: "
+            + ", ".join(f"{k} {v:.1f} s ({100 * v / total:.0f}%)" for k, v in timings.items())
         )
-        print(f"  ratio b/a: {b_rate / a_rate:.2f}")
-    timings = profile(cfg, manifest, rows, device)
-    total = sum(timings.values())
-    print(
-        f"one sequential pass (beam {cfg.beam_size}), where the time goes: "
-        + ", ".join(f"{k} {v:.1f} s ({100 * v / total:.0f}%)" for k, v in timings.items())
-    )
 
 
 if __name__ == "__main__":

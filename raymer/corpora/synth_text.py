@@ -210,7 +210,7 @@ HELDOUT_SENTENCES: dict[str, list[str]] = {
         "This is the fourth time the plumber has not shown up.",
         "Get your muddy boots off the new carpet right now.",
         "Somebody scratched my door and drove off without a word.",
-        "I am furious that the council ignored every complaint.",
+        "The council ignored every complaint, and frankly I am livid.",
     ],
     "happy": [
         "We finally adopted the puppy we visited last spring!",

@@ -42,3 +42,21 @@ def test_pitched_rates_keep_the_resampler_small():
         shifted = _pitched_rate(22_050, pitch)
         assert 22_050 // math.gcd(shifted, 22_050) <= 441
         assert abs(shifted / 22_050 - pitch) / pitch < 0.002
+
+
+def test_the_heldout_set_shares_no_voice_and_no_sentence_with_the_sample_corpus():
+    from raymer.corpora.synth import HELDOUT_VOICES, VOICES
+    from raymer.corpora.synth_text import EMOTION_TEMPLATES, NEUTRAL_TEMPLATES
+
+    assert not set(HELDOUT_VOICES) & set(VOICES)
+    held = plan_corpus(120, seed=3, speakers=6, voices="heldout")
+    sample = plan_corpus(120, seed=3, speakers=8)
+    assert {s.speaker for s in held} == {v.split(":")[1].replace("+", "_") for v in HELDOUT_VOICES}
+    assert not {s.text for s in held} & {s.text for s in sample}
+    assert all(s.template.startswith("heldout-") for s in held)
+    templates = [t for ts in EMOTION_TEMPLATES.values() for t in ts] + NEUTRAL_TEMPLATES
+    fixed = [t.split("{")[0] for t in templates if t.split("{")[0].strip()]
+    for spec in held:  # not a filled template of the sample corpus
+        assert not any(spec.text.startswith(f) and len(f) > 12 for f in fixed), spec.text
+    assert {s.clip_type for s in held} == {s.clip_type for s in sample}  # the same four types
+    assert plan_corpus(120, seed=3, speakers=6, voices="heldout") == held  # seeded
