@@ -77,22 +77,27 @@ def add_corpus_commands(sub) -> None:
     synth.set_defaults(func=cmd_synth)
     prep = corpus_sub.add_parser(
         "prepare",
-        help="a real corpus (IEMOCAP, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) -> manifest",
+        help="a real corpus (IEMOCAP, MSP-Podcast, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) "
+        "-> manifest",
         description="Read an emotion corpus from its documented layout and write the "
         "project's manifest (path, id, label, raw_label, speaker, session, text, fold, and the "
-        "corpus's own attributes), with speaker-independent folds; prints utterances per label, "
+        "corpus's own attributes; arousal, valence and dominance rescaled to -1..1 beside their "
+        "*_raw ratings), with speaker-independent folds; prints utterances per label, "
         "speaker and fold, total hours, and every problem met (missing files, files without a "
         "label line, unknown codes, duplicate ids) with examples. docs/corpora.md.",
     )
     prep.add_argument(
-        "name", choices=["iemocap", "ravdess", "savee", "crema-d", "tess", "goemotions", "manifest"]
+        "name",
+        choices=["iemocap", "msp-podcast", "ravdess", "savee", "crema-d", "tess", "goemotions"]
+        + ["manifest"],
     )
     prep.add_argument(
         "source", help="the corpus folder (or, for manifest, the file); local or s3://"
     )
     prep.add_argument("--output", required=True, help="manifest to write (.csv, or .jsonl)")
     prep.add_argument(
-        "--labels", help="iemocap: 4class (default) | all; goemotions: ekman (default) | all"
+        "--labels",
+        help="iemocap, msp-podcast: 4class (default) | all; goemotions: ekman (default) | all",
     )
     prep.add_argument("--subset", choices=["all", "improvised", "scripted"], help="iemocap only")
     prep.add_argument("--label-map", help="YAML mapping label -> label (null: leave out)")

@@ -1,6 +1,6 @@
 """``raymer corpus prepare``: the emotion corpora the paper used, as the project's manifest.
 
-The adapters live in ``speech`` (IEMOCAP, RAVDESS, SAVEE, any manifest), ``acted`` (CREMA-D,
+The adapters live in ``speech`` (IEMOCAP, MSP-Podcast, RAVDESS, SAVEE, any manifest), ``acted`` (CREMA-D,
 TESS) and
 ``goemotions`` (text only); ``prepared`` holds what is common to all: problems, label maps,
 folds, the summary and the manifest written.
@@ -22,11 +22,12 @@ from raymer.corpora.prepared import (
     summary,
     write_manifest,
 )
-from raymer.corpora.speech import iemocap, manifest, ravdess, savee
+from raymer.corpora.speech import iemocap, manifest, msp_podcast, ravdess, savee
 from raymer.errors import UsageError
 
 ADAPTERS: dict[str, Callable[..., Prepared]] = {
     "iemocap": iemocap,
+    "msp-podcast": msp_podcast,
     "ravdess": ravdess,
     "savee": savee,
     "crema-d": crema_d,
@@ -36,7 +37,11 @@ ADAPTERS: dict[str, Callable[..., Prepared]] = {
 }
 CORPORA = tuple(ADAPTERS)
 # The --labels choices of the corpora that have several label sets.
-LABEL_SETS = {"iemocap": ("4class", "all"), "goemotions": ("ekman", "all")}
+LABEL_SETS = {
+    "iemocap": ("4class", "all"),
+    "msp-podcast": ("4class", "all"),
+    "goemotions": ("ekman", "all"),
+}
 
 
 class PrepareError(UsageError):

@@ -95,7 +95,7 @@ def named_files(
 
 def assign_folds(prepared: Prepared, name: str, folds: int = 5) -> None:
     """A ``fold`` per row, speaker-independent as common practice has it: IEMOCAP's five
-    sessions (leave-one-session-out); elsewhere the speakers dealt in turn (sorted) into
+    sessions (leave-one-session-out), MSP-Podcast's own ``Split_Set``; elsewhere the speakers dealt in turn (sorted) into
     ``folds`` groups, so no speaker is in two folds. GoEmotions keeps its own split."""
     if prepared.text_only:
         for row in prepared.rows:
@@ -104,6 +104,10 @@ def assign_folds(prepared: Prepared, name: str, folds: int = 5) -> None:
     if name == "iemocap":
         for row in prepared.rows:
             row["fold"] = row["session"]
+        return
+    if name == "msp-podcast":  # the corpus's own partition (Train, Development, Test1, ...)
+        for row in prepared.rows:
+            row["fold"] = row["split"]
         return
     speakers = sorted({r["speaker"] for r in prepared.rows if r.get("speaker")})
     k = max(1, min(folds, len(speakers)))

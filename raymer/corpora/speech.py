@@ -1,5 +1,5 @@
-"""Adapters of the speech corpora: IEMOCAP, RAVDESS, SAVEE and any manifest (CREMA-D and
-TESS: ``acted``).
+"""Adapters of the speech corpora: IEMOCAP, MSP-Podcast, RAVDESS, SAVEE and any manifest
+(CREMA-D and TESS: ``acted``).
 
 Each reads a corpus from its documented layout (none can be downloaded here) and returns one
 row per utterance: ``path`` (relative to the corpus root), ``id``, ``label`` (the chosen label
@@ -8,6 +8,10 @@ corpus has it, and the corpus's other attributes as extra columns. Problems (mis
 files without a label line, unknown label codes, duplicate ids) are counted with examples,
 never dropped in silence; a tree that does not look like the corpus named is refused with
 what was expected.
+
+Dimensions (``arousal``, ``valence``, ``dominance``, where a corpus rates them) are rescaled
+to one range, -1 (low) .. 1 (high), whatever the corpus's own scale (``rescale``): IEMOCAP
+rates 1-5, MSP-Podcast 1-7. The corpus's own number is kept beside it (``arousal_raw``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,25 @@ import re
 
 from raymer import storage
 from raymer.corpora.prepared import CorpusLayoutError, Prepared, named_files, relative_to_root
+
+DIMENSIONS = ("arousal", "valence", "dominance")
+
+
+def rescale(value: float | None, low: float, high: float) -> float | None:
+    """A rating on the corpus's ``low``..``high`` scale -> -1..1 (None stays None)."""
+    if value is None:
+        return None
+    return round(2 * (float(value) - low) / (high - low) - 1, 6)
+
+
+def dimensions(ratings: dict[str, float | None], low: float, high: float) -> dict:
+    """``arousal``/``valence``/``dominance`` rescaled to -1..1, and each ``*_raw`` as rated."""
+    out = {}
+    for name in DIMENSIONS:
+        out[name] = rescale(ratings.get(name), low, high)
+        out[f"{name}_raw"] = ratings.get(name)
+    return out
+
 
 # -- IEMOCAP ------------------------------------------------------------------------------
 
@@ -129,11 +152,115 @@ def _iemocap_session(out: Prepared, root: str, s: int, labels: str, subset: str)
                 "kind": kind,
                 "start_s": float(m["start"]),
                 "end_s": float(m["end"]),
-                "valence": float(m["v"]),
-                "arousal": float(m["a"]),
-                "dominance": float(m["d"]),
+                **dimensions(
+                    {
+                        "valence": float(m["v"]),
+                        "arousal": float(m["a"]),
+                        "dominance": float(m["d"]),
+                    },
+                    low=1,
+                    high=5,
+                ),
             }
         )
+
+
+# -- MSP-Podcast --------------------------------------------------------------------------
+
+MSP_CODES = {
+    "A": "angry",
+    "S": "sad",
+    "H": "happy",
+    "U": "surprised",
+    "F": "fear",
+    "D": "disgust",
+    "C": "contempt",
+    "N": "neutral",
+    "O": "other",
+    "X": "no agreement",
+}
+MSP_4 = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral"}
+MSP_COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Split_Set")
+
+
+def msp_podcast(root: str, labels: str = "4class") -> Prepared:
+    """``Labels/labels_consensus.csv`` (``FileName``, ``EmoClass``, ``EmoAct``, ``EmoVal``,
+    ``EmoDom``, ``SpkrID``, ``Gender``, ``Split_Set``), audio under ``Audios/``, transcripts
+    (when there) under ``Transcripts/<name>.txt``. ``labels``: 4class (A, H, S, N) | all.
+    Dimensions are rated 1-7; the corpus's own ``Split_Set`` is the fold; an ``Unknown``
+    speaker is a speaker of one utterance, never pooled with the others."""
+    import csv
+    import io
+
+    table = storage.join(root, "Labels", "labels_consensus.csv")
+    audio_dir = storage.join(root, "Audios")
+    if not storage.exists(table) or not storage.is_dir(audio_dir):
+        raise CorpusLayoutError(
+            f"{root} does not look like MSP-Podcast: expected Labels/labels_consensus.csv "
+            "(FileName, EmoClass, EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set) and "
+            "Audios/<FileName>"
+        )
+    reader = csv.DictReader(io.StringIO(storage.read_bytes(table).decode("utf-8-sig")))
+    missing = [c for c in MSP_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise CorpusLayoutError(f"{table} lacks the columns {', '.join(missing)}")
+    on_disk = {posixpath.basename(p): p for p in storage.list_files(audio_dir)}
+    texts_dir = storage.join(root, "Transcripts")
+    texts = {
+        posixpath.splitext(posixpath.basename(p))[0]: p
+        for p in (storage.list_files(texts_dir, (".txt",)) if storage.is_dir(texts_dir) else [])
+    }
+    out, listed = Prepared([], root), set()
+    for line in reader:
+        name, code = line["FileName"].strip(), line["EmoClass"].strip()
+        listed.add(name)
+        if code not in MSP_CODES:
+            out.problem("unknown label", f"{name}: {code!r}")
+            continue
+        label = MSP_4.get(code) if labels == "4class" else MSP_CODES[code]
+        if label is None:
+            continue  # outside the 4-class set: left out by choice
+        if name not in on_disk:
+            out.problem("missing file", f"Audios/{name} (labelled, not on disk)")
+            continue
+        rid = posixpath.splitext(name)[0]
+        speaker = line["SpkrID"].strip()
+        try:
+            ratings = {
+                key: float(line[col]) if line[col].strip() else None
+                for key, col in (("arousal", "EmoAct"), ("valence", "EmoVal"), ("dominance", "EmoDom"))
+            }  # fmt: skip
+        except ValueError:
+            out.problem(
+                "bad rating", f"{name}: {line['EmoAct']}, {line['EmoVal']}, {line['EmoDom']}"
+            )
+            continue
+        text = (
+            storage.read_bytes(texts[rid]).decode("utf-8", "replace").strip()
+            if rid in texts
+            else None
+        )
+        out.add(
+            {
+                "path": relative_to_root(root, on_disk[name]),
+                "id": rid,
+                "label": label,
+                "raw_label": code,
+                # an unknown speaker stands alone: never one speaker across the corpus
+                "speaker": f"unknown-{rid}"
+                if speaker.lower() in ("", "unknown")
+                else f"msp{speaker}",
+                "session": None,
+                "text": text,
+                "gender": (line.get("Gender") or "").strip().lower() or None,
+                "split": line["Split_Set"].strip(),
+                **dimensions(ratings, low=1, high=7),
+            },
+            f"Labels/labels_consensus.csv: {name}",
+        )
+    for name in sorted(set(on_disk) - listed):
+        out.problem("file without a label line", f"Audios/{name}")
+    return out
 
 
 # -- RAVDESS ------------------------------------------------------------------------------

@@ -102,7 +102,11 @@ def test_iemocap_four_classes_speakers_texts_and_folds(iemocap_tree, tmp_path, c
     r = rows["Ses01F_impro01_M000"]
     assert r["raw_label"] == "exc" and r["speaker"] == "Ses01M" and r["session"] == "Session1"
     assert r["text"] == "Do you have your forms?" and r["kind"] == "improvised"
-    assert (float(r["valence"]), float(r["arousal"]), float(r["dominance"])) == (2.5, 3.0, 3.5)
+    # rated 1-5, rescaled to -1..1, the rating kept
+    assert (float(r["valence"]), float(r["arousal"]), float(r["dominance"])) == (-0.25, 0.0, 0.25)
+    assert (float(r["valence_raw"]), float(r["arousal_raw"]), float(r["dominance_raw"])) == (
+        2.5, 3.0, 3.5,
+    )  # fmt: skip
     assert rows["Ses01M_script01_1_F000"]["speaker"] == "Ses01F"  # the utterance's letter
     assert Path(r["path"]).is_file() and r["fold"] == "Session1"
     assert "file without a label line: 1" in printed and "Ses02F_impro02_F009" in printed
@@ -133,6 +137,60 @@ def test_a_tree_that_is_not_the_corpus_is_refused(tmp_path, capsys):
         code, _, err = _prepare(capsys, name, tmp_path / "x", "--output", tmp_path / "m.csv")
         assert code == 2 and expected in err, (name, err)
     assert not (tmp_path / "m.csv").exists()
+
+
+# -- MSP-Podcast ----------------------------------------------------------------------------
+
+
+def test_msp_podcast_labels_dimensions_speakers_and_its_own_splits(tmp_path, capsys):
+    root = tmp_path / "MSP-PODCAST"
+    lines = [  # FileName, EmoClass, EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set
+        ("MSP-PODCAST_0001_0008.wav", "A", "6.2", "2.0", "5.4", "127", "Male", "Train"),
+        ("MSP-PODCAST_0001_0009.wav", "N", "4.0", "4.0", "4.0", "127", "Male", "Train"),
+        ("MSP-PODCAST_0002_0033.wav", "H", "5.0", "7.0", "4.6", "Unknown", "Female", "Development"),
+        ("MSP-PODCAST_0002_0034.wav", "S", "1.0", "2.2", "2.8", "Unknown", "Female", "Test1"),
+        ("MSP-PODCAST_0003_0001.wav", "C", "3.0", "3.0", "3.0", "88", "Female", "Train"),
+        ("MSP-PODCAST_0003_0002.wav", "Q", "3.0", "3.0", "3.0", "88", "Female", "Train"),
+        ("MSP-PODCAST_0003_0003.wav", "N", "4.0", "4.0", "4.0", "88", "Female", "Test2"),
+    ]  # fmt: skip
+    (root / "Labels").mkdir(parents=True)
+    header = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"
+    body = "\n".join(",".join(line) for line in lines)
+    (root / "Labels" / "labels_consensus.csv").write_text(f"{header}\n{body}\n")
+    for line in lines[:-1]:  # the last one is labelled and missing
+        _wav(root / "Audios" / line[0])
+    _wav(root / "Audios" / "MSP-PODCAST_0009_0001.wav")  # on disk, no label line
+    (root / "Transcripts").mkdir()
+    (root / "Transcripts" / "MSP-PODCAST_0001_0008.txt").write_text("get out of my office\n")
+
+    out = tmp_path / "msp.csv"
+    code, printed, _ = _prepare(capsys, "msp-podcast", root, "--output", out)
+    assert code == 0
+    rows = {r["id"]: r for r in _rows(out)}
+    assert {i: r["label"] for i, r in rows.items()} == {
+        "MSP-PODCAST_0001_0008": "angry",
+        "MSP-PODCAST_0001_0009": "neutral",
+        "MSP-PODCAST_0002_0033": "happy",
+        "MSP-PODCAST_0002_0034": "sad",
+    }  # contempt is outside the 4-class set; the unknown code and the missing file are problems
+    angry = rows["MSP-PODCAST_0001_0008"]
+    assert angry["text"] == "get out of my office" and angry["speaker"] == "msp127"
+    assert float(angry["arousal"]) == pytest.approx(0.733333, abs=1e-5)  # 6.2 on 1-7
+    assert (float(angry["valence"]), float(angry["arousal_raw"])) == (pytest.approx(-2 / 3), 6.2)
+    assert float(rows["MSP-PODCAST_0001_0009"]["dominance"]) == 0.0  # the middle of 1-7
+    assert float(rows["MSP-PODCAST_0002_0034"]["arousal"]) == -1.0
+    # unknown speakers are never one speaker: each utterance stands alone
+    unknown = {rows[i]["speaker"] for i in ("MSP-PODCAST_0002_0033", "MSP-PODCAST_0002_0034")}
+    assert unknown == {"unknown-MSP-PODCAST_0002_0033", "unknown-MSP-PODCAST_0002_0034"}
+    assert {r["fold"] for r in rows.values()} == {"Train", "Development", "Test1"}
+    assert "unknown label: 1" in printed and "missing file: 1" in printed
+    assert "file without a label line: 1" in printed and "MSP-PODCAST_0009_0001" in printed
+
+    every = tmp_path / "all.csv"
+    _prepare(capsys, "msp-podcast", root, "--output", every, "--labels", "all")
+    assert {r["id"]: r["label"] for r in _rows(every)}["MSP-PODCAST_0003_0001"] == "contempt"
+    code, _, err = _prepare(capsys, "msp-podcast", tmp_path / "x", "--output", tmp_path / "m.csv")
+    assert code == 2 and "labels_consensus.csv" in err
 
 
 # -- RAVDESS --------------------------------------------------------------------------------
@@ -361,6 +419,7 @@ def test_the_prepared_manifest_is_read_by_extraction(tmp_path, capsys):
     assert all(Path(r["path"]).is_file() for r in inputs.rows)
     assert set(corpora.CORPORA) == {
         "iemocap",
+        "msp-podcast",
         "ravdess",
         "savee",
         "crema-d",
