@@ -41,7 +41,7 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> float:
     return sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs))
 
 
-def baseline(cfg: ExtractConfig, audio: list, device: str) -> tuple[float, list[str]]:
+def baseline(cfg: ExtractConfig, audio: list, device: str) -> tuple[float, list[str], list[str]]:
     from faster_whisper import WhisperModel
 
     compute = (
@@ -52,22 +52,31 @@ def baseline(cfg: ExtractConfig, audio: list, device: str) -> tuple[float, list[
     model = WhisperModel(resolve_model(cfg.asr_model), device=device, compute_type=compute)
     model.transcribe(audio[0], beam_size=cfg.beam_size, language=cfg.language)  # warm-up
     start = time.perf_counter()
-    texts = []
+    texts, languages = [], []
     for clip in audio:
-        segments, _ = model.transcribe(clip, beam_size=cfg.beam_size, language=cfg.language)
+        segments, info = model.transcribe(clip, beam_size=cfg.beam_size, language=cfg.language)
         texts.append(" ".join(s.text.strip() for s in segments))
-    return time.perf_counter() - start, texts
+        languages.append(info.language)
+    return time.perf_counter() - start, texts, languages
 
 
-def pipeline(cfg: ExtractConfig, manifest: Path, out: str) -> tuple[float, list[str], list[str]]:
+def pipeline(
+    cfg: ExtractConfig, manifest: Path, out: str
+) -> tuple[float, list[str], list[str], list[str]]:
     import pyarrow.parquet as pq
 
     from raymer.pipeline.extract import extract
 
     summary = extract(cfg.model_copy(update={"input": str(manifest), "output": out}))
-    table = pq.read_table(Path(out) / "features", columns=["id", "transcript"]).to_pylist()
-    by_id = {r["id"]: r["transcript"] for r in table}
-    return summary.wall_s, list(by_id), [by_id[k] for k in by_id]
+    columns = ["id", "transcript", "language"]
+    by_id = {r["id"]: r for r in pq.read_table(Path(out) / "features", columns=columns).to_pylist()}
+    rows = list(by_id.values())
+    return (
+        summary.wall_s,
+        list(by_id),
+        [r["transcript"] for r in rows],
+        [r["language"] for r in rows],
+    )
 
 
 def profile(cfg: ExtractConfig, manifest: Path, rows: list[dict], device: str) -> dict[str, float]:
@@ -159,29 +168,35 @@ def main() -> None:
         print(f"\n{corpus}: {len(rows)} clips, {seconds:.0f} s of audio")
         for beam in args.beams:
             run = cfg.model_copy(update={"beam_size": beam})
-            a_wall, a_texts = baseline(run, audio, device)
+            a_wall, a_texts, a_langs = baseline(run, audio, device)
             a_rate, a_wer = seconds / a_wall, corpus_wer(list(refs.values()), a_texts)
+            a_other = sum(lang != "en" for lang in a_langs)  # both corpora are English
             print(
-                f"  beam {beam}: (a) faster-whisper loop: {a_rate:6.2f} audio s/s  WER {100 * a_wer:.1f}%"
+                f"  beam {beam}: (a) faster-whisper loop: {a_rate:6.2f} audio s/s  "
+                f"WER {100 * a_wer:.1f}%  {a_other} clips in another language"
             )
-            table.append((corpus, beam, "faster-whisper", a_rate, 1.0, a_wer))
+            table.append((corpus, beam, "faster-whisper", a_rate, 1.0, a_wer, a_other))
             for window in args.windows:
                 out = str(work / f"out-{corpus}-{beam}-{window}")
-                b_wall, ids, b_texts = pipeline(
-                    run.model_copy(update={"window": window}), manifest, out
-                )
+                b = run.model_copy(update={"window": window})
+                b_wall, ids, b_texts, b_langs = pipeline(b, manifest, out)
                 b_rate, b_wer = seconds / b_wall, corpus_wer([refs[i] for i in ids], b_texts)
+                b_other = sum(lang != "en" for lang in b_langs)
                 print(
                     f"          (b) raymer extract, window {window:4}: {b_rate:6.2f} audio s/s  "
-                    f"WER {100 * b_wer:.1f}%  b/a {b_rate / a_rate:.2f}"
+                    f"WER {100 * b_wer:.1f}%  {b_other} clips in another language  "
+                    f"b/a {b_rate / a_rate:.2f}"
                 )
-                table.append(
-                    (corpus, beam, f"raymer, window {window}", b_rate, b_rate / a_rate, b_wer)
-                )
-    print("\n| corpus | beam | run | audio s/s | vs faster-whisper | WER |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for corpus, beam, name, rate, ratio, wer_ in table:
-        print(f"| {corpus} | {beam} | {name} | {rate:.2f} | {ratio:.2f}x | {100 * wer_:.1f}% |")
+                name = f"raymer, window {window}"
+                table.append((corpus, beam, name, b_rate, b_rate / a_rate, b_wer, b_other))
+    print(
+        "\n| corpus | beam | run | audio s/s | vs faster-whisper | WER | clips in another language |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for corpus, beam, name, rate, ratio, wer_, other in table:
+        print(
+            f"| {corpus} | {beam} | {name} | {rate:.2f} | {ratio:.2f}x | {100 * wer_:.1f}% | {other} |"
+        )
     if args.profile:
         manifest = work / args.corpora[0] / "manifest.csv"
         rows = list(csv.DictReader(manifest.open()))
