@@ -30,6 +30,11 @@ class ModelSpec(BaseModel, extra="forbid"):
     modality: Literal["fusion", "audio", "text"]
     audio_input: Literal["frames", "temporal"] = "frames"
     temporal_dim: int = Field(128, ge=1)
+    audio_norm: Literal["none", "recording"] = Field(
+        "none",
+        description="recording: each recording's audio frames standardised in the model "
+        "(checkpoints from before the option: none).",
+    )
     extract: ExtractSettings = Field(
         default_factory=ExtractSettings,
         description="How the training features were made; serving makes its inputs the same way.",

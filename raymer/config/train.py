@@ -85,6 +85,13 @@ class TrainConfig(CommandConfig):
         description="Audio input of the model: the Whisper frames, or the paper's temporal "
         "embedding g (a projection trained first with a triplet loss, then frozen).",
     )
+    audio_norm: Literal["none", "recording"] = Field(
+        "none",
+        description="recording: standardise each recording's audio frames (per dimension, "
+        "over its own frames) inside the model, so training, evaluation, recognize, serve and "
+        "the library apply it alike; takes a recording's channel and level out of the audio "
+        "branch. none: the frames as extracted.",
+    )
     temporal_dim: int = Field(128, ge=8, description="Width of the temporal embedding.")
     temporal_k: int = Field(2, ge=1, description="Positives lie within k frames of the anchor.")
     temporal_steps: int = Field(
@@ -175,6 +182,11 @@ class TrainConfig(CommandConfig):
 
     @model_validator(mode="after")
     def _mode_fits(self) -> TrainConfig:
+        if self.audio_norm != "none" and self.audio_input == "temporal":
+            raise ValueError(
+                "audio_norm=recording standardises the frames the model reads, but the temporal "
+                "embedding is trained before it on the frames as extracted: use one of them"
+            )
         if self.mode == "finetune" and self.audio_input == "temporal":
             raise ValueError(
                 "audio_input=temporal works on cached frames only; fine-tune mode trains the "

@@ -63,6 +63,7 @@ def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
         dropout=spec.dropout,
         modality=spec.modality,
         audio_adapter=adapter,
+        audio_norm=spec.audio_norm,
     )
 
 

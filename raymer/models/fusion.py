@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from .co_attention import (
@@ -49,9 +50,12 @@ class CoAttentionFusion(nn.Module):
         dropout: float = 0.1,
         modality: Modality = "fusion",
         audio_adapter: nn.Module | None = None,
+        audio_norm: str = "none",
     ) -> None:
         super().__init__()
         self.modality = modality
+        # "recording": each recording's frames standardised over its own frames, first
+        self.audio_norm = audio_norm
         # An optional module in front of the audio frames (the temporal embedding g);
         # audio_dim is its output width then.
         self.audio_adapter = audio_adapter
@@ -74,7 +78,9 @@ class CoAttentionFusion(nn.Module):
         self.norm = nn.LayerNorm(hidden_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_dim, num_labels))
 
-    def _adapt(self, audio: Tensor) -> Tensor:
+    def _adapt(self, audio: Tensor, mask: Tensor) -> Tensor:
+        if self.audio_norm == "recording":
+            audio = standardize(audio, mask)
         return audio if self.audio_adapter is None else self.audio_adapter(audio)
 
     def _encode(
@@ -94,12 +100,26 @@ class CoAttentionFusion(nn.Module):
             y_hat, weights = self.pool(y, text_mask, y.new_zeros(y.shape[0], y.shape[-1]))
             z = self.norm(self.out_text(y_hat))
         elif self.modality == "audio":
-            x = self._encode(self._adapt(audio), audio_mask, self.audio_proj, self.audio_encoder)
+            x = self._encode(
+                self._adapt(audio, audio_mask), audio_mask, self.audio_proj, self.audio_encoder
+            )
             x_hat, weights = self.pool(x, audio_mask, x.new_zeros(x.shape[0], x.shape[-1]))
             z = self.norm(self.out_audio(x_hat))
         else:
-            x = self._encode(self._adapt(audio), audio_mask, self.audio_proj, self.audio_encoder)
+            x = self._encode(
+                self._adapt(audio, audio_mask), audio_mask, self.audio_proj, self.audio_encoder
+            )
             y = self._encode(text, text_mask, self.text_proj, self.text_encoder)
             x_hat, y_hat, weights = self.co_attention(x, audio_mask, y, text_mask)
             z = self.norm(self.out_audio(x_hat) + self.out_text(y_hat))
         return FusionOutput(self.head(z), z, weights)
+
+
+def standardize(x: Tensor, mask: Tensor, eps: float = 1e-5) -> Tensor:
+    """Each sequence of ``x`` (B, T, D) standardised per dimension over its own real frames
+    (``mask`` (B, T), True on them): mean 0, variance 1; padding stays 0."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    n = m.sum(1, keepdim=True).clamp_min(1.0)
+    mean = (x * m).sum(1, keepdim=True) / n
+    var = ((x - mean) ** 2 * m).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + eps) * m

@@ -43,7 +43,7 @@ from raymer.training.report import TrainSummary, card_facts, epoch_lines
 logger = logging.getLogger(__name__)
 
 MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality", "audio_input")
-MODEL_KEYS += ("temporal_dim", "loss", "multi_label")
+MODEL_KEYS += ("temporal_dim", "loss", "multi_label", "audio_norm")
 
 
 def refuse_multi_label(cfg: TrainConfig, command: str) -> None:

@@ -112,3 +112,44 @@ def test_every_parameter_gets_a_gradient(modality):
     model(audio, audio_mask, text, text_mask).logits.sum().backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert unused == []
+
+
+def test_recording_norm_takes_a_recording_s_level_and_channel_out():
+    """``audio_norm: recording``: a recording's frames standardised over its own frames, in
+    the model: a gain and an offset on every frame (a louder or other channel) leave the
+    answer as it was, padding stays out of the statistics, and without it they do not."""
+    from raymer.models.fusion import standardize
+
+    torch.manual_seed(0)
+    audio, text = torch.randn(2, 12, 16), torch.randn(2, 5, 8)
+    a_mask = torch.ones(2, 12, dtype=torch.bool)
+    a_mask[1, 9:] = False
+    t_mask = torch.ones(2, 5, dtype=torch.bool)
+    shifted = audio * 3.0 + torch.linspace(-2, 2, 16)  # per-dimension gain and offset
+    normed = standardize(audio, a_mask)
+    assert torch.allclose(normed[0].mean(0), torch.zeros(16), atol=1e-5)
+    assert torch.allclose(normed[1, :9].std(0, unbiased=False), torch.ones(16), atol=1e-3)
+    assert (normed[1, 9:] == 0).all()
+    for norm, same in (("recording", True), ("none", False)):
+        torch.manual_seed(1)
+        model = CoAttentionFusion(16, 8, 32, 4, num_layers=1, audio_norm=norm).eval()
+        a = model(audio, a_mask, text, t_mask).logits
+        b = model(shifted, a_mask, text, t_mask).logits
+        assert torch.allclose(a, b, atol=1e-4) == same, norm
+
+
+def test_the_norm_is_recorded_in_the_spec_and_built_from_it():
+    import json
+    from pathlib import Path
+
+    from raymer.config import TrainConfig
+    from raymer.models.builders import build_fusion_model
+    from raymer.spec import ModelSpec
+
+    old = json.loads((Path(__file__).parents[1] / "data/checkpoint-0.1.0/model.json").read_text())
+    assert "audio_norm" not in old and ModelSpec(**old).audio_norm == "none"  # as before
+    spec = ModelSpec(**old | {"audio_norm": "recording"})
+    assert ModelSpec(**json.loads(spec.model_dump_json())).audio_norm == "recording"
+    assert build_fusion_model(spec).audio_norm == "recording"
+    with pytest.raises(ValueError, match="temporal embedding"):
+        TrainConfig(audio_norm="recording", audio_input="temporal")
