@@ -223,44 +223,40 @@ def msp_podcast(root: str, labels: str = "4class") -> Prepared:
         if name not in on_disk:
             out.problem("missing file", f"Audios/{name} (labelled, not on disk)")
             continue
-        rid = posixpath.splitext(name)[0]
-        speaker = line["SpkrID"].strip()
-        try:
-            ratings = {
-                key: float(line[col]) if line[col].strip() else None
-                for key, col in (("arousal", "EmoAct"), ("valence", "EmoVal"), ("dominance", "EmoDom"))
-            }  # fmt: skip
-        except ValueError:
-            out.problem(
-                "bad rating", f"{name}: {line['EmoAct']}, {line['EmoVal']}, {line['EmoDom']}"
-            )
-            continue
-        text = (
-            storage.read_bytes(texts[rid]).decode("utf-8", "replace").strip()
-            if rid in texts
-            else None
-        )
-        out.add(
-            {
-                "path": relative_to_root(root, on_disk[name]),
-                "id": rid,
-                "label": label,
-                "raw_label": code,
-                # an unknown speaker stands alone: never one speaker across the corpus
-                "speaker": f"unknown-{rid}"
-                if speaker.lower() in ("", "unknown")
-                else f"msp{speaker}",
-                "session": None,
-                "text": text,
-                "gender": (line.get("Gender") or "").strip().lower() or None,
-                "split": line["Split_Set"].strip(),
-                **dimensions(ratings, low=1, high=7),
-            },
-            f"Labels/labels_consensus.csv: {name}",
-        )
+        row = _msp_row(out, root, line, label, on_disk[name], texts)
+        if row is not None:
+            out.add(row, f"Labels/labels_consensus.csv: {name}")
     for name in sorted(set(on_disk) - listed):
         out.problem("file without a label line", f"Audios/{name}")
     return out
+
+
+def _msp_row(out: Prepared, root: str, line: dict, label: str, path: str, texts: dict):
+    """One labelled line of ``labels_consensus.csv`` -> its manifest row (None: a problem)."""
+    name = line["FileName"].strip()
+    rid, speaker = posixpath.splitext(name)[0], line["SpkrID"].strip()
+    try:
+        ratings = {
+            key: float(line[col]) if line[col].strip() else None
+            for key, col in (("arousal", "EmoAct"), ("valence", "EmoVal"), ("dominance", "EmoDom"))
+        }  # fmt: skip
+    except ValueError:
+        out.problem("bad rating", f"{name}: {line['EmoAct']}, {line['EmoVal']}, {line['EmoDom']}")
+        return None
+    text = texts.get(rid)
+    return {
+        "path": relative_to_root(root, path),
+        "id": rid,
+        "label": label,
+        "raw_label": line["EmoClass"].strip(),
+        # an unknown speaker stands alone: never one speaker across the corpus
+        "speaker": f"unknown-{rid}" if speaker.lower() in ("", "unknown") else f"msp{speaker}",
+        "session": None,
+        "text": storage.read_bytes(text).decode("utf-8", "replace").strip() if text else None,
+        "gender": (line.get("Gender") or "").strip().lower() or None,
+        "split": line["Split_Set"].strip(),
+        **dimensions(ratings, low=1, high=7),
+    }
 
 
 # -- RAVDESS ------------------------------------------------------------------------------
