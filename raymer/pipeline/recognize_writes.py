@@ -197,24 +197,34 @@ def _join(rid: str, rows: list[dict], stem: str, layout: Layout) -> Written:
     key = recording_key(rid)
     folder = storage.join(layout.pending, key)
     _write(rows, layout.staged, storage.join(folder, stem + ".parquet"))
-    parts = []
+    parts, stem_joined = [], f"{layout.run_id}-r-{key}"
     try:
         for uri in storage.list_files(folder, (".parquet",)):
             fs, path = storage.filesystem(uri)
             parts.append(pq.read_table(path, filesystem=fs).cast(layout.staged))
-    except (FileNotFoundError, OSError):  # another task joined it and removed the folder
-        return Written()
+    except OSError:  # FileNotFoundError among them
+        if _joined(layout, stem_joined):
+            return Written()  # another task joined it and removed the folder meanwhile
+        raise  # anything else fails the task: Ray Data runs it again, nothing is lost
     segments = whole(pa.concat_tables(parts).to_pylist()) if parts else None
     if segments is None:
         return Written(pending=1)
     written = Written()
     if any(r["error"] is not None for r in segments):
-        _fail(segments, f"{layout.run_id}-r-{key}", layout)
+        _fail(segments, stem_joined, layout)
         written.failed = 1
     else:
-        written.new = _commit([segments], f"{layout.run_id}-r-{key}", layout)
+        written.new = _commit([segments], stem_joined, layout)
     storage.delete_dir(folder)
     return written
+
+
+def _joined(layout: Layout, stem: str) -> bool:
+    """Whether ``stem`` (a joined recording) was committed, or reported failed, already."""
+    if storage.exists(storage.join(layout.recordings, stem + ".parquet")):
+        return True
+    prefix = f"segments-{stem}-"
+    return any(u.rsplit("/", 1)[-1].startswith(prefix) for u in storage.list_files(layout.errors))
 
 
 def _write(rows: list[dict], schema: pa.Schema, uri: str) -> None:

@@ -136,3 +136,28 @@ def test_repair_takes_apart_what_a_crash_left(layout, tmp_path):
     assert sorted(p.name for p in (tmp_path / "recordings").iterdir()) == ["run-000001.parquet"]
     totals, _ = output_totals(layout.recordings, LABELS)
     assert (totals.recordings, totals.labels) == (1, {"happy": 1})
+
+
+def test_a_part_gone_while_reading_is_fine_only_when_another_task_committed_it(
+    layout, tmp_path, monkeypatch
+):
+    """A task lists a recording's parts, then another task commits it and removes them: the
+    first finds it committed and does nothing more; a part gone for any other reason fails
+    the task (Ray Data runs it again), never dropping the recording in silence."""
+    from raymer import storage
+    from raymer.pipeline import recognize_writes
+
+    listed = storage.list_files
+    gone = str(tmp_path / "pending" / "gone.parquet")
+
+    def with_a_vanished_part(uri, suffixes=()):
+        found = listed(uri, suffixes)
+        return found + [gone] if "pending" in uri else found
+
+    monkeypatch.setattr(recognize_writes.storage, "list_files", with_a_vanished_part)
+    with pytest.raises(OSError):
+        commit([_row("g", 0, False)], 1, layout)
+    key = recording_key("g")
+    (tmp_path / "recordings" / f"run-r-{key}.parquet").write_bytes(b"committed by another")
+    quiet = commit([_row("g", 1, True)], 2, layout)
+    assert (quiet.pending, quiet.new.recordings, quiet.failed) == (0, 0, 0)
