@@ -113,6 +113,17 @@ def write_bytes(uri: str, data: bytes) -> None:
         os.replace(tmp, path)
 
 
+def write_table(uri: str, table) -> None:
+    """A pyarrow table as a Parquet file, written whole (``write_bytes``): two writers of
+    the same name never leave a mix of both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes(uri, sink.getvalue().to_pybytes())
+
+
 def create_exclusive(uri: str, data: bytes) -> None:
     """Write a whole file only if none is there (else ``FileExistsError``), atomically: two
     writers racing never both win. Locally a hard link of a written temporary file; on

@@ -229,12 +229,11 @@ class CommandConfig(BaseModel, extra="forbid"):
 
     @classmethod
     def _check_used(cls, name: str, given: dict, defaults: dict) -> None:
-        set_ = flat(given, f"{name}.")
         default = flat(defaults, f"{name}.")
-        for key, value in set_.items():
-            for unused, why in cls.UNUSED.items():
-                if (key == unused or key.startswith(unused + ".")) and value != default.get(key):
-                    raise ValueError(f"`{key}` is not a setting of this command: {why}")
+        for key, value in flat(given, f"{name}.").items():
+            why = cls._unused(key)
+            if why and value != default.get(key):
+                raise ValueError(f"`{key}` is not a setting of this command: {why}")
 
     @classmethod
     def moved_keys(cls) -> dict[str, str]:
@@ -254,8 +253,11 @@ class CommandConfig(BaseModel, extra="forbid"):
         return moved
 
     @classmethod
-    def _unused(cls, key: str) -> bool:
-        return any(key == k or key.startswith(k + ".") for k in cls.UNUSED)
+    def _unused(cls, key: str) -> str | None:
+        """Why this command has no use for ``key`` (it or a part above it in ``UNUSED``)."""
+        return next(
+            (why for k, why in cls.UNUSED.items() if key == k or key.startswith(k + ".")), None
+        )
 
 
 def _deep_merge(base: dict, given: dict) -> dict:

@@ -66,6 +66,14 @@ HELDOUT_VOICES = [
 VOICE_SETS = {"sample": VOICES, "heldout": HELDOUT_VOICES}
 
 
+def speaker_name(voice: str) -> str:
+    """``espeak:en-us+m1`` -> ``en-us_m1``: the speaker column and folder of a voice."""
+    return voice.split(":", 1)[1].replace("+", "_")
+
+
+VOICE_OF = {speaker_name(v): v for v in VOICES + HELDOUT_VOICES}  # speaker -> voice
+
+
 @dataclass(frozen=True)
 class Prosody:
     """Attributes:
@@ -130,7 +138,7 @@ def plan_corpus(clips: int, seed: int, speakers: int, voices: str = "sample") ->
         wording = label if clip_type in ("congruent", "text_cue") else "neutral"
         voice_emotion = label if clip_type in ("congruent", "audio_cue") else "neutral"
         text, template = _heldout_sentence(wording, rng) if heldout else sentence(wording, rng)
-        name = speaker.split(":", 1)[1].replace("+", "_")
+        name = speaker_name(speaker)
         cid = f"{name}_{i:05d}"
         specs.append(
             ClipSpec(
@@ -188,7 +196,8 @@ def synthesize_corpus(
         return out / "manifest.csv"
     if (speakers > 1 or voices != "sample") and shutil.which("espeak-ng") is None:
         raise UsageError(
-            "espeak-ng is needed for speakers > 1: install it (apt-get install espeak-ng)"
+            "espeak-ng is needed for speakers > 1 and the held-out voices: install it "
+            "(apt-get install espeak-ng)"
         )
     specs = plan_corpus(clips, seed, speakers, voices)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,10 +233,7 @@ def _render_chunk(specs: list[ClipSpec], out: str) -> None:
         path = Path(out) / spec.path
         if path.is_file():
             continue  # resumed run
-        known = VOICES + HELDOUT_VOICES
-        kind, name = known[
-            [v.split(":", 1)[1].replace("+", "_") for v in known].index(spec.speaker)
-        ].split(":", 1)
+        kind, name = VOICE_OF[spec.speaker].split(":", 1)
         if kind == "piper":
             voice = voice or _load_piper()
             audio, rate = _piper(voice, spec.text, spec.prosody)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -66,6 +67,18 @@ class SpeechFeatures:
     no_speech_prob: float = 0.0
     speech_s: float | None = None
     window_s: float = MAX_WINDOW_S
+
+
+class WindowOutput(NamedTuple):
+    """What one 30 s piece of a clip yields from one window."""
+
+    segments: list[Segment]
+    language: str
+    language_prob: float
+    frames: np.ndarray  # encoder frames of the piece (50 Hz)
+    avg_logprob: float
+    no_speech_prob: float
+    window_s: float  # the encoder window it was decoded in
 
 
 WINDOWS = ("auto", "fit", "full")
@@ -124,7 +137,7 @@ class WhisperFeaturizer:
         pieces = [
             (i, k, w) for i, clip in enumerate(clips) for k, w in enumerate(split_windows(clip))
         ]
-        outputs: dict[int, tuple] = {}
+        outputs: dict[int, WindowOutput] = {}
         # Each piece is encoded in its own window (fitted to its length): pieces with the same
         # window share a batch, so a clip's result never depends on its batch-mates.
         groups: dict[float, list[tuple[int, np.ndarray]]] = {}
@@ -141,19 +154,20 @@ class WhisperFeaturizer:
             for i in range(len(clips))
         ]
 
-    def _unsure(self, output: tuple) -> bool:
+    def _unsure(self, output: WindowOutput) -> bool:
         """A fitted decode that fails Whisper's own tests (module docstring)."""
-        _segments, _lang, prob, _frames, logprob, _no_speech, win_s = output
-        if win_s >= MAX_WINDOW_S:
+        if output.window_s >= MAX_WINDOW_S:
             return False
-        return prob < LANGUAGE_THRESHOLD or logprob < LOW_LOGPROB
+        return output.language_prob < LANGUAGE_THRESHOLD or output.avg_logprob < LOW_LOGPROB
 
     def _window_s(self, samples: int) -> float:
         return window_seconds(
             samples / SAMPLE_RATE, self.window, self.window_step_s, self.min_window_s
         )
 
-    def _run_batch(self, group: list[tuple[int, np.ndarray]], win_s: float) -> dict[int, tuple]:
+    def _run_batch(
+        self, group: list[tuple[int, np.ndarray]], win_s: float
+    ) -> dict[int, WindowOutput]:
         n_frames = int(win_s * 100)
         feats = np.stack([self._features(w, n_frames) for _, w in group])
         encoder_output = self.model.encode(feats)
@@ -185,9 +199,9 @@ class WhisperFeaturizer:
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
             if result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
                 segments = []  # Whisper's own rule: a silent window, whatever it decoded
-            out[j] = (
+            out[j] = WindowOutput(
                 segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob, win_s
-            )  # fmt: skip
+            )
         return out
 
     def _generate(self, encoder_output, prompts, max_length, temperature: float = 0.0):
@@ -273,9 +287,10 @@ class WhisperFeaturizer:
                 )
         return segments
 
-    def _assemble(self, window_outputs: list[tuple]) -> SpeechFeatures:
+    def _assemble(self, window_outputs: list[WindowOutput]) -> SpeechFeatures:
         segments, frames = [], []
-        for k, (segs, *_rest, window_frames, _lp, _ns, _win) in enumerate(window_outputs):
+        for k, window in enumerate(window_outputs):
+            segs, window_frames = window.segments, window.frames
             offset = k * MAX_WINDOW_S
             segments += [
                 Segment(round(s.start + offset, 2), round(s.end + offset, 2), s.text) for s in segs
@@ -285,14 +300,14 @@ class WhisperFeaturizer:
         first = window_outputs[0]
         return SpeechFeatures(
             transcript=" ".join(s.text for s in segments).strip(),
-            language=first[1],
-            language_prob=first[2],
+            language=first.language,
+            language_prob=first.language_prob,
             segments=segments,
             frames=pool_frames(full, self.pool).astype(np.float32),
             embedding=full.mean(axis=0).astype(np.float32),
-            avg_logprob=float(np.mean([w[4] for w in window_outputs])),
-            no_speech_prob=float(first[5]),
-            window_s=float(first[6]),
+            avg_logprob=float(np.mean([w.avg_logprob for w in window_outputs])),
+            no_speech_prob=float(first.no_speech_prob),
+            window_s=float(first.window_s),
         )
 
 

@@ -104,14 +104,6 @@ class Written:
         self.pending += other.pending
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Written:
-        data = json.loads(text)
-        return cls(Totals.from_dict(data["new"]), data["failed"], data["pending"])
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -228,11 +220,8 @@ def _joined(layout: Layout, stem: str) -> bool:
 
 
 def _write(rows: list[dict], schema: pa.Schema, uri: str) -> None:
-    """A whole file or none (``storage.write_bytes``): two tasks joining the same recording
-    may write it at once."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
-    storage.write_bytes(uri, sink.getvalue().to_pybytes())
+    """A whole file or none: two tasks joining the same recording may write it at once."""
+    storage.write_table(uri, pa.Table.from_pylist(rows, schema=schema))
 
 
 def repair(predictions: str, recordings: str) -> None:

@@ -1,11 +1,11 @@
 """The rows and errors every pipeline stage shares (``extract``'s and ``recognize``'s):
 column batches <-> row dicts, a read error in one sentence, error parts written where a
-row fails and merged at the end, and the device a stage runs on."""
+row fails and merged at the end."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,9 +13,6 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.schema import ERRORS_SCHEMA
-
-if TYPE_CHECKING:
-    pass
 
 Batch = dict[str, np.ndarray]
 
@@ -74,9 +71,7 @@ def write_errors(rows: list[dict], errors_uri: str, prefix: str = "part") -> Non
     )
     keys = "\x00".join(sorted(f"{r['id']}\x00{r.get('segment')}" for r in rows))
     name = f"{prefix}-{hashlib.sha1(keys.encode()).hexdigest()[:20]}.parquet"
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    storage.write_bytes(storage.join(errors_uri, name), sink.getvalue().to_pybytes())
+    storage.write_table(storage.join(errors_uri, name), table)
 
 
 def summarize_errors(parts: list[str], merged_uri: str) -> int:

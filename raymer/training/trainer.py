@@ -58,10 +58,8 @@ def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
 def worker_resources(cfg: TrainConfig) -> dict[str, float]:
     """What each Ray Train worker reserves (``resources.model``)."""
     stage = cfg.resources.model
-    resources = {"CPU": stage.num_cpus}
-    if cfg.resources.use_gpu:
-        resources["GPU"] = stage.num_gpus
-    return resources
+    gpus = cfg.resources.gpus(stage)
+    return {"CPU": stage.num_cpus} | ({"GPU": gpus} if cfg.resources.use_gpu else {})
 
 
 def build_trainer(cfg: TrainConfig):
