@@ -9,8 +9,9 @@ Two kinds of model (``ModelSpec.mode``):
 
 ``Collate(spec)`` makes both, from two entry points: ``collate(columns)`` for a column batch of
 stored rows (a Ray Data numpy batch; ``from_table`` for an Arrow table), ``collate.live(...)``
-for inputs computed now (serving, the library). Training, evaluate/infer and serving all use
-it. ``run_batch`` runs a batch and, when it fails, item by item, so one bad item fails alone.
+for inputs computed now (serving, the library); the model reads the first ``audio_dim`` frame
+columns (stored frames may carry prosody it was trained without). ``run_batch`` runs a batch
+and, when it fails, item by item, so one bad item fails alone.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class Collate:
         audio, audio_mask = stack_arrow(table.column("audio_frames"))
         text, text_mask = stack_arrow(table.column("text_tokens"))
         return {
-            "audio": torch.from_numpy(audio),
+            "audio": torch.from_numpy(self._columns(audio)),
             "audio_mask": torch.from_numpy(audio_mask),
             "text": torch.from_numpy(text),
             "text_mask": torch.from_numpy(text_mask),
@@ -218,11 +219,15 @@ class Collate:
         audio, audio_mask = stack(frames)
         text, text_mask = stack(tokens)
         return {
-            "audio": torch.from_numpy(audio),
+            "audio": torch.from_numpy(self._columns(audio)),
             "audio_mask": torch.from_numpy(audio_mask),
             "text": torch.from_numpy(text),
             "text_mask": torch.from_numpy(text_mask),
         }
+
+    def _columns(self, audio: np.ndarray) -> np.ndarray:  # its first audio_dim (no prosody)
+        dim = self.spec.audio_dim
+        return np.ascontiguousarray(audio[..., :dim]) if 0 < dim < audio.shape[-1] else audio
 
     def _finetune(self, clips: list[np.ndarray] | None, texts: list[str]) -> dict:
         import torch
@@ -291,13 +296,10 @@ def _objects(values: list) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ItemError:
-    """One item's failure inside a batch: a sentence saying what failed and why."""
-
-    message: str
+    message: str  # one item's failure inside a batch: what failed and why
 
 
-T = TypeVar("T")
-R = TypeVar("R")
+T, R = TypeVar("T"), TypeVar("R")
 
 
 def _failed(what: str, err: Exception) -> ItemError:

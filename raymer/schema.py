@@ -37,13 +37,19 @@ FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
     (
         "audio_frames",
         pa.list_(pa.list_(pa.float32())),
-        "Whisper encoder frames (T_a, D_a); null for a text corpus",
+        "Whisper encoder frames (T_a, D_a), then with prosody: true the 25 eGeMAPS "
+        "descriptors of each frame; null for a text corpus",
     ),
     ("audio_frame_rate_hz", pa.float32(), "rate of audio_frames"),
     ("audio_embedding", pa.list_(pa.float32()), "mean of the encoder frames (D_a)"),
     ("text_source", pa.string(), "what the text encoder read: asr or reference"),
     ("text_tokens", pa.list_(pa.list_(pa.float32())), "text encoder token states (T_t, D_t)"),
     ("text_embedding", pa.list_(pa.float32()), "mean-pooled, L2-normalised text vector (D_t)"),
+    (
+        "augment",
+        pa.string(),
+        "an augmented copy's recording condition (extract's augment); null for the clip itself",
+    ),
     ("asr_model", pa.string(), "ASR / audio encoder model name"),
     ("text_model", pa.string(), "text encoder model name"),
 ]

@@ -35,6 +35,18 @@ class ModelSpec(BaseModel, extra="forbid"):
         description="recording: each recording's audio frames standardised in the model "
         "(checkpoints from before the option: none).",
     )
+    prosody_dim: int = Field(
+        0,
+        ge=0,
+        description="How many of the audio_dim columns are prosody (eGeMAPS descriptors, the "
+        "last ones; 0: none, as in checkpoints from before the option).",
+    )
+    prosody_mean: list[float] | None = Field(
+        None, description="Training-set mean of each prosody column (standardised in the model)."
+    )
+    prosody_std: list[float] | None = Field(
+        None, description="Training-set standard deviation of each prosody column."
+    )
     extract: ExtractSettings = Field(
         default_factory=ExtractSettings,
         description="How the training features were made; serving makes its inputs the same way.",

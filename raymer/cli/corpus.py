@@ -41,21 +41,25 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         speakers=args.speakers if args.speakers is not None else (6 if args.heldout else 8),
         voices="heldout" if args.heldout else "sample",
+        conditions=args.conditions,
     )
     manifest = synthesize_corpus(
-        cfg.output, cfg.clips, cfg.seed, cfg.speakers, workers=args.workers, voices=cfg.voices
+        cfg.output,
+        cfg.clips,
+        cfg.seed,
+        cfg.speakers,
+        workers=args.workers,
+        voices=cfg.voices,
+        conditions=cfg.conditions,
     )
     print(
-        f"{cfg.voices} corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed} "
-        f"-> {manifest}"
+        f"{cfg.voices} corpus: {cfg.clips} clips, {cfg.speakers} speakers, seed {cfg.seed}, "
+        f"{cfg.conditions} conditions -> {manifest}"
     )
     return 0
 
 
-def add_corpus_commands(sub) -> None:
-    """``corpus synth`` and ``corpus prepare`` on the subparsers ``sub``."""
-    corpus = sub.add_parser("corpus", help="sample and real corpora")
-    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+def _add_synth(corpus_sub) -> None:
     synth = corpus_sub.add_parser(
         "synth",
         help="generate the sample emotional speech corpus",
@@ -73,8 +77,22 @@ def add_corpus_commands(sub) -> None:
         action="store_true",
         help="other voices and sentences, kept out of every default choice (6 voices)",
     )
+    synth.add_argument(
+        "--conditions",
+        choices=["varied", "studio"],
+        default="varied",
+        help="varied (default): a recording setup per speaker (room, telephone line or codec, "
+        "level) and noise per clip; studio: every clip as rendered",
+    )
     synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     synth.set_defaults(func=cmd_synth)
+
+
+def add_corpus_commands(sub) -> None:
+    """``corpus synth`` and ``corpus prepare`` on the subparsers ``sub``."""
+    corpus = sub.add_parser("corpus", help="sample and real corpora")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    _add_synth(corpus_sub)
     prep = corpus_sub.add_parser(
         "prepare",
         help="a real corpus (IEMOCAP, MSP-Podcast, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) "

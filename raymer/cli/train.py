@@ -31,6 +31,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.ablation:
+        from raymer.training.ablation import ablation
+
+        variants = args.variants.split(",") if args.variants else None
+        print(ablation(_train_config(args), args.runs, variants)["markdown"])
+        return 0
     from raymer.training.compare import compare
 
     print(compare(_train_config(args))["markdown"])
@@ -49,8 +55,9 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raymer.training.evaluate import evaluate
 
+    by = [c for c in (args.by or "").split(",") if c]
     m = evaluate(
-        args.checkpoint, args.features, args.output, args.speakers or None, where(args.where)
+        args.checkpoint, args.features, args.output, args.speakers or None, where(args.where), by
     )
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
@@ -147,6 +154,20 @@ def add_train_commands(sub) -> None:
             output=output,
             configs="configs/train/",
         )
+        if name == "compare":
+            cmd.add_argument(
+                "--ablation",
+                action="store_true",
+                help="instead: the config's modality without augmentation, audio "
+                "normalisation and prosody, with each alone, and with all three, --runs times "
+                "each, scored on test_speakers (and per report_by value); writes ablation.md",
+            )
+            cmd.add_argument("--runs", type=int, default=3, help="--ablation: runs per variant")
+            cmd.add_argument(
+                "--variants",
+                help="--ablation: comma-separated subset of baseline,augment,audio_norm,"
+                "prosody,all (default: all five)",
+            )
         if name == "crossval":
             cmd.add_argument(
                 "--modalities",
@@ -188,4 +209,11 @@ def _score_command(sub, name, func, help_, description, features, output) -> Non
         help="only clips whose COLUMN is one of the values (repeatable), "
         "e.g. --where template=angry-03,sad-07 for held-out sentences",
     )
+    if name == "evaluate":
+        cmd.add_argument(
+            "--by",
+            metavar="COLUMN[,COLUMN]",
+            help="the scores of each value of these columns too, e.g. --by clip_type (the "
+            "sample corpus: clips whose emotion is in the voice only are audio_cue)",
+        )
     cmd.set_defaults(func=func)

@@ -6,7 +6,7 @@ fails in milliseconds with a message that names the field. One module per comman
 speech, segment) and the loading rules (``loading``); import from here.
 """
 
-from .extract import ExtractConfig, ExtractSettings, SynthConfig
+from .extract import AugmentConfig, ExtractConfig, ExtractSettings, SynthConfig
 from .loading import (
     COMMAND_CONFIGS,
     RUN_PATHS,
@@ -25,6 +25,7 @@ __all__ = [
     "COMMAND_CONFIGS",
     "JOBS_ADDRESS",
     "RUN_PATHS",
+    "AugmentConfig",
     "ConfigError",
     "DecodeConfig",
     "ExtractConfig",

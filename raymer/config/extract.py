@@ -70,6 +70,12 @@ class ExtractSettings(BaseModel, extra="forbid"):
         description="Text embedded by the text encoder: the ASR transcript or the manifest text.",
     )
     max_text_tokens: int = Field(128, ge=8, le=512, description="Token limit of the text encoder.")
+    prosody: bool = Field(
+        False,
+        description="Also extract openSMILE's eGeMAPS low-level descriptors (pitch, loudness, "
+        "voice quality, formants: 25 per frame) in the same pass, averaged to frame_rate_hz "
+        "and stored as the last columns of audio_frames (`pip install 'raymer[prosody]'`).",
+    )
 
     @field_validator("frame_rate_hz")
     @classmethod
@@ -88,6 +94,52 @@ class ExtractSettings(BaseModel, extra="forbid"):
         known |= {"int16", "float16", "bfloat16", "float32"}
         if value not in known:
             raise ValueError(f"unknown compute_type {value!r}; choose one of {sorted(known)}")
+        return value
+
+
+Range = tuple[float, float]
+
+
+class AugmentConfig(BaseModel, extra="forbid"):
+    """Augmented copies of each clip, for training data: each copy is recorded in a condition
+    of its own (noise, room, telephone band, codec, level, speed), drawn per effect with its
+    probability and value range from ``seed`` and the clip id (``raymer.augment``). A copy is
+    a features row with its clip's id, speaker and label and an ``augment`` description, so
+    it falls in its clip's split; only training reads copies (train's ``use_augmented``)."""
+
+    copies: int = Field(
+        0, ge=0, le=20, description="Augmented copies per clip (0: none, the default)."
+    )
+    seed: int = Field(0, description="Seed of the draws; the same seed gives the same copies.")
+    noise_p: float = Field(0.5, ge=0, le=1, description="Probability of added white noise.")
+    snr_db: Range = Field((5.0, 30.0), description="Signal-to-noise ratio range of the noise.")
+    reverb_p: float = Field(0.5, ge=0, le=1, description="Probability of a simulated room.")
+    rt60_s: Range = Field((0.15, 0.8), description="Reverberation time range of the room.")
+    telephone_p: float = Field(
+        0.2, ge=0, le=1, description="Probability of the telephone band (300-3,400 Hz, 8 kHz)."
+    )
+    codec_p: float = Field(
+        0.2, ge=0, le=1, description="Probability of an MP3 or Opus round trip (low bit rate)."
+    )
+    gain_p: float = Field(0.5, ge=0, le=1, description="Probability of a level change.")
+    gain_db: Range = Field((-12.0, 6.0), description="Level change range, dB.")
+    speed_p: float = Field(
+        0.3, ge=0, le=1, description="Probability of speed perturbation (tempo and pitch)."
+    )
+    speed: Range = Field((0.9, 1.1), description="Speed factor range.")
+
+    @field_validator("snr_db", "rt60_s", "gain_db", "speed")
+    @classmethod
+    def _ordered(cls, value: Range, info) -> Range:
+        lo, hi = value
+        if lo > hi:
+            raise ValueError(f"{info.field_name}: the range ({lo:g}, {hi:g}) is reversed")
+        if info.field_name in ("rt60_s", "speed") and lo <= 0:
+            raise ValueError(f"{info.field_name}: the range must be above 0, got ({lo:g}, {hi:g})")
+        if info.field_name == "rt60_s" and hi > 3:
+            raise ValueError(f"rt60_s: at most 3 s (a cathedral), got {hi:g}")
+        if info.field_name == "speed" and not (lo >= 0.5 and hi <= 2):
+            raise ValueError(f"speed: within (0.5, 2), got ({lo:g}, {hi:g})")
         return value
 
 
@@ -122,6 +174,12 @@ class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
         asr={"actors": 2, "num_cpus": 0.5, "num_gpus": 1.0, "threads": 1},
         model={"actors": 1, "num_cpus": 0.25, "num_gpus": 0.0, "threads": 1},
     )  # model: the text encoder's actors
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig,
+        description="Augmented copies of each clip for training (augment.copies, noise_p, "
+        "snr_db, reverb_p, rt60_s, telephone_p, codec_p, gain_p, gain_db, speed_p, speed; "
+        "off by default): rows with the clip's id and an `augment` description.",
+    )
     resume: bool = Field(
         True,
         description="Skip clips whose id is already in OUTPUT/features; false: start over, "
@@ -148,6 +206,13 @@ class SynthConfig(BaseModel, extra="forbid"):
         description="sample: the sample corpus's voices and sentence templates; heldout: six "
         "other espeak-ng voices and a separate sentence list, kept out of every default "
         "choice (figures on voices and sentences raymer was not tuned on).",
+    )
+
+    conditions: Literal["varied", "studio"] = Field(
+        "varied",
+        description="varied: each speaker records in a setup of its own (room, telephone line "
+        "or codec, level) and each clip adds its own noise and level (the manifest's "
+        "`condition`); studio: every clip as rendered, in one shared studio.",
     )
 
     @model_validator(mode="after")

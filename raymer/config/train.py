@@ -92,6 +92,24 @@ class TrainConfig(CommandConfig):
         "the library apply it alike; takes a recording's channel and level out of the audio "
         "branch. none: the frames as extracted.",
     )
+    prosody: bool = Field(
+        False,
+        description="Read the eGeMAPS prosody columns the features carry (extract with "
+        "prosody: true) beside the Whisper frames, standardised with the training set's "
+        "statistics (recorded in the checkpoint); recognize, serve and the library extract "
+        "them too then.",
+    )
+    use_augmented: bool = Field(
+        True,
+        description="Train on the augmented copies the features hold (extract's augment), "
+        "beside their clips; validation, test and evaluate read the clips only.",
+    )
+    report_by: list[str] = Field(
+        default_factory=list,
+        description="compare and crossval: scores per value of these feature columns too "
+        "(the sample corpus: clip_type, whose audio_cue clips have their emotion in the voice "
+        "only).",
+    )
     temporal_dim: int = Field(128, ge=8, description="Width of the temporal embedding.")
     temporal_k: int = Field(2, ge=1, description="Positives lie within k frames of the anchor.")
     temporal_steps: int = Field(
@@ -187,6 +205,13 @@ class TrainConfig(CommandConfig):
                 "audio_norm=recording standardises the frames the model reads, but the temporal "
                 "embedding is trained before it on the frames as extracted: use one of them"
             )
+        if self.prosody and (self.mode == "finetune" or self.audio_input == "temporal"):
+            raise ValueError(
+                "prosody joins the cached Whisper frames: it needs mode=features and "
+                "audio_input=frames"
+            )
+        if self.prosody and self.modality == "text":
+            raise ValueError("prosody is an audio input; modality=text reads none")
         if self.mode == "finetune" and self.audio_input == "temporal":
             raise ValueError(
                 "audio_input=temporal works on cached frames only; fine-tune mode trains the "

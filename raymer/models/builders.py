@@ -64,6 +64,8 @@ def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
         modality=spec.modality,
         audio_adapter=adapter,
         audio_norm=spec.audio_norm,
+        prosody_mean=spec.prosody_mean if spec.prosody_dim else None,
+        prosody_std=spec.prosody_std if spec.prosody_dim else None,
     )
 
 
@@ -86,6 +88,7 @@ def build_featurizer(
         window_step_s=settings.window_step_s,
         min_window_s=settings.min_window_s,
         frame_rate_hz=settings.frame_rate_hz,
+        prosody=settings.prosody,
     )
 
 

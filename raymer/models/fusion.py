@@ -51,11 +51,20 @@ class CoAttentionFusion(nn.Module):
         modality: Modality = "fusion",
         audio_adapter: nn.Module | None = None,
         audio_norm: str = "none",
+        prosody_mean: list[float] | None = None,
+        prosody_std: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.modality = modality
         # "recording": each recording's frames standardised over its own frames, first
         self.audio_norm = audio_norm
+        # Prosody: the last len(prosody_mean) audio columns, standardised with the training
+        # set's statistics (fixed, from the spec: not parameters, not in the state dict).
+        self.prosody_dim = len(prosody_mean or [])
+        if self.prosody_dim:
+            std = torch.tensor(prosody_std, dtype=torch.float32).clamp_min(1e-3)
+            self.register_buffer("prosody_mean", torch.tensor(prosody_mean), persistent=False)
+            self.register_buffer("prosody_std", std, persistent=False)
         # An optional module in front of the audio frames (the temporal embedding g);
         # audio_dim is its output width then.
         self.audio_adapter = audio_adapter
@@ -79,6 +88,10 @@ class CoAttentionFusion(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_dim, num_labels))
 
     def _adapt(self, audio: Tensor, mask: Tensor) -> Tensor:
+        if self.prosody_dim:
+            p = self.prosody_dim
+            prosody = (audio[..., -p:] - self.prosody_mean) / self.prosody_std
+            audio = torch.cat([audio[..., :-p], prosody * mask.unsqueeze(-1)], dim=-1)
         if self.audio_norm == "recording":
             audio = standardize(audio, mask)
         return audio if self.audio_adapter is None else self.audio_adapter(audio)

@@ -49,7 +49,8 @@ class SpeechFeatures:
         language: detected (or forced) language code.
         language_prob: probability of that language (1.0 when forced or English-only).
         segments: timed segments of the transcript.
-        frames: encoder frames pooled to ``frame_rate_hz``, shape (T, D).
+        frames: encoder frames pooled to ``frame_rate_hz``, shape (T, D); with ``prosody``
+            the eGeMAPS descriptors of the same frames follow (D + 25 columns).
         embedding: mean of the encoder frames over the clip, shape (D,).
         avg_logprob: mean token log-probability of the decoded text.
         no_speech_prob: Whisper's probability that the first window holds no speech.
@@ -110,6 +111,7 @@ class WhisperFeaturizer:
         window_step_s: float = 2.0,
         min_window_s: float = 8.0,
         frame_rate_hz: float = 10.0,
+        prosody: bool = False,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -131,6 +133,7 @@ class WhisperFeaturizer:
         self.beam_size = beam_size
         self.window, self.window_step_s, self.min_window_s = window, window_step_s, min_window_s
         self.pool = max(1, round(ENCODER_RATE_HZ / frame_rate_hz))
+        self.frame_rate_hz, self.prosody = frame_rate_hz, prosody
 
     def __call__(self, clips: list[np.ndarray]) -> list[SpeechFeatures]:
         """clips: 16 kHz mono float32 arrays -> one SpeechFeatures per clip."""
@@ -149,10 +152,17 @@ class WhisperFeaturizer:
             unsure = [(j, w) for j, (_, _, w) in enumerate(pieces) if self._unsure(outputs[j])]
             if unsure:
                 outputs.update(self._run_batch(unsure, MAX_WINDOW_S))
-        return [
+        out = [
             self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
             for i in range(len(clips))
         ]
+        if self.prosody:  # eGeMAPS descriptors appended to the frames (raymer.prosody)
+            from raymer.prosody import prosody_frames
+
+            for clip, sp in zip(clips, out, strict=True):
+                extra = prosody_frames(clip, self.frame_rate_hz, len(sp.frames))
+                sp.frames = np.concatenate([sp.frames, extra], axis=1)
+        return out
 
     def _unsure(self, output: WindowOutput) -> bool:
         """A fitted decode that fails Whisper's own tests (module docstring)."""

@@ -57,6 +57,7 @@ class ExtractSummary:
     errors_uri: str
     error_examples: list[str] = field(default_factory=list)
     text_only: bool = False  # a text corpus: texts embedded, no audio
+    copies: int = 0  # augmented copies written beside the clips (augment.copies)
 
     def line(self) -> str:
         if self.text_only:
@@ -65,8 +66,10 @@ class ExtractSummary:
                 f"{self.skipped} already done | text only, {self.wall_s:.1f} s"
             )
         wer = f" | WER {100 * self.wer:.1f}%" if self.wer is not None else ""
+        copies = f" (+{self.copies} augmented copies)" if self.copies else ""
         return (
-            f"extract: {self.clips_ok} clips ok, {self.clips_failed} failed, {self.skipped} already done"
+            f"extract: {self.clips_ok} clips ok{copies}, {self.clips_failed} failed, "
+            f"{self.skipped} already done"
             f" | {self.audio_hours:.3f} h of audio in {self.wall_s:.1f} s"
             f" | {self.audio_s_per_s:.1f} audio s/s{wer}"
         )
@@ -202,6 +205,7 @@ def build_dataset(
             "limits": DecodeLimits.of(cfg.decode),
             "ledger": ledger,
             "max_attempts": cfg.max_attempts,
+            "augment": cfg.augment if cfg.augment.copies else None,
         },
         batch_size=cfg.batch_size,
         num_cpus=cfg.resources.decode_num_cpus,
@@ -254,12 +258,15 @@ def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
         ds = ray.data.read_parquet(
             [storage.filesystem(u)[1] for u in mine], filesystem=fs, **READ_ARGS
         )
-        ds = ds.select_columns(["duration_s", "wer", "reference_text"])
+        ds = ds.select_columns(["duration_s", "wer", "reference_text", "augment"])
         ds = ds.map_batches(_wer_columns, batch_format="pyarrow", **READ_ARGS)
-        totals |= ds.aggregate(Count(), Sum("duration_s"), Sum("edits"), Sum("words"))
+        sums = [Sum(c) for c in ("duration_s", "edits", "words", "copy")]
+        totals |= ds.aggregate(Count(), *sums)
     seconds, words = totals["sum(duration_s)"] or 0.0, totals["sum(words)"] or 0
+    copies = int(totals.get("sum(copy)") or 0)
     return ExtractSummary(
-        clips_ok=int(totals["count()"]),
+        copies=copies,
+        clips_ok=int(totals["count()"]) - copies,
         clips_failed=failed[0],
         skipped=skipped,
         audio_hours=seconds / 3600,
@@ -273,14 +280,14 @@ def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
 
 
 def _wer_columns(table: pa.Table) -> pa.Table:
-    """Feature rows -> duration, and the word edits and reference words behind each WER."""
-    durations, edits, words = [], [], []
-    for dur, w, ref in zip(
-        *(table.column(c).to_pylist() for c in ("duration_s", "wer", "reference_text")),
-        strict=True,
-    ):
-        n = len(normalize_words(ref)) if w is not None and ref else 0
+    """Feature rows -> duration, the word edits and reference words behind each WER (of the
+    clips: an augmented copy counts its audio, not its words), and whether it is a copy."""
+    durations, edits, words, copy = [], [], [], []
+    names = ("duration_s", "wer", "reference_text", "augment")
+    for dur, w, ref, aug in zip(*(table.column(c).to_pylist() for c in names), strict=True):
+        n = len(normalize_words(ref)) if w is not None and ref and aug is None else 0
         durations.append(dur or 0.0)
         edits.append(w * n if n else 0.0)
         words.append(n)
-    return pa.table({"duration_s": durations, "edits": edits, "words": words})
+        copy.append(int(aug is not None))
+    return pa.table({"duration_s": durations, "edits": edits, "words": words, "copy": copy})

@@ -226,7 +226,10 @@ class EmotionStage:
             row.update(
                 id=f"{row['id']}#{row['segment']}",
                 audio_frames=frames.tolist(),
-                audio_embedding=frames.mean(0).tolist(),
+                # the Whisper columns' mean (prosody, when the model reads it, follows them)
+                audio_embedding=frames[:, : frames.shape[1] - self.spec.prosody_dim]
+                .mean(0)
+                .tolist(),
                 text_tokens=np.asarray(row["tokens"]).tolist(),
                 text_embedding=np.asarray(row["tokens"]).mean(0).tolist(),
                 text_source="asr",

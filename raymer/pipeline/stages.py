@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from raymer.audio import AudioError, DecodeLimits, check_file, decode_audio
 from raymer.batches import ItemError, run_batch
-from raymer.config import ExtractConfig
+from raymer.config import AugmentConfig, ExtractConfig
 from raymer.pipeline.faults import count_done, process
 from raymer.pipeline.rows import (
     Batch,
@@ -32,20 +32,48 @@ from raymer.wer import wer
 logger = logging.getLogger(__name__)
 
 
-def decode_batch(batch: Batch, limits: DecodeLimits, ledger=None, max_attempts: int = 3) -> Batch:
+def decode_batch(
+    batch: Batch,
+    limits: DecodeLimits,
+    ledger=None,
+    max_attempts: int = 3,
+    augment: AugmentConfig | None = None,
+) -> Batch:
     """Read and decode each clip to 16 kHz mono within ``limits`` (the decode guard: the
     file's kind and size before the read, its header before the decode); failures become
-    ``error`` strings, and a clip whose worker died ``max_attempts`` times is one too."""
+    ``error`` strings, and a clip whose worker died ``max_attempts`` times is one too. With
+    ``augment.copies``, each decoded clip is followed by its augmented copies (rows with its
+    id and columns and an ``augment`` description; ``raymer.augment``)."""
     rows = to_rows(batch)
     for row in rows:
         row["audio"], row["duration_s"], row["error"], row["stage"] = b"", 0.0, None, None
+        row["augment"] = None
 
     def decode(some: list[dict]) -> None:
         for row in some:
             _decode_row(row, limits)
+            if augment is not None and augment.copies and row["error"] is None:
+                row["copies"] = _copies(row, augment)
 
     process(rows, decode, "decode", ledger, max_attempts)
-    return to_columns(rows, list(rows[0]) if rows else list(batch))
+    rows = [r for row in rows for r in (row, *row.pop("copies", []))]
+    return to_columns(rows, list(rows[0]) if rows else [*batch, "augment"])
+
+
+def _copies(row: dict, cfg: AugmentConfig) -> list[dict]:
+    """A decoded clip's augmented copies; a copy that fails is left out (its clip is kept)."""
+    from raymer import augment
+
+    audio = np.frombuffer(row["audio"], dtype=np.float32)
+    try:
+        made = augment.copies(audio, cfg, str(row.get("id")))
+    except Exception as err:
+        logger.warning("no augmented copies of %s: %s: %s", row.get("id"), type(err).__name__, err)
+        return []
+    return [
+        row | {"audio": x.tobytes(), "duration_s": len(x) / 16_000, "augment": what}
+        for x, what in made
+    ]
 
 
 def _decode_row(row: dict, limits: DecodeLimits) -> None:
@@ -152,7 +180,8 @@ class TextStage:
         process(good, self._embed, "text", self.ledger, self.cfg.max_attempts)
         table = self._table([r for r in good if r["error"] is None])
         write_errors([r for r in rows if r["error"] is not None], self.errors_uri)
-        count_done(self.ledger, rows, lambda r: r.get("duration_s"))
+        clips = [r for r in rows if not r.get("augment")]  # copies are not counted
+        count_done(self.ledger, clips, lambda r: r.get("duration_s"))
         return table
 
     def _embed(self, rows: list[dict]) -> None:

@@ -15,6 +15,7 @@ from raymer.checkpoint import target_column
 from raymer.errors import UsageError
 
 COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
+AUGMENT = "augment"  # an augmented copy's description (extract's augment); null on a clip
 SPLIT_COLUMNS = ("speaker", "session")
 
 
@@ -69,14 +70,14 @@ def read_index(uri: str, split_by: str = "speaker", multi_label: bool = False) -
             f"multi_label: the features under {uri} have no `labels` column (a list of labels "
             "per clip, as `raymer corpus prepare goemotions` writes)"
         )
+    wanted = ["id", target, split_by, "audio_embedding", "text_embedding"]
+    wanted += [AUGMENT] if AUGMENT in columns else []
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
-        table = pq.read_table(
-            inner,
-            filesystem=fs,
-            columns=["id", target, split_by, "audio_embedding", "text_embedding"],
-        )
+        table = pq.read_table(inner, filesystem=fs, columns=wanted)
         for row in table.to_pylist():
+            if row.get(AUGMENT) is not None:
+                continue  # an augmented copy: its clip stands for it
             if not has_target(row[target]):
                 unlabelled += 1
                 continue
@@ -121,7 +122,8 @@ def split_speakers(
 
 class InSpeakers:
     """Row filter for Ray Data: labelled clips of the given speakers (or sessions, with
-    ``split_by="session"``), none of the held-out ones."""
+    ``split_by="session"``), none of the held-out ones; their augmented copies too with
+    ``copies`` (training), never otherwise."""
 
     def __init__(
         self,
@@ -129,11 +131,13 @@ class InSpeakers:
         holdout: dict[str, list[str]] | None = None,
         split_by: str = "speaker",
         target: str = "label",
+        copies: bool = False,
     ) -> None:
         self.speakers = speakers
         self.holdout = {k: set(v) for k, v in (holdout or {}).items()}
         self.split_by = split_by
         self.target = target
+        self.copies = copies
 
     def table(self, table):
         """The rows of an Arrow batch this filter keeps, in one vectorised step (Ray Data
@@ -150,6 +154,8 @@ class InSpeakers:
         groups = table.column(self.split_by).cast(pa.string())
         groups = pc.if_else(pc.fill_null(pc.equal(groups, ""), True), "unknown", groups)
         keep = pc.and_(labelled, pc.is_in(groups, value_set=pa.array(sorted(self.speakers))))
+        if not self.copies and AUGMENT in table.column_names:
+            keep = pc.and_(keep, pc.is_null(table.column(AUGMENT)))
         for column, values in self.holdout.items():
             held = pc.is_in(
                 table.column(column).cast(pa.string()), value_set=pa.array(sorted(values))
@@ -158,6 +164,8 @@ class InSpeakers:
         return table.filter(keep)
 
     def __call__(self, row: dict) -> bool:
+        if not self.copies and row.get(AUGMENT) is not None:
+            return False
         if any(str(row.get(k)) in v for k, v in self.holdout.items()):
             return False
         if not has_target(row[self.target]):

@@ -59,6 +59,8 @@ class Selection:
         target, labels = target_column(self.spec.multi_label), set(self.spec.labels)
         kept = []
         for i, row in enumerate(rows):
+            if row.get("augment") is not None:
+                continue  # an augmented copy (extract's augment): its clip is scored
             if not all(str(row.get(k)) in v for k, v in self.where.items()):
                 continue
             value = row.get(target)
@@ -150,7 +152,11 @@ def evaluate(
     output: str,
     speakers: list[str] | None = None,
     where: dict[str, list[str]] | None = None,
+    by: list[str] | None = None,
 ) -> dict:
+    """Scores of a checkpoint on the labelled clips (of ``speakers``, matching ``where``);
+    with ``by`` (columns of the features, e.g. the sample corpus's ``clip_type``), the same
+    scores for each value of each column too (``metrics["by"]``)."""
     model, spec = checkpoint.load_model(checkpoint_uri)
     predictions = predict_table(model, spec, features, speakers, where)
     labels = spec.labels
@@ -173,6 +179,8 @@ def evaluate(
         "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
     }
+    if by and not spec.multi_label:
+        metrics["by"] = breakdown(predictions, labels, by, features)
     _save(output, predictions, "metrics.json", metrics)
     storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
     if "confusion" in metrics and can_plot():  # single-label only: no one cell for a list
@@ -180,6 +188,26 @@ def evaluate(
 
         storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
     return metrics
+
+
+def breakdown(predictions: pa.Table, labels: list[str], by: list[str], features: str) -> dict:
+    """UA, WA, macro-F1 and n of the clips of each value of each ``by`` column."""
+    missing = [c for c in by if c not in predictions.column_names]
+    if missing:
+        raise UsageError(
+            f"evaluate by {missing}: the features under {features} have no such column"
+        )
+    index = {lab: i for i, lab in enumerate(labels)}
+    true = np.array([index[x] for x in predictions.column("label").to_pylist()])
+    pred = np.array([index[x] for x in predictions.column("predicted").to_pylist()])
+    out: dict[str, dict] = {}
+    for column in by:
+        values = np.array([str(v) for v in predictions.column(column).to_pylist()])
+        out[column] = {}
+        for value in sorted(set(values)):
+            m = classification_metrics(true[values == value], pred[values == value], labels)
+            out[column][value] = {k: m[k] for k in ("ua", "wa", "macro_f1", "n")}
+    return out
 
 
 def _multi_hot(lists: list[list[str] | None], labels: list[str]) -> np.ndarray:
@@ -232,6 +260,12 @@ def report_markdown(m: dict) -> str:
             )
             + "\n"
         )
+    for column, values in m.get("by", {}).items():
+        lines += ["", f"| {column} | UA | WA | macro-F1 | n |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            f"| {v} | {s['ua']:.3f} | {s['wa']:.3f} | {s['macro_f1']:.3f} | {s['n']} |"
+            for v, s in values.items()
+        ]
     lines += [
         "",
         "Confusion (rows: true label, columns: predicted): see `confusion.png`.",

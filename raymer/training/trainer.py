@@ -25,6 +25,7 @@ from raymer.errors import UsageError
 from raymer.extras import can_plot
 from raymer.runtime import READ_ARGS, init_ray
 from raymer.training.data import (
+    AUGMENT,
     COLUMNS,
     Index,
     InSpeakers,
@@ -75,7 +76,7 @@ def build_trainer(cfg: TrainConfig):
         index.speakers, cfg.test_speakers, cfg.val_speakers, cfg.val_fraction, cfg.seed
     )
     datasets = _datasets(cfg, {"train": train_s, "val": val_s})
-    spec = _spec(cfg, index, labels)
+    spec = _spec(cfg, index, labels, train_s)
     adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
@@ -140,11 +141,18 @@ def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     target = target_column(cfg.multi_label)
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
     columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
+    columns += [AUGMENT] if AUGMENT in feature_columns(cfg.features) else []
     ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     ds = ds.select_columns(columns)
     datasets = {
         name: ds.map_batches(
-            InSpeakers(group, cfg.holdout, cfg.split_by, target).table,
+            InSpeakers(
+                group,
+                cfg.holdout,
+                cfg.split_by,
+                target,
+                copies=name == "train" and cfg.use_augmented,
+            ).table,
             batch_format="pyarrow",
             num_cpus=READ_ARGS["num_cpus"],
         )
@@ -188,12 +196,17 @@ def _fits_in_memory(cfg: TrainConfig, columns: list[str]) -> bool:
     return fits
 
 
-def _spec(cfg: TrainConfig, index: Index, labels: list[str]) -> ModelSpec:
+def _spec(
+    cfg: TrainConfig, index: Index, labels: list[str], train_speakers: set[str] = frozenset()
+) -> ModelSpec:
     """The model's spec: shape, labels, how its inputs were extracted, fine-tune encoders,
     and the run its text branch starts from (checked here, before any worker starts)."""
     extract = extraction_settings(cfg.features)
     values = {k: getattr(cfg, k) for k in MODEL_KEYS}
     values |= {"audio_dim": index.audio_dim, "text_dim": index.text_dim, "labels": list(labels)}
+    extract = extract.model_copy(update={"prosody": cfg.prosody})  # what serving extracts
+    if cfg.prosody:
+        values |= _prosody_spec(cfg, index, train_speakers)
     if cfg.mode == "finetune":
         values |= finetune_spec(cfg, extract)
     spec = ModelSpec(extract=extract, **values)
@@ -204,6 +217,29 @@ def _spec(cfg: TrainConfig, index: Index, labels: list[str]) -> ModelSpec:
         check_text_branch(source, spec)
         spec.init_text = source.checkpoint  # where the text branch started from
     return spec
+
+
+def _prosody_spec(cfg: TrainConfig, index: Index, train_speakers: set[str]) -> dict:
+    """The prosody columns' width and the training clips' statistics of each (a sample of
+    at most 2,000 clips, as the temporal embedding reads), for the model to standardise them."""
+    import numpy as np
+
+    from raymer.prosody import PROSODY_DIM
+
+    if not extraction_settings(cfg.features).prosody:
+        raise UsageError(
+            f"prosody: the features under {cfg.features} were extracted without it; extract "
+            "again with prosody: true"
+        )
+    keep = InSpeakers(train_speakers, cfg.holdout, cfg.split_by, target_column(cfg.multi_label))
+    clips = read_frames(cfg.features, keep, columns=tuple(sorted(cfg.holdout)))
+    columns = np.concatenate([c[:, -PROSODY_DIM:] for c in clips if len(c)])
+    return {
+        "audio_dim": index.audio_dim + PROSODY_DIM,
+        "prosody_dim": PROSODY_DIM,
+        "prosody_mean": [float(x) for x in columns.mean(0)],
+        "prosody_std": [float(x) for x in columns.std(0)],
+    }
 
 
 def extraction_settings(features: str) -> ExtractSettings:

@@ -150,6 +150,9 @@ def test_one_decoder():
     }
     assert users.pop("raymer.audio") == ["av"]
     assert set(users.pop(RENDERER, [])) <= {"soundfile", "torchaudio"}
+    # augmentation encodes with PyAV (a codec round trip) and decodes with the one decoder
+    assert users.pop("raymer.augment", []) == ["av"]
+    assert "raymer.audio.decode_audio" in _calls(MODULES["raymer.augment"])
     assert users == {}
 
 

@@ -1,0 +1,138 @@
+"""``raymer compare --ablation``: what augmentation, audio normalisation and prosody each do
+for voices the model never heard.
+
+The baseline (none of the three), each option alone, and all three, trained ``runs`` times
+each (seeds ``seed``, ``seed + 1``, ...: another initialisation and validation split) on the
+same features, and scored on the held-out speakers (``test_speakers``): UA over all their
+clips and, with ``report_by``, per value of those columns (the sample corpus's ``clip_type``:
+``audio_cue`` clips carry their emotion in the voice only). The features must hold what the
+options read: augmented copies (extract's ``augment.copies``) and prosody (``prosody: true``).
+
+Output::
+
+    OUTPUT/ablation/VARIANT/run-K/   the run and its eval/
+    OUTPUT/ablation.json, OUTPUT/ablation.md
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from raymer import storage
+from raymer.config import TrainConfig
+from raymer.errors import UsageError
+from raymer.training.data import AUGMENT, feature_columns
+from raymer.training.evaluate import evaluate
+from raymer.training.trainer import extraction_settings, refuse_multi_label, train
+
+OFF = {"use_augmented": False, "audio_norm": "none", "prosody": False}
+VARIANTS = {
+    "baseline": OFF,
+    "augment": OFF | {"use_augmented": True},
+    "audio_norm": OFF | {"audio_norm": "recording"},
+    "prosody": OFF | {"prosody": True},
+    "all": {"use_augmented": True, "audio_norm": "recording", "prosody": True},
+}
+
+
+def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None) -> dict:
+    refuse_multi_label(cfg, "the ablation")
+    variants = variants or list(VARIANTS)
+    _check(cfg, runs, variants)
+    results: dict[str, list[dict]] = {}
+    for name in variants:
+        results[name] = []
+        for k in range(runs):
+            out = storage.join(cfg.output, "ablation", name, f"run-{k}")
+            run_cfg = cfg.model_copy(
+                update=VARIANTS[name] | {"seed": cfg.seed + k, "name": name, "output": out}
+            )
+            summary = train(run_cfg)
+            m = evaluate(
+                summary.best_checkpoint,
+                cfg.features,
+                storage.join(out, "eval"),
+                cfg.test_speakers,
+                None,
+                cfg.report_by,
+            )
+            results[name].append(
+                {"seed": cfg.seed + k, "ua": m["ua"], "n": m["n"], "by": m.get("by", {})}
+            )
+    report = {
+        "test_speakers": cfg.test_speakers,
+        "modality": cfg.modality,
+        "runs": runs,
+        "variants": {n: VARIANTS[n] for n in variants},
+        "results": results,
+        "summary": {n: summarise(r) for n, r in results.items()},
+    }
+    table = ablation_markdown(report)
+    storage.write_bytes(
+        storage.join(cfg.output, "ablation.json"), json.dumps(report, indent=2).encode()
+    )
+    storage.write_bytes(storage.join(cfg.output, "ablation.md"), table.encode())
+    return report | {"markdown": table}
+
+
+def _check(cfg: TrainConfig, runs: int, variants: list[str]) -> None:
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise UsageError(f"unknown ablation variants {unknown}; choose from {list(VARIANTS)}")
+    if runs < 1:
+        raise UsageError(f"--runs must be at least 1, got {runs}")
+    if not cfg.test_speakers:
+        raise UsageError("the ablation scores held-out speakers: set test_speakers")
+    needs = {VARIANTS[v]["use_augmented"] for v in variants}
+    if True in needs and AUGMENT not in feature_columns(cfg.features):
+        raise UsageError(
+            f"the augment variants need augmented copies; the features under {cfg.features} "
+            "have none: extract with augment.copies=1 (or more)"
+        )
+    if (
+        any(VARIANTS[v]["prosody"] for v in variants)
+        and not extraction_settings(cfg.features).prosody
+    ):
+        raise UsageError(
+            f"the prosody variants need prosody; the features under {cfg.features} were "
+            "extracted without it: extract with prosody: true"
+        )
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean and standard deviation over runs: UA, and UA per value of each ``by`` column."""
+    out = {"ua": _spread([r["ua"] for r in runs]), "by": {}}
+    for column, values in runs[0]["by"].items():
+        out["by"][column] = {v: _spread([r["by"][column][v]["ua"] for r in runs]) for v in values}
+    return out
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
+
+
+def ablation_markdown(report: dict) -> str:
+    summary = report["summary"]
+    first = next(iter(summary.values()))
+    by = [(c, v) for c, values in first["by"].items() for v in values]
+    header = "| variant | UA (all clips) | " + " | ".join(f"UA {c}={v}" for c, v in by) + " |"
+    lines = [
+        f"Held-out speakers {', '.join(report['test_speakers'])}, {report['modality']} model: "
+        f"mean ± std over {report['runs']} runs (seeds).",
+        "",
+        header,
+        "| --- | --- |" + " --- |" * len(by),
+    ]
+    for name, s in summary.items():
+        cells = [_cell(s["ua"])] + [_cell(s["by"][c][v]) for c, v in by]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(spread: dict) -> str:
+    return f"{spread['mean']:.3f} ± {spread['std']:.3f}"
