@@ -153,3 +153,43 @@ def test_the_norm_is_recorded_in_the_spec_and_built_from_it():
     assert build_fusion_model(spec).audio_norm == "recording"
     with pytest.raises(ValueError, match="temporal embedding"):
         TrainConfig(audio_norm="recording", audio_input="temporal")
+
+
+def test_prosody_columns_are_standardised_with_the_spec_statistics():
+    """``prosody_dim`` columns at the end of the frames: standardised with the training set's
+    mean and deviation from the spec (not parameters, not in the state dict, so a checkpoint
+    from before the option loads as it was); the Whisper columns are left as they are."""
+    import json
+    from pathlib import Path
+
+    from raymer.models.builders import build_fusion_model
+    from raymer.spec import ModelSpec
+
+    old = json.loads((Path(__file__).parents[1] / "data/checkpoint-0.1.0/model.json").read_text())
+    assert ModelSpec(**old).prosody_dim == 0 and not ModelSpec(**old).extract.prosody
+    p, d = 3, old["audio_dim"]
+    mean, std = [10.0, -5.0, 200.0], [2.0, 1.0, 50.0]
+    spec = ModelSpec(
+        **old | {"audio_dim": d + p, "prosody_dim": p, "prosody_mean": mean, "prosody_std": std}
+    )
+    spec = ModelSpec(**json.loads(spec.model_dump_json()))  # as a checkpoint stores it
+    model = build_fusion_model(spec).eval()
+    assert not any("prosody" in k for k in model.state_dict())
+    frames = torch.randn(2, 6, d + p)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    adapted = model._adapt(frames, mask)
+    torch.testing.assert_close(adapted[..., :d], frames[..., :d])
+    expect = (frames[..., d:] - torch.tensor(mean)) / torch.tensor(std) * mask[..., None]
+    torch.testing.assert_close(adapted[..., d:], expect)
+    base = build_fusion_model(ModelSpec(**old))
+    assert base.prosody_dim == 0 and base.audio_proj.in_features == d
+    assert model.audio_proj.in_features == d + p
+
+
+def test_prosody_is_refused_where_the_model_reads_no_frames():
+    from raymer.config import TrainConfig
+
+    for bad in ({"modality": "text"}, {"mode": "finetune"}, {"audio_input": "temporal"}):
+        with pytest.raises(ValueError, match="prosody"):
+            TrainConfig(prosody=True, **bad)

@@ -60,3 +60,21 @@ def test_the_heldout_set_shares_no_voice_and_no_sentence_with_the_sample_corpus(
         assert not any(spec.text.startswith(f) and len(f) > 12 for f in fixed), spec.text
     assert {s.clip_type for s in held} == {s.clip_type for s in sample}  # the same four types
     assert plan_corpus(120, seed=3, speakers=6, voices="heldout") == held  # seeded
+
+
+def test_recording_conditions_are_a_setup_per_speaker_and_noise_per_clip():
+    studio = plan_corpus(64, seed=3, speakers=8)
+    varied = plan_corpus(64, seed=3, speakers=8, conditions="varied")
+    assert all(s.condition is None for s in studio)
+    assert [s.text for s in studio] == [s.text for s in varied]  # only the recording differs
+    assert varied == plan_corpus(64, seed=3, speakers=8, conditions="varied")
+    setups = {}
+    for s in varied:
+        c = s.condition
+        setup = (c.rt60_s, c.telephone, c.codec)
+        assert setups.setdefault(s.speaker, setup) == setup, s.speaker  # one room per speaker
+        assert c.speed is None and -10.0 <= c.gain_db <= 6.0
+    assert len(set(setups.values())) > 1  # speakers do not share one studio
+    assert len({s.condition.snr_db for s in varied}) > 10  # noise is the clip's own
+    heldout = plan_corpus(12, seed=3, speakers=6, voices="heldout", conditions="varied")
+    assert all(s.condition is not None for s in heldout)

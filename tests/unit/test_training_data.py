@@ -139,3 +139,62 @@ def test_collate_of_a_text_corpus_has_empty_audio():
     out = collate(batch, ["anger", "joy"])
     assert out["audio_mask"].sum() == 0 and out["audio"].shape[0] == 2
     assert out["text_mask"].sum(1).tolist() == [3, 2]
+
+
+def test_augmented_copies_are_read_by_training_only(tmp_path):
+    """A copy (``augment`` set) has its clip's id and speaker: the training filter keeps it
+    with ``copies``, every other filter and the index of clips leave it out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raymer.training.data import read_index
+
+    rows = [
+        {"id": "x", "label": "sad", "speaker": "a", "augment": None},
+        {"id": "x", "label": "sad", "speaker": "a", "augment": "noise 10.0 dB SNR"},
+        {"id": "y", "label": "happy", "speaker": "b", "augment": None},
+        {"id": "y", "label": "happy", "speaker": "b", "augment": "gain -3.0 dB"},
+    ]
+    table = pa.Table.from_pylist(rows)
+    train, other = InSpeakers({"a", "b"}, copies=True), InSpeakers({"a", "b"})
+    assert train.table(table).num_rows == 4 and [r for r in rows if train(r)] == rows
+    assert other.table(table).column("augment").to_pylist() == [None, None]
+    assert [r["augment"] for r in rows if other(r)] == [None, None]
+    features = table.append_column("audio_embedding", pa.array([[0.1, 0.2]] * 4))
+    features = features.append_column("text_embedding", pa.array([[0.3]] * 4))
+    (tmp_path / "features").mkdir()
+    pq.write_table(features, tmp_path / "features" / "part.parquet")
+    index = read_index(str(tmp_path))
+    assert index.ids == ["x", "y"] and index.labels == ["sad", "happy"]
+
+
+def test_the_model_reads_its_own_frame_columns():
+    """Stored frames may carry prosody (extra columns) a model trained without it does not
+    read: rows and Arrow tables alike give it its first ``audio_dim`` columns."""
+    import pyarrow as pa
+
+    wide = [np.arange(8, dtype=np.float32).reshape(2, 4), np.ones((1, 4), np.float32)]
+    tokens = [np.ones((2, 3), np.float32)] * 2
+    batch = {"id": np.array(["a", "b"]), "audio_frames": np.array(wide + [None], dtype=object)[:2]}
+    batch["text_tokens"] = np.array(tokens + [None], dtype=object)[:2]
+    out = collate(batch, ["sad"])
+    assert out["audio"].shape == (2, 2, 2)
+    assert out["audio"][0].tolist() == [[0.0, 1.0], [4.0, 5.0]]
+    table = pa.table(
+        {
+            "id": ["a", "b"],
+            "audio_frames": [w.tolist() for w in wide],
+            "text_tokens": [t.tolist() for t in tokens],
+        }
+    )
+    spec = ModelSpec(
+        audio_dim=2,
+        text_dim=3,
+        labels=["sad"],
+        hidden_dim=8,
+        num_layers=0,
+        num_heads=1,
+        dropout=0.0,
+        modality="fusion",
+    )
+    assert Collate(spec).from_table(table)["audio"].tolist() == out["audio"].tolist()

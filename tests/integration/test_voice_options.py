@@ -1,0 +1,114 @@
+"""Augmentation, prosody and audio normalisation end to end on real Ray: extracted into the
+features in one pass, recorded in the checkpoint, and applied alike by evaluate (stored
+features) and the library (inputs made live from the checkpoint's settings)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raymer.prosody import PROSODY_DIM
+
+WHISPER_DIM = 384  # whisper-tiny.en
+
+
+@pytest.fixture(scope="module")
+def corpus(multi_speaker_corpus, tmp_path_factory) -> Path:
+    """16 of the multi-speaker clips (4 per speaker), paths made absolute."""
+    rows = list(csv.DictReader(multi_speaker_corpus.open()))[:16]
+    for row in rows:
+        row["path"] = str((multi_speaker_corpus.parent / row["path"]).resolve())
+    out = tmp_path_factory.mktemp("voice") / "manifest.csv"
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def features(ray_session, corpus) -> Path:
+    from raymer.config import ExtractConfig, load_config
+    from raymer.pipeline.extract import extract
+
+    out = corpus.parent / "extract"
+    cfg = load_config(
+        ExtractConfig,
+        "configs/extract/tiny.yaml",
+        ["augment.copies=1", "augment.seed=3", "prosody=true"],
+        input=str(corpus),
+        output=str(out),
+    )
+    summary = extract(cfg)
+    assert (summary.clips_ok, summary.copies, summary.clips_failed) == (16, 16, 0)
+    assert "(+16 augmented copies)" in summary.line()
+    return out
+
+
+def _table(features: Path) -> pa.Table:
+    return pa.concat_tables(
+        pq.read_table(p) for p in sorted((features / "features").glob("*.parquet"))
+    )
+
+
+def test_each_clip_has_its_copy_and_its_prosody_in_the_features(features):
+    rows = _table(features).to_pylist()
+    clips = {r["id"]: r for r in rows if r["augment"] is None}
+    copies = [r for r in rows if r["augment"] is not None]
+    assert len(clips) == 16 and len(copies) == 16
+    for copy in copies:
+        clip = clips[copy["id"]]  # the clip's id, speaker and label: the clip's split
+        assert (copy["speaker"], copy["label"]) == (clip["speaker"], clip["label"])
+        assert copy["augment"] != "unchanged"
+        a, b = np.asarray(clip["audio_frames"]), np.asarray(copy["audio_frames"])
+        assert a.shape[1] == b.shape[1] == WHISPER_DIM + PROSODY_DIM
+        assert a.shape != b.shape or not np.allclose(a, b, atol=1e-3)  # changed as said
+    for clip in clips.values():
+        frames = np.asarray(clip["audio_frames"])
+        assert len(clip["audio_embedding"]) == WHISPER_DIM  # the Whisper columns' mean
+        prosody = frames[:, WHISPER_DIM:]
+        assert np.abs(prosody).sum(1).min() >= 0 and np.abs(prosody).max() > 1  # not empty
+
+
+def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
+    features, corpus, train_config, tmp_path
+):
+    import raymer
+    from raymer.checkpoint import load_spec
+    from raymer.training.evaluate import evaluate
+    from raymer.training.trainer import train
+
+    options = ("prosody=true", "audio_norm=recording", "use_augmented=true", "epochs=2")
+    summary = train(train_config(features, tmp_path / "all", *options))
+    spec = load_spec(summary.best_checkpoint)
+    assert (spec.audio_dim, spec.prosody_dim) == (WHISPER_DIM + PROSODY_DIM, PROSODY_DIM)
+    assert len(spec.prosody_mean) == len(spec.prosody_std) == PROSODY_DIM
+    assert spec.extract.prosody and spec.audio_norm == "recording"
+    m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "eval"), ["en-gb_m3"])
+    assert m["n"] == 4  # the held-out speaker's clips, not their copies
+    stored = {
+        r["id"]: r for r in pq.read_table(tmp_path / "eval" / "predictions.parquet").to_pylist()
+    }
+    paths = {
+        r["id"]: r["path"] for r in csv.DictReader(corpus.open()) if r["speaker"] == "en-gb_m3"
+    }
+    live = raymer.Recognizer.from_checkpoint(summary.best_checkpoint, threads=1)
+    for rid, result in zip(paths, live.predict(list(paths.values())), strict=True):
+        scores = {e["label"]: e["score"] for e in result["emotions"]}
+        assert max(abs(scores[k] - stored[rid][f"score_{k}"]) for k in spec.labels) < 0.02, rid
+
+    # A model without prosody on the same features reads the Whisper columns only, and
+    # serving then extracts none.
+    plain = train(train_config(features, tmp_path / "plain", "epochs=1", "use_augmented=false"))
+    spec = json.loads((Path(plain.best_checkpoint) / "model.json").read_text())
+    assert spec["audio_dim"] == WHISPER_DIM and spec["prosody_dim"] == 0
+    assert spec["extract"]["prosody"] is False
+    assert evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"])[
+        "n"
+    ] == 4

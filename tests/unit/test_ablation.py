@@ -1,0 +1,66 @@
+"""The per-group scores of evaluate (``by``) and the ablation's table over runs."""
+
+import pyarrow as pa
+import pytest
+
+from raymer.errors import UsageError
+from raymer.training.ablation import ablation, ablation_markdown, summarise
+from raymer.training.evaluate import breakdown
+
+LABELS = ["angry", "neutral", "sad"]
+
+
+def test_scores_per_value_of_a_column():
+    table = pa.table(
+        {
+            "label": ["angry", "sad", "angry", "sad", "neutral"],
+            "predicted": ["angry", "sad", "neutral", "neutral", "neutral"],
+            "clip_type": ["congruent", "congruent", "audio_cue", "audio_cue", "neutral"],
+        }
+    )
+    by = breakdown(table, LABELS, ["clip_type"], "f")["clip_type"]
+    assert by["congruent"]["ua"] == 1.0 and by["congruent"]["n"] == 2
+    assert by["audio_cue"]["ua"] == 0.0 and by["neutral"]["wa"] == 1.0
+    with pytest.raises(UsageError, match="no such column"):
+        breakdown(table, LABELS, ["template"], "f")
+
+
+def test_the_ablation_reports_mean_and_spread_over_runs():
+    def run(ua, voice):
+        return {"ua": ua, "by": {"clip_type": {"audio_cue": {"ua": voice}, "text_cue": {"ua": 1}}}}
+
+    base = summarise([run(0.6, 0.4), run(0.7, 0.5), run(0.8, 0.6)])
+    assert base["ua"]["mean"] == pytest.approx(0.7) and base["ua"]["std"] == pytest.approx(0.1)
+    assert base["by"]["clip_type"]["audio_cue"]["values"] == [0.4, 0.5, 0.6]
+    report = {
+        "test_speakers": ["s1"],
+        "modality": "fusion",
+        "runs": 3,
+        "summary": {"baseline": base, "all": summarise([run(0.9, 0.8)] * 3)},
+    }
+    table = ablation_markdown(report)
+    assert "| baseline | 0.700 ± 0.100 | 0.500 ± 0.100 | 1.000 ± 0.000 |" in table
+    assert "| all | 0.900 ± 0.000 | 0.800 ± 0.000 |" in table
+
+
+def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
+    import pyarrow.parquet as pq
+
+    from raymer.config import TrainConfig
+
+    (tmp_path / "features").mkdir()
+    pq.write_table(
+        pa.table(
+            {"id": ["a"], "asr_model": ["m"], "text_model": ["t"], "audio_frame_rate_hz": [10.0]}
+        ),
+        tmp_path / "features" / "p.parquet",
+    )
+    cfg = TrainConfig(features=str(tmp_path), output=str(tmp_path / "out"), test_speakers=["s"])
+    with pytest.raises(UsageError, match="augment.copies"):
+        ablation(cfg, 3, ["baseline", "augment"])
+    with pytest.raises(UsageError, match="prosody: true"):
+        ablation(cfg, 3, ["prosody"])
+    with pytest.raises(UsageError, match="unknown ablation variants"):
+        ablation(cfg, 3, ["louder"])
+    with pytest.raises(UsageError, match="test_speakers"):
+        ablation(cfg.model_copy(update={"test_speakers": []}), 3, ["baseline"])
