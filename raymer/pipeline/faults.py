@@ -14,7 +14,7 @@ block whatever the retries: extract's inputs and what its resume left to do): ``
 shows them as the run's progress line from the driver.
 
 ``process`` runs a stage's work on a batch of rows under the one batch-then-item rule
-(``batches.run_batch``): an exception fails the batch, then the rows are tried one by one,
+(``itemwise.run_batch``): an exception fails the batch, then the rows are tried one by one,
 so one bad row fails alone (``error`` and ``stage`` set).
 
 The drill ``RAYMER_POISON_CLIP=<id>`` (read by the driver, given to the Whisper stage) makes
@@ -162,7 +162,7 @@ def process(
     max_attempts: int = 3,
 ) -> None:
     """``work(rows)`` fills ``rows`` in place (a failed row gets its ``error``: the stages
-    run their models through ``batches.run_batch``, the one batch-then-item rule). This adds
+    run their models through ``itemwise.run_batch``, the one batch-then-item rule). This adds
     what an exception cannot say, a dead worker: with a ``ledger``, a batch begun before and
     never finished (its worker died) is done a row at a time, each row in the ledger, and a
     row whose worker died ``max_attempts`` times gets an error instead of an attempt. An
@@ -188,9 +188,9 @@ def process(
 
 
 def _attempt(rows: Rows, work: Callable[[Rows], None], stage: str) -> None:
-    """``work`` under the one batch-then-item rule (``batches.run_batch``): an exception
+    """``work`` under the one batch-then-item rule (``itemwise.run_batch``): an exception
     that escapes it costs the rows it happens on, each tried alone."""
-    from raymer.batches import ItemError, run_batch
+    from raymer.itemwise import ItemError, run_batch
 
     def run(some: Rows) -> Rows:
         work(some)

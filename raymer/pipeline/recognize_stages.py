@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.batches import ItemError, run_batch
 from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
+from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline import faults
 from raymer.pipeline.rows import Batch, row_columns, to_rows
 from raymer.segment import SpeechRule

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from raymer.audio import AudioError, DecodeLimits, check_file, decode_audio
-from raymer.batches import ItemError, run_batch
 from raymer.config import AugmentConfig, ExtractConfig
+from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline.faults import count_done, process
 from raymer.pipeline.rows import (
     Batch,

@@ -34,8 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from raymer import __version__
 from raymer.audio import DecodeLimits
-from raymer.batches import ItemError
 from raymer.config import ServeConfig
+from raymer.itemwise import ItemError
 from raymer.serving import ingress
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 

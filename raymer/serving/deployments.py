@@ -5,7 +5,7 @@
   heads), composed by the ingress through ``SplitStages``.
 
 Each batches with ``@serve.batch`` and is autoscaled (``autoscaled``); a failed batch is
-retried item by item (``raymer.batches.run_batch``), so one bad item fails alone: its answer
+retried item by item (``raymer.itemwise.run_batch``), so one bad item fails alone: its answer
 is an ``ItemError``.
 """
 
@@ -17,9 +17,9 @@ import logging
 import numpy as np
 from ray import serve
 
-from raymer.batches import ItemError, arun_batch, run_batch
 from raymer.config import ExtractSettings, ServeConfig
 from raymer.config.parts import StageResources
+from raymer.itemwise import ItemError, arun_batch, run_batch
 from raymer.segment import SegmentOptions, SpeechRule
 
 logger = logging.getLogger("ray.serve")

@@ -39,9 +39,10 @@ def compare(cfg: TrainConfig) -> dict:
         ):
             if speakers or where:
                 eval_dir = storage.join(out, f"eval-{key}")
-                row[key] = _scores(
-                    evaluate(summary.best_checkpoint, cfg.features, eval_dir, speakers, where)
+                m = evaluate(
+                    summary.best_checkpoint, cfg.features, eval_dir, speakers, where, cfg.report_by
                 )
+                row[key] = _scores(m) | ({"by": m["by"]} if "by" in m else {})
                 facts.metrics[f"test ({_set_name(key, cfg)})"] = row[key]
         write_card(summary.best_checkpoint, facts)
         results[modality] = row
@@ -77,4 +78,13 @@ def comparison_markdown(results: dict, cfg: TrainConfig) -> str:
             for s in sets
         ]
         lines.append(f"| {modality} | " + " | ".join(cells) + " |")
+    for s in sets:
+        for column, values in results[MODALITIES[0]][s].get("by", {}).items():
+            lines += ["", f"UA per {column}, {names[s]}:", ""]
+            lines.append("| model | " + " | ".join(f"{v}" for v in values) + " |")
+            lines.append("| --- |" + " --- |" * len(values))
+            for modality, row in results.items():
+                by = row[s]["by"][column]
+                cells = [f"{by[v]['ua']:.3f} ({by[v]['n']})" if v in by else "-" for v in values]
+                lines.append(f"| {modality} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -109,6 +109,6 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     spec = json.loads((Path(plain.best_checkpoint) / "model.json").read_text())
     assert spec["audio_dim"] == WHISPER_DIM and spec["prosody_dim"] == 0
     assert spec["extract"]["prosody"] is False
-    assert evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"])[
-        "n"
-    ] == 4
+    assert (
+        evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"])["n"] == 4
+    )

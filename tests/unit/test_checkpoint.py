@@ -10,9 +10,10 @@ import torch
 from pydantic import ValidationError
 
 from raymer import checkpoint
-from raymer.batches import Collate, ItemError, run_batch, scores_of
+from raymer.batches import Collate, scores_of
 from raymer.checkpoint import ModelSpec
 from raymer.config import ExtractConfig, ExtractSettings
+from raymer.itemwise import ItemError, run_batch
 
 OLD = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
 

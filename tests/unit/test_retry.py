@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from raymer.batches import ItemError, arun_batch, run_batch
+from raymer.itemwise import ItemError, arun_batch, run_batch
 
 
 def _square(items: list) -> list:
