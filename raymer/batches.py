@@ -26,6 +26,7 @@ import numpy as np
 
 from raymer.audio import SAMPLE_RATE
 from raymer.checkpoint import ModelSpec, load_model, target_column
+from raymer.normalize import FrameStats, standardize
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -147,8 +148,8 @@ class Collate:
     """The batch maker of one model (its ``ModelSpec``): stored rows or live inputs ->
     ``{audio, audio_mask, text, text_mask, label, id}`` (``label``: None without targets)."""
 
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: ModelSpec, stats: FrameStats | None = None) -> None:
+        self.spec, self.stats = spec, stats  # stats: audio_norm speaker's, per speaker
         self._tokenizer = self._extractor = None  # fine-tune: built on first use, per worker
 
     def __call__(self, batch: Columns) -> dict:
@@ -167,7 +168,8 @@ class Collate:
             ]
             out = self._finetune(clips, texts)
         else:
-            out = self._features(list(batch["audio_frames"]), list(batch["text_tokens"]))
+            groups = list(batch["speaker"]) if "speaker" in batch else None
+            out = self._features(list(batch["audio_frames"]), list(batch["text_tokens"]), groups)
         out["label"] = targets(batch, self.spec.labels, self.spec.multi_label)
         out["id"] = [str(x) for x in batch["id"]]
         return out
@@ -182,8 +184,10 @@ class Collate:
 
         audio, audio_mask = stack_arrow(table.column("audio_frames"))
         text, text_mask = stack_arrow(table.column("text_tokens"))
+        has = "speaker" in table.column_names
+        groups = table.column("speaker").to_pylist() if has else None
         return {
-            "audio": torch.from_numpy(self._columns(audio)),
+            "audio": torch.from_numpy(self._columns(audio, audio_mask, groups)),
             "audio_mask": torch.from_numpy(audio_mask),
             "text": torch.from_numpy(text),
             "text_mask": torch.from_numpy(text_mask),
@@ -213,21 +217,27 @@ class Collate:
         n = len(out["audio"])
         return out | {"label": None, "id": [str(i) for i in range(n)]}
 
-    def _features(self, frames: list, tokens: list) -> dict:
+    def _features(self, frames: list, tokens: list, groups: list | None = None) -> dict:
         import torch
 
         audio, audio_mask = stack(frames)
         text, text_mask = stack(tokens)
         return {
-            "audio": torch.from_numpy(self._columns(audio)),
+            "audio": torch.from_numpy(self._columns(audio, audio_mask, groups)),
             "audio_mask": torch.from_numpy(audio_mask),
             "text": torch.from_numpy(text),
             "text_mask": torch.from_numpy(text_mask),
         }
 
-    def _columns(self, audio: np.ndarray) -> np.ndarray:  # its first audio_dim (no prosody)
+    def _columns(self, audio: np.ndarray, mask: np.ndarray, groups: list | None) -> np.ndarray:
+        """The model's audio input: the first ``audio_dim`` frame columns (stored frames may
+        carry prosody it was trained without); ``audio_norm: speaker``: standardised by
+        speaker where ``groups`` and the stats know it, else per recording."""
         dim = self.spec.audio_dim
-        return np.ascontiguousarray(audio[..., :dim]) if 0 < dim < audio.shape[-1] else audio
+        audio = np.ascontiguousarray(audio[..., :dim]) if 0 < dim < audio.shape[-1] else audio
+        if self.spec.audio_norm == "speaker":
+            audio = standardize(audio, mask, groups, self.stats)
+        return audio
 
     def _finetune(self, clips: list[np.ndarray] | None, texts: list[str]) -> dict:
         import torch

@@ -30,10 +30,11 @@ class ModelSpec(BaseModel, extra="forbid"):
     modality: Literal["fusion", "audio", "text"]
     audio_input: Literal["frames", "temporal"] = "frames"
     temporal_dim: int = Field(128, ge=1)
-    audio_norm: Literal["none", "recording"] = Field(
+    audio_norm: Literal["none", "recording", "speaker"] = Field(
         "none",
-        description="recording: each recording's audio frames standardised in the model "
-        "(checkpoints from before the option: none).",
+        description="recording: each recording's audio frames standardised in the model; "
+        "speaker: with its speaker's statistics where the speaker is known (stored features), "
+        "else the recording's own (checkpoints from before the option: none).",
     )
     prosody_dim: int = Field(
         0,

@@ -165,8 +165,8 @@ def add_train_commands(sub) -> None:
             cmd.add_argument("--runs", type=int, default=3, help="--ablation: runs per variant")
             cmd.add_argument(
                 "--variants",
-                help="--ablation: comma-separated subset of baseline,augment,audio_norm,"
-                "prosody,all (default: all five)",
+                help="--ablation: comma-separated subset of baseline,augment,recording_norm,"
+                "speaker_norm,prosody,all (default: all six)",
             )
         if name == "crossval":
             cmd.add_argument(

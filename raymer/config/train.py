@@ -85,12 +85,16 @@ class TrainConfig(CommandConfig):
         description="Audio input of the model: the Whisper frames, or the paper's temporal "
         "embedding g (a projection trained first with a triplet loss, then frozen).",
     )
-    audio_norm: Literal["none", "recording"] = Field(
+    audio_norm: Literal["none", "recording", "speaker"] = Field(
         "none",
         description="recording: standardise each recording's audio frames (per dimension, "
         "over its own frames) inside the model, so training, evaluation, recognize, serve and "
         "the library apply it alike; takes a recording's channel and level out of the audio "
-        "branch. none: the frames as extracted.",
+        "branch. speaker: each clip's frames standardised with its speaker's statistics "
+        "(over all of the speaker's clips, summed by Ray Data; the features' `speaker` "
+        "column) in training, evaluate and infer, and with its recording's own in "
+        "recognize, serve and the library, where no speaker is known. none: the frames as "
+        "extracted.",
     )
     prosody: bool = Field(
         False,
@@ -202,7 +206,7 @@ class TrainConfig(CommandConfig):
     def _mode_fits(self) -> TrainConfig:
         if self.audio_norm != "none" and self.audio_input == "temporal":
             raise ValueError(
-                "audio_norm=recording standardises the frames the model reads, but the temporal "
+                f"audio_norm={self.audio_norm} standardises the frames the model reads, but the temporal "
                 "embedding is trained before it on the frames as extracted: use one of them"
             )
         if self.prosody and (self.mode == "finetune" or self.audio_input == "temporal"):

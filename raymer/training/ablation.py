@@ -1,7 +1,7 @@
-"""``raymer compare --ablation``: what augmentation, audio normalisation and prosody each do
-for voices the model never heard.
+"""``raymer compare --ablation``: what augmentation, audio normalisation (per recording or per
+speaker) and prosody each do for voices the model never heard.
 
-The baseline (none of the three), each option alone, and all three, trained ``runs`` times
+The baseline (none of them), each option alone, and all together, trained ``runs`` times
 each (seeds ``seed``, ``seed + 1``, ...: another initialisation and validation split) on the
 same features, and scored on the held-out speakers (``test_speakers``): UA over all their
 clips and, with ``report_by``, per value of those columns (the sample corpus's ``clip_type``:
@@ -30,9 +30,10 @@ OFF = {"use_augmented": False, "audio_norm": "none", "prosody": False}
 VARIANTS = {
     "baseline": OFF,
     "augment": OFF | {"use_augmented": True},
-    "audio_norm": OFF | {"audio_norm": "recording"},
+    "recording_norm": OFF | {"audio_norm": "recording"},
+    "speaker_norm": OFF | {"audio_norm": "speaker"},
     "prosody": OFF | {"prosody": True},
-    "all": {"use_augmented": True, "audio_norm": "recording", "prosody": True},
+    "all": {"use_augmented": True, "audio_norm": "speaker", "prosody": True},
 }
 
 

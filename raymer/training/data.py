@@ -13,6 +13,7 @@ from raymer import storage
 from raymer.batches import has_target
 from raymer.checkpoint import target_column
 from raymer.errors import UsageError
+from raymer.normalize import FrameStats
 
 COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
 AUGMENT = "augment"  # an augmented copy's description (extract's augment); null on a clip
@@ -171,6 +172,29 @@ class InSpeakers:
         if not has_target(row[self.target]):
             return False
         return group_of(row, self.split_by) in self.speakers
+
+
+def frame_stats(uri: str, dim: int) -> FrameStats:
+    """Per-speaker sums of the first ``dim`` columns of the audio frames (``audio_norm:
+    speaker``), added up by Ray Data over the whole corpus: one row per speaker comes back."""
+    import ray.data
+
+    from raymer.normalize import GROUP, add, combine, partial_sums
+    from raymer.runtime import READ_ARGS, init_ray
+
+    columns = feature_columns(uri)
+    if GROUP not in columns:
+        raise UsageError(
+            f"audio_norm=speaker: the features under {uri} have no `{GROUP}` column (it comes "
+            "from the manifest)"
+        )
+    init_ray()
+    fs, path = storage.filesystem(features_path(uri))
+    ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
+    ds = ds.select_columns([GROUP, "audio_frames"] + [AUGMENT] * (AUGMENT in columns))
+    sums = ds.map_batches(partial_sums, fn_kwargs={"dim": dim}, batch_format="pyarrow", **READ_ARGS)
+    per_speaker = sums.groupby(GROUP).map_groups(combine, batch_format="pyarrow", **READ_ARGS)
+    return add(per_speaker.take_all())
 
 
 def read_frames(

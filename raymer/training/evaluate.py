@@ -30,7 +30,8 @@ def model_batch(collate: Collate, table: pa.Table) -> dict:
     checkpoints) the text and the decoded audio (none for a text model). No targets: a clip
     to predict need not have a label."""
     if not collate.spec.finetune:
-        return collate.from_table(table.select(["id", "audio_frames", "text_tokens"]))
+        names = ["id", "audio_frames", "text_tokens", "speaker"]
+        return collate.from_table(table.select([c for c in names if c in table.column_names]))
     from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 
     cols = columns(table.select([c for c in FINETUNE_COLUMNS if c != "label"]))
@@ -91,6 +92,15 @@ def _records(table: pa.Table, scores, spec: ModelSpec) -> list[dict]:
     return rows
 
 
+def norm_stats(spec: ModelSpec, features: str):
+    """``audio_norm: speaker``: each speaker's statistics over the features (Ray Data)."""
+    if spec.audio_norm != "speaker" or spec.finetune:
+        return None
+    from raymer.training.data import frame_stats
+
+    return frame_stats(features, spec.audio_dim)
+
+
 def refusals(selection: Selection, features: str, where: dict, found: bool) -> None:
     labels = selection.spec.labels
     if selection.foreign:
@@ -130,7 +140,7 @@ def predict_table(
     """
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     selection = Selection(spec, {k: set(v) for k, v in where.items()}, labelled_only)
-    collate, rows = Collate(spec), []
+    collate, rows = Collate(spec, norm_stats(spec, features)), []
     for path in feature_files(features):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):

@@ -16,11 +16,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raymer import checkpoint, storage
-from raymer.batches import LoadedModel, has_target
+from raymer.batches import Collate, LoadedModel, has_target
 from raymer.checkpoint import ModelSpec, labels_on, target_column
 from raymer.errors import UsageError
 from raymer.runtime import READ_ARGS
-from raymer.training.evaluate import FEATURE_COLUMNS, Selection, model_batch, refusals
+from raymer.training.evaluate import (
+    FEATURE_COLUMNS,
+    Selection,
+    model_batch,
+    norm_stats,
+    refusals,
+)
 
 
 class Scorer:
@@ -30,12 +36,13 @@ class Scorer:
     (``faults.CrashLedger``) counts the rows read, for the progress line."""
 
     def __init__(
-        self, checkpoint_uri: str, where: dict[str, set[str]], threads: int, ledger=None
+        self, checkpoint_uri: str, where: dict[str, set[str]], threads: int, ledger=None, stats=None
     ) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.model = LoadedModel.load(checkpoint_uri)
+        self.model.collate = Collate(self.model.spec, stats)  # audio_norm speaker's statistics
         self.spec = self.model.spec
         self.where, self.ledger = where, ledger
 
@@ -112,7 +119,8 @@ def infer(
     out = storage.join(output, "predictions")
     for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions
         storage.delete_file(uri)
-    _predict(files, spec, where, out, batch_size, actors, num_cpus, threads)
+    stats = norm_stats(spec, features)
+    _predict(files, spec, where, out, batch_size, actors, num_cpus, threads, stats)
     with shuffle_by_sort():
         found = _totals(out, spec)
     refusals(Selection(spec, {}, labelled_only=False), features, where, bool(found["count()"]))
@@ -129,7 +137,7 @@ def infer(
     return summary
 
 
-def _predict(files, spec, where, out, batch_size, actors, num_cpus, threads) -> None:
+def _predict(files, spec, where, out, batch_size, actors, num_cpus, threads, stats) -> None:
     """The Ray Data job: features -> Scorer actors -> ``out`` (Parquet), with its progress."""
     import ray.data
     from ray.data import ActorPoolStrategy
@@ -150,6 +158,7 @@ def _predict(files, spec, where, out, batch_size, actors, num_cpus, threads) -> 
             {k: set(v) for k, v in where.items()},
             threads,
             ledger,
+            stats,
         ),
         batch_size=batch_size,
         compute=ActorPoolStrategy(size=actors),

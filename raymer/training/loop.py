@@ -26,6 +26,7 @@ from raymer.card import CardFacts
 from raymer.checkpoint import ON_SCORE, ModelSpec, score_name
 from raymer.config import TrainConfig, dump_config
 from raymer.models.builders import build_model
+from raymer.normalize import FrameStats
 from raymer.training.metrics import classification_metrics, multilabel_metrics
 
 VAL_METRICS_FILE = "val_metrics.json"
@@ -39,6 +40,7 @@ class WorkerConfig:
     cfg: TrainConfig  # the run's resolved settings (absolute local paths)
     spec: ModelSpec  # the model to build and to save with each checkpoint
     adapter_state: dict | None = None  # the temporal embedding, trained before this run
+    frame_stats: FrameStats | None = None  # audio_norm speaker: each speaker's statistics
     failure_drill: str | None = None  # RAYMER_FAILURE_DRILL (see Recipe._failure_drill)
 
 
@@ -160,7 +162,7 @@ class Recipe:
 
     def __init__(self, run: WorkerConfig) -> None:
         self.worker, self.cfg, self.spec = run, run.cfg, run.spec
-        self.collate = Collate(run.spec)
+        self.collate = Collate(run.spec, run.frame_stats)
         self.state = {"epoch": 0, "best_score": -1.0, "bad_epochs": 0}
         self.stage: str | None = None
 

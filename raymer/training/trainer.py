@@ -32,6 +32,7 @@ from raymer.training.data import (
     feature_columns,
     feature_files,
     features_path,
+    frame_stats,
     read_frames,
     read_index,
     split_speakers,
@@ -86,6 +87,7 @@ def build_trainer(cfg: TrainConfig):
                 cfg,
                 spec,
                 adapter_state,
+                frame_stats(cfg.features, spec.audio_dim) if cfg.audio_norm == "speaker" else None,
                 # A failure drill (tests, chaos runs): see loop.Recipe._failure_drill.
                 failure_drill=os.environ.get("RAYMER_FAILURE_DRILL"),
             )

@@ -112,3 +112,34 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     assert (
         evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"])["n"] == 4
     )
+
+
+def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
+    features, corpus, train_config, tmp_path
+):
+    import raymer
+    from raymer.training.data import frame_stats
+    from raymer.training.evaluate import evaluate
+    from raymer.training.trainer import train
+
+    stats = frame_stats(str(features), WHISPER_DIM)
+    rows = [r for r in _table(features).to_pylist() if r["augment"] is None]
+    for speaker in {r["speaker"] for r in rows}:
+        frames = np.concatenate(
+            [
+                np.asarray(r["audio_frames"])[:, :WHISPER_DIM]
+                for r in rows
+                if r["speaker"] == speaker
+            ]
+        )
+        mean, std = stats.mean_std(speaker)
+        np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(std, frames.std(0), rtol=1e-3, atol=1e-4)
+    summary = train(train_config(features, tmp_path / "spk", "audio_norm=speaker", "epochs=1"))
+    spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
+    assert spec["audio_norm"] == "speaker"
+    m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "eval"), ["en-gb_m3"])
+    assert m["n"] == 4
+    path = next(r["path"] for r in csv.DictReader(corpus.open()) if r["speaker"] == "en-gb_m3")
+    answer = raymer.Recognizer.from_checkpoint(summary.best_checkpoint, threads=1).predict(path)
+    assert answer["label"] in spec["labels"]  # a recording alone: its own statistics
