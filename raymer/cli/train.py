@@ -165,8 +165,9 @@ def add_train_commands(sub) -> None:
             cmd.add_argument("--runs", type=int, default=3, help="--ablation: runs per variant")
             cmd.add_argument(
                 "--variants",
-                help="--ablation: comma-separated subset of baseline,augment,recording_norm,"
-                "speaker_norm,prosody,all (default: all six)",
+                help="--ablation: comma-separated variants: baseline, augment, recording_norm, "
+                "speaker_norm, prosody, all (augment+speaker_norm+prosody), or options joined "
+                "by + (e.g. prosody+speaker_norm); default: the first six",
             )
         if name == "crossval":
             cmd.add_argument(

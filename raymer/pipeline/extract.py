@@ -70,7 +70,8 @@ class ExtractSummary:
         return (
             f"extract: {self.clips_ok} clips ok{copies}, {self.clips_failed} failed, "
             f"{self.skipped} already done"
-            f" | {self.audio_hours:.3f} h of audio in {self.wall_s:.1f} s"
+            f" | {self.audio_hours:.3f} h of audio{' (copies included)' * bool(self.copies)}"
+            f" in {self.wall_s:.1f} s"
             f" | {self.audio_s_per_s:.1f} audio s/s{wer}"
         )
 

@@ -27,19 +27,39 @@ from raymer.training.evaluate import evaluate
 from raymer.training.trainer import extraction_settings, refuse_multi_label, train
 
 OFF = {"use_augmented": False, "audio_norm": "none", "prosody": False}
-VARIANTS = {
-    "baseline": OFF,
-    "augment": OFF | {"use_augmented": True},
-    "recording_norm": OFF | {"audio_norm": "recording"},
-    "speaker_norm": OFF | {"audio_norm": "speaker"},
-    "prosody": OFF | {"prosody": True},
-    "all": {"use_augmented": True, "audio_norm": "speaker", "prosody": True},
+OPTIONS = {
+    "augment": {"use_augmented": True},
+    "recording_norm": {"audio_norm": "recording"},
+    "speaker_norm": {"audio_norm": "speaker"},
+    "prosody": {"prosody": True},
 }
+DEFAULT_VARIANTS = ["baseline", *OPTIONS, "all"]
+ALL = "augment+speaker_norm+prosody"
+
+
+def settings_of(variant: str) -> dict:
+    """A variant's settings: ``baseline`` (none), an option, ``all`` (augment, speaker_norm and
+    prosody) or options joined by ``+`` (e.g. ``prosody+speaker_norm``)."""
+    if variant == "baseline":
+        return dict(OFF)
+    names = (ALL if variant == "all" else variant).split("+")
+    unknown = [n for n in names if n not in OPTIONS]
+    norms = [n for n in names if n.endswith("_norm")]
+    if unknown or len(norms) > 1:
+        raise UsageError(
+            f"ablation variant {variant!r}: "
+            + (f"unknown {unknown}; " if unknown else "one norm at a time; ")
+            + f"use baseline, all, or options joined by + from {list(OPTIONS)}"
+        )
+    out = dict(OFF)
+    for n in names:
+        out |= OPTIONS[n]
+    return out
 
 
 def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None) -> dict:
     refuse_multi_label(cfg, "the ablation")
-    variants = variants or list(VARIANTS)
+    variants = variants or DEFAULT_VARIANTS
     _check(cfg, runs, variants)
     results: dict[str, list[dict]] = {}
     for name in variants:
@@ -47,7 +67,7 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
         for k in range(runs):
             out = storage.join(cfg.output, "ablation", name, f"run-{k}")
             run_cfg = cfg.model_copy(
-                update=VARIANTS[name] | {"seed": cfg.seed + k, "name": name, "output": out}
+                update=settings_of(name) | {"seed": cfg.seed + k, "name": name, "output": out}
             )
             summary = train(run_cfg)
             m = evaluate(
@@ -65,7 +85,7 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
         "test_speakers": cfg.test_speakers,
         "modality": cfg.modality,
         "runs": runs,
-        "variants": {n: VARIANTS[n] for n in variants},
+        "variants": {n: settings_of(n) for n in variants},
         "results": results,
         "summary": {n: summarise(r) for n, r in results.items()},
     }
@@ -78,23 +98,17 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
 
 
 def _check(cfg: TrainConfig, runs: int, variants: list[str]) -> None:
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise UsageError(f"unknown ablation variants {unknown}; choose from {list(VARIANTS)}")
+    settings = [settings_of(v) for v in variants]  # refuses an unknown one, by name
     if runs < 1:
         raise UsageError(f"--runs must be at least 1, got {runs}")
     if not cfg.test_speakers:
         raise UsageError("the ablation scores held-out speakers: set test_speakers")
-    needs = {VARIANTS[v]["use_augmented"] for v in variants}
-    if True in needs and AUGMENT not in feature_columns(cfg.features):
+    if any(s["use_augmented"] for s in settings) and AUGMENT not in feature_columns(cfg.features):
         raise UsageError(
             f"the augment variants need augmented copies; the features under {cfg.features} "
             "have none: extract with augment.copies=1 (or more)"
         )
-    if (
-        any(VARIANTS[v]["prosody"] for v in variants)
-        and not extraction_settings(cfg.features).prosody
-    ):
+    if any(s["prosody"] for s in settings) and not extraction_settings(cfg.features).prosody:
         raise UsageError(
             f"the prosody variants need prosody; the features under {cfg.features} were "
             "extracted without it: extract with prosody: true"

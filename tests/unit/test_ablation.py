@@ -43,6 +43,22 @@ def test_the_ablation_reports_mean_and_spread_over_runs():
     assert "| all | 0.900 ± 0.000 | 0.800 ± 0.000 |" in table
 
 
+def test_variants_are_options_and_their_combinations():
+    from raymer.training.ablation import settings_of
+
+    assert settings_of("baseline") == {
+        "use_augmented": False,
+        "audio_norm": "none",
+        "prosody": False,
+    }
+    assert settings_of("prosody+speaker_norm") == {
+        "use_augmented": False,
+        "audio_norm": "speaker",
+        "prosody": True,
+    }
+    assert settings_of("all") == {"use_augmented": True, "audio_norm": "speaker", "prosody": True}
+
+
 def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
     import pyarrow.parquet as pq
 
@@ -60,7 +76,9 @@ def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
         ablation(cfg, 3, ["baseline", "augment"])
     with pytest.raises(UsageError, match="prosody: true"):
         ablation(cfg, 3, ["prosody"])
-    with pytest.raises(UsageError, match="unknown ablation variants"):
+    with pytest.raises(UsageError, match="unknown \\['louder'\\]"):
         ablation(cfg, 3, ["louder"])
+    with pytest.raises(UsageError, match="one norm at a time"):
+        ablation(cfg, 3, ["speaker_norm+recording_norm"])
     with pytest.raises(UsageError, match="test_speakers"):
         ablation(cfg.model_copy(update={"test_speakers": []}), 3, ["baseline"])
