@@ -107,9 +107,10 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     listing_uri = storage.join(scratch, "inputs")
     written = bool(storage.list_files(features_uri, (".parquet",)))
     settings = cfg.model_dump(mode="json")
-    if check_settings(
-        cfg.output, settings, ExtractSettings.model_fields, written, cfg.redo, cfg.resume
-    ):
+    # copies change what is written (none: as before the option, so older outputs resume)
+    settings["augment"] = settings["augment"] if cfg.augment.copies else None
+    keys = [*ExtractSettings.model_fields, "augment"]
+    if check_settings(cfg.output, settings, keys, written, cfg.redo, cfg.resume):
         storage.delete_dir(features_uri)
         storage.delete_dir(errors_uri)
     clear_done(cfg.output)
