@@ -57,7 +57,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     by = [c for c in (args.by or "").split(",") if c]
     m = evaluate(
-        args.checkpoint, args.features, args.output, args.speakers or None, where(args.where), by
+        args.checkpoint,
+        args.features,
+        args.output,
+        args.speakers or None,
+        where(args.where),
+        by,
+        served=args.as_served,
     )
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
@@ -216,5 +222,11 @@ def _score_command(sub, name, func, help_, description, features, output) -> Non
             metavar="COLUMN[,COLUMN]",
             help="the scores of each value of these columns too, e.g. --by clip_type (the "
             "sample corpus: clips whose emotion is in the voice only are audio_cue)",
+        )
+        cmd.add_argument(
+            "--as-served",
+            action="store_true",
+            help="an audio_norm: speaker model scored as recognize, serve and the library score "
+            "it: each clip standardised over its own frames, its speaker's other clips unknown",
         )
     cmd.set_defaults(func=func)
