@@ -149,7 +149,7 @@ class Collate:
     ``{audio, audio_mask, text, text_mask, label, id}`` (``label``: None without targets)."""
 
     def __init__(self, spec: ModelSpec, stats: FrameStats | None = None) -> None:
-        self.spec, self.stats = spec, stats  # stats: audio_norm speaker's, per speaker
+        self.spec, self.stats = spec, stats  # audio_norm speaker: per-speaker statistics
         self._tokenizer = self._extractor = None  # fine-tune: built on first use, per worker
 
     def __call__(self, batch: Columns) -> dict:
@@ -232,11 +232,13 @@ class Collate:
     def _columns(self, audio: np.ndarray, mask: np.ndarray, groups: list | None) -> np.ndarray:
         """The model's audio input: the first ``audio_dim`` frame columns (stored frames may
         carry prosody it was trained without); ``audio_norm: speaker``: standardised by
-        speaker where ``groups`` and the stats know it, else per recording."""
+        speaker where ``groups`` and the stats know it, else with the checkpoint's pooled
+        training statistics (``raymer.normalize``)."""
         dim = self.spec.audio_dim
         audio = np.ascontiguousarray(audio[..., :dim]) if 0 < dim < audio.shape[-1] else audio
         if self.spec.audio_norm == "speaker":
-            audio = standardize(audio, mask, groups, self.stats)
+            pooled = (self.spec.frame_mean, self.spec.frame_std) if self.spec.frame_mean else None
+            audio = standardize(audio, mask, groups, self.stats, pooled)
         return audio
 
     def _finetune(self, clips: list[np.ndarray] | None, texts: list[str]) -> dict:

@@ -1,12 +1,13 @@
-"""Per-speaker standardisation of the audio frames (``audio_norm: speaker``): each frame
-dimension over all of a speaker's clips, mean 0 and deviation 1, so the model sees how a
-clip's voice departs from its speaker's own rather than the speaker's timbre and setup.
+"""Per-speaker standardisation of the audio frames (``audio_norm: speaker``): in training,
+each frame dimension of a clip over all of its speaker's clips (mean 0, deviation 1), so the
+model learns how a voice departs from its speaker's own rather than the speakers' timbre and
+setups. Every inference path (evaluate, infer, recognize, serve, the library) standardises
+with the training speakers' pooled statistics, kept in the checkpoint: one answer whichever
+way a recording comes in. Opt-in (``evaluate``/``infer`` with speaker statistics), a corpus
+whose speakers' clips are all at hand can be scored speaker-adaptively instead.
 
-Where the speaker is known (training, evaluate and infer on stored features with a
-``speaker`` column) the speaker's statistics are used; where it is not (recognize, serve,
-the library: one recording at a time), the recording's own frames stand in for its speaker.
 The statistics are sums, so Ray Data adds them up over any corpus (``partial_sums`` per
-batch, ``add``). Pure numpy and Arrow: no Ray, no torch."""
+batch, ``combine`` per speaker, ``add``). Pure numpy and Arrow: no Ray, no torch."""
 
 from __future__ import annotations
 
@@ -34,6 +35,26 @@ class FrameStats:
         mean = self.total[group] / n
         var = np.maximum(self.squares[group] / n - mean**2, 0.0)
         return mean.astype(np.float32), np.sqrt(var + EPS).astype(np.float32)
+
+    def pooled(self, groups) -> tuple[list[float], list[float]]:
+        """Mean and deviation of the frames of ``groups`` together (the training speakers:
+        what a checkpoint keeps for clips of speakers it does not know)."""
+        groups = [g for g in groups if g in self.count]
+        if not groups:
+            raise ValueError("no frames of these speakers to pool")
+        one = add(
+            [
+                {
+                    GROUP: "all",
+                    "n": self.count[g],
+                    "total": self.total[g],
+                    "squares": self.squares[g],
+                }
+                for g in groups
+            ]
+        )
+        mean, std = one.mean_std("all")
+        return mean.tolist(), std.tolist()
 
 
 def partial_sums(table: pa.Table, dim: int) -> pa.Table:
@@ -76,14 +97,21 @@ def add(rows: list[dict]) -> FrameStats:
 
 
 def standardize(
-    frames: np.ndarray, mask: np.ndarray, groups: list | None, stats: FrameStats | None
+    frames: np.ndarray,
+    mask: np.ndarray,
+    groups: list | None,
+    stats: FrameStats | None,
+    pooled: tuple | None,
 ) -> np.ndarray:
     """Padded frames (B, T, D) and mask (B, T) -> each clip standardised with its speaker's
-    statistics (``groups[i]`` in ``stats``), else over its own real frames; padding 0."""
+    statistics (``groups[i]`` in ``stats``), else with ``pooled`` (mean, deviation: the
+    training speakers'), else over its own real frames; padding stays 0."""
     out = np.zeros_like(frames)
     for i in range(len(frames)):
         found = stats.mean_std(str(groups[i])) if stats and groups and groups[i] else None
         real = frames[i][mask[i]]
+        if found is None and pooled is not None:
+            found = (np.asarray(pooled[0], np.float32), np.asarray(pooled[1], np.float32))
         if found is None:
             mean = real.mean(0) if len(real) else 0.0
             std = np.sqrt(real.var(0) + EPS) if len(real) else 1.0

@@ -33,8 +33,17 @@ class ModelSpec(BaseModel, extra="forbid"):
     audio_norm: Literal["none", "recording", "speaker"] = Field(
         "none",
         description="recording: each recording's audio frames standardised in the model; "
-        "speaker: with its speaker's statistics where the speaker is known (stored features), "
-        "else the recording's own (checkpoints from before the option: none).",
+        "speaker: in training with its speaker's statistics, at inference with the training "
+        "speakers' pooled ones (frame_mean, frame_std) (checkpoints from before the option: "
+        "none).",
+    )
+    frame_mean: list[float] | None = Field(
+        None,
+        description="audio_norm speaker: the training speakers' pooled mean of each frame "
+        "column, for clips whose speaker's statistics are not at hand (every inference path).",
+    )
+    frame_std: list[float] | None = Field(
+        None, description="audio_norm speaker: the pooled standard deviation of each column."
     )
     prosody_dim: int = Field(
         0,

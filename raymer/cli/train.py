@@ -63,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.speakers or None,
         where(args.where),
         by,
-        served=args.as_served,
+        speaker_stats=args.speaker_stats,
     )
     print(
         f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
@@ -224,9 +224,10 @@ def _score_command(sub, name, func, help_, description, features, output) -> Non
             "sample corpus: clips whose emotion is in the voice only are audio_cue)",
         )
         cmd.add_argument(
-            "--as-served",
+            "--speaker-stats",
             action="store_true",
-            help="an audio_norm: speaker model scored as recognize, serve and the library score "
-            "it: each clip standardised over its own frames, its speaker's other clips unknown",
+            help="an audio_norm: speaker model scored speaker-adaptively: each clip "
+            "standardised with its own speaker's statistics over these features (by default, "
+            "as everywhere else, with the training speakers' pooled ones)",
         )
     cmd.set_defaults(func=func)

@@ -79,17 +79,17 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
                 cfg.report_by,
             )
             result = {"seed": cfg.seed + k, "ua": m["ua"], "n": m["n"], "by": m.get("by", {})}
-            if run_cfg.audio_norm == "speaker":  # what recognize, serve and the library get
-                served = evaluate(
+            if run_cfg.audio_norm == "speaker":  # each test speaker's own statistics
+                adaptive = evaluate(
                     summary.best_checkpoint,
                     cfg.features,
-                    storage.join(out, "eval-served"),
+                    storage.join(out, "eval-speaker-stats"),
                     cfg.test_speakers,
                     None,
                     cfg.report_by,
-                    served=True,
+                    speaker_stats=True,
                 )
-                result["served"] = {"ua": served["ua"], "by": served.get("by", {})}
+                result["adaptive"] = {"ua": adaptive["ua"], "by": adaptive.get("by", {})}
             results[name].append(result)
     report = {
         "test_speakers": cfg.test_speakers,
@@ -130,8 +130,8 @@ def summarise(runs: list[dict]) -> dict:
     out = {"ua": _spread([r["ua"] for r in runs]), "by": {}}
     for column, values in runs[0]["by"].items():
         out["by"][column] = {v: _spread([r["by"][column][v]["ua"] for r in runs]) for v in values}
-    if "served" in runs[0]:  # audio_norm speaker: as recognize, serve and the library score
-        out["served"] = summarise([r["served"] for r in runs])
+    if "adaptive" in runs[0]:  # audio_norm speaker, with each test speaker's statistics
+        out["adaptive"] = summarise([r["adaptive"] for r in runs])
     return out
 
 
@@ -158,15 +158,16 @@ def ablation_markdown(report: dict) -> str:
     for name, s in summary.items():
         cells = [_cell(s["ua"])] + [_cell(s["by"][c][v]) for c, v in by]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        if "served" in s:
-            served = s["served"]
-            cells = [_cell(served["ua"])] + [_cell(served["by"][c][v]) for c, v in by]
-            lines.append(f"| {name}, as served | " + " | ".join(cells) + " |")
-    if any("served" in s for s in summary.values()):
+        if "adaptive" in s:
+            adaptive = s["adaptive"]
+            cells = [_cell(adaptive["ua"])] + [_cell(adaptive["by"][c][v]) for c, v in by]
+            lines.append(f"| {name}, speaker-adaptive | " + " | ".join(cells) + " |")
+    if any("adaptive" in s for s in summary.values()):
         lines += [
             "",
-            "*as served*: an audio_norm speaker model scored as recognize, serve and the library "
-            "score it (each clip standardised over its own frames; no speaker's other clips).",
+            "An audio_norm speaker model is scored as every path scores it (the training "
+            "speakers' pooled statistics); *speaker-adaptive*: with each test speaker's own "
+            "statistics over all its clips (`evaluate --speaker-stats`).",
         ]
     return "\n".join(lines) + "\n"
 

@@ -128,7 +128,7 @@ def predict_table(
     where: dict[str, list[str]] | None = None,
     batch_size: int = 64,
     labelled_only: bool = True,
-    served: bool = False,
+    speaker_stats: bool = False,
 ):
     """Score every labelled clip (of ``speakers``, matching ``where``) -> predictions table.
 
@@ -141,7 +141,7 @@ def predict_table(
     """
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     selection = Selection(spec, {k: set(v) for k, v in where.items()}, labelled_only)
-    collate, rows = Collate(spec, None if served else norm_stats(spec, features)), []
+    collate, rows = Collate(spec, norm_stats(spec, features) if speaker_stats else None), []
     for path in feature_files(features):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
@@ -164,15 +164,16 @@ def evaluate(
     speakers: list[str] | None = None,
     where: dict[str, list[str]] | None = None,
     by: list[str] | None = None,
-    served: bool = False,
+    speaker_stats: bool = False,
 ) -> dict:
     """Scores of a checkpoint on the labelled clips (of ``speakers``, matching ``where``);
     with ``by`` (columns of the features, e.g. the sample corpus's ``clip_type``), the same
-    scores for each value of each column too (``metrics["by"]``). ``served``: an
-    ``audio_norm: speaker`` model scored as recognize, serve and the library score it (each
-    clip over its own frames, no speaker known); the same scores for any other model."""
+    scores for each value of each column too (``metrics["by"]``). ``speaker_stats``: an
+    ``audio_norm: speaker`` model scored speaker-adaptively, each clip standardised with its
+    own speaker's statistics over the features, where every other path (and this one by
+    default) uses the training speakers' pooled ones; the same scores for any other model."""
     model, spec = checkpoint.load_model(checkpoint_uri)
-    predictions = predict_table(model, spec, features, speakers, where, served=served)
+    predictions = predict_table(model, spec, features, speakers, where, speaker_stats=speaker_stats)
     labels = spec.labels
     index = {lab: i for i, lab in enumerate(labels)}
     if spec.multi_label:
@@ -192,7 +193,7 @@ def evaluate(
         "features": features,
         "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
-        "served": served,
+        "speaker_stats": speaker_stats and spec.audio_norm == "speaker",
     }
     if by and not spec.multi_label:
         metrics["by"] = breakdown(predictions, labels, by, features)

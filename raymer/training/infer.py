@@ -102,11 +102,12 @@ def infer(
     actors: int = 1,
     num_cpus: float = 0.5,
     threads: int = 1,
+    speaker_stats: bool = False,
 ) -> dict:
     """Offline predictions: every clip of the features (of ``speakers``, matching ``where``),
     labelled or not -> ``OUTPUT/predictions/`` and ``OUTPUT/infer.json`` (clips per
     predicted label). A Ray Data job: ``actors`` model actors of ``num_cpus`` CPUs each,
-    ``batch_size`` clips per batch."""
+    ``batch_size`` clips per batch. ``speaker_stats``: as ``evaluate``'s."""
     from raymer.runtime import init_ray, shuffle_by_sort
     from raymer.training.data import feature_files
 
@@ -119,7 +120,7 @@ def infer(
     out = storage.join(output, "predictions")
     for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions
         storage.delete_file(uri)
-    stats = norm_stats(spec, features)
+    stats = norm_stats(spec, features) if speaker_stats else None
     _predict(files, spec, where, out, batch_size, actors, num_cpus, threads, stats)
     with shuffle_by_sort():
         found = _totals(out, spec)

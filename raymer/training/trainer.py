@@ -78,6 +78,11 @@ def build_trainer(cfg: TrainConfig):
     )
     datasets = _datasets(cfg, {"train": train_s, "val": val_s})
     spec = _spec(cfg, index, labels, train_s)
+    stats = None
+    if cfg.audio_norm == "speaker":  # each speaker's statistics; the training speakers' pooled
+        stats = frame_stats(cfg.features, spec.audio_dim)
+        pool = train_s if cfg.split_by == "speaker" else stats.count  # (sessions: every speaker)
+        spec.frame_mean, spec.frame_std = stats.pooled(pool)
     adapter_state = _fit_temporal(cfg, train_s) if cfg.audio_input == "temporal" else None
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
@@ -87,7 +92,7 @@ def build_trainer(cfg: TrainConfig):
                 cfg,
                 spec,
                 adapter_state,
-                frame_stats(cfg.features, spec.audio_dim) if cfg.audio_norm == "speaker" else None,
+                stats,
                 # A failure drill (tests, chaos runs): see loop.Recipe._failure_drill.
                 failure_drill=os.environ.get("RAYMER_FAILURE_DRILL"),
             )

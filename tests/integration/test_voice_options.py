@@ -138,10 +138,20 @@ def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
     summary = train(train_config(features, tmp_path / "spk", "audio_norm=speaker", "epochs=1"))
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert spec["audio_norm"] == "speaker"
-    m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "eval"), ["en-gb_m3"])
-    assert m["n"] == 4
-    # As served: each clip over its own frames, as the library scores a recording alone.
-    evaluate(summary.best_checkpoint, str(features), str(tmp_path / "s"), ["en-gb_m3"], served=True)
+    pooled = stats.pooled(summary.train_speakers)  # kept for every path without a speaker's
+    np.testing.assert_allclose(spec["frame_mean"], pooled[0], rtol=1e-5)
+    np.testing.assert_allclose(spec["frame_std"], pooled[1], rtol=1e-5)
+    adaptive = evaluate(
+        summary.best_checkpoint,
+        str(features),
+        str(tmp_path / "a"),
+        ["en-gb_m3"],
+        speaker_stats=True,
+    )
+    assert adaptive["n"] == 4 and adaptive["speaker_stats"]
+    # By default evaluate scores as the library does: one answer whichever way.
+    m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "s"), ["en-gb_m3"])
+    assert m["n"] == 4 and not m["speaker_stats"]
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "s" / "predictions.parquet").to_pylist()}
     paths = {r["id"]: r["path"] for r in csv.DictReader(corpus.open()) if r["id"] in rows}
     live = raymer.Recognizer.from_checkpoint(summary.best_checkpoint, threads=1)

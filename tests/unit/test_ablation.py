@@ -38,11 +38,11 @@ def test_the_ablation_reports_mean_and_spread_over_runs():
         "runs": 3,
         "summary": {
             "baseline": base,
-            "all": summarise([run(0.9, 0.8) | {"served": run(0.5, 0.2)}] * 3),
+            "all": summarise([run(0.9, 0.8) | {"adaptive": run(0.5, 0.2)}] * 3),
         },
     }
     table = ablation_markdown(report)
-    assert "| all, as served | 0.500 ± 0.000 | 0.200 ± 0.000 |" in table
+    assert "| all, speaker-adaptive | 0.500 ± 0.000 | 0.200 ± 0.000 |" in table
     assert "| baseline | 0.700 ± 0.100 | 0.500 ± 0.100 | 1.000 ± 0.000 |" in table
     assert "| all | 0.900 ± 0.000 | 0.800 ± 0.000 |" in table
 

@@ -40,7 +40,7 @@ def test_the_sums_in_pieces_give_each_speakers_statistics():
     assert stats.count == {"a": 9.0, "b": 6.0} and stats.mean_std("nobody") is None
 
 
-def test_collate_standardises_by_speaker_where_known_else_per_recording():
+def test_collate_standardises_by_speaker_where_known_else_with_the_pooled_statistics():
     rows = _rows()
     stats = add(partial_sums(pa.Table.from_pylist(rows), 3).to_pylist())
     spec = ModelSpec(
@@ -54,6 +54,9 @@ def test_collate_standardises_by_speaker_where_known_else_per_recording():
         modality="fusion",
         audio_norm="speaker",
     )
+    pooled = stats.pooled(["a", "b"])
+    clips = np.concatenate([np.asarray(r["audio_frames"])[:, :3] for r in rows[:3]])
+    np.testing.assert_allclose(pooled[0], clips.mean(0), rtol=1e-5)
     table = pa.table(
         {
             "id": ["0", "2"],
@@ -67,11 +70,19 @@ def test_collate_standardises_by_speaker_where_known_else_per_recording():
     first = (np.asarray(rows[0]["audio_frames"])[:, :3] - mean) / std
     np.testing.assert_allclose(out[0, :4], first, rtol=1e-4, atol=1e-5)
     assert out.shape[-1] == 3 and (out[0, 4:] == 0).all()  # its columns; padding stays 0
-    live = Collate(spec, stats).live(
-        frames=[np.asarray(rows[0]["audio_frames"], np.float32)], tokens=[np.ones((1, 2))]
-    )
-    frames = torch.tensor(rows[0]["audio_frames"])[None, :, :3]
-    expect = model_standardize(frames, torch.ones(1, 4, dtype=torch.bool))
-    torch.testing.assert_close(live["audio"], expect, rtol=1e-4, atol=1e-4)  # per recording
-    unknown = standardize(out[:1] * 0 + 1, np.ones((1, 6), bool), ["nobody"], stats)
-    assert np.allclose(unknown, 0)  # an unknown speaker: its own frames' statistics
+    frames = np.asarray(rows[0]["audio_frames"], np.float32)
+    # a checkpoint from a run keeps the training speakers' pooled statistics: every path
+    # without a speaker's (live inputs, an unknown speaker) standardises with them
+    kept = spec.model_copy(update={"frame_mean": pooled[0], "frame_std": pooled[1]})
+    live = Collate(kept, stats).live(frames=[frames], tokens=[np.ones((1, 2))])["audio"]
+    expect = (frames[:, :3] - np.asarray(pooled[0])) / np.asarray(pooled[1])
+    np.testing.assert_allclose(live[0].numpy(), expect, rtol=1e-4, atol=1e-4)
+    stored = Collate(kept).from_table(table)["audio"].numpy()  # no speaker statistics given
+    np.testing.assert_allclose(stored[0, :4], expect, rtol=1e-4, atol=1e-4)
+    # without pooled statistics (none kept): the recording's own, as the model's rule
+    own = Collate(spec).live(frames=[frames], tokens=[np.ones((1, 2))])["audio"]
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    expect = model_standardize(torch.tensor(frames)[None, :, :3], mask)
+    torch.testing.assert_close(own, expect, rtol=1e-4, atol=1e-4)
+    unknown = standardize(out[:1] * 0 + 1, np.ones((1, 6), bool), ["nobody"], stats, None)
+    assert np.allclose(unknown, 0)
