@@ -211,8 +211,9 @@ def _spec(
     extract = extraction_settings(cfg.features)
     values = {k: getattr(cfg, k) for k in MODEL_KEYS}
     values |= {"audio_dim": index.audio_dim, "text_dim": index.text_dim, "labels": list(labels)}
-    extract = extract.model_copy(update={"prosody": cfg.prosody})  # what serving extracts
-    if cfg.prosody:
+    prosody = cfg.prosody and cfg.modality != "text"  # (compare's text model reads no audio)
+    extract = extract.model_copy(update={"prosody": prosody})  # what serving extracts
+    if prosody:
         values |= _prosody_spec(cfg, index, train_speakers)
     if cfg.mode == "finetune":
         values |= finetune_spec(cfg, extract)
