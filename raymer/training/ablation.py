@@ -70,25 +70,11 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
                 update=settings_of(name) | {"seed": cfg.seed + k, "name": name, "output": out}
             )
             summary = train(run_cfg)
-            m = evaluate(
-                summary.best_checkpoint,
-                cfg.features,
-                storage.join(out, "eval"),
-                cfg.test_speakers,
-                None,
-                cfg.report_by,
-            )
+            m = _scores(cfg, summary.best_checkpoint, storage.join(out, "eval"))
             result = {"seed": cfg.seed + k, "ua": m["ua"], "n": m["n"], "by": m.get("by", {})}
             if run_cfg.audio_norm == "speaker":  # each test speaker's own statistics
-                adaptive = evaluate(
-                    summary.best_checkpoint,
-                    cfg.features,
-                    storage.join(out, "eval-speaker-stats"),
-                    cfg.test_speakers,
-                    None,
-                    cfg.report_by,
-                    speaker_stats=True,
-                )
+                path = storage.join(out, "eval-speaker-stats")
+                adaptive = _scores(cfg, summary.best_checkpoint, path, speaker_stats=True)
                 result["adaptive"] = {"ua": adaptive["ua"], "by": adaptive.get("by", {})}
             results[name].append(result)
     report = {
@@ -105,6 +91,19 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
     )
     storage.write_bytes(storage.join(cfg.output, "ablation.md"), table.encode())
     return report | {"markdown": table}
+
+
+def _scores(cfg: TrainConfig, checkpoint: str, out: str, speaker_stats: bool = False) -> dict:
+    """A run's scores on the held-out speakers (and per ``report_by`` value)."""
+    return evaluate(
+        checkpoint,
+        cfg.features,
+        out,
+        cfg.test_speakers,
+        None,
+        cfg.report_by,
+        speaker_stats=speaker_stats,
+    )
 
 
 def _check(cfg: TrainConfig, runs: int, variants: list[str]) -> None:

@@ -158,3 +158,20 @@ def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
     for rid, answer in zip(paths, live.predict(list(paths.values())), strict=True):
         scores = {e["label"]: e["score"] for e in answer["emotions"]}
         assert max(abs(scores[k] - rows[rid][f"score_{k}"]) for k in spec["labels"]) < 0.02
+
+
+def test_the_ablation_trains_and_scores_each_variant(features, train_config, tmp_path):
+    from raymer.training.ablation import ablation
+
+    cfg = train_config(features, tmp_path, "epochs=1", "report_by=[clip_type]")
+    report = ablation(cfg, runs=1, variants=["baseline", "prosody+speaker_norm"])
+    assert list(report["results"]) == ["baseline", "prosody+speaker_norm"]
+    base, both = report["results"]["baseline"][0], report["results"]["prosody+speaker_norm"][0]
+    assert base["n"] == both["n"] == 4 and "adaptive" in both and "adaptive" not in base
+    assert set(base["by"]["clip_type"]) <= {"congruent", "audio_cue", "text_cue", "neutral"}
+    spec = json.loads(
+        next((tmp_path / "ablation" / "prosody+speaker_norm").rglob("model.json")).read_text()
+    )
+    assert spec["prosody_dim"] == PROSODY_DIM and spec["audio_norm"] == "speaker"
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| baseline |" in table and "| prosody+speaker_norm, speaker-adaptive |" in table
