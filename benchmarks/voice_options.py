@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--config", default="configs/extract/sample.yaml")
     args = parser.parse_args()
-    cfg = load_config(ExtractConfig, args.config, [])
+    cfg = load_config(ExtractConfig, args.config, ["prosody=false"])
     root = Path(tempfile.mkdtemp(prefix="raymer-voice-"))
     manifest = synthesize_corpus(root, args.clips, seed=13, conditions="varied")
     paths = [root / line.split(",")[0] for line in manifest.read_text().splitlines()[1:]]
