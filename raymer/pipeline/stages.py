@@ -179,8 +179,11 @@ class TextStage:
         good = [r for r in rows if r["error"] is None]
         process(good, self._embed, "text", self.ledger, self.cfg.max_attempts)
         table = self._table([r for r in good if r["error"] is None])
-        write_errors([r for r in rows if r["error"] is not None], self.errors_uri)
         clips = [r for r in rows if not r.get("augment")]  # copies are not counted
+        for r in rows:
+            if r.get("augment") and r["error"] is not None:  # its clip is kept: not an error row
+                logger.warning("augmented copy of %s left out: %s", r.get("id"), r["error"])
+        write_errors([r for r in clips if r["error"] is not None], self.errors_uri)
         count_done(self.ledger, clips, lambda r: r.get("duration_s"))
         return table
 
