@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from raymer.schema import AUGMENT
+
 GROUP = "speaker"  # the column whose groups are standardised together
 EPS = 1e-5
 
@@ -70,8 +72,8 @@ def partial_sums(table: pa.Table, dim: int) -> pa.Table:
     flat = steps.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)[:, :dim]
     owner = np.repeat(np.arange(table.num_rows), lengths)  # the row of each frame
     keep = np.ones(table.num_rows, dtype=bool)
-    if "augment" in table.column_names:
-        keep &= np.array([a is None for a in table.column("augment").to_pylist()])
+    if AUGMENT in table.column_names:
+        keep &= np.array([a is None for a in table.column(AUGMENT).to_pylist()])
     groups = [str(g) if g not in (None, "") else None for g in table.column(GROUP).to_pylist()]
     out: dict[str, list] = {GROUP: [], "n": [], "total": [], "squares": []}
     for group in sorted({g for g, k in zip(groups, keep, strict=True) if g is not None and k}):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+AUGMENT = "augment"  # an augmented copy's description (extract's augment); null on a clip
+
 # Columns a manifest may have; everything else is carried through as it is.
 MANIFEST_COLUMNS = ("path", "id", "label", "speaker", "session", "text")
 

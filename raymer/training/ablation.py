@@ -22,7 +22,8 @@ import statistics
 from raymer import storage
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
-from raymer.training.data import AUGMENT, feature_columns
+from raymer.schema import AUGMENT
+from raymer.training.data import feature_columns
 from raymer.training.evaluate import evaluate
 from raymer.training.trainer import extraction_settings, refuse_multi_label, train
 

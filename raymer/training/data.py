@@ -14,9 +14,9 @@ from raymer.batches import has_target
 from raymer.checkpoint import target_column
 from raymer.errors import UsageError
 from raymer.normalize import FrameStats
+from raymer.schema import AUGMENT
 
 COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
-AUGMENT = "augment"  # an augmented copy's description (extract's augment); null on a clip
 SPLIT_COLUMNS = ("speaker", "session")
 
 

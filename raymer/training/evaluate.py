@@ -19,6 +19,7 @@ from raymer.batches import Collate, columns, has_target, scores_of
 from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column
 from raymer.errors import RunError, UsageError
 from raymer.extras import can_plot
+from raymer.schema import AUGMENT
 from raymer.training.data import feature_files
 from raymer.training.metrics import classification_metrics, multilabel_metrics
 
@@ -60,7 +61,7 @@ class Selection:
         target, labels = target_column(self.spec.multi_label), set(self.spec.labels)
         kept = []
         for i, row in enumerate(rows):
-            if row.get("augment") is not None:
+            if row.get(AUGMENT) is not None:
                 continue  # an augmented copy (extract's augment): its clip is scored
             if not all(str(row.get(k)) in v for k, v in self.where.items()):
                 continue
