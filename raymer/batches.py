@@ -64,6 +64,23 @@ def targets(batch: Columns, labels: list[str], multi_label: bool = False):
     return hot
 
 
+def dimension_targets(values: dict[str, Any], dimensions: list[str]):
+    """The clips' emotion dimensions (B, D) float32, NaN where a clip has no rating; None
+    for a model without dimensions or a batch without those columns (clips to predict).
+    ``values``: each dimension's column (numpy, or Arrow: nulls become NaN)."""
+    import torch
+
+    if not dimensions or any(d not in values for d in dimensions):
+        return None
+    cols = []
+    for d in dimensions:
+        column = values[d]
+        if not isinstance(column, np.ndarray):  # Arrow
+            column = column.to_pylist()
+        cols.append([np.nan if v is None else float(v) for v in column])
+    return torch.tensor(np.asarray(cols, dtype=np.float32).T.reshape(-1, len(dimensions)))
+
+
 def arrow_targets(table: pa.Table, labels: list[str], multi_label: bool = False):
     """``targets`` for an Arrow table: label indices by a dictionary lookup, or multi-hot."""
     import pyarrow.compute as pc
@@ -146,7 +163,8 @@ def text_of(source: str | None, transcript: str | None, reference: str | None) -
 
 class Collate:
     """The batch maker of one model (its ``ModelSpec``): stored rows or live inputs ->
-    ``{audio, audio_mask, text, text_mask, label, id}`` (``label``: None without targets)."""
+    ``{audio, audio_mask, text, text_mask, label, dims, id}`` (``label``, ``dims``: None
+    without targets; ``dims``: the spec's dimensions, NaN where a clip has no rating)."""
 
     def __init__(self, spec: ModelSpec, stats: FrameStats | None = None) -> None:
         self.spec, self.stats = spec, stats  # audio_norm speaker: per-speaker statistics
@@ -171,6 +189,7 @@ class Collate:
             groups = list(batch["speaker"]) if "speaker" in batch else None
             out = self._features(list(batch["audio_frames"]), list(batch["text_tokens"]), groups)
         out["label"] = targets(batch, self.spec.labels, self.spec.multi_label)
+        out["dims"] = dimension_targets(batch, self.spec.dimensions)
         out["id"] = [str(x) for x in batch["id"]]
         return out
 
@@ -192,6 +211,10 @@ class Collate:
             "text": torch.from_numpy(text),
             "text_mask": torch.from_numpy(text_mask),
             "label": arrow_targets(table, self.spec.labels, self.spec.multi_label),
+            "dims": dimension_targets(
+                {d: table.column(d) for d in self.spec.dimensions if d in table.column_names},
+                self.spec.dimensions,
+            ),
             "id": table.column("id").cast("string").to_pylist(),
         }
 
@@ -215,7 +238,7 @@ class Collate:
             frames = frames if frames is not None else [np.zeros((1, 1), np.float32)] * n
             out = self._features(list(frames), list(tokens or []))
         n = len(out["audio"])
-        return out | {"label": None, "id": [str(i) for i in range(n)]}
+        return out | {"label": None, "dims": None, "id": [str(i) for i in range(n)]}
 
     def _features(self, frames: list, tokens: list, groups: list | None = None) -> dict:
         import torch
@@ -307,15 +330,20 @@ def _objects(values: list) -> np.ndarray:
 
 
 def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:
-    """Scores (B, L) on the CPU of the model on a batch (no gradients; the batch goes to the
-    model's device), as ``label_scores`` makes them."""
+    """The model's answers on a batch, on the CPU (no gradients; the batch goes to the
+    model's device): a score per label (B, L), as ``label_scores`` makes them, then a value
+    per emotion dimension of the spec (B, D): (B, L + D) (``prediction.outputs`` splits it)."""
     import torch
 
     from raymer.checkpoint import label_scores
 
     device = next(model.parameters()).device
     with torch.no_grad():
-        return label_scores(forward(model, batch, device).logits, collate.spec.loss).cpu()
+        out = forward(model, batch, device)
+        scores = label_scores(out.logits, collate.spec.loss)
+        if out.dims is not None:
+            scores = torch.cat([scores, out.dims.to(scores.dtype)], dim=-1)
+        return scores.cpu()
 
 
 @dataclass
@@ -336,5 +364,5 @@ class LoadedModel:
         return self.spec.checkpoint
 
     def scores(self, batch: dict) -> torch.Tensor:
-        """Scores (B, L) on a batch from ``self.collate``."""
+        """Scores (B, L) then dimensions (B, D) on a batch from ``self.collate``."""
         return scores_of(self.model, self.collate, batch)

@@ -11,6 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 AUGMENT = "augment"  # an augmented copy's description (extract's augment); null on a clip
+# Emotion dimensions a manifest may rate (rescaled to -1..1 by ``raymer corpus prepare``) and
+# a model may be trained to answer beside the label (``targets``).
+DIMENSIONS = ("arousal", "valence", "dominance")
 
 # Columns a manifest may have; everything else is carried through as it is.
 MANIFEST_COLUMNS = ("path", "id", "label", "speaker", "session", "text")

@@ -10,6 +10,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from raymer.config import ExtractSettings
+from raymer.schema import DIMENSIONS
+
+TARGETS = ("label", *DIMENSIONS)
 
 
 class ModelSpec(BaseModel, extra="forbid"):
@@ -23,6 +26,12 @@ class ModelSpec(BaseModel, extra="forbid"):
         "bce", description="How logits become scores: sigmoid (bce) or softmax (ce)."
     )
     multi_label: bool = Field(False, description="Trained on a list of labels per clip.")
+    targets: list[str] = Field(
+        ["label"],
+        description="What the model answers: the label and any emotion dimensions (arousal, "
+        "valence, dominance; -1..1) from a regression head on the same fusion body "
+        "(checkpoints from before the option: the label only).",
+    )
     hidden_dim: int = Field(..., ge=1)
     num_layers: int = Field(..., ge=0)
     num_heads: int = Field(..., ge=1)
@@ -78,6 +87,19 @@ class ModelSpec(BaseModel, extra="forbid"):
     @classmethod
     def _no_settings(cls, value: Any) -> Any:
         return {} if value is None else value  # checkpoints of features made elsewhere
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in TARGETS]
+        if unknown or len(set(value)) != len(value) or "label" not in value:
+            raise ValueError(f"targets {value}: the label and any of {list(DIMENSIONS)}, once each")
+        return value
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The emotion dimensions the model answers, in output order (none: labels only)."""
+        return [t for t in self.targets if t in DIMENSIONS]
 
     @property
     def finetune(self) -> bool:

@@ -145,6 +145,16 @@ class TrainConfig(CommandConfig):
         "chosen by validation macro-F1. train and evaluate only (crossval and compare score "
         "single labels).",
     )
+    targets: list[Literal["label", "arousal", "valence", "dominance"]] = Field(
+        default_factory=lambda: ["label"],
+        description="What the model learns to answer: the label, and beside it any emotion "
+        "dimensions the features carry as columns (-1..1, as `raymer corpus prepare` and "
+        "the sample corpus write them), from a regression head on the same fusion body "
+        "trained with 1 - CCC; evaluate, recognize, serve and the library answer them too.",
+    )
+    dimension_weight: float = Field(
+        1.0, gt=0, description="Weight of the dimensions' loss (1 - CCC) beside the label's."
+    )
     init_text: str | None = Field(
         None,
         description="A checkpoint (or train output) whose text branch starts this model, e.g. a "
@@ -224,6 +234,11 @@ class TrainConfig(CommandConfig):
         if self.multi_label and self.loss != "bce":
             raise ValueError(
                 "multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
+            )
+        if "label" not in self.targets or len(set(self.targets)) != len(self.targets):
+            raise ValueError(
+                f"targets {self.targets}: the label and any of arousal, valence, dominance, "
+                "once each (a model of dimensions alone is not supported yet)"
             )
         if self.init_text and self.modality == "audio":
             raise ValueError("init_text starts a text branch; modality=audio has none")

@@ -21,8 +21,7 @@ import re
 
 from raymer import storage
 from raymer.corpora.prepared import CorpusLayoutError, Prepared, named_files, relative_to_root
-
-DIMENSIONS = ("arousal", "valence", "dominance")
+from raymer.schema import DIMENSIONS
 
 
 def rescale(value: float | None, low: float, high: float) -> float | None:

@@ -66,6 +66,7 @@ def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
         audio_norm=spec.audio_norm,
         prosody_mean=spec.prosody_mean if spec.prosody_dim else None,
         prosody_std=spec.prosody_std if spec.prosody_dim else None,
+        num_dims=len(spec.dimensions),
     )
 
 

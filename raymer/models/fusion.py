@@ -25,6 +25,7 @@ class FusionOutput(NamedTuple):
     logits: Tensor  # (B, L)
     embedding: Tensor  # (B, H): the joint representation z
     weights: CoAttentionWeights | Tensor  # co-attention weights, or (B, T) for one modality
+    dims: Tensor | None = None  # (B, D): emotion dimensions in -1..1 (regression head)
 
 
 def _encoder(dim: int, layers: int, heads: int, dropout: float) -> nn.Module | None:
@@ -53,6 +54,7 @@ class CoAttentionFusion(nn.Module):
         audio_norm: str = "none",
         prosody_mean: list[float] | None = None,
         prosody_std: list[float] | None = None,
+        num_dims: int = 0,
     ) -> None:
         super().__init__()
         self.modality = modality
@@ -86,6 +88,12 @@ class CoAttentionFusion(nn.Module):
         self.out_text = nn.Linear(hidden_dim, hidden_dim) if use_text else None  # W_yᵀ
         self.norm = nn.LayerNorm(hidden_dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_dim, num_labels))
+        # Multi-task: emotion dimensions (arousal, valence, ...) from the same z, in -1..1.
+        self.dims_head = None
+        if num_dims:
+            self.dims_head = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(hidden_dim, num_dims), nn.Tanh()
+            )
 
     def _adapt(self, audio: Tensor, mask: Tensor) -> Tensor:
         if self.prosody_dim:
@@ -125,7 +133,8 @@ class CoAttentionFusion(nn.Module):
             y = self._encode(text, text_mask, self.text_proj, self.text_encoder)
             x_hat, y_hat, weights = self.co_attention(x, audio_mask, y, text_mask)
             z = self.norm(self.out_audio(x_hat) + self.out_text(y_hat))
-        return FusionOutput(self.head(z), z, weights)
+        dims = None if self.dims_head is None else self.dims_head(z)
+        return FusionOutput(self.head(z), z, weights, dims)
 
 
 def standardize(x: Tensor, mask: Tensor, eps: float = 1e-5) -> Tensor:

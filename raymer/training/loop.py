@@ -27,7 +27,12 @@ from raymer.checkpoint import ON_SCORE, ModelSpec, score_name
 from raymer.config import TrainConfig, dump_config
 from raymer.models.builders import build_model
 from raymer.normalize import FrameStats
-from raymer.training.metrics import classification_metrics, multilabel_metrics
+from raymer.training.losses import ccc_loss, loss_fn
+from raymer.training.metrics import (
+    classification_metrics,
+    dimension_metrics,
+    multilabel_metrics,
+)
 
 VAL_METRICS_FILE = "val_metrics.json"
 BUCKET = 8  # batches whose clips are sorted by length together (padding per length bucket)
@@ -51,15 +56,6 @@ class EpochResult:
     total: float = 0.0
     count: int = 0
     bad_loss: tuple[float, int] | None = None  # (loss, step) of a NaN or infinite loss
-
-
-def loss_fn(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``target``: label indices (B,), or multi-hot (B, L) for multi-label (bce only)."""
-    if kind == "ce":
-        return torch.nn.functional.cross_entropy(logits, target)
-    if target.dim() == 1:
-        target = torch.nn.functional.one_hot(target, logits.shape[-1])
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 def history_uri(cfg: TrainConfig) -> str:
@@ -236,6 +232,9 @@ class Recipe:
                 batch = _drop_modality(batch, cfg.modality_dropout, self.generator)
             out = forward(self.model, batch, self.device)
             loss = loss_fn(cfg.loss, out.logits, batch["label"].to(self.device))
+            if out.dims is not None:  # multi-task: the dimensions beside the label
+                dims = batch["dims"].to(self.device)
+                loss = loss + cfg.dimension_weight * ccc_loss(out.dims, dims)
             if _any_rank(not torch.isfinite(loss).item()):
                 result.bad_loss = (float(loss), step)
                 return result
@@ -268,10 +267,14 @@ class Recipe:
         """Metrics of every worker's validation predictions together, and the mean loss."""
         labels, multi = self.spec.labels, self.spec.multi_label
         self.model.eval()
-        y_true, y_pred, losses = [], [], []
+        y_true, y_pred, losses, dims_true, dims_pred = [], [], [], [], []
         with torch.no_grad():
             for batch in self.batches(self.val_shard, shuffle=False):
-                logits = forward(self.model, batch, self.device).logits
+                out = forward(self.model, batch, self.device)
+                logits = out.logits
+                if out.dims is not None:
+                    dims_true += batch["dims"].tolist()
+                    dims_pred += out.dims.cpu().tolist()
                 target = batch["label"].to(self.device)
                 losses.append(float(loss_fn(self.cfg.loss, logits, target)) * len(target))
                 y_true += target.bool().tolist() if multi else target.tolist()
@@ -287,6 +290,9 @@ class Recipe:
         else:
             metrics = classification_metrics(y_true, y_pred, labels)
         metrics["loss"] = sum(losses) / max(1, len(y_true))
+        if self.spec.dimensions:  # CCC, Pearson, RMSE of each (on every worker's clips)
+            dims_true, dims_pred = _gather(dims_true), _gather(dims_pred)
+            metrics["dimensions"] = dimension_metrics(dims_true, dims_pred, self.spec.dimensions)
         return metrics
 
     def record(self, epoch: EpochResult, val: dict, started: float) -> dict:
@@ -310,6 +316,8 @@ class Recipe:
             "val_score": score,  # what chooses the checkpoint (score_name)
             "epoch_s": time.perf_counter() - started,  # training and validation, this worker
         }
+        for name, m in val.get("dimensions", {}).items():
+            metrics[f"val_ccc_{name}"] = m["ccc"]
         if self.stage:
             params = _unwrap(self.model).parameters()
             metrics["trainable_params"] = sum(p.numel() for p in params if p.requires_grad)

@@ -1,7 +1,11 @@
-"""Emotion recognition metrics: UA, WA, macro-F1, per-class recall, confusion matrix.
+"""Emotion recognition metrics: UA, WA, macro-F1, per-class recall, confusion matrix; and
+for emotion dimensions (arousal, valence, dominance) the concordance correlation coefficient,
+Pearson's r and RMSE.
 
 UA (unweighted accuracy) is the mean of the per-class recalls, the field's headline number on
-imbalanced corpora such as IEMOCAP; WA (weighted accuracy) is plain accuracy.
+imbalanced corpora such as IEMOCAP; WA (weighted accuracy) is plain accuracy. CCC (Lin 1989)
+is the dimensional field's headline number: it is 1 only when predictions equal the ratings,
+and, unlike Pearson's r, falls when they are shifted or scaled.
 """
 
 from __future__ import annotations
@@ -76,3 +80,33 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[
         "n": int(len(y_true)),
         "multi_label": True,
     }
+
+
+def ccc(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Concordance correlation coefficient: 2 cov / (var_t + var_p + (mean_t - mean_p)^2)."""
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if len(t) < 2:
+        return 0.0
+    denom = t.var() + p.var() + (t.mean() - p.mean()) ** 2
+    return float(2 * np.mean((t - t.mean()) * (p - p.mean())) / denom) if denom > 0 else 0.0
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
+    """CCC, Pearson's r, RMSE and n of one dimension's predictions; clips without a rating
+    (NaN or None in ``y_true``) are left out."""
+    t = np.array([np.nan if v is None else v for v in y_true], dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    rated = ~np.isnan(t)
+    t, p = t[rated], p[rated]
+    r = 0.0
+    if len(t) > 1 and t.std() > 0 and p.std() > 0:
+        r = float(np.corrcoef(t, p)[0, 1])
+    rmse = float(np.sqrt(np.mean((t - p) ** 2))) if len(t) else 0.0
+    return {"ccc": ccc(t, p), "pearson": r, "rmse": rmse, "n": int(len(t))}
+
+
+def dimension_metrics(y_true: np.ndarray, y_pred: np.ndarray, dimensions: Sequence[str]) -> dict:
+    """``regression_metrics`` of each dimension (``y_true``, ``y_pred``: (N, D))."""
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1, len(dimensions))
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1, len(dimensions))
+    return {d: regression_metrics(y_true[:, i], y_pred[:, i]) for i, d in enumerate(dimensions)}

@@ -45,7 +45,7 @@ from raymer.training.report import TrainSummary, card_facts, epoch_lines
 logger = logging.getLogger(__name__)
 
 MODEL_KEYS = ("hidden_dim", "num_layers", "num_heads", "dropout", "modality", "audio_input")
-MODEL_KEYS += ("temporal_dim", "loss", "multi_label", "audio_norm")
+MODEL_KEYS += ("temporal_dim", "loss", "multi_label", "audio_norm", "targets")
 
 
 def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
@@ -131,9 +131,17 @@ def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
         raise UsageError(
             f"labels {unknown} in the features are not in the configured labels {labels}"
         )
-    missing = sorted(set(cfg.holdout) - set(feature_columns(cfg.features)))
+    present = set(feature_columns(cfg.features))
+    missing = sorted(set(cfg.holdout) - present)
     if missing:
         raise UsageError(f"holdout columns {missing} are not in the features")
+    unrated = [t for t in cfg.targets if t != "label" and t not in present]
+    if unrated:
+        raise UsageError(
+            f"targets {unrated}: the features under {cfg.features} have no such column (a "
+            "manifest column rated -1..1, as `raymer corpus prepare iemocap|msp-podcast` and "
+            "`raymer corpus synth` write; extract again from such a manifest)"
+        )
     return labels
 
 
@@ -147,7 +155,8 @@ def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     fs, path = storage.filesystem(features_path(cfg.features))
     target = target_column(cfg.multi_label)
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
-    columns = list(dict.fromkeys([*base, target, cfg.split_by, *sorted(cfg.holdout)]))
+    dims = [t for t in cfg.targets if t != "label"]
+    columns = list(dict.fromkeys([*base, target, *dims, cfg.split_by, *sorted(cfg.holdout)]))
     columns += [AUGMENT] if AUGMENT in feature_columns(cfg.features) else []
     ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     ds = ds.select_columns(columns)
