@@ -82,11 +82,14 @@ class Heads:
             "needs_audio": self.needs_audio,
             "multi_label": self.multi_label,
             "text_multi_label": self.text_multi_label,
+            "dimensions": spec.dimensions,
+            "text_dimensions": self.text.spec.dimensions if self.text else [],
         }
 
     def score(self, frames: list, tokens: list, clips=None, texts=None, text_only=False):
-        """Scores (N, L): of the main head on frames/tokens (features mode) or audio/text
-        (fine-tune mode), or of the text-only head on tokens."""
+        """Answers (N, L + D): a score per label then a value per emotion dimension, of the
+        main head on frames/tokens (features mode) or audio/text (fine-tune mode), or of
+        the text-only head on tokens."""
         loaded = self.text if text_only else self.main
         if loaded is None:
             raise LookupError("no text-only model is loaded")
@@ -143,12 +146,13 @@ def silent(rule: SpeechRule, sp: SpeechFeatures) -> bool:
 
 @dataclass(frozen=True)
 class Judging:
-    """What ``compose`` needs to know of the checkpoint and the settings: its labels, the
-    long-audio rule (``cutting``) and the no-speech rule."""
+    """What ``compose`` needs to know of the checkpoint and the settings: its labels and
+    emotion dimensions, the long-audio rule (``cutting``) and the no-speech rule."""
 
     labels: list[str]
     needs_audio: bool = False
     multi_label: bool = False
+    dimensions: tuple[str, ...] = ()
     rule: SpeechRule = SpeechRule()
     cutting: SegmentOptions = SegmentOptions()
 
@@ -156,7 +160,7 @@ class Judging:
 async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judging) -> list:
     """Clips -> ``Prediction``s, given the three stages as async callables on lists:
     ``speech([(audio, heard)]) -> [SpeechFeatures]`` (a ``Listener``), ``encode(texts) ->
-    [tokens]`` and ``score(frames, tokens, clips, texts) -> scores (N, L)`` (``Heads``). The
+    [tokens]`` and ``score(frames, tokens, clips, texts) -> answers (N, L + D)`` (``Heads``). The
     in-process ``Inference`` and the split Serve deployments both run this, so their answers
     are the same. Each clip is cut as ``raymer recognize`` cuts it (``split``); every piece
     without speech (``SpeechRule``) gets ``no_speech``, an empty transcript and null
@@ -180,16 +184,16 @@ async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judgi
         for i, sc in zip(spoken, list(found), strict=True):
             scores[i] = sc
     results, at = [], 0
-    labels, multi = judging.labels, judging.multi_label
+    labels, multi, dims = judging.labels, judging.multi_label, judging.dimensions
     for clip, cut in zip(clips, cuts, strict=True):
         parts = [
-            piece(p.index, p.start_s, p.end_s, speech_out[at + k], scores[at + k], labels, multi)
+            piece(p.index, p.start_s, p.end_s, speech_out[at + k], scores[at + k], labels, multi, dims)
             for k, p in enumerate(cut)
-        ]
+        ]  # fmt: skip
         at += len(cut)
         duration = len(clip) / SAMPLE_RATE
         if duration > judging.cutting.segment_over_s:
-            results.append(recording(parts, duration, labels, multi))
+            results.append(recording(parts, duration, labels, multi, dims))
         else:
             (part,) = parts
             results.append(single(part, duration, multi))
@@ -197,10 +201,14 @@ async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judgi
 
 
 def text_results(
-    labels: list[str], texts: list[str], scores: np.ndarray, multi_label: bool = False
+    labels: list[str],
+    texts: list[str],
+    scores: np.ndarray,
+    multi_label: bool = False,
+    dimensions: list[str] | tuple = (),
 ) -> list[dict]:
     return [
-        {"text": text} | judged(labels, sc, multi_label)
+        {"text": text} | judged(labels, sc, multi_label, dimensions)
         for text, sc in zip(texts, scores, strict=True)
     ]
 
@@ -234,6 +242,7 @@ class Inference:
             labels=self.labels,
             needs_audio=self.heads.needs_audio,
             multi_label=self.heads.multi_label,
+            dimensions=tuple(self.heads.main.spec.dimensions),
             rule=self.rule,
             cutting=cutting or SegmentOptions(vad_threshold=self.rule.vad_threshold),
         )
@@ -270,6 +279,7 @@ class Inference:
             texts,
             self.heads.score([], tokens, texts=texts, text_only=True),
             self.heads.text_multi_label,
+            self.heads.text.spec.dimensions if self.heads.text else (),
         )
 
 

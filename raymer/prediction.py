@@ -1,7 +1,9 @@
 """What one piece of audio, or one clip, is found to hold: the typed records every entry
 point answers with. A ``SegmentPrediction``'s fields are the columns of a row ``raymer
 recognize`` writes; a ``Prediction`` is a clip's answer, whose ``to_api`` is the service's
-JSON and the library's result. ``speech_time`` is the one rule for a recording's label."""
+JSON and the library's result. ``speech_time`` is the one rule for a recording's label,
+``speech_means`` for its emotion dimensions (a model trained with ``targets`` beyond the
+label answers ``arousal``, ``valence``, ``dominance`` in -1..1 beside it)."""
 
 from __future__ import annotations
 
@@ -33,9 +35,12 @@ class SegmentPrediction:
     label: str | None
     scores: dict[str, float] | None
     labels: list[str] | None = None  # multi-label models: every label over 0.5
+    # a model with emotion dimensions: each one's value (None where no speech); else None
+    dimensions: dict[str, float | None] | None = None
 
     def columns(self, labels: list[str], multi_label: bool) -> dict:
-        """The row ``raymer recognize`` writes (but the recording's ``id``/``path``)."""
+        """The row ``raymer recognize`` writes (but the recording's ``id``/``path``): a
+        column per dimension too (``arousal``, ...) for a model with them."""
         row = {
             k: getattr(self, k)
             for k in ("segment", "start_s", "end_s", "speech_s", "transcript", "language")
@@ -45,7 +50,7 @@ class SegmentPrediction:
             row[f"score_{lab}"] = self.scores[lab] if self.scores is not None else None
         if multi_label:
             row["labels"] = self.labels
-        return row
+        return row | (self.dimensions or {})
 
     def to_api(self, multi_label: bool) -> dict:
         """A segment of the service's answer (``segments[i]``)."""
@@ -55,7 +60,7 @@ class SegmentPrediction:
             "text": self.transcript,
             "speech_s": _r(self.speech_s, 3),
             "no_speech": self.no_speech,
-        } | _judged(self.scores, self.label, self.labels, multi_label)
+        } | _judged(self.scores, self.label, self.labels, multi_label, self.dimensions)
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Prediction:
     long: bool = False
     shares: dict[str, float] | None = None
     multi_label: bool = False
+    dimensions: dict[str, float | None] | None = None  # long: the pieces' speech_means
 
     def to_api(self) -> dict:
         """The service's JSON answer (``/v1/recognize``); ``segments`` for long audio only."""
@@ -85,7 +91,7 @@ class Prediction:
             "duration_s": round(self.duration_s, 3),
             "speech_s": _r(self.speech_s, 3),
             "no_speech": self.no_speech,
-        } | _judged(self.scores, self.label, self.labels, self.multi_label)
+        } | _judged(self.scores, self.label, self.labels, self.multi_label, self.dimensions)
         if self.shares is not None:
             out["shares"] = {lab: round(s, 6) for lab, s in self.shares.items()}
         if self.long:
@@ -93,24 +99,50 @@ class Prediction:
         return out
 
 
-def _judged(scores, label, labels, multi_label: bool) -> dict:
+def _judged(scores, label, labels, multi_label: bool, dimensions=None) -> dict:
     out = {
         "emotions": None if scores is None else {k: _r(v) for k, v in scores.items()},
         "label": label,
     }
     if multi_label:
         out["labels"] = labels
+    if dimensions is not None:
+        out["dimensions"] = {k: _r(v) for k, v in dimensions.items()}
     return out
 
 
-def judged(labels: list[str], scores: np.ndarray | None, multi_label: bool = False) -> dict:
+def outputs(
+    values: np.ndarray | None, labels: list[str], dimensions: list[str] | tuple = ()
+) -> tuple[np.ndarray | None, dict[str, float | None] | None]:
+    """A model's answers on one item (``batches.scores_of``: a score per label, then a value
+    per dimension) -> the label scores and the named dimensions (each None where
+    ``values`` is None: no speech; the dict None for a model without dimensions)."""
+    if not dimensions:
+        return values, None
+    if values is None:
+        return None, dict.fromkeys(dimensions)
+    values = np.asarray(values)
+    n = len(labels)
+    named = {d: float(v) for d, v in zip(dimensions, values[n:], strict=True)}
+    return values[:n], named
+
+
+def judged(
+    labels: list[str],
+    scores: np.ndarray | None,
+    multi_label: bool = False,
+    dimensions: list[str] | tuple = (),
+) -> dict:
     """A score per label and the top label; a multi-label model adds ``labels``: every label
-    whose score passes 0.5 (possibly none). No scores (no speech): all of them null."""
+    whose score passes 0.5 (possibly none), a model with ``dimensions`` their values
+    (``scores``: a model's answers, as ``outputs`` reads them). No scores (no speech): all
+    of them null."""
+    scores, dims = outputs(scores, labels, dimensions)
     if scores is None:
-        return _judged(None, None, None, multi_label)
+        return _judged(None, None, None, multi_label, dims)
     named = {lab: float(s) for lab, s in zip(labels, scores, strict=True)}
     on = labels_on(labels, scores) if multi_label else None
-    return _judged(named, top_label(labels, scores), on, multi_label)
+    return _judged(named, top_label(labels, scores), on, multi_label, dims)
 
 
 def piece(
@@ -121,9 +153,12 @@ def piece(
     scores: np.ndarray | None,
     labels: list[str],
     multi_label: bool,
+    dimensions: list[str] | tuple = (),
 ) -> SegmentPrediction:
-    """One piece's answer from Whisper's output and the head's scores (None: no speech)."""
+    """One piece's answer from Whisper's output and the model's answers (None: no speech;
+    a score per label, then a value per dimension, as ``outputs`` reads them)."""
     spoken = scores is not None
+    scores, dims = outputs(scores, labels, dimensions)
     return SegmentPrediction(
         segment=segment,
         start_s=float(start_s),
@@ -136,6 +171,7 @@ def piece(
         label=top_label(labels, scores) if spoken else None,
         scores={lab: float(s) for lab, s in zip(labels, scores, strict=True)} if spoken else None,
         labels=labels_on(labels, list(scores)) if spoken and multi_label else None,
+        dimensions=dims,
     )
 
 
@@ -155,6 +191,23 @@ def speech_time(
     return max(seconds, key=seconds.get), {lab: s / total for lab, s in seconds.items()}
 
 
+def speech_means(
+    dimensions: list[str] | tuple, spans: list[tuple[dict | None, float]]
+) -> dict[str, float | None] | None:
+    """A recording's emotion dimensions from its pieces' ``(dimensions, seconds)``: each
+    one's mean over the pieces with speech, weighted by their length (as ``speech_time``
+    weighs the labels); None each without speech, None for a model without dimensions.
+    ``raymer recognize``'s recordings and the service's long answers both use it."""
+    if not dimensions:
+        return None
+    out: dict[str, float | None] = {}
+    for d in dimensions:
+        rated = [(v[d], s) for v, s in spans if v is not None and v.get(d) is not None]
+        total = sum(s for _, s in rated)
+        out[d] = sum(x * s for x, s in rated) / total if rated and total > 0 else None
+    return out
+
+
 def single(part: SegmentPrediction, duration: float, multi_label: bool) -> Prediction:
     """A clip of one piece (up to ``segment_over_s``): the piece's answer is the clip's."""
     return Prediction(
@@ -168,15 +221,21 @@ def single(part: SegmentPrediction, duration: float, multi_label: bool) -> Predi
         labels=part.labels,
         segments=[part],
         multi_label=multi_label,
+        dimensions=part.dimensions,
     )
 
 
 def recording(
-    pieces: list[SegmentPrediction], duration: float, labels: list[str], multi_label: bool
+    pieces: list[SegmentPrediction],
+    duration: float,
+    labels: list[str],
+    multi_label: bool,
+    dimensions: list[str] | tuple = (),
 ) -> Prediction:
     """A long clip's answer from its pieces, as ``raymer recognize``'s recordings row."""
     spoken = [p for p in pieces if not p.no_speech]
     label, shares = speech_time(labels, [(p.label, p.end_s - p.start_s) for p in pieces])
+    dims = speech_means(dimensions, [(p.dimensions, p.end_s - p.start_s) for p in spoken])
     scores = None
     if spoken:
         weights = np.array([p.end_s - p.start_s for p in spoken])
@@ -196,4 +255,5 @@ def recording(
         long=True,
         shares=shares,
         multi_label=multi_label,
+        dimensions=dims,
     )

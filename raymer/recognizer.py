@@ -46,7 +46,10 @@ class Recognizer:
       ``start``, ``end``, ``text``, ``speech_s``, ``no_speech``, ``label`` and ``emotions``
       (else empty); the recording's ``label`` is then the one with the most speech time
       (``shares``: each label's share of it) and its ``emotions`` the segments' scores
-      weighted by their length.
+      weighted by their length;
+    - ``dimensions`` (a model trained with emotion dimensions): ``{"arousal": ..., "valence":
+      ...}`` in -1..1 (``None`` values without speech), per segment too; a recording's are
+      its segments' values weighted by their length, as ``raymer recognize`` writes them.
 
     A text is scored by the checkpoint's text-only model (a ``raymer compare`` output has
     one, a text checkpoint is one); its result has ``transcript`` = the text.
@@ -214,6 +217,8 @@ def _judged(r: dict) -> dict:
     out = {"label": r["label"], "emotions": _emotions(r["emotions"])}
     if "labels" in r:
         out["labels"] = r["labels"] or []
+    if "dimensions" in r:
+        out["dimensions"] = r["dimensions"]
     return out
 
 

@@ -1,5 +1,5 @@
-"""PNG plots of ``raymer recognize`` (matplotlib, Agg): a recording's emotion over time, and
-the label shares over a corpus."""
+"""PNG plots of ``raymer recognize`` (matplotlib, Agg): a recording's timeline, and the label
+shares over a corpus."""
 
 from __future__ import annotations
 
@@ -23,35 +23,48 @@ def _png(fig, plt) -> bytes:
     return buffer.getvalue()
 
 
-def timeline_png(rows: list[dict], labels: list[str]) -> bytes:
-    """One recording's segments (prediction rows, in order): a band per segment coloured by
-    its label (grey without speech), each label's score as a line, and the first words of
-    each segment's transcript."""
+def timeline_png(rows: list[dict], labels: list[str], dimensions: list[str] = ()) -> bytes:
+    """One recording's timeline (prediction rows, in order): time on x; a band per segment
+    coloured by its label (grey without speech) with the first words of its transcript
+    under it; below, the emotion dimensions over time (arousal, valence, ...: -1..1) for a
+    model that has them, else each label's score."""
+    from matplotlib.patches import Patch
+
     plt = _figure()
     colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
     fig, (band, lines) = plt.subplots(
-        2, 1, figsize=(12, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 3]}
+        2, 1, figsize=(12, 5), sharex=True, gridspec_kw={"height_ratios": [1.4, 3]}
     )
     for r in rows:
         colour = colours.get(r["label"], (0.8, 0.8, 0.8, 1.0))
-        band.axvspan(r["start_s"], r["end_s"], color=colour, alpha=0.9)
-        words = textwrap.shorten(r.get("transcript") or "", 28, placeholder="…")
-        if words:
+        band.axvspan(r["start_s"], r["end_s"], ymin=0.45, ymax=1.0, color=colour, alpha=0.9)
+        words = textwrap.shorten(r.get("transcript") or "", 30, placeholder="…")
+        if words:  # under the band
             mid = (r["start_s"] + r["end_s"]) / 2
-            band.text(mid, 0.5, words, ha="center", va="center", fontsize=7, rotation=12)
+            band.text(mid, 0.22, words, ha="center", va="center", fontsize=7, rotation=8)
+    band.set_ylim(0, 1)
     band.set_yticks([])
-    band.set_title(f"{rows[0]['id']}: emotion over time (grey: no speech)")
+    present = [lab for lab in labels if any(r["label"] == lab for r in rows)]
+    band.legend(
+        handles=[Patch(color=colours[lab], label=lab) for lab in present],
+        loc="upper right", fontsize=7, ncols=max(1, len(present)),
+    )  # fmt: skip
+    band.set_title(f"{rows[0]['id']}: timeline (grey: no speech)")
     mids = [(r["start_s"] + r["end_s"]) / 2 for r in rows]
-    for lab in labels:
-        scores = [r.get(f"score_{lab}") for r in rows]
-        points = [(m, s) for m, s in zip(mids, scores, strict=True) if s is not None]
+    series = [(d, d) for d in dimensions] or [(lab, f"score_{lab}") for lab in labels]
+    for i, (name, column) in enumerate(series):
+        points = [(m, r.get(column)) for m, r in zip(mids, rows, strict=True)]
+        points = [(m, v) for m, v in points if v is not None]
         if points:
             xs, ys = zip(*points, strict=True)
-            lines.plot(xs, ys, marker="o", color=colours[lab], label=lab)
-    lines.set_ylim(0, 1)
+            colour = plt.cm.Dark2(i % 8) if dimensions else colours[name]
+            lines.plot(xs, ys, marker="o", color=colour, label=name)
+    if dimensions:
+        lines.axhline(0.0, color="0.7", linewidth=0.8)
+    lines.set_ylim(*((-1.05, 1.05) if dimensions else (0, 1)))
     lines.set_xlabel("time (s)")
-    lines.set_ylabel("score")
-    lines.legend(loc="upper right", fontsize=8, ncols=min(len(labels), 6))
+    lines.set_ylabel("value (-1..1)" if dimensions else "score")
+    lines.legend(loc="upper right", fontsize=8, ncols=min(len(series), 6))
     fig.tight_layout()
     return _png(fig, plt)
 

@@ -226,7 +226,7 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
 
     _check_room(cfg)
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
-    reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels}
+    reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels} | set(spec.dimensions)
     inputs = read_inputs(cfg.input, out["inputs"], frozenset(reserved))
     layout = Layout(
         predictions=out["predictions"],
@@ -236,6 +236,7 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         run_id=run_id,
         plots=out["plots"] if plots else None,
         labels=tuple(spec.labels),
+        dimensions=tuple(spec.dimensions),
         staged=staged_schema(spec, inputs.carried),
     )
     storage.makedirs(layout.pending)

@@ -47,6 +47,7 @@ def prediction_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema
         ("no_speech_prob", pa.float64()),
         ("label", pa.string()),
         *[(f"score_{lab}", pa.float64()) for lab in spec.labels],
+        *[(d, pa.float64()) for d in spec.dimensions],  # arousal, valence, ...: -1..1
     ]
     if spec.multi_label:
         fields.append(("labels", pa.list_(pa.string())))
@@ -205,7 +206,7 @@ class EmotionStage:
         start, end = row.get("start_s"), row.get("end_s")
         answer = piece(
             row["segment"], start or 0.0, end or 0.0, heard, row.get("scores"),
-            self.spec.labels, self.spec.multi_label,
+            self.spec.labels, self.spec.multi_label, self.spec.dimensions,
         )  # fmt: skip
         record = {"id": row.get("id"), "path": row.get("path")}
         record |= answer.columns(self.spec.labels, self.spec.multi_label)
@@ -244,17 +245,20 @@ class EmotionStage:
         pq.write_table(table, path, filesystem=fs)
 
 
-def recording_row(rows: list[dict], labels: list[str], plots_uri: str | None) -> dict:
+def recording_row(
+    rows: list[dict], labels: list[str], plots_uri: str | None, dimensions: list[str] = ()
+) -> dict:
     """All the segments of one recording -> its summary row: length, segments, speech the
     VAD heard, the label with the most speech time and each label's share
-    (``prediction.speech_time``, as the service's answer for long audio); and with
-    ``plots_uri`` its emotion-over-time plot (more than one segment)."""
-    from raymer.prediction import speech_time
+    (``prediction.speech_time``, as the service's answer for long audio), each emotion
+    dimension's mean weighted by speech time (``prediction.speech_means``); and with
+    ``plots_uri`` its timeline plot (more than one segment)."""
+    from raymer.prediction import speech_means, speech_time
 
     rows = sorted(rows, key=lambda r: r["segment"])
-    label, shares = speech_time(
-        labels, [(r["label"], r["end_s"] - r["start_s"]) for r in rows if not r["no_speech"]]
-    )
+    spoken = [r for r in rows if not r["no_speech"]]
+    label, shares = speech_time(labels, [(r["label"], r["end_s"] - r["start_s"]) for r in spoken])
+    dims = speech_means(dimensions, [(r, r["end_s"] - r["start_s"]) for r in spoken]) or {}
     ends = [r["end_s"] for r in rows] + [r["duration_s"] or 0.0 for r in rows]
     record = {
         "id": rows[0]["id"],
@@ -267,15 +271,16 @@ def recording_row(rows: list[dict], labels: list[str], plots_uri: str | None) ->
     }
     for lab in labels:
         record[f"share_{lab}"] = shares[lab] if shares else None
+    record |= dims
     if plots_uri and len(rows) > 1:
         from raymer.pipeline.plots import timeline_png
 
         name = record["id"].replace("/", "__") + ".png"
-        storage.write_bytes(storage.join(plots_uri, name), timeline_png(rows, labels))
+        storage.write_bytes(storage.join(plots_uri, name), timeline_png(rows, labels, dimensions))
     return record
 
 
-def recording_schema(labels: list[str]) -> pa.Schema:
+def recording_schema(labels: list[str], dimensions: list[str] = ()) -> pa.Schema:
     return pa.schema(
         [
             ("id", pa.string()),
@@ -286,5 +291,6 @@ def recording_schema(labels: list[str]) -> pa.Schema:
             ("label", pa.string()),
             ("run_id", pa.string()),  # the run that wrote it
             *[(f"share_{lab}", pa.float64()) for lab in labels],
+            *[(d, pa.float64()) for d in dimensions],
         ]
     )

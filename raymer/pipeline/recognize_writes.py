@@ -117,6 +117,7 @@ class Layout:
     plots: str | None  # None: no plots
     labels: tuple[str, ...]
     staged: pa.Schema  # the emotion stage's rows (``recognize_stages.staged_schema``)
+    dimensions: tuple[str, ...] = ()  # the model's emotion dimensions (none: labels only)
 
     @property
     def prediction_schema(self) -> pa.Schema:
@@ -161,14 +162,15 @@ def _commit(done: list[list[dict]], stem: str, layout: Layout) -> Totals:
     """Whole recordings -> ``predictions/STEM.parquet``, then ``recordings/STEM.parquet``
     (the commit, its totals in the footer)."""
     labels = list(layout.labels)
-    records = [recording_row(segments, labels, layout.plots) for segments in done]
+    dims = list(layout.dimensions)
+    records = [recording_row(segments, labels, layout.plots, dims) for segments in done]
     totals = Totals.of(records, labels)
     predictions = [r for segments in done for r in segments]
     _write(
         predictions, layout.prediction_schema, storage.join(layout.predictions, stem + ".parquet")
     )
     metadata = {TOTALS_KEY: json.dumps(asdict(totals)).encode()}
-    schema = recording_schema(labels).with_metadata(metadata)
+    schema = recording_schema(labels, dims).with_metadata(metadata)
     _write(records, schema, storage.join(layout.recordings, stem + ".parquet"))  # the commit
     return totals
 

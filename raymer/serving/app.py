@@ -190,7 +190,9 @@ class Api:
         if self.split is None:
             return await self.model.recognize_text.remote(text)
         info = await self._models()
-        return await self.split.recognize_text(text, info["labels"], info["text_multi_label"])
+        return await self.split.recognize_text(
+            text, info["labels"], info["text_multi_label"], info["text_dimensions"]
+        )
 
     async def _ask(self, work):
         """Model work bounded by the request timeout; overload, timeouts and a replica that
@@ -251,9 +253,13 @@ class Api:
         "application/octet-stream) or as a multipart form field named `file`. Returns the "
         "transcript, language, duration, a score per label, the top label, and for audio over "
         "segment.segment_over_s the segments `raymer recognize` cuts it into (at its pauses), each "
-        "with its own scores; the label is then the one with the most speech time.",
+        "with its own scores; the label is then the one with the most speech time. A model "
+        "trained with emotion dimensions (targets: arousal, valence, dominance) answers them "
+        "too (`dimensions`, -1..1; a long recording's are its segments' means weighted by "
+        "their speech time).",
         openapi_extra={"requestBody": ingress.AUDIO_BODY},
         responses=ingress.responses(
+            ingress.RECOGNITION_SCHEMA,
             _400="empty upload, or a multipart body without a `file` field",
             _408="the upload did not arrive within upload_timeout_s",
             _413="upload, or audio, over the limits",

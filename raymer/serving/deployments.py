@@ -211,6 +211,7 @@ class SplitStages:
                 labels=info["labels"],
                 needs_audio=info["needs_audio"],
                 multi_label=info["multi_label"],
+                dimensions=tuple(info["dimensions"]),
                 rule=rule,
                 cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
             )
@@ -219,7 +220,9 @@ class SplitStages:
             return ItemError(str(err))
         return results[0].to_api()
 
-    async def recognize_text(self, text: str, labels: list[str], multi_label: bool) -> dict:
+    async def recognize_text(
+        self, text: str, labels: list[str], multi_label: bool, dimensions: list[str]
+    ) -> dict:
         from raymer.inference import text_results
 
         tokens = await self.text.run.remote(text)
@@ -228,4 +231,4 @@ class SplitStages:
         scores = await self.head.score.remote((None, tokens, None, text, True))
         if isinstance(scores, ItemError):
             return scores
-        return text_results(labels, [text], np.asarray([scores]), multi_label)[0]
+        return text_results(labels, [text], np.asarray([scores]), multi_label, dimensions)[0]

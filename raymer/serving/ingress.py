@@ -62,6 +62,50 @@ AUDIO_BODY = {
         },
     },
 }
+_NUMBERS = {"type": "object", "additionalProperties": {"type": "number", "nullable": True}}
+_JUDGED = {
+    "label": {"type": "string", "nullable": True, "description": "top label (null: no speech)"},
+    "emotions": {**_NUMBERS, "description": "a score per label (null: no speech)"},
+    "dimensions": {
+        **_NUMBERS,
+        "description": "a model trained with targets beyond the label: arousal, valence, "
+        "dominance in -1..1 (absent for other models; values null without speech)",
+    },
+}
+RECOGNITION_SCHEMA = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "transcript": {"type": "string"},
+                "language": {"type": "string", "nullable": True},
+                "duration_s": {"type": "number"},
+                "speech_s": {"type": "number", "nullable": True},
+                "no_speech": {"type": "boolean"},
+                **_JUDGED,
+                "shares": {**_NUMBERS, "description": "long audio: each label's speech share"},
+                "segments": {
+                    "type": "array",
+                    "description": "long audio only: its segments, in order",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "start": {"type": "number"},
+                            "end": {"type": "number"},
+                            "text": {"type": "string"},
+                            "speech_s": {"type": "number", "nullable": True},
+                            "no_speech": {"type": "boolean"},
+                            **_JUDGED,
+                        },
+                    },
+                },
+                "models": {"type": "object"},
+                "checkpoint": {"type": "string", "nullable": True},
+            },
+            "required": ["transcript", "duration_s", "no_speech", "label", "emotions"],
+        }
+    }
+}
 ERROR_SCHEMA = {
     "application/json": {
         "schema": {
@@ -73,18 +117,20 @@ ERROR_SCHEMA = {
 }
 
 
-def responses(**codes: str) -> dict:
-    """OpenAPI answers of a route: the ones given, and those any /v1 route may give."""
+def responses(ok: dict | None = None, **codes: str) -> dict:
+    """OpenAPI answers of a route: the ones given, and those any /v1 route may give (with
+    ``ok``, the content of its 200 answer)."""
     common = {
         "401": "missing or wrong bearer token",
         "500": "the model failed on this input",
         "503": "at capacity, or no model replica is up; retry",
         "504": "timed out",
     }
-    return {
+    out = {
         int(code): {"description": text, "content": ERROR_SCHEMA}
         for code, text in (common | {k.lstrip("_"): v for k, v in codes.items()}).items()
     }
+    return ({200: {"description": "the answer", "content": ok}} if ok else {}) | out
 
 
 def error(status: int, message: str) -> JSONResponse:

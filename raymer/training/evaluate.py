@@ -1,7 +1,9 @@
 """``raymer evaluate``: score a trained checkpoint on extracted features with labels.
 
-Writes ``metrics.json`` (ua, wa, macro_f1, per_class, confusion), ``predictions.parquet``
-(one row per clip: id, label, predicted, a score per label, the manifest's other columns),
+Writes ``metrics.json`` (ua, wa, macro_f1, per_class, confusion; for a model with emotion
+dimensions, ``dimensions``: CCC, Pearson's r, RMSE and n of each), ``predictions.parquet``
+(one row per clip: id, label, predicted, a score per label, ``predicted_<dimension>``, the
+manifest's other columns),
 ``report.md`` and ``confusion.png``. (``raymer train`` writes ``training_curves.png``.)
 """
 
@@ -21,7 +23,11 @@ from raymer.errors import RunError, UsageError
 from raymer.extras import can_plot
 from raymer.schema import AUGMENT
 from raymer.training.data import feature_files
-from raymer.training.metrics import classification_metrics, multilabel_metrics
+from raymer.training.metrics import (
+    classification_metrics,
+    multilabel_metrics,
+    regression_metrics,
+)
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
 
@@ -78,19 +84,24 @@ class Selection:
         return kept
 
 
-def _records(table: pa.Table, scores, spec: ModelSpec) -> list[dict]:
-    """One prediction row per clip: its own columns, ``predicted``, ``score_<label>`` (and
-    ``predicted_labels`` for a multi-label model)."""
-    labels = spec.labels
-    carried = [c for c in table.column_names if c not in FEATURE_COLUMNS]
-    rows = []
-    for i, record in enumerate(table.select(carried).to_pylist()):
-        record["predicted"] = labels[int(scores[i].argmax())]
-        if spec.multi_label:
-            record["predicted_labels"] = labels_on(labels, scores[i].tolist())
-        record.update({f"score_{lab}": float(scores[i, j]) for j, lab in enumerate(labels)})
-        rows.append(record)
-    return rows
+def predictions_of(table: pa.Table, scores: np.ndarray, spec: ModelSpec) -> pa.Table:
+    """Feature rows and the model's answers on them (``scores_of``: a score per label, then a
+    value per dimension) -> prediction rows: the rows' own columns (their types kept, so
+    every part of an output has one schema), ``predicted``, ``predicted_labels`` (a
+    multi-label model), ``score_<label>`` and ``predicted_<dimension>`` (a model with
+    dimensions; the clip's own rating, where it has one, stays in ``<dimension>``)."""
+    labels, n = spec.labels, len(spec.labels)
+    out = table.select([c for c in table.column_names if c not in FEATURE_COLUMNS])
+    top = [labels[int(i)] for i in scores[:, :n].argmax(1)] if len(scores) else []
+    out = out.append_column("predicted", pa.array(top, pa.string()))
+    if spec.multi_label:
+        on = [labels_on(labels, row[:n].tolist()) for row in scores]
+        out = out.append_column("predicted_labels", pa.array(on, pa.list_(pa.string())))
+    for j, lab in enumerate(labels):
+        out = out.append_column(f"score_{lab}", pa.array(scores[:, j], pa.float64()))
+    for j, dim in enumerate(spec.dimensions):
+        out = out.append_column(f"predicted_{dim}", pa.array(scores[:, n + j], pa.float64()))
+    return out
 
 
 def norm_stats(spec: ModelSpec, features: str):
@@ -142,7 +153,7 @@ def predict_table(
     """
     where = dict(where or {}) | ({"speaker": list(speakers)} if speakers else {})
     selection = Selection(spec, {k: set(v) for k, v in where.items()}, labelled_only)
-    collate, rows = Collate(spec, norm_stats(spec, features) if speaker_stats else None), []
+    collate, parts = Collate(spec, norm_stats(spec, features) if speaker_stats else None), []
     for path in feature_files(features):
         fs, inner = storage.filesystem(path)
         for batch in pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=batch_size):
@@ -152,9 +163,9 @@ def predict_table(
             if keep:
                 table = table.take(pa.array(keep, type=pa.int64()))
                 scores = scores_of(model, collate, model_batch(collate, table))
-                rows += _records(table, scores.numpy(), spec)
-    refusals(selection, features, where, bool(rows))
-    table = pa.Table.from_pylist(rows)
+                parts.append(predictions_of(table, scores.numpy(), spec))
+    refusals(selection, features, where, bool(parts))
+    table = pa.concat_tables(parts, promote_options="permissive")
     return table.replace_schema_metadata({"unlabelled": str(selection.unlabelled)})
 
 
@@ -196,6 +207,8 @@ def evaluate(
         "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
         "speaker_stats": speaker_stats and spec.audio_norm == "speaker",
     }
+    if spec.dimensions:
+        metrics["dimensions"] = dimension_scores(predictions, spec.dimensions)
     if by and not spec.multi_label:
         metrics["by"] = breakdown(predictions, labels, by, features)
     _save(output, predictions, "metrics.json", metrics)
@@ -205,6 +218,20 @@ def evaluate(
 
         storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
     return metrics
+
+
+def dimension_scores(predictions: pa.Table, dimensions: list[str]) -> dict:
+    """CCC, Pearson's r, RMSE and n of each dimension, on the clips rated for it (a clip's
+    rating is its ``<dimension>`` column; none: that dimension's n is 0)."""
+    out = {}
+    for dim in dimensions:
+        pred = predictions.column(f"predicted_{dim}").to_numpy(zero_copy_only=False)
+        if dim in predictions.column_names:
+            true = predictions.column(dim).cast(pa.float64()).to_pylist()
+        else:
+            true = [None] * len(pred)
+        out[dim] = regression_metrics(true, pred)
+    return out
 
 
 def breakdown(predictions: pa.Table, labels: list[str], by: list[str], features: str) -> dict:
@@ -244,6 +271,17 @@ def _save(output: str, predictions: pa.Table, name: str, summary: dict) -> None:
     pq.write_table(predictions, path, filesystem=fs)
 
 
+def dimension_lines(dimensions: dict | None) -> list[str]:
+    """A report's table of the emotion dimensions' scores (none: no lines)."""
+    if not dimensions:
+        return []
+    lines = ["", "| dimension | CCC | Pearson r | RMSE | n |", "| --- | --- | --- | --- | --- |"]
+    return lines + [
+        f"| {d} | {v['ccc']:.3f} | {v['pearson']:.3f} | {v['rmse']:.3f} | {v['n']} |"
+        for d, v in dimensions.items()
+    ]
+
+
 def report_markdown(m: dict) -> str:
     lines = [
         f"# Evaluation: {m['modality']} model ({m.get('mode', 'features')} mode)",
@@ -264,6 +302,7 @@ def report_markdown(m: dict) -> str:
         f"| {lab} | {v['recall']:.3f} | {v['precision']:.3f} | {v['f1']:.3f} | {v['support']} |"
         for lab, v in m["per_class"].items()
     ]
+    lines += dimension_lines(m.get("dimensions"))
     if m.get("multi_label"):
         return (
             "\n".join(

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from raymer import checkpoint, storage
 from raymer.batches import Collate, LoadedModel, has_target
-from raymer.checkpoint import ModelSpec, labels_on, target_column
+from raymer.checkpoint import ModelSpec, target_column
 from raymer.errors import UsageError
 from raymer.runtime import READ_ARGS
 from raymer.training.evaluate import (
@@ -25,6 +25,7 @@ from raymer.training.evaluate import (
     Selection,
     model_batch,
     norm_stats,
+    predictions_of,
     refusals,
 )
 
@@ -59,25 +60,10 @@ class Scorer:
         small = table.drop_columns([c for c in FEATURE_COLUMNS if c in table.column_names])
         keep = selection.keep(small.to_pylist())
         table = table.take(pa.array(keep, type=pa.int64()))
-        scores = np.zeros((0, len(self.spec.labels)), dtype=np.float32)
+        scores = np.zeros((0, len(self.spec.labels) + len(self.spec.dimensions)), np.float32)
         if keep:
             scores = self.model.scores(model_batch(self.model.collate, table)).numpy()
         return predictions_of(table, scores, self.spec)
-
-
-def predictions_of(table: pa.Table, scores: np.ndarray, spec: ModelSpec) -> pa.Table:
-    """Feature rows and their scores -> prediction rows; the carried columns keep their
-    types, so every part of the output has one schema."""
-    labels = spec.labels
-    out = table.select([c for c in table.column_names if c not in FEATURE_COLUMNS])
-    top = [labels[int(i)] for i in scores.argmax(1)] if len(scores) else []
-    out = out.append_column("predicted", pa.array(top, pa.string()))
-    if spec.multi_label:
-        on = [labels_on(labels, row.tolist()) for row in scores]
-        out = out.append_column("predicted_labels", pa.array(on, pa.list_(pa.string())))
-    for j, lab in enumerate(labels):
-        out = out.append_column(f"score_{lab}", pa.array(scores[:, j], pa.float64()))
-    return out
 
 
 def counts(table: pa.Table, labels: list[str], target: str) -> pa.Table:
