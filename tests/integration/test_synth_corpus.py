@@ -19,7 +19,10 @@ def test_corpus_files_and_manifest_are_reproducible(tmp_path):
     assert m1.read_text() == m2.read_text()
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     rows = list(csv.DictReader(m1.open()))
-    assert list(rows[0]) == ["path", "id", "label", "text", "speaker", "clip_type", "template"]
+    assert list(rows[0]) == [
+        "path", "id", "label", "text", "speaker", "clip_type", "template",
+        "intensity", "arousal", "valence",
+    ]  # fmt: skip
     assert len(rows) == 6 and all((m1.parent / r["path"]).is_file() for r in rows)
 
 

@@ -78,3 +78,32 @@ def test_recording_conditions_are_a_setup_per_speaker_and_noise_per_clip():
     assert len({s.condition.snr_db for s in varied}) > 10  # noise is the clip's own
     heldout = plan_corpus(12, seed=3, speakers=6, voices="heldout", conditions="varied")
     assert all(s.condition is not None for s in heldout)
+
+
+def test_dimensions_follow_the_emotion_and_the_intensity_rendered_in_the_voice():
+    """Arousal and valence are the emotion's circumplex point times the clip's intensity,
+    and the same intensity sets how far the voice departs from neutral: a model can learn
+    them from the voice (and the words), not from a draw it cannot hear."""
+    import numpy as np
+
+    from raymer.corpora.synth import CIRCUMPLEX, INTENSITY, dimensions_of
+
+    specs = plan_corpus(600, seed=2, speakers=8)
+    assert specs == plan_corpus(600, seed=2, speakers=8)
+    for s in specs:
+        assert INTENSITY[0] <= s.intensity <= INTENSITY[1]
+        assert -1 <= s.arousal <= 1 and -1 <= s.valence <= 1
+        a, v = CIRCUMPLEX[s.label]
+        assert abs(s.arousal - a * s.intensity) < 0.25 and abs(s.valence - v * s.intensity) < 0.25
+        if s.label == "neutral":
+            assert abs(s.arousal) < 0.25 and abs(s.valence) < 0.25
+    for label, sign in (("angry", 1), ("sad", -1)):
+        voiced = [s for s in specs if s.label == label and s.clip_type != "text_cue"]
+        k = np.array([s.intensity for s in voiced])
+        gain = np.array([s.prosody.gain_db for s in voiced])
+        arousal = np.array([s.arousal for s in voiced])
+        assert sign * np.corrcoef(k, gain)[0, 1] > 0.7  # anger louder, sadness softer
+        assert np.corrcoef(gain, arousal)[0, 1] > 0.6  # the louder, the more aroused
+    # the intensity draw is the clip's own: the rest of the plan (words, voices) is unchanged
+    assert dimensions_of("angry", 2, specs[1].id) == dimensions_of("angry", 2, specs[1].id)
+    assert [s.text for s in specs[:50]] == [s.text for s in plan_corpus(50, seed=2, speakers=8)]
