@@ -20,7 +20,8 @@ METRICS = (("ua", "UA"), ("wa", "WA"), ("macro_f1", "macro-F1"))
 @dataclass
 class CardFacts:
     """What a card says beyond the spec. ``metrics``: split name (``validation``,
-    ``test: held-out speakers``...) -> {"ua", "wa", "macro_f1", "n"}."""
+    ``test: held-out speakers``...) -> {"ua", "wa", "macro_f1", "n"} (and for a model with
+    emotion dimensions ``dimensions``: {name: {"ccc", ...}}, as evaluate writes them)."""
 
     features: str | None = None
     train_clips: int | None = None
@@ -35,8 +36,9 @@ class CardFacts:
 
 def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
     """The card's Markdown; ``where``: the folder named in the usage lines."""
+    columns = _columns(spec)
     scores = {
-        split: {k: round(float(m[k]), 4) for k, _ in METRICS if m.get(k) is not None}
+        split: {k: round(float(v), 4) for k, _ in columns if (v := _value(m, k)) is not None}
         | ({"n": int(m["n"])} if m.get("n") is not None else {})
         for split, m in facts.metrics.items()
     }
@@ -45,11 +47,22 @@ def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
             *_front(spec, facts, scores),
             *_about(spec),
             *_training(facts),
-            *_metrics(scores),
+            *_metrics(scores, columns),
             *_inputs(spec),
             *_use(where),
         ]
     )
+
+
+def _columns(spec: ModelSpec) -> list[tuple[str, str]]:
+    """The scores a card shows: UA, WA, macro-F1, and the CCC of each dimension."""
+    return [*METRICS, *((f"ccc_{d}", f"CCC {d}") for d in spec.dimensions)]
+
+
+def _value(metrics: dict, key: str) -> float | None:
+    if key.startswith("ccc_"):
+        return metrics.get("dimensions", {}).get(key[4:], {}).get("ccc")
+    return metrics.get(key)
 
 
 def _front(spec: ModelSpec, facts: CardFacts, scores: dict) -> list[str]:
@@ -63,6 +76,7 @@ def _front(spec: ModelSpec, facts: CardFacts, scores: dict) -> list[str]:
         "modality": spec.modality,
         "mode": spec.mode,
         "labels": list(spec.labels),
+        "targets": list(spec.targets),
         "multi_label": spec.multi_label,
         "metrics": scores,
     }
@@ -92,6 +106,20 @@ def _about(spec: ModelSpec) -> list[str]:
         f"{len(spec.labels)} labels, in output order: {', '.join(spec.labels)}. {rule} "
         f"Scores: {scores} of the logits.",
         "",
+        *_dimensions(spec),
+    ]
+
+
+def _dimensions(spec: ModelSpec) -> list[str]:
+    if not spec.dimensions:
+        return []
+    return [
+        "## Dimensions",
+        "",
+        f"Also answers {', '.join(spec.dimensions)} in -1..1 (a regression head on the same "
+        "fusion body, trained with 1 - CCC); a long recording's are its segments' values "
+        "weighted by their speech time.",
+        "",
     ]
 
 
@@ -110,15 +138,15 @@ def _training(facts: CardFacts) -> list[str]:
     return [*lines, ""]
 
 
-def _metrics(scores: dict) -> list[str]:
+def _metrics(scores: dict, columns: list[tuple[str, str]]) -> list[str]:
     lines = ["## Metrics", ""]
     if scores:
         lines += [
-            "| split | " + " | ".join(name for _, name in METRICS) + " | clips |",
-            "| --- |" + " --- |" * (len(METRICS) + 1),
+            "| split | " + " | ".join(name for _, name in columns) + " | clips |",
+            "| --- |" + " --- |" * (len(columns) + 1),
         ]
         for split, m in scores.items():
-            cells = [f"{m[k]:.3f}" if k in m else "-" for k, _ in METRICS]
+            cells = [f"{m[k]:.3f}" if k in m else "-" for k, _ in columns]
             lines.append(f"| {split} | " + " | ".join(cells) + f" | {m.get('n', '-')} |")
     if not any(s.startswith("test") for s in scores):
         lines += ["", "No test score yet: `raymer evaluate --checkpoint PATH` on held-out data."]

@@ -61,7 +61,26 @@ def _set_name(key: str, cfg: TrainConfig) -> str:
 
 
 def _scores(m: dict) -> dict:
-    return {"ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"], "n": m["n"]}
+    out = {"ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"], "n": m["n"]}
+    return out | ({"dimensions": m["dimensions"]} if m.get("dimensions") else {})
+
+
+def _dimension_lines(results: dict, sets: list[str], names: dict) -> list[str]:
+    """CCC / Pearson r / RMSE of each emotion dimension, per model and set (none: none)."""
+    dims = list(results[MODALITIES[0]][sets[0]].get("dimensions", {})) if sets else []
+    if not dims:
+        return []
+    lines = ["", "Dimensions, CCC / Pearson r / RMSE:", ""]
+    lines.append("| model | " + " | ".join(f"{d}, {names[s]}" for s in sets for d in dims) + " |")
+    lines.append("| --- |" + " --- |" * (len(sets) * len(dims)))
+    for modality, row in results.items():
+        cells = [
+            "{ccc:.3f} / {pearson:.3f} / {rmse:.3f}".format(**row[s]["dimensions"][d])
+            for s in sets
+            for d in dims
+        ]
+        lines.append(f"| {modality} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def comparison_markdown(results: dict, cfg: TrainConfig) -> str:
@@ -78,6 +97,7 @@ def comparison_markdown(results: dict, cfg: TrainConfig) -> str:
             for s in sets
         ]
         lines.append(f"| {modality} | " + " | ".join(cells) + " |")
+    lines += _dimension_lines(results, sets, names)
     for s in sets:
         for column, values in results[MODALITIES[0]][s].get("by", {}).items():
             lines += ["", f"UA per {column}, {names[s]}:", ""]

@@ -4,7 +4,9 @@ Each fold holds one group (a value of ``split_by``) out as its test set, picks v
 groups from the rest (``val_fraction``, seeded; the checkpoint is chosen on them, never on the
 test fold), trains, and scores the best checkpoint on the held-out group. The report gives
 every fold, the mean and standard deviation over folds, and the metrics of all folds'
-predictions pooled. Several modalities give the paper's comparison with a spread.
+predictions pooled. Several modalities give the paper's comparison with a spread. A model
+with emotion dimensions (``targets``) reports each one's CCC the same way (``ccc_<name>``),
+and its pooled CCC, Pearson's r and RMSE.
 
 Output::
 
@@ -24,7 +26,7 @@ from raymer import storage
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
 from raymer.training.data import read_index
-from raymer.training.evaluate import evaluate
+from raymer.training.evaluate import dimension_scores, evaluate
 from raymer.training.metrics import classification_metrics
 from raymer.training.trainer import refuse_multi_label, train
 
@@ -46,6 +48,8 @@ def crossval(
             f"crossval needs at least 3 {cfg.split_by}s (test, validation, training); "
             f"the features have {groups}"
         )
+    dims = [t for t in cfg.targets if t != "label"]
+    keys = (*KEYS, *(f"ccc_{d}" for d in dims))
     results: dict[str, dict] = {}
     for modality in modalities:
         per_fold, predictions = {}, []
@@ -66,16 +70,17 @@ def crossval(
                 summary.best_checkpoint, cfg.features, eval_dir, None, {cfg.split_by: [group]}
             )
             per_fold[group] = {k: m[k] for k in (*KEYS, "n")} | {
-                "val": summary.val_speakers,
-                "val_ua": summary.best_val_ua,
+                f"ccc_{d}": m["dimensions"][d]["ccc"] for d in dims
             }
+            per_fold[group] |= {"val": summary.val_speakers, "val_ua": summary.best_val_ua}
             fs, path = storage.filesystem(storage.join(eval_dir, "predictions.parquet"))
-            predictions.append(pq.read_table(path, filesystem=fs, columns=["label", "predicted"]))
+            read = ["label", "predicted", *dims, *(f"predicted_{d}" for d in dims)]
+            predictions.append(pq.read_table(path, filesystem=fs, columns=read))
         results[modality] = {
             "folds": per_fold,
-            "mean": {k: statistics.fmean(f[k] for f in per_fold.values()) for k in KEYS},
-            "std": {k: _std([f[k] for f in per_fold.values()]) for k in KEYS},
-            "pooled": _pooled(pa.concat_tables(predictions)),
+            "mean": {k: statistics.fmean(f[k] for f in per_fold.values()) for k in keys},
+            "std": {k: _std([f[k] for f in per_fold.values()]) for k in keys},
+            "pooled": _pooled(pa.concat_tables(predictions, promote_options="permissive"), dims),
         }
     report = {"split_by": cfg.split_by, "folds": folds, "results": results}
     table = crossval_markdown(report)
@@ -90,13 +95,16 @@ def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _pooled(table: pa.Table) -> dict:
+def _pooled(table: pa.Table, dims: list[str] = ()) -> dict:
     true, pred = table.column("label").to_pylist(), table.column("predicted").to_pylist()
     labels = sorted(set(true) | set(pred))
     index = {lab: i for i, lab in enumerate(labels)}
     y_true, y_pred = [index[x] for x in true], [index[x] for x in pred]
     m = classification_metrics(y_true, y_pred, labels)
-    return {k: m[k] for k in (*KEYS, "n")}
+    out = {k: m[k] for k in (*KEYS, "n")}
+    if dims:
+        out["dimensions"] = dimension_scores(table, dims)
+    return out
 
 
 def crossval_markdown(report: dict) -> str:
@@ -105,11 +113,14 @@ def crossval_markdown(report: dict) -> str:
         f"Leave-one-{split}-out, {len(report['folds'])} folds: mean ± std over folds "
         "(pooled: all folds' predictions together).",
         "",
-        "| model | UA | WA | macro-F1 | pooled UA |",
-        "| --- | --- | --- | --- | --- |",
     ]
+    first = next(iter(report["results"].values()))
+    keys = list(first["mean"])  # UA, WA, macro-F1, then each dimension's CCC
+    names = [{"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}.get(k, k) for k in keys]
+    lines += ["| model | " + " | ".join(names) + " | pooled UA |"]
+    lines += ["| --- |" + " --- |" * (len(keys) + 1)]
     for modality, r in report["results"].items():
-        cells = [f"{r['mean'][k]:.3f} ± {r['std'][k]:.3f}" for k in KEYS]
+        cells = [f"{r['mean'][k]:.3f} ± {r['std'][k]:.3f}" for k in keys]
         lines.append(f"| {modality} | " + " | ".join(cells) + f" | {r['pooled']['ua']:.3f} |")
     lines += ["", f"| {split} (test fold) | " + " | ".join(report["results"]) + " |"]
     lines.append("| --- |" + " --- |" * len(report["results"]))

@@ -89,6 +89,11 @@ def card_facts(cfg: TrainConfig, summary: TrainSummary) -> CardFacts:
                 "wa": best.get("val_wa"),
                 "macro_f1": best.get("val_macro_f1"),
                 "n": best.get("val_clips"),
+                "dimensions": {
+                    k.removeprefix("val_ccc_"): {"ccc": v}
+                    for k, v in best.items()
+                    if k.startswith("val_ccc_")
+                },
             }
         },
     )

@@ -1,4 +1,4 @@
-from raymer.corpora.synth import plan_corpus
+from raymer.corpora.synth_plan import plan_corpus
 from raymer.corpora.synth_text import LABELS, sentence
 
 
@@ -45,7 +45,7 @@ def test_pitched_rates_keep_the_resampler_small():
 
 
 def test_the_heldout_set_shares_no_voice_and_no_sentence_with_the_sample_corpus():
-    from raymer.corpora.synth import HELDOUT_VOICES, VOICES
+    from raymer.corpora.synth_plan import HELDOUT_VOICES, VOICES
     from raymer.corpora.synth_text import EMOTION_TEMPLATES, NEUTRAL_TEMPLATES
 
     assert not set(HELDOUT_VOICES) & set(VOICES)
@@ -86,7 +86,7 @@ def test_dimensions_follow_the_emotion_and_the_intensity_rendered_in_the_voice()
     them from the voice (and the words), not from a draw it cannot hear."""
     import numpy as np
 
-    from raymer.corpora.synth import CIRCUMPLEX, INTENSITY, dimensions_of
+    from raymer.corpora.synth_plan import CIRCUMPLEX, INTENSITY, dimensions_of
 
     specs = plan_corpus(600, seed=2, speakers=8)
     assert specs == plan_corpus(600, seed=2, speakers=8)
