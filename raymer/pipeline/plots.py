@@ -35,21 +35,25 @@ def timeline_png(rows: list[dict], labels: list[str], dimensions: list[str] = ()
     fig, (band, lines) = plt.subplots(
         2, 1, figsize=(12, 5), sharex=True, gridspec_kw={"height_ratios": [1.4, 3]}
     )
-    for r in rows:
+    total = max(r["end_s"] for r in rows) or 1.0
+    for i, r in enumerate(rows):
         colour = colours.get(r["label"], (0.8, 0.8, 0.8, 1.0))
         band.axvspan(r["start_s"], r["end_s"], ymin=0.45, ymax=1.0, color=colour, alpha=0.9)
-        words = textwrap.shorten(r.get("transcript") or "", 30, placeholder="…")
-        if words:  # under the band
+        room = int(380 * (r["end_s"] - r["start_s"]) / total)  # characters that fit (2 lines)
+        words = textwrap.shorten(r.get("transcript") or "", max(room, 8), placeholder="…")
+        if words and room >= 8:  # under the band, on two staggered lines
             mid = (r["start_s"] + r["end_s"]) / 2
-            band.text(mid, 0.22, words, ha="center", va="center", fontsize=7, rotation=8)
+            band.text(mid, 0.3 - 0.18 * (i % 2), words, ha="center", va="center", fontsize=7)
     band.set_ylim(0, 1)
     band.set_yticks([])
     present = [lab for lab in labels if any(r["label"] == lab for r in rows)]
-    band.legend(
-        handles=[Patch(color=colours[lab], label=lab) for lab in present],
-        loc="upper right", fontsize=7, ncols=max(1, len(present)),
-    )  # fmt: skip
-    band.set_title(f"{rows[0]['id']}: timeline (grey: no speech)")
+    if present:
+        band.legend(
+            handles=[Patch(color=colours[lab], label=lab) for lab in present],
+            loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7,
+            ncols=len(present), frameon=False,
+        )  # fmt: skip
+    band.set_title(f"{rows[0]['id']}: timeline (grey: no speech)", loc="left")
     mids = [(r["start_s"] + r["end_s"]) / 2 for r in rows]
     series = [(d, d) for d in dimensions] or [(lab, f"score_{lab}") for lab in labels]
     for i, (name, column) in enumerate(series):
@@ -64,7 +68,8 @@ def timeline_png(rows: list[dict], labels: list[str], dimensions: list[str] = ()
     lines.set_ylim(*((-1.05, 1.05) if dimensions else (0, 1)))
     lines.set_xlabel("time (s)")
     lines.set_ylabel("value (-1..1)" if dimensions else "score")
-    lines.legend(loc="upper right", fontsize=8, ncols=min(len(series), 6))
+    if lines.get_legend_handles_labels()[0]:
+        lines.legend(loc="upper right", fontsize=8, ncols=min(len(series), 6))
     fig.tight_layout()
     return _png(fig, plt)
 
