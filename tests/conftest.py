@@ -306,11 +306,16 @@ class Trained(NamedTuple):
 def trained(multi_speaker_features, tmp_path_factory) -> Trained:
     """fusion, audio-only and text-only models trained once (``raymer compare``, 3 epochs,
     sentence template neutral-10 held out), shared by the compare, evaluate, infer, serve,
-    export and library tests."""
+    export and library tests; multi-task (the label, arousal and valence the sample corpus
+    rates), so every entry point answers dimensions too."""
     from raymer.training.compare import compare
 
     root = tmp_path_factory.mktemp("trained")
     cfg = _train_config(
-        multi_speaker_features, root, "epochs=3", "holdout={template: [neutral-10]}"
+        multi_speaker_features,
+        root,
+        "epochs=3",
+        "holdout={template: [neutral-10]}",
+        "targets=[label, arousal, valence]",
     )
     return Trained(root, cfg, compare(cfg))

@@ -92,9 +92,10 @@ class TrainConfig(CommandConfig):
         "the library apply it alike; takes a recording's channel and level out of the audio "
         "branch. speaker: each clip's frames standardised with its speaker's statistics "
         "(over all of the speaker's clips, summed by Ray Data; the features' `speaker` "
-        "column) in training, evaluate and infer, and with its recording's own in "
-        "recognize, serve and the library, where no speaker is known. none: the frames as "
-        "extracted.",
+        "column) in training, and with the training speakers' pooled statistics (kept in "
+        "the checkpoint) in evaluate, infer, recognize, serve and the library, so they all "
+        "agree (evaluate/infer --speaker-stats: each clip's own speaker's). none: the "
+        "frames as extracted.",
     )
     prosody: bool = Field(
         False,

@@ -17,6 +17,7 @@ import soundfile
 from raymer.config import SegmentConfig
 
 LABELS = ("angry", "happy", "neutral", "sad")
+DIMS = ("arousal", "valence")  # the session's models are trained on them too
 GAP_S = 2.5
 # one settings object, given as it is to recognize, serve and the library
 SEGMENT = SegmentConfig(segment_over_s=8.0)  # the ~16 s recording is cut; the clips are whole
@@ -198,6 +199,15 @@ def test_short_clips_get_one_answer_everywhere(
             assert t == transcript, (rid, way, t, transcript)
             assert lab == label, (rid, way, lab, label)
             assert max(abs(sc[k] - scores[k]) for k in LABELS) < 0.02, (rid, way, sc, scores)
+        dims = {
+            "recognize": {d: row[d] for d in DIMS},
+            "extract + infer": {d: inferred[f"predicted_{d}"] for d in DIMS},
+            "library": library[rid]["dimensions"],
+            "serve": served[rid]["dimensions"],
+        }
+        for way, values in dims.items():
+            assert set(values) == set(DIMS) and all(-1 <= values[d] <= 1 for d in DIMS), way
+            assert max(abs(values[d] - dims["recognize"][d]) for d in DIMS) < 0.02, (way, dims)
 
 
 def test_a_long_recording_gets_the_same_segments_everywhere(recognized, library, served):
@@ -223,6 +233,10 @@ def test_a_long_recording_gets_the_same_segments_everywhere(recognized, library,
             assert answer["shares"][lab] == pytest.approx(recording[f"share_{lab}"], abs=1e-3)
         assert answer["speech_s"] == pytest.approx(recording["speech_s"], abs=0.01)
         assert answer["duration_s"] == pytest.approx(recording["duration_s"], abs=0.05)
+        for d in DIMS:  # the segments' values, and the recording's speech-weighted mean
+            for seg, row in zip(segments, rows, strict=True):
+                assert seg["dimensions"][d] == pytest.approx(row[d], abs=0.02), (way, d)
+            assert answer["dimensions"][d] == pytest.approx(recording[d], abs=0.02), (way, d)
 
 
 def test_a_rate_no_recording_has_is_refused_everywhere(
@@ -241,3 +255,5 @@ def test_noise_gets_no_emotion_everywhere(recognized, library, served):
     assert library["noise"]["no_speech"] and library["noise"]["label"] is None
     assert served["noise"]["no_speech"] and served["noise"]["label"] is None
     assert served["noise"]["emotions"] is None and library["noise"]["emotions"] == []
+    assert served["noise"]["dimensions"] == library["noise"]["dimensions"] == dict.fromkeys(DIMS)
+    assert recognized["recordings"]["noise"]["arousal"] is None

@@ -163,6 +163,12 @@ def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus)
     assert r["label"] == max(seconds, key=seconds.get)
     assert sum(r["shares"].values()) == pytest.approx(1.0)
     assert r["shares"][r["label"]] == max(r["shares"].values())
+    # a multi-task model: each segment's dimensions, the recording's weighted by speech time
+    for d in ("arousal", "valence"):
+        values = [(s["dimensions"][d], s["end"] - s["start"]) for s in r["segments"]]
+        assert all(-1 <= v <= 1 for v, _ in values)
+        mean = sum(v * w for v, w in values) / sum(w for _, w in values)
+        assert r["dimensions"][d] == pytest.approx(mean, abs=1e-3)
 
 
 def _noise_wav(seconds: float = 3.0) -> bytes:
@@ -620,20 +626,28 @@ def test_predict_cli_against_the_service(service, piper_corpus, tmp_path):
     assert empty == {"error": "HTTP 422: the text is empty"}
 
 
-def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
+def _browser():
+    """Headless Chromium, as a user's browser (autoplay allowed: the page's player)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.add_argument("--autoplay-policy=no-user-gesture-required")
+    options.add_argument("--window-size=1200,1400")
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, _ = service
     path, row = _clip(piper_corpus, 0)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = _browser()
     try:
         driver.get(f"{url}/")
         token = driver.find_element(By.ID, "token")
@@ -676,6 +690,67 @@ def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
         WebDriverWait(driver, 60).until(
             ec.text_to_be_present_in_element((By.ID, "status"), "422: the text is empty")
         )
+    finally:
+        driver.quit()
+
+
+def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_corpus, tmp_path):
+    """A long recording on the page: progress while it is processed, then one timeline (a
+    band per segment coloured by its label, its words on hover, the dimensions as lines), a
+    player whose cursor follows the audio; a screenshot shows the timeline drawn."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = service
+    audio, texts = _long_clip(piper_corpus)
+    path = tmp_path / "call.wav"
+    path.write_bytes(audio)
+    driver = _browser()
+    try:
+        driver.get(f"{url}/")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.execute_script(  # every status line the page shows, in order
+            "window.seen = []; new MutationObserver(() => seen.push(status_text())).observe("
+            "document.getElementById('status'), {childList: true, characterData: true, "
+            "subtree: true}); function status_text() { return document.getElementById('status')"
+            ".textContent; }"
+        )
+        driver.find_element(By.ID, "file").send_keys(str(path))
+        WebDriverWait(driver, 120).until(
+            ec.text_to_be_present_in_element((By.ID, "status"), "call.wav: done")
+        )
+        seen = driver.execute_script("return window.seen")
+        assert any(s.startswith("Processing call.wav") for s in seen), seen
+        assert driver.find_element(By.ID, "timeline").is_displayed()
+        bands = driver.find_elements(By.CSS_SELECTOR, "#tl rect.segment")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
+        assert len(bands) == len(rows) == len(texts)
+        first = bands[0].find_element(By.TAG_NAME, "title").get_attribute("textContent")
+        assert wer(texts[0], first.split("“")[1].rstrip("”")) < 0.5, first
+        colours = {b.get_attribute("fill") for b in bands}
+        for dim in ("arousal", "valence"):
+            line = driver.find_element(By.CSS_SELECTOR, f"#tl polyline[data-dim={dim}]")
+            assert len(line.get_attribute("points").split()) == len(texts)
+        # the player has the file: the cursor goes where the audio is
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return document.getElementById('player').readyState") >= 1
+        )
+        duration = driver.execute_script("return document.getElementById('player').duration")
+        driver.execute_script(
+            "document.getElementById('player').currentTime = arguments[0]", duration / 2
+        )
+        WebDriverWait(driver, 30).until(
+            lambda d: abs(float(d.find_element(By.ID, "cursor").get_attribute("x1")) - 500) < 40
+        )
+        shot = Image.open(io.BytesIO(driver.find_element(By.ID, "tl").screenshot_as_png))
+        pixels = np.asarray(shot.convert("RGB")).reshape(-1, 3).astype(int)
+        for colour in colours:  # each label's band is drawn, as a share of the picture
+            rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+            assert (np.abs(pixels - rgb).sum(1) < 30).mean() > 0.02, colour
+        line = np.array([0x1B, 0x9E, 0x77])  # the first dimension's line
+        assert (np.abs(pixels - line).sum(1) < 40).sum() > 100
     finally:
         driver.quit()
 
