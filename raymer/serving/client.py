@@ -80,19 +80,24 @@ def _post(
 
 def table(rows: list[tuple[str, dict]]) -> str:
     """A plain-text table: input (a file's name, or ``(text)``), label (a multi-label model's
-    labels joined by ``+``; ``-`` for none), the top label's score, duration and transcript
-    (or the text). Audio without speech shows ``(no speech)`` and no score."""
+    labels joined by ``+``; ``-`` for none), the top label's score, a model's emotion
+    dimensions (arousal, valence, ...: ``-`` without speech), duration and transcript (or
+    the text). Audio without speech shows ``(no speech)`` and no score."""
     shown = [(name[:28], _label(r), r) for name, r in rows]
     width = max([9] + [len(label) for _, label, _ in shown])  # an error's label is ""
-    lines = [f"{'input':<28} {'label':<{width}} {'score':>6} {'dur s':>6}  transcript"]
+    dims = list(dict.fromkeys(d for _, r in rows for d in r.get("dimensions") or {}))
+    head = "".join(f" {d[:7]:>7}" for d in dims)
+    lines = [f"{'input':<28} {'label':<{width}} {'score':>6}{head} {'dur s':>6}  transcript"]
     for name, label, r in shown:
         if "error" in r:
             lines.append(f"{name:<28} error: {r['error']}")
             continue
         duration = f"{r['duration_s']:>6.1f}" if r.get("duration_s") is not None else " " * 6
         score = f"{r['emotions'][r['label']]:>6.3f}" if r.get("label") else f"{'-':>6}"
+        values = [(r.get("dimensions") or {}).get(d) for d in dims]
+        shown_dims = "".join(f" {v:>+7.2f}" if v is not None else f" {'-':>7}" for v in values)
         lines.append(
-            f"{name:<28} {label:<{width}} {score} {duration}  "
+            f"{name:<28} {label:<{width}} {score}{shown_dims} {duration}  "
             f"{r.get('transcript', r.get('text', ''))}"
         )
     return "\n".join(lines)

@@ -49,3 +49,16 @@ def test_predict_without_inputs_says_what_to_give(capsys):
 def test_predict_on_an_unreachable_service_fails_at_once(capsys):
     assert main(["predict", "--text", "hello", "--url", "http://127.0.0.1:9"]) == 1  # failed
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_table_shows_a_models_dimensions():
+    rows = [
+        ("a.wav", _answer("angry", {"angry": 0.9}, duration_s=2.0, transcript="No!",
+                          dimensions={"arousal": 0.62, "valence": -0.4})),
+        ("quiet.wav", _answer(None, None, no_speech=True, duration_s=1.0, transcript="",
+                              dimensions={"arousal": None, "valence": None})),
+    ]  # fmt: skip
+    lines = table(rows).splitlines()
+    assert lines[0].split()[:5] == ["input", "label", "score", "arousal", "valence"]
+    assert lines[1].split() == ["a.wav", "angry", "0.900", "+0.62", "-0.40", "2.0", "No!"]
+    assert lines[2].split()[3:7] == ["-", "-", "-", "1.0"]  # no score, no dimensions
