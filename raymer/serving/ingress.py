@@ -62,9 +62,10 @@ AUDIO_BODY = {
         },
     },
 }
-_NUMBERS = {"type": "object", "additionalProperties": {"type": "number", "nullable": True}}
+# The 200 answer of /v1/recognize (OpenAPI 3.1: null is a type; "null" where no speech).
+_NUMBERS = {"type": ["object", "null"], "additionalProperties": {"type": ["number", "null"]}}
 _JUDGED = {
-    "label": {"type": "string", "nullable": True, "description": "top label (null: no speech)"},
+    "label": {"type": ["string", "null"], "description": "top label (null: no speech)"},
     "emotions": {**_NUMBERS, "description": "a score per label (null: no speech)"},
     "dimensions": {
         **_NUMBERS,
@@ -78,11 +79,12 @@ RECOGNITION_SCHEMA = {
             "type": "object",
             "properties": {
                 "transcript": {"type": "string"},
-                "language": {"type": "string", "nullable": True},
+                "language": {"type": ["string", "null"]},
                 "duration_s": {"type": "number"},
-                "speech_s": {"type": "number", "nullable": True},
+                "speech_s": {"type": ["number", "null"]},
                 "no_speech": {"type": "boolean"},
                 **_JUDGED,
+                "labels": {"type": ["array", "null"], "items": {"type": "string"}},
                 "shares": {**_NUMBERS, "description": "long audio: each label's speech share"},
                 "segments": {
                     "type": "array",
@@ -93,14 +95,14 @@ RECOGNITION_SCHEMA = {
                             "start": {"type": "number"},
                             "end": {"type": "number"},
                             "text": {"type": "string"},
-                            "speech_s": {"type": "number", "nullable": True},
+                            "speech_s": {"type": ["number", "null"]},
                             "no_speech": {"type": "boolean"},
                             **_JUDGED,
                         },
                     },
                 },
                 "models": {"type": "object"},
-                "checkpoint": {"type": "string", "nullable": True},
+                "checkpoint": {"type": ["string", "null"]},
             },
             "required": ["transcript", "duration_s", "no_speech", "label", "emotions"],
         }

@@ -47,10 +47,15 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
             for h in json.loads(storage.read_bytes(uri)):
                 if h["epoch"] not in shown:
                     shown.add(h["epoch"])
+                    ccc = "".join(
+                        f" | val CCC {k.removeprefix('val_ccc_')} {v:.3f}"
+                        for k, v in h.items()
+                        if k.startswith("val_ccc_")
+                    )
                     print(
                         f"{cfg.name} epoch {h['epoch']}/{cfg.epochs} | train loss "
                         f"{h['train_loss']:.4f} | val loss {h['val_loss']:.4f} | val "
-                        f"{'UA' if score == 'ua' else 'macro-F1'} {h['val_' + score]:.3f} | "
+                        f"{'UA' if score == 'ua' else 'macro-F1'} {h['val_' + score]:.3f}{ccc} | "
                         f"{h['epoch_s']:.1f} s",
                         file=sys.stderr,
                         flush=True,

@@ -240,3 +240,26 @@ def test_the_model_card_reports_each_dimension_s_ccc():
     assert front["metrics"]["test"]["ccc_valence"] == 0.52
     assert "| test | 0.700 | 0.700 | 0.700 | 0.610 | 0.520 | 40 |" in card
     assert "CCC" not in render(_spec(targets=["label"]), facts)
+
+
+def test_the_documented_answer_schema_holds_for_every_kind_of_answer():
+    """/v1/recognize's 200 schema in the OpenAPI document (what the API fuzzer checks the
+    service against) fits short, long and silent answers, with and without dimensions."""
+    import jsonschema
+
+    from raymer.prediction import single
+    from raymer.serving.ingress import RECOGNITION_SCHEMA
+
+    validator = jsonschema.Draft202012Validator(RECOGNITION_SCHEMA["application/json"]["schema"])
+    loud = np.array([0.1, 0.2, 0.3, 0.4, 0.9, -0.5])
+    parts = [_piece(0, 0.0, 3.0, loud), _piece(1, 3.0, 4.0, None)]
+    answers = [
+        recording(parts, 4.0, LABELS, False, ("arousal", "valence")).to_api(),
+        single(parts[0], 3.0, False).to_api(),
+        single(parts[1], 1.0, False).to_api(),  # no speech: nulls
+        single(_piece(0, 0.0, 1.0, loud[:4], ()), 1.0, False).to_api(),  # no dimensions
+    ]
+    for answer in answers:
+        validator.validate(answer | {"models": {"asr": "a", "text": "b"}, "checkpoint": None})
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(answers[0] | {"dimensions": {"arousal": "high"}})
