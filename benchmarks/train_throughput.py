@@ -59,7 +59,7 @@ def plain_loop(cfg: TrainConfig, epochs: int) -> dict:
     from raymer.batches import Collate, forward
     from raymer.models.builders import build_model
     from raymer.training.data import InSpeakers, feature_files, read_index, split_speakers
-    from raymer.training.loop import loss_fn
+    from raymer.training.losses import loss_fn
     from raymer.training.trainer import _spec
 
     index = read_index(cfg.features, cfg.split_by)

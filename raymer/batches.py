@@ -42,9 +42,11 @@ Columns = dict[str, np.ndarray]
 
 
 def has_target(value: Any) -> bool:
-    """A label (None or "": none) or a list of labels (empty: none)."""
+    """A label (None or "": none), a list of labels (empty: none) or a rating (NaN: none)."""
     if value is None:
         return False
+    if isinstance(value, int | float):
+        return not math.isnan(value)
     return value != "" if isinstance(value, str) else len(value) > 0
 
 

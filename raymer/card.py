@@ -96,6 +96,14 @@ def _about(spec: ModelSpec) -> list[str]:
         else "The label is the highest score."
     )
     scores = "sigmoid" if spec.loss == "bce" else "softmax"
+    if not spec.labels:  # a model of dimensions alone
+        return [
+            f"# raymer emotion model: {spec.modality} ({spec.mode})",
+            "",
+            f"Rates {', '.join(spec.dimensions)} from {inputs}; no labels.",
+            "",
+            *_dimensions(spec),
+        ]
     return [
         f"# raymer emotion model: {spec.modality} ({spec.mode})",
         "",

@@ -60,8 +60,10 @@ def labels_on(labels: Sequence[str], scores: Sequence[float]) -> list[str]:
     return [lab for lab, s in zip(labels, scores, strict=True) if s > ON_SCORE]
 
 
-def top_label(labels: Sequence[str], scores: Sequence[float]) -> str:
-    """The label with the highest score."""
+def top_label(labels: Sequence[str], scores: Sequence[float]) -> str | None:
+    """The label with the highest score (None for a model without labels)."""
+    if not labels:
+        return None
     return labels[max(range(len(labels)), key=lambda i: scores[i])]
 
 

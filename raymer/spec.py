@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from raymer.config import ExtractSettings
 from raymer.schema import DIMENSIONS
@@ -21,7 +21,9 @@ class ModelSpec(BaseModel, extra="forbid"):
 
     audio_dim: int = Field(..., ge=0, description="Width of the audio frames (0: no audio).")
     text_dim: int = Field(..., ge=1, description="Width of the text token states.")
-    labels: list[str] = Field(..., min_length=1, description="The label set, in logit order.")
+    labels: list[str] = Field(
+        ..., description="The label set, in logit order (empty: a model of dimensions alone)."
+    )
     loss: Literal["bce", "ce"] = Field(
         "bce", description="How logits become scores: sigmoid (bce) or softmax (ce)."
     )
@@ -92,9 +94,23 @@ class ModelSpec(BaseModel, extra="forbid"):
     @classmethod
     def _known_targets(cls, value: list[str]) -> list[str]:
         unknown = [t for t in value if t not in TARGETS]
-        if unknown or len(set(value)) != len(value) or "label" not in value:
-            raise ValueError(f"targets {value}: the label and any of {list(DIMENSIONS)}, once each")
+        if unknown or len(set(value)) != len(value) or not value:
+            raise ValueError(f"targets {value}: any of {list(TARGETS)}, once each")
         return value
+
+    @model_validator(mode="after")
+    def _labels_fit_targets(self) -> ModelSpec:
+        if ("label" in self.targets) != bool(self.labels):
+            raise ValueError(
+                f"labels {self.labels} with targets {self.targets}: a model answers labels "
+                "exactly when `label` is one of its targets"
+            )
+        return self
+
+    @property
+    def has_labels(self) -> bool:
+        """Answers a label (else its dimensions alone)."""
+        return "label" in self.targets
 
     @property
     def dimensions(self) -> list[str]:
@@ -128,6 +144,9 @@ def target_column(multi_label: bool) -> str:
     return "labels" if multi_label else "label"
 
 
-def score_name(multi_label: bool) -> str:
-    """The metric that chooses checkpoints and stops early: UA, or macro-F1 for multi-label."""
+def score_name(multi_label: bool, labels: bool = True) -> str:
+    """The metric that chooses checkpoints and stops early: UA, or macro-F1 for multi-label;
+    for a model of dimensions alone (``labels`` False), their mean CCC."""
+    if not labels:
+        return "ccc"
     return "macro_f1" if multi_label else "ua"

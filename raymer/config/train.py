@@ -148,10 +148,11 @@ class TrainConfig(CommandConfig):
     )
     targets: list[Literal["label", "arousal", "valence", "dominance"]] = Field(
         default_factory=lambda: ["label"],
-        description="What the model learns to answer: the label, and beside it any emotion "
-        "dimensions the features carry as columns (-1..1, as `raymer corpus prepare` and "
-        "the sample corpus write them), from a regression head on the same fusion body "
-        "trained with 1 - CCC; evaluate, recognize, serve and the library answer them too.",
+        description="What the model learns to answer: the label, any emotion dimensions the "
+        "features carry as columns (-1..1, as `raymer corpus prepare` and the sample corpus "
+        "write them), or both (multi-task): dimensions from a regression head on the same "
+        "fusion body trained with 1 - CCC; evaluate, recognize, serve and the library answer "
+        "them too. Without `label`, checkpoints are chosen by the dimensions' mean CCC.",
     )
     dimension_weight: float = Field(
         1.0, gt=0, description="Weight of the dimensions' loss (1 - CCC) beside the label's."
@@ -236,11 +237,12 @@ class TrainConfig(CommandConfig):
             raise ValueError(
                 "multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
             )
-        if "label" not in self.targets or len(set(self.targets)) != len(self.targets):
+        if not self.targets or len(set(self.targets)) != len(self.targets):
             raise ValueError(
-                f"targets {self.targets}: the label and any of arousal, valence, dominance, "
-                "once each (a model of dimensions alone is not supported yet)"
+                f"targets {self.targets}: any of label, arousal, valence, dominance, once each"
             )
+        if self.multi_label and "label" not in self.targets:
+            raise ValueError("multi_label trains label lists: targets must include `label`")
         if self.init_text and self.modality == "audio":
             raise ValueError("init_text starts a text branch; modality=audio has none")
         return self

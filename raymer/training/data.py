@@ -45,8 +45,13 @@ class Index:
     unlabelled: int = 0
 
     def label_set(self) -> list[str]:
-        """Every label that occurs, sorted."""
-        found = {x for lab in self.labels for x in ([lab] if isinstance(lab, str) else lab)}
+        """Every label that occurs, sorted (none for a model of dimensions alone)."""
+        found = {
+            x
+            for lab in self.labels
+            if lab is not None
+            for x in ([lab] if isinstance(lab, str) else lab)
+        }
         return sorted(found)
 
 
@@ -56,11 +61,19 @@ def group_of(row: dict, split_by: str = "speaker") -> str:
     return "unknown" if value is None or value == "" else str(value)
 
 
-def read_index(uri: str, split_by: str = "speaker", multi_label: bool = False) -> Index:
-    """Read the small columns of every clip (no frames); unlabelled clips are only counted."""
+def read_index(
+    uri: str, split_by: str = "speaker", multi_label: bool = False, rated: tuple[str, ...] = ()
+) -> Index:
+    """Read the small columns of every clip (no frames); unlabelled clips are only counted.
+    ``rated`` (a model of emotion dimensions alone): a clip rated on any of these columns
+    counts as labelled, and no label is read."""
     ids, labels, groups, dims, unlabelled = [], [], [], None, 0
-    target = target_column(multi_label)
     columns = feature_columns(uri)
+    if rated:
+        missing = [c for c in rated if c not in columns]
+        if missing:
+            raise UsageError(f"targets {missing}: the features under {uri} have no such column")
+    target = rated[0] if rated else target_column(multi_label)
     if split_by not in columns:
         raise UsageError(
             f"split_by={split_by}: the features under {uri} have no `{split_by}` column "
@@ -71,25 +84,25 @@ def read_index(uri: str, split_by: str = "speaker", multi_label: bool = False) -
             f"multi_label: the features under {uri} have no `labels` column (a list of labels "
             "per clip, as `raymer corpus prepare goemotions` writes)"
         )
-    wanted = ["id", target, split_by, "audio_embedding", "text_embedding"]
-    wanted += [AUGMENT] if AUGMENT in columns else []
+    wanted = list(dict.fromkeys(["id", target, *rated, split_by, "audio_embedding"]))
+    wanted += ["text_embedding"] + ([AUGMENT] if AUGMENT in columns else [])
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
         table = pq.read_table(inner, filesystem=fs, columns=wanted)
         for row in table.to_pylist():
             if row.get(AUGMENT) is not None:
                 continue  # an augmented copy: its clip stands for it
-            if not has_target(row[target]):
+            if not (any(row[c] is not None for c in rated) if rated else has_target(row[target])):
                 unlabelled += 1
                 continue
             ids.append(row["id"])
-            labels.append(row[target])
+            labels.append(None if rated else row[target])
             groups.append(group_of(row, split_by))
             dims = dims or (len(row["audio_embedding"] or []), len(row["text_embedding"]))
     if not ids:
         raise UsageError(
             f"no labelled clips under {uri} ({unlabelled} without a label): "
-            f"train needs features with a `{target}` column"
+            f"train needs features with {' or '.join(f'`{c}`' for c in rated or [target])}"
         )
     return Index(ids, labels, groups, *dims, unlabelled=unlabelled)
 
@@ -124,7 +137,8 @@ def split_speakers(
 class InSpeakers:
     """Row filter for Ray Data: labelled clips of the given speakers (or sessions, with
     ``split_by="session"``), none of the held-out ones; their augmented copies too with
-    ``copies`` (training), never otherwise."""
+    ``copies`` (training), never otherwise. ``rated`` (a model of dimensions alone): a clip
+    rated on any of these columns is labelled."""
 
     def __init__(
         self,
@@ -133,12 +147,14 @@ class InSpeakers:
         split_by: str = "speaker",
         target: str = "label",
         copies: bool = False,
+        rated: tuple[str, ...] = (),
     ) -> None:
         self.speakers = speakers
         self.holdout = {k: set(v) for k, v in (holdout or {}).items()}
         self.split_by = split_by
-        self.target = target
+        self.target = rated[0] if rated else target
         self.copies = copies
+        self.rated = tuple(rated)
 
     def table(self, table):
         """The rows of an Arrow batch this filter keeps, in one vectorised step (Ray Data
@@ -147,7 +163,11 @@ class InSpeakers:
         import pyarrow.compute as pc
 
         target = table.column(self.target)
-        if pa.types.is_list(target.type) or pa.types.is_large_list(target.type):
+        if self.rated:
+            labelled = pc.is_valid(target)
+            for column in self.rated[1:]:
+                labelled = pc.or_(labelled, pc.is_valid(table.column(column)))
+        elif pa.types.is_list(target.type) or pa.types.is_large_list(target.type):
             labelled = pc.fill_null(pc.greater(pc.list_value_length(target), 0), False)
         else:
             text = target.cast(pa.string())
@@ -169,7 +189,9 @@ class InSpeakers:
             return False
         if any(str(row.get(k)) in v for k, v in self.holdout.items()):
             return False
-        if not has_target(row[self.target]):
+        if self.rated and all(row.get(c) is None for c in self.rated):
+            return False
+        if not self.rated and not has_target(row[self.target]):
             return False
         return group_of(row, self.split_by) in self.speakers
 
@@ -204,7 +226,8 @@ def read_frames(
     clips: list[np.ndarray] = []
     for path in feature_files(uri):
         fs, inner = storage.filesystem(path)
-        cols = list(dict.fromkeys([keep.target, keep.split_by, "audio_frames", *columns]))
+        cols = [keep.target, *keep.rated, keep.split_by, "audio_frames", *columns]
+        cols = list(dict.fromkeys(cols))
         for row in pq.read_table(inner, filesystem=fs, columns=cols).to_pylist():
             if keep(row) and row["audio_frames"]:
                 clips.append(np.asarray(row["audio_frames"], dtype=np.float32))

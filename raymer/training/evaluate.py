@@ -71,6 +71,14 @@ class Selection:
                 continue  # an augmented copy (extract's augment): its clip is scored
             if not all(str(row.get(k)) in v for k, v in self.where.items()):
                 continue
+            if not self.spec.has_labels:  # a model of dimensions alone: rated clips
+                if any(row.get(d) is not None for d in self.spec.dimensions):
+                    kept.append(i)
+                elif self.labelled_only:
+                    self.unlabelled += 1
+                else:
+                    kept.append(i)
+                continue
             value = row.get(target)
             names = set(value) if self.spec.multi_label and value is not None else {value}
             if not has_target(value):
@@ -92,8 +100,9 @@ def predictions_of(table: pa.Table, scores: np.ndarray, spec: ModelSpec) -> pa.T
     dimensions; the clip's own rating, where it has one, stays in ``<dimension>``)."""
     labels, n = spec.labels, len(spec.labels)
     out = table.select([c for c in table.column_names if c not in FEATURE_COLUMNS])
-    top = [labels[int(i)] for i in scores[:, :n].argmax(1)] if len(scores) else []
-    out = out.append_column("predicted", pa.array(top, pa.string()))
+    if labels:  # (a model of dimensions alone has none)
+        top = [labels[int(i)] for i in scores[:, :n].argmax(1)] if len(scores) else []
+        out = out.append_column("predicted", pa.array(top, pa.string()))
     if spec.multi_label:
         on = [labels_on(labels, row[:n].tolist()) for row in scores]
         out = out.append_column("predicted_labels", pa.array(on, pa.list_(pa.string())))
@@ -188,7 +197,9 @@ def evaluate(
     predictions = predict_table(model, spec, features, speakers, where, speaker_stats=speaker_stats)
     labels = spec.labels
     index = {lab: i for i, lab in enumerate(labels)}
-    if spec.multi_label:
+    if not labels:  # a model of dimensions alone
+        scores = {"n": predictions.num_rows}
+    elif spec.multi_label:
         y_true, y_pred = (
             _multi_hot(predictions.column(c).to_pylist(), labels)
             for c in ("labels", "predicted_labels")
@@ -209,7 +220,7 @@ def evaluate(
     }
     if spec.dimensions:
         metrics["dimensions"] = dimension_scores(predictions, spec.dimensions)
-    if by and not spec.multi_label:
+    if by and labels and not spec.multi_label:
         metrics["by"] = breakdown(predictions, labels, by, features)
     _save(output, predictions, "metrics.json", metrics)
     storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
@@ -290,6 +301,10 @@ def report_markdown(m: dict) -> str:
         f"- features: `{m['features']}`",
         f"- clips: {m['n']}; speakers: {', '.join(m['speakers']) or 'unknown'}"
         + (f"; {m['unlabelled']} clips without a label left out" if m.get("unlabelled") else ""),
+    ]
+    if "ua" not in m:  # a model of dimensions alone
+        return "\n".join(lines + dimension_lines(m.get("dimensions"))) + "\n"
+    lines += [
         "",
         "| UA | WA | macro-F1 |",
         "| --- | --- | --- |",

@@ -67,9 +67,12 @@ class Scorer:
 
 
 def counts(table: pa.Table, labels: list[str], target: str) -> pa.Table:
-    """Prediction rows -> the numbers ``infer`` sums: unlabelled, and one per label."""
-    predicted = table.column("predicted").to_numpy(zero_copy_only=False)
-    cols = {f"is_{lab}": (predicted == lab).astype(np.int64) for lab in labels}
+    """Prediction rows -> the numbers ``infer`` sums: unlabelled, and one per label (a model
+    of dimensions alone has none)."""
+    cols = {}
+    if labels:
+        predicted = table.column("predicted").to_numpy(zero_copy_only=False)
+        cols = {f"is_{lab}": (predicted == lab).astype(np.int64) for lab in labels}
     if target in table.column_names:
         values = table.column(target).to_pylist()
         cols["unlabelled"] = np.array([not has_target(v) for v in values], dtype=np.int64)
@@ -167,7 +170,10 @@ def _totals(out: str, spec: ModelSpec) -> dict:
     fs, path = storage.filesystem(out)
     written = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS).map_batches(
         counts,
-        fn_kwargs={"labels": spec.labels, "target": target_column(spec.multi_label)},
+        fn_kwargs={
+            "labels": spec.labels,
+            "target": target_column(spec.multi_label) if spec.has_labels else spec.dimensions[0],
+        },
         batch_format="pyarrow",
     )
     names = ["unlabelled", *[f"is_{lab}" for lab in spec.labels]]

@@ -27,6 +27,7 @@ from raymer.checkpoint import ON_SCORE, ModelSpec, score_name
 from raymer.config import TrainConfig, dump_config
 from raymer.models.builders import build_model
 from raymer.normalize import FrameStats
+from raymer.training.batching import buckets, drop_modality
 from raymer.training.losses import ccc_loss, loss_fn
 from raymer.training.metrics import (
     classification_metrics,
@@ -87,48 +88,6 @@ def _any_rank(flag: bool) -> bool:
 
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
-
-
-def buckets(chunk, size: int, generator: torch.Generator | None) -> list[np.ndarray]:
-    """Row indices of ``chunk``'s batches of ``size``, its clips sorted by length (frames, or
-    bytes of audio, then text tokens); with a ``generator``, ties broken and the batches
-    ordered at random."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = chunk.num_rows
-    keys = []
-    for name in ("text_tokens", "audio_frames", "audio"):  # last is most significant
-        if name not in chunk.column_names:
-            continue
-        column, kind = chunk.column(name), chunk.column(name).type
-        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-            length = pc.binary_length(column)
-        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            length = pc.list_value_length(column)
-        else:  # another type (a Python object column): no length to sort by
-            continue
-        keys.append(pc.fill_null(length, 0).to_numpy(zero_copy_only=False))
-    if generator is not None:
-        keys.insert(0, torch.rand(n, generator=generator).numpy())
-    order = np.lexsort(keys) if keys else np.arange(n)
-    batches = [order[i : i + size] for i in range(0, n, size)]
-    if generator is not None:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-    return batches
-
-
-def _drop_modality(batch: dict, p: float, generator: torch.Generator) -> dict:
-    """Modality dropout: each clip loses its audio (probability p/2) or its text (p/2) for
-    this step; its mask is emptied, so co-attention pools that modality to zero and the head
-    learns to use either one alone instead of leaning on one."""
-    n = len(batch["label"])
-    draw = torch.rand(n, generator=generator)
-    batch = dict(batch)
-    no_audio, no_text = draw < p / 2, (draw >= p / 2) & (draw < p)
-    batch["audio_mask"] = batch["audio_mask"] & ~no_audio[:, None]
-    batch["text_mask"] = batch["text_mask"] & ~no_text[:, None]
-    return batch
 
 
 def _optimizer(model, cfg: TrainConfig, spec: ModelSpec) -> torch.optim.Optimizer:
@@ -229,12 +188,8 @@ class Recipe:
         batches = self.batches(self.train_shard, shuffle=True)
         for step, batch in enumerate(batches):
             if cfg.modality_dropout > 0 and self.spec.modality == "fusion":
-                batch = _drop_modality(batch, cfg.modality_dropout, self.generator)
-            out = forward(self.model, batch, self.device)
-            loss = loss_fn(cfg.loss, out.logits, batch["label"].to(self.device))
-            if out.dims is not None:  # multi-task: the dimensions beside the label
-                dims = batch["dims"].to(self.device)
-                loss = loss + cfg.dimension_weight * ccc_loss(out.dims, dims)
+                batch = drop_modality(batch, cfg.modality_dropout, self.generator)
+            loss = self.loss(forward(self.model, batch, self.device), batch)
             if _any_rank(not torch.isfinite(loss).item()):
                 result.bad_loss = (float(loss), step)
                 return result
@@ -246,6 +201,17 @@ class Recipe:
             result.total += float(loss) * len(batch["id"])
             result.count += len(batch["id"])
         return result
+
+    def loss(self, out, batch: dict) -> torch.Tensor:
+        """The objective on a batch: the label's loss, plus ``dimension_weight`` times the
+        dimensions' 1 - CCC (a model of dimensions alone: that alone)."""
+        loss = out.logits.sum() * 0.0
+        if self.spec.has_labels:
+            loss = loss_fn(self.cfg.loss, out.logits, batch["label"].to(self.device))
+        if out.dims is not None:  # the dimensions beside (or instead of) the label
+            dims = batch["dims"].to(self.device)
+            loss = loss + self.cfg.dimension_weight * ccc_loss(out.dims, dims)
+        return loss
 
     def batches(self, shard, shuffle: bool):
         """Model batches of a shard, in Arrow from Ray Data to the padded tensors (no Python
@@ -264,42 +230,48 @@ class Recipe:
                 yield self.collate.from_table(chunk.take(rows))
 
     def validate(self) -> dict:
-        """Metrics of every worker's validation predictions together, and the mean loss."""
+        """Metrics of every worker's validation predictions together, and the mean loss: the
+        label's (UA, ...) and each dimension's (CCC, ...; ``ccc``: their mean)."""
         labels, multi = self.spec.labels, self.spec.multi_label
         self.model.eval()
-        y_true, y_pred, losses, dims_true, dims_pred = [], [], [], [], []
+        y_true, y_pred, losses, dims_true, dims_pred, n = [], [], [], [], [], []
         with torch.no_grad():
             for batch in self.batches(self.val_shard, shuffle=False):
                 out = forward(self.model, batch, self.device)
-                logits = out.logits
+                losses.append(float(self.loss(out, batch)) * len(batch["id"]))
+                n.append(len(batch["id"]))
                 if out.dims is not None:
                     dims_true += batch["dims"].tolist()
                     dims_pred += out.dims.cpu().tolist()
-                target = batch["label"].to(self.device)
-                losses.append(float(loss_fn(self.cfg.loss, logits, target)) * len(target))
+                if not self.spec.has_labels:
+                    continue
+                target, logits = batch["label"], out.logits.cpu()
                 y_true += target.bool().tolist() if multi else target.tolist()
                 y_pred += (
                     (logits.sigmoid() > ON_SCORE).tolist() if multi else logits.argmax(-1).tolist()
                 )
-        y_true, y_pred, losses = _gather(y_true), _gather(y_pred), _gather(losses)
-        if multi:
+        y_true, y_pred, losses, n = _gather(y_true), _gather(y_pred), _gather(losses), _gather(n)
+        metrics: dict = {"n": sum(n)}
+        if self.spec.has_labels and multi:
             shape = (len(y_true), len(labels))
             metrics = multilabel_metrics(
                 np.reshape(y_true, shape), np.reshape(y_pred, shape), labels
             )
-        else:
+        elif self.spec.has_labels:
             metrics = classification_metrics(y_true, y_pred, labels)
-        metrics["loss"] = sum(losses) / max(1, len(y_true))
+        metrics["loss"] = sum(losses) / max(1, sum(n))
         if self.spec.dimensions:  # CCC, Pearson, RMSE of each (on every worker's clips)
             dims_true, dims_pred = _gather(dims_true), _gather(dims_pred)
-            metrics["dimensions"] = dimension_metrics(dims_true, dims_pred, self.spec.dimensions)
+            dims = dimension_metrics(dims_true, dims_pred, self.spec.dimensions)
+            metrics["dimensions"] = dims
+            metrics["ccc"] = float(np.mean([m["ccc"] for m in dims.values()]))
         return metrics
 
     def record(self, epoch: EpochResult, val: dict, started: float) -> dict:
         """The epoch's metrics; updates the best score and early-stopping count."""
         state = self.state
         state["epoch"] += 1
-        score = val[score_name(self.spec.multi_label)]
+        score = val[score_name(self.spec.multi_label, self.spec.has_labels)]
         improved = score > state["best_score"]
         state["best_score"] = max(state["best_score"], score)
         state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
@@ -310,14 +282,16 @@ class Recipe:
             "val_clips": val["n"],
             "train_loss": sum(_gather([epoch.total])) / max(1, clips),
             "val_loss": val["loss"],
-            "val_ua": val["ua"],
-            "val_wa": val["wa"],
-            "val_macro_f1": val["macro_f1"],
+            "val_ua": val.get("ua"),  # None: a model of dimensions alone
+            "val_wa": val.get("wa"),
+            "val_macro_f1": val.get("macro_f1"),
             "val_score": score,  # what chooses the checkpoint (score_name)
             "epoch_s": time.perf_counter() - started,  # training and validation, this worker
         }
         for name, m in val.get("dimensions", {}).items():
             metrics[f"val_ccc_{name}"] = m["ccc"]
+        if "ccc" in val:
+            metrics["val_ccc"] = val["ccc"]
         if self.stage:
             params = _unwrap(self.model).parameters()
             metrics["trainable_params"] = sum(p.numel() for p in params if p.requires_grad)

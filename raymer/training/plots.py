@@ -42,7 +42,7 @@ def confusion_png(metrics: dict) -> bytes:
     return _save(plt, fig)
 
 
-SCORE_TITLES = {"ua": "UA", "macro_f1": "macro-F1"}
+SCORE_TITLES = {"ua": "UA", "macro_f1": "macro-F1", "ccc": "mean CCC"}
 
 
 def curves_png(history: list[dict], score: str = "ua") -> bytes:
@@ -60,9 +60,11 @@ def curves_png(history: list[dict], score: str = "ua") -> bytes:
         [h.get("val_score", h["val_ua"]) for h in history],
         label=f"validation {SCORE_TITLES[score]}",
     )
+    for name in sorted(k for k in history[0] if k.startswith("val_ccc_")):  # each dimension
+        right.plot(epochs, [h[name] for h in history], "--", label=f"CCC {name[8:]}")
     right.set_xlabel("epoch")
-    right.set_ylim(0, 1)
-    right.legend()
+    right.set_ylim(-0.2 if score == "ccc" or "val_ccc" in history[0] else 0, 1)
+    right.legend(fontsize=8)
     return _save(plt, fig)
 
 

@@ -18,7 +18,7 @@ from raymer.training.loop import history_uri
 @dataclass
 class TrainSummary:
     best_checkpoint: str
-    best_val_ua: float
+    best_val_ua: float | None  # None: a model of dimensions alone (best_val_score: mean CCC)
     epochs: int
     history: list[dict]
     labels: list[str]
@@ -38,7 +38,8 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
     which rank 0 rewrites each epoch): loss, validation score, time."""
     import threading
 
-    uri, score = history_uri(cfg), score_name(cfg.multi_label)
+    uri, score = history_uri(cfg), score_name(cfg.multi_label, "label" in cfg.targets)
+    shown_as = {"ua": "UA", "macro_f1": "macro-F1", "ccc": "mean CCC"}[score]
     shown: set[int] = set()
     stop = threading.Event()
 
@@ -55,7 +56,7 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
                     print(
                         f"{cfg.name} epoch {h['epoch']}/{cfg.epochs} | train loss "
                         f"{h['train_loss']:.4f} | val loss {h['val_loss']:.4f} | val "
-                        f"{'UA' if score == 'ua' else 'macro-F1'} {h['val_' + score]:.3f}{ccc} | "
+                        f"{shown_as} {h['val_' + score]:.3f}{ccc} | "
                         f"{h['epoch_s']:.1f} s",
                         file=sys.stderr,
                         flush=True,

@@ -49,11 +49,18 @@ MODEL_KEYS += ("temporal_dim", "loss", "multi_label", "audio_norm", "targets")
 
 
 def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
-    """crossval and compare score single labels: a multi_label run is refused, saying why."""
+    """crossval and compare score single labels: a multi_label run, or a model of
+    dimensions alone, is refused, saying why."""
     if cfg.multi_label:
         raise UsageError(
             f"{command} scores single-label clips; train and evaluate a multi_label model on "
             "the corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
+        )
+    if "label" not in cfg.targets:
+        raise UsageError(
+            f"{command} compares labels (UA), and reports dimensions beside them: give "
+            f"targets [label, {', '.join(cfg.targets)}], or train and evaluate a model of "
+            "dimensions alone"
         )
 
 
@@ -71,7 +78,7 @@ def build_trainer(cfg: TrainConfig):
 
     from raymer.training.loop import train_loop
 
-    index = read_index(cfg.features, cfg.split_by, cfg.multi_label)
+    index = read_index(cfg.features, cfg.split_by, cfg.multi_label, rated_only(cfg))
     labels = _checked_labels(cfg, index)
     train_s, val_s, test_s = split_speakers(
         index.speakers, cfg.test_speakers, cfg.val_speakers, cfg.val_fraction, cfg.seed
@@ -118,15 +125,28 @@ def build_trainer(cfg: TrainConfig):
     return trainer, labels, (train_s, val_s, test_s), index.unlabelled
 
 
+def rated_only(cfg: TrainConfig) -> tuple[str, ...]:
+    """A model of emotion dimensions alone: the dimensions (a clip rated on any is a training
+    clip); () when the label is a target."""
+    return () if "label" in cfg.targets else tuple(cfg.targets)
+
+
+def keep_of(cfg: TrainConfig, speakers: set[str], copies: bool = False) -> InSpeakers:
+    """The row filter of a split: its speakers, not the held-out groups, with a target."""
+    target = target_column(cfg.multi_label)
+    return InSpeakers(speakers, cfg.holdout, cfg.split_by, target, copies, rated_only(cfg))
+
+
 def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
-    """The label set to train on; refuses features the configuration cannot train on."""
+    """The label set to train on (none for a model of dimensions alone); refuses features
+    the configuration cannot train on."""
     if index.audio_dim == 0 and cfg.modality != "text":
         raise UsageError(
             f"the features under {cfg.features} hold text only (extracted from a text "
             f"manifest); train them with modality=text, not {cfg.modality}"
         )
-    labels = cfg.labels or index.label_set()
-    unknown = sorted(set(index.label_set()) - set(labels))
+    labels = (cfg.labels or index.label_set()) if "label" in cfg.targets else []
+    unknown = sorted(set(index.label_set()) - set(labels)) if labels else []
     if unknown:
         raise UsageError(
             f"labels {unknown} in the features are not in the configured labels {labels}"
@@ -153,22 +173,17 @@ def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     import ray.data
 
     fs, path = storage.filesystem(features_path(cfg.features))
-    target = target_column(cfg.multi_label)
+    target = [target_column(cfg.multi_label)] if "label" in cfg.targets else []
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
+    base = [c for c in base if c != "label" or target]
     dims = [t for t in cfg.targets if t != "label"]
-    columns = list(dict.fromkeys([*base, target, *dims, cfg.split_by, *sorted(cfg.holdout)]))
+    columns = list(dict.fromkeys([*base, *target, *dims, cfg.split_by, *sorted(cfg.holdout)]))
     columns += [AUGMENT] if AUGMENT in feature_columns(cfg.features) else []
     ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
     ds = ds.select_columns(columns)
     datasets = {
         name: ds.map_batches(
-            InSpeakers(
-                group,
-                cfg.holdout,
-                cfg.split_by,
-                target,
-                copies=name == "train" and cfg.use_augmented,
-            ).table,
+            keep_of(cfg, group, copies=name == "train" and cfg.use_augmented).table,
             batch_format="pyarrow",
             num_cpus=READ_ARGS["num_cpus"],
         )
@@ -248,8 +263,7 @@ def _prosody_spec(cfg: TrainConfig, index: Index, train_speakers: set[str]) -> d
             f"prosody: the features under {cfg.features} were extracted without it; extract "
             "again with prosody: true"
         )
-    keep = InSpeakers(train_speakers, cfg.holdout, cfg.split_by, target_column(cfg.multi_label))
-    clips = read_frames(cfg.features, keep, columns=tuple(sorted(cfg.holdout)))
+    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), tuple(sorted(cfg.holdout)))
     columns = np.concatenate([c[:, -PROSODY_DIM:] for c in clips if len(c)])
     return {
         "audio_dim": index.audio_dim + PROSODY_DIM,
@@ -315,8 +329,7 @@ def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
     """The paper's temporal embedding g, trained on the training speakers' frames only."""
     from raymer.models.temporal import fit_temporal_embedding
 
-    keep = InSpeakers(train_speakers, cfg.holdout, cfg.split_by, target_column(cfg.multi_label))
-    clips = read_frames(cfg.features, keep, columns=tuple(sorted(cfg.holdout)))
+    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), tuple(sorted(cfg.holdout)))
     g, _ = fit_temporal_embedding(
         clips, cfg.temporal_dim, k=cfg.temporal_k, steps=cfg.temporal_steps, seed=cfg.seed
     )
@@ -351,10 +364,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
         raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
     best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_score"])
     history = json.loads(storage.read_bytes(history_uri(cfg)))
-    score = score_name(cfg.multi_label)
+    score = score_name(cfg.multi_label, "label" in cfg.targets)
     summary = TrainSummary(
         best_checkpoint=_uri(cfg.output, best.path),
-        best_val_ua=float(metrics["val_ua"]),
+        best_val_ua=None if metrics.get("val_ua") is None else float(metrics["val_ua"]),
         best_val_score=float(metrics["val_score"]),
         selected_by=f"val_{score}",
         best_epoch=int(metrics["epoch"]),

@@ -110,11 +110,13 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         "hidden_dim=16",
         "batch_size=8",
         "val_fraction=0.4",
+        "targets=[label,arousal,valence]",
         env={"RAY_ADDRESS": address},
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Leave-one-speaker-out, 2 folds" in result.stdout
+    assert "| model | UA | WA | macro-F1 | ccc_arousal | ccc_valence | pooled UA |" in result.stdout
     tmp_path = tmp_path / "cv"
     report = json.loads((tmp_path / "crossval.json").read_text())
     for modality in ("fusion", "text"):
@@ -126,10 +128,13 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
                 (tmp_path / modality / f"fold-{group}" / "eval" / "metrics.json").read_text()
             )
             assert saved["speakers"] == [group] and saved["ua"] == fold["ua"]
+            assert fold["ccc_valence"] == saved["dimensions"]["valence"]["ccc"]
         uas = [f["ua"] for f in r["folds"].values()]
         assert abs(r["mean"]["ua"] - sum(uas) / 2) < 1e-9
         assert abs(r["std"]["ua"] - abs(uas[0] - uas[1]) / 2**0.5) < 1e-9
-        assert r["pooled"]["n"] == 16
+        cccs = [f["ccc_arousal"] for f in r["folds"].values()]
+        assert abs(r["mean"]["ccc_arousal"] - sum(cccs) / 2) < 1e-9
+        assert r["pooled"]["n"] == 16 and r["pooled"]["dimensions"]["arousal"]["n"] == 16
     assert (tmp_path / "crossval.md").read_text() in result.stdout
 
 

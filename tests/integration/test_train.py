@@ -127,6 +127,12 @@ def test_infer_predicts_every_clip_labelled_or_not(trained, multi_speaker_featur
 
 
 def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, tmp_path):
+    """An audio model with the temporal embedding, of emotion dimensions alone (no label):
+    chosen by its mean CCC, evaluated on the dimensions."""
+    import pyarrow.parquet as pq
+
+    from raymer.training.evaluate import evaluate
+
     summary = train(
         train_config(
             multi_speaker_features,
@@ -137,14 +143,27 @@ def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, 
             "audio_input=temporal",
             "temporal_steps=20",
             "temporal_dim=16",
+            "targets=[arousal, valence]",
         )
     )
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert summary.epochs == 1 and spec["modality"] == "audio"
     assert spec["audio_input"] == "temporal" and spec["temporal_dim"] == 16
+    assert spec["targets"] == ["arousal", "valence"] and spec["labels"] == []
     model = build_fusion_model(ModelSpec(**spec))
     model.load_state_dict(torch.load(Path(summary.best_checkpoint) / "model.pt"))
     assert model.audio_adapter is not None
+    (epoch,) = summary.history
+    assert summary.best_val_ua is None and summary.selected_by == "val_ccc"
+    assert summary.best_val_score == epoch["val_ccc"]
+    assert epoch["val_ccc"] == (epoch["val_ccc_arousal"] + epoch["val_ccc_valence"]) / 2
+    m = evaluate(summary.best_checkpoint, str(multi_speaker_features), str(tmp_path / "eval"))
+    assert "ua" not in m and m["n"] == 32 and set(m["dimensions"]) == {"arousal", "valence"}
+    assert all(-1 <= d["ccc"] <= 1 and d["n"] == 32 for d in m["dimensions"].values())
+    rows = pq.read_table(tmp_path / "eval" / "predictions.parquet")
+    assert "predicted" not in rows.column_names
+    assert all(-1 <= v <= 1 for v in rows.column("predicted_arousal").to_pylist())
+    assert "| arousal |" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_compare_trains_three_modalities_and_writes_the_table(trained, multi_speaker_features):

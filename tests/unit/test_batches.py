@@ -66,7 +66,7 @@ def test_a_table_collates_like_its_rows():
 
 
 def test_length_buckets_hold_every_row_once_and_pad_little():
-    from raymer.training.loop import buckets
+    from raymer.training.batching import buckets
 
     rng = np.random.default_rng(2)
     table = pa.table(

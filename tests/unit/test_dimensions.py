@@ -66,15 +66,24 @@ def test_ccc_loss_is_one_minus_ccc_leaves_unrated_clips_out_and_has_gradients():
 
 def test_targets_are_checked_and_older_specs_answer_labels_only():
     spec = _spec()
-    assert spec.dimensions == ["arousal", "valence"]
+    assert spec.dimensions == ["arousal", "valence"] and spec.has_labels
     old = ModelSpec(**{k: v for k, v in _spec().model_dump().items() if k != "targets"})
     assert old.targets == ["label"] and old.dimensions == []
-    for bad in (["arousal"], ["label", "label"], ["label", "joy"]):
+    for bad in ([], ["label", "label"], ["label", "joy"]):
         with pytest.raises(ValidationError):
             _spec(targets=bad)
         with pytest.raises(ValidationError):
             TrainConfig(targets=bad)
+    # a model of dimensions alone has no labels; a model with the label target has some
+    alone = _spec(targets=["arousal"], labels=[])
+    assert not alone.has_labels and alone.dimensions == ["arousal"]
+    for targets, labels in ((["arousal"], LABELS), (["label", "arousal"], [])):
+        with pytest.raises(ValidationError, match="exactly when"):
+            _spec(targets=targets, labels=labels)
     assert TrainConfig(targets=["label", "valence"]).targets == ["label", "valence"]
+    assert TrainConfig(targets=["valence", "arousal"]).targets == ["valence", "arousal"]
+    with pytest.raises(ValidationError, match="multi_label"):
+        TrainConfig(targets=["arousal"], multi_label=True)
 
 
 def test_the_head_answers_dimensions_in_range_and_learns_them_with_ccc():
@@ -263,3 +272,25 @@ def test_the_documented_answer_schema_holds_for_every_kind_of_answer():
         validator.validate(answer | {"models": {"asr": "a", "text": "b"}, "checkpoint": None})
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(answers[0] | {"dimensions": {"arousal": "high"}})
+
+
+def test_a_model_of_dimensions_alone_answers_them_and_no_label():
+    from raymer.card import CardFacts, render
+    from raymer.training.evaluate import predictions_of
+
+    spec = _spec(targets=["arousal", "valence"], labels=[])
+    model = build_model(spec).eval()
+    collate = Collate(spec)
+    batch = collate.live(frames=[np.ones((3, 6), np.float32)], tokens=[np.ones((2, 5))])
+    answers = scores_of(model, collate, batch).numpy()
+    assert answers.shape == (1, 2)
+    sp = SpeechFeatures(transcript="hello", language="en", language_prob=1.0)
+    part = piece(0, 0.0, 2.0, sp, answers[0], [], False, spec.dimensions)
+    assert (
+        part.label is None and part.scores == {} and set(part.dimensions) == {"arousal", "valence"}
+    )
+    long = recording([part, part], 4.0, [], False, spec.dimensions)
+    assert long.label is None and long.dimensions == pytest.approx(part.dimensions)
+    out = predictions_of(pa.table({"id": ["a"]}), answers, spec)
+    assert out.column_names == ["id", "predicted_arousal", "predicted_valence"]
+    assert "Rates arousal, valence" in render(spec, CardFacts())
