@@ -263,7 +263,7 @@ def _prosody_spec(cfg: TrainConfig, index: Index, train_speakers: set[str]) -> d
             f"prosody: the features under {cfg.features} were extracted without it; extract "
             "again with prosody: true"
         )
-    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), tuple(sorted(cfg.holdout)))
+    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), columns=tuple(cfg.holdout))
     columns = np.concatenate([c[:, -PROSODY_DIM:] for c in clips if len(c)])
     return {
         "audio_dim": index.audio_dim + PROSODY_DIM,
@@ -329,7 +329,7 @@ def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
     """The paper's temporal embedding g, trained on the training speakers' frames only."""
     from raymer.models.temporal import fit_temporal_embedding
 
-    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), tuple(sorted(cfg.holdout)))
+    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), columns=tuple(cfg.holdout))
     g, _ = fit_temporal_embedding(
         clips, cfg.temporal_dim, k=cfg.temporal_k, steps=cfg.temporal_steps, seed=cfg.seed
     )
