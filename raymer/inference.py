@@ -157,6 +157,14 @@ class Judging:
     cutting: SegmentOptions = SegmentOptions()
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far ``compose_steps`` is: pieces judged of all the clips' pieces."""
+
+    done: int
+    total: int
+
+
 async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judging) -> list:
     """Clips -> ``Prediction``s, given the three stages as async callables on lists:
     ``speech([(audio, heard)]) -> [SpeechFeatures]`` (a ``Listener``), ``encode(texts) ->
@@ -165,24 +173,31 @@ async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judgi
     are the same. Each clip is cut as ``raymer recognize`` cuts it (``split``); every piece
     without speech (``SpeechRule``) gets ``no_speech``, an empty transcript and null
     emotions: noise is never given an emotion."""
+    results: list = []
+    async for step in compose_steps(clips, speech, encode, score, judging):
+        if not isinstance(step, Progress):
+            results = step
+    return results
+
+
+async def compose_steps(
+    clips: list[np.ndarray], speech, encode, score, judging: Judging, step: int = 0
+):
+    """``compose``, telling how far it is: the pieces are judged ``step`` at a time (0: all
+    at once), a ``Progress`` after each group, then the list of ``Prediction``s."""
     if not clips:
-        return []
+        yield []
+        return
     cuts = [list(split(iter([clip]), judging.cutting)) for clip in clips]
     pieces: list[Segment] = [seg for cut in cuts for seg in cut]
-    speech_out = await speech([(p.audio, p.speech_s) for p in pieces])
-    spoken = [i for i, sp in enumerate(speech_out) if not silent(judging.rule, sp)]
-    scores: list = [None] * len(pieces)
-    if spoken:
-        texts = [speech_out[i].transcript for i in spoken]
-        tokens = await encode(texts)
-        found = await score(
-            [speech_out[i].frames for i in spoken],
-            tokens,
-            [pieces[i].audio for i in spoken] if judging.needs_audio else None,
-            texts,
-        )
-        for i, sc in zip(spoken, list(found), strict=True):
-            scores[i] = sc
+    speech_out, scores = [], []
+    size = step if step > 0 else max(1, len(pieces))  # (a long silence has no pieces)
+    for start in range(0, len(pieces), size):
+        group = pieces[start : start + size]
+        heard, found = await _judge(group, speech, encode, score, judging)
+        speech_out += heard
+        scores += found
+        yield Progress(len(speech_out), len(pieces))
     results, at = [], 0
     labels, multi, dims = judging.labels, judging.multi_label, judging.dimensions
     for clip, cut in zip(clips, cuts, strict=True):
@@ -197,7 +212,36 @@ async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judgi
         else:
             (part,) = parts
             results.append(single(part, duration, multi))
-    return results
+    yield results
+
+
+async def events(steps):
+    """``compose_steps`` of one clip -> the events a streamed answer sends: ``{"done",
+    "total"}`` after each group of pieces, then ``{"result": the service's answer}``."""
+    async for step in steps:
+        if isinstance(step, Progress):
+            yield {"done": step.done, "total": step.total}
+        else:
+            yield {"result": step[0].to_api()}
+
+
+async def _judge(pieces: list[Segment], speech, encode, score, judging: Judging):
+    """Pieces -> their ``SpeechFeatures`` and the model's answers (None: no speech)."""
+    speech_out = await speech([(p.audio, p.speech_s) for p in pieces])
+    spoken = [i for i, sp in enumerate(speech_out) if not silent(judging.rule, sp)]
+    scores: list = [None] * len(pieces)
+    if spoken:
+        texts = [speech_out[i].transcript for i in spoken]
+        tokens = await encode(texts)
+        found = await score(
+            [speech_out[i].frames for i in spoken],
+            tokens,
+            [pieces[i].audio for i in spoken] if judging.needs_audio else None,
+            texts,
+        )
+        for i, sc in zip(spoken, list(found), strict=True):
+            scores[i] = sc
+    return list(speech_out), scores
 
 
 def text_results(
@@ -255,6 +299,14 @@ class Inference:
         return self.heads.info()
 
     async def arecognize(self, clips: list[np.ndarray]) -> list[Prediction]:
+        return await compose(clips, *self._stages(), self.judging)
+
+    def arecognize_steps(self, clip: np.ndarray, step: int):
+        """One clip, ``step`` pieces at a time: ``Progress`` after each group, then
+        ``[Prediction]`` (``compose_steps``)."""
+        return compose_steps([clip], *self._stages(), self.judging, step)
+
+    def _stages(self):
         async def speech(items):
             return self.listener(items)
 
@@ -264,7 +316,7 @@ class Inference:
         async def score(f, t, a, x):
             return self.heads.score(f, t, a, x)
 
-        return await compose(clips, speech, encode, score, self.judging)
+        return speech, encode, score
 
     def recognize(self, clips: list[np.ndarray]) -> list[Prediction]:
         """16 kHz mono float32 clips -> one ``Prediction`` per clip (inside a running event

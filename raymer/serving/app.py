@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -95,18 +95,9 @@ async def _cors_and_auth(request: Request, call_next):
                 401, "missing or wrong bearer token (send 'Authorization: Bearer TOKEN')"
             )
             response.headers["WWW-Authenticate"] = "Bearer"
-            return _with_cors(response, origin if cors else None)
+            return ingress.with_cors(response, origin if cors else None)
         response = await call_next(request)
-    return _with_cors(response, origin if cors else None)
-
-
-def _with_cors(response: Response, origin: str | None) -> Response:
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Vary"] = "Origin"
-    return response
+    return ingress.with_cors(response, origin if cors else None)
 
 
 # Helpers come before the deployments: Serve captures a deployment class (and the module
@@ -186,6 +177,11 @@ class Api:
             return await self.model.recognize.remote(audio)
         return await self.split.recognize(audio, await self._models())
 
+    def _steps(self, audio: np.ndarray):
+        if self.split is None:
+            return self.model.options(stream=True).recognize_steps.remote(audio)
+        return self.split.recognize_steps(audio, self._models)
+
     async def _recognize_text(self, text: str):
         if self.split is None:
             return await self.model.recognize_text.remote(text)
@@ -256,8 +252,10 @@ class Api:
         "with its own scores; the label is then the one with the most speech time. A model "
         "trained with emotion dimensions (targets: arousal, valence, dominance) answers them "
         "too (`dimensions`, -1..1; a long recording's are its segments' means weighted by "
-        "their speech time).",
-        openapi_extra={"requestBody": ingress.AUDIO_BODY},
+        "their speech time). `?stream=true` answers as it goes, in NDJSON lines: "
+        '`{"done": k, "total": n}` after each group of segments, then `{"result": the '
+        'answer}` (or `{"error", "status"}`): for long recordings (the page uses it).',
+        openapi_extra={"requestBody": ingress.AUDIO_BODY, "parameters": [ingress.STREAM_PARAM]},
         responses=ingress.responses(
             ingress.RECOGNITION_SCHEMA,
             _400="empty upload, or a multipart body without a `file` field",
@@ -276,6 +274,11 @@ class Api:
             audio = await asyncio.to_thread(ingress.decode_upload, data, self.limits)
         if isinstance(audio, Response):
             return audio
+        if request.query_params.get("stream", "").lower() in ("1", "true", "yes"):
+            return StreamingResponse(
+                ingress.ndjson(self._steps(audio), self.cfg.request_timeout_s, self._models),
+                media_type="application/x-ndjson",
+            )
         result = await self._ask(self._recognize(audio))
         if isinstance(result, Response):
             return result

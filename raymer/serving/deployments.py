@@ -75,6 +75,21 @@ class Model:
         found = await arun_batch(self.recognizer.arecognize, clips, "recognition")
         return [r if isinstance(r, ItemError) else r.to_api() for r in found]
 
+    async def recognize_steps(self, clip: np.ndarray):
+        """One clip, its pieces ``batch_max_size`` at a time, streamed (a handle with
+        ``stream=True``): progress events, then the answer (``inference.events``), or an
+        ``{"error"}`` event."""
+        from raymer.inference import events
+
+        try:
+            async for event in events(
+                self.recognizer.arecognize_steps(clip, self.cfg.batch_max_size)
+            ):
+                yield event
+        except Exception as err:  # the answer's own failure, as a line of the stream
+            logger.warning("streamed recognition failed: %s", err)
+            yield {"error": f"the model failed on this input: {type(err).__name__}: {err}"}
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def recognize_text(self, texts: list[str]) -> list:
         if self.recognizer.text is None:
@@ -191,9 +206,7 @@ class SplitStages:
                 raise _StageError(o.message)
         return list(out)
 
-    async def recognize(self, clip: np.ndarray, info: dict) -> dict:
-        from raymer.inference import Judging, compose
-
+    def _stages(self):
         async def speech(items):
             return await self._each(self.speech.run, items)
 
@@ -205,20 +218,39 @@ class SplitStages:
             items = list(zip(frames, tokens, audio, texts, [False] * len(frames), strict=True))
             return await self._each(self.head.score, items)
 
+        return speech, encode, score
+
+    def _judging(self, info: dict):
+        from raymer.inference import Judging
+
+        return Judging(
+            labels=info["labels"],
+            needs_audio=info["needs_audio"],
+            multi_label=info["multi_label"],
+            dimensions=tuple(info["dimensions"]),
+            rule=SpeechRule.of(self.cfg.speech),
+            cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
+        )
+
+    async def recognize(self, clip: np.ndarray, info: dict) -> dict:
+        from raymer.inference import compose
+
         try:
-            rule = SpeechRule.of(self.cfg.speech)
-            judging = Judging(
-                labels=info["labels"],
-                needs_audio=info["needs_audio"],
-                multi_label=info["multi_label"],
-                dimensions=tuple(info["dimensions"]),
-                rule=rule,
-                cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
-            )
-            results = await compose([clip], speech, encode, score, judging)
+            results = await compose([clip], *self._stages(), self._judging(info))
         except _StageError as err:
             return ItemError(str(err))
         return results[0].to_api()
+
+    async def recognize_steps(self, clip: np.ndarray, info: dict):
+        """``Model.recognize_steps`` over the three stages."""
+        from raymer.inference import compose_steps, events
+
+        steps = compose_steps([clip], *self._stages(), self._judging(info), self.cfg.batch_max_size)
+        try:
+            async for event in events(steps):
+                yield event
+        except _StageError as err:
+            yield {"error": f"the model failed on this input: {err}"}
 
     async def recognize_text(
         self, text: str, labels: list[str], multi_label: bool, dimensions: list[str]

@@ -106,7 +106,10 @@ RECOGNITION_SCHEMA = {
             },
             "required": ["transcript", "duration_s", "no_speech", "label", "emotions"],
         }
-    }
+    },
+    "application/x-ndjson": {  # ?stream=true
+        "schema": {"type": "string", "description": "JSON lines: progress, then the answer"}
+    },
 }
 ERROR_SCHEMA = {
     "application/json": {
@@ -133,6 +136,59 @@ def responses(ok: dict | None = None, **codes: str) -> dict:
         for code, text in (common | {k.lstrip("_"): v for k, v in codes.items()}).items()
     }
     return ({200: {"description": "the answer", "content": ok}} if ok else {}) | out
+
+
+def with_cors(response: Response, origin: str | None) -> Response:
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+STREAM_PARAM = {
+    "name": "stream",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "answer in NDJSON lines as the segments are judged (progress, then the answer)",
+}
+
+
+async def ndjson(events, timeout_s: float, models):
+    """A streamed answer's lines: each event of ``events`` (``{"done", "total"}``, then
+    ``{"result"}`` with the ``models`` and ``checkpoint`` beside it, or ``{"error"}``) as a
+    JSON line; no event within ``timeout_s`` ends it with a 504 line, a replica that dies
+    with a 503 line (the status line went out with the first byte)."""
+    import json
+
+    from ray.serve.exceptions import BackPressureError
+
+    stream = events.__aiter__()
+    while True:
+        try:
+            event = await asyncio.wait_for(stream.__anext__(), timeout_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            event = {"error": f"no progress within {timeout_s:g} s", "status": 504}
+        except BackPressureError:
+            event = {"error": "the service is at capacity; retry in a few seconds", "status": 503}
+        except Exception as err:  # a replica died (killed, OOM) or its actor is gone
+            event = {"error": f"the model replica failed ({type(err).__name__}); retry"}
+            event["status"] = 503
+        if "result" in event:
+            info = await models()
+            event["result"] |= {
+                "models": {"asr": info["asr_model"], "text": info["text_model"]},
+                "checkpoint": info["checkpoint"],
+            }
+        if "error" in event:
+            event.setdefault("status", 500)
+        yield (json.dumps(event) + "\n").encode()
+        if "error" in event:
+            return
 
 
 def error(status: int, message: str) -> JSONResponse:

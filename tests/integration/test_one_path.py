@@ -151,10 +151,14 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
 
 
 @pytest.fixture(scope="module")
-def library(trained, inputs) -> dict:
+def recognizer(trained):
     import raymer
 
-    recognizer = raymer.Recognizer.from_checkpoint(trained.output, threads=1, segment=SEGMENT)
+    return raymer.Recognizer.from_checkpoint(trained.output, threads=1, segment=SEGMENT)
+
+
+@pytest.fixture(scope="module")
+def library(recognizer, inputs) -> dict:
     ids = list(inputs["paths"])
     found = recognizer.predict([inputs["paths"][i] for i in ids], errors="report")
     return dict(zip(ids, found, strict=True))
@@ -237,6 +241,31 @@ def test_a_long_recording_gets_the_same_segments_everywhere(recognized, library,
             for seg, row in zip(segments, rows, strict=True):
                 assert seg["dimensions"][d] == pytest.approx(row[d], abs=0.02), (way, d)
             assert answer["dimensions"][d] == pytest.approx(recording[d], abs=0.02), (way, d)
+
+
+def test_a_long_recording_judged_a_few_segments_at_a_time_answers_the_same(
+    library, inputs, recognizer
+):
+    """What the page's streamed answers run: the pieces in groups, progress after each
+    (``inference.compose_steps``): the same answer as all at once."""
+    import asyncio
+
+    from raymer.audio import decode_audio
+    from raymer.inference import Progress
+
+    audio = decode_audio(str(inputs["paths"]["call"]))
+
+    async def steps():
+        return [s async for s in recognizer.core.arecognize_steps(audio, step=1)]
+
+    *progress, (answer,) = asyncio.run(steps())
+    assert progress == [Progress(k, 3) for k in (1, 2, 3)]
+    whole, streamed = library["call"], answer.to_api()
+    assert streamed["label"] == whole["label"] and len(streamed["segments"]) == 3
+    for a, b in zip(streamed["segments"], whole["segments"], strict=True):
+        assert a["text"] == b["text"] and a["label"] == b["label"]
+    for d in DIMS:
+        assert streamed["dimensions"][d] == pytest.approx(whole["dimensions"][d], abs=0.02)
 
 
 def test_a_rate_no_recording_has_is_refused_everywhere(

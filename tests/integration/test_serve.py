@@ -171,6 +171,38 @@ def test_long_audio_gets_segments_with_their_own_emotions(service, piper_corpus)
         assert r["dimensions"][d] == pytest.approx(mean, abs=1e-3)
 
 
+def test_long_audio_streamed_tells_its_progress_and_answers_the_same(service, piper_corpus):
+    """?stream=true: NDJSON lines, progress after each group of segments, then the same
+    answer as without it (the page reads this)."""
+    url, _ = service
+    audio, texts = _long_clip(piper_corpus)
+    whole = _post(url, audio).json()
+    response = requests.post(
+        f"{url}/v1/recognize?stream=true",
+        data=audio,
+        headers=AUTH | {"Content-Type": "audio/wav"},
+        stream=True,
+        timeout=120,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.iter_lines() if line]
+    *progress, last = lines
+    assert progress and [p["total"] for p in progress] == [len(texts)] * len(progress)
+    assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+    assert progress[-1]["done"] == len(texts)
+    streamed = last["result"]
+    assert streamed["checkpoint"] == whole["checkpoint"] and streamed["label"] == whole["label"]
+    assert [s["text"] for s in streamed["segments"]] == [s["text"] for s in whole["segments"]]
+    for a, b in zip(streamed["segments"], whole["segments"], strict=True):
+        assert a["label"] == b["label"]
+        assert max(abs(a["emotions"][k] - b["emotions"][k]) for k in a["emotions"]) < 0.02
+        assert max(abs(a["dimensions"][d] - b["dimensions"][d]) for d in a["dimensions"]) < 0.02
+    bad = requests.post(f"{url}/v1/recognize?stream=true", data=b"no audio here" * 10,
+                        headers=AUTH | {"Content-Type": "audio/wav"}, timeout=60)  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["status"] == 422  # refused before streaming
+
+
 def _noise_wav(seconds: float = 3.0) -> bytes:
     rng = np.random.default_rng(7)
     buf = io.BytesIO()
@@ -722,7 +754,8 @@ def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_
             ec.text_to_be_present_in_element((By.ID, "status"), "call.wav: done")
         )
         seen = driver.execute_script("return window.seen")
-        assert any(s.startswith("Processing call.wav") for s in seen), seen
+        n = len(texts)  # the service's answer streams its progress: segments judged so far
+        assert any(s.startswith(f"Processing call.wav… segment {n} of {n}") for s in seen), seen
         assert driver.find_element(By.ID, "timeline").is_displayed()
         bands = driver.find_elements(By.CSS_SELECTOR, "#tl rect.segment")
         rows = driver.find_elements(By.CSS_SELECTOR, "#segments tbody tr")

@@ -115,3 +115,45 @@ def test_without_a_token_pages_elsewhere_get_no_answer():
     assert status(request(host="x", **ok)) == 421
     assert status(request(**ok, origin="null")) == 403
     assert anonymous_refusal(request(host="anything", **ok), settings | {"hosts": ["*"]}) is None
+
+
+def test_a_streamed_answer_is_lines_of_progress_then_the_answer_or_an_error():
+    import asyncio
+    import json
+
+    from raymer.serving.ingress import ndjson
+
+    async def models():
+        return {"asr_model": "whisper-tiny.en", "text_model": "minilm", "checkpoint": "ck"}
+
+    async def good():
+        for k in (8, 16, 20):
+            yield {"done": k, "total": 20}
+        yield {"result": {"label": "sad", "segments": []}}
+
+    async def stalls():
+        yield {"done": 8, "total": 20}
+        await asyncio.sleep(5)
+        yield {"done": 16, "total": 20}
+
+    async def dies():
+        yield {"done": 8, "total": 20}
+        raise RuntimeError("actor died")
+
+    async def lines(events, timeout_s=1.0):
+        return [json.loads(b) async for b in ndjson(events, timeout_s, models)]
+
+    out = asyncio.run(lines(good()))
+    assert [e.get("done") for e in out] == [8, 16, 20, None]
+    assert out[-1]["result"]["label"] == "sad" and out[-1]["result"]["checkpoint"] == "ck"
+    assert out[-1]["result"]["models"] == {"asr": "whisper-tiny.en", "text": "minilm"}
+    stalled = asyncio.run(lines(stalls(), timeout_s=0.2))
+    assert stalled[-1]["status"] == 504 and len(stalled) == 2  # and the stream ends there
+    died = asyncio.run(lines(dies()))
+    assert died[-1]["status"] == 503 and "RuntimeError" in died[-1]["error"]
+    failed = asyncio.run(lines(_once({"error": "the model failed on this input: x"})))
+    assert failed == [{"error": "the model failed on this input: x", "status": 500}]
+
+
+async def _once(event):
+    yield event
