@@ -178,17 +178,22 @@ def test_compare_trains_three_modalities_and_writes_the_table(trained, multi_spe
         assert row["speakers"]["n"] == 8 and 0 <= row["speakers"]["ua"] <= 1
         assert row["holdout"]["n"] == held
     table = (trained.output / "comparison.md").read_text()
-    assert table == result["markdown"] and table.count("\n") == 5
+    assert table == result["markdown"] and table.count("\n") == 5 + 8  # + the dimensions
     assert "held-out speakers (en-gb_m3)" in table and "held-out templates" in table
+    fusion = result["results"]["fusion"]["speakers"]["dimensions"]["arousal"]
+    assert fusion["n"] == 8 and -1 <= fusion["ccc"] <= 1
+    assert "| fusion | {ccc:.3f} / {pearson:.3f} / {rmse:.3f} |".format(**fusion) in table
     # Each best checkpoint's model card has its validation and test scores
     for modality, row in result["results"].items():
         card = (Path(row["checkpoint"]) / "README.md").read_text()
         speakers = row["speakers"]
         assert f"# raymer emotion model: {modality} (features)" in card
         assert "| validation |" in card and "training clips:" in card
+        dims = speakers["dimensions"]
         assert (
             f"| test (held-out speakers en-gb_m3) | {speakers['ua']:.3f} | "
-            f"{speakers['wa']:.3f} | {speakers['macro_f1']:.3f} | 8 |"
+            f"{speakers['wa']:.3f} | {speakers['macro_f1']:.3f} | "
+            f"{dims['arousal']['ccc']:.3f} | {dims['valence']['ccc']:.3f} | 8 |"
         ) in card
         assert "| test (held-out templates) |" in card and "No test score yet" not in card
         assert (Path(row["checkpoint"]) / "model.safetensors").is_file()
