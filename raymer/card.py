@@ -38,7 +38,7 @@ def render(spec: ModelSpec, facts: CardFacts, where: str = "PATH") -> str:
     """The card's Markdown; ``where``: the folder named in the usage lines."""
     columns = _columns(spec)
     scores = {
-        split: {k: round(float(v), 4) for k, _ in columns if (v := _value(m, k)) is not None}
+        split: {k: float(v) for k, _ in columns if (v := _value(m, k)) is not None}
         | ({"n": int(m["n"])} if m.get("n") is not None else {})
         for split, m in facts.metrics.items()
     }
@@ -78,7 +78,10 @@ def _front(spec: ModelSpec, facts: CardFacts, scores: dict) -> list[str]:
         "labels": list(spec.labels),
         "targets": list(spec.targets),
         "multi_label": spec.multi_label,
-        "metrics": scores,
+        "metrics": {  # 4 decimals here; the table rounds the values themselves
+            split: {k: v if k == "n" else round(v, 4) for k, v in m.items()}
+            for split, m in scores.items()
+        },
     }
     return ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", ""]
 
