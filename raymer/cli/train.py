@@ -22,7 +22,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from raymer.training.trainer import train
 
     summary = train(_train_config(args))
-    score = "macro-F1" if summary.selected_by == "val_macro_f1" else "UA"
+    names = {"val_macro_f1": "macro-F1", "val_ccc": "mean CCC"}
+    score = names.get(summary.selected_by, "UA")
     print(f"train: {summary.epochs} epochs, best validation {score} {summary.best_val_score:.3f}")
     if summary.unlabelled:
         print(f"left out: {summary.unlabelled} clips without a label")
@@ -65,9 +66,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         by,
         speaker_stats=args.speaker_stats,
     )
+    labels = f" | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
+    dims = "".join(f" | CCC {d} {v['ccc']:.3f}" for d, v in m.get("dimensions", {}).items())
     print(
-        f"evaluate: {m['n']} clips | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
+        f"evaluate: {m['n']} clips"
+        + (labels if "ua" in m else "")
         + (f" | micro-F1 {m['micro_f1']:.3f}" if m.get("multi_label") else "")
+        + dims
         + (f" | {m['unlabelled']} without a label left out" if m["unlabelled"] else "")
     )
     print(f"report: {args.output}/report.md")

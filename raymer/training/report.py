@@ -28,7 +28,7 @@ class TrainSummary:
     split_by: str = "speaker"
     unlabelled: int = 0  # clips left out for having no label
     best_val_score: float = 0.0  # what chose the checkpoint: selected_by
-    selected_by: str = "val_ua"  # val_ua, or val_macro_f1 for multi-label
+    selected_by: str = "val_ua"  # val_ua; val_macro_f1 (multi-label); val_ccc (dimensions alone)
     best_epoch: int | None = None  # the epoch of best_checkpoint
 
 
