@@ -453,6 +453,18 @@ def test_split_layout_from_s3_answers_like_the_single_one(
             for sa, sb in zip(a.get("segments", []), b.get("segments", []), strict=True):
                 assert sa["text"] == sb["text"] and sa["label"] == sb["label"]
         assert "segments" in answers[-1].json()
+        streamed = requests.post(  # the stages composed step by step: the same answer
+            f"{url}/split/v1/recognize?stream=true",
+            data=long_audio,
+            headers={"Content-Type": "audio/wav", **AUTH},
+            timeout=180,
+        )
+        *progress, last = [json.loads(line) for line in streamed.text.splitlines() if line]
+        whole = answers[-1].json()
+        assert progress[-1] == {"done": len(whole["segments"]), "total": len(whole["segments"])}
+        assert [s["label"] for s in last["result"]["segments"]] == [
+            s["label"] for s in whole["segments"]
+        ]
         noise = _post(f"{url}/split", _noise_wav()).json()
         assert noise["no_speech"] is True and noise["label"] is None, noise
         text = requests.post(
