@@ -207,8 +207,9 @@ def messy_corpus(piper_corpus, tmp_path_factory) -> Path:
         bad / "long.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16_000
     )
     lines = piper_corpus.read_text().splitlines()
+    empty = "," * (len(lines[0].split(",")) - 7)  # the manifest's columns after `template`
     extra = [
-        f"bad/{n},bad-{n.split('.')[0]},sad,,joe,neutral,x"
+        f"bad/{n},bad-{n.split('.')[0]},sad,,joe,neutral,x{empty}"
         for n in (
             "empty.wav",
             "garbage.wav",
