@@ -755,11 +755,11 @@ def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_
     try:
         driver.get(f"{url}/")
         driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.execute_script(  # every status line the page shows, in order
-            "window.seen = []; new MutationObserver(() => seen.push(status_text())).observe("
-            "document.getElementById('status'), {childList: true, characterData: true, "
-            "subtree: true}); function status_text() { return document.getElementById('status')"
-            ".textContent; }"
+        driver.execute_script(  # every status line the page shows, in order (each is a new
+            # text node: read from the mutation records, not the status's text when they run)
+            "window.seen = []; new MutationObserver((records) => records.forEach((r) => "
+            "r.addedNodes.forEach((n) => seen.push(n.textContent)))).observe("
+            "document.getElementById('status'), {childList: true});"
         )
         driver.find_element(By.ID, "file").send_keys(str(path))
         WebDriverWait(driver, 120).until(
