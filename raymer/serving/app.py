@@ -203,6 +203,7 @@ class Api:
         except TimeoutError:
             return ingress.error(504, f"no answer within {self.cfg.request_timeout_s:g} s")
         except Exception as err:  # a replica died (killed, OOM) or its actor is gone
+            ingress.logger.warning("answer failed", exc_info=True)
             return ingress.error(
                 503, f"the model replica failed while answering ({type(err).__name__}); retry"
             )

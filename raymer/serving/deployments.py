@@ -241,11 +241,14 @@ class SplitStages:
             return ItemError(str(err))
         return results[0].to_api()
 
-    async def recognize_steps(self, clip: np.ndarray, info: dict):
-        """``Model.recognize_steps`` over the three stages."""
+    async def recognize_steps(self, clip: np.ndarray, models):
+        """``Model.recognize_steps`` over the three stages; ``models``: the ingress's
+        coroutine function answering the model's facts (asked once the stream starts)."""
         from raymer.inference import compose_steps, events
 
-        steps = compose_steps([clip], *self._stages(), self._judging(info), self.cfg.batch_max_size)
+        info = await models()
+        judging = self._judging(info)
+        steps = compose_steps([clip], *self._stages(), judging, self.cfg.batch_max_size)
         try:
             async for event in events(steps):
                 yield event

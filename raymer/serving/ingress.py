@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 
 import numpy as np
@@ -15,6 +16,8 @@ from fastapi.responses import JSONResponse, Response
 
 from raymer.config import ServeConfig
 from raymer.errors import UsageError
+
+logger = logging.getLogger("ray.serve")
 
 API_TOKEN_ENV = "RAYMER_API_TOKEN"
 
@@ -176,6 +179,7 @@ async def ndjson(events, timeout_s: float, models):
         except BackPressureError:
             event = {"error": "the service is at capacity; retry in a few seconds", "status": 503}
         except Exception as err:  # a replica died (killed, OOM) or its actor is gone
+            logger.warning("streamed answer failed", exc_info=True)
             event = {"error": f"the model replica failed ({type(err).__name__}); retry"}
             event["status"] = 503
         if "result" in event:
