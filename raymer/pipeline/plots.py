@@ -62,16 +62,33 @@ def timeline_png(rows: list[dict], labels: list[str], dimensions: list[str] = ()
         if points:
             xs, ys = zip(*points, strict=True)
             colour = plt.cm.Dark2(i % 8) if dimensions else colours[name]
-            lines.plot(xs, ys, marker="o", color=colour, label=name)
+            marker = "o" if len(rows) <= 60 else None  # a long call's points would hide its line
+            lines.plot(xs, ys, marker=marker, color=colour, label=name)
     if dimensions:
         lines.axhline(0.0, color="0.7", linewidth=0.8)
     lines.set_ylim(*((-1.05, 1.05) if dimensions else (0, 1)))
-    lines.set_xlabel("time (s)")
+    if total >= 120:  # a long recording reads in minutes, a tick every round step
+        from matplotlib.ticker import MultipleLocator
+
+        lines.xaxis.set_major_locator(MultipleLocator(minute_step(total)))
+        lines.xaxis.set_major_formatter(lambda t, _: clock(t))
+    lines.set_xlabel("time (m:ss)" if total >= 120 else "time (s)")
     lines.set_ylabel("value (-1..1)" if dimensions else "score")
     if lines.get_legend_handles_labels()[0]:
         lines.legend(loc="upper right", fontsize=8, ncols=min(len(series), 6))
     fig.tight_layout()
     return _png(fig, plt)
+
+
+def minute_step(total_s: float) -> int:
+    """The time axis's tick step (seconds) for a recording of ``total_s``: a round number of
+    minutes giving at most 10 ticks."""
+    return next((s for s in (60, 120, 300, 600, 900, 1800) if total_s / s <= 10), 3600)
+
+
+def clock(t: float) -> str:
+    """Seconds as m:ss (an hour and more as minutes: 75:00)."""
+    return f"{int(t // 60)}:{int(t % 60):02d}"
 
 
 def shares_png(seconds: dict[str, float]) -> bytes:

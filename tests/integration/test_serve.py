@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import io
+import itertools
 import json
 import os
 import signal
@@ -776,7 +777,7 @@ def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_
         assert wer(texts[0], first.split("“")[1].rstrip("”")) < 0.5, first
         colours = {b.get_attribute("fill") for b in bands}
         ticks = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#ticks span")]
-        steps = {int(b.split()[0]) - int(a.split()[0]) for a, b in zip(ticks, ticks[1:])}
+        steps = {int(b.split()[0]) - int(a.split()[0]) for a, b in itertools.pairwise(ticks)}
         assert ticks[0] == "0 s" and 2 <= len(ticks) <= 9 and len(steps) == 1, ticks  # time on x
         for dim in ("arousal", "valence"):
             line = driver.find_element(By.CSS_SELECTOR, f"#tl polyline[data-dim={dim}]")

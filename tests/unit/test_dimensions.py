@@ -234,6 +234,21 @@ def test_the_timeline_png_draws_the_dimensions():
     assert np.asarray(with_dims).tobytes() != np.asarray(without).tobytes()
 
 
+def test_a_long_call_s_timeline_reads_in_round_minutes():
+    from raymer.pipeline.plots import clock, minute_step, timeline_png
+
+    assert [minute_step(s) for s in (120, 600, 601, 2700, 9000, 40000)] == [
+        60, 60, 120, 300, 900, 3600,
+    ]  # fmt: skip
+    assert [clock(t) for t in (0, 59.9, 300, 4500)] == ["0:00", "0:59", "5:00", "75:00"]
+    rows = [  # 45 minutes of 4 s segments: drawn, lines without a marker per point
+        {"id": "call", "start_s": 5.0 * i, "end_s": 5.0 * i + 4, "label": LABELS[i // 100 % 4],
+         "transcript": "words", "arousal": 0.5, "valence": -0.5}
+        for i in range(540)
+    ]  # fmt: skip
+    assert timeline_png(rows, LABELS, ["arousal", "valence"]).startswith(b"\x89PNG")
+
+
 def test_the_model_card_reports_each_dimension_s_ccc():
     import yaml
 
