@@ -194,19 +194,12 @@ class Api:
         """Model work bounded by the request timeout; overload, timeouts and a replica that
         dies while answering become 503/504, and a model that fails on the input 500: always
         JSON, never the client's fault."""
-        from ray.serve.exceptions import BackPressureError
-
         try:
             result = await asyncio.wait_for(work, timeout=self.cfg.request_timeout_s)
-        except BackPressureError:
-            return ingress.error(503, "the service is at capacity; retry in a few seconds")
         except TimeoutError:
             return ingress.error(504, f"no answer within {self.cfg.request_timeout_s:g} s")
-        except Exception as err:  # a replica died (killed, OOM) or its actor is gone
-            ingress.logger.warning("answer failed", exc_info=True)
-            return ingress.error(
-                503, f"the model replica failed while answering ({type(err).__name__}); retry"
-            )
+        except Exception as err:  # overload, or a replica that died while answering
+            return ingress.error(*ingress.failure(err))
         if isinstance(result, ItemError):
             return ingress.error(500, f"the model failed on this input: {result.message}")
         return result
@@ -283,11 +276,7 @@ class Api:
         result = await self._ask(self._recognize(audio))
         if isinstance(result, Response):
             return result
-        info = await self._models()
-        return result | {
-            "models": {"asr": info["asr_model"], "text": info["text_model"]},
-            "checkpoint": info["checkpoint"],
-        }
+        return result | ingress.provenance(await self._models())
 
     @api.post(
         "/v1/recognize/text",

@@ -159,14 +159,32 @@ STREAM_PARAM = {
 }
 
 
+def provenance(info: dict) -> dict:
+    """What an audio answer says of where it came from: the models and the checkpoint
+    (``info``: the model replica's ``/v1/models`` facts)."""
+    return {
+        "models": {"asr": info["asr_model"], "text": info["text_model"]},
+        "checkpoint": info["checkpoint"],
+    }
+
+
+def failure(err: Exception) -> tuple[int, str]:
+    """The status and message of model work that raised ``err`` (not a timeout): overload
+    503, and a replica that died (killed, OOM) or whose actor is gone 503, logged."""
+    from ray.serve.exceptions import BackPressureError
+
+    if isinstance(err, BackPressureError):
+        return 503, "the service is at capacity; retry in a few seconds"
+    logger.warning("answer failed", exc_info=err)
+    return 503, f"the model replica failed while answering ({type(err).__name__}); retry"
+
+
 async def ndjson(events, timeout_s: float, models):
     """A streamed answer's lines: each event of ``events`` (``{"done", "total"}``, then
     ``{"result"}`` with the ``models`` and ``checkpoint`` beside it, or ``{"error"}``) as a
     JSON line; no event within ``timeout_s`` ends it with a 504 line, a replica that dies
     with a 503 line (the status line went out with the first byte)."""
     import json
-
-    from ray.serve.exceptions import BackPressureError
 
     stream = events.__aiter__()
     while True:
@@ -176,18 +194,11 @@ async def ndjson(events, timeout_s: float, models):
             return
         except TimeoutError:
             event = {"error": f"no progress within {timeout_s:g} s", "status": 504}
-        except BackPressureError:
-            event = {"error": "the service is at capacity; retry in a few seconds", "status": 503}
-        except Exception as err:  # a replica died (killed, OOM) or its actor is gone
-            logger.warning("streamed answer failed", exc_info=True)
-            event = {"error": f"the model replica failed ({type(err).__name__}); retry"}
-            event["status"] = 503
+        except Exception as err:
+            status, message = failure(err)
+            event = {"error": message, "status": status}
         if "result" in event:
-            info = await models()
-            event["result"] |= {
-                "models": {"asr": info["asr_model"], "text": info["text_model"]},
-                "checkpoint": info["checkpoint"],
-            }
+            event["result"] |= provenance(await models())
         if "error" in event:
             event.setdefault("status", 500)
         yield (json.dumps(event) + "\n").encode()
