@@ -50,6 +50,12 @@ def has_target(value: Any) -> bool:
     return value != "" if isinstance(value, str) else len(value) > 0
 
 
+def is_rated(row: dict, dimensions) -> bool:
+    """A clip rated on any of ``dimensions`` (a model of dimensions alone trains and scores
+    it; null: not rated)."""
+    return any(row.get(d) is not None for d in dimensions)
+
+
 def targets(batch: Columns, labels: list[str], multi_label: bool = False):
     """Label indices (B,), or with ``multi_label`` a multi-hot (B, L) float tensor from the
     ``labels`` lists; None for a batch without targets (clips to predict)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.batches import has_target
+from raymer.batches import has_target, is_rated
 from raymer.checkpoint import target_column
 from raymer.errors import UsageError
 from raymer.normalize import FrameStats
@@ -92,7 +92,7 @@ def read_index(
         for row in table.to_pylist():
             if row.get(AUGMENT) is not None:
                 continue  # an augmented copy: its clip stands for it
-            if not (any(row[c] is not None for c in rated) if rated else has_target(row[target])):
+            if not (is_rated(row, rated) if rated else has_target(row[target])):
                 unlabelled += 1
                 continue
             ids.append(row["id"])
@@ -189,7 +189,7 @@ class InSpeakers:
             return False
         if any(str(row.get(k)) in v for k, v in self.holdout.items()):
             return False
-        if self.rated and all(row.get(c) is None for c in self.rated):
+        if self.rated and not is_rated(row, self.rated):
             return False
         if not self.rated and not has_target(row[self.target]):
             return False

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import checkpoint, storage
-from raymer.batches import Collate, columns, has_target, scores_of
+from raymer.batches import Collate, columns, has_target, is_rated, scores_of
 from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column
 from raymer.errors import RunError, UsageError
 from raymer.extras import can_plot
@@ -72,7 +72,7 @@ class Selection:
             if not all(str(row.get(k)) in v for k, v in self.where.items()):
                 continue
             if not self.spec.has_labels:  # a model of dimensions alone: rated clips
-                if any(row.get(d) is not None for d in self.spec.dimensions):
+                if is_rated(row, self.spec.dimensions):
                     kept.append(i)
                 elif self.labelled_only:
                     self.unlabelled += 1

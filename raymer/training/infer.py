@@ -66,16 +66,20 @@ class Scorer:
         return predictions_of(table, scores, self.spec)
 
 
-def counts(table: pa.Table, labels: list[str], target: str) -> pa.Table:
-    """Prediction rows -> the numbers ``infer`` sums: unlabelled, and one per label (a model
-    of dimensions alone has none)."""
+def counts(table: pa.Table, labels: list[str], targets: list[str]) -> pa.Table:
+    """Prediction rows -> the numbers ``infer`` sums: unlabelled (no value in any of the
+    ``targets`` columns: the label's, or each dimension of a model of dimensions alone, as
+    ``Selection`` counts them), and one per label (a model of dimensions alone has none)."""
     cols = {}
     if labels:
         predicted = table.column("predicted").to_numpy(zero_copy_only=False)
         cols = {f"is_{lab}": (predicted == lab).astype(np.int64) for lab in labels}
-    if target in table.column_names:
-        values = table.column(target).to_pylist()
-        cols["unlabelled"] = np.array([not has_target(v) for v in values], dtype=np.int64)
+    present = [table.column(c).to_pylist() for c in targets if c in table.column_names]
+    if present:
+        cols["unlabelled"] = np.array(
+            [not any(has_target(v) for v in values) for values in zip(*present, strict=True)],
+            dtype=np.int64,
+        )
     else:
         cols["unlabelled"] = np.ones(table.num_rows, dtype=np.int64)
     return pa.table(cols)
@@ -172,7 +176,7 @@ def _totals(out: str, spec: ModelSpec) -> dict:
         counts,
         fn_kwargs={
             "labels": spec.labels,
-            "target": target_column(spec.multi_label) if spec.has_labels else spec.dimensions[0],
+            "targets": [target_column(spec.multi_label)] if spec.has_labels else spec.dimensions,
         },
         batch_format="pyarrow",
     )
