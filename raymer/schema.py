@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from raymer.config.train import DIMENSIONS  # noqa: F401 (the rated columns, read from here too)
+
 AUGMENT = "augment"  # an augmented copy's description (extract's augment); null on a clip
-# Emotion dimensions a manifest may rate (rescaled to -1..1 by ``raymer corpus prepare``) and
-# a model may be trained to answer beside the label (``targets``).
-DIMENSIONS = ("arousal", "valence", "dominance")
 
 # Columns a manifest may have; everything else is carried through as it is.
 MANIFEST_COLUMNS = ("path", "id", "label", "speaker", "session", "text")

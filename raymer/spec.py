@@ -10,9 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from raymer.config import ExtractSettings
-from raymer.schema import DIMENSIONS
-
-TARGETS = ("label", *DIMENSIONS)
+from raymer.config.train import check_targets, target_dimensions
 
 
 class ModelSpec(BaseModel, extra="forbid"):
@@ -93,10 +91,7 @@ class ModelSpec(BaseModel, extra="forbid"):
     @field_validator("targets")
     @classmethod
     def _known_targets(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in TARGETS]
-        if unknown or len(set(value)) != len(value) or not value:
-            raise ValueError(f"targets {value}: any of {list(TARGETS)}, once each")
-        return value
+        return check_targets(value)
 
     @model_validator(mode="after")
     def _labels_fit_targets(self) -> ModelSpec:
@@ -115,7 +110,7 @@ class ModelSpec(BaseModel, extra="forbid"):
     @property
     def dimensions(self) -> list[str]:
         """The emotion dimensions the model answers, in output order (none: labels only)."""
-        return [t for t in self.targets if t in DIMENSIONS]
+        return target_dimensions(self.targets)
 
     @property
     def finetune(self) -> bool:
@@ -142,6 +137,9 @@ class ModelSpec(BaseModel, extra="forbid"):
 def target_column(multi_label: bool) -> str:
     """Where a clip's targets are: ``label`` (one) or ``labels`` (a list, e.g. GoEmotions)."""
     return "labels" if multi_label else "label"
+
+
+SCORE_TITLES = {"ua": "UA", "macro_f1": "macro-F1", "ccc": "mean CCC"}  # score_name's, as shown
 
 
 def score_name(multi_label: bool, labels: bool = True) -> str:

@@ -19,11 +19,11 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from raymer.spec import SCORE_TITLES
     from raymer.training.trainer import train
 
     summary = train(_train_config(args))
-    names = {"val_macro_f1": "macro-F1", "val_ccc": "mean CCC"}
-    score = names.get(summary.selected_by, "UA")
+    score = SCORE_TITLES[summary.selected_by.removeprefix("val_")]
     print(f"train: {summary.epochs} epochs, best validation {score} {summary.best_val_score:.3f}")
     if summary.unlabelled:
         print(f"left out: {summary.unlabelled} clips without a label")

@@ -8,6 +8,25 @@ from pydantic import BaseModel, Field, model_validator
 
 from raymer.config.parts import CommandConfig, ResourcesConfig, part
 
+# Emotion dimensions a manifest may rate (rescaled to -1..1 by ``raymer corpus prepare``) and
+# a model may be trained to answer beside the label (``targets``).
+DIMENSIONS = ("arousal", "valence", "dominance")
+TARGETS = ("label", *DIMENSIONS)
+
+
+def check_targets(targets: list[str]) -> list[str]:
+    """A model's targets (a ``TrainConfig``'s, a checkpoint's ``ModelSpec``'s): known,
+    once each, at least one."""
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets or len(set(targets)) != len(targets):
+        raise ValueError(f"targets {targets}: any of {', '.join(TARGETS)}, once each")
+    return targets
+
+
+def target_dimensions(targets: list[str]) -> list[str]:
+    """The emotion dimensions among ``targets``, in output order (none: labels only)."""
+    return [t for t in targets if t in DIMENSIONS]
+
 
 class FinetuneConfig(BaseModel, extra="forbid"):
     """Settings of fine-tune mode: the encoders train too, with progressive unfreezing."""
@@ -214,6 +233,16 @@ class TrainConfig(CommandConfig):
         "fusion", description="Run name; re-running the same name in the same output resumes."
     )
 
+    @property
+    def has_labels(self) -> bool:
+        """Trains a label (else emotion dimensions alone)."""
+        return "label" in self.targets
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The emotion dimensions it trains, in output order."""
+        return target_dimensions(self.targets)
+
     @model_validator(mode="after")
     def _mode_fits(self) -> TrainConfig:
         if self.audio_norm != "none" and self.audio_input == "temporal":
@@ -237,11 +266,8 @@ class TrainConfig(CommandConfig):
             raise ValueError(
                 "multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
             )
-        if not self.targets or len(set(self.targets)) != len(self.targets):
-            raise ValueError(
-                f"targets {self.targets}: any of label, arousal, valence, dominance, once each"
-            )
-        if self.multi_label and "label" not in self.targets:
+        check_targets(self.targets)
+        if self.multi_label and not self.has_labels:
             raise ValueError("multi_label trains label lists: targets must include `label`")
         if self.init_text and self.modality == "audio":
             raise ValueError("init_text starts a text branch; modality=audio has none")

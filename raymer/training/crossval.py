@@ -48,7 +48,7 @@ def crossval(
             f"crossval needs at least 3 {cfg.split_by}s (test, validation, training); "
             f"the features have {groups}"
         )
-    dims = [t for t in cfg.targets if t != "label"]
+    dims = cfg.dimensions
     keys = (*KEYS, *(f"ccc_{d}" for d in dims))
     results: dict[str, dict] = {}
     for modality in modalities:

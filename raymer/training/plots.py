@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from raymer.spec import SCORE_TITLES
+
 
 def _figure():
     import matplotlib
@@ -40,9 +42,6 @@ def confusion_png(metrics: dict) -> bytes:
             )
     ax.set_title(f"UA {metrics['ua']:.3f}  WA {metrics['wa']:.3f}")
     return _save(plt, fig)
-
-
-SCORE_TITLES = {"ua": "UA", "macro_f1": "macro-F1", "ccc": "mean CCC"}
 
 
 def curves_png(history: list[dict], score: str = "ua") -> bytes:

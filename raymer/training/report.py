@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from raymer import storage
 from raymer.card import CardFacts
-from raymer.checkpoint import score_name
 from raymer.config import TrainConfig
+from raymer.spec import SCORE_TITLES, score_name
 from raymer.training.loop import history_uri
 
 
@@ -38,8 +38,8 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
     which rank 0 rewrites each epoch): loss, validation score, time."""
     import threading
 
-    uri, score = history_uri(cfg), score_name(cfg.multi_label, "label" in cfg.targets)
-    shown_as = {"ua": "UA", "macro_f1": "macro-F1", "ccc": "mean CCC"}[score]
+    uri, score = history_uri(cfg), score_name(cfg.multi_label, cfg.has_labels)
+    shown_as = SCORE_TITLES[score]
     shown: set[int] = set()
     stop = threading.Event()
 

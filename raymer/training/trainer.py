@@ -56,7 +56,7 @@ def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
             f"{command} scores single-label clips; train and evaluate a multi_label model on "
             "the corpus's own split (e.g. GoEmotions' train/dev/test: split_by=fold)"
         )
-    if "label" not in cfg.targets:
+    if not cfg.has_labels:
         raise UsageError(
             f"{command} compares labels (UA), and reports dimensions beside them: give "
             f"targets [label, {', '.join(cfg.targets)}], or train and evaluate a model of "
@@ -128,7 +128,7 @@ def build_trainer(cfg: TrainConfig):
 def rated_only(cfg: TrainConfig) -> tuple[str, ...]:
     """A model of emotion dimensions alone: the dimensions (a clip rated on any is a training
     clip); () when the label is a target."""
-    return () if "label" in cfg.targets else tuple(cfg.targets)
+    return () if cfg.has_labels else tuple(cfg.dimensions)
 
 
 def keep_of(cfg: TrainConfig, speakers: set[str], copies: bool = False) -> InSpeakers:
@@ -145,7 +145,7 @@ def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
             f"the features under {cfg.features} hold text only (extracted from a text "
             f"manifest); train them with modality=text, not {cfg.modality}"
         )
-    labels = (cfg.labels or index.label_set()) if "label" in cfg.targets else []
+    labels = (cfg.labels or index.label_set()) if cfg.has_labels else []
     unknown = sorted(set(index.label_set()) - set(labels)) if labels else []
     if unknown:
         raise UsageError(
@@ -155,7 +155,7 @@ def _checked_labels(cfg: TrainConfig, index: Index) -> list[str]:
     missing = sorted(set(cfg.holdout) - present)
     if missing:
         raise UsageError(f"holdout columns {missing} are not in the features")
-    unrated = [t for t in cfg.targets if t != "label" and t not in present]
+    unrated = [t for t in cfg.dimensions if t not in present]
     if unrated:
         raise UsageError(
             f"targets {unrated}: the features under {cfg.features} have no such column (a "
@@ -173,10 +173,10 @@ def _datasets(cfg: TrainConfig, speakers: dict[str, set[str]]) -> dict:
     import ray.data
 
     fs, path = storage.filesystem(features_path(cfg.features))
-    target = [target_column(cfg.multi_label)] if "label" in cfg.targets else []
+    target = [target_column(cfg.multi_label)] if cfg.has_labels else []
     base = FINETUNE_COLUMNS if cfg.mode == "finetune" else COLUMNS
     base = [c for c in base if c != "label" or target]
-    dims = [t for t in cfg.targets if t != "label"]
+    dims = cfg.dimensions
     columns = list(dict.fromkeys([*base, *target, *dims, cfg.split_by, *sorted(cfg.holdout)]))
     columns += [AUGMENT] if AUGMENT in feature_columns(cfg.features) else []
     ds = ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
@@ -364,7 +364,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         raise TrainingError(f"the run under {cfg.output} finished without a checkpoint")
     best, metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_score"])
     history = json.loads(storage.read_bytes(history_uri(cfg)))
-    score = score_name(cfg.multi_label, "label" in cfg.targets)
+    score = score_name(cfg.multi_label, cfg.has_labels)
     summary = TrainSummary(
         best_checkpoint=_uri(cfg.output, best.path),
         best_val_ua=None if metrics.get("val_ua") is None else float(metrics["val_ua"]),
