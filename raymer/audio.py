@@ -1,4 +1,4 @@
-"""The one decoder (``open_audio``, ``decode_audio``) and its guard (``DecodeLimits``), and
+"""The one decoder (``open_audio``, ``decode_audio``) and its guard (the settings record ``raymer.config.DecodeConfig``), and
 windows and pooling on numpy arrays.
 
 Every format (WAV, FLAC, OGG/Vorbis and Opus, MP3, WebM, M4A, ...) is decoded by FFmpeg
@@ -19,112 +19,23 @@ import re
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
-from raymer.errors import UsageError
+from raymer.config.parts import DecodeConfig
+from raymer.errors import AudioError, AudioTooLarge  # noqa: F401 (raised here, imported from here)
 
 SAMPLE_RATE = 16_000
-MIN_SAMPLE_RATE = 4_000  # below this no speech survives (telephone audio is 8 kHz)
-MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware records
 BLOCK_S = 10.0  # seconds decoded between two checks of the limits
 
-
-class AudioError(UsageError):
-    """Audio that cannot be used; the message says why in words a person understands."""
-
-
-class AudioTooLarge(AudioError):
-    """Audio over a size or duration limit (HTTP 413 when serving)."""
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """The decode guard shared by ``extract``, ``recognize`` and ``serve``: what a file may
-    cost. Each limit is checked before the work it protects: the file's size and kind
-    before a read (``check_file``), its header's sample rate, channels and duration before a
-    decode, and while decoding, the decoded length (a header may lie) and the wall clock.
-
-    Attributes:
-        max_duration_s: longest audio accepted.
-        max_file_mb: largest file read (an upload's limit when serving).
-        max_channels: most channels accepted.
-        timeout_s: wall-clock time a decode may take.
-        min_sample_rate: lowest sample rate accepted (Hz).
-        max_decoded_mb: most audio the decoder may produce before resampling (rate x
-            channels x duration, as float32), from the header: the work a file may ask for.
-    """
-
-    max_duration_s: float = 600.0
-    max_file_mb: float = 1024.0
-    max_channels: int = 32
-    timeout_s: float = 60.0
-    min_sample_rate: int = MIN_SAMPLE_RATE
-    max_decoded_mb: float = 4096.0
-
-    @classmethod
-    def of(cls, decode) -> DecodeLimits:
-        """From a command's ``decode`` settings (``raymer.config.DecodeConfig``)."""
-        return cls(
-            max_duration_s=decode.max_duration_s,
-            max_file_mb=decode.max_file_mb,
-            max_channels=decode.max_channels,
-            timeout_s=decode.decode_timeout_s,
-        )
-
-    def check_size(self, size: int) -> None:
-        if size == 0:
-            raise AudioError("empty file (0 bytes)")
-        if size > self.max_file_mb * 1024 * 1024:
-            raise AudioTooLarge(
-                f"the file is {size / 1024 / 1024:,.1f} MB, over decode.max_file_mb={self.max_file_mb:g}"
-            )
-
-    def check_header(self, rate: int, channels: int, duration: float | None) -> None:
-        """Refuse from the header alone (``duration`` None: the header does not say)."""
-        if 0 < rate < self.min_sample_rate:
-            raise AudioError(
-                f"the header declares a sample rate of {rate} Hz, below the "
-                f"{self.min_sample_rate} Hz that speech needs"
-            )
-        if rate > MAX_SAMPLE_RATE:
-            raise AudioError(
-                f"the header declares a sample rate of {rate:,} Hz, over the "
-                f"{MAX_SAMPLE_RATE:,} Hz any recording has"
-            )
-        if channels > self.max_channels:
-            raise AudioError(
-                f"the file has {channels} channels, over decode.max_channels={self.max_channels}"
-            )
-        if duration is not None and duration > self.max_duration_s:
-            raise AudioTooLarge(
-                f"the audio lasts {duration:,.1f} s (its header says), over "
-                f"decode.max_duration_s={self.max_duration_s:g}"
-            )
-        decoded_mb = rate * channels * (duration or 0.0) * 4 / 1024 / 1024
-        if decoded_mb > self.max_decoded_mb:
-            raise AudioTooLarge(
-                f"the header declares {decoded_mb:,.0f} MB of audio to decode ({rate:,} Hz x "
-                f"{channels} channels x {duration:,.1f} s), over max_decoded_mb="
-                f"{self.max_decoded_mb:g}"
-            )
-
-    def check_progress(self, decoded_s: float, spent_s: float) -> None:
-        """While decoding: the audio decoded and the time spent decoding it so far."""
-        if decoded_s > self.max_duration_s:
-            raise AudioTooLarge(
-                f"the audio decodes to more than decode.max_duration_s={self.max_duration_s:g} s"
-            )
-        if spent_s > self.timeout_s:
-            raise AudioError(
-                f"decoding took longer than decode.decode_timeout_s={self.timeout_s:g} s "
-                f"({decoded_s:,.1f} s of audio decoded)"
-            )
-
-
-UNLIMITED = DecodeLimits(math.inf, math.inf, 1 << 16, math.inf, max_decoded_mb=math.inf)
+UNLIMITED = DecodeConfig(
+    max_duration_s=math.inf,
+    max_file_mb=math.inf,
+    max_channels=1 << 16,
+    decode_timeout_s=math.inf,
+    max_decoded_mb=math.inf,
+)
 
 _KINDS = {
     stat.S_IFDIR: "a directory",
@@ -135,7 +46,7 @@ _KINDS = {
 }
 
 
-def check_file(uri: str, limits: DecodeLimits) -> int:
+def check_file(uri: str, limits: DecodeConfig) -> int:
     """Before a read: ``uri`` must be a regular file within ``max_file_mb``; returns its size.
     (Opening a FIFO or a device blocks or never ends, so they are refused from ``stat``.)"""
     from raymer import storage
@@ -163,7 +74,7 @@ def check_file(uri: str, limits: DecodeLimits) -> int:
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 
-def open_audio(source: Source, limits: DecodeLimits | None = None, chunk_s: float = BLOCK_S):
+def open_audio(source: Source, limits: DecodeConfig | None = None, chunk_s: float = BLOCK_S):
     """The one decoder: ``source`` (a path or URI, encoded bytes, or a readable binary
     stream) -> an ``AudioStream`` of 16 kHz mono float32 blocks of about ``chunk_s``
     seconds, through one resampler (FFmpeg's, by PyAV), within ``limits``.
@@ -172,7 +83,7 @@ def open_audio(source: Source, limits: DecodeLimits | None = None, chunk_s: floa
     opened (``check_file``), bytes' size before anything, a WAV's data size against the
     file's, then the header's sample rate, channels and duration before any decoding, and
     while decoding the decoded length and the time. Use it as a context manager."""
-    limits = limits or DecodeLimits()
+    limits = limits or DecodeConfig()
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         limits.check_size(len(data))
@@ -183,7 +94,7 @@ def open_audio(source: Source, limits: DecodeLimits | None = None, chunk_s: floa
     return AudioStream(source, limits, chunk_s)
 
 
-def decode_audio(source: Source, limits: DecodeLimits | None = None) -> np.ndarray:
+def decode_audio(source: Source, limits: DecodeConfig | None = None) -> np.ndarray:
     """A whole clip: ``open_audio``'s blocks joined (16 kHz mono float32 in [-1, 1])."""
     with open_audio(source, limits) as stream:
         return stream.read()
@@ -193,7 +104,7 @@ _HEAD = 65_536  # bytes of a file read to check a WAV's chunk sizes
 _FETCH_WHOLE = 64 * 1024 * 1024  # a remote file up to this size is fetched in one request
 
 
-def _open_file(uri: str, limits: DecodeLimits) -> BinaryIO:
+def _open_file(uri: str, limits: DecodeConfig) -> BinaryIO:
     from raymer import storage
 
     size = check_file(uri, limits)  # a FIFO, a device or a huge file: never opened
@@ -229,7 +140,7 @@ class AudioStream:
     consumer holds a block) passes ``timeout_s``."""
 
     def __init__(
-        self, file: BinaryIO, limits: DecodeLimits, chunk_s: float, owned: bool = False
+        self, file: BinaryIO, limits: DecodeConfig, chunk_s: float, owned: bool = False
     ) -> None:
         import av
 

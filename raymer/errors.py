@@ -16,3 +16,11 @@ class UsageError(ValueError):
 
 class RunError(RuntimeError):
     """A run that started and could not finish; the message says why."""
+
+
+class AudioError(UsageError):
+    """Audio that cannot be used; the message says why in words a person understands."""
+
+
+class AudioTooLarge(AudioError):
+    """Audio over a size or duration limit (HTTP 413 when serving)."""

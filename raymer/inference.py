@@ -18,17 +18,18 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from raymer import checkpoint
 from raymer.audio import SAMPLE_RATE
 from raymer.batches import LoadedModel
+from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
 from raymer.models.whisper import SpeechFeatures
 from raymer.prediction import Prediction, judged, piece, recording, single
-from raymer.segment import Segment, SegmentOptions, SpeechRule, split
+from raymer.segment import Segment, speech_seconds, split
 
 
 class Heads:
@@ -124,13 +125,13 @@ class Listener:
     ``(audio, heard)``: the piece's 16 kHz samples and the seconds of speech the segmenter
     heard in it (``None``: measured here)."""
 
-    def __init__(self, featurizer, rule: SpeechRule) -> None:
+    def __init__(self, featurizer, rule: SpeechConfig) -> None:
         self.featurizer, self.rule = featurizer, rule
 
     def __call__(self, items: list[tuple[np.ndarray, float | None]]) -> list[SpeechFeatures]:
         clips = [clip for clip, _ in items]
-        heard = [self.rule.speech_s(c) if h is None else h for c, h in items]
-        todo = [i for i, s in enumerate(heard) if s >= self.rule.min_speech_s and len(clips[i])]
+        heard = [speech_seconds(c, self.rule) if h is None else h for c, h in items]
+        todo = [i for i, s in enumerate(heard) if self.rule.heard(s) and len(clips[i])]
         out = [SpeechFeatures(transcript="", language="", language_prob=0.0) for _ in clips]
         if todo:
             for i, features in zip(todo, self.featurizer([clips[i] for i in todo]), strict=True):
@@ -140,7 +141,7 @@ class Listener:
         return out
 
 
-def silent(rule: SpeechRule, sp: SpeechFeatures) -> bool:
+def silent(rule: SpeechConfig, sp: SpeechFeatures) -> bool:
     return rule.silent(sp.speech_s, sp.transcript, sp.no_speech_prob, sp.avg_logprob)
 
 
@@ -153,8 +154,8 @@ class Judging:
     needs_audio: bool = False
     multi_label: bool = False
     dimensions: tuple[str, ...] = ()
-    rule: SpeechRule = SpeechRule()
-    cutting: SegmentOptions = SegmentOptions()
+    rule: SpeechConfig = field(default_factory=SpeechConfig)
+    cutting: SegmentConfig = field(default_factory=SegmentConfig)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judgi
     [tokens]`` and ``score(frames, tokens, clips, texts) -> answers (N, L + D)`` (``Heads``). The
     in-process ``Inference`` and the split Serve deployments both run this, so their answers
     are the same. Each clip is cut as ``raymer recognize`` cuts it (``split``); every piece
-    without speech (``SpeechRule``) gets ``no_speech``, an empty transcript and null
+    without speech (``SpeechConfig.silent``) gets ``no_speech``, an empty transcript and null
     emotions: noise is never given an emotion."""
     results: list = []
     async for step in compose_steps(clips, speech, encode, score, judging):
@@ -188,7 +189,7 @@ async def compose_steps(
     if not clips:
         yield []
         return
-    cuts = [list(split(iter([clip]), judging.cutting)) for clip in clips]
+    cuts = [list(split(iter([clip]), judging.cutting, judging.rule)) for clip in clips]
     pieces: list[Segment] = [seg for cut in cuts for seg in cut]
     speech_out, scores = [], []
     size = step if step > 0 else max(1, len(pieces))  # (a long silence has no pieces)
@@ -261,8 +262,9 @@ class Inference:
     """The three stages of a checkpoint in one process, ready to score clips and texts:
     what ``raymer.Recognizer`` and the ``single`` Serve layout hold.
 
-    ``rule`` is the no-speech rule (``SpeechRule``): a piece it finds silent gets no
-    emotion; ``segment_over_s``: audio longer than this is cut at its pauses.
+    ``rule`` is the no-speech rule (``SpeechConfig``): a piece it finds silent gets no
+    emotion; ``cutting`` (``SegmentConfig``): how audio longer than ``segment_over_s`` is
+    cut at its pauses.
     """
 
     def __init__(
@@ -271,15 +273,16 @@ class Inference:
         text_checkpoint: str | None = None,
         device: str = "cpu",
         threads: int = 0,
-        cutting: SegmentOptions | None = None,
-        rule: SpeechRule | None = None,
+        cutting: SegmentConfig | None = None,
+        rule: SpeechConfig | None = None,
     ) -> None:
         from raymer.models.builders import build_featurizer, build_text_encoder
 
         self.heads = Heads(checkpoint, text_checkpoint, threads, device)
         self.extract = self.heads.extract
-        self.rule = rule or SpeechRule()
-        self.listener = Listener(build_featurizer(self.extract, device, threads), self.rule)
+        self.rule = rule or SpeechConfig()
+        featurizer = build_featurizer(self.extract, device, threads, self.rule)
+        self.listener = Listener(featurizer, self.rule)
         self.encoder = build_text_encoder(self.extract, device, threads)
         self.labels = self.heads.labels
         self.judging = Judging(
@@ -288,7 +291,7 @@ class Inference:
             multi_label=self.heads.multi_label,
             dimensions=tuple(self.heads.main.spec.dimensions),
             rule=self.rule,
-            cutting=cutting or SegmentOptions(vad_threshold=self.rule.vad_threshold),
+            cutting=cutting or SegmentConfig(),
         )
 
     @property

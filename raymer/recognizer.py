@@ -24,8 +24,8 @@ from typing import Any, Literal
 import numpy as np
 
 from raymer import storage
-from raymer.audio import SAMPLE_RATE, AudioError, DecodeLimits, decode_audio
-from raymer.config import ConfigError, DecodeConfig, SegmentConfig, SpeechConfig
+from raymer.audio import SAMPLE_RATE, AudioError, decode_audio
+from raymer.config import DecodeConfig, SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
 
 Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
@@ -35,11 +35,13 @@ Result = dict[str, Any]
 class Recognizer:
     """A checkpoint's models, loaded once; ``predict`` scores audio and texts in batches.
 
-    Build it with ``from_checkpoint``. Each result is a dict:
+    Build it with ``from_checkpoint``. Each result is a dict, the JSON ``raymer serve``
+    answers (the same shape, never reshaped; the library adds ``segments`` to every result
+    and ``error`` to a failed one):
 
     - ``label``: the top emotion (``None`` when the audio holds no speech);
-    - ``emotions``: ``[{"label", "score"}, ...]`` sorted from the highest score (empty
-      without speech); a multi-label model adds ``labels``, every label over 0.5;
+    - ``emotions``: ``{label: score}`` for every label (``None`` without speech); a
+      multi-label model adds ``labels``, every label over 0.5;
     - ``transcript``, ``language``, ``no_speech``, ``duration_s``, ``speech_s``;
     - ``segments``: for audio longer than ``segment.segment_over_s``, the segments ``raymer
       recognize`` cuts it into (the same VAD rule, at its pauses), each with its own
@@ -55,7 +57,7 @@ class Recognizer:
     one, a text checkpoint is one); its result has ``transcript`` = the text.
     """
 
-    def __init__(self, core, limits: DecodeLimits, batch_size: int = 8) -> None:
+    def __init__(self, core, limits: DecodeConfig, batch_size: int = 8) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, not {batch_size}")
         self.core, self.limits, self.batch_size = core, limits, batch_size
@@ -88,7 +90,6 @@ class Recognizer:
             segment: how audio longer than ``segment_over_s`` is cut (``SegmentConfig``).
         """
         from raymer.inference import Inference
-        from raymer.segment import SegmentOptions, SpeechRule
 
         decode = _settings(DecodeConfig, decode, max_duration_s=3600.0)
         speech, segment = _settings(SpeechConfig, speech), _settings(SegmentConfig, segment)
@@ -97,10 +98,10 @@ class Recognizer:
             str(text_checkpoint) if text_checkpoint else None,
             device=device,
             threads=threads,
-            cutting=SegmentOptions.of(segment, speech),
-            rule=SpeechRule.of(speech),
+            cutting=segment,
+            rule=speech,
         )
-        return cls(core, DecodeLimits.of(decode), batch_size)
+        return cls(core, decode, batch_size)
 
     @property
     def labels(self) -> list[str]:
@@ -206,42 +207,14 @@ def _array(item: np.ndarray) -> np.ndarray:
     return clip
 
 
-def _emotions(scores: dict | None) -> list[dict]:
-    if not scores:
-        return []
-    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
-    return [{"label": lab, "score": score} for lab, score in ranked]
-
-
-def _judged(r: dict) -> dict:
-    out = {"label": r["label"], "emotions": _emotions(r["emotions"])}
-    if "labels" in r:
-        out["labels"] = r["labels"] or []
-    if "dimensions" in r:
-        out["dimensions"] = r["dimensions"]
-    return out
-
-
 def _audio_result(prediction) -> Result:
-    r = prediction.to_api()
-    out = _judged(r) | {
-        "transcript": r["transcript"],
-        "language": r["language"],
-        "no_speech": r["no_speech"],
-        "duration_s": r["duration_s"],
-        "speech_s": r["speech_s"],
-        "segments": [
-            {k: s[k] for k in ("start", "end", "text", "speech_s", "no_speech")} | _judged(s)
-            for s in r.get("segments") or []
-        ],
-    }
-    if "shares" in r:
-        out["shares"] = r["shares"]
-    return out
+    """The service's answer (``Prediction.to_api``), with ``segments`` always there."""
+    return {"segments": []} | prediction.to_api()
 
 
 def _text_result(r: dict) -> Result:
-    return _judged(r) | {
+    """The service's text answer, with the fields an audio result has."""
+    return r | {
         "transcript": r["text"],
         "language": None,
         "no_speech": False,
@@ -252,7 +225,7 @@ def _text_result(r: dict) -> Result:
 
 
 def _failed(message: str) -> Result:
-    return {"label": None, "emotions": [], "error": message, "segments": []}
+    return {"label": None, "emotions": None, "error": message, "segments": []}
 
 
 def _name(item: Any) -> str:
@@ -271,12 +244,8 @@ def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
 def _settings(cls, given, **defaults):
     """A part of the settings as given (an instance, a dict of its fields, or None: the
     defaults), checked as a config file's would be."""
-    from pydantic import ValidationError
+    from raymer.config import validated
 
     if isinstance(given, cls):
         return given
-    try:
-        return cls(**(defaults | dict(given or {})))
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+    return validated(cls, defaults | dict(given or {}))

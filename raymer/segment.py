@@ -1,5 +1,9 @@
 """Recordings of any length -> speech segments, in bounded memory (no Ray).
 
+The settings are the commands' own records: how to cut (``raymer.config.SegmentConfig``)
+and what counts as speech (``raymer.config.SpeechConfig``, whose ``vad_threshold`` the VAD
+uses).
+
 A clip up to ``segment_over_s`` is one segment. A longer recording is decoded in chunks
 (``raymer.audio.open_audio``, the one decoder) and cut at pauses by voice activity detection: the Silero
 VAD model that faster-whisper ships (no hub). Segments last at most ``max_segment_s``; only the
@@ -15,33 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raymer.audio import SAMPLE_RATE, AudioError
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """How recordings are cut (a command's ``segment`` settings hold the user's values).
-
-    Attributes:
-        segment_over_s: a recording longer than this is cut at pauses; shorter is one segment.
-        max_segment_s: longest segment (Whisper's window is 30 s).
-        min_silence_s: a pause at least this long ends a segment.
-        speech_pad_s: audio kept on each side of the speech the VAD found.
-        vad_threshold: Silero's speech probability above which a frame is speech.
-        chunk_s: audio decoded and searched for pauses at a time.
-    """
-
-    segment_over_s: float = 30.0
-    max_segment_s: float = 30.0
-    min_silence_s: float = 1.0
-    speech_pad_s: float = 0.2
-    vad_threshold: float = 0.5
-    chunk_s: float = 300.0
-
-    @classmethod
-    def of(cls, segment, speech) -> SegmentOptions:
-        """From a command's ``segment`` and ``speech`` settings (``raymer.config``'s
-        ``SegmentConfig`` and ``SpeechConfig``: the VAD threshold is the speech rule's)."""
-        return cls(**segment.model_dump(), vad_threshold=speech.vad_threshold)
+from raymer.config.parts import SegmentConfig, SpeechConfig
 
 
 @dataclass
@@ -56,65 +34,26 @@ class Segment:
     total_s: float | None = None  # the recording's length, where known when it is cut
 
 
-@dataclass(frozen=True)
-class SpeechRule:
-    """No speech, no emotion: the one rule ``raymer recognize``, ``raymer serve`` and the
-    library apply before a clip or segment is given an emotion.
-
-    A piece is silent when the VAD hears less than ``min_speech_s`` of speech in it, when
-    Whisper transcribes nothing, or by Whisper's own silence rule: a no-speech probability
-    above ``no_speech_prob`` together with a mean log-probability below
-    ``logprob_threshold``.
-    """
-
-    min_speech_s: float = 0.3
-    no_speech_prob: float = 0.6
-    logprob_threshold: float = -1.0
-    vad_threshold: float = 0.5
-
-    @classmethod
-    def of(cls, speech) -> SpeechRule:
-        """From a command's ``speech`` settings (``raymer.config.SpeechConfig``)."""
-        return cls(**speech.model_dump())
-
-    def speech_s(self, audio: np.ndarray) -> float:
-        """Seconds of speech the VAD hears in a clip, with this rule's threshold."""
-        return speech_seconds(audio, SegmentOptions(vad_threshold=self.vad_threshold))
-
-    def silent(
-        self,
-        speech_s: float | None,
-        transcript: str | None,
-        no_speech_prob: float | None = None,
-        avg_logprob: float | None = None,
-    ) -> bool:
-        """Whether a piece gets no emotion (``speech_s`` None: the VAD was not asked)."""
-        if speech_s is not None and speech_s < self.min_speech_s:
-            return True
-        if not (transcript or "").strip():
-            return True
-        return (
-            no_speech_prob is not None
-            and no_speech_prob > self.no_speech_prob
-            and avg_logprob is not None
-            and avg_logprob < self.logprob_threshold
-        )
+def speech_seconds(
+    audio: np.ndarray, speech: SpeechConfig, cutting: SegmentConfig | None = None
+) -> float:
+    """Seconds of speech the VAD finds in a clip (0.0 for silence or noise), at ``speech``'s
+    threshold and ``cutting``'s pauses (the default cutting where none is given)."""
+    cutting = cutting or SegmentConfig()
+    return sum(e - s for s, e in _speech(audio, cutting, speech)) / SAMPLE_RATE
 
 
-def speech_seconds(audio: np.ndarray, options: SegmentOptions) -> float:
-    """Seconds of speech the VAD finds in a clip (0.0 for silence or noise)."""
-    return sum(e - s for s, e in _speech(audio, options)) / SAMPLE_RATE
-
-
-def _speech(audio: np.ndarray, options: SegmentOptions) -> list[tuple[int, int]]:
+def _speech(
+    audio: np.ndarray, options: SegmentConfig, speech: SpeechConfig
+) -> list[tuple[int, int]]:
     """Speech regions (sample offsets, unpadded) of ``audio``, merged across pauses shorter
     than ``min_silence_s`` and split so that none passes ``max_segment_s`` with its padding."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    if len(audio) < SAMPLE_RATE // 10:
+    if len(audio) < SAMPLE_RATE // 10:  # shorter than one VAD window: no speech in it
         return []
     vad = VadOptions(
-        threshold=options.vad_threshold,
+        threshold=speech.vad_threshold,
         min_silence_duration_ms=int(options.min_silence_s * 1000),
         speech_pad_ms=0,
         max_speech_duration_s=max(1.0, options.max_segment_s - 2 * options.speech_pad_s),
@@ -123,7 +62,9 @@ def _speech(audio: np.ndarray, options: SegmentOptions) -> list[tuple[int, int]]
     return [(t["start"], t["end"]) for t in get_speech_timestamps(audio, vad)]
 
 
-def split(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Segment]:
+def split(
+    chunks: Iterator[np.ndarray], options: SegmentConfig, speech: SpeechConfig
+) -> Iterator[Segment]:
     """A recording's decoded chunks -> its segments: the whole recording when it lasts at
     most ``segment_over_s``, else its speech cut at pauses (``cut``). A long recording with
     no speech yields nothing."""
@@ -134,13 +75,13 @@ def split(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Seg
         head.append(chunk)
         held += chunk.size
         if held > options.segment_over_s * SAMPLE_RATE:
-            yield from cut(_chained(head, chunks), options)
+            yield from cut(_chained(head, chunks), options, speech)
             return
     audio = np.concatenate(head) if head else np.zeros(0, np.float32)
     if audio.size == 0:
         raise AudioError("the audio stream decodes to no samples")
     duration = audio.size / SAMPLE_RATE
-    yield Segment(0, 0.0, duration, audio, speech_seconds(audio, options), total_s=duration)
+    yield Segment(0, 0.0, duration, audio, speech_seconds(audio, speech, options), total_s=duration)
 
 
 def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -148,7 +89,9 @@ def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.
     yield from rest
 
 
-def cut(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Segment]:
+def cut(
+    chunks: Iterator[np.ndarray], options: SegmentConfig, speech: SpeechConfig
+) -> Iterator[Segment]:
     """Streamed audio chunks -> speech segments with their absolute times. A region is
     emitted once the audio after it is long enough that no later chunk can change it."""
     pad = int(options.speech_pad_s * SAMPLE_RATE)
@@ -162,7 +105,7 @@ def cut(chunks: Iterator[np.ndarray], options: SegmentOptions) -> Iterator[Segme
         if not last and len(buffer) < 2 * guard:
             continue
         limit = len(buffer) if last else len(buffer) - guard
-        closed = [(s, e) for s, e in _speech(buffer, options) if e <= limit]
+        closed = [(s, e) for s, e in _speech(buffer, options, speech) if e <= limit]
         for s, e in closed:
             a, b = max(0, s - pad), min(len(buffer), e + pad)
             start, end = (offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE

@@ -15,6 +15,7 @@ from .loading import (
     load_config,
     parse_overrides,
     require_paths,
+    validated,
 )
 from .parts import DecodeConfig, SegmentConfig, SpeechConfig
 from .recognize import RecognizeConfig
@@ -41,4 +42,5 @@ __all__ = [
     "load_config",
     "parse_overrides",
     "require_paths",
+    "validated",
 ]

@@ -76,7 +76,12 @@ def load_config(
             )
         data = loaded
     data = _merge(data, {k: v for k, v in values.items() if v is not None})
-    data = _merge(data, parse_overrides(overrides or []))
+    return validated(cls, _merge(data, parse_overrides(overrides or [])))
+
+
+def validated(cls: type[C], data: dict[str, Any]) -> C:
+    """``cls(**data)``, or a ``ConfigError`` naming each setting that is wrong and why: the
+    one wording of a bad setting, from a file, the command line or the library."""
     try:
         return cls(**data)
     except ValidationError as err:

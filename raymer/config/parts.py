@@ -3,9 +3,10 @@ rule (``speech``), how long recordings are cut (``segment``) and where the work 
 (``resources``). ``extract``, ``recognize``, ``serve`` and ``train`` hold them as they are
 (each with its own defaults; a setting a command has no use for is refused there with the
 reason, and left out of its ``--help``), and so does the library
-(``Recognizer.from_checkpoint(decode=..., speech=..., segment=...)``); the engine reads
-them through ``DecodeLimits.of``, ``SpeechRule.of``, ``SegmentOptions.of`` and
-``ResourcesConfig.device_of``.
+(``Recognizer.from_checkpoint(decode=..., speech=..., segment=...)``). Each part is the
+record the engine receives, with its one set of defaults: the decoder takes the
+``DecodeConfig`` (its ``check_*`` methods are the guard), the segmenter the
+``SegmentConfig`` and the ``SpeechConfig`` (whose ``silent`` is the no-speech rule).
 
 In YAML they are mappings (``decode: {max_file_mb: 100}``), on the command line dotted keys
 (``decode.max_file_mb=100``, ``resources.asr.actors=4``); a part given in part keeps the
@@ -19,6 +20,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from raymer.errors import AudioError, AudioTooLarge
+
+MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware records
+
 
 class Part(BaseModel, extra="forbid"):
     """A group of settings held by several commands' configs."""
@@ -26,7 +31,11 @@ class Part(BaseModel, extra="forbid"):
 
 class DecodeConfig(Part):
     """The decode guard: what one file may cost, each limit checked before the work it
-    protects (``raymer.audio.DecodeLimits``)."""
+    protects: the file's size and kind before a read (``raymer.audio.check_file``), its
+    header's sample rate, channels and duration before a decode, and while decoding, the
+    decoded length (a header may lie) and the wall clock. The record the decoder
+    (``raymer.audio.open_audio``) receives, shared by ``extract``, ``recognize``, ``serve``
+    and the library."""
 
     max_file_mb: float = Field(
         1024.0,
@@ -45,10 +54,81 @@ class DecodeConfig(Part):
         gt=0,
         description="Decoding one file may take this long (wall clock), else it is an error.",
     )
+    min_sample_rate: int = Field(
+        4_000,
+        ge=1,
+        le=48_000,
+        description="Audio at a lower sample rate (from its header) is refused: below 4 kHz "
+        "no speech survives (telephone audio is 8 kHz).",
+    )
+    max_decoded_mb: float = Field(
+        4096.0,
+        gt=0,
+        description="Most audio the decoder may produce before resampling (rate x channels x "
+        "duration as float32, from the header): the work one file may ask for.",
+    )
+
+    def check_size(self, size: int) -> None:
+        """Before a read: the file's size in bytes."""
+        if size == 0:
+            raise AudioError("empty file (0 bytes)")
+        if size > self.max_file_mb * 1024 * 1024:
+            raise AudioTooLarge(
+                f"the file is {size / 1024 / 1024:,.1f} MB, over decode.max_file_mb={self.max_file_mb:g}"
+            )
+
+    def check_header(self, rate: int, channels: int, duration: float | None) -> None:
+        """Refuse from the header alone (``duration`` None: the header does not say)."""
+        if 0 < rate < self.min_sample_rate:
+            raise AudioError(
+                f"the header declares a sample rate of {rate} Hz, below "
+                f"decode.min_sample_rate={self.min_sample_rate} (speech needs it)"
+            )
+        if rate > MAX_SAMPLE_RATE:
+            raise AudioError(
+                f"the header declares a sample rate of {rate:,} Hz, over the "
+                f"{MAX_SAMPLE_RATE:,} Hz any recording has"
+            )
+        if channels > self.max_channels:
+            raise AudioError(
+                f"the file has {channels} channels, over decode.max_channels={self.max_channels}"
+            )
+        if duration is not None and duration > self.max_duration_s:
+            raise AudioTooLarge(
+                f"the audio lasts {duration:,.1f} s (its header says), over "
+                f"decode.max_duration_s={self.max_duration_s:g}"
+            )
+        decoded_mb = rate * channels * (duration or 0.0) * 4 / 1024 / 1024
+        if decoded_mb > self.max_decoded_mb:
+            raise AudioTooLarge(
+                f"the header declares {decoded_mb:,.0f} MB of audio to decode ({rate:,} Hz x "
+                f"{channels} channels x {duration:,.1f} s), over decode.max_decoded_mb="
+                f"{self.max_decoded_mb:g}"
+            )
+
+    def check_progress(self, decoded_s: float, spent_s: float) -> None:
+        """While decoding: the audio decoded and the time spent decoding it so far."""
+        if decoded_s > self.max_duration_s:
+            raise AudioTooLarge(
+                f"the audio decodes to more than decode.max_duration_s={self.max_duration_s:g} s"
+            )
+        if spent_s > self.decode_timeout_s:
+            raise AudioError(
+                f"decoding took longer than decode.decode_timeout_s={self.decode_timeout_s:g} s "
+                f"({decoded_s:,.1f} s of audio decoded)"
+            )
 
 
 class SpeechConfig(Part):
-    """The no-speech rule: audio without speech gets no emotion (``SpeechRule``)."""
+    """The no-speech rule: audio without speech gets no emotion. The one home of the rule:
+    ``raymer recognize``, ``raymer serve``, the library and Whisper's own window check all
+    ask ``silent`` / ``whisper_silent`` of the settings they were given.
+
+    A piece is silent when the VAD hears less than ``min_speech_s`` of speech in it, when
+    Whisper transcribes nothing, or by Whisper's own silence rule: a no-speech probability
+    above ``no_speech_prob`` together with a mean log-probability below
+    ``logprob_threshold``. A clip too short to hold ``min_speech_s`` of speech (a 50 ms
+    click) is silent by the first test, the same answer everywhere."""
 
     vad_threshold: float = Field(
         0.5, gt=0, lt=1, description="Silero VAD's speech probability threshold."
@@ -66,6 +146,33 @@ class SpeechConfig(Part):
     logprob_threshold: float = Field(
         -1.0, description="Whisper's own rule for silence, with no_speech_prob."
     )
+
+    def whisper_silent(self, no_speech_prob: float | None, avg_logprob: float | None) -> bool:
+        """Whisper's own silence rule, with these thresholds (None: not decoded)."""
+        return (
+            no_speech_prob is not None
+            and avg_logprob is not None
+            and no_speech_prob > self.no_speech_prob
+            and avg_logprob < self.logprob_threshold
+        )
+
+    def heard(self, speech_s: float | None) -> bool:
+        """Whether the VAD heard enough speech to transcribe (``None``: it was not asked)."""
+        return speech_s is None or speech_s >= self.min_speech_s
+
+    def silent(
+        self,
+        speech_s: float | None,
+        transcript: str | None,
+        no_speech_prob: float | None = None,
+        avg_logprob: float | None = None,
+    ) -> bool:
+        """Whether a piece gets no emotion (``speech_s`` None: the VAD was not asked)."""
+        if not self.heard(speech_s):
+            return True
+        if not (transcript or "").strip():
+            return True
+        return self.whisper_silent(no_speech_prob, avg_logprob)
 
 
 class SegmentConfig(Part):

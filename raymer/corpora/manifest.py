@@ -63,13 +63,6 @@ def row_id(given: str | None, path: str | None, text: str | None, text_only: boo
     return f"row-{digest}"
 
 
-def _str_or_none(value) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    text = str(value)
-    return text if text != "" else None
-
-
 def header_names(uri: str) -> list[str]:
     """A manifest's column names, from its header alone (CSV: the first line; JSONL: the
     first row's keys; Parquet: the footer's schema)."""

@@ -71,10 +71,11 @@ def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
 
 
 def build_featurizer(
-    settings: ExtractSettings, device: str = "cpu", threads: int = 0
+    settings: ExtractSettings, device: str = "cpu", threads: int = 0, speech=None
 ) -> WhisperFeaturizer:
     """Whisper ASR and audio frames (one encoder pass) made as ``settings`` say: the
-    extraction stage's (an ``ExtractConfig``) or a checkpoint's (``ModelSpec.extract``)."""
+    extraction stage's (an ``ExtractConfig``) or a checkpoint's (``ModelSpec.extract``);
+    ``speech`` is the no-speech rule (``raymer.config.SpeechConfig``) of the command."""
     from .registry import resolve_model
     from .whisper import WhisperFeaturizer
 
@@ -90,6 +91,7 @@ def build_featurizer(
         min_window_s=settings.min_window_s,
         frame_rate_hz=settings.frame_rate_hz,
         prosody=settings.prosody,
+        speech=speech,
     )
 
 

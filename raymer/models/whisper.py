@@ -25,10 +25,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..audio import SAMPLE_RATE, pool_frames, split_windows
+from ..config.parts import SpeechConfig
 
 ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
 MAX_WINDOW_S = 30.0
-NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0  # faster-whisper's default thresholds
+RETRY_LOGPROB = -1.0  # faster-whisper's log_prob_threshold: a decode below it is retried
 LANGUAGE_THRESHOLD = 0.5  # faster-whisper's language_detection_threshold
 TOKENS_PER_S = 8  # generous upper bound on Whisper tokens per second of speech
 
@@ -112,7 +113,10 @@ class WhisperFeaturizer:
         min_window_s: float = 8.0,
         frame_rate_hz: float = 10.0,
         prosody: bool = False,
+        speech: SpeechConfig | None = None,
     ) -> None:
+        """``speech``: the no-speech rule (``raymer.config.SpeechConfig``) whose Whisper test
+        blanks a silent window (its defaults where none is given)."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -134,6 +138,7 @@ class WhisperFeaturizer:
         self.window, self.window_step_s, self.min_window_s = window, window_step_s, min_window_s
         self.pool = max(1, round(ENCODER_RATE_HZ / frame_rate_hz))
         self.frame_rate_hz, self.prosody = frame_rate_hz, prosody
+        self.speech = speech or SpeechConfig()
 
     def __call__(self, clips: list[np.ndarray]) -> list[SpeechFeatures]:
         """clips: 16 kHz mono float32 arrays -> one SpeechFeatures per clip."""
@@ -168,7 +173,7 @@ class WhisperFeaturizer:
         """A fitted decode that fails Whisper's own tests (module docstring)."""
         if output.window_s >= MAX_WINDOW_S:
             return False
-        return output.language_prob < LANGUAGE_THRESHOLD or output.avg_logprob < LOW_LOGPROB
+        return output.language_prob < LANGUAGE_THRESHOLD or output.avg_logprob < RETRY_LOGPROB
 
     def _window_s(self, samples: int) -> float:
         return window_seconds(
@@ -207,7 +212,7 @@ class WhisperFeaturizer:
             n_valid = max(1, math.ceil(len(w) / (SAMPLE_RATE / ENCODER_RATE_HZ)))
             segments = self._segments(tokens, lang, dur)
             logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
-            if result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
+            if self.speech.whisper_silent(result.no_speech_prob, logprob):
                 segments = []  # Whisper's own rule: a silent window, whatever it decoded
             out[j] = WindowOutput(
                 segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob, win_s

@@ -20,9 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.config import ExtractConfig, dump_config
+from raymer.config import ExtractConfig, dump_config, require_paths
 from raymer.config.extract import ExtractSettings
-from raymer.errors import UsageError
 from raymer.pipeline.outputs import (
     SCRATCH,
     Lease,
@@ -84,8 +83,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     left out by an anti-join before anything is decoded, all in one streaming Ray Data
     execution that writes the features; then one aggregation over this run's files sums its
     counts, hours and WER. The driver never holds the corpus."""
-    if not cfg.input or not cfg.output:
-        raise UsageError("extract needs both input and output")
+    require_paths(cfg, "extract")
     from raymer.corpora.manifest import check_input
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
@@ -125,17 +123,18 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
 
     ledger = new_ledger()
     todo = _todo(cfg, ds, features_uri, errors_uri, ledger)
-    fs, path = storage.filesystem(features_uri)
-    ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)
-    progress = Progress("extract", None, "texts" if text_only else "clips")
-    with watched(ledger, progress, total="todo" if cfg.resume else "inputs"):
-        ds.write_parquet(  # the stream: one Ray Data execution
-            path,
-            filesystem=fs,
-            filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
-            min_rows_per_file=FEATURE_ROWS,
-            ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus},
-        )
+    if todo.count():  # else nothing left to do (a finished re-run): no actor, no model loaded
+        fs, path = storage.filesystem(features_uri)
+        ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)
+        progress = Progress("extract", None, "texts" if text_only else "clips")
+        with watched(ledger, progress, total="todo" if cfg.resume else "inputs"):
+            ds.write_parquet(  # the stream: one Ray Data execution
+                path,
+                filesystem=fs,
+                filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
+                min_rows_per_file=FEATURE_ROWS,
+                ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus},
+            )
     lease.check()  # still this run's output
     skipped = _skipped(ledger) if cfg.resume else 0
     failed = _collect_errors(errors_uri)
@@ -186,8 +185,8 @@ def build_dataset(
     turns a clip that kills its worker ``max_attempts`` times into an error row."""
     from ray.data import ActorPoolStrategy
 
-    from raymer.audio import DecodeLimits
-    from raymer.pipeline.faults import new_ledger, poison_clip
+    from raymer.drills import armed
+    from raymer.pipeline.faults import new_ledger
     from raymer.pipeline.stages import TextStage, WhisperStage, decode_batch
 
     ledger = ledger or new_ledger()
@@ -204,7 +203,7 @@ def build_dataset(
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={
-            "limits": DecodeLimits.of(cfg.decode),
+            "limits": cfg.decode,
             "ledger": ledger,
             "max_attempts": cfg.max_attempts,
             "augment": cfg.augment if cfg.augment.copies else None,
@@ -215,7 +214,7 @@ def build_dataset(
     )
     ds = ds.map_batches(
         WhisperStage,
-        fn_constructor_args=(cfg, ledger, poison_clip()),
+        fn_constructor_args=(cfg, ledger, armed()),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.resources.asr.actors),
         num_cpus=cfg.resources.asr.num_cpus,

@@ -17,8 +17,7 @@ shows them as the run's progress line from the driver.
 (``itemwise.run_batch``): an exception fails the batch, then the rows are tried one by one,
 so one bad row fails alone (``error`` and ``stage`` set).
 
-The drill ``RAYMER_POISON_CLIP=<id>`` (read by the driver, given to the Whisper stage) makes
-the Whisper stage exit its process (``os._exit(1)``) every time it meets that clip.
+A clip that kills its worker for real is a drill (``raymer.drills``: ``RAYMER_DRILL=poison:ID``).
 """
 
 from __future__ import annotations
@@ -26,12 +25,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
-
-POISON_ENV = "RAYMER_POISON_CLIP"
 
 Rows = list[dict]
 
@@ -139,11 +135,6 @@ def watched(ledger, progress, every_s: float = 1.0, total: str | None = None):
         progress.close()
 
 
-def poison_clip() -> str | None:
-    """The drill's clip id (``RAYMER_POISON_CLIP``), read by the driver."""
-    return os.environ.get(POISON_ENV) or None
-
-
 def row_key(row: dict) -> str:
     segment = row.get("segment")
     return f"{row['id']}#{segment}" if segment is not None else str(row["id"])
@@ -179,12 +170,16 @@ def process(
         key = f"{stage}:{row_key(row)}"
         died = begin(ledger, key)
         if died >= max_attempts:
-            row["error"] = f"the worker processing this clip died {died} times ({stage})"
-            row["stage"] = stage
+            row["stage"], row["error"] = died_row(died, stage)
         else:
             _attempt([row], work, stage)
         finish(ledger, key)
     finish(ledger, batch_key)
+
+
+def died_row(died: int, stage: str) -> tuple[str, str]:
+    """(stage, error) of a clip whose worker died ``died`` times: no more attempts."""
+    return stage, f"the worker processing this clip died {died} times ({stage})"
 
 
 def _attempt(rows: Rows, work: Callable[[Rows], None], stage: str) -> None:

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 
 from raymer import checkpoint, storage
-from raymer.config import dump_config
+from raymer.config import dump_config, require_paths
 from raymer.config.parts import flat
 from raymer.config.recognize import RecognizeConfig
 from raymer.corpora.manifest import check_input
@@ -93,8 +93,7 @@ def outputs(root: str) -> dict[str, str]:
 
 def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     """Run the recognition ``cfg`` describes (``input``, ``checkpoint`` and ``output`` set)."""
-    if not cfg.input or not cfg.output or not cfg.checkpoint:
-        raise UsageError("recognize needs input, checkpoint and output")
+    require_paths(cfg, "recognize")
     keys = ("input", "output", "checkpoint")
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
@@ -250,6 +249,8 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     # actors start: a shuffle task asks a whole CPU of one node, which actors spread over
     # small nodes may never leave (a 2 x 1-CPU cluster waited for ever)
     ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
+    if ds.count() == 0:  # nothing left to do (a finished re-run): no actor, no model loaded
+        return
     ds = ds.map_batches(
         segment_batch,
         fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},
@@ -266,12 +267,12 @@ def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: li
     """Segments -> Whisper (actors) -> text encoder and model (actors)."""
     from ray.data import ActorPoolStrategy
 
-    from raymer.pipeline.faults import poison_clip
+    from raymer.drills import armed
     from raymer.pipeline.recognize_stages import EmotionStage, SpeechStage
 
     ds = ds.map_batches(
         SpeechStage,
-        fn_constructor_args=(cfg, spec, ledger, poison_clip()),
+        fn_constructor_args=(cfg, spec, ledger, armed()),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.resources.asr.actors),
         num_cpus=cfg.resources.asr.num_cpus,

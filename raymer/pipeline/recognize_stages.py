@@ -11,7 +11,6 @@ then sorts them into predictions and errors.
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 import pyarrow as pa
@@ -22,8 +21,7 @@ from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline import faults
-from raymer.pipeline.rows import Batch, row_columns, to_rows
-from raymer.segment import SpeechRule
+from raymer.pipeline.rows import Batch, floats, row_columns, to_rows
 
 OUTPUT_COLUMNS = frozenset(
     {"id", "path", "segment", "start_s", "end_s", "duration_s", "speech_s", "transcript"}
@@ -66,27 +64,22 @@ def staged_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema:
     return pa.schema([*prediction_schema(spec, manifest_columns), *extra])
 
 
-def _floats(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.float32)
-
-
 class SpeechStage:
     """Actor: Whisper's transcript, language, no-speech probability and audio frames of each
     segment with speech (one encoder pass), made as the checkpoint's features were made: the
     one path's ``inference.Listener``."""
 
-    def __init__(
-        self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, poison: str | None = None
-    ) -> None:
+    def __init__(self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, drill=None) -> None:
         from raymer.inference import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg, self.keep_audio = cfg, spec.needs_audio
-        self.ledger, self.poison = ledger, poison
+        self.ledger, self.drill = ledger, drill  # drill: raymer.drills, None but in tests
+        res = cfg.resources
         featurizer = build_featurizer(
-            spec.extract, cfg.resources.device_of(cfg.resources.asr), cfg.resources.asr.threads
+            spec.extract, res.device_of(res.asr), res.asr.threads, cfg.speech
         )
-        self.listener = Listener(featurizer, SpeechRule.of(cfg.speech))
+        self.listener = Listener(featurizer, cfg.speech)
 
     def __call__(self, batch: Batch) -> Batch:
         rows = to_rows(batch)
@@ -101,9 +94,9 @@ class SpeechStage:
         return row_columns(rows)
 
     def _transcribe(self, todo: list[dict]) -> None:
-        if self.poison and any(str(r["id"]) == self.poison for r in todo):
-            os._exit(1)  # the drill: this clip kills its worker process, every time
-        items = [(_floats(r["audio"]), r["speech_s"]) for r in todo]
+        if self.drill is not None:
+            self.drill.meet([str(r["id"]) for r in todo])
+        items = [(floats(r["audio"]), r["speech_s"]) for r in todo]
         for row, res in zip(
             todo, run_batch(self.listener, items, "speech recognition"), strict=True
         ):
@@ -151,7 +144,7 @@ class EmotionStage:
 
         device = cfg.resources.device_of(cfg.resources.model)
         self.cfg, self.output, self.run_id, self.ledger = cfg, output, run_id, ledger
-        self.rule = SpeechRule.of(cfg.speech)
+        self.rule = cfg.speech
         self.heads = Heads(
             checkpoint_uri, threads=cfg.resources.model.threads, device=device, with_text=False
         )
@@ -170,7 +163,7 @@ class EmotionStage:
         return pa.Table.from_pylist([self._record(r) for r in rows], schema=self.schema)
 
     def _silent(self, row: dict) -> bool:
-        """No speech, no emotion: the one rule (``SpeechRule``)."""
+        """No speech, no emotion: the one rule (``SpeechConfig.silent``)."""
         return self.rule.silent(
             row["speech_s"], row["transcript"], row["no_speech_prob"], row["avg_logprob"]
         )
@@ -186,8 +179,8 @@ class EmotionStage:
     def _scores(self, rows: list[dict]) -> list[np.ndarray]:
         texts = [r["transcript"] for r in rows]
         tokens = [t.tokens for t in self.encoder(texts)]
-        frames = [_floats(r["frames"]).reshape(-1, r["audio_dim"]) for r in rows]
-        clips = [_floats(r["audio"]) for r in rows] if self.spec.needs_audio else None
+        frames = [floats(r["frames"]).reshape(-1, r["audio_dim"]) for r in rows]
+        clips = [floats(r["audio"]) for r in rows] if self.spec.needs_audio else None
         for row, tok in zip(rows, tokens, strict=True):
             row["tokens"] = tok
         return list(self.heads.score(frames, tokens, clips, texts))
@@ -223,7 +216,7 @@ class EmotionStage:
         from raymer.schema import features_table
 
         for row in rows:
-            frames = _floats(row["frames"]).reshape(-1, row["audio_dim"])
+            frames = floats(row["frames"]).reshape(-1, row["audio_dim"])
             row.update(
                 id=f"{row['id']}#{row['segment']}",
                 audio_frames=frames.tolist(),

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.errors import AudioError
 from raymer.schema import ERRORS_SCHEMA
 
 Batch = dict[str, np.ndarray]
@@ -30,6 +31,12 @@ def _value(v: Any) -> Any:
     return v
 
 
+def floats(data: bytes) -> np.ndarray:
+    """Samples or frames as they cross stages (raw float32 bytes: a binary column holds
+    ragged arrays and failed rows alike) -> an array (no copy)."""
+    return np.frombuffer(data, dtype=np.float32)
+
+
 def to_columns(rows: list[dict[str, Any]], keys: list[str]) -> Batch:
     out = {}
     for k in keys:
@@ -44,7 +51,26 @@ def row_columns(rows: list[dict[str, Any]]) -> Batch:
     return to_columns(rows, list(dict.fromkeys(k for r in rows for k in r)))
 
 
-def describe_read_error(uri: str, err: Exception) -> str:
+NO_PATH = ("manifest", "the manifest row has no path")  # (stage, error)
+
+
+def file_failure(uri: str, err: BaseException, opened: bool) -> tuple[str, str]:
+    """(stage, error) of a file that failed: the one error row of ``extract`` and
+    ``recognize``. Before it is opened (``opened`` False: its kind and size are checked)
+    every failure is the read's; after, audio that cannot be used and a decoder's bug are
+    the decode's, and an OS error (a network read) the read's."""
+    if isinstance(err, AudioError):
+        return (
+            ("decode", f"cannot use this audio: {err}")
+            if opened
+            else ("read", f"cannot read {uri}: {err}")
+        )
+    if isinstance(err, OSError) or not opened:
+        return "read", describe_read_error(uri, err)
+    return "decode", f"decoding failed: {type(err).__name__}: {err}"
+
+
+def describe_read_error(uri: str, err: BaseException) -> str:
     if isinstance(err, FileNotFoundError):
         return f"cannot read {uri}: file not found"
     if isinstance(err, PermissionError):

@@ -8,15 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from raymer.audio import AudioError, DecodeLimits, check_file, open_audio
+from raymer.audio import check_file, open_audio
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
-from raymer.pipeline.rows import Batch, describe_read_error, row_columns, to_rows, write_errors
-from raymer.segment import SegmentOptions, split
-
-
-def segment_options(cfg: RecognizeConfig) -> SegmentOptions:
-    return SegmentOptions.of(cfg.segment, cfg.speech)
+from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_rows, write_errors
+from raymer.segment import split
 
 
 def segment_batch(
@@ -27,13 +23,14 @@ def segment_batch(
     ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
     missing files never queues in front of the model stages. With a ``ledger``, a file whose
     decoding killed the task's process ``max_attempts`` times is an error row too."""
-    options, limits, out, failed = segment_options(cfg), DecodeLimits.of(cfg.decode), [], []
+    out: list[dict] = []
+    failed: list[dict] = []
     rows = to_rows(batch)
     task_key = faults.batch_key_of("decode", rows)
     # a task begun before and never finished died: its files go through the ledger one by one
     suspects = ledger if ledger is not None and faults.begin(ledger, task_key) else None
     for row in rows:
-        for segment in _guarded(row, options, limits, suspects, cfg.max_attempts):
+        for segment in _guarded(row, cfg, suspects):
             (out if segment["error"] is None else failed).append(segment)
             if len(out) >= cfg.batch_size:
                 yield row_columns(out)
@@ -45,18 +42,18 @@ def segment_batch(
     faults.finish(ledger, task_key)
 
 
-def _guarded(row: dict, options, limits, ledger, max_attempts: int) -> Iterator[dict]:
+def _guarded(row: dict, cfg: RecognizeConfig, ledger) -> Iterator[dict]:
     """``_segments_of``; with a ``ledger``, the file's attempts counted in it."""
     if ledger is None:
-        yield from _segments_of(row, options, limits)
+        yield from _segments_of(row, cfg)
         return
     key = f"decode:{row.get('id')}"
     died = faults.begin(ledger, key)
-    if died >= max_attempts:
-        error = f"the worker processing this clip died {died} times (decode)"
-        yield row | _ERROR_BASE | {"error": error, "stage": "decode"}
+    if died >= cfg.max_attempts:
+        stage, error = faults.died_row(died, "decode")
+        yield row | _ERROR_BASE | {"error": error, "stage": stage}
     else:
-        yield from _segments_of(row, options, limits)
+        yield from _segments_of(row, cfg)
     faults.finish(ledger, key)
 
 
@@ -78,23 +75,19 @@ def _with_last(segments: Iterator) -> Iterator[tuple]:
         yield held, True
 
 
-def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> Iterator[dict]:
-    base = _ERROR_BASE
-    if not row.get("path"):
-        yield row | base | {"error": "the manifest row has no path", "stage": "read"}
+def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
+    base, path = _ERROR_BASE, row.get("path")
+    if not path:
+        stage, error = NO_PATH
+        yield row | base | {"error": error, "stage": stage}
         return
+    opened = False
     try:
-        check_file(row["path"], limits)  # a FIFO or a huge file is refused before it is opened
-    except AudioError as err:
-        yield row | base | {"error": f"cannot read {row['path']}: {err}", "stage": "read"}
-        return
-    except Exception as err:
-        yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
-        return
-    try:
-        with open_audio(row["path"], limits, options.chunk_s) as decoded:
+        check_file(path, cfg.decode)  # a FIFO or a huge file is refused before it is opened
+        opened = True
+        with open_audio(path, cfg.decode, cfg.segment.chunk_s) as decoded:
             duration = decoded.duration_s  # the header's (None where it has none)
-            for seg, last in _with_last(split(iter(decoded), options)):
+            for seg, last in _with_last(split(iter(decoded), cfg.segment, cfg.speech)):
                 yield (
                     row
                     | base
@@ -108,13 +101,6 @@ def _segments_of(row: dict, options: SegmentOptions, limits: DecodeLimits) -> It
                         "last": last,
                     }
                 )
-    except AudioError as err:
-        yield row | base | {"error": f"cannot use this audio: {err}", "stage": "decode"}
-    except OSError as err:
-        yield row | base | {"error": describe_read_error(row["path"], err), "stage": "read"}
-    except Exception as err:  # a decoder bug must cost one file, not the run
-        yield (
-            row
-            | base
-            | {"error": f"decoding failed: {type(err).__name__}: {err}", "stage": "decode"}
-        )
+    except Exception as err:  # a decoder bug too must cost one file, not the run
+        stage, error = file_failure(path, err, opened)
+        yield row | base | {"error": error, "stage": stage}

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import numpy as np
 import pyarrow as pa
 
-from raymer.audio import AudioError, DecodeLimits, check_file, decode_audio
+from raymer.audio import SAMPLE_RATE, check_file, decode_audio
 from raymer.config import AugmentConfig, ExtractConfig
+from raymer.config.parts import DecodeConfig
 from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline.faults import count_done, process
 from raymer.pipeline.rows import (
+    NO_PATH,
     Batch,
-    describe_read_error,
+    file_failure,
+    floats,
     to_columns,
     to_rows,
     write_errors,
@@ -34,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def decode_batch(
     batch: Batch,
-    limits: DecodeLimits,
+    limits: DecodeConfig,
     ledger=None,
     max_attempts: int = 3,
     augment: AugmentConfig | None = None,
@@ -71,48 +73,38 @@ def _copies(row: dict, cfg: AugmentConfig) -> list[dict]:
         logger.warning("no augmented copies of %s: %s: %s", row.get("id"), type(err).__name__, err)
         return []
     return [
-        row | {"audio": x.tobytes(), "duration_s": len(x) / 16_000, "augment": what}
+        row | {"audio": x.tobytes(), "duration_s": len(x) / SAMPLE_RATE, "augment": what}
         for x, what in made
     ]
 
 
-def _decode_row(row: dict, limits: DecodeLimits) -> None:
-    if not row.get("path"):
-        row["error"], row["stage"] = "the manifest row has an empty path", "manifest"
+def _decode_row(row: dict, limits: DecodeConfig) -> None:
+    path = row.get("path")
+    if not path:
+        row["stage"], row["error"] = NO_PATH
         return
+    opened = False
     try:
-        check_file(row["path"], limits)  # its kind and size, before it is opened
-    except AudioError as err:
-        row["error"], row["stage"] = f"cannot read {row['path']}: {err}", "read"
-        return
-    except Exception as err:
-        row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
-        return
-    try:
-        audio = decode_audio(row["path"], limits)
-    except AudioError as err:
-        row["error"], row["stage"] = str(err), "decode"
-        return
-    except OSError as err:
-        row["error"], row["stage"] = describe_read_error(row["path"], err), "read"
-        return
-    except Exception as err:  # a decoder bug must cost one clip, not the run
-        row["error"], row["stage"] = f"decoding failed: {type(err).__name__}: {err}", "decode"
+        check_file(path, limits)  # its kind and size, before it is opened
+        opened = True
+        audio = decode_audio(path, limits)
+    except Exception as err:  # a decoder bug too must cost one clip, not the run
+        row["stage"], row["error"] = file_failure(path, err, opened)
         return
     # Arrays cross stages as raw float32 bytes: a binary column holds ragged clips and
     # failed rows alike, where a tensor column would need one shape for all.
-    row["audio"], row["duration_s"] = audio.tobytes(), len(audio) / 16_000
+    row["audio"], row["duration_s"] = audio.tobytes(), len(audio) / SAMPLE_RATE
 
 
 class WhisperStage:
     """Actor: one Whisper encoder pass per window gives the transcript and the audio frames.
     ``ledger`` (``faults.CrashLedger``) bounds the attempts at a clip that kills the actor;
-    ``poison`` is the drill's clip id (``RAYMER_POISON_CLIP``)."""
+    ``drill``: a fault drill (``raymer.drills``), None but in tests."""
 
-    def __init__(self, cfg: ExtractConfig, ledger=None, poison: str | None = None) -> None:
+    def __init__(self, cfg: ExtractConfig, ledger=None, drill=None) -> None:
         from raymer.models.builders import build_featurizer
 
-        self.cfg, self.ledger, self.poison = cfg, ledger, poison
+        self.cfg, self.ledger, self.drill = cfg, ledger, drill
         device = cfg.resources.device_of(cfg.resources.asr)
         self.featurizer = build_featurizer(cfg, device, cfg.resources.asr.threads)
 
@@ -126,9 +118,9 @@ class WhisperStage:
         return to_columns(rows, keys)
 
     def _transcribe(self, rows: list[dict]) -> None:
-        if self.poison and any(str(r["id"]) == self.poison for r in rows):
-            os._exit(1)  # the drill: this clip kills its worker process, every time
-        clips = [_floats(r["audio"]) for r in rows]
+        if self.drill is not None:
+            self.drill.meet([str(r["id"]) for r in rows])
+        clips = [floats(r["audio"]) for r in rows]
         results = run_batch(self.featurizer, clips, "speech recognition")
         for row, res in zip(rows, results, strict=True):
             if isinstance(res, ItemError):
@@ -201,10 +193,10 @@ class TextStage:
             )
             if not self.text_only:
                 row.update(
-                    audio_frames=_floats(row["audio_frames"])
+                    audio_frames=floats(row["audio_frames"])
                     .reshape(-1, int(row["audio_dim"]))
                     .tolist(),
-                    audio_embedding=_floats(row["audio_embedding"]).tolist(),
+                    audio_embedding=floats(row["audio_embedding"]).tolist(),
                     audio_frame_rate_hz=self.cfg.frame_rate_hz,
                     segments=json.loads(row["segments"]),
                     asr_model=self.cfg.asr_model,
@@ -233,7 +225,3 @@ class TextStage:
 
     def _text(self, row) -> str:
         return row["reference_text"] if self._use_reference(row) else row["transcript"]
-
-
-def _floats(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.float32)

@@ -33,7 +33,6 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from raymer import __version__
-from raymer.audio import DecodeLimits
 from raymer.config import ServeConfig
 from raymer.itemwise import ItemError
 from raymer.serving import ingress
@@ -82,10 +81,14 @@ async def _cors_and_auth(request: Request, call_next):
     origin = request.headers.get("origin")
     allowed = settings["cors"]
     cors = origin and ("*" in allowed or origin in allowed)
+    preflight = request.method == "OPTIONS" and cors
+    wrong = ingress.wrong_method(api, request)
+    if wrong is not None:  # before any guard: the method is not the route's
+        return ingress.with_cors(wrong, origin if cors else None)
     refused = None if settings["token_sha256"] else ingress.anonymous_refusal(request, settings)
     if refused is not None:
         return refused
-    if request.method == "OPTIONS" and cors:  # preflight
+    if preflight:
         response = Response(status_code=204)
     else:
         digest = settings["token_sha256"]
@@ -146,7 +149,7 @@ class Api:
         self.uploads = 0  # bodies being received now (at most cfg.max_uploads)
         self.by_client: dict[str, int] = {}  # the same, per client address
         self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
-        self.limits = DecodeLimits.of(self.cfg.decode)
+        self.limits = self.cfg.decode
 
     async def _ping(self) -> dict:
         """Ask a model replica now (``_models`` keeps the first answer for /v1/models)."""
@@ -210,14 +213,15 @@ class Api:
         auth = "true" if _settings()["token_sha256"] else "false"
         return HTMLResponse(html.replace("__AUTH__", auth))
 
-    @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
+    @api.get("/healthz", summary="Liveness: the HTTP ingress answers", responses=ingress.ANY_ROUTE)
     async def healthz(self) -> dict:  # async: never waits for a thread
         return {"status": "ok"}
 
     @api.get(
         "/readyz",
         summary="Readiness: every model deployment answers (checked at most every ready_cache_s)",
-        responses={
+        responses=ingress.ANY_ROUTE
+        | {
             503: {
                 "description": "a model deployment does not answer",
                 "content": ingress.ERROR_SCHEMA,
@@ -257,7 +261,7 @@ class Api:
             _413="upload, or audio, over the limits",
             _415="not an audio content type",
             _429="too many uploads from this client at once (max_uploads_per_client)",
-            _422="the audio cannot be used (not audio, damaged, too short, a header it refuses)",
+            _422="the audio cannot be used (not audio, damaged, no samples, a header it refuses)",
         ),
     )
     async def recognize(self, request: Request):

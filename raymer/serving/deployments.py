@@ -20,7 +20,6 @@ from ray import serve
 from raymer.config import ExtractSettings, ServeConfig
 from raymer.config.parts import StageResources
 from raymer.itemwise import ItemError, arun_batch, run_batch
-from raymer.segment import SegmentOptions, SpeechRule
 
 logger = logging.getLogger("ray.serve")
 
@@ -62,8 +61,8 @@ class Model:
             self.cfg.text_checkpoint,
             device=self.cfg.resources.device_of(self.cfg.resources.asr),
             threads=self.cfg.resources.asr.threads,
-            cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
-            rule=SpeechRule.of(self.cfg.speech),
+            cutting=self.cfg.segment,
+            rule=self.cfg.speech,
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
@@ -109,7 +108,7 @@ class Speech:
         res = self.cfg.resources
         settings = ExtractSettings(**extract)
         featurizer = build_featurizer(settings, res.device_of(res.asr), res.asr.threads)
-        self.listener = Listener(featurizer, SpeechRule.of(self.cfg.speech))
+        self.listener = Listener(featurizer, self.cfg.speech)
         _batch_settings(self.cfg, self.run)
 
     def ready(self) -> bool:
@@ -228,8 +227,8 @@ class SplitStages:
             needs_audio=info["needs_audio"],
             multi_label=info["multi_label"],
             dimensions=tuple(info["dimensions"]),
-            rule=SpeechRule.of(self.cfg.speech),
-            cutting=SegmentOptions.of(self.cfg.segment, self.cfg.speech),
+            rule=self.cfg.speech,
+            cutting=self.cfg.segment,
         )
 
     async def recognize(self, clip: np.ndarray, info: dict) -> dict:

@@ -130,6 +130,8 @@ def responses(ok: dict | None = None, **codes: str) -> dict:
     ``ok``, the content of its 200 answer)."""
     common = {
         "401": "missing or wrong bearer token",
+        "403": "without a token: a request from another site's web page (Origin, Sec-Fetch-Site)",
+        "421": HOST_REFUSED,
         "500": "the model failed on this input",
         "503": "at capacity, or no model replica is up; retry",
         "504": "timed out",
@@ -139,6 +141,10 @@ def responses(ok: dict | None = None, **codes: str) -> dict:
         for code, text in (common | {k.lstrip("_"): v for k, v in codes.items()}).items()
     }
     return ({200: {"description": "the answer", "content": ok}} if ok else {}) | out
+
+
+HOST_REFUSED = "without a token: a Host this service does not answer for (allowed_hosts)"
+ANY_ROUTE = {421: {"description": HOST_REFUSED, "content": ERROR_SCHEMA}}
 
 
 def with_cors(response: Response, origin: str | None) -> Response:
@@ -254,7 +260,7 @@ async def read_form(request: Request, body: bytes) -> bytes | Response:
 def decode_upload(data: bytes, limits) -> np.ndarray | Response:
     """Upload bytes -> 16 kHz mono samples with the pipeline's decoder and its guard (the
     header is checked before any decoding), or a 4xx answer. Runs in a worker thread."""
-    from raymer.audio import SAMPLE_RATE, AudioError, AudioTooLarge, decode_audio
+    from raymer.audio import AudioError, AudioTooLarge, decode_audio
 
     try:
         audio = decode_audio(data, limits)
@@ -264,10 +270,7 @@ def decode_upload(data: bytes, limits) -> np.ndarray | Response:
         return error(422, f"cannot use this audio: {err}")
     except Exception as err:
         return error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
-    duration = len(audio) / SAMPLE_RATE
-    if duration < 0.1:
-        return error(422, f"the audio is too short ({duration * 1000:.0f} ms) to recognise")
-    return audio
+    return audio  # a clip too short to hold speech is no_speech, as everywhere (SpeechConfig)
 
 
 def resolve_token(cfg: ServeConfig) -> str | None:
@@ -291,33 +294,57 @@ def resolve_token(cfg: ServeConfig) -> str | None:
     return os.environ.get(API_TOKEN_ENV) or None
 
 
-SAFE_POST_TYPES = ("application/json", "application/octet-stream")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SAME_SITE_FETCHES = ("same-origin", "none")  # Sec-Fetch-Site of the page itself, or a typed URL
 
 
 def anonymous_refusal(request: Request, settings: dict) -> Response | None:
     """Without a token, what a web page the user visits could do to a service on their
-    machine is refused: a ``Host`` not in ``allowed_hosts`` (a DNS-rebinding page reading the
-    answers) gets 421; a POST a page can send without a CORS preflight (a form: multipart,
-    urlencoded, text/plain) or from another origin than this one or a CORS one gets 403."""
+    machine is refused, and nothing else: a ``Host`` not in ``allowed_hosts`` (a
+    DNS-rebinding page reading the answers) gets 421; a POST that a browser sends for
+    another site's page gets 403. A browser says so itself: it sends ``Origin`` with every
+    POST (a form's too) and ``Sec-Fetch-Site``; an origin other than this service's and not
+    in ``cors_origins``, or a cross-site fetch without one, is refused. A script (``curl``,
+    ``requests``, the client) sends neither, and is answered as with a token, whatever its
+    content type (a multipart upload included)."""
     host = request.headers.get("host", "")
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     allowed = settings["hosts"]
     if "*" not in allowed and name.lower() not in allowed:
         return error(421, f"this service does not answer for host {host!r} (allowed_hosts)")
-    if request.method != "POST":
+    if request.method in SAFE_METHODS:
         return None
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not (ctype.startswith("audio/") or ctype in AUDIO_TYPES or ctype in SAFE_POST_TYPES):
-        return error(
-            403,
-            f"without a token, uploads need a JSON or audio content type, not {ctype or 'none'} "
-            "(a web page could send that one without asking)",
-        )
     origin = request.headers.get("origin")
-    same = origin in (f"http://{host}", f"https://{host}")
-    if origin and not same and "*" not in settings["cors"] and origin not in settings["cors"]:
+    cors = "*" in settings["cors"] or origin in settings["cors"]
+    if origin and origin not in (f"http://{host}", f"https://{host}") and not cors:
         return error(403, f"requests from {origin} are not allowed (cors_origins)")
+    fetch = request.headers.get("sec-fetch-site", "").strip().lower()
+    if not origin and fetch and fetch not in SAME_SITE_FETCHES:
+        return error(403, f"a {fetch} request from a web page is not allowed (cors_origins)")
     return None
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def wrong_method(app, request: Request) -> Response | None:
+    """405 (with ``Allow``) for a path the API has but not with this method: answered
+    before any guard, as routing would. Asks the app's own routes whether the path would be
+    served with each method (their ``matches``: included routers and prefixes alike)."""
+    from starlette.routing import Match
+
+    def served(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(r.matches(scope)[0] is Match.FULL for r in app.router.routes)
+
+    if request.method == "OPTIONS" or served(request.method):
+        return None
+    allow = [m for m in METHODS if m != request.method and served(m)]
+    if not allow:
+        return None  # no such path: routing answers 404
+    response = error(405, f"{request.method} is not a method of {request.url.path}")
+    response.headers["Allow"] = ", ".join(allow)
+    return response
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

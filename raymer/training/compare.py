@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from raymer import storage
-from raymer.checkpoint import write_card
+from raymer.checkpoint import COMPARISON_FILE, write_card
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
 from raymer.training.evaluate import evaluate
@@ -48,7 +48,7 @@ def compare(cfg: TrainConfig) -> dict:
         results[modality] = row
     table = comparison_markdown(results, cfg)
     storage.write_bytes(
-        storage.join(cfg.output, "comparison.json"), json.dumps(results, indent=2).encode()
+        storage.join(cfg.output, COMPARISON_FILE), json.dumps(results, indent=2).encode()
     )
     storage.write_bytes(storage.join(cfg.output, "comparison.md"), table.encode())
     return {"results": results, "markdown": table}

@@ -10,11 +10,11 @@ them; the worker receives its settings typed, as a ``WorkerConfig``.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from raymer.training.metrics import (
     multilabel_metrics,
 )
 
+if TYPE_CHECKING:
+    from raymer.drills import Drill
+
 VAL_METRICS_FILE = "val_metrics.json"
 BUCKET = 8  # batches whose clips are sorted by length together (padding per length bucket)
 
@@ -47,7 +50,7 @@ class WorkerConfig:
     spec: ModelSpec  # the model to build and to save with each checkpoint
     adapter_state: dict | None = None  # the temporal embedding, trained before this run
     frame_stats: FrameStats | None = None  # audio_norm speaker: each speaker's statistics
-    failure_drill: str | None = None  # RAYMER_FAILURE_DRILL (see Recipe._failure_drill)
+    drill: Drill | None = None  # a fault drill (raymer.drills), None but in tests
 
 
 @dataclass
@@ -196,8 +199,8 @@ class Recipe:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
-            if step == 0:
-                self._failure_drill()
+            if step == 0 and self.worker.drill is not None:
+                self.worker.drill.after_step(self.state["epoch"], self.rank, self.world_size)
             result.total += float(loss) * len(batch["id"])
             result.count += len(batch["id"])
         return result
@@ -350,22 +353,6 @@ class Recipe:
                 return
             val = self.validate()
             self.checkpoint(self.record(epoch, val, started), val)
-
-    def _failure_drill(self) -> None:
-        """RAYMER_FAILURE_DRILL=EPOCH:MARKER: once (while MARKER is absent), worker rank 1 (or
-        0 alone) dies in the middle of the epoch after EPOCH, after one optimizer step, so a
-        run proves that it survives a lost worker. It waits a few seconds first: Ray Train
-        registers a checkpoint when it polls the workers (every 2 s), and the drill is about
-        the restart."""
-        if not self.worker.failure_drill:
-            return
-        at, _, marker = self.worker.failure_drill.partition(":")
-        victim = min(1, self.world_size - 1)
-        epoch = self.state["epoch"]
-        if epoch == int(at) and self.rank == victim and not os.path.exists(marker):
-            time.sleep(6)
-            Path(marker).write_text(f"worker {self.rank} killed in epoch {epoch + 1}\n")
-            os._exit(1)
 
 
 def train_loop(config: dict) -> None:

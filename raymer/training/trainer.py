@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import yaml
 
 from raymer import checkpoint, storage
 from raymer.checkpoint import ModelSpec, score_name, target_column, write_card
-from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config
+from raymer.config import ExtractConfig, ExtractSettings, TrainConfig, dump_config, require_paths
+from raymer.drills import armed
 from raymer.errors import UsageError
 from raymer.extras import can_plot
 from raymer.runtime import READ_ARGS, init_ray
@@ -100,8 +100,7 @@ def build_trainer(cfg: TrainConfig):
                 spec,
                 adapter_state,
                 stats,
-                # A failure drill (tests, chaos runs): see loop.Recipe._failure_drill.
-                failure_drill=os.environ.get("RAYMER_FAILURE_DRILL"),
+                drill=armed(),  # a fault drill (raymer.drills), None but in tests
             )
         },
         scaling_config=ScalingConfig(
@@ -337,8 +336,7 @@ def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
 
 
 def train(cfg: TrainConfig) -> TrainSummary:
-    if not cfg.features or not cfg.output:
-        raise UsageError("train needs features and output")
+    require_paths(cfg, "train")
     # Workers run in other folders: every local path they see must be absolute.
     keys = ("features", "output", "init_text")
     cfg = cfg.model_copy(

@@ -202,7 +202,7 @@ def test_hostile_files_and_a_poison_clip_cost_only_themselves(
     ray_session, piper_corpus, hostile_files, tmp_path, monkeypatch
 ):
     """10 good clips, then the same with two decompression bombs, a FIFO, a directory and a
-    clip that kills its Whisper worker every time (RAYMER_POISON_CLIP): the second run writes
+    clip that kills its Whisper worker every time (RAYMER_DRILL=poison:ID): the second run writes
     the 9 others once each, reports the rest with the reason, and takes about as long as the
     first plus the poison clip's three worker restarts."""
     import time
@@ -217,7 +217,7 @@ def test_hostile_files_and_a_poison_clip_cost_only_themselves(
     assert base.clips_ok == 10 and base.clips_failed == 0
 
     poison = good[3]["id"]
-    monkeypatch.setenv("RAYMER_POISON_CLIP", poison)
+    monkeypatch.setenv("RAYMER_DRILL", f"poison:{poison}")
     started = time.perf_counter()
     out = tmp_path / "hostile"
     summary = extract(_cfg(_manifest(tmp_path / "all.csv", good + hostile), str(out)))

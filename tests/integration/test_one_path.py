@@ -53,12 +53,16 @@ def inputs(piper_corpus, tmp_path_factory) -> dict:
     for c in clips[4:7]:
         parts += [audio[c["id"]], np.zeros(int(GAP_S * 16_000), np.float32)]
     soundfile.write(root / "call.wav", _resampled(np.concatenate(parts), 22_050), 22_050)
+    # a 50 ms click of speech: too short to hold any, the same answer everywhere
+    first = audio[clips[0]["id"]]
+    soundfile.write(root / "click.wav", first[len(first) // 2 :][:800], 16_000)
     rng = np.random.default_rng(1)
     soundfile.write(
         root / "noise.wav", (0.1 * rng.standard_normal(3 * 16_000)).astype(np.float32), 16_000
     )
     names = {cid: f"{cid}.flac" for cid in short[:3]} | {short[3]: f"{short[3]}.wav"}
     names |= {"call": "call.wav", "noise": "noise.wav", "rate655350": "rate655350.wav"}
+    names |= {"click": "click.wav"}
     for name, ids in (("all.csv", list(names)), ("short.csv", [*short, "rate655350"])):
         with open(root / name, "w", newline="") as f:
             writer = csv.DictWriter(f, ["path", "id"])
@@ -169,7 +173,7 @@ def _service_scores(answer: dict) -> dict:
 
 
 def _library_scores(result: dict) -> dict:
-    return {e["label"]: e["score"] for e in result["emotions"]}
+    return result["emotions"]  # the service's shape
 
 
 def test_short_clips_get_one_answer_everywhere(
@@ -283,6 +287,20 @@ def test_noise_gets_no_emotion_everywhere(recognized, library, served):
     assert recognized["recordings"]["noise"]["label"] is None
     assert library["noise"]["no_speech"] and library["noise"]["label"] is None
     assert served["noise"]["no_speech"] and served["noise"]["label"] is None
-    assert served["noise"]["emotions"] is None and library["noise"]["emotions"] == []
+    assert served["noise"]["emotions"] is None and library["noise"]["emotions"] is None
     assert served["noise"]["dimensions"] == library["noise"]["dimensions"] == dict.fromkeys(DIMS)
     assert recognized["recordings"]["noise"]["arousal"] is None
+
+
+def test_a_50_ms_clip_is_no_speech_everywhere(recognized, library, served):
+    """Too short to hold speech (less than speech.min_speech_s): one rule, one answer, in
+    recognize, the library and the service alike (no 422 of its own)."""
+    assert recognized["rows"][("click", 0)]["no_speech"]
+    assert recognized["recordings"]["click"]["label"] is None
+    assert "click" not in recognized["errors"]
+    assert library["click"].get("error") is None
+    assert library["click"]["no_speech"] and library["click"]["label"] is None
+    assert served["click"]["http_status"] == 200, served["click"]
+    assert served["click"]["no_speech"] and served["click"]["label"] is None
+    assert served["click"]["duration_s"] == pytest.approx(0.05, abs=0.01)
+    assert library["click"]["duration_s"] == pytest.approx(0.05, abs=0.01)

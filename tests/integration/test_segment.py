@@ -8,7 +8,8 @@ import pytest
 import soundfile
 
 from raymer.audio import UNLIMITED, open_audio
-from raymer.segment import SegmentOptions, split
+from raymer.config import SegmentConfig, SpeechConfig
+from raymer.segment import split
 
 RATE = 16_000
 
@@ -37,7 +38,9 @@ def _joined(clips: list[np.ndarray], gap_s: float) -> tuple[np.ndarray, list[tup
 
 
 def test_a_short_clip_is_one_segment_with_its_speech(clips):
-    (segment,) = split(iter(open_audio(_flac(clips[0]), UNLIMITED, 60)), SegmentOptions())
+    (segment,) = split(
+        iter(open_audio(_flac(clips[0]), UNLIMITED, 60)), SegmentConfig(), SpeechConfig()
+    )
     assert segment.index == 0 and segment.start_s == 0
     assert segment.end_s == pytest.approx(len(clips[0]) / RATE)
     assert 0.5 * segment.end_s < segment.speech_s <= segment.end_s
@@ -50,7 +53,9 @@ def test_a_long_recording_is_cut_near_its_pauses_whatever_the_chunk_size(clips):
     for chunk_s in (60, 300):
         decoder = open_audio(_flac(audio), UNLIMITED, chunk_s)
         assert decoder.duration_s == pytest.approx(len(audio) / RATE)
-        cuts.append([(s.start_s, s.end_s) for s in split(iter(decoder), SegmentOptions())])
+        cuts.append(
+            [(s.start_s, s.end_s) for s in split(iter(decoder), SegmentConfig(), SpeechConfig())]
+        )
     assert cuts[0] == cuts[1]
     assert len(cuts[0]) == len(bounds)
     for (start, end), (true_start, true_end) in zip(cuts[0], bounds, strict=True):
@@ -60,13 +65,15 @@ def test_a_long_recording_is_cut_near_its_pauses_whatever_the_chunk_size(clips):
 
 def test_segments_never_pass_max_segment_s(clips):
     audio, _ = _joined(clips, 0.1)  # no pause long enough to end a segment
-    options = SegmentOptions(max_segment_s=8.0, segment_over_s=8.0)
-    segments = list(split(iter([audio]), options))
+    options = SegmentConfig(max_segment_s=8.0, segment_over_s=8.0)
+    segments = list(split(iter([audio]), options, SpeechConfig()))
     assert len(segments) > 1 and all(s.end_s - s.start_s <= 8.0 + 1e-6 for s in segments)
     assert [s.index for s in segments] == list(range(len(segments)))
 
 
 def test_silence_is_one_empty_segment_over_the_whole_recording():
     silence = np.zeros(95 * RATE, np.float32)
-    (segment,) = split(iter(open_audio(_flac(silence), UNLIMITED, 60)), SegmentOptions())
+    (segment,) = split(
+        iter(open_audio(_flac(silence), UNLIMITED, 60)), SegmentConfig(), SpeechConfig()
+    )
     assert segment.audio.size == 0 and segment.speech_s == 0 and segment.end_s == 95

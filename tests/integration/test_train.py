@@ -212,7 +212,7 @@ def test_a_worker_killed_midway_restarts_from_its_checkpoint(
     marker = tmp_path / "killed.txt"
     # Worker rank 1 exits (os._exit) in the middle of epoch 2; FailureConfig restarts the
     # worker group, which must pick up from the epoch-1 checkpoint and finish the run.
-    monkeypatch.setenv("RAYMER_FAILURE_DRILL", f"1:{marker}")
+    monkeypatch.setenv("RAYMER_DRILL", f"train-kill:1:{marker}")
     summary = train(
         train_config(
             multi_speaker_features, tmp_path / "run", "epochs=3", "patience=10", "num_to_keep=5"

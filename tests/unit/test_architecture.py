@@ -223,3 +223,95 @@ def test_every_imported_package_is_declared():
         if not names & (declared | models):
             missing[module] = sorted(names)
     assert missing == {}
+
+
+SPEECH_HOME = "raymer.config.parts"  # SpeechConfig: the one no-speech rule
+THRESHOLDS = {"no_speech_prob", "logprob_threshold", "min_speech_s"}
+
+
+def _named(node: ast.AST) -> str | None:
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+
+
+def test_only_the_speech_settings_read_the_no_speech_thresholds():
+    """The rule lives in ``SpeechConfig`` (``heard``, ``whisper_silent``, ``silent``): no
+    other module compares a no-speech probability or reads the thresholds, so a setting the
+    user changes is the rule every entry point applies (a copy in Whisper's wrapper once
+    blanked windows at 0.6 whatever the settings said)."""
+    found = []
+    for name, path in MODULES.items():
+        if name == SPEECH_HOME:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                names = {_named(n) for n in (node.left, *node.comparators)}
+                if names & THRESHOLDS:
+                    found.append((name, node.lineno, sorted(names & THRESHOLDS)))
+            elif isinstance(node, ast.Attribute) and node.attr in THRESHOLDS - {"no_speech_prob"}:
+                found.append((name, node.lineno, node.attr))
+    assert found == []
+
+
+def test_a_setting_has_one_record():
+    """The settings parts are the records the engine receives: no class outside
+    ``raymer/config`` holds a field of theirs with a default of its own (a second record
+    with second defaults drifts: ``DecodeLimits``, ``SegmentOptions``, ``SpeechRule`` did)."""
+    from raymer.config import parts
+
+    settings = set()
+    for cls in vars(parts).values():
+        if isinstance(cls, type) and issubclass(cls, parts.Part) and cls is not parts.Part:
+            settings |= set(cls.model_fields)
+    settings -= {"no_speech_prob"}  # also what Whisper measures (SpeechFeatures)
+    copies = []
+    for name, path in MODULES.items():
+        if name.startswith("raymer.config"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                target = getattr(item, "target", None)
+                named = isinstance(target, ast.Name) and target.id in settings
+                if isinstance(item, ast.AnnAssign) and item.value is not None and named:
+                    copies.append((name, node.name, target.id))
+    assert copies == []
+
+
+DRILLS = "raymer.drills"
+DRIVERS = {"raymer.pipeline.extract", "raymer.pipeline.recognize", "raymer.training.trainer"}
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules imported outside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and _named(node.test) == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_fault_drills_live_behind_one_seam():
+    """Only ``raymer.drills`` ends a process on purpose, and only the drivers import it
+    (they hand the armed drill, or None, to their workers): stage and training code holds
+    no drill of its own."""
+    exits = [
+        name
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "_exit"
+    ]
+    assert set(exits) == {DRILLS}
+    importers = {n for n, p in MODULES.items() if DRILLS in _runtime_imports(p)}
+    assert importers == DRIVERS

@@ -12,13 +12,13 @@ import soundfile
 from raymer.audio import (
     AudioError,
     AudioTooLarge,
-    DecodeLimits,
     check_file,
     decode_audio,
     open_audio,
     pool_frames,
     split_windows,
 )
+from raymer.config import DecodeConfig
 
 RATE = 16_000
 
@@ -111,14 +111,14 @@ def test_split_windows_and_pool_frames():
     "name,match",
     [
         ("hostile-bomb", r"lasts 7,200.0 s \(its header says\), over decode.max_duration_s=600"),
-        ("hostile-sparse", "sample rate of 200 Hz, below the 4000 Hz"),
+        ("hostile-sparse", "sample rate of 200 Hz, below decode.min_sample_rate=4000"),
     ],
 )
 def test_bombs_are_refused_from_their_header_within_a_second(hostile_files, name, match):
     data = hostile_files[name].read_bytes()
     started = time.perf_counter()
     with pytest.raises(AudioError, match=match):
-        decode_audio(data, limits=DecodeLimits(max_duration_s=600))
+        decode_audio(data, limits=DecodeConfig(max_duration_s=600))
     assert time.perf_counter() - started < 1.0
 
 
@@ -127,33 +127,33 @@ def test_bombs_are_refused_from_their_header_within_a_second(hostile_files, name
 )
 def test_files_that_are_not_regular_are_refused_before_they_are_opened(hostile_files, name, match):
     with pytest.raises(AudioError, match=f"not a regular file: it is {match}"):
-        check_file(str(hostile_files[name]), DecodeLimits())
+        check_file(str(hostile_files[name]), DecodeConfig())
 
 
 def test_a_file_over_the_size_limit_is_refused_before_a_read(tmp_path):
     path = tmp_path / "big.wav"
     soundfile.write(path, _sine(16_000, 40), 16_000)  # 1.28 MB
     with pytest.raises(AudioTooLarge, match=r"the file is 1.2 MB, over decode.max_file_mb=1"):
-        check_file(str(path), DecodeLimits(max_file_mb=1))
-    assert check_file(str(path), DecodeLimits(max_file_mb=2)) == path.stat().st_size
+        check_file(str(path), DecodeConfig(max_file_mb=1))
+    assert check_file(str(path), DecodeConfig(max_file_mb=2)) == path.stat().st_size
     with pytest.raises(FileNotFoundError):
-        check_file(str(tmp_path / "missing.wav"), DecodeLimits())
+        check_file(str(tmp_path / "missing.wav"), DecodeConfig())
 
 
 def test_channels_and_duration_limits_hold_for_every_container():
     many = _encode_sf(_sine(16_000, 1, channels=6), 16_000, "WAV")
     with pytest.raises(AudioError, match="6 channels, over decode.max_channels=4"):
-        decode_audio(many, limits=DecodeLimits(max_channels=4))
+        decode_audio(many, limits=DecodeConfig(max_channels=4))
     webm = _encode_av(_sine(48_000, 12), 48_000, "webm", "libopus")
     with pytest.raises(AudioTooLarge, match="max_duration_s=5"):
-        decode_audio(webm, limits=DecodeLimits(max_duration_s=5))
-    assert len(decode_audio(webm, limits=DecodeLimits(max_duration_s=13))) > 11 * 16_000
+        decode_audio(webm, limits=DecodeConfig(max_duration_s=5))
+    assert len(decode_audio(webm, limits=DecodeConfig(max_duration_s=13))) > 11 * 16_000
 
 
 def test_a_decode_over_its_time_budget_stops():
     data = _encode_sf(_sine(16_000, 30), 16_000, "FLAC")
     with pytest.raises(AudioError, match="decoding took longer than decode.decode_timeout_s"):
-        decode_audio(data, limits=DecodeLimits(timeout_s=1e-9))
+        decode_audio(data, limits=DecodeConfig(decode_timeout_s=1e-9))
 
 
 def _wav_header(seconds: float, rate: int = RATE) -> bytes:
@@ -172,7 +172,7 @@ def test_a_recording_over_the_limit_is_refused_from_its_header(tmp_path):
         f.write(_wav_header(7200))
         f.truncate(len(_wav_header(7200)) + 7200 * RATE * 2)
     started = time.perf_counter()
-    limits = DecodeLimits(max_duration_s=3600)
+    limits = DecodeConfig(max_duration_s=3600)
     with (
         open(path, "rb") as f,
         pytest.raises(AudioError, match="7,200.0 s .* decode.max_duration_s=3600"),
@@ -251,9 +251,9 @@ def test_a_rate_over_any_recordings_or_a_decode_over_its_budget_is_refused_from_
         decode_audio(bytes(wav))
     many = _encode_sf(_sine(48_000, 2.0, channels=8), 48_000, "WAV")  # 2.9 MB to decode
     with pytest.raises(AudioTooLarge, match=r"declares 3 MB of audio to decode \(48,000 Hz x 8"):
-        decode_audio(many, DecodeLimits(max_decoded_mb=2))
+        decode_audio(many, DecodeConfig(max_decoded_mb=2))
     assert time.perf_counter() - started < 1.0
-    assert len(decode_audio(many, DecodeLimits(max_decoded_mb=4))) == 2 * RATE
+    assert len(decode_audio(many, DecodeConfig(max_decoded_mb=4))) == 2 * RATE
 
 
 def test_only_audio_containers_are_opened(tmp_path):
@@ -263,7 +263,8 @@ def test_only_audio_containers_are_opened(tmp_path):
 
     import av
 
-    from raymer.audio import AudioError, DecodeLimits, decode_audio
+    from raymer.audio import AudioError, decode_audio
+    from raymer.config import DecodeConfig
 
     tone = (0.2 * np.sin(np.arange(16_000) / 4)).astype(np.float32)
     buf = io.BytesIO()
@@ -281,5 +282,5 @@ def test_only_audio_containers_are_opened(tmp_path):
     concat = b"ffconcat version 1.0\nfile " + str(wav).encode() + b"\n"
     for data in (buf.getvalue(), playlist, concat):
         with pytest.raises(AudioError, match="audio containers only"):
-            decode_audio(data, DecodeLimits())
-    assert len(decode_audio(wav.read_bytes(), DecodeLimits())) == 16_000
+            decode_audio(data, DecodeConfig())
+    assert len(decode_audio(wav.read_bytes(), DecodeConfig())) == 16_000

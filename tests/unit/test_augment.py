@@ -121,7 +121,7 @@ def _lld_names():
 def test_decoding_with_augment_follows_each_clip_with_its_copies(tmp_path):
     import soundfile
 
-    from raymer.audio import DecodeLimits
+    from raymer.config import DecodeConfig
     from raymer.pipeline.stages import decode_batch
 
     for name in ("a", "b"):
@@ -133,7 +133,7 @@ def test_decoding_with_augment_follows_each_clip_with_its_copies(tmp_path):
         "id": np.array(["a", "m", "b"]),
         "speaker": np.array(["s1", "s1", "s2"]),
     }
-    out = decode_batch(batch, DecodeLimits(), augment=AugmentConfig(copies=2))
+    out = decode_batch(batch, DecodeConfig(), augment=AugmentConfig(copies=2))
     assert out["id"].tolist() == ["a", "a", "a", "m", "b", "b", "b"]  # a failed clip: no copies
     assert out["speaker"].tolist() == ["s1"] * 4 + ["s2"] * 3
     kinds = out["augment"].tolist()
@@ -141,5 +141,5 @@ def test_decoding_with_augment_follows_each_clip_with_its_copies(tmp_path):
     assert all(isinstance(k, str) and k != "unchanged" for k in kinds[1:3] + kinds[5:])
     clip, copy = (np.frombuffer(out["audio"][i], np.float32) for i in (0, 1))
     assert len(clip) == RATE // 2 and not (len(copy) == len(clip) and np.allclose(copy, clip))
-    plain = decode_batch(batch, DecodeLimits())
+    plain = decode_batch(batch, DecodeConfig())
     assert plain["id"].tolist() == ["a", "m", "b"] and set(plain["augment"].tolist()) == {None}

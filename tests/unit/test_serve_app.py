@@ -75,9 +75,11 @@ def test_the_exposure_check_reads_the_address_serve_listens_on(tmp_path):
     check_exposure(cfg.model_copy(update={"allow_anonymous": True}), None, "0.0.0.0")
 
 
-def test_without_a_token_pages_elsewhere_get_no_answer():
+def test_without_a_token_pages_elsewhere_get_no_answer_and_scripts_do():
     """The checks a service without a token makes before anything else (Host allow-list,
-    form content types, foreign origins), on requests as Starlette parses them."""
+    what a browser says of the page that sends: Origin, Sec-Fetch-Site), on requests as
+    Starlette parses them. A script sends neither and is answered whatever its content
+    type: `requests.post(url, files=...)` is multipart."""
     from starlette.requests import Request
 
     from raymer.serving.ingress import anonymous_refusal
@@ -100,20 +102,25 @@ def test_without_a_token_pages_elsewhere_get_no_answer():
     assert status(request(host="rebound.evil.test:8000", **ok)) == 421
     assert status(request("GET", host="rebound.evil.test")) == 421
     assert status(request("GET")) == 200
-    for ctype in (
+    for ctype in (  # scripts: no Origin, no Sec-Fetch-Site
         "multipart/form-data; boundary=x",
         "text/plain",
         "application/x-www-form-urlencoded",
+        "application/json",
         "",
     ):
-        assert status(request(content_type=ctype)) == 403, ctype
-    assert status(request(content_type="application/json")) == 200
+        assert status(request(content_type=ctype)) == 200, ctype
+    form = {"content_type": "multipart/form-data; boundary=x"}
+    assert status(request(origin="http://evil.test", **form)) == 403  # another site's form
     assert status(request(origin="http://evil.test", **ok)) == 403
-    assert status(request(origin="http://127.0.0.1:8000", **ok)) == 200  # the page itself
+    assert status(request(sec_fetch_site="cross-site", **form)) == 403  # no Origin sent
+    assert status(request(sec_fetch_site="same-site", **form)) == 403  # localhost:3000
+    assert status(request(sec_fetch_site="same-origin", **form)) == 200
+    assert status(request(origin="http://127.0.0.1:8000", **form)) == 200  # the page itself
     assert status(request(origin="http://app.example", **ok)) == 200  # a CORS origin
     assert status(request(host="rebound.evil.test", **ok)) == 421
     assert status(request(host="x", **ok)) == 421
-    assert status(request(**ok, origin="null")) == 403
+    assert status(request(**ok, origin="null")) == 403  # a sandboxed frame, a file:// page
     assert anonymous_refusal(request(host="anything", **ok), settings | {"hosts": ["*"]}) is None
 
 
