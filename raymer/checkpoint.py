@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from raymer import storage
 from raymer.card import CARD_FILE, CardFacts, render
 from raymer.spec import ModelSpec, score_name, target_column  # noqa: F401 (read from here too)
@@ -61,10 +63,18 @@ def labels_on(labels: Sequence[str], scores: Sequence[float]) -> list[str]:
 
 
 def top_label(labels: Sequence[str], scores: Sequence[float]) -> str | None:
-    """The label with the highest score (None for a model without labels)."""
+    """The label with the highest score (None for a model without labels); the first of
+    equal ones, as ``top_index``."""
     if not labels:
         return None
-    return labels[max(range(len(labels)), key=lambda i: scores[i])]
+    return labels[int(top_index(np.asarray(scores, dtype=np.float64)[None, : len(labels)])[0])]
+
+
+def top_index(scores):
+    """Rows of scores (N, L): numpy, or torch, whose ``argmax`` it is -> the index of each
+    row's top label (the first of equal ones). The one rule behind every top label: an
+    answer's, evaluate's and the training loop's."""
+    return scores.argmax(-1)
 
 
 def resolve(uri: str) -> str:

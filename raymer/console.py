@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 
 _verbose: bool | None = None
 
@@ -40,6 +41,67 @@ def quiet_ray() -> None:
                 handler, logging.FileHandler
             ):
                 handler.setLevel(logging.ERROR)
+
+
+_divert_native = False
+
+
+def divert_native_stderr() -> None:
+    """The CLI's choice (a library user's process is never touched): once Ray runs in this
+    process (``native_stderr_to``), what is written to file descriptor 2 outside Python,
+    such as Ray's C++ log lines (also in Ray's own log files), goes to Ray's log folder;
+    Python's ``sys.stderr`` (raymer's lines, progress, tracebacks) stays the terminal."""
+    global _divert_native
+    _divert_native = True
+
+
+def native_stderr_to(log_dir: str) -> None:
+    """Fd 2 -> ``log_dir/raymer-driver-native.err``, Python's stderr kept on the terminal
+    (a duplicate of the old fd 2), once per process, when the CLI asked and not verbose."""
+    global _divert_native
+    if not _divert_native or verbose():
+        return
+    _divert_native = False
+    path = os.path.join(log_dir, "raymer-driver-native.err")
+    try:
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:  # no log folder here: leave the terminal as it is
+        return
+    old = sys.stderr
+    old.flush()
+    terminal = os.dup(2)
+    os.dup2(target, 2)
+    os.close(target)
+    sys.stderr = open(  # noqa: SIM115 (the process's stderr from now on)
+        terminal, "w", buffering=1, encoding=old.encoding, errors="backslashreplace"
+    )
+    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(sys.stderr)
+    _ray_messages_to(path)
+    # Ray Data's advice to tune a job ("the operator only received 1 input(s)") is Ray's
+    # to log, not the run's to show
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray(\.|$)")
+
+
+def _ray_messages_to(path: str) -> None:
+    """The messages Ray's driver thread prints to stdout as "(raylet) ..." (a task of its
+    own that failed, such as Serve's controller ending itself at shutdown) -> ``path``.
+    The thread looks the printer up by name at each message (Ray 2.60)."""
+    import contextlib
+
+    with contextlib.suppress(ImportError, AttributeError):
+        from ray._private import worker
+
+        printer = worker.print_worker_logs
+
+        def to_log(data, ignore_prefix: bool) -> None:
+            with open(path, "a") as f:
+                printer(data, f, ignore_prefix)
+
+        if hasattr(worker, "print_to_stdstream"):
+            worker.print_to_stdstream = to_log
 
 
 def progress_every_s() -> float:

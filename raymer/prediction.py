@@ -52,6 +52,23 @@ class SegmentPrediction:
             row["labels"] = self.labels
         return row | (self.dimensions or {})
 
+    @classmethod
+    def of_row(
+        cls, row: dict, labels: list[str], dimensions: list[str] | tuple = ()
+    ) -> SegmentPrediction:
+        """A row ``raymer recognize`` wrote (``columns``) -> the piece's answer again."""
+        spoken = not row["no_speech"]
+        return cls(
+            **{k: row[k] for k in ("segment", "start_s", "end_s", "speech_s", "transcript")},
+            language=row.get("language"),
+            no_speech=row["no_speech"],
+            no_speech_prob=row.get("no_speech_prob"),
+            label=row["label"],
+            scores={lab: row[f"score_{lab}"] for lab in labels} if spoken else None,
+            labels=row.get("labels"),
+            dimensions={d: row.get(d) for d in dimensions} if dimensions else None,
+        )
+
     def to_api(self, multi_label: bool) -> dict:
         """A segment of the service's answer (``segments[i]``)."""
         return {

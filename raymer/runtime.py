@@ -37,6 +37,8 @@ def init_ray(**kwargs) -> None:
     with scoped_env(RAY_USAGE_STATS_ENABLED="0"):
         ray.init(**kwargs)
     console.quiet_ray()
+    with contextlib.suppress(Exception):  # where Ray keeps this session's logs
+        console.native_stderr_to(ray._private.worker.global_worker.node.get_logs_dir_path())
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = console.verbose()  # else raymer's own progress line
 

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in PROCESS_ENV.items():
         os.environ.setdefault(name, value)
     console.set_verbose(bool(args.verbose) or console.verbose())
+    console.divert_native_stderr()  # Ray's C++ log lines: its log folder, not the terminal
     root = logging.getLogger("raymer")
     if not any(h.get_name() == "raymer-cli" for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

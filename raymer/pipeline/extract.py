@@ -122,7 +122,8 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     from raymer.pipeline.faults import new_ledger, watched
 
     ledger = new_ledger()
-    todo = _todo(cfg, ds, features_uri, errors_uri, ledger)
+    with shuffle_by_sort():  # the inputs' grouping and resume: no aggregator actors to start
+        todo = _todo(cfg, ds, features_uri, errors_uri, ledger)
     if todo.count():  # else nothing left to do (a finished re-run): no actor, no model loaded
         fs, path = storage.filesystem(features_uri)
         ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)

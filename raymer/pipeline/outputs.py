@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import yaml
 
@@ -361,3 +362,34 @@ def drop_truncated(folder: str) -> None:
         if truncated:
             logger.warning("removing %s: cut short (no Parquet footer); its rows are redone", uri)
             storage.delete_file(uri)
+
+
+# The folders of a `raymer recognize` output.
+RECOGNIZE_FOLDERS = ("predictions", "recordings", "errors", "features", "plots")
+
+
+@dataclass(frozen=True)
+class RecognizeOutput:
+    """The folders of a recognize output (URIs); the input listing and the pending rows are
+    scratch space, under ``outputs.SCRATCH`` (a name no user folder has)."""
+
+    root: str
+    predictions: str
+    recordings: str
+    errors: str
+    features: str
+    plots: str
+    scratch: str
+    inputs: str  # the listing of a folder input (scratch)
+    pending: str  # parts of recordings not yet whole (scratch)
+
+    @classmethod
+    def at(cls, root: str) -> RecognizeOutput:
+        scratch = storage.join(root, SCRATCH)
+        named = {name: storage.join(root, name) for name in RECOGNIZE_FOLDERS}
+        inner = {n: storage.join(scratch, n) for n in ("inputs", "pending")}
+        return cls(root=root, scratch=scratch, **named, **inner)
+
+    def folder(self, name: str) -> str:
+        """One of ``RECOGNIZE_FOLDERS`` by name."""
+        return getattr(self, name)

@@ -41,15 +41,16 @@ from raymer.corpora.manifest import check_input
 from raymer.errors import UsageError
 from raymer.extras import can_plot
 from raymer.pipeline.outputs import (
-    SCRATCH,
+    RECOGNIZE_FOLDERS,
     Lease,
+    RecognizeOutput,
     check_settings,
     claim,
     clear_done,
     publish,
     save_settings,
 )
-from raymer.runtime import init_ray
+from raymer.runtime import init_ray, shuffle_by_sort
 
 
 @dataclass
@@ -80,17 +81,6 @@ class RecognizeSummary:
         )
 
 
-OUTPUT_NAMES = ("predictions", "recordings", "errors", "features", "plots")
-
-
-def outputs(root: str) -> dict[str, str]:
-    """The output's folders; the input listing and the pending rows are scratch space, under
-    ``outputs.SCRATCH`` (a name no user folder has)."""
-    out = {name: storage.join(root, name) for name in OUTPUT_NAMES}
-    scratch = storage.join(root, SCRATCH)
-    return out | {"scratch": scratch} | {n: storage.join(scratch, n) for n in ("inputs", "pending")}
-
-
 def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     """Run the recognition ``cfg`` describes (``input``, ``checkpoint`` and ``output`` set)."""
     require_paths(cfg, "recognize")
@@ -98,7 +88,7 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
     check_input(cfg.input, files=True)
-    claim(cfg.output, "recognize", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
+    claim(cfg.output, "recognize", RECOGNIZE_FOLDERS, cfg.input)  # a user's folder is never written
     with Lease(cfg.output) as lease:  # one run at a time per output
         return _run(cfg, spec, lease)
 
@@ -120,7 +110,11 @@ LAYOUT = 2  # recordings committed whole by the write tasks (``recognize_writes`
 
 
 def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> RecognizeSummary:
-    started, run_id, out = time.perf_counter(), uuid.uuid4().hex[:12], outputs(cfg.output)
+    started, run_id, out = (
+        time.perf_counter(),
+        uuid.uuid4().hex[:12],
+        RecognizeOutput.at(cfg.output),
+    )
     plots = _prepare(cfg, spec, out)
     phases, mark = {}, [started]
 
@@ -136,7 +130,7 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     lap("stream")
     lease.check()  # still this run's output
     failed = _merge_errors(out)
-    storage.delete_dir(out["scratch"])  # the listing, and parts of recordings never whole
+    storage.delete_dir(out.scratch)  # the listing, and parts of recordings never whole
     summary = _summarize(cfg, spec, out, run_id, failed, plots, time.perf_counter() - started)
     lap("summary")
     summary.phases_s = phases
@@ -144,12 +138,12 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     return summary
 
 
-def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> bool:
+def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOutput) -> bool:
     """Before Ray: the settings checked and saved, what a crash left taken apart, this run's
     folders made, earlier failures cleared (tried again). Returns whether to plot."""
     from raymer.pipeline.recognize_writes import repair
 
-    written = bool(storage.list_files(out["predictions"], (".parquet",)))
+    written = bool(storage.list_files(out.predictions, (".parquet",)))
     settings = flat(cfg.model_dump(mode="json")) | {
         "model_sha256": checkpoint.digest(spec.checkpoint),
         "layout": LAYOUT,
@@ -157,33 +151,35 @@ def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict) -> boo
     if check_settings(
         cfg.output, settings, SETTINGS, written, cfg.redo, cfg.resume, always=("layout",)
     ):
-        for name in OUTPUT_NAMES:
-            storage.delete_dir(out[name])
+        for name in RECOGNIZE_FOLDERS:
+            storage.delete_dir(out.folder(name))
     clear_done(cfg.output)
-    storage.delete_dir(out["scratch"])  # a dead run's listing and pending rows: redone
-    repair(out["predictions"], out["recordings"])  # a crash's half-written recordings: redone
+    storage.delete_dir(out.scratch)  # a dead run's listing and pending rows: redone
+    repair(out.predictions, out.recordings)  # a crash's half-written recordings: redone
     for name in ("predictions", "errors", "recordings"):
-        storage.makedirs(out[name])
-    for uri in storage.list_files(out["errors"], (".parquet",)):  # failures are tried again
+        storage.makedirs(out.folder(name))
+    for uri in storage.list_files(out.errors, (".parquet",)):  # failures are tried again
         storage.delete_file(uri)
     save_settings(cfg.output, settings, _config_yaml(cfg, spec))
     plots = cfg.plots and can_plot()
     if plots:
-        storage.makedirs(out["plots"])
+        storage.makedirs(out.plots)
     return plots
 
 
-def _summarize(cfg, spec, out: dict, run_id: str, failed: int, plots: bool, wall_s: float):
+def _summarize(
+    cfg, spec, out: RecognizeOutput, run_id: str, failed: int, plots: bool, wall_s: float
+):
     """The output's totals and this run's share (the files it committed), from the
     recordings files' footers; with ``plots``, ``summary.png``."""
     from raymer.pipeline.recognize_writes import output_totals
 
-    totals, new = output_totals(out["recordings"], spec.labels, run_id)
+    totals, new = output_totals(out.recordings, spec.labels, run_id)
     if plots and totals.labels:
         from raymer.pipeline.plots import shares_png
 
         seconds = {lab: totals.seconds.get(lab, 0.0) for lab in spec.labels}
-        storage.write_bytes(storage.join(out["plots"], "summary.png"), shares_png(seconds))
+        storage.write_bytes(storage.join(out.plots, "summary.png"), shares_png(seconds))
     return RecognizeSummary(
         recordings=totals.recordings,
         segments=totals.segments,
@@ -208,7 +204,9 @@ def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
     )
 
 
-def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id: str, plots):
+def _stream(
+    cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOutput, run_id: str, plots
+):
     """Inputs -> one per id -> not committed (one Ray Data execution, rows kept in the object
     store), then the streaming job: segments -> Whisper -> model -> committed by the write
     tasks."""
@@ -226,14 +224,14 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     _check_room(cfg)
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels} | set(spec.dimensions)
-    inputs = read_inputs(cfg.input, out["inputs"], frozenset(reserved))
+    inputs = read_inputs(cfg.input, out.inputs, frozenset(reserved))
     layout = Layout(
-        predictions=out["predictions"],
-        recordings=out["recordings"],
-        errors=out["errors"],
-        pending=out["pending"],
+        predictions=out.predictions,
+        recordings=out.recordings,
+        errors=out.errors,
+        pending=out.pending,
         run_id=run_id,
-        plots=out["plots"] if plots else None,
+        plots=out.plots if plots else None,
         labels=tuple(spec.labels),
         dimensions=tuple(spec.dimensions),
         staged=staged_schema(spec, inputs.carried),
@@ -242,18 +240,19 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
     sink = _sink(layout, cfg.segments_per_file)
     parts = max(4, 2 * cfg.resources.asr.actors)
     # hash shuffles of the input rows alone, over `parts` partitions (not Ray's default 200)
-    ds = unique_ids(inputs.dataset, out["errors"], parts, cfg.resources.decode_num_cpus)
-    if cfg.resume:  # by recording id, before anything is decoded
-        ds = anti_join(ds, out["recordings"], ("id",), partitions=parts)
-    # in small blocks (the decode tasks run in parallel), held in the object store before the
-    # actors start: a shuffle task asks a whole CPU of one node, which actors spread over
-    # small nodes may never leave (a 2 x 1-CPU cluster waited for ever)
-    ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
+    with shuffle_by_sort():
+        ds = unique_ids(inputs.dataset, out.errors, parts, cfg.resources.decode_num_cpus)
+        if cfg.resume:  # by recording id, before anything is decoded
+            ds = anti_join(ds, out.recordings, ("id",), partitions=parts)
+        # in small blocks (the decode tasks run in parallel), held in the object store before
+        # the actors start: a shuffle task asks a whole CPU of one node, which actors spread
+        # over small nodes may never leave (a 2 x 1-CPU cluster waited for ever)
+        ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
     if ds.count() == 0:  # nothing left to do (a finished re-run): no actor, no model loaded
         return
     ds = ds.map_batches(
         segment_batch,
-        fn_kwargs={"cfg": cfg, "errors_uri": out["errors"], "ledger": ledger},
+        fn_kwargs={"cfg": cfg, "errors_uri": out.errors, "ledger": ledger},
         batch_size=cfg.recordings_per_task,  # streams out batch_size segments at a time
         num_cpus=cfg.resources.decode_num_cpus,
         batch_format="numpy",
@@ -263,7 +262,7 @@ def _stream(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: dict, run_id:
         ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus})
 
 
-def _listen_and_judge(ds, cfg, spec, out: dict, run_id: str, ledger, carried: list[str]):
+def _listen_and_judge(ds, cfg, spec, out: RecognizeOutput, run_id: str, ledger, carried: list[str]):
     """Segments -> Whisper (actors) -> text encoder and model (actors)."""
     from ray.data import ActorPoolStrategy
 
@@ -331,23 +330,23 @@ def _check_room(cfg: RecognizeConfig) -> None:
         )
 
 
-def _merge_errors(out: dict) -> int:
+def _merge_errors(out: RecognizeOutput) -> int:
     """Every error part of this run -> ``errors/errors.parquet`` (streamed); the count."""
     from raymer.pipeline.rows import summarize_errors
 
-    merged = storage.join(out["errors"], "errors.parquet")
-    parts = [u for u in storage.list_files(out["errors"], (".parquet",)) if u != merged]
+    merged = storage.join(out.errors, "errors.parquet")
+    parts = [u for u in storage.list_files(out.errors, (".parquet",)) if u != merged]
     failed = summarize_errors(parts, merged)
     for uri in parts:
         storage.delete_file(uri)
     return failed
 
 
-def _error_examples(out: dict) -> list[str]:
+def _error_examples(out: RecognizeOutput) -> list[str]:
     """Up to five errors, read from the first row group of ``errors.parquet``."""
     import pyarrow.parquet as pq
 
-    fs, path = storage.filesystem(storage.join(out["errors"], "errors.parquet"))
+    fs, path = storage.filesystem(storage.join(out.errors, "errors.parquet"))
     with fs.open_input_file(path) as f:
         first = next(pq.ParquetFile(f).iter_batches(batch_size=5), None)
     return [f"{r['id']}: {r['error']}" for r in (first.to_pylist() if first else [])]

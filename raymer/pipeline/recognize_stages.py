@@ -21,6 +21,7 @@ from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline import faults
+from raymer.pipeline.outputs import RecognizeOutput
 from raymer.pipeline.rows import Batch, floats, row_columns, to_rows
 
 OUTPUT_COLUMNS = frozenset(
@@ -134,7 +135,7 @@ class EmotionStage:
         self,
         cfg: RecognizeConfig,
         checkpoint_uri: str,
-        output: dict[str, str],
+        output: RecognizeOutput,
         manifest_columns: list[str],
         run_id: str,
         ledger=None,
@@ -234,37 +235,36 @@ class EmotionStage:
                 segments=[],
             )
         table = features_table(rows, [])
-        fs, path = storage.filesystem(storage.join(self.output["features"], _part_name(rows)))
+        fs, path = storage.filesystem(storage.join(self.output.features, _part_name(rows)))
         pq.write_table(table, path, filesystem=fs)
 
 
 def recording_row(
     rows: list[dict], labels: list[str], plots_uri: str | None, dimensions: list[str] = ()
 ) -> dict:
-    """All the segments of one recording -> its summary row: length, segments, speech the
-    VAD heard, the label with the most speech time and each label's share
-    (``prediction.speech_time``, as the service's answer for long audio), each emotion
-    dimension's mean weighted by speech time (``prediction.speech_means``); and with
-    ``plots_uri`` its timeline plot (more than one segment)."""
-    from raymer.prediction import speech_means, speech_time
+    """All the segments of one recording -> its summary row: the answer the library and the
+    service give for the same recording (``prediction.recording``: the label with the most
+    speech time, each label's share, each emotion dimension's mean weighted by speech
+    time), with its id, length and segments; and with ``plots_uri`` its timeline plot (more
+    than one segment)."""
+    from raymer.prediction import SegmentPrediction, recording
 
     rows = sorted(rows, key=lambda r: r["segment"])
-    spoken = [r for r in rows if not r["no_speech"]]
-    label, shares = speech_time(labels, [(r["label"], r["end_s"] - r["start_s"]) for r in spoken])
-    dims = speech_means(dimensions, [(r, r["end_s"] - r["start_s"]) for r in spoken]) or {}
     ends = [r["end_s"] for r in rows] + [r["duration_s"] or 0.0 for r in rows]
+    pieces = [SegmentPrediction.of_row(r, labels, dimensions) for r in rows]
+    answer = recording(pieces, max(ends), labels, False, dimensions)
     record = {
         "id": rows[0]["id"],
         "path": rows[0]["path"],
-        "duration_s": max(ends),
+        "duration_s": answer.duration_s,
         "segments": len(rows),
-        "speech_s": sum(r["speech_s"] or 0.0 for r in rows),
-        "label": label,
+        "speech_s": answer.speech_s,
+        "label": answer.label,
         "run_id": rows[-1]["run_id"],
     }
     for lab in labels:
-        record[f"share_{lab}"] = shares[lab] if shares else None
-    record |= dims
+        record[f"share_{lab}"] = answer.shares[lab] if answer.shares else None
+    record |= answer.dimensions or {}
     if plots_uri and len(rows) > 1:
         from raymer.pipeline.plots import timeline_png
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from raymer import checkpoint, storage
 from raymer.batches import Collate, columns, has_target, is_rated, scores_of
-from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column
+from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column, top_index
 from raymer.errors import RunError, UsageError
 from raymer.extras import can_plot
 from raymer.schema import AUGMENT
@@ -101,7 +101,7 @@ def predictions_of(table: pa.Table, scores: np.ndarray, spec: ModelSpec) -> pa.T
     labels, n = spec.labels, len(spec.labels)
     out = table.select([c for c in table.column_names if c not in FEATURE_COLUMNS])
     if labels:  # (a model of dimensions alone has none)
-        top = [labels[int(i)] for i in scores[:, :n].argmax(1)] if len(scores) else []
+        top = [labels[int(i)] for i in top_index(scores[:, :n])] if len(scores) else []
         out = out.append_column("predicted", pa.array(top, pa.string()))
     if spec.multi_label:
         on = [labels_on(labels, row[:n].tolist()) for row in scores]

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from raymer import checkpoint, storage
 from raymer.batches import Collate, forward
 from raymer.card import CardFacts
-from raymer.checkpoint import ON_SCORE, ModelSpec, score_name
+from raymer.checkpoint import ON_SCORE, ModelSpec, score_name, top_index
 from raymer.config import TrainConfig, dump_config
 from raymer.models.builders import build_model
 from raymer.normalize import FrameStats
@@ -251,7 +251,7 @@ class Recipe:
                 target, logits = batch["label"], out.logits.cpu()
                 y_true += target.bool().tolist() if multi else target.tolist()
                 y_pred += (
-                    (logits.sigmoid() > ON_SCORE).tolist() if multi else logits.argmax(-1).tolist()
+                    (logits.sigmoid() > ON_SCORE).tolist() if multi else top_index(logits).tolist()
                 )
         y_true, y_pred, losses, n = _gather(y_true), _gather(y_pred), _gather(losses), _gather(n)
         metrics: dict = {"n": sum(n)}

@@ -59,6 +59,26 @@ def test_cli_extract_directory_prints_summary(ray_session, piper_corpus, tmp_pat
     assert "audio s/s" in result.stdout
     assert pq.read_table(out / "features").num_rows == 12
     assert (out / "config.yaml").read_text().startswith("input:")
+    _only_raymer_lines(result.stderr)
+    again = _run(  # a re-run with nothing left: no actor starts, and no Ray warning shows
+        "extract", "--config", "configs/extract/tiny.yaml", "--input", str(folder),
+        "--output", str(out), env={"RAY_ADDRESS": address},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "extract: 0 clips ok, 1 failed, 12 already done" in again.stdout, again.stdout
+    _only_raymer_lines(again.stderr)
+
+
+def _only_raymer_lines(stderr: str) -> None:
+    """What reaches the terminal is raymer's: its progress lines and its own messages; Ray's
+    C++ log lines ("core_worker.cc"), its warnings and "(raylet)" messages stay in Ray's
+    log folder."""
+    theirs = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith(("raymer: ", "extract: ", "recognize: "))
+    ]
+    assert theirs == [], "\n".join(theirs)
 
 
 def test_cli_rejects_bad_config_value_with_a_clear_message(tmp_path):

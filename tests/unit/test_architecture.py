@@ -177,7 +177,7 @@ def test_one_inference_core():
             "raymer.inference.Listener",
             "raymer.inference.Heads",
             "raymer.prediction.piece",
-            "raymer.prediction.speech_time",
+            "raymer.prediction.recording",  # a recording's row: the library's answer
         },
         "raymer.serving.deployments": {
             "raymer.inference.Inference",
