@@ -33,6 +33,10 @@ _EXPORTS = {
     "ExtractSummary": "raymer.pipeline.extract",
     "RecognizeSummary": "raymer.pipeline.recognize",
     "TrainSummary": "raymer.training.report",
+    "Evaluation": "raymer.training.results",
+    "InferSummary": "raymer.training.results",
+    "Comparison": "raymer.training.results",
+    "CrossvalReport": "raymer.training.results",
     # errors
     "UsageError": "raymer.errors",
     "RunError": "raymer.errors",

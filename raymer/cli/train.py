@@ -40,7 +40,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     from raymer.training.compare import compare
 
-    print(compare(_train_config(args))["markdown"])
+    print(compare(_train_config(args)).markdown)
     return 0
 
 
@@ -49,7 +49,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
     modalities = args.modalities.split(",") if args.modalities else None
     folds = args.folds.split(",") if args.folds else None
-    print(crossval(_train_config(args), modalities, folds)["markdown"])
+    print(crossval(_train_config(args), modalities, folds).markdown)
     return 0
 
 
@@ -66,14 +66,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         by,
         speaker_stats=args.speaker_stats,
     )
-    labels = f" | UA {m['ua']:.3f} | WA {m['wa']:.3f} | macro-F1 {m['macro_f1']:.3f}"
-    dims = "".join(f" | CCC {d} {v['ccc']:.3f}" for d, v in m.get("dimensions", {}).items())
+    labels = (
+        f" | UA {m.ua:.3f} | WA {m.wa:.3f} | macro-F1 {m.macro_f1:.3f}" if m.ua is not None else ""
+    )
+    dims = "".join(f" | CCC {d} {v['ccc']:.3f}" for d, v in (m.dimensions or {}).items())
+    micro = m.scores.get("micro_f1") if m.scores.get("multi_label") else None
     print(
-        f"evaluate: {m['n']} clips"
-        + (labels if "ua" in m else "")
-        + (f" | micro-F1 {m['micro_f1']:.3f}" if m.get("multi_label") else "")
+        f"evaluate: {m.n} clips"
+        + labels
+        + (f" | micro-F1 {micro:.3f}" if micro is not None else "")
         + dims
-        + (f" | {m['unlabelled']} without a label left out" if m["unlabelled"] else "")
+        + (f" | {m.unlabelled} without a label left out" if m.unlabelled else "")
     )
     print(f"report: {args.output}/report.md")
     return 0
@@ -83,8 +86,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from raymer.training.infer import infer
 
     s = infer(args.checkpoint, args.features, args.output, args.speakers or None, where(args.where))
-    counts = ", ".join(f"{lab} {n}" for lab, n in s["predicted"].items())
-    print(f"infer: {s['n']} clips ({s['unlabelled']} without a label) | predicted: {counts}")
+    counts = ", ".join(f"{lab} {n}" for lab, n in s.predicted.items())
+    print(f"infer: {s.n} clips ({s.unlabelled} without a label) | predicted: {counts}")
     print(f"predictions: {args.output}/predictions/")
     return 0
 

@@ -104,7 +104,7 @@ def _scores(cfg: TrainConfig, checkpoint: str, out: str, speaker_stats: bool = F
         None,
         cfg.report_by,
         speaker_stats=speaker_stats,
-    )
+    ).to_json()
 
 
 def _check(cfg: TrainConfig, runs: int, variants: list[str]) -> None:

@@ -15,22 +15,23 @@ from raymer.config import TrainConfig
 from raymer.errors import UsageError
 from raymer.training.evaluate import evaluate
 from raymer.training.report import card_facts
+from raymer.training.results import ComparedModel, Comparison, Evaluation
 from raymer.training.trainer import refuse_multi_label, train
 
 MODALITIES = ("fusion", "audio", "text")
 
 
-def compare(cfg: TrainConfig) -> dict:
+def compare(cfg: TrainConfig) -> Comparison:
     refuse_multi_label(cfg, "compare")
     if not cfg.test_speakers and not cfg.holdout:
         raise UsageError("compare needs test_speakers or holdout: something no model trains on")
-    results: dict[str, dict] = {}
+    results: dict[str, ComparedModel] = {}
     for modality in MODALITIES:
         out = storage.join(cfg.output, modality)
         summary = train(
             cfg.model_copy(update={"modality": modality, "name": modality, "output": out})
         )
-        row = {"checkpoint": summary.best_checkpoint, "val_ua": summary.best_val_ua}
+        row = ComparedModel(summary.best_checkpoint, summary.best_val_ua)
         facts = card_facts(cfg, summary)
         # What no model trained on: the held-out speakers, and the held-out groups.
         for key, speakers, where in (
@@ -42,16 +43,17 @@ def compare(cfg: TrainConfig) -> dict:
                 m = evaluate(
                     summary.best_checkpoint, cfg.features, eval_dir, speakers, where, cfg.report_by
                 )
-                row[key] = _scores(m) | ({"by": m["by"]} if "by" in m else {})
-                facts.metrics[f"test ({_set_name(key, cfg)})"] = row[key]
+                scores = _scores(m)
+                setattr(row, key, scores)
+                facts.metrics[f"test ({_set_name(key, cfg)})"] = scores
         write_card(summary.best_checkpoint, facts)
         results[modality] = row
-    table = comparison_markdown(results, cfg)
-    storage.write_bytes(
-        storage.join(cfg.output, COMPARISON_FILE), json.dumps(results, indent=2).encode()
-    )
-    storage.write_bytes(storage.join(cfg.output, "comparison.md"), table.encode())
-    return {"results": results, "markdown": table}
+    comparison = Comparison(results, "")
+    comparison.markdown = comparison_markdown(comparison.to_json(), cfg)
+    text = json.dumps(comparison.to_json(), indent=2)
+    storage.write_bytes(storage.join(cfg.output, COMPARISON_FILE), text.encode())
+    storage.write_bytes(storage.join(cfg.output, "comparison.md"), comparison.markdown.encode())
+    return comparison
 
 
 def _set_name(key: str, cfg: TrainConfig) -> str:
@@ -60,9 +62,12 @@ def _set_name(key: str, cfg: TrainConfig) -> str:
     return "held-out " + ", ".join(f"{k}s" for k in cfg.holdout)
 
 
-def _scores(m: dict) -> dict:
-    out = {"ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"], "n": m["n"]}
-    return out | ({"dimensions": m["dimensions"]} if m.get("dimensions") else {})
+def _scores(m: Evaluation) -> dict:
+    """What the comparison keeps of an evaluation: UA, WA, macro-F1, n, the dimensions and
+    the scores per ``report_by`` value."""
+    out = {"ua": m.ua, "wa": m.wa, "macro_f1": m.macro_f1, "n": m.n}
+    out |= {"dimensions": m.dimensions} if m.dimensions else {}
+    return out | ({"by": m.by} if m.by else {})
 
 
 def _dimension_lines(results: dict, sets: list[str], names: dict) -> list[str]:

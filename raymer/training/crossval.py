@@ -28,6 +28,7 @@ from raymer.errors import UsageError
 from raymer.training.data import read_index
 from raymer.training.evaluate import dimension_scores, evaluate
 from raymer.training.metrics import classification_metrics
+from raymer.training.results import CrossvalReport
 from raymer.training.trainer import refuse_multi_label, train
 
 KEYS = ("ua", "wa", "macro_f1")
@@ -35,7 +36,7 @@ KEYS = ("ua", "wa", "macro_f1")
 
 def crossval(
     cfg: TrainConfig, modalities: list[str] | None = None, folds: list[str] | None = None
-) -> dict:
+) -> CrossvalReport:
     refuse_multi_label(cfg, "crossval")
     modalities = modalities or [cfg.modality]
     groups = sorted(set(read_index(cfg.features, cfg.split_by).speakers))
@@ -69,9 +70,8 @@ def crossval(
             m = evaluate(
                 summary.best_checkpoint, cfg.features, eval_dir, None, {cfg.split_by: [group]}
             )
-            per_fold[group] = {k: m[k] for k in (*KEYS, "n")} | {
-                f"ccc_{d}": m["dimensions"][d]["ccc"] for d in dims
-            }
+            per_fold[group] = {k: m.scores[k] for k in KEYS} | {"n": m.n}
+            per_fold[group] |= {f"ccc_{d}": m.dimensions[d]["ccc"] for d in dims}
             per_fold[group] |= {"val": summary.val_speakers, "val_ua": summary.best_val_ua}
             fs, path = storage.filesystem(storage.join(eval_dir, "predictions.parquet"))
             read = ["label", "predicted", *dims, *(f"predicted_{d}" for d in dims)]
@@ -82,13 +82,12 @@ def crossval(
             "std": {k: _std([f[k] for f in per_fold.values()]) for k in keys},
             "pooled": _pooled(pa.concat_tables(predictions, promote_options="permissive"), dims),
         }
-    report = {"split_by": cfg.split_by, "folds": folds, "results": results}
-    table = crossval_markdown(report)
-    storage.write_bytes(
-        storage.join(cfg.output, "crossval.json"), json.dumps(report, indent=2).encode()
-    )
-    storage.write_bytes(storage.join(cfg.output, "crossval.md"), table.encode())
-    return report | {"markdown": table}
+    report = CrossvalReport(cfg.split_by, folds, results)
+    report.markdown = crossval_markdown(report.to_json())
+    text = json.dumps(report.to_json(), indent=2)
+    storage.write_bytes(storage.join(cfg.output, "crossval.json"), text.encode())
+    storage.write_bytes(storage.join(cfg.output, "crossval.md"), report.markdown.encode())
+    return report
 
 
 def _std(values: list[float]) -> float:

@@ -28,6 +28,7 @@ from raymer.training.metrics import (
     multilabel_metrics,
     regression_metrics,
 )
+from raymer.training.results import Evaluation
 
 FEATURE_COLUMNS = {"audio_frames", "text_tokens", "audio_embedding", "text_embedding", "segments"}
 
@@ -186,7 +187,7 @@ def evaluate(
     where: dict[str, list[str]] | None = None,
     by: list[str] | None = None,
     speaker_stats: bool = False,
-) -> dict:
+) -> Evaluation:
     """Scores of a checkpoint on the labelled clips (of ``speakers``, matching ``where``);
     with ``by`` (columns of the features, e.g. the sample corpus's ``clip_type``), the same
     scores for each value of each column too (``metrics["by"]``). ``speaker_stats``: an
@@ -209,26 +210,29 @@ def evaluate(
         y_true = [index[x] for x in predictions.column("label").to_pylist()]
         y_pred = [index[x] for x in predictions.column("predicted").to_pylist()]
         scores = classification_metrics(y_true, y_pred, labels)
-    metrics = scores | {
-        "checkpoint": spec.checkpoint,
-        "modality": spec.modality,
-        "mode": spec.mode,
-        "features": features,
-        "speakers": sorted(set(predictions.column("speaker").to_pylist()) - {None}),
-        "unlabelled": int(predictions.schema.metadata[b"unlabelled"]),
-        "speaker_stats": speaker_stats and spec.audio_norm == "speaker",
-    }
-    if spec.dimensions:
-        metrics["dimensions"] = dimension_scores(predictions, spec.dimensions)
-    if by and labels and not spec.multi_label:
-        metrics["by"] = breakdown(predictions, labels, by, features)
+    result = Evaluation(
+        checkpoint=spec.checkpoint,
+        modality=spec.modality,
+        mode=spec.mode,
+        features=features,
+        speakers=sorted(set(predictions.column("speaker").to_pylist()) - {None}),
+        unlabelled=int(predictions.schema.metadata[b"unlabelled"]),
+        speaker_stats=speaker_stats and spec.audio_norm == "speaker",
+        n=int(scores.pop("n", predictions.num_rows)),
+        scores=scores,
+        dimensions=dimension_scores(predictions, spec.dimensions) if spec.dimensions else None,
+        by=breakdown(predictions, labels, by, features)
+        if by and labels and not spec.multi_label
+        else None,
+    )
+    metrics = result.to_json()
     _save(output, predictions, "metrics.json", metrics)
     storage.write_bytes(storage.join(output, "report.md"), report_markdown(metrics).encode())
     if "confusion" in metrics and can_plot():  # single-label only: no one cell for a list
         from raymer.training.plots import confusion_png
 
         storage.write_bytes(storage.join(output, "confusion.png"), confusion_png(metrics))
-    return metrics
+    return result
 
 
 def dimension_scores(predictions: pa.Table, dimensions: list[str]) -> dict:

@@ -28,6 +28,7 @@ from raymer.training.evaluate import (
     predictions_of,
     refusals,
 )
+from raymer.training.results import InferSummary
 
 
 class Scorer:
@@ -96,7 +97,7 @@ def infer(
     num_cpus: float = 0.5,
     threads: int = 1,
     speaker_stats: bool = False,
-) -> dict:
+) -> InferSummary:
     """Offline predictions: every clip of the features (of ``speakers``, matching ``where``),
     labelled or not -> ``OUTPUT/predictions/`` and ``OUTPUT/infer.json`` (clips per
     predicted label). A Ray Data job: ``actors`` model actors of ``num_cpus`` CPUs each,
@@ -118,16 +119,17 @@ def infer(
     with shuffle_by_sort():
         found = _totals(out, spec)
     refusals(Selection(spec, {}, labelled_only=False), features, where, bool(found["count()"]))
-    summary = {
-        "checkpoint": spec.checkpoint,
-        "modality": spec.modality,
-        "features": features,
-        "labels": spec.labels,
-        "n": int(found["count()"]),
-        "unlabelled": int(found.get("sum(unlabelled)") or 0),
-        "predicted": {lab: int(found.get(f"sum(is_{lab})") or 0) for lab in spec.labels},
-    }
-    storage.write_bytes(storage.join(output, "infer.json"), json.dumps(summary, indent=2).encode())
+    summary = InferSummary(
+        checkpoint=spec.checkpoint,
+        modality=spec.modality,
+        features=features,
+        labels=list(spec.labels),
+        n=int(found["count()"]),
+        unlabelled=int(found.get("sum(unlabelled)") or 0),
+        predicted={lab: int(found.get(f"sum(is_{lab})") or 0) for lab in spec.labels},
+    )
+    text = json.dumps(summary.to_json(), indent=2)
+    storage.write_bytes(storage.join(output, "infer.json"), text.encode())
     return summary
 
 

@@ -155,9 +155,9 @@ def test_multi_label_text_model_then_fusion_from_its_text_branch(
     m = evaluate(
         str(tmp_path / "text"), str(text_features), str(tmp_path / "eval"), where={"fold": ["test"]}
     )
-    assert m["multi_label"] and m["n"] == 40
+    assert m.scores["multi_label"] and m.n == 40
     # The wording says the emotion: far above chance (about 0.4 macro-F1 here).
-    assert m["macro_f1"] > 0.7, m
+    assert m.macro_f1 > 0.7, m
     predictions = pq.read_table(tmp_path / "eval" / "predictions.parquet").to_pylist()
     assert all(set(p["predicted_labels"]) <= set(text.labels) for p in predictions)
     assert "micro-F1" in (tmp_path / "eval" / "report.md").read_text()
@@ -234,4 +234,4 @@ def test_fine_tune_a_text_model_on_a_text_corpus(text_features, tmp_path):
         str(tmp_path / "eval"),
         where={"fold": ["test"]},
     )
-    assert m["mode"] == "finetune" and m["n"] == 40
+    assert m.mode == "finetune" and m.n == 40

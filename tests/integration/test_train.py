@@ -55,8 +55,9 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(
     out = tmp_path / "eval"
     # The train output folder itself is accepted: its best checkpoint is used.
     metrics = evaluate(str(run), str(multi_speaker_features), str(out), ["en-gb_m3"])
-    assert metrics["checkpoint"] == summary["best_checkpoint"]
+    assert metrics.checkpoint == summary["best_checkpoint"]
     saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics.to_json()))  # the record is the file
     for key in ("ua", "wa", "macro_f1", "per_class", "confusion"):
         assert key in saved
     assert saved["speakers"] == ["en-gb_m3"] and saved["n"] == 8
@@ -78,7 +79,7 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(
         {"clip_type": ["audio_cue", "text_cue"]},
     )
     cue_rows = pq.read_table(tmp_path / "cue" / "predictions.parquet").to_pylist()
-    assert cue["n"] == len(cue_rows) > 0
+    assert cue.n == len(cue_rows) > 0
     assert {r["clip_type"] for r in cue_rows} <= {"audio_cue", "text_cue"}
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -109,8 +110,8 @@ def test_infer_predicts_every_clip_labelled_or_not(trained, multi_speaker_featur
         evaluate(run, str(tmp_path / "unlabelled"), str(tmp_path / "ev"), None, where)
 
     summary = infer(run, str(tmp_path / "unlabelled"), str(tmp_path / "inf"))
-    assert summary["n"] == table.num_rows == 32 and summary["unlabelled"] == 31
-    assert sum(summary["predicted"].values()) == 32
+    assert summary.n == table.num_rows == 32 and summary.unlabelled == 31
+    assert sum(summary.predicted.values()) == 32
     rows = pq.read_table(tmp_path / "inf" / "predictions").to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(ids)
     # the same clips, labelled: infer scores them as evaluate does
@@ -121,9 +122,9 @@ def test_infer_predicts_every_clip_labelled_or_not(trained, multi_speaker_featur
     for r in rows:
         assert r["predicted"] == scored[r["id"]]["predicted"]
         assert r["score_angry"] == pytest.approx(scored[r["id"]]["score_angry"], abs=1e-6)
-    assert json.loads((tmp_path / "inf" / "infer.json").read_text()) == summary
+    assert json.loads((tmp_path / "inf" / "infer.json").read_text()) == summary.to_json()
     only = infer(run, str(tmp_path / "unlabelled"), str(tmp_path / "one"), ["en-gb_m3"])
-    assert only["n"] == 8
+    assert only.n == 8
 
 
 def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, tmp_path):
@@ -158,8 +159,9 @@ def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, 
     assert summary.best_val_score == epoch["val_ccc"]
     assert epoch["val_ccc"] == (epoch["val_ccc_arousal"] + epoch["val_ccc_valence"]) / 2
     m = evaluate(summary.best_checkpoint, str(multi_speaker_features), str(tmp_path / "eval"))
-    assert "ua" not in m and m["n"] == 32 and set(m["dimensions"]) == {"arousal", "valence"}
-    assert all(-1 <= d["ccc"] <= 1 and d["n"] == 32 for d in m["dimensions"].values())
+    assert m.ua is None and m.n == 32 and set(m.dimensions) == {"arousal", "valence"}
+    assert "ua" not in m.to_json()
+    assert all(-1 <= d["ccc"] <= 1 and d["n"] == 32 for d in m.dimensions.values())
     rows = pq.read_table(tmp_path / "eval" / "predictions.parquet")
     assert "predicted" not in rows.column_names
     assert all(-1 <= v <= 1 for v in rows.column("predicted_arousal").to_pylist())
@@ -173,18 +175,20 @@ def test_compare_trains_three_modalities_and_writes_the_table(trained, multi_spe
     held = templates.column("template").to_pylist().count("neutral-10")
     assert held >= 2  # the corpus plan puts this sentence pattern in several clips
     result = trained.result
-    assert set(result["results"]) == {"fusion", "audio", "text"}
-    for row in result["results"].values():
-        assert row["speakers"]["n"] == 8 and 0 <= row["speakers"]["ua"] <= 1
-        assert row["holdout"]["n"] == held
+    assert set(result.results) == {"fusion", "audio", "text"}
+    for row in result.results.values():
+        assert row.speakers["n"] == 8 and 0 <= row.speakers["ua"] <= 1
+        assert row.holdout["n"] == held
+    saved = json.loads((trained.output / "comparison.json").read_text())
+    assert saved == json.loads(json.dumps(result.to_json()))  # the record is the file
     table = (trained.output / "comparison.md").read_text()
-    assert table == result["markdown"] and table.count("\n") == 5 + 8  # + the dimensions
+    assert table == result.markdown and table.count("\n") == 5 + 8  # + the dimensions
     assert "held-out speakers (en-gb_m3)" in table and "held-out templates" in table
-    fusion = result["results"]["fusion"]["speakers"]["dimensions"]["arousal"]
+    fusion = result.results["fusion"].speakers["dimensions"]["arousal"]
     assert fusion["n"] == 8 and -1 <= fusion["ccc"] <= 1
     assert "| fusion | {ccc:.3f} / {pearson:.3f} / {rmse:.3f} |".format(**fusion) in table
     # Each best checkpoint's model card has its validation and test scores
-    for modality, row in result["results"].items():
+    for modality, row in result.to_json().items():
         card = (Path(row["checkpoint"]) / "README.md").read_text()
         speakers = row["speakers"]
         assert f"# raymer emotion model: {modality} (features)" in card
@@ -289,7 +293,7 @@ def test_unlabelled_clips_are_counted_and_foreign_labels_refused(
     summary = train(train_config(unlabelled, tmp_path / "run", "epochs=1"))
     assert summary.unlabelled == 5
     metrics = evaluate(str(tmp_path / "run"), str(unlabelled), str(tmp_path / "eval"), ["en-gb_m3"])
-    assert metrics["unlabelled"] == 3 and metrics["n"] == len(test_ids) - 3
+    assert metrics.unlabelled == 3 and metrics.n == len(test_ids) - 3
     assert "3 clips without a label left out" in (tmp_path / "eval" / "report.md").read_text()
 
     foreign = _relabel(multi_speaker_features, tmp_path / "foreign", {test_ids[0]: "frustrated"})
@@ -313,7 +317,7 @@ def test_checkpoints_to_s3_and_evaluate_from_s3(
     assert storage.exists("s3://runs/fusion/train_summary.json")
     # The run folder on S3 is accepted as --checkpoint, like a local one.
     metrics = evaluate("s3://runs/fusion", str(multi_speaker_features), str(tmp_path), ["en-gb_m3"])
-    assert metrics["checkpoint"] == summary.best_checkpoint and metrics["n"] == 8
+    assert metrics.checkpoint == summary.best_checkpoint and metrics.n == 8
 
 
 def test_finetune_unfreezes_progressively_and_evaluates(
@@ -357,7 +361,7 @@ def test_finetune_unfreezes_progressively_and_evaluates(
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert spec["mode"] == "finetune" and spec["asr_model"] == "whisper-tiny.en"
     metrics = evaluate(str(tmp_path / "run"), str(multi_speaker_features), str(tmp_path / "eval"))
-    assert metrics["mode"] == "finetune" and metrics["n"] == 32
+    assert metrics.mode == "finetune" and metrics.n == 32
     assert "(finetune mode)" in (tmp_path / "eval" / "report.md").read_text()
 
 
@@ -420,4 +424,4 @@ def test_two_workers_learn_a_separable_toy_set(ray_session, tmp_path):
     assert losses[-1] < 0.5 * losses[0]
     assert summary.best_val_ua >= 0.95
     metrics = evaluate(str(tmp_path / "run"), str(features), str(tmp_path / "eval"), ["spk3"])
-    assert metrics["n"] == 24 and metrics["ua"] >= 0.95
+    assert metrics.n == 24 and metrics.ua >= 0.95

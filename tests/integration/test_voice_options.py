@@ -91,7 +91,7 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     assert len(spec.prosody_mean) == len(spec.prosody_std) == PROSODY_DIM
     assert spec.extract.prosody and spec.audio_norm == "recording"
     m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "eval"), ["en-gb_m3"])
-    assert m["n"] == 4  # the held-out speaker's clips, not their copies
+    assert m.n == 4  # the held-out speaker's clips, not their copies
     stored = {
         r["id"]: r for r in pq.read_table(tmp_path / "eval" / "predictions.parquet").to_pylist()
     }
@@ -100,7 +100,7 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     }
     live = raymer.Recognizer.from_checkpoint(summary.best_checkpoint, threads=1)
     for rid, result in zip(paths, live.predict(list(paths.values())), strict=True):
-        scores = {e["label"]: e["score"] for e in result["emotions"]}
+        scores = result["emotions"]
         assert max(abs(scores[k] - stored[rid][f"score_{k}"]) for k in spec.labels) < 0.02, rid
 
     # A model without prosody on the same features reads the Whisper columns only, and
@@ -109,9 +109,7 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     spec = json.loads((Path(plain.best_checkpoint) / "model.json").read_text())
     assert spec["audio_dim"] == WHISPER_DIM and spec["prosody_dim"] == 0
     assert spec["extract"]["prosody"] is False
-    assert (
-        evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"])["n"] == 4
-    )
+    assert evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"]).n == 4
 
 
 def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
@@ -148,10 +146,10 @@ def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
         ["en-gb_m3"],
         speaker_stats=True,
     )
-    assert adaptive["n"] == 4 and adaptive["speaker_stats"]
+    assert adaptive.n == 4 and adaptive.speaker_stats
     # By default evaluate scores as the library does: one answer whichever way.
     m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "s"), ["en-gb_m3"])
-    assert m["n"] == 4 and not m["speaker_stats"]
+    assert m.n == 4 and not m.speaker_stats
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "s" / "predictions.parquet").to_pylist()}
     paths = {r["id"]: r["path"] for r in csv.DictReader(corpus.open()) if r["id"] in rows}
     live = raymer.Recognizer.from_checkpoint(summary.best_checkpoint, threads=1)
