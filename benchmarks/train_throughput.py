@@ -60,38 +60,44 @@ def plain_loop(cfg: TrainConfig, epochs: int) -> dict:
     from raymer.models.builders import build_model
     from raymer.training.data import InSpeakers, feature_files, read_index, split_speakers
     from raymer.training.losses import loss_fn
-    from raymer.training.trainer import _spec
+    from raymer.training.model_spec import model_spec
 
-    index = read_index(cfg.features, cfg.split_by)
+    index = read_index(cfg.features, cfg.data.split_by)
     train_s, val_s, _ = split_speakers(
-        index.speakers, cfg.test_speakers, cfg.val_speakers, cfg.val_fraction, cfg.seed
+        index.speakers,
+        cfg.data.test_speakers,
+        cfg.data.val_speakers,
+        cfg.data.val_fraction,
+        cfg.run.seed,
     )
     columns = ["id", "label", "speaker", "audio_frames", "text_tokens"]
     table = pa.concat_tables(pq.read_table(f, columns=columns) for f in feature_files(cfg.features))
     train = InSpeakers(train_s).table(table)
     val = InSpeakers(val_s).table(table)
-    spec = _spec(cfg, index, index.label_set())
+    spec = model_spec(cfg, index, index.label_set())
     torch.manual_seed(0)
     model = build_model(spec)
     collate = Collate(spec)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
     rng = np.random.default_rng(0)
     times, ua = [], 0.0
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
         order = rng.permutation(train.num_rows)
-        for i in range(0, len(order), cfg.batch_size):
-            batch = collate.from_table(train.take(order[i : i + cfg.batch_size]))
-            loss = loss_fn(cfg.loss, forward(model, batch).logits, batch["label"])
+        for i in range(0, len(order), cfg.optim.batch_size):
+            batch = collate.from_table(train.take(order[i : i + cfg.optim.batch_size]))
+            loss = loss_fn(cfg.model.loss, forward(model, batch).logits, batch["label"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         model.eval()
         right = []
         with torch.no_grad():
-            for i in range(0, val.num_rows, cfg.batch_size):
-                batch = collate.from_table(val.slice(i, cfg.batch_size))
+            for i in range(0, val.num_rows, cfg.optim.batch_size):
+                batch = collate.from_table(val.slice(i, cfg.optim.batch_size))
                 right += (forward(model, batch).logits.argmax(-1) == batch["label"]).tolist()
         times.append(time.perf_counter() - start)
         ua = sum(right) / max(1, len(right))
@@ -127,13 +133,18 @@ def main() -> None:
         cfg = load_config(
             TrainConfig,
             args.config,
-            [f"epochs={args.epochs}", f"patience={args.epochs}", "test_speakers=[]", "holdout={}"],
+            [
+                f"optim.epochs={args.epochs}",
+                f"optim.patience={args.epochs}",
+                "data.test_speakers=[]",
+                "data.holdout={}",
+            ],
             features=str(features),
             output=str(Path(tmp) / "runs"),
         )
         print(
             f"machine: {platform.platform()}, {os.cpu_count()} CPUs; {n} clips; batch "
-            f"{cfg.batch_size}, hidden {cfg.hidden_dim}, {args.epochs} epochs"
+            f"{cfg.optim.batch_size}, hidden {cfg.model.hidden_dim}, {args.epochs} epochs"
         )
         base = plain_loop(cfg, args.epochs)
         print(

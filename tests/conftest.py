@@ -269,10 +269,10 @@ def _train_config(features: Path | str, output: Path | str, *overrides: str):
         None,
         [
             "resources.model.actors=2",
-            "batch_size=8",
-            "hidden_dim=32",
-            "test_speakers=[en-gb_m3]",
-            "val_speakers=[en-us_f2]",
+            "optim.batch_size=8",
+            "model.hidden_dim=32",
+            "data.test_speakers=[en-gb_m3]",
+            "data.val_speakers=[en-us_f2]",
             *overrides,
         ],
         features=str(features),
@@ -315,8 +315,8 @@ def trained(multi_speaker_features, tmp_path_factory) -> Trained:
     cfg = _train_config(
         multi_speaker_features,
         root,
-        "epochs=3",
-        "holdout={template: [neutral-10]}",
-        "targets=[label, arousal, valence]",
+        "optim.epochs=3",
+        "data.holdout={template: [neutral-10]}",
+        "model.targets=[label, arousal, valence]",
     )
     return Trained(root, cfg, compare(cfg))

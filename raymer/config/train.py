@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from raymer.config.parts import CommandConfig, ResourcesConfig, part
+from raymer.config.parts import CommandConfig, Part, ResourcesConfig, part
 
 # Emotion dimensions a manifest may rate (rescaled to -1..1 by ``raymer corpus prepare``) and
 # a model may be trained to answer beside the label (``targets``).
@@ -66,36 +66,10 @@ class FinetuneConfig(BaseModel, extra="forbid"):
         return self
 
 
-class TrainConfig(CommandConfig):
-    """Settings of ``raymer train``: the fusion model on extracted features, on Ray Train."""
+class ModelConfig(Part):
+    """What the model is: its inputs, its size, what it answers (``ModelSpec`` is built from
+    these fields, the ones both records have)."""
 
-    UNUSED = {
-        "resources.asr": "the training workers run every encoder themselves (resources.model)",
-        "resources.device": "the workers use a GPU when resources.use_gpu is set",
-        "resources.decode_num_cpus": "training reads features, it decodes no audio",
-    }
-
-    features: str | None = Field(
-        None,
-        description="Extraction output (its features/ folder) or the folder itself; local or s3://.",
-    )
-    output: str | None = Field(
-        None, description="Run root: checkpoints, the resolved config and metrics; local or s3://."
-    )
-    labels: list[str] | None = Field(
-        None, description="Label set in order; default: the labels found in the features, sorted."
-    )
-    mode: Literal["features", "finetune"] = Field(
-        "features",
-        description="features: encoders frozen, train on the cached Parquet features (fast); "
-        "finetune: raw audio and text through the Whisper and text encoders, unfrozen "
-        "progressively (see finetune).",
-    )
-    finetune: FinetuneConfig = Field(
-        default_factory=FinetuneConfig,
-        description="Fine-tune mode: models, encoder_lr, top_layers, unfreeze_top_at, "
-        "unfreeze_all_at, max_text_tokens (override as finetune.KEY=VALUE).",
-    )
     modality: Literal["fusion", "audio", "text"] = Field(
         "fusion", description="Both modalities through co-attention, or one alone (same head)."
     )
@@ -123,17 +97,6 @@ class TrainConfig(CommandConfig):
         "statistics (recorded in the checkpoint); recognize, serve and the library extract "
         "them too then.",
     )
-    use_augmented: bool = Field(
-        True,
-        description="Train on the augmented copies the features hold (extract's augment), "
-        "beside their clips; validation, test and evaluate read the clips only.",
-    )
-    report_by: list[str] = Field(
-        default_factory=list,
-        description="compare and crossval: scores per value of these feature columns too "
-        "(the sample corpus: clip_type, whose audio_cue clips have their emotion in the voice "
-        "only).",
-    )
     temporal_dim: int = Field(128, ge=8, description="Width of the temporal embedding.")
     temporal_k: int = Field(2, ge=1, description="Positives lie within k frames of the anchor.")
     temporal_steps: int = Field(
@@ -146,13 +109,6 @@ class TrainConfig(CommandConfig):
     num_heads: int = Field(4, ge=1, description="Attention heads of those blocks.")
     dropout: float = Field(
         0.2, ge=0, lt=1, description="Dropout in the blocks and before the head."
-    )
-    modality_dropout: float = Field(
-        0.0,
-        ge=0,
-        lt=1,
-        description="Fusion only: share of training clips that lose one modality (audio or "
-        "text, half each) for a step, so the model learns to use either alone.",
     )
     loss: Literal["bce", "ce"] = Field(
         "bce",
@@ -173,21 +129,79 @@ class TrainConfig(CommandConfig):
         "fusion body trained with 1 - CCC; evaluate, recognize, serve and the library answer "
         "them too. Without `label`, checkpoints are chosen by the dimensions' mean CCC.",
     )
-    dimension_weight: float = Field(
-        1.0, gt=0, description="Weight of the dimensions' loss (1 - CCC) beside the label's."
-    )
     init_text: str | None = Field(
         None,
         description="A checkpoint (or train output) whose text branch starts this model, e.g. a "
         "text-only run on GoEmotions: its text projection and blocks (and in fine-tune mode "
         "its fine-tuned text encoder) are loaded before training; the label head starts anew.",
     )
+
+    @property
+    def has_labels(self) -> bool:
+        """Trains a label (else emotion dimensions alone)."""
+        return "label" in self.targets
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The emotion dimensions it trains, in output order."""
+        return target_dimensions(self.targets)
+
+    @model_validator(mode="after")
+    def _answers_fit(self) -> ModelConfig:
+        if self.audio_norm != "none" and self.audio_input == "temporal":
+            raise ValueError(
+                f"model.audio_norm={self.audio_norm} standardises the frames the model reads, "
+                "but the temporal embedding is trained before it on the frames as extracted: "
+                "use one of them"
+            )
+        if self.prosody and self.audio_input == "temporal":
+            raise ValueError("model.prosody joins the cached Whisper frames: audio_input=frames")
+        if self.prosody and self.modality == "text":
+            raise ValueError("model.prosody is an audio input; modality=text reads none")
+        if self.multi_label and self.loss != "bce":
+            raise ValueError(
+                "model.multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
+            )
+        check_targets(self.targets)
+        if self.multi_label and not self.has_labels:
+            raise ValueError("model.multi_label trains label lists: targets must include `label`")
+        if self.init_text and self.modality == "audio":
+            raise ValueError("model.init_text starts a text branch; modality=audio has none")
+        return self
+
+
+class OptimConfig(Part):
+    """How the model is trained: the optimiser, the batches, how long, the objectives."""
+
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(32, ge=1, description="Clips per batch per worker.")
     epochs: int = Field(30, ge=1, description="Most epochs to train.")
     patience: int = Field(
         6, ge=1, description="Early stopping: epochs without a better validation score."
+    )
+    modality_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fusion only: share of training clips that lose one modality (audio or "
+        "text, half each) for a step, so the model learns to use either alone.",
+    )
+    dimension_weight: float = Field(
+        1.0, gt=0, description="Weight of the dimensions' loss (1 - CCC) beside the label's."
+    )
+
+
+class DataConfig(Part):
+    """Which clips train, validate and test: labels, splits, held-out sets, copies."""
+
+    labels: list[str] | None = Field(
+        None, description="Label set in order; default: the labels found in the features, sorted."
+    )
+    use_augmented: bool = Field(
+        True,
+        description="Train on the augmented copies the features hold (extract's augment), "
+        "beside their clips; validation, test and evaluate read the clips only.",
     )
     split_by: Literal["speaker", "session", "fold"] = Field(
         "speaker",
@@ -217,9 +231,21 @@ class TrainConfig(CommandConfig):
         lt=1,
         description="Share of the training speakers used for validation when val_speakers is empty.",
     )
-    resources: ResourcesConfig = part(
-        ResourcesConfig, model={"actors": 2, "num_cpus": 0.5, "num_gpus": 1.0, "threads": 0}
-    )  # model: the Ray Train workers (gloo on CPU, nccl on GPU)
+    report_by: list[str] = Field(
+        default_factory=list,
+        description="compare and crossval: scores per value of these feature columns too "
+        "(the sample corpus: clip_type, whose audio_cue clips have their emotion in the voice "
+        "only).",
+    )
+
+
+class RunConfig(Part):
+    """The run itself: its name (a re-run resumes it), seed, fault tolerance, checkpoints."""
+
+    name: str = Field(
+        "fusion", description="Run name; re-running the same name in the same output resumes."
+    )
+    seed: int = Field(0, description="Random seed of the model and the speaker split.")
     max_failures: int = Field(
         2, ge=0, description="Worker failures survived, each restarting from the last checkpoint."
     )
@@ -228,47 +254,67 @@ class TrainConfig(CommandConfig):
         ge=1,
         description="Checkpoints kept: the best by validation score (UA; macro-F1 if multi_label).",
     )
-    seed: int = Field(0, description="Random seed of the model and the speaker split.")
-    name: str = Field(
-        "fusion", description="Run name; re-running the same name in the same output resumes."
+
+
+class TrainConfig(CommandConfig):
+    """Settings of ``raymer train``: the fusion model on extracted features, on Ray Train.
+    Grouped by concern, as litgpt and torchtune group theirs: ``model``, ``optim``, ``data``,
+    ``run``, beside ``finetune`` and ``resources`` (a flat key from before the grouping,
+    ``epochs=3``, is refused with its place, ``optim.epochs=3``)."""
+
+    UNUSED = {
+        "resources.asr": "the training workers run every encoder themselves (resources.model)",
+        "resources.device": "the workers use a GPU when resources.use_gpu is set",
+        "resources.decode_num_cpus": "training reads features, it decodes no audio",
+    }
+
+    features: str | None = Field(
+        None,
+        description="Extraction output (its features/ folder) or the folder itself; local or s3://.",
     )
-
-    @property
-    def has_labels(self) -> bool:
-        """Trains a label (else emotion dimensions alone)."""
-        return "label" in self.targets
-
-    @property
-    def dimensions(self) -> list[str]:
-        """The emotion dimensions it trains, in output order."""
-        return target_dimensions(self.targets)
+    output: str | None = Field(
+        None, description="Run root: checkpoints, the resolved config and metrics; local or s3://."
+    )
+    mode: Literal["features", "finetune"] = Field(
+        "features",
+        description="features: encoders frozen, train on the cached Parquet features (fast); "
+        "finetune: raw audio and text through the Whisper and text encoders, unfrozen "
+        "progressively (see finetune).",
+    )
+    finetune: FinetuneConfig = Field(
+        default_factory=FinetuneConfig,
+        description="Fine-tune mode: models, encoder_lr, top_layers, unfreeze_top_at, "
+        "unfreeze_all_at, max_text_tokens (override as finetune.KEY=VALUE).",
+    )
+    model: ModelConfig = part(ModelConfig)
+    optim: OptimConfig = part(OptimConfig)
+    data: DataConfig = part(DataConfig)
+    run: RunConfig = part(RunConfig)
+    resources: ResourcesConfig = part(
+        ResourcesConfig, model={"actors": 2, "num_cpus": 0.5, "num_gpus": 1.0, "threads": 0}
+    )  # model: the Ray Train workers (gloo on CPU, nccl on GPU)
 
     @model_validator(mode="after")
     def _mode_fits(self) -> TrainConfig:
-        if self.audio_norm != "none" and self.audio_input == "temporal":
+        model = self.model
+        if model.prosody and self.mode == "finetune":
             raise ValueError(
-                f"audio_norm={self.audio_norm} standardises the frames the model reads, but the temporal "
-                "embedding is trained before it on the frames as extracted: use one of them"
+                "model.prosody joins the cached Whisper frames: it needs mode=features"
             )
-        if self.prosody and (self.mode == "finetune" or self.audio_input == "temporal"):
+        if self.mode == "finetune" and model.audio_input == "temporal":
             raise ValueError(
-                "prosody joins the cached Whisper frames: it needs mode=features and "
-                "audio_input=frames"
+                "model.audio_input=temporal works on cached frames only; fine-tune mode trains "
+                "the Whisper encoder itself (use audio_input=frames)"
             )
-        if self.prosody and self.modality == "text":
-            raise ValueError("prosody is an audio input; modality=text reads none")
-        if self.mode == "finetune" and self.audio_input == "temporal":
-            raise ValueError(
-                "audio_input=temporal works on cached frames only; fine-tune mode trains the "
-                "Whisper encoder itself (use audio_input=frames)"
-            )
-        if self.multi_label and self.loss != "bce":
-            raise ValueError(
-                "multi_label needs loss=bce: one sigmoid per label (softmax picks one label)"
-            )
-        check_targets(self.targets)
-        if self.multi_label and not self.has_labels:
-            raise ValueError("multi_label trains label lists: targets must include `label`")
-        if self.init_text and self.modality == "audio":
-            raise ValueError("init_text starts a text branch; modality=audio has none")
         return self
+
+    def updated(self, **dotted) -> TrainConfig:
+        """A copy with some settings changed, by dotted key (``model.modality``), validated."""
+        data = self.model_dump()
+        for key, value in dotted.items():
+            *parts, name = key.split(".")
+            inner = data
+            for part_name in parts:
+                inner = inner[part_name]
+            inner[name] = value
+        return type(self)(**data)

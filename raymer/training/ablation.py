@@ -25,14 +25,16 @@ from raymer.errors import UsageError
 from raymer.schema import AUGMENT
 from raymer.training.data import feature_columns
 from raymer.training.evaluate import evaluate
-from raymer.training.trainer import extraction_settings, refuse_multi_label, train
+from raymer.training.model_spec import extraction_settings
+from raymer.training.trainer import refuse_multi_label, train
 
-OFF = {"use_augmented": False, "audio_norm": "none", "prosody": False}
+# a variant's settings, by dotted key (TrainConfig.updated)
+OFF = {"data.use_augmented": False, "model.audio_norm": "none", "model.prosody": False}
 OPTIONS = {
-    "augment": {"use_augmented": True},
-    "recording_norm": {"audio_norm": "recording"},
-    "speaker_norm": {"audio_norm": "speaker"},
-    "prosody": {"prosody": True},
+    "augment": {"data.use_augmented": True},
+    "recording_norm": {"model.audio_norm": "recording"},
+    "speaker_norm": {"model.audio_norm": "speaker"},
+    "prosody": {"model.prosody": True},
 }
 DEFAULT_VARIANTS = ["baseline", *OPTIONS, "all"]
 ALL = "augment+speaker_norm+prosody"
@@ -67,20 +69,19 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
         results[name] = []
         for k in range(runs):
             out = storage.join(cfg.output, "ablation", name, f"run-{k}")
-            run_cfg = cfg.model_copy(
-                update=settings_of(name) | {"seed": cfg.seed + k, "name": name, "output": out}
-            )
+            run = {"run.seed": cfg.run.seed + k, "run.name": name, "output": out}
+            run_cfg = cfg.updated(**settings_of(name), **run)
             summary = train(run_cfg)
             m = _scores(cfg, summary.best_checkpoint, storage.join(out, "eval"))
-            result = {"seed": cfg.seed + k, "ua": m["ua"], "n": m["n"], "by": m.get("by", {})}
+            result = {"seed": cfg.run.seed + k, "ua": m["ua"], "n": m["n"], "by": m.get("by", {})}
             if run_cfg.audio_norm == "speaker":  # each test speaker's own statistics
                 path = storage.join(out, "eval-speaker-stats")
                 adaptive = _scores(cfg, summary.best_checkpoint, path, speaker_stats=True)
                 result["adaptive"] = {"ua": adaptive["ua"], "by": adaptive.get("by", {})}
             results[name].append(result)
     report = {
-        "test_speakers": cfg.test_speakers,
-        "modality": cfg.modality,
+        "test_speakers": cfg.data.test_speakers,
+        "modality": cfg.model.modality,
         "runs": runs,
         "variants": {n: settings_of(n) for n in variants},
         "results": results,
@@ -100,9 +101,9 @@ def _scores(cfg: TrainConfig, checkpoint: str, out: str, speaker_stats: bool = F
         checkpoint,
         cfg.features,
         out,
-        cfg.test_speakers,
+        cfg.data.test_speakers,
         None,
-        cfg.report_by,
+        cfg.data.report_by,
         speaker_stats=speaker_stats,
     ).to_json()
 
@@ -111,14 +112,16 @@ def _check(cfg: TrainConfig, runs: int, variants: list[str]) -> None:
     settings = [settings_of(v) for v in variants]  # refuses an unknown one, by name
     if runs < 1:
         raise UsageError(f"--runs must be at least 1, got {runs}")
-    if not cfg.test_speakers:
+    if not cfg.data.test_speakers:
         raise UsageError("the ablation scores held-out speakers: set test_speakers")
-    if any(s["use_augmented"] for s in settings) and AUGMENT not in feature_columns(cfg.features):
+    if any(s["data.use_augmented"] for s in settings) and AUGMENT not in feature_columns(
+        cfg.features
+    ):
         raise UsageError(
             f"the augment variants need augmented copies; the features under {cfg.features} "
             "have none: extract with augment.copies=1 (or more)"
         )
-    if any(s["prosody"] for s in settings) and not extraction_settings(cfg.features).prosody:
+    if any(s["model.prosody"] for s in settings) and not extraction_settings(cfg.features).prosody:
         raise UsageError(
             f"the prosody variants need prosody; the features under {cfg.features} were "
             "extracted without it: extract with prosody: true"

@@ -23,25 +23,30 @@ MODALITIES = ("fusion", "audio", "text")
 
 def compare(cfg: TrainConfig) -> Comparison:
     refuse_multi_label(cfg, "compare")
-    if not cfg.test_speakers and not cfg.holdout:
+    if not cfg.data.test_speakers and not cfg.data.holdout:
         raise UsageError("compare needs test_speakers or holdout: something no model trains on")
     results: dict[str, ComparedModel] = {}
     for modality in MODALITIES:
         out = storage.join(cfg.output, modality)
         summary = train(
-            cfg.model_copy(update={"modality": modality, "name": modality, "output": out})
+            cfg.updated(**{"model.modality": modality, "run.name": modality, "output": out})
         )
         row = ComparedModel(summary.best_checkpoint, summary.best_val_ua)
         facts = card_facts(cfg, summary)
         # What no model trained on: the held-out speakers, and the held-out groups.
         for key, speakers, where in (
-            ("speakers", cfg.test_speakers, None),
-            ("holdout", None, cfg.holdout),
+            ("speakers", cfg.data.test_speakers, None),
+            ("holdout", None, cfg.data.holdout),
         ):
             if speakers or where:
                 eval_dir = storage.join(out, f"eval-{key}")
                 m = evaluate(
-                    summary.best_checkpoint, cfg.features, eval_dir, speakers, where, cfg.report_by
+                    summary.best_checkpoint,
+                    cfg.features,
+                    eval_dir,
+                    speakers,
+                    where,
+                    cfg.data.report_by,
                 )
                 scores = _scores(m)
                 setattr(row, key, scores)
@@ -58,8 +63,8 @@ def compare(cfg: TrainConfig) -> Comparison:
 
 def _set_name(key: str, cfg: TrainConfig) -> str:
     if key == "speakers":
-        return f"held-out speakers {', '.join(cfg.test_speakers)}"
-    return "held-out " + ", ".join(f"{k}s" for k in cfg.holdout)
+        return f"held-out speakers {', '.join(cfg.data.test_speakers)}"
+    return "held-out " + ", ".join(f"{k}s" for k in cfg.data.holdout)
 
 
 def _scores(m: Evaluation) -> dict:
@@ -91,8 +96,8 @@ def _dimension_lines(results: dict, sets: list[str], names: dict) -> list[str]:
 def comparison_markdown(results: dict, cfg: TrainConfig) -> str:
     sets = [k for k in ("speakers", "holdout") if k in results[MODALITIES[0]]]
     names = {
-        "speakers": f"held-out speakers ({', '.join(cfg.test_speakers)})",
-        "holdout": "held-out " + ", ".join(f"{k}s" for k in cfg.holdout),
+        "speakers": f"held-out speakers ({', '.join(cfg.data.test_speakers)})",
+        "holdout": "held-out " + ", ".join(f"{k}s" for k in cfg.data.holdout),
     }
     header = "| model | " + " | ".join(f"{names[s]}: UA / WA / F1 (n)" for s in sets) + " |"
     lines = [header, "| --- |" + " --- |" * len(sets)]

@@ -38,37 +38,37 @@ def crossval(
     cfg: TrainConfig, modalities: list[str] | None = None, folds: list[str] | None = None
 ) -> CrossvalReport:
     refuse_multi_label(cfg, "crossval")
-    modalities = modalities or [cfg.modality]
-    groups = sorted(set(read_index(cfg.features, cfg.split_by).speakers))
+    modalities = modalities or [cfg.model.modality]
+    groups = sorted(set(read_index(cfg.features, cfg.data.split_by).speakers))
     folds = folds or groups
     unknown = sorted(set(folds) - set(groups))
     if unknown:
-        raise UsageError(f"folds {unknown} are not {cfg.split_by}s of the features ({groups})")
+        raise UsageError(f"folds {unknown} are not {cfg.data.split_by}s of the features ({groups})")
     if len(groups) < 3:
         raise UsageError(
-            f"crossval needs at least 3 {cfg.split_by}s (test, validation, training); "
+            f"crossval needs at least 3 {cfg.data.split_by}s (test, validation, training); "
             f"the features have {groups}"
         )
-    dims = cfg.dimensions
+    dims = cfg.model.dimensions
     keys = (*KEYS, *(f"ccc_{d}" for d in dims))
     results: dict[str, dict] = {}
     for modality in modalities:
         per_fold, predictions = {}, []
         for group in folds:
             out = storage.join(cfg.output, modality, f"fold-{group}")
-            fold_cfg = cfg.model_copy(
-                update={
-                    "modality": modality,
-                    "name": modality,
+            fold_cfg = cfg.updated(
+                **{
+                    "model.modality": modality,
+                    "run.name": modality,
                     "output": out,
-                    "test_speakers": [group],
-                    "val_speakers": [],
+                    "data.test_speakers": [group],
+                    "data.val_speakers": [],
                 }
             )
             summary = train(fold_cfg)
             eval_dir = storage.join(out, "eval")
             m = evaluate(
-                summary.best_checkpoint, cfg.features, eval_dir, None, {cfg.split_by: [group]}
+                summary.best_checkpoint, cfg.features, eval_dir, None, {cfg.data.split_by: [group]}
             )
             per_fold[group] = {k: m.scores[k] for k in KEYS} | {"n": m.n}
             per_fold[group] |= {f"ccc_{d}": m.dimensions[d]["ccc"] for d in dims}
@@ -82,7 +82,7 @@ def crossval(
             "std": {k: _std([f[k] for f in per_fold.values()]) for k in keys},
             "pooled": _pooled(pa.concat_tables(predictions, promote_options="permissive"), dims),
         }
-    report = CrossvalReport(cfg.split_by, folds, results)
+    report = CrossvalReport(cfg.data.split_by, folds, results)
     report.markdown = crossval_markdown(report.to_json())
     text = json.dumps(report.to_json(), indent=2)
     storage.write_bytes(storage.join(cfg.output, "crossval.json"), text.encode())

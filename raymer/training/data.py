@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,6 +16,9 @@ from raymer.checkpoint import target_column
 from raymer.errors import UsageError
 from raymer.normalize import FrameStats
 from raymer.schema import AUGMENT
+
+if TYPE_CHECKING:
+    from raymer.config import TrainConfig
 
 COLUMNS = ["id", "label", "speaker", "session", "audio_frames", "text_tokens"]
 SPLIT_COLUMNS = ("speaker", "session")
@@ -234,3 +238,17 @@ def read_frames(
             if len(clips) >= limit:
                 return clips
     return clips
+
+
+def rated_only(cfg: TrainConfig) -> tuple[str, ...]:
+    """A model of emotion dimensions alone: the dimensions (a clip rated on any is a training
+    clip); () when the label is a target."""
+    return () if cfg.model.has_labels else tuple(cfg.model.dimensions)
+
+
+def keep_of(cfg: TrainConfig, speakers: set[str], copies: bool = False) -> InSpeakers:
+    """The row filter of a split: its speakers, not the held-out groups, with a target."""
+    target = target_column(cfg.model.multi_label)
+    return InSpeakers(
+        speakers, cfg.data.holdout, cfg.data.split_by, target, copies, rated_only(cfg)
+    )

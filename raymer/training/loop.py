@@ -64,12 +64,12 @@ class EpochResult:
 
 def history_uri(cfg: TrainConfig) -> str:
     """Every epoch's metrics, rewritten each epoch by rank 0 (checkpoints keep only the best)."""
-    return storage.join(cfg.output, cfg.name, "history.json")
+    return storage.join(cfg.output, cfg.run.name, "history.json")
 
 
 def nan_marker(cfg: TrainConfig) -> str:
     """Where a run that met a NaN loss says so (the driver turns it into a TrainingError)."""
-    return storage.join(cfg.output, cfg.name, "nan_loss.json")
+    return storage.join(cfg.output, cfg.run.name, "nan_loss.json")
 
 
 def _gather(values: list) -> list:
@@ -97,13 +97,15 @@ def _optimizer(model, cfg: TrainConfig, spec: ModelSpec) -> torch.optim.Optimize
     """AdamW; in fine-tune mode the encoders get their own (lower) learning rate. Frozen
     parameters have no gradient, and AdamW leaves them alone until they are unfrozen."""
     if not spec.finetune:
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(
+            model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+        )
     encoder = {id(p) for p in model.encoder_parameters()}
     groups = [
-        {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": cfg.lr},
+        {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": cfg.optim.lr},
         {"params": model.encoder_parameters(), "lr": cfg.finetune.encoder_lr},
     ]
-    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, weight_decay=cfg.optim.weight_decay)
 
 
 def _stage(cfg: TrainConfig, spec: ModelSpec, epoch: int) -> str | None:
@@ -126,7 +128,7 @@ class Recipe:
 
     def setup(self) -> None:
         """The model (with any pretrained parts) and its optimizer."""
-        torch.manual_seed(self.cfg.seed)
+        torch.manual_seed(self.cfg.run.seed)
         if self.cfg.resources.model.threads:  # 0: what Ray Train set (OMP_NUM_THREADS)
             torch.set_num_threads(self.cfg.resources.model.threads)
         self.model = build_model(self.spec)
@@ -169,7 +171,7 @@ class Recipe:
         self.val_shard = ray.train.get_dataset_shard("val")
         context = ray.train.get_context()
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
-        seed = self.cfg.seed * 1000 + self.rank + 7919 * self.state["epoch"]
+        seed = self.cfg.run.seed * 1000 + self.rank + 7919 * self.state["epoch"]
         self.generator = torch.Generator().manual_seed(seed)
 
     def unfreeze(self) -> None:
@@ -190,8 +192,8 @@ class Recipe:
         self.model.train()
         batches = self.batches(self.train_shard, shuffle=True)
         for step, batch in enumerate(batches):
-            if cfg.modality_dropout > 0 and self.spec.modality == "fusion":
-                batch = drop_modality(batch, cfg.modality_dropout, self.generator)
+            if cfg.optim.modality_dropout > 0 and self.spec.modality == "fusion":
+                batch = drop_modality(batch, cfg.optim.modality_dropout, self.generator)
             loss = self.loss(forward(self.model, batch, self.device), batch)
             if _any_rank(not torch.isfinite(loss).item()):
                 result.bad_loss = (float(loss), step)
@@ -210,10 +212,10 @@ class Recipe:
         dimensions' 1 - CCC (a model of dimensions alone: that alone)."""
         loss = out.logits.sum() * 0.0
         if self.spec.has_labels:
-            loss = loss_fn(self.cfg.loss, out.logits, batch["label"].to(self.device))
+            loss = loss_fn(self.cfg.model.loss, out.logits, batch["label"].to(self.device))
         if out.dims is not None:  # the dimensions beside (or instead of) the label
             dims = batch["dims"].to(self.device)
-            loss = loss + self.cfg.dimension_weight * ccc_loss(out.dims, dims)
+            loss = loss + self.cfg.optim.dimension_weight * ccc_loss(out.dims, dims)
         return loss
 
     def batches(self, shard, shuffle: bool):
@@ -221,12 +223,12 @@ class Recipe:
         object per row), padded per length bucket: ``BUCKET`` batches' worth of clips are
         sorted by length and cut into batches (random ties, batches in a random order when
         ``shuffle``), so a batch pads its clips to a length close to their own."""
-        size, epoch = self.cfg.batch_size, self.state["epoch"]
+        size, epoch = self.cfg.optim.batch_size, self.state["epoch"]
         chunks = shard.iter_batches(
             batch_size=size * BUCKET,
             batch_format="pyarrow",
             local_shuffle_buffer_size=2 * size * BUCKET if shuffle else None,
-            local_shuffle_seed=self.cfg.seed + epoch if shuffle else None,
+            local_shuffle_seed=self.cfg.run.seed + epoch if shuffle else None,
         )
         for chunk in chunks:
             for rows in buckets(chunk, size, self.generator if shuffle else None):
@@ -320,7 +322,7 @@ class Recipe:
                     card=CardFacts(
                         features=self.cfg.features,
                         train_clips=metrics["train_clips"],
-                        split_by=self.cfg.split_by,
+                        split_by=self.cfg.data.split_by,
                         epochs=self.state["epoch"],
                         metrics={"validation": val},
                     ),
@@ -344,7 +346,9 @@ class Recipe:
         self.resume()
         self.distribute()
         state = self.state
-        while state["epoch"] < self.cfg.epochs and state["bad_epochs"] < self.cfg.patience:
+        while (
+            state["epoch"] < self.cfg.optim.epochs and state["bad_epochs"] < self.cfg.optim.patience
+        ):
             self.unfreeze()
             started = time.perf_counter()
             epoch = self.train_epoch()

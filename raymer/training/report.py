@@ -38,7 +38,7 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
     which rank 0 rewrites each epoch): loss, validation score, time."""
     import threading
 
-    uri, score = history_uri(cfg), score_name(cfg.multi_label, cfg.has_labels)
+    uri, score = history_uri(cfg), score_name(cfg.model.multi_label, cfg.model.has_labels)
     shown_as = SCORE_TITLES[score]
     shown: set[int] = set()
     stop = threading.Event()
@@ -54,7 +54,7 @@ def epoch_lines(cfg: TrainConfig, every_s: float = 2.0):
                         if k.startswith("val_ccc_")
                     )
                     print(
-                        f"{cfg.name} epoch {h['epoch']}/{cfg.epochs} | train loss "
+                        f"{cfg.run.name} epoch {h['epoch']}/{cfg.optim.epochs} | train loss "
                         f"{h['train_loss']:.4f} | val loss {h['val_loss']:.4f} | val "
                         f"{shown_as} {h['val_' + score]:.3f}{ccc} | "
                         f"{h['epoch_s']:.1f} s",

@@ -126,11 +126,11 @@ def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features,
         "--modalities",
         "fusion,text",
         "resources.model.actors=1",  # the folds and the report under test; DDP is test_train's
-        "epochs=1",
-        "hidden_dim=16",
-        "batch_size=8",
-        "val_fraction=0.4",
-        "targets=[label,arousal,valence]",
+        "optim.epochs=1",
+        "model.hidden_dim=16",
+        "optim.batch_size=8",
+        "data.val_fraction=0.4",
+        "model.targets=[label,arousal,valence]",
         env={"RAY_ADDRESS": address},
         cwd=tmp_path,
     )
@@ -201,11 +201,11 @@ def test_prepared_manifest_runs_fold_by_fold(
         "fold2,fold3",
         "--modalities",
         "fusion",
-        "split_by=fold",
-        "epochs=1",
-        "hidden_dim=16",
-        "batch_size=8",
-        "val_fraction=0.4",
+        "data.split_by=fold",
+        "optim.epochs=1",
+        "model.hidden_dim=16",
+        "optim.batch_size=8",
+        "data.val_fraction=0.4",
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -232,7 +232,7 @@ def test_prepared_manifest_runs_fold_by_fold(
         str(tmp_path / "nofold"),
         "--output",
         str(tmp_path / "t"),
-        "split_by=fold",
+        "data.split_by=fold",
         env=env,
     )
     assert missing.returncode == 2 and "have no `fold` column" in missing.stderr

@@ -113,7 +113,7 @@ def _cfg(features: Path, output: Path, *overrides: str) -> TrainConfig:
     return load_config(
         TrainConfig,
         None,
-        ["resources.model.actors=2", "batch_size=16", "hidden_dim=32", *overrides],
+        ["resources.model.actors=2", "optim.batch_size=16", "model.hidden_dim=32", *overrides],
         features=str(features),
         output=str(output),
     )
@@ -132,16 +132,16 @@ def test_text_features_hold_no_audio(text_features):
 def test_multi_label_text_model_then_fusion_from_its_text_branch(
     text_features, multi_speaker_features, tmp_path
 ):
-    split = ["split_by=fold", "test_speakers=[test]", "val_speakers=[dev]"]
+    split = ["data.split_by=fold", "data.test_speakers=[test]", "data.val_speakers=[dev]"]
     text = train(
         _cfg(
             text_features,
             tmp_path / "text",
-            "modality=text",
-            "multi_label=true",
-            "name=text",
-            "epochs=8",
-            "lr=0.003",
+            "model.modality=text",
+            "model.multi_label=true",
+            "run.name=text",
+            "optim.epochs=8",
+            "optim.lr=0.003",
             *split,
         )
     )
@@ -186,11 +186,11 @@ def test_multi_label_text_model_then_fusion_from_its_text_branch(
         _cfg(
             multi_speaker_features,
             tmp_path / "fusion",
-            f"init_text={tmp_path / 'text'}",
-            "epochs=1",
-            "lr=1e-12",
-            "test_speakers=[en-gb_m3]",
-            "val_speakers=[en-us_f2]",
+            f"model.init_text={tmp_path / 'text'}",
+            "optim.epochs=1",
+            "optim.lr=1e-12",
+            "data.test_speakers=[en-gb_m3]",
+            "data.val_speakers=[en-us_f2]",
         )
     )
     spec = json.loads((Path(fusion.best_checkpoint) / "model.json").read_text())
@@ -203,7 +203,7 @@ def test_multi_label_text_model_then_fusion_from_its_text_branch(
 
 def test_fusion_on_text_only_features_is_refused(text_features, tmp_path):
     with pytest.raises(ValueError, match="hold text only.*modality=text"):
-        train(_cfg(text_features, tmp_path, "split_by=fold", "test_speakers=[test]"))
+        train(_cfg(text_features, tmp_path, "data.split_by=fold", "data.test_speakers=[test]"))
 
 
 def test_fine_tune_a_text_model_on_a_text_corpus(text_features, tmp_path):
@@ -213,14 +213,14 @@ def test_fine_tune_a_text_model_on_a_text_corpus(text_features, tmp_path):
             text_features,
             tmp_path,
             "mode=finetune",
-            "modality=text",
-            "multi_label=true",
-            "epochs=1",
-            "batch_size=8",
+            "model.modality=text",
+            "model.multi_label=true",
+            "optim.epochs=1",
+            "optim.batch_size=8",
             "finetune.unfreeze_top_at=0",
-            "split_by=fold",
-            "test_speakers=[test]",
-            "val_speakers=[dev]",
+            "data.split_by=fold",
+            "data.test_speakers=[test]",
+            "data.val_speakers=[dev]",
         )
     )
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())

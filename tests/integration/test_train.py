@@ -15,7 +15,7 @@ from raymer.training.trainer import train
 
 
 def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp_path):
-    summary = train(train_config(multi_speaker_features, tmp_path, "epochs=2"))
+    summary = train(train_config(multi_speaker_features, tmp_path, "optim.epochs=2"))
     assert summary.epochs == 2 and len(summary.history) == 2
     assert summary.labels == ["angry", "happy", "neutral", "sad"]
     assert summary.test_speakers == ["en-gb_m3"] and summary.val_speakers == ["en-us_f2"]
@@ -31,7 +31,7 @@ def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp
     assert json.loads((tmp_path / "train_summary.json").read_text())["best_checkpoint"] == str(best)
 
     # The same run name again, with more epochs: it continues from epoch 2, not from scratch.
-    resumed = train(train_config(multi_speaker_features, tmp_path, "epochs=3"))
+    resumed = train(train_config(multi_speaker_features, tmp_path, "optim.epochs=3"))
     assert resumed.epochs == 3
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert _checkpoint_states(tmp_path)[-1]["resumed_at"] == [2]
@@ -41,7 +41,7 @@ def test_train_refuses_unknown_test_speaker(train_config, multi_speaker_features
     import pytest
 
     with pytest.raises(ValueError, match="not in the features"):
-        train(train_config(multi_speaker_features, tmp_path, "test_speakers=[nobody]"))
+        train(train_config(multi_speaker_features, tmp_path, "data.test_speakers=[nobody]"))
 
 
 def test_evaluate_writes_metrics_predictions_report_and_plots(
@@ -138,13 +138,13 @@ def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, 
         train_config(
             multi_speaker_features,
             tmp_path,
-            "epochs=1",
-            "modality=audio",
-            "holdout={clip_type: [text_cue]}",
-            "audio_input=temporal",
-            "temporal_steps=20",
-            "temporal_dim=16",
-            "targets=[arousal, valence]",
+            "optim.epochs=1",
+            "model.modality=audio",
+            "data.holdout={clip_type: [text_cue]}",
+            "model.audio_input=temporal",
+            "model.temporal_steps=20",
+            "model.temporal_dim=16",
+            "model.targets=[arousal, valence]",
         )
     )
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
@@ -219,7 +219,11 @@ def test_a_worker_killed_midway_restarts_from_its_checkpoint(
     monkeypatch.setenv("RAYMER_DRILL", f"train-kill:1:{marker}")
     summary = train(
         train_config(
-            multi_speaker_features, tmp_path / "run", "epochs=3", "patience=10", "num_to_keep=5"
+            multi_speaker_features,
+            tmp_path / "run",
+            "optim.epochs=3",
+            "optim.patience=10",
+            "run.num_to_keep=5",
         )
     )
     assert marker.read_text().startswith("worker 1 killed in epoch 2")
@@ -250,7 +254,7 @@ def test_nan_loss_stops_the_run_with_a_clear_message(
     with pytest.raises(
         TrainingError, match=r"became NaN or infinite \(nan\) in epoch 1 .*check the features"
     ):
-        train(train_config(broken, tmp_path / "run", "epochs=2"))
+        train(train_config(broken, tmp_path / "run", "optim.epochs=2"))
     assert _checkpoint_states(tmp_path / "run") == []
 
 
@@ -290,7 +294,7 @@ def test_unlabelled_clips_are_counted_and_foreign_labels_refused(
         tmp_path / "unlabelled",
         {i: None for i in test_ids[:3] + train_ids[:2]},
     )
-    summary = train(train_config(unlabelled, tmp_path / "run", "epochs=1"))
+    summary = train(train_config(unlabelled, tmp_path / "run", "optim.epochs=1"))
     assert summary.unlabelled == 5
     metrics = evaluate(str(tmp_path / "run"), str(unlabelled), str(tmp_path / "eval"), ["en-gb_m3"])
     assert metrics.unlabelled == 3 and metrics.n == len(test_ids) - 3
@@ -310,7 +314,7 @@ def test_checkpoints_to_s3_and_evaluate_from_s3(
     from raymer.training.evaluate import evaluate
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="runs")
-    summary = train(train_config(multi_speaker_features, "s3://runs/fusion", "epochs=2"))
+    summary = train(train_config(multi_speaker_features, "s3://runs/fusion", "optim.epochs=2"))
     assert summary.best_checkpoint.startswith("s3://runs/fusion/fusion/checkpoint_")
     for name in ("model.pt", "model.json", "config.yaml", "state.json"):
         assert storage.exists(storage.join(summary.best_checkpoint, name))
@@ -332,9 +336,9 @@ def test_finetune_unfreezes_progressively_and_evaluates(
             multi_speaker_features,
             tmp_path / "run",
             "mode=finetune",
-            "epochs=3",
-            "patience=10",
-            "num_to_keep=3",
+            "optim.epochs=3",
+            "optim.patience=10",
+            "run.num_to_keep=3",
             "finetune.unfreeze_top_at=1",
             "finetune.unfreeze_all_at=2",
             "finetune.top_layers=1",
@@ -407,14 +411,14 @@ def test_two_workers_learn_a_separable_toy_set(ray_session, tmp_path):
         None,
         [
             "resources.model.actors=2",
-            "batch_size=8",
-            "hidden_dim=16",
-            "epochs=15",
-            "patience=15",
-            "lr=0.01",
-            "dropout=0",
-            "test_speakers=[spk3]",
-            "val_speakers=[spk2]",
+            "optim.batch_size=8",
+            "model.hidden_dim=16",
+            "optim.epochs=15",
+            "optim.patience=15",
+            "optim.lr=0.01",
+            "model.dropout=0",
+            "data.test_speakers=[spk3]",
+            "data.val_speakers=[spk2]",
         ],
         features=str(features),
         output=str(tmp_path / "run"),

@@ -84,7 +84,12 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     from raymer.training.evaluate import evaluate
     from raymer.training.trainer import train
 
-    options = ("prosody=true", "audio_norm=recording", "use_augmented=true", "epochs=2")
+    options = (
+        "model.prosody=true",
+        "model.audio_norm=recording",
+        "data.use_augmented=true",
+        "optim.epochs=2",
+    )
     summary = train(train_config(features, tmp_path / "all", *options))
     spec = load_spec(summary.best_checkpoint)
     assert (spec.audio_dim, spec.prosody_dim) == (WHISPER_DIM + PROSODY_DIM, PROSODY_DIM)
@@ -105,7 +110,9 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
 
     # A model without prosody on the same features reads the Whisper columns only, and
     # serving then extracts none.
-    plain = train(train_config(features, tmp_path / "plain", "epochs=1", "use_augmented=false"))
+    plain = train(
+        train_config(features, tmp_path / "plain", "optim.epochs=1", "data.use_augmented=false")
+    )
     spec = json.loads((Path(plain.best_checkpoint) / "model.json").read_text())
     assert spec["audio_dim"] == WHISPER_DIM and spec["prosody_dim"] == 0
     assert spec["extract"]["prosody"] is False
@@ -133,7 +140,9 @@ def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
         mean, std = stats.mean_std(speaker)
         np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(std, frames.std(0), rtol=1e-3, atol=1e-4)
-    summary = train(train_config(features, tmp_path / "spk", "audio_norm=speaker", "epochs=1"))
+    summary = train(
+        train_config(features, tmp_path / "spk", "model.audio_norm=speaker", "optim.epochs=1")
+    )
     spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
     assert spec["audio_norm"] == "speaker"
     pooled = stats.pooled(summary.train_speakers)  # kept for every path without a speaker's
@@ -161,7 +170,7 @@ def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
 def test_the_ablation_trains_and_scores_each_variant(features, train_config, tmp_path):
     from raymer.training.ablation import ablation
 
-    cfg = train_config(features, tmp_path, "epochs=1", "report_by=[clip_type]")
+    cfg = train_config(features, tmp_path, "optim.epochs=1", "data.report_by=[clip_type]")
     report = ablation(cfg, runs=1, variants=["baseline", "prosody+speaker_norm"])
     assert list(report["results"]) == ["baseline", "prosody+speaker_norm"]
     base, both = report["results"]["baseline"][0], report["results"]["prosody+speaker_norm"][0]

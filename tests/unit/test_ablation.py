@@ -51,16 +51,20 @@ def test_variants_are_options_and_their_combinations():
     from raymer.training.ablation import settings_of
 
     assert settings_of("baseline") == {
-        "use_augmented": False,
-        "audio_norm": "none",
-        "prosody": False,
+        "data.use_augmented": False,
+        "model.audio_norm": "none",
+        "model.prosody": False,
     }
     assert settings_of("prosody+speaker_norm") == {
-        "use_augmented": False,
-        "audio_norm": "speaker",
-        "prosody": True,
+        "data.use_augmented": False,
+        "model.audio_norm": "speaker",
+        "model.prosody": True,
     }
-    assert settings_of("all") == {"use_augmented": True, "audio_norm": "speaker", "prosody": True}
+    assert settings_of("all") == {
+        "data.use_augmented": True,
+        "model.audio_norm": "speaker",
+        "model.prosody": True,
+    }
 
 
 def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
@@ -75,7 +79,9 @@ def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
         ),
         tmp_path / "features" / "p.parquet",
     )
-    cfg = TrainConfig(features=str(tmp_path), output=str(tmp_path / "out"), test_speakers=["s"])
+    cfg = TrainConfig(
+        features=str(tmp_path), output=str(tmp_path / "out"), data={"test_speakers": ["s"]}
+    )
     with pytest.raises(UsageError, match="augment.copies"):
         ablation(cfg, 3, ["baseline", "augment"])
     with pytest.raises(UsageError, match="prosody: true"):
@@ -85,4 +91,4 @@ def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
     with pytest.raises(UsageError, match="one norm at a time"):
         ablation(cfg, 3, ["speaker_norm+recording_norm"])
     with pytest.raises(UsageError, match="test_speakers"):
-        ablation(cfg.model_copy(update={"test_speakers": []}), 3, ["baseline"])
+        ablation(cfg.updated(**{"data.test_speakers": []}), 3, ["baseline"])

@@ -95,7 +95,7 @@ def test_finetune_schedule_and_mode_are_validated():
     with pytest.raises(ConfigError, match="mode: Input should be 'features' or 'finetune'"):
         load_config(TrainConfig, None, ["mode=end2end"])
     with pytest.raises(ConfigError, match="audio_input=temporal works on cached frames only"):
-        load_config(TrainConfig, None, ["mode=finetune", "audio_input=temporal"])
+        load_config(TrainConfig, None, ["mode=finetune", "model.audio_input=temporal"])
 
 
 def test_serve_replicas_are_validated():
@@ -105,9 +105,9 @@ def test_serve_replicas_are_validated():
 
 def test_a_mapping_override_replaces_and_a_dotted_one_merges():
     sample = "configs/train/sample.yaml"
-    assert load_config(TrainConfig, sample, []).holdout  # the file holds out templates
-    assert load_config(TrainConfig, sample, ["holdout={}"]).holdout == {}
-    assert load_config(TrainConfig, sample, ["holdout={speaker: [joe]}"]).holdout == {
+    assert load_config(TrainConfig, sample, []).data.holdout  # the file holds out templates
+    assert load_config(TrainConfig, sample, ["data.holdout={}"]).data.holdout == {}
+    assert load_config(TrainConfig, sample, ["data.holdout={speaker: [joe]}"]).data.holdout == {
         "speaker": ["joe"]
     }
     cfg = load_config(TrainConfig, "configs/train/finetune.yaml", ["finetune.top_layers=3"])
@@ -116,9 +116,9 @@ def test_a_mapping_override_replaces_and_a_dotted_one_merges():
 
 def test_multi_label_and_init_text_are_checked():
     with pytest.raises(ConfigError, match="multi_label needs loss=bce"):
-        load_config(TrainConfig, None, ["multi_label=true", "loss=ce"])
+        load_config(TrainConfig, None, ["model.multi_label=true", "model.loss=ce"])
     with pytest.raises(ConfigError, match="modality=audio has none"):
-        load_config(TrainConfig, None, ["init_text=runs/x", "modality=audio"])
+        load_config(TrainConfig, None, ["model.init_text=runs/x", "model.modality=audio"])
     with pytest.raises(ConfigError, match="inputs"):
         load_config(ExtractConfig, None, ["inputs=video"])
 

@@ -73,17 +73,23 @@ def test_targets_are_checked_and_older_specs_answer_labels_only():
         with pytest.raises(ValidationError):
             _spec(targets=bad)
         with pytest.raises(ValidationError):
-            TrainConfig(targets=bad)
+            TrainConfig(model={"targets": bad})
     # a model of dimensions alone has no labels; a model with the label target has some
     alone = _spec(targets=["arousal"], labels=[])
     assert not alone.has_labels and alone.dimensions == ["arousal"]
     for targets, labels in ((["arousal"], LABELS), (["label", "arousal"], [])):
         with pytest.raises(ValidationError, match="exactly when"):
             _spec(targets=targets, labels=labels)
-    assert TrainConfig(targets=["label", "valence"]).targets == ["label", "valence"]
-    assert TrainConfig(targets=["valence", "arousal"]).targets == ["valence", "arousal"]
+    assert TrainConfig(model={"targets": ["label", "valence"]}).model.targets == [
+        "label",
+        "valence",
+    ]
+    assert TrainConfig(model={"targets": ["valence", "arousal"]}).model.dimensions == [
+        "valence",
+        "arousal",
+    ]
     with pytest.raises(ValidationError, match="multi_label"):
-        TrainConfig(targets=["arousal"], multi_label=True)
+        TrainConfig(model={"targets": ["arousal"], "multi_label": True})
 
 
 def test_the_head_answers_dimensions_in_range_and_learns_them_with_ccc():

@@ -29,7 +29,7 @@ def test_readme_commands_exist():
         ["serve", "--checkpoint", "c", "--port", "8001", "--once", "--predict", "a.wav"],
         ["predict", "a.wav", "--url", "http://127.0.0.1:8000", "--json"],
         ["submit", "extract", "--address", "http://h:8265", "--input", "i", "--output", "o"],
-        ["submit", "train", "--features", "f", "--output", "o", "epochs=2"],
+        ["submit", "train", "--features", "f", "--output", "o", "optim.epochs=2"],
         ["submit", "serve", "--checkpoint", "s3://b/c", "--host", "0.0.0.0", "--no-wait"],
         ["jobs", "logs", "raysubmit_1", "--follow", "--address", "http://h:8265"],
         ["jobs", "list", "--json"],

@@ -152,7 +152,7 @@ def test_the_norm_is_recorded_in_the_spec_and_built_from_it():
     assert ModelSpec(**json.loads(spec.model_dump_json())).audio_norm == "recording"
     assert build_fusion_model(spec).audio_norm == "recording"
     with pytest.raises(ValueError, match="temporal embedding"):
-        TrainConfig(audio_norm="recording", audio_input="temporal")
+        TrainConfig(model={"audio_norm": "recording", "audio_input": "temporal"})
 
 
 def test_prosody_columns_are_standardised_with_the_spec_statistics():
@@ -190,6 +190,10 @@ def test_prosody_columns_are_standardised_with_the_spec_statistics():
 def test_prosody_is_refused_where_the_model_reads_no_frames():
     from raymer.config import TrainConfig
 
-    for bad in ({"modality": "text"}, {"mode": "finetune"}, {"audio_input": "temporal"}):
+    for bad in (
+        {"model": {"prosody": True, "modality": "text"}},
+        {"model": {"prosody": True}, "mode": "finetune"},
+        {"model": {"prosody": True, "audio_input": "temporal"}},
+    ):
         with pytest.raises(ValueError, match="prosody"):
-            TrainConfig(prosody=True, **bad)
+            TrainConfig(**bad)
