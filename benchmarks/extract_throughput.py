@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from raymer.audio import decode_audio
+from raymer.audio.decode import decode_audio
 from raymer.config import ExtractConfig, load_config
 from raymer.models.registry import resolve_model
 from raymer.runtime import init_ray

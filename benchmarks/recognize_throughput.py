@@ -40,7 +40,7 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> float:
 
 def plain_loop(checkpoint: str, clips: list) -> tuple[float, list[str]]:
     """The same models in this process, one clip after the other (``Recognizer``)."""
-    from raymer.inference import Inference
+    from raymer.inference.core import Inference
 
     recognizer = Inference(checkpoint, threads=2)
     recognizer.recognize([clips[0]])  # warm-up
@@ -55,10 +55,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=60)
     parser.add_argument("--skip-two-jobs", action="store_true", help="leave (b) out")
     args = parser.parse_args()
-    from raymer import checkpoint
-    from raymer.audio import decode_audio
+    from raymer.audio.decode import decode_audio
     from raymer.config import ExtractConfig, RecognizeConfig
     from raymer.corpora.synth import synthesize_corpus
+    from raymer.models import checkpoint
     from raymer.pipeline.extract import extract
     from raymer.pipeline.recognize import recognize
     from raymer.training.infer import infer

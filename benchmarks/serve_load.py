@@ -43,7 +43,7 @@ def _pct(values: list[float], q: float) -> float:
 def compute_time(checkpoint: str, files: list[Path]) -> float:
     import soundfile
 
-    from raymer.inference import Inference
+    from raymer.inference.core import Inference
 
     recognizer = Inference(checkpoint, threads=1)
     clips = [soundfile.read(f, dtype="float32")[0] for f in files[:12]]

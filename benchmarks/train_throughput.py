@@ -56,7 +56,7 @@ def plain_loop(cfg: TrainConfig, epochs: int) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from raymer.batches import Collate, forward
+    from raymer.models.batches import Collate, forward
     from raymer.models.builders import build_model
     from raymer.training.data import InSpeakers, feature_files, read_index, split_speakers
     from raymer.training.losses import loss_fn

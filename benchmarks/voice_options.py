@@ -26,8 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raymer import augment
-from raymer.audio import decode_audio
+from raymer.audio import augment, decode_audio
 from raymer.config import ExtractConfig, load_config
 from raymer.corpora.synth import synthesize_corpus
 from raymer.models.builders import build_featurizer

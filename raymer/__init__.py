@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # in-process predictions (notebooks, scripts)
-    "Recognizer": "raymer.recognizer",
+    "Recognizer": "raymer.inference.recognizer",
     # the corpus-scale commands, as functions of their typed configs
     "extract": "raymer.pipeline.extract",
     "recognize": "raymer.pipeline.recognize",
@@ -22,7 +22,7 @@ _EXPORTS = {
     "crossval": "raymer.training.crossval",
     "evaluate": "raymer.training.evaluate",
     "infer": "raymer.training.infer",
-    "export": "raymer.checkpoint",
+    "export": "raymer.models.checkpoint",
     "ExtractConfig": "raymer.config",
     "RecognizeConfig": "raymer.config",
     "TrainConfig": "raymer.config",
@@ -41,13 +41,13 @@ _EXPORTS = {
     "UsageError": "raymer.errors",
     "RunError": "raymer.errors",
     "ConfigError": "raymer.config",
-    "AudioError": "raymer.audio",
+    "AudioError": "raymer.audio.decode",
     # building blocks
     "read_rows": "raymer.pipeline.inputs",
     "synthesize_corpus": "raymer.corpora.synth",
     "resolve_model": "raymer.models.registry",
-    "decode_audio": "raymer.audio",
-    "FEATURES_SCHEMA": "raymer.schema",
+    "decode_audio": "raymer.audio.decode",
+    "FEATURES_SCHEMA": "raymer.contract.schema",
 }
 
 __all__ = ["__version__", *_EXPORTS]

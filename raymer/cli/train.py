@@ -19,7 +19,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from raymer.spec import SCORE_TITLES
+    from raymer.contract.spec import SCORE_TITLES
     from raymer.training.trainer import train
 
     summary = train(_train_config(args))
@@ -93,7 +93,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from raymer.checkpoint import export
+    from raymer.models.checkpoint import export
 
     written = export(args.checkpoint, args.output)
     print(f"export: {written[0]} (model.json, model.safetensors, README.md)")

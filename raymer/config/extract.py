@@ -103,7 +103,7 @@ Range = tuple[float, float]
 class AugmentConfig(BaseModel, extra="forbid"):
     """Augmented copies of each clip, for training data: each copy is recorded in a condition
     of its own (noise, room, telephone band, codec, level, speed), drawn per effect with its
-    probability and value range from ``seed`` and the clip id (``raymer.augment``). A copy is
+    probability and value range from ``seed`` and the clip id (``raymer.audio.augment``). A copy is
     a features row with its clip's id, speaker and label and an ``augment`` description, so
     it falls in its clip's split; only training reads copies (train's ``use_augmented``)."""
 

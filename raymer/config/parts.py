@@ -31,10 +31,10 @@ class Part(BaseModel, extra="forbid"):
 
 class DecodeConfig(Part):
     """The decode guard: what one file may cost, each limit checked before the work it
-    protects: the file's size and kind before a read (``raymer.audio.check_file``), its
+    protects: the file's size and kind before a read (``raymer.audio.decode.check_file``), its
     header's sample rate, channels and duration before a decode, and while decoding, the
     decoded length (a header may lie) and the wall clock. The record the decoder
-    (``raymer.audio.open_audio``) receives, shared by ``extract``, ``recognize``, ``serve``
+    (``raymer.audio.decode.open_audio``) receives, shared by ``extract``, ``recognize``, ``serve``
     and the library."""
 
     max_file_mb: float = Field(
@@ -176,7 +176,7 @@ class SpeechConfig(Part):
 
 
 class SegmentConfig(Part):
-    """How a long recording is cut into segments (``raymer.segment.split``): the one rule of
+    """How a long recording is cut into segments (``raymer.audio.segment.split``): the one rule of
     ``recognize``, ``serve`` and the library."""
 
     segment_over_s: float = Field(

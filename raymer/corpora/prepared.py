@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from raymer import storage
 from raymer.errors import UsageError
+from raymer.pipeline.manifest import LIST_SEPARATOR
 
 
 class CorpusLayoutError(UsageError):
@@ -119,7 +120,7 @@ def assign_folds(prepared: Prepared, name: str, folds: int = 5) -> None:
 def durations_s(prepared: Prepared) -> list[float]:
     """Each audio file's duration from its header (the one decoder opens it and reads no
     audio: cheap on s3:// too)."""
-    from raymer.audio import UNLIMITED, open_audio
+    from raymer.audio.decode import UNLIMITED, open_audio
 
     out = []
     for row in prepared.rows:
@@ -150,9 +151,6 @@ def summary(prepared: Prepared, name: str) -> str:
     for kind, count in sorted(prepared.problem_counts.items()):
         lines.append(f"  {kind}: {count}, e.g. " + "; ".join(prepared.problems[kind][:3]))
     return "\n".join(lines)
-
-
-LIST_SEPARATOR = ";"  # a list (GoEmotions' labels) in a CSV cell: "anger;joy"
 
 
 def write_manifest(prepared: Prepared, output: str) -> None:

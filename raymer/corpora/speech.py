@@ -20,8 +20,9 @@ import posixpath
 import re
 
 from raymer import storage
+from raymer.contract.schema import DIMENSIONS
 from raymer.corpora.prepared import CorpusLayoutError, Prepared, named_files, relative_to_root
-from raymer.schema import DIMENSIONS
+from raymer.pipeline.inputs import read_rows
 
 
 def rescale(value: float | None, low: float, high: float) -> float | None:
@@ -371,7 +372,6 @@ def savee(root: str) -> Prepared:
 def manifest(source: str) -> Prepared:
     """Any corpus already listed in a manifest (CSV/JSONL/Parquet with ``path`` and
     ``label``): checked like the others and brought onto a label set with ``--label-map``."""
-    from raymer.pipeline.inputs import read_rows
 
     inputs = read_rows(source)
     out = Prepared([], storage.parent(source), text_only=inputs.text_only)

@@ -23,7 +23,7 @@ voice is emotional (congruent, audio_cue); the words carry the emotion (text_cue
 Recording conditions (``conditions="varied"``, the default of ``raymer corpus synth``): each
 speaker records in a setup of its own (a room or none, a telephone line or a codec or
 neither, a level), and each clip adds its own noise and a small level change
-(``raymer.augment``), so a model cannot learn a studio all speakers share, and held-out
+(``raymer.audio.augment``), so a model cannot learn a studio all speakers share, and held-out
 speakers come with setups it never saw. ``studio``: every clip as rendered. The condition
 is the manifest's ``condition`` column. Everything is drawn from ``seed``.
 """
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE
+from raymer.audio.decode import SAMPLE_RATE
 from raymer.corpora.synth_plan import CONDITIONS, VOICE_OF, ClipSpec, Prosody, plan_corpus
 from raymer.errors import UsageError
 from raymer.extras import require
@@ -125,7 +125,7 @@ def _render_chunk(specs: list[ClipSpec], out: str) -> None:
             audio, rate = _espeak(name, spec.text, spec.prosody)
         audio = _finish(audio, rate, spec.prosody, seed=zlib.crc32(spec.id.encode()))
         if spec.condition is not None:
-            from raymer.augment import apply
+            from raymer.audio.augment import apply
 
             audio = apply(audio, spec.condition, seed=zlib.crc32(spec.id.encode()))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def _finish(audio: np.ndarray, rate: int, p: Prosody, seed: int) -> np.ndarray:
 def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     """Rendering, not decoding: band-limited resampling of the synthesised voice (torchaudio's
     sinc interpolation; the rates are the voices' own). Audio that comes in is resampled by
-    the one decoder, ``raymer.audio.open_audio``."""
+    the one decoder, ``raymer.audio.decode.open_audio``."""
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if rate == target:
         return samples

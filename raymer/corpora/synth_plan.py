@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from raymer.augment import Condition
+from raymer.audio.augment import Condition
 from raymer.corpora.synth_text import HELDOUT_SENTENCES, LABELS, sentence
 
 VOICES = [
@@ -158,7 +158,7 @@ def dimensions_of(label: str, seed: int, clip_id: str) -> tuple[float, float, fl
     dimensions its emotion's ``CIRCUMPLEX`` point times it plus rater noise (sd 0.05),
     clipped to -1..1. From a generator of the clip's own, so the rest of the plan does not
     depend on it."""
-    from raymer.augment import seed_of
+    from raymer.audio.augment import seed_of
 
     rng = random.Random(seed_of("intensity", seed, clip_id))
     k = rng.uniform(*INTENSITY)
@@ -189,7 +189,7 @@ def recording_condition(seed: int, speaker: str, clip_id: str) -> Condition:
     """A clip's recording condition: its speaker's setup (a room with probability 0.6, a
     telephone line 0.25, else a codec 0.25; a level of -8..+4 dB), then the clip's own
     noise (probability 0.6, 12-35 dB SNR) and level change (+-2 dB)."""
-    from raymer.augment import seed_of
+    from raymer.audio.augment import seed_of
 
     setup = random.Random(seed_of("setup", seed, speaker))
     rt60 = round(setup.uniform(0.2, 0.7), 3) if setup.random() < 0.6 else None

@@ -1,4 +1,4 @@
-"""Builders: a checkpoint's spec (``raymer.checkpoint.ModelSpec``) -> its model, and the
+"""Builders: a checkpoint's spec (``raymer.models.checkpoint.ModelSpec``) -> its model, and the
 extraction settings (``raymer.config.ExtractSettings``) -> the encoders that make its inputs.
 
 The modules take numbers and modules, never configs; these functions are where a config
@@ -14,7 +14,7 @@ from .temporal import TemporalEmbedding
 
 if TYPE_CHECKING:  # types only: checkpoint.load_model imports this module
     from raymer.config import ExtractSettings
-    from raymer.spec import ModelSpec
+    from raymer.contract.spec import ModelSpec
 
     from .text_encoder import TextEncoder
     from .whisper import WhisperFeaturizer

@@ -27,7 +27,7 @@ def masked_pool(frames: Tensor, mask: Tensor, factor: int) -> tuple[Tensor, Tens
     """Average groups of ``factor`` frames over the valid ones: (B, T, D) -> (B, ceil(T/f), D).
 
     A group with no valid frame is zero and masked out; on valid frames this is
-    ``raymer.audio.pool_frames``, the pooling of the cached features.
+    ``raymer.audio.decode.pool_frames``, the pooling of the cached features.
     """
     if factor <= 1:
         return frames, mask

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .errors import ModelError
 
 if TYPE_CHECKING:  # types only: models/ does not import the checkpoint module
-    from raymer.spec import ModelSpec
+    from raymer.contract.spec import ModelSpec
 
 HEAD_PARTS = ("text_proj.", "text_encoder.", "out_text.")
 SHAPE_KEYS = ("text_dim", "hidden_dim", "num_layers", "num_heads")

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, pool_frames, split_windows
+from ..audio.decode import SAMPLE_RATE, pool_frames, split_windows
 from ..config.parts import SpeechConfig
 
 ENCODER_RATE_HZ = 50  # Whisper's encoder emits one frame per 20 ms
@@ -161,8 +161,8 @@ class WhisperFeaturizer:
             self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
             for i in range(len(clips))
         ]
-        if self.prosody:  # eGeMAPS descriptors appended to the frames (raymer.prosody)
-            from raymer.prosody import prosody_frames
+        if self.prosody:  # eGeMAPS descriptors appended to the frames (raymer.audio.prosody)
+            from raymer.audio.prosody import prosody_frames
 
             for clip, sp in zip(clips, out, strict=True):
                 extra = prosody_frames(clip, self.frame_rate_hz, len(sp.frames))

@@ -1,7 +1,7 @@
 """``raymer extract``: a speech corpus -> transcripts and embeddings in Parquet, on Ray Data.
 
 Layout of the output root:
-    features/   Parquet dataset, one row per good clip (``raymer.schema.FEATURES_SCHEMA``)
+    features/   Parquet dataset, one row per good clip (``raymer.contract.schema.FEATURES_SCHEMA``)
     errors/     errors.parquet, one row per failed clip: id, path, stage, error
     config.yaml the resolved config of the last run (a run with other extraction settings
                 is refused, or with ``redo`` replaces the features)
@@ -84,7 +84,7 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     execution that writes the features; then one aggregation over this run's files sums its
     counts, hours and WER. The driver never holds the corpus."""
     require_paths(cfg, "extract")
-    from raymer.corpora.manifest import check_input
+    from raymer.pipeline.manifest import check_input
 
     check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
     claim(cfg.output, "extract", OUTPUT_NAMES, cfg.input)  # a user's folder is never written

@@ -17,7 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from raymer import storage
-from raymer.corpora.manifest import (
+from raymer.contract.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
+from raymer.pipeline.listing import LISTING_SCHEMA, ListedRows, walk, write_listing
+from raymer.pipeline.manifest import (
+    LIST_SEPARATOR,
     MANIFEST_SUFFIXES,
     ManifestError,
     check_input,
@@ -25,10 +28,7 @@ from raymer.corpora.manifest import (
     read_table,
     row_id,
 )
-from raymer.corpora.prepared import LIST_SEPARATOR
-from raymer.pipeline.listing import LISTING_SCHEMA, ListedRows, walk, write_listing
 from raymer.runtime import READ_ARGS
-from raymer.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.corpora.manifest import id_from_path
+from raymer.pipeline.manifest import id_from_path
 
 LISTING_ROWS = 50_000  # paths per listing part: bounds the driver's memory while listing
 LISTING_SCHEMA = pa.schema([("path", pa.string())])

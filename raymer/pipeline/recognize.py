@@ -33,13 +33,14 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 
-from raymer import checkpoint, storage
+from raymer import storage
 from raymer.config import dump_config, require_paths
 from raymer.config.parts import flat
 from raymer.config.recognize import RecognizeConfig
-from raymer.corpora.manifest import check_input
 from raymer.errors import UsageError
 from raymer.extras import can_plot
+from raymer.models import checkpoint
+from raymer.pipeline.manifest import check_input
 from raymer.pipeline.outputs import (
     RECOGNIZE_FOLDERS,
     Lease,

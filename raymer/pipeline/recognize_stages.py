@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.checkpoint import ModelSpec
 from raymer.config.recognize import RecognizeConfig
 from raymer.itemwise import ItemError, run_batch
+from raymer.models.checkpoint import ModelSpec
 from raymer.pipeline import faults
 from raymer.pipeline.outputs import RecognizeOutput
 from raymer.pipeline.rows import Batch, floats, row_columns, to_rows
@@ -71,7 +71,7 @@ class SpeechStage:
     one path's ``inference.Listener``."""
 
     def __init__(self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, drill=None) -> None:
-        from raymer.inference import Listener
+        from raymer.inference.core import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg, self.keep_audio = cfg, spec.needs_audio
@@ -140,7 +140,7 @@ class EmotionStage:
         run_id: str,
         ledger=None,
     ) -> None:
-        from raymer.inference import Heads
+        from raymer.inference.core import Heads
         from raymer.models.builders import build_text_encoder
 
         device = cfg.resources.device_of(cfg.resources.model)
@@ -187,8 +187,8 @@ class EmotionStage:
         return list(self.heads.score(frames, tokens, clips, texts))
 
     def _record(self, row: dict) -> dict:
+        from raymer.inference.prediction import piece
         from raymer.models.whisper import SpeechFeatures
-        from raymer.prediction import piece
 
         heard = SpeechFeatures(
             transcript=row["transcript"],
@@ -214,7 +214,7 @@ class EmotionStage:
         """The model's inputs of each segment with speech (the extraction schema's columns)."""
         if not rows:
             return
-        from raymer.schema import features_table
+        from raymer.contract.schema import features_table
 
         for row in rows:
             frames = floats(row["frames"]).reshape(-1, row["audio_dim"])
@@ -247,7 +247,7 @@ def recording_row(
     speech time, each label's share, each emotion dimension's mean weighted by speech
     time), with its id, length and segments; and with ``plots_uri`` its timeline plot (more
     than one segment)."""
-    from raymer.prediction import SegmentPrediction, recording
+    from raymer.inference.prediction import SegmentPrediction, recording
 
     rows = sorted(rows, key=lambda r: r["segment"])
     ends = [r["end_s"] for r in rows] + [r["duration_s"] or 0.0 for r in rows]

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.contract.schema import ERRORS_SCHEMA
 from raymer.errors import AudioError
-from raymer.schema import ERRORS_SCHEMA
 
 Batch = dict[str, np.ndarray]
 

@@ -1,6 +1,6 @@
 """The decode-and-segment tasks of ``raymer recognize``: each input row (a recording) ->
 its speech segments, decoded a chunk at a time within the decode guard, cut at pauses
-(``raymer.segment``); a file that fails is one error row, written where it fails."""
+(``raymer.audio.segment``); a file that fails is one error row, written where it fails."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from raymer.audio import check_file, open_audio
+from raymer.audio.decode import check_file, open_audio
+from raymer.audio.segment import split
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
 from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_rows, write_errors
-from raymer.segment import split
 
 
 def segment_batch(

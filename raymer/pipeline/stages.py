@@ -3,7 +3,7 @@ The rows and errors they share with ``recognize``'s stages are ``rows.py``.
 
 Each stage takes and returns column batches. A clip that fails carries an ``error`` string
 from then on and is skipped by later stages; the last stage writes failed clips to
-``errors/`` and returns only good rows, typed by ``raymer.schema``.
+``errors/`` and returns only good rows, typed by ``raymer.contract.schema``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import logging
 import numpy as np
 import pyarrow as pa
 
-from raymer.audio import SAMPLE_RATE, check_file, decode_audio
+from raymer.audio.decode import SAMPLE_RATE, check_file, decode_audio
 from raymer.config import AugmentConfig, ExtractConfig
 from raymer.config.parts import DecodeConfig
+from raymer.contract.schema import features_table
 from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline.faults import count_done, process
 from raymer.pipeline.rows import (
@@ -28,7 +29,6 @@ from raymer.pipeline.rows import (
     to_rows,
     write_errors,
 )
-from raymer.schema import features_table
 from raymer.wer import wer
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def decode_batch(
     file's kind and size before the read, its header before the decode); failures become
     ``error`` strings, and a clip whose worker died ``max_attempts`` times is one too. With
     ``augment.copies``, each decoded clip is followed by its augmented copies (rows with its
-    id and columns and an ``augment`` description; ``raymer.augment``)."""
+    id and columns and an ``augment`` description; ``raymer.audio.augment``)."""
     rows = to_rows(batch)
     for row in rows:
         row["audio"], row["duration_s"], row["error"], row["stage"] = b"", 0.0, None, None
@@ -64,7 +64,7 @@ def decode_batch(
 
 def _copies(row: dict, cfg: AugmentConfig) -> list[dict]:
     """A decoded clip's augmented copies; a copy that fails is left out (its clip is kept)."""
-    from raymer import augment
+    from raymer.audio import augment
 
     audio = np.frombuffer(row["audio"], dtype=np.float32)
     try:

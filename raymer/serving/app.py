@@ -12,7 +12,7 @@ pipeline's decoder (so bad input is answered here, before it reaches a model), t
   (the text encoder) and ``Head`` (fusion and text-only heads), each batched and autoscaled,
   composed by the ingress through their handles (``deployments.py``).
 
-Both run ``raymer.inference.compose``, so they answer the same. ``benchmarks/serve_load.py``
+Both run ``raymer.inference.core.compose``, so they answer the same. ``benchmarks/serve_load.py``
 measures both; on CPU replicas ``single`` serves better (README, "Serve").
 """
 
@@ -369,7 +369,7 @@ def build_app(args: dict) -> serve.Application:
     if cfg.layout == "single":
         stages = {"model": autoscaled(Model, cfg, cfg.resources.asr).bind(plain)}
     else:
-        from raymer import checkpoint
+        from raymer.models import checkpoint
 
         main = checkpoint.models_of(cfg.checkpoint)[0]
         extract = checkpoint.load_spec(main).extract.model_dump()

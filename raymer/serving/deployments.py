@@ -53,7 +53,7 @@ class Model:
     """``layout: single``: the recognizer of one checkpoint (all three stages), batched."""
 
     def __init__(self, cfg: dict) -> None:
-        from raymer.inference import Inference
+        from raymer.inference.core import Inference
 
         self.cfg = ServeConfig(**cfg)
         self.recognizer = Inference(
@@ -78,7 +78,7 @@ class Model:
         """One clip, its pieces ``batch_max_size`` at a time, streamed (a handle with
         ``stream=True``): progress events, then the answer (``inference.events``), or an
         ``{"error"}`` event."""
-        from raymer.inference import events
+        from raymer.inference.core import events
 
         try:
             async for event in events(
@@ -101,7 +101,7 @@ class Speech:
     """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
 
     def __init__(self, cfg: dict, extract: dict) -> None:
-        from raymer.inference import Listener
+        from raymer.inference.core import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg = ServeConfig(**cfg)
@@ -146,7 +146,7 @@ class Head:
     """``layout: split``: the trained heads (fusion and text-only), batched."""
 
     def __init__(self, cfg: dict) -> None:
-        from raymer.inference import Heads
+        from raymer.inference.core import Heads
 
         self.cfg = ServeConfig(**cfg)
         threads = self.cfg.resources.model.threads
@@ -220,7 +220,7 @@ class SplitStages:
         return speech, encode, score
 
     def _judging(self, info: dict):
-        from raymer.inference import Judging
+        from raymer.inference.core import Judging
 
         return Judging(
             labels=info["labels"],
@@ -232,7 +232,7 @@ class SplitStages:
         )
 
     async def recognize(self, clip: np.ndarray, info: dict) -> dict:
-        from raymer.inference import compose
+        from raymer.inference.core import compose
 
         try:
             results = await compose([clip], *self._stages(), self._judging(info))
@@ -243,7 +243,7 @@ class SplitStages:
     async def recognize_steps(self, clip: np.ndarray, models):
         """``Model.recognize_steps`` over the three stages; ``models``: the ingress's
         coroutine function answering the model's facts (asked once the stream starts)."""
-        from raymer.inference import compose_steps, events
+        from raymer.inference.core import compose_steps, events
 
         info = await models()
         judging = self._judging(info)
@@ -257,7 +257,7 @@ class SplitStages:
     async def recognize_text(
         self, text: str, labels: list[str], multi_label: bool, dimensions: list[str]
     ) -> dict:
-        from raymer.inference import text_results
+        from raymer.inference.core import text_results
 
         tokens = await self.text.run.remote(text)
         if isinstance(tokens, ItemError):

@@ -260,7 +260,7 @@ async def read_form(request: Request, body: bytes) -> bytes | Response:
 def decode_upload(data: bytes, limits) -> np.ndarray | Response:
     """Upload bytes -> 16 kHz mono samples with the pipeline's decoder and its guard (the
     header is checked before any decoding), or a 4xx answer. Runs in a worker thread."""
-    from raymer.audio import AudioError, AudioTooLarge, decode_audio
+    from raymer.audio.decode import AudioError, AudioTooLarge, decode_audio
 
     try:
         audio = decode_audio(data, limits)

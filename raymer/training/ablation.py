@@ -21,8 +21,8 @@ import statistics
 
 from raymer import storage
 from raymer.config import TrainConfig
+from raymer.contract.schema import AUGMENT
 from raymer.errors import UsageError
-from raymer.schema import AUGMENT
 from raymer.training.data import feature_columns
 from raymer.training.evaluate import evaluate
 from raymer.training.model_spec import extraction_settings

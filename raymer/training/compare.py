@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 from raymer import storage
-from raymer.checkpoint import COMPARISON_FILE, write_card
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
+from raymer.models.checkpoint import COMPARISON_FILE, write_card
 from raymer.training.evaluate import evaluate
 from raymer.training.report import card_facts
 from raymer.training.results import ComparedModel, Comparison, Evaluation

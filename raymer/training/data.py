@@ -1,5 +1,5 @@
 """Training data from the extraction Parquet: the labelled clips, speaker-independent splits
-and the row filter of each split. (The batches themselves: ``raymer.batches``.)"""
+and the row filter of each split. (The batches themselves: ``raymer.models.batches``.)"""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from raymer import storage
-from raymer.batches import has_target, is_rated
-from raymer.checkpoint import target_column
+from raymer.audio.normalize import FrameStats
+from raymer.contract.schema import AUGMENT
 from raymer.errors import UsageError
-from raymer.normalize import FrameStats
-from raymer.schema import AUGMENT
+from raymer.models.batches import has_target, is_rated
+from raymer.models.checkpoint import target_column
 
 if TYPE_CHECKING:
     from raymer.config import TrainConfig
@@ -205,7 +205,7 @@ def frame_stats(uri: str, dim: int) -> FrameStats:
     speaker``), added up by Ray Data over the whole corpus: one row per speaker comes back."""
     import ray.data
 
-    from raymer.normalize import GROUP, add, combine, partial_sums
+    from raymer.audio.normalize import GROUP, add, combine, partial_sums
     from raymer.runtime import READ_ARGS, init_ray
 
     columns = feature_columns(uri)

@@ -16,12 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raymer import checkpoint, storage
-from raymer.batches import Collate, columns, has_target, is_rated, scores_of
-from raymer.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column, top_index
+from raymer import storage
+from raymer.contract.schema import AUGMENT
 from raymer.errors import RunError, UsageError
 from raymer.extras import can_plot
-from raymer.schema import AUGMENT
+from raymer.models import checkpoint
+from raymer.models.batches import Collate, columns, has_target, is_rated, scores_of
+from raymer.models.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column, top_index
 from raymer.training.data import feature_files
 from raymer.training.metrics import (
     classification_metrics,

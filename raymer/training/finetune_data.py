@@ -2,7 +2,7 @@
 
 The features Parquet says which clips exist, their labels, speakers, audio ``path`` and text
 (the transcript, or the reference text when extraction embedded that). The audio is read and
-decoded with the extraction pipeline's own decoder; ``raymer.batches.Collate`` then computes
+decoded with the extraction pipeline's own decoder; ``raymer.models.batches.Collate`` then computes
 Whisper's log-mel features in a window fitted to the batch and tokenizes the text.
 """
 
@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from raymer.batches import MAX_SAMPLES
+from raymer.models.batches import MAX_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ FINETUNE_COLUMNS = [
 def decode_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Ray Data batch -> the same rows with ``audio`` (float32 bytes, at most 30 s); a clip
     that no longer decodes is dropped with a warning (it decoded at extraction time)."""
-    from raymer.audio import UNLIMITED
+    from raymer.audio.decode import UNLIMITED
     from raymer.pipeline.stages import decode_batch
 
     out = decode_batch(batch, UNLIMITED)  # it passed the guard at extraction time

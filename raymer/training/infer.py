@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from raymer import checkpoint, storage
-from raymer.batches import Collate, LoadedModel, has_target
-from raymer.checkpoint import ModelSpec, target_column
+from raymer import storage
 from raymer.errors import UsageError
+from raymer.models import checkpoint
+from raymer.models.batches import Collate, LoadedModel, has_target
+from raymer.models.checkpoint import ModelSpec, target_column
 from raymer.runtime import READ_ARGS
 from raymer.training.evaluate import (
     FEATURE_COLUMNS,

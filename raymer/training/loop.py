@@ -20,13 +20,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from raymer import checkpoint, storage
-from raymer.batches import Collate, forward
-from raymer.card import CardFacts
-from raymer.checkpoint import ON_SCORE, ModelSpec, score_name, top_index
+from raymer import storage
+from raymer.audio.normalize import FrameStats
 from raymer.config import TrainConfig, dump_config
+from raymer.contract.card import CardFacts
+from raymer.models import checkpoint
+from raymer.models.batches import Collate, forward
 from raymer.models.builders import build_model
-from raymer.normalize import FrameStats
+from raymer.models.checkpoint import ON_SCORE, ModelSpec, score_name, top_index
 from raymer.training.batching import buckets, drop_modality
 from raymer.training.losses import ccc_loss, loss_fn
 from raymer.training.metrics import (

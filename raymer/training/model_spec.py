@@ -9,11 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from raymer import checkpoint, storage
-from raymer.checkpoint import ModelSpec
+from raymer import storage
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig
 from raymer.config.train import ModelConfig
 from raymer.errors import UsageError
+from raymer.models import checkpoint
+from raymer.models.checkpoint import ModelSpec
 from raymer.training.data import Index, feature_files, features_path, keep_of, read_frames
 
 # What the model part says of the model that its spec records: the fields both records have.
@@ -51,7 +52,7 @@ def _prosody_spec(cfg: TrainConfig, index: Index, train_speakers: set[str]) -> d
     at most 2,000 clips, as the temporal embedding reads), for the model to standardise them."""
     import numpy as np
 
-    from raymer.prosody import PROSODY_DIM
+    from raymer.audio.prosody import PROSODY_DIM
 
     if not extraction_settings(cfg.features).prosody:
         raise UsageError(

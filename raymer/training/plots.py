@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from raymer.spec import SCORE_TITLES
+from raymer.contract.spec import SCORE_TITLES
 
 
 def _figure():

@@ -9,9 +9,9 @@ import sys
 from dataclasses import dataclass
 
 from raymer import storage
-from raymer.card import CardFacts
 from raymer.config import TrainConfig
-from raymer.spec import SCORE_TITLES, score_name
+from raymer.contract.card import CardFacts
+from raymer.contract.spec import SCORE_TITLES, score_name
 from raymer.training.loop import history_uri
 
 

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from raymer.config import ExtractConfig, load_config
+from raymer.contract.schema import FEATURES_SCHEMA
 from raymer.pipeline.extract import extract
-from raymer.schema import FEATURES_SCHEMA
 from raymer.wer import word_errors
 
 OVERRIDES = [

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from raymer.checkpoint import ModelSpec
 from raymer.models.builders import build_model
+from raymer.models.checkpoint import ModelSpec
 from raymer.models.transfer import load_text_branch
 
 FINETUNE = {
@@ -63,7 +63,7 @@ def test_progressive_unfreezing_stages(recognizer):
 def test_collate_and_forward(recognizer, piper_corpus):
     import soundfile
 
-    from raymer.batches import Collate
+    from raymer.models.batches import Collate
 
     model, spec = recognizer
     clips = [

@@ -254,8 +254,8 @@ def test_a_long_recording_judged_a_few_segments_at_a_time_answers_the_same(
     (``inference.compose_steps``): the same answer as all at once."""
     import asyncio
 
-    from raymer.audio import decode_audio
-    from raymer.inference import Progress
+    from raymer.audio.decode import decode_audio
+    from raymer.inference.core import Progress
 
     audio = decode_audio(str(inputs["paths"]["call"]))
 

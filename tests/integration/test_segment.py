@@ -1,4 +1,4 @@
-"""raymer.segment with the Silero VAD: recordings cut at pauses, decoded a chunk at a time."""
+"""raymer.audio.segment with the Silero VAD: recordings cut at pauses, decoded a chunk at a time."""
 
 import csv
 import io
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from raymer.audio import UNLIMITED, open_audio
+from raymer.audio.decode import UNLIMITED, open_audio
+from raymer.audio.segment import split
 from raymer.config import SegmentConfig, SpeechConfig
-from raymer.segment import split
 
 RATE = 16_000
 

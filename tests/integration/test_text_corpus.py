@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from raymer.checkpoint import read_state
 from raymer.config import ExtractConfig, TrainConfig, load_config
 from raymer.corpora.goemotions import GOEMOTIONS_LABELS
 from raymer.corpora.synth_text import sentence
+from raymer.models.checkpoint import read_state
 from raymer.pipeline.extract import extract
 from raymer.pipeline.outputs import SettingsMismatch
 from raymer.training.evaluate import evaluate
@@ -163,7 +163,7 @@ def test_multi_label_text_model_then_fusion_from_its_text_branch(
     assert "micro-F1" in (tmp_path / "eval" / "report.md").read_text()
 
     # Served, a text model answers texts itself and names every label over 0.5.
-    from raymer.inference import Inference
+    from raymer.inference.core import Inference
 
     recognizer = Inference(str(tmp_path / "text"))
     info = recognizer.info()

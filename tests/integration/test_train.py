@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from raymer.checkpoint import ModelSpec
 from raymer.config import TrainConfig, load_config
 from raymer.models.builders import build_fusion_model
+from raymer.models.checkpoint import ModelSpec
 from raymer.training.trainer import train
 
 
@@ -375,7 +375,7 @@ def _toy_features(root: Path, clips_per_speaker: int = 24) -> Path:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from raymer.schema import features_table
+    from raymer.contract.schema import features_table
 
     rng = np.random.default_rng(3)
     labels = ["angry", "happy", "neutral", "sad"]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.prosody import PROSODY_DIM
+from raymer.audio.prosody import PROSODY_DIM
 
 WHISPER_DIM = 384  # whisper-tiny.en
 
@@ -80,7 +80,7 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     features, corpus, train_config, tmp_path
 ):
     import raymer
-    from raymer.checkpoint import load_spec
+    from raymer.models.checkpoint import load_spec
     from raymer.training.evaluate import evaluate
     from raymer.training.trainer import train
 

@@ -4,12 +4,15 @@
   under ``if TYPE_CHECKING:`` count: a cycle of types is a layout that does not say what
   depends on what);
 - nothing under ``raymer/serving/`` imports ``raymer.training`` (a Serve replica loads
-  models through ``raymer.checkpoint`` and ``raymer.batches``, never the training loop);
+  models through ``raymer.models.checkpoint`` and ``raymer.models.batches``, never the training loop);
 - no module over 400 lines, no function over 60 lines;
-- one decoder: only ``raymer/audio.py`` imports a decoder or a resampler (PyAV, soundfile,
+- one decoder: only ``raymer/audio/decode.py`` imports a decoder or a resampler (PyAV, soundfile,
   torchaudio); the sample corpus's renderer writes and resamples the voices it makes;
-- one inference core: a trained head meets live inputs in ``raymer/inference.py`` only, and
-  ``raymer recognize``'s actors, Serve's deployments and the library hold its objects.
+- one inference core: a trained head meets live inputs in ``raymer/inference/core.py`` only, and
+  ``raymer recognize``'s actors, Serve's deployments and the library hold its objects;
+- packages by layer (``LAYERS``): none imports a layer above its own;
+- one home per rule: only the speech settings read the no-speech thresholds, a setting has
+  one record, and only ``raymer.drills`` ends a process on purpose.
 """
 
 from __future__ import annotations
@@ -93,7 +96,9 @@ def test_the_checker_sees_imports_inside_functions_and_finds_cycles():
     assert "raymer.training.evaluate" in _imports(
         "raymer.cli.train", MODULES["raymer.cli.train"]
     )  # imported inside cmd_evaluate
-    assert "raymer.spec" in _imports("raymer.card", MODULES["raymer.card"])  # type-only
+    assert "raymer.contract.spec" in _imports(
+        "raymer.contract.card", MODULES["raymer.contract.card"]
+    )  # type-only
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -148,11 +153,11 @@ def test_one_decoder():
         for name, path in MODULES.items()
         if _third_party(path) & DECODERS
     }
-    assert users.pop("raymer.audio") == ["av"]
+    assert users.pop("raymer.audio.decode") == ["av"]
     assert set(users.pop(RENDERER, [])) <= {"soundfile", "torchaudio"}
     # augmentation encodes with PyAV (a codec round trip) and decodes with the one decoder
-    assert users.pop("raymer.augment", []) == ["av"]
-    assert "raymer.audio.decode_audio" in _calls(MODULES["raymer.augment"])
+    assert users.pop("raymer.audio.augment", []) == ["av"]
+    assert "raymer.audio.decode.decode_audio" in _calls(MODULES["raymer.audio.augment"])
     assert users == {}
 
 
@@ -171,21 +176,21 @@ def _calls(path: Path) -> set[str]:
 
 def test_one_inference_core():
     live = sorted(name for name, path in MODULES.items() if "live" in _calls(path))
-    assert live == ["raymer.inference"]  # collate.live: a head on live inputs
+    assert live == ["raymer.inference.core"]  # collate.live: a head on live inputs
     uses = {
         "raymer.pipeline.recognize_stages": {
-            "raymer.inference.Listener",
-            "raymer.inference.Heads",
-            "raymer.prediction.piece",
-            "raymer.prediction.recording",  # a recording's row: the library's answer
+            "raymer.inference.core.Listener",
+            "raymer.inference.core.Heads",
+            "raymer.inference.prediction.piece",
+            "raymer.inference.prediction.recording",  # a recording's row: the library's answer
         },
         "raymer.serving.deployments": {
-            "raymer.inference.Inference",
-            "raymer.inference.Listener",
-            "raymer.inference.Heads",
-            "raymer.inference.compose",
+            "raymer.inference.core.Inference",
+            "raymer.inference.core.Listener",
+            "raymer.inference.core.Heads",
+            "raymer.inference.core.compose",
         },
-        "raymer.recognizer": {"raymer.inference.Inference"},
+        "raymer.inference.recognizer": {"raymer.inference.core.Inference"},
     }
     for name, needed in uses.items():
         assert needed <= _calls(MODULES[name]), (name, needed - _calls(MODULES[name]))
@@ -315,3 +320,42 @@ def test_fault_drills_live_behind_one_seam():
     assert set(exits) == {DRILLS}
     importers = {n for n, p in MODULES.items() if DRILLS in _runtime_imports(p)}
     assert importers == DRIVERS
+
+
+# The packages by layer, lowest first (README, Layout): a module imports only its own layer
+# and the ones below; the packages of one tier (corpora, training, serving) not each other.
+LAYERS = [
+    {"plumbing"},
+    {"config"},
+    {"contract"},
+    {"audio"},
+    {"models"},
+    {"inference"},
+    {"pipeline"},
+    {"corpora", "training", "serving"},
+    {"cli"},
+]
+FRONT_DOORS = {"raymer.submission"}  # raymer submit: beside the CLI
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    packages = set().union(*LAYERS) - {"plumbing"}
+    if len(parts) > 2 or (len(parts) == 2 and parts[1] in packages):
+        return parts[1]
+    return "cli" if module in FRONT_DOORS else "plumbing"
+
+
+def _rank(layer: str) -> int:
+    return next(i for i, tier in enumerate(LAYERS) if layer in tier)
+
+
+def test_packages_import_only_the_layers_below_them():
+    assert _layer("raymer.audio.decode") == "audio" and _layer("raymer.storage") == "plumbing"
+    upward = sorted(
+        (name, dep)
+        for name, deps in _graph().items()
+        for dep in deps
+        if _layer(dep) != _layer(name) and _rank(_layer(dep)) >= _rank(_layer(name))
+    )
+    assert upward == []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from raymer.audio import (
+from raymer.audio.decode import (
     AudioError,
     AudioTooLarge,
     check_file,
@@ -212,7 +212,7 @@ def test_a_truncated_wav_file_is_refused_before_it_is_decoded(tmp_path):
 ODD_RATE = """
 import resource, struct, sys, time
 import numpy as np
-from raymer.audio import decode_audio
+from raymer.audio.decode import decode_audio
 
 rate = int(sys.argv[1])
 samples = (0.3 * np.sin(np.arange(rate) / rate * 2 * np.pi * 300) * 32767).astype("<i2")
@@ -263,7 +263,7 @@ def test_only_audio_containers_are_opened(tmp_path):
 
     import av
 
-    from raymer.audio import AudioError, decode_audio
+    from raymer.audio.decode import AudioError, decode_audio
     from raymer.config import DecodeConfig
 
     tone = (0.2 * np.sin(np.arange(16_000) / 4)).astype(np.float32)

@@ -1,12 +1,12 @@
-"""Recording conditions (raymer.augment) and prosody (raymer.prosody): each effect changes
+"""Recording conditions (raymer.audio.augment) and prosody (raymer.audio.prosody): each effect changes
 the audio as its description says, seeded; the prosody columns follow pitch and loudness."""
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from raymer import augment
-from raymer.augment import Condition
+from raymer.audio import augment
+from raymer.audio.augment import Condition
 from raymer.config import AugmentConfig, ExtractConfig
 
 RATE = 16_000
@@ -97,7 +97,7 @@ def test_bad_augment_settings_are_refused(bad):
 
 
 def test_prosody_follows_pitch_and_loudness():
-    from raymer.prosody import PROSODY_DIM, prosody_frames
+    from raymer.audio.prosody import PROSODY_DIM, prosody_frames
 
     names = _lld_names()
     f0, loud = names.index("F0semitoneFrom27.5Hz_sma3nz"), names.index("Loudness_sma3")
@@ -113,7 +113,7 @@ def test_prosody_follows_pitch_and_loudness():
 
 
 def _lld_names():
-    from raymer.prosody import _smile
+    from raymer.audio.prosody import _smile
 
     return list(_smile().feature_names)
 

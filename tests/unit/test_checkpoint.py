@@ -1,4 +1,4 @@
-"""The checkpoint contract (raymer.checkpoint) and the batches made for it (raymer.batches)."""
+"""The checkpoint contract (raymer.models.checkpoint) and the batches made for it (raymer.models.batches)."""
 
 import json
 import shutil
@@ -9,11 +9,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from raymer import checkpoint
-from raymer.batches import Collate, scores_of
-from raymer.checkpoint import ModelSpec
 from raymer.config import ExtractConfig, ExtractSettings
 from raymer.itemwise import ItemError, run_batch
+from raymer.models import checkpoint
+from raymer.models.batches import Collate, scores_of
+from raymer.models.checkpoint import ModelSpec
 
 OLD = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
 
@@ -88,7 +88,7 @@ def test_every_checkpoint_has_safetensors_and_a_model_card(tmp_path):
     import yaml
     from safetensors.torch import load_file
 
-    from raymer.card import CardFacts
+    from raymer.contract.card import CardFacts
 
     spec = checkpoint.load_spec(str(OLD))
     state = checkpoint.read_state(str(OLD))

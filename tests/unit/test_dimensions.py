@@ -12,12 +12,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from raymer.batches import Collate, scores_of
-from raymer.checkpoint import ModelSpec
 from raymer.config import TrainConfig
+from raymer.inference.prediction import outputs, piece, recording, speech_means
+from raymer.models.batches import Collate, scores_of
 from raymer.models.builders import build_model
+from raymer.models.checkpoint import ModelSpec
 from raymer.models.whisper import SpeechFeatures
-from raymer.prediction import outputs, piece, recording, speech_means
 from raymer.training.losses import ccc_loss
 from raymer.training.metrics import ccc, regression_metrics
 
@@ -258,7 +258,7 @@ def test_a_long_call_s_timeline_reads_in_round_minutes():
 def test_the_model_card_reports_each_dimension_s_ccc():
     import yaml
 
-    from raymer.card import CardFacts, render
+    from raymer.contract.card import CardFacts, render
 
     facts = CardFacts(
         metrics={"test": {"ua": 0.7, "wa": 0.7, "macro_f1": 0.7, "n": 40,
@@ -277,7 +277,7 @@ def test_the_documented_answer_schema_holds_for_every_kind_of_answer():
     service against) fits short, long and silent answers, with and without dimensions."""
     import jsonschema
 
-    from raymer.prediction import single
+    from raymer.inference.prediction import single
     from raymer.serving.ingress import RECOGNITION_SCHEMA
 
     validator = jsonschema.Draft202012Validator(RECOGNITION_SCHEMA["application/json"]["schema"])
@@ -296,7 +296,7 @@ def test_the_documented_answer_schema_holds_for_every_kind_of_answer():
 
 
 def test_a_model_of_dimensions_alone_answers_them_and_no_label():
-    from raymer.card import CardFacts, render
+    from raymer.contract.card import CardFacts, render
     from raymer.training.evaluate import predictions_of
 
     spec = _spec(targets=["arousal", "valence"], labels=[])

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from raymer.cli import parse_args
-from raymer.schema import schema_markdown
+from raymer.contract.schema import schema_markdown
 
 ROOT = Path(__file__).parents[2]
 

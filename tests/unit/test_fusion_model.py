@@ -143,8 +143,8 @@ def test_the_norm_is_recorded_in_the_spec_and_built_from_it():
     from pathlib import Path
 
     from raymer.config import TrainConfig
+    from raymer.contract.spec import ModelSpec
     from raymer.models.builders import build_fusion_model
-    from raymer.spec import ModelSpec
 
     old = json.loads((Path(__file__).parents[1] / "data/checkpoint-0.1.0/model.json").read_text())
     assert "audio_norm" not in old and ModelSpec(**old).audio_norm == "none"  # as before
@@ -162,8 +162,8 @@ def test_prosody_columns_are_standardised_with_the_spec_statistics():
     import json
     from pathlib import Path
 
+    from raymer.contract.spec import ModelSpec
     from raymer.models.builders import build_fusion_model
-    from raymer.spec import ModelSpec
 
     old = json.loads((Path(__file__).parents[1] / "data/checkpoint-0.1.0/model.json").read_text())
     assert ModelSpec(**old).prosody_dim == 0 and not ModelSpec(**old).extract.prosody

@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.corpora.manifest import ManifestError
 from raymer.pipeline.inputs import read_rows
+from raymer.pipeline.manifest import ManifestError
 
 
 def _write_all_formats(tmp_path, rows):
@@ -113,8 +113,8 @@ def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
     re-run could not resume)."""
     import pyarrow as pa
 
-    from raymer.corpora.manifest import row_id
     from raymer.pipeline.inputs import ExtractRows, ManifestRows, read_rows
+    from raymer.pipeline.manifest import row_id
 
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,text,id\ncalls/a.wav,hello,\ncalls/b.flac,,given-b\n")

@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from raymer.batches import Collate
+from raymer.audio.normalize import add, combine, partial_sums, standardize
+from raymer.contract.spec import ModelSpec
+from raymer.models.batches import Collate
 from raymer.models.fusion import standardize as model_standardize
-from raymer.normalize import add, combine, partial_sums, standardize
-from raymer.spec import ModelSpec
 
 
 def _rows(seed=0):

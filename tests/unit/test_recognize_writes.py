@@ -8,7 +8,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.checkpoint import ModelSpec
+from raymer.models.checkpoint import ModelSpec
 from raymer.pipeline.recognize_stages import staged_schema
 from raymer.pipeline.recognize_writes import (
     TOTALS_KEY,

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from raymer.checkpoint import ModelSpec
 from raymer.models.builders import build_model
+from raymer.models.checkpoint import ModelSpec
 from raymer.models.transfer import check_text_branch, load_text_branch
 
 

@@ -5,7 +5,7 @@ Every entry point runs these functions: ``raymer recognize``'s actors (``Listene
 speech stage, ``Heads`` and ``piece`` in the emotion stage, ``speech_time`` in the
 recordings), Serve's replicas (``Inference`` whole, or ``Listener``/``Heads`` split across
 deployments and joined by ``compose``) and ``raymer.Recognizer`` (``Inference``). The
-pieces are cut by the one long-audio rule (``raymer.segment.split``): audio up to
+pieces are cut by the one long-audio rule (``raymer.audio.segment.split``): audio up to
 ``segment_over_s`` is one piece, longer audio is cut at its pauses by the VAD. Each piece's
 answer is a ``SegmentPrediction``, whose fields are the columns of a row ``raymer recognize``
 writes; a clip's is a ``Prediction`` (``to_api``: the JSON the service answers).
@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from raymer import checkpoint
-from raymer.audio import SAMPLE_RATE
-from raymer.batches import LoadedModel
+from raymer.audio.decode import SAMPLE_RATE
+from raymer.audio.segment import Segment, speech_seconds, split
 from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
+from raymer.inference.prediction import Prediction, judged, piece, recording, single
+from raymer.models import checkpoint
+from raymer.models.batches import LoadedModel
 from raymer.models.whisper import SpeechFeatures
-from raymer.prediction import Prediction, judged, piece, recording, single
-from raymer.segment import Segment, speech_seconds, split
 
 
 class Heads:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raymer.checkpoint import labels_on, top_label
+from raymer.models.checkpoint import labels_on, top_label
 from raymer.models.whisper import SpeechFeatures
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from raymer.schema import AUGMENT
+from raymer.contract.schema import AUGMENT
 
 GROUP = "speaker"  # the column whose groups are standardised together
 EPS = 1e-5

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 if TYPE_CHECKING:
-    from raymer.spec import ModelSpec
+    from raymer.contract.spec import ModelSpec
 
 CARD_FILE = "README.md"
 METRICS = (("ua", "UA"), ("wa", "WA"), ("macro_f1", "macro-F1"))

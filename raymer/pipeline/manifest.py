@@ -17,11 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.contract.schema import MANIFEST_COLUMNS
 from raymer.errors import UsageError
-from raymer.schema import MANIFEST_COLUMNS
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 HEADER_BYTES = 16 << 20  # a JSONL manifest's first row is read up to this size
+
+LIST_SEPARATOR = ";"  # a list (GoEmotions' labels) in a CSV cell: "anger;joy"
 
 
 class ManifestError(UsageError):

@@ -5,7 +5,7 @@
     >>> rec.predict("call.wav")["label"]
     'angry'
 
-The same code as ``raymer serve`` and ``raymer recognize`` (``raymer.inference``: the one
+The same code as ``raymer serve`` and ``raymer recognize`` (``raymer.inference.core``: the one
 decoder, the VAD, Whisper, the text encoder and the trained head, made as extraction made the
 training features), without Ray or HTTP.
 ``predict`` takes a path (local or s3://), encoded bytes, a 16 kHz mono float32 array, a text,
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from raymer import storage
-from raymer.audio import SAMPLE_RATE, AudioError, decode_audio
+from raymer.audio.decode import SAMPLE_RATE, AudioError, decode_audio
 from raymer.config import DecodeConfig, SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
 
@@ -89,7 +89,7 @@ class Recognizer:
             speech: the no-speech rule (``SpeechConfig``).
             segment: how audio longer than ``segment_over_s`` is cut (``SegmentConfig``).
         """
-        from raymer.inference import Inference
+        from raymer.inference.core import Inference
 
         decode = _settings(DecodeConfig, decode, max_duration_s=3600.0)
         speech, segment = _settings(SpeechConfig, speech), _settings(SegmentConfig, segment)

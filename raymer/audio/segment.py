@@ -5,7 +5,7 @@ and what counts as speech (``raymer.config.SpeechConfig``, whose ``vad_threshold
 uses).
 
 A clip up to ``segment_over_s`` is one segment. A longer recording is decoded in chunks
-(``raymer.audio.open_audio``, the one decoder) and cut at pauses by voice activity detection: the Silero
+(``raymer.audio.decode.open_audio``, the one decoder) and cut at pauses by voice activity detection: the Silero
 VAD model that faster-whisper ships (no hub). Segments last at most ``max_segment_s``; only the
 current chunk and the audio after the last closed segment are held, so memory per file is
 bounded whatever the recording's length.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE, AudioError
+from raymer.audio.decode import SAMPLE_RATE, AudioError
 from raymer.config.parts import SegmentConfig, SpeechConfig
 
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from raymer import storage
-from raymer.card import CARD_FILE, CardFacts, render
-from raymer.spec import ModelSpec, score_name, target_column  # noqa: F401 (read from here too)
+from raymer.contract.card import CARD_FILE, CardFacts, render
+from raymer.contract.spec import ModelSpec, score_name, target_column  # noqa: F401 (read from here too)
 
 if TYPE_CHECKING:
     import torch

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE
+from raymer.audio.decode import SAMPLE_RATE
 from raymer.config.extract import AugmentConfig
 from raymer.extras import require
 
@@ -140,7 +140,7 @@ def codec_round_trip(audio: np.ndarray, codec: str) -> np.ndarray:
     again with raymer's one decoder; the length is kept."""
     import av
 
-    from raymer.audio import decode_audio
+    from raymer.audio.decode import decode_audio
 
     fmt, name, bit_rate = CODECS[codec]
     buf = io.BytesIO()

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raymer.audio import SAMPLE_RATE
-from raymer.checkpoint import ModelSpec, load_model, target_column
-from raymer.normalize import FrameStats, standardize
+from raymer.audio.decode import SAMPLE_RATE
+from raymer.audio.normalize import FrameStats, standardize
+from raymer.models.checkpoint import ModelSpec, load_model, target_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -264,7 +264,7 @@ class Collate:
         """The model's audio input: the first ``audio_dim`` frame columns (stored frames may
         carry prosody it was trained without); ``audio_norm: speaker``: standardised by
         speaker where ``groups`` and the stats know it, else with the checkpoint's pooled
-        training statistics (``raymer.normalize``)."""
+        training statistics (``raymer.audio.normalize``)."""
         dim = self.spec.audio_dim
         audio = np.ascontiguousarray(audio[..., :dim]) if 0 < dim < audio.shape[-1] else audio
         if self.spec.audio_norm == "speaker":
@@ -343,7 +343,7 @@ def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:
     per emotion dimension of the spec (B, D): (B, L + D) (``prediction.outputs`` splits it)."""
     import torch
 
-    from raymer.checkpoint import label_scores
+    from raymer.models.checkpoint import label_scores
 
     device = next(model.parameters()).device
     with torch.no_grad():
