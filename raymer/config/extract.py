@@ -6,13 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from raymer.config.parts import (
-    CommandConfig,
-    DecodeConfig,
-    ResourcesConfig,
-    max_attempts,
-    part,
-)
+from raymer.config.command import CommandConfig, max_attempts, part
+from raymer.config.parts import DecodeConfig, ResourcesConfig
 
 
 class ExtractSettings(BaseModel, extra="forbid"):

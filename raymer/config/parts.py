@@ -8,25 +8,20 @@ record the engine receives, with its one set of defaults: the decoder takes the
 ``DecodeConfig`` (its ``check_*`` methods are the guard), the segmenter the
 ``SegmentConfig`` and the ``SpeechConfig`` (whose ``silent`` is the no-speech rule).
 
-In YAML they are mappings (``decode: {max_file_mb: 100}``), on the command line dotted keys
-(``decode.max_file_mb=100``, ``resources.asr.actors=4``); a part given in part keeps the
-command's defaults for the rest.
-A key from before the grouping (``max_file_mb=100``) is refused with its new place.
+How a command holds its parts (its defaults, the keys it refuses) is
+``raymer.config.command``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from raymer.config.command import Part
 from raymer.errors import AudioError, AudioTooLarge
 
 MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware records
-
-
-class Part(BaseModel, extra="forbid"):
-    """A group of settings held by several commands' configs."""
 
 
 class DecodeConfig(Part):
@@ -230,34 +225,6 @@ class StageResources(BaseModel, extra="forbid"):
     )
 
 
-class ResourcesConfig(Part):
-    """Where the work runs and what each worker gets: the Whisper stage (``asr``), the text
-    encoder and emotion model stage (``model``) and the decode tasks."""
-
-    use_gpu: bool = Field(False, description="Give the stages' workers GPUs (num_gpus each).")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
-    )
-    asr: StageResources = Field(default_factory=StageResources, description="Whisper's workers.")
-    model: StageResources = Field(
-        default_factory=StageResources,
-        description="The text encoder's and the emotion model's workers.",
-    )
-    decode_num_cpus: float = Field(
-        0.25, gt=0, description="CPUs reserved per decoding (and segmenting) task."
-    )
-
-    def device_of(self, stage: StageResources) -> str:
-        """``cpu`` or ``cuda``: where a worker of ``stage`` runs its models."""
-        if not self.use_gpu or stage.num_gpus <= 0:
-            return "cpu"
-        return "cpu" if self.device == "cpu" else "cuda"
-
-    def gpus(self, stage: StageResources) -> float:
-        """GPUs a worker of ``stage`` asks Ray for."""
-        return stage.num_gpus if self.use_gpu else 0.0
-
-
 # Keys from before the grouping of resources (the old flat names of extract, recognize,
 # serve and train) -> their place now.
 RESOURCE_KEYS = {
@@ -283,111 +250,31 @@ RESOURCE_KEYS = {
 }
 
 
-def max_attempts():
-    """The bound on worker crashes, shared by extract and recognize (``faults.CrashLedger``)."""
-    return Field(
-        3,
-        ge=1,
-        le=20,
-        description="A clip or recording whose worker process dies this many times (a crash, "
-        "an OOM kill) becomes an error row instead of being retried again.",
+class ResourcesConfig(Part):
+    """Where the work runs and what each worker gets: the Whisper stage (``asr``), the text
+    encoder and emotion model stage (``model``) and the decode tasks."""
+
+    OLD_KEYS: ClassVar[dict[str, str]] = RESOURCE_KEYS
+
+    use_gpu: bool = Field(False, description="Give the stages' workers GPUs (num_gpus each).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model stages run; auto picks cuda when use_gpu is set."
+    )
+    asr: StageResources = Field(default_factory=StageResources, description="Whisper's workers.")
+    model: StageResources = Field(
+        default_factory=StageResources,
+        description="The text encoder's and the emotion model's workers.",
+    )
+    decode_num_cpus: float = Field(
+        0.25, gt=0, description="CPUs reserved per decoding (and segmenting) task."
     )
 
+    def device_of(self, stage: StageResources) -> str:
+        """``cpu`` or ``cuda``: where a worker of ``stage`` runs its models."""
+        if not self.use_gpu or stage.num_gpus <= 0:
+            return "cpu"
+        return "cpu" if self.device == "cpu" else "cuda"
 
-def part(cls: type[Part], **defaults: Any):
-    """A command's field holding ``cls`` with this command's ``defaults``."""
-    return Field(default_factory=lambda: cls(**defaults), description=_first_line(cls))
-
-
-def _first_line(cls: type) -> str:
-    return " ".join((cls.__doc__ or "").split("\n\n")[0].split())
-
-
-class CommandConfig(BaseModel, extra="forbid"):
-    """A command's config: its parts merged over the command's defaults, a key from before
-    the grouping refused with its new place (``RENAMED``: keys that changed name), and a
-    part's setting this command has no use for refused with the reason (``UNUSED``: dotted
-    key -> why), unless it is the command's own default (a dumped config reloads)."""
-
-    RENAMED: ClassVar[dict[str, str]] = {}
-    UNUSED: ClassVar[dict[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _grouped(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        moved = cls.moved_keys()
-        old = [k for k in data if k in moved]
-        if old:
-            places = "; ".join(f"`{k}` is now `{moved[k]}`" for k in old)
-            raise ValueError(
-                f"{places} (shared settings are grouped: in YAML under `{moved[old[0]].split('.')[0]}:`, "
-                f"on the command line as {moved[old[0]]}=...)"
-            )
-        merged = dict(data)
-        for name, field in cls.model_fields.items():
-            given = data.get(name)
-            if _is_part(field.annotation) and isinstance(given, dict) and field.default_factory:
-                defaults = field.default_factory().model_dump()
-                cls._check_used(name, given, defaults)
-                merged[name] = _deep_merge(defaults, given)
-        return merged
-
-    @classmethod
-    def _check_used(cls, name: str, given: dict, defaults: dict) -> None:
-        default = flat(defaults, f"{name}.")
-        for key, value in flat(given, f"{name}.").items():
-            why = cls._unused(key)
-            if why and value != default.get(key):
-                raise ValueError(f"`{key}` is not a setting of this command: {why}")
-
-    @classmethod
-    def moved_keys(cls) -> dict[str, str]:
-        """Old flat key -> its place now (``decode.max_file_mb``)."""
-        moved = dict(cls.RENAMED)
-        for name, field in cls.model_fields.items():
-            if not _is_part(field.annotation):
-                continue
-            if field.annotation is ResourcesConfig:
-                moved |= {k: v for k, v in RESOURCE_KEYS.items() if not cls._unused(v)}
-            for key, inner in field.annotation.model_fields.items():
-                nested = isinstance(inner.annotation, type) and issubclass(
-                    inner.annotation, BaseModel
-                )
-                if key not in cls.model_fields and not nested and not cls._unused(f"{name}.{key}"):
-                    moved.setdefault(key, f"{name}.{key}")
-        return moved
-
-    @classmethod
-    def _unused(cls, key: str) -> str | None:
-        """Why this command has no use for ``key`` (it or a part above it in ``UNUSED``)."""
-        return next(
-            (why for k, why in cls.UNUSED.items() if key == k or key.startswith(k + ".")), None
-        )
-
-
-def _deep_merge(base: dict, given: dict) -> dict:
-    out = dict(base)
-    for key, value in given.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _is_part(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, Part)
-
-
-def flat(settings: dict, prefix: str = "") -> dict:
-    """A config's dump with its parts as dotted keys (``decode.max_file_mb``): what an
-    output's settings check compares."""
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out |= flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    def gpus(self, stage: StageResources) -> float:
+        """GPUs a worker of ``stage`` asks Ray for."""
+        return stage.num_gpus if self.use_gpu else 0.0

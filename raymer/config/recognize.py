@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from raymer.config.parts import (
-    CommandConfig,
-    DecodeConfig,
-    ResourcesConfig,
-    SegmentConfig,
-    SpeechConfig,
-    max_attempts,
-    part,
-)
+from raymer.config.command import CommandConfig, max_attempts, part
+from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig, SpeechConfig
 
 
 class RecognizeConfig(CommandConfig):

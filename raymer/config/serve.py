@@ -6,14 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from raymer.config.parts import (
-    CommandConfig,
-    DecodeConfig,
-    ResourcesConfig,
-    SegmentConfig,
-    SpeechConfig,
-    part,
-)
+from raymer.config.command import CommandConfig, part
+from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig, SpeechConfig
 
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
 JOBS_ADDRESS = "http://127.0.0.1:8265"

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from raymer.config.parts import CommandConfig, Part, ResourcesConfig, part
+from raymer.config.command import CommandConfig, Part, part
+from raymer.config.parts import ResourcesConfig
 
 # Emotion dimensions a manifest may rate (rescaled to -1..1 by ``raymer corpus prepare``) and
 # a model may be trained to answer beside the label (``targets``).

@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.config import ExtractConfig, dump_config, require_paths
 from raymer.config.extract import ExtractSettings
+from raymer.pipeline.lease import Lease
 from raymer.pipeline.outputs import (
     SCRATCH,
-    Lease,
     check_settings,
     claim,
     clear_done,

@@ -35,15 +35,15 @@ import pyarrow as pa
 
 from raymer import storage
 from raymer.config import dump_config, require_paths
-from raymer.config.parts import flat
+from raymer.config.command import flat
 from raymer.config.recognize import RecognizeConfig
 from raymer.errors import UsageError
 from raymer.extras import can_plot
 from raymer.models import checkpoint
+from raymer.pipeline.lease import Lease
 from raymer.pipeline.manifest import check_input
 from raymer.pipeline.outputs import (
     RECOGNIZE_FOLDERS,
-    Lease,
     RecognizeOutput,
     check_settings,
     claim,

@@ -134,7 +134,8 @@ def test_resume_false_starts_over_instead_of_adding_rows(extracted, messy_corpus
 
 def test_other_settings_and_a_second_run_are_refused(extracted, messy_corpus):
     """Nothing is written by either refusal: the output stays as the first run left it."""
-    from raymer.pipeline.outputs import Lease, OutputInUse, SettingsMismatch
+    from raymer.pipeline.lease import Lease, OutputInUse
+    from raymer.pipeline.outputs import SettingsMismatch
 
     _, out = extracted
     before = sorted(p.name for p in (out / "features").iterdir())

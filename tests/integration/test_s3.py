@@ -56,7 +56,7 @@ def test_one_run_at_a_time_on_s3(s3_endpoint):
     starting at the same moment exactly one wins."""
     import pytest
 
-    from raymer.pipeline.outputs import Lease, OutputInUse
+    from raymer.pipeline.lease import Lease, OutputInUse
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="leases")
     with Lease("s3://leases/out") as held:

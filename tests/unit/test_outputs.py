@@ -13,14 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.pipeline.outputs import (
-    LEASE,
-    Lease,
-    OutputInUse,
-    SettingsMismatch,
-    check_settings,
-    truncated_parquet,
-)
+from raymer.pipeline.lease import LEASE, Lease, OutputInUse
+from raymer.pipeline.outputs import SettingsMismatch, check_settings, truncated_parquet
 
 
 def test_one_run_at_a_time_and_a_dead_runs_lease_is_taken_over(tmp_path):
@@ -212,7 +206,7 @@ def test_a_run_that_cannot_renew_its_lease_stops_writing(tmp_path):
     """A heartbeat that keeps failing past the stale time (here: the lease's name taken by a
     folder, so neither a read nor a rename works) stops the run with LeaseLost instead of
     letting it write beside the next holder; so does a lease another run took over."""
-    from raymer.pipeline.outputs import LeaseLost
+    from raymer.pipeline.lease import LeaseLost
 
     lease = Lease(str(tmp_path), stale_s=0.6, heartbeat_s=0.1)
     with pytest.raises(LeaseLost, match="could not renew the lease"), lease:
