@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from raymer import __version__
 from raymer.config import ServeConfig
 from raymer.itemwise import ItemError
-from raymer.serving import ingress
+from raymer.serving import auth, ingress
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 
 TOKEN_DIGEST_ENV = "RAYMER_API_TOKEN_SHA256"  # what the replica gets: never the token itself
@@ -82,10 +82,10 @@ async def _cors_and_auth(request: Request, call_next):
     allowed = settings["cors"]
     cors = origin and ("*" in allowed or origin in allowed)
     preflight = request.method == "OPTIONS" and cors
-    wrong = ingress.wrong_method(api, request)
+    wrong = auth.wrong_method(api, request)
     if wrong is not None:  # before any guard: the method is not the route's
         return ingress.with_cors(wrong, origin if cors else None)
-    refused = None if settings["token_sha256"] else ingress.anonymous_refusal(request, settings)
+    refused = None if settings["token_sha256"] else auth.anonymous_refusal(request, settings)
     if refused is not None:
         return refused
     if preflight:
@@ -93,7 +93,7 @@ async def _cors_and_auth(request: Request, call_next):
     else:
         digest = settings["token_sha256"]
         guarded = digest and request.url.path not in OPEN_PATHS and request.method != "OPTIONS"
-        if guarded and not ingress.authorized(request.headers.get("authorization", ""), digest):
+        if guarded and not auth.authorized(request.headers.get("authorization", ""), digest):
             response = ingress.error(
                 401, "missing or wrong bearer token (send 'Authorization: Bearer TOKEN')"
             )
@@ -379,10 +379,10 @@ def build_app(args: dict) -> serve.Application:
             "head": autoscaled(Head, cfg, cfg.resources.model).bind(plain),
         }
     env = {CORS_ENV: ",".join(cfg.cors_origins), HOSTS_ENV: ",".join(cfg.allowed_hosts)}
-    token = ingress.resolve_token(cfg)
-    ingress.check_exposure(cfg, token, ingress.listening_host(cfg))
+    token = auth.resolve_token(cfg)
+    auth.check_exposure(cfg, token, auth.listening_host(cfg))
     if token:
-        env[TOKEN_DIGEST_ENV] = ingress.token_digest(token)
+        env[TOKEN_DIGEST_ENV] = auth.token_digest(token)
     return Api.options(
         num_replicas=1,
         # async and cheap per request: uploads (max_uploads) and decodes (decode_threads)

@@ -1,25 +1,17 @@
 """The HTTP side of ``raymer serve`` that needs no deployment: uploads read within their
 limits and time, audio decoded with the pipeline's guard, the API's error shape and OpenAPI
-answers, and the bearer token (read, hashed, compared, required off loopback)."""
+answers. Who may call is ``raymer.serving.auth``."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import os
 
 import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from raymer.config import ServeConfig
-from raymer.errors import UsageError
-
 logger = logging.getLogger("ray.serve")
-
-API_TOKEN_ENV = "RAYMER_API_TOKEN"
 
 AUDIO_TYPES = {
     "audio/wav",
@@ -37,18 +29,6 @@ AUDIO_TYPES = {
     "audio/mp4",
     "application/octet-stream",
 }
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def authorized(header: str, digest: str) -> bool:
-    """Compares in constant time (hmac), on digests: no timing tells a token's prefix."""
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return False
-    return hmac.compare_digest(token_digest(given.strip()), digest)
 
 
 AUDIO_BODY = {
@@ -271,110 +251,3 @@ def decode_upload(data: bytes, limits) -> np.ndarray | Response:
     except Exception as err:
         return error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
     return audio  # a clip too short to hold speech is no_speech, as everywhere (SpeechConfig)
-
-
-def resolve_token(cfg: ServeConfig) -> str | None:
-    """The bearer token: ``auth_token``, the file ``auth_token_file`` names, or
-    ``$RAYMER_API_TOKEN``; None: the API is open."""
-    if cfg.auth_token:
-        return cfg.auth_token
-    if cfg.auth_token_file:
-        from raymer import storage
-
-        try:
-            token = storage.read_bytes(cfg.auth_token_file).decode().strip()
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"auth_token_file {cfg.auth_token_file} does not exist: mount the token there, "
-                "or set allow_anonymous: true to serve without one"
-            ) from None
-        if not token:
-            raise UsageError(f"auth_token_file {cfg.auth_token_file} is empty")
-        return token
-    return os.environ.get(API_TOKEN_ENV) or None
-
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-SAME_SITE_FETCHES = ("same-origin", "none")  # Sec-Fetch-Site of the page itself, or a typed URL
-
-
-def anonymous_refusal(request: Request, settings: dict) -> Response | None:
-    """Without a token, what a web page the user visits could do to a service on their
-    machine is refused, and nothing else: a ``Host`` not in ``allowed_hosts`` (a
-    DNS-rebinding page reading the answers) gets 421; a POST that a browser sends for
-    another site's page gets 403. A browser says so itself: it sends ``Origin`` with every
-    POST (a form's too) and ``Sec-Fetch-Site``; an origin other than this service's and not
-    in ``cors_origins``, or a cross-site fetch without one, is refused. A script (``curl``,
-    ``requests``, the client) sends neither, and is answered as with a token, whatever its
-    content type (a multipart upload included)."""
-    host = request.headers.get("host", "")
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    allowed = settings["hosts"]
-    if "*" not in allowed and name.lower() not in allowed:
-        return error(421, f"this service does not answer for host {host!r} (allowed_hosts)")
-    if request.method in SAFE_METHODS:
-        return None
-    origin = request.headers.get("origin")
-    cors = "*" in settings["cors"] or origin in settings["cors"]
-    if origin and origin not in (f"http://{host}", f"https://{host}") and not cors:
-        return error(403, f"requests from {origin} are not allowed (cors_origins)")
-    fetch = request.headers.get("sec-fetch-site", "").strip().lower()
-    if not origin and fetch and fetch not in SAME_SITE_FETCHES:
-        return error(403, f"a {fetch} request from a web page is not allowed (cors_origins)")
-    return None
-
-
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
-
-def wrong_method(app, request: Request) -> Response | None:
-    """405 (with ``Allow``) for a path the API has but not with this method: answered
-    before any guard, as routing would. Asks the app's own routes whether the path would be
-    served with each method (their ``matches``: included routers and prefixes alike)."""
-    from starlette.routing import Match
-
-    def served(method: str) -> bool:
-        scope = {**request.scope, "method": method}
-        return any(r.matches(scope)[0] is Match.FULL for r in app.router.routes)
-
-    if request.method == "OPTIONS" or served(request.method):
-        return None
-    allow = [m for m in METHODS if m != request.method and served(m)]
-    if not allow:
-        return None  # no such path: routing answers 404
-    response = error(405, f"{request.method} is not a method of {request.url.path}")
-    response.headers["Allow"] = ", ".join(allow)
-    return response
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def listening_host(cfg: ServeConfig) -> str:
-    """The address Serve's HTTP proxies listen on: the running Serve's own (``serve deploy``
-    takes it from the config file's ``http_options``, whatever ``host`` says), else
-    ``cfg.host``."""
-    try:
-        import ray
-        from ray.serve.context import _get_global_client
-
-        if ray.is_initialized():
-            client = _get_global_client(raise_if_no_controller_running=False)
-            if client is not None and client.http_config.host:
-                return client.http_config.host
-    except Exception:  # no Serve yet (this process starts it with cfg.host)
-        pass
-    return cfg.host
-
-
-def check_exposure(cfg: ServeConfig, token: str | None, host: str | None = None) -> None:
-    """Refuse to open the API to the network without a token, unless asked to: ``host`` is
-    the address Serve listens on (``listening_host``); either it or ``cfg.host`` off
-    loopback needs a token."""
-    exposed = [h for h in (cfg.host, host) if h and h not in LOOPBACK]
-    if exposed and not token and not cfg.allow_anonymous:
-        raise UsageError(
-            f"serving on {exposed[-1]} without a token lets anyone who reaches port {cfg.port} "
-            "use the API: set auth_token, auth_token_file or RAYMER_API_TOKEN, or "
-            "allow_anonymous=true"
-        )

@@ -10,7 +10,7 @@ import pytest
 
 from raymer.config import ServeConfig
 from raymer.serving.app import build_app
-from raymer.serving.ingress import authorized, resolve_token, token_digest
+from raymer.serving.auth import authorized, resolve_token, token_digest
 
 TOKEN = "s3cret-token-never-shown"
 
@@ -65,7 +65,7 @@ def test_a_network_facing_service_needs_a_token(tmp_path, monkeypatch):
 def test_the_exposure_check_reads_the_address_serve_listens_on(tmp_path):
     """`serve deploy cluster/serve_config.yaml` binds 0.0.0.0 through http_options while the
     application's own `host` stays loopback: that address decides, not the setting."""
-    from raymer.serving.ingress import check_exposure
+    from raymer.serving.auth import check_exposure
 
     cfg = ServeConfig(checkpoint=str(tmp_path))  # host 127.0.0.1
     check_exposure(cfg, None, "127.0.0.1")
@@ -82,7 +82,7 @@ def test_without_a_token_pages_elsewhere_get_no_answer_and_scripts_do():
     type: `requests.post(url, files=...)` is multipart."""
     from starlette.requests import Request
 
-    from raymer.serving.ingress import anonymous_refusal
+    from raymer.serving.auth import anonymous_refusal
 
     def request(method="POST", host="127.0.0.1:8000", **headers):
         raw = [(b"host", host.encode())] + [
