@@ -158,7 +158,7 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
 
     # the grouping's partitions are the decode tasks: enough for every model actor
     parts = max(4, 2 * cfg.resources.asr.actors, 2 * cfg.resources.model.actors)
-    unique = unique_ids(ds, errors_uri, parts, cfg.resources.decode_num_cpus)
+    unique = unique_ids(ds, errors_uri, parts, cfg.resources.decode_num_cpus, "reference_text")
     tally = {"batch_format": "pyarrow", **READ_ARGS}
     unique = unique.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "inputs"}, **tally)
     if cfg.resume:

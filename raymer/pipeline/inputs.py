@@ -24,7 +24,10 @@ from raymer.pipeline.manifest import (
     MANIFEST_SUFFIXES,
     ManifestError,
     check_input,
+    csv_column_types,
     header_names,
+    manifest_format,
+    manifest_kind,
     read_table,
     row_id,
 )
@@ -69,9 +72,10 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
     return Inputs(ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), [])
 
 
-def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
+def one_per_id(group: pa.Table, errors_uri: str, text_column: str) -> pa.Table:
     """Ray Data ``map_groups`` over the input rows by ``id``: one row per id (the first by
-    path, then text); each other row of that id is written to ``errors/`` as a duplicate
+    path, then text: the rows' ``text_column``, as the command's row mapper names the
+    manifest's text); each other row of that id is written to ``errors/`` as a duplicate
     (stage ``manifest``). The one duplicate rule of every command."""
     from raymer.pipeline.rows import write_errors
 
@@ -82,8 +86,7 @@ def one_per_id(group: pa.Table, errors_uri: str) -> pa.Table:
     def column(name: str) -> list:
         return group.column(name).to_pylist() if name in names else [None] * group.num_rows
 
-    paths = column("path")
-    texts = column("reference_text") if "reference_text" in names else column("text")
+    paths, texts = column("path"), column(text_column)
     keep, duplicates = first_of(group.column("id")[0].as_py(), paths, texts)
     write_errors(duplicates, errors_uri, prefix="duplicate")
     return group.take(pa.array([keep], type=pa.int64()))
@@ -100,11 +103,13 @@ def first_of(rid: str, paths: list, texts: list) -> tuple[int, list[dict]]:
     return keep, [{"id": rid, "path": paths[i], "stage": "manifest", "error": error} for i in rest]
 
 
-def unique_ids(ds, errors_uri: str, partitions: int, num_cpus: float):
-    """One row per id (``one_per_id``), grouped by Ray Data into ``partitions`` blocks."""
+def unique_ids(ds, errors_uri: str, partitions: int, num_cpus: float, text_column: str):
+    """One row per id (``one_per_id``), grouped by Ray Data into ``partitions`` blocks;
+    ``text_column``: where the rows hold the manifest's text (``ExtractRows``:
+    ``reference_text``; ``ManifestRows``: ``text``)."""
     return ds.groupby("id", num_partitions=partitions).map_groups(
         one_per_id,
-        fn_kwargs={"errors_uri": errors_uri},
+        fn_kwargs={"errors_uri": errors_uri, "text_column": text_column},
         batch_format="pyarrow",
         num_cpus=num_cpus,
     )
@@ -116,15 +121,12 @@ def read_manifest(uri: str):
     import ray.data
 
     fs, path = storage.filesystem(uri)
-    lower = uri.lower()
-    if lower.endswith(".parquet"):
+    form = manifest_format(uri)
+    if form == "parquet":
         return ray.data.read_parquet(path, filesystem=fs, **READ_ARGS)
-    if lower.endswith((".jsonl", ".json")):
-        return ray.data.read_json(
-            path, filesystem=fs, **READ_ARGS
-        )  # newline-delimited, as pyarrow reads it
-    strings = {c: pa.string() for c in MANIFEST_COLUMNS}
-    options = pacsv.ConvertOptions(column_types=strings)
+    if form == "json":  # newline-delimited, as pyarrow reads it
+        return ray.data.read_json(path, filesystem=fs, **READ_ARGS)
+    options = pacsv.ConvertOptions(column_types=csv_column_types())
     return ray.data.read_csv(path, filesystem=fs, convert_options=options, **READ_ARGS)
 
 
@@ -207,12 +209,7 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
         )
     ds = read_manifest(uri)
     names = header_names(uri)
-    if kind == "auto":
-        kind = "text" if "text" in names and not _has_paths(ds, names) else "audio"
-    needed = "text" if kind == "text" else "path"
-    if needed not in names:
-        why = ": inputs=text embeds that column" if kind == "text" else ""
-        raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
+    kind = manifest_kind(uri, names, kind, lambda: _has_paths(ds, names))
     carried = carried_names([n for n in names if n not in MANIFEST_COLUMNS], EXTRACT_RESERVED)
     warn_renamed(uri, carried)
     rows = ExtractRows(storage.parent(uri), kind == "text", carried)
@@ -311,14 +308,11 @@ def read_rows(uri: str, kind: str = "auto") -> Rows:
     else:
         raw = read_table(uri)
         names = raw.column_names
-        if kind == "auto":
-            paths = raw.column("path").to_pylist() if "path" in names else []
-            kind = "text" if "text" in names and not any(_text(p) for p in paths) else "audio"
-        text_only = kind == "text"
-        needed = "text" if text_only else "path"
-        if needed not in names:
-            why = ": inputs=text embeds that column" if text_only else ""
-            raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
+
+        def has_paths() -> bool:
+            return "path" in names and any(_text(p) for p in raw.column("path").to_pylist())
+
+        text_only = manifest_kind(uri, names, kind, has_paths) == "text"
         extra = [n for n in names if n not in MANIFEST_COLUMNS]
         table = ExtractRows(storage.parent(uri), text_only, {n: n for n in extra})(raw)
     out = Rows([], extra, [], text_only)

@@ -65,6 +65,33 @@ def row_id(given: str | None, path: str | None, text: str | None, text_only: boo
     return f"row-{digest}"
 
 
+def manifest_format(uri: str) -> str:
+    """``parquet``, ``json`` (JSON lines) or ``csv``: a manifest's format, by its name (the
+    one rule of Ray Data's reader, the in-process one and the header reader)."""
+    lower = uri.lower()
+    if lower.endswith(".parquet"):
+        return "parquet"
+    return "json" if lower.endswith((".jsonl", ".json")) else "csv"
+
+
+def csv_column_types() -> dict:
+    """A CSV manifest's known columns read as strings: ids and labels stay "007"."""
+    return {c: pa.string() for c in MANIFEST_COLUMNS}
+
+
+def manifest_kind(uri: str, names: list[str], kind: str, has_paths) -> str:
+    """``audio`` or ``text``: what a manifest's rows are. ``kind`` auto: text when it has a
+    ``text`` column and no row names a file (``has_paths()``, asked only then); the column
+    that kind needs is required. The one rule of Ray Data's reader and ``read_rows``."""
+    if kind == "auto":
+        kind = "text" if "text" in names and not has_paths() else "audio"
+    needed = "text" if kind == "text" else "path"
+    if needed not in names:
+        why = ": inputs=text embeds that column" if kind == "text" else ""
+        raise ManifestError(f"manifest {uri} has no `{needed}` column (columns: {names}){why}")
+    return kind
+
+
 def header_names(uri: str) -> list[str]:
     """A manifest's column names, from its header alone (CSV: the first line; JSONL: the
     first row's keys; Parquet: the footer's schema)."""
@@ -73,13 +100,13 @@ def header_names(uri: str) -> list[str]:
     import pyarrow.csv as pacsv
 
     fs, path = storage.filesystem(uri)
-    lower = uri.lower()
+    form = manifest_format(uri)
     try:
-        if lower.endswith(".parquet"):
+        if form == "parquet":
             with fs.open_input_file(path) as f:
                 return list(pq.read_schema(f).names)
         with fs.open_input_stream(path) as f:
-            if lower.endswith((".jsonl", ".json")):
+            if form == "json":
                 head = b""
                 while b"\n" not in head.lstrip() and len(head) < HEADER_BYTES:
                     chunk = f.read(65536)
@@ -103,13 +130,13 @@ def read_table(uri: str) -> pa.Table:
     import pyarrow.json as pajson
 
     data = storage.read_bytes(uri)
-    lower = uri.lower()
+    form = manifest_format(uri)
     try:
-        if lower.endswith(".parquet"):
+        if form == "parquet":
             return pq.read_table(io.BytesIO(data))
-        if lower.endswith((".jsonl", ".json")):
+        if form == "json":
             return pajson.read_json(io.BytesIO(data))
-        options = pacsv.ConvertOptions(column_types={c: pa.string() for c in MANIFEST_COLUMNS})
+        options = pacsv.ConvertOptions(column_types=csv_column_types())
         return pacsv.read_csv(io.BytesIO(data), convert_options=options)
     except (pa.ArrowInvalid, OSError) as err:
         raise ManifestError(f"cannot read manifest {uri}: {err}") from None

@@ -242,7 +242,7 @@ def _stream(
     parts = max(4, 2 * cfg.resources.asr.actors)
     # hash shuffles of the input rows alone, over `parts` partitions (not Ray's default 200)
     with shuffle_by_sort():
-        ds = unique_ids(inputs.dataset, out.errors, parts, cfg.resources.decode_num_cpus)
+        ds = unique_ids(inputs.dataset, out.errors, parts, cfg.resources.decode_num_cpus, "text")
         if cfg.resume:  # by recording id, before anything is decoded
             ds = anti_join(ds, out.recordings, ("id",), partitions=parts)
         # in small blocks (the decode tasks run in parallel), held in the object store before

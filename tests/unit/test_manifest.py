@@ -153,7 +153,7 @@ def test_one_duplicate_rule_in_every_reader(tmp_path):
     group = pa.table({"id": ["x", "x"], "path": [kept["x"][:-8] + "zz/b.wav", kept["x"]]})
     errors = tmp_path / "errors"
     errors.mkdir()
-    one = one_per_id(group, str(errors))
+    one = one_per_id(group, str(errors), "reference_text")
     assert one.column("path").to_pylist() == [kept["x"]]
     (written,) = pq.read_table(errors).to_pylist()
     (problem,) = prepared.problems
