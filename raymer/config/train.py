@@ -29,6 +29,21 @@ def target_dimensions(targets: list[str]) -> list[str]:
     return [t for t in targets if t in DIMENSIONS]
 
 
+class Answers:
+    """What a model answers, read from its ``targets``: the one reading of a ``ModelConfig``
+    (what a run trains) and a ``ModelSpec`` (what a checkpoint answers), which hold it."""
+
+    @property
+    def has_labels(self) -> bool:
+        """Answers a label (else emotion dimensions alone)."""
+        return "label" in self.targets
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The emotion dimensions it answers, in output order (none: labels only)."""
+        return target_dimensions(self.targets)
+
+
 class FinetuneConfig(BaseModel, extra="forbid"):
     """Settings of fine-tune mode: the encoders train too, with progressive unfreezing."""
 
@@ -67,7 +82,7 @@ class FinetuneConfig(BaseModel, extra="forbid"):
         return self
 
 
-class ModelConfig(Part):
+class ModelConfig(Answers, Part):
     """What the model is: its inputs, its size, what it answers (``ModelSpec`` is built from
     these fields, the ones both records have)."""
 
@@ -136,16 +151,6 @@ class ModelConfig(Part):
         "text-only run on GoEmotions: its text projection and blocks (and in fine-tune mode "
         "its fine-tuned text encoder) are loaded before training; the label head starts anew.",
     )
-
-    @property
-    def has_labels(self) -> bool:
-        """Trains a label (else emotion dimensions alone)."""
-        return "label" in self.targets
-
-    @property
-    def dimensions(self) -> list[str]:
-        """The emotion dimensions it trains, in output order."""
-        return target_dimensions(self.targets)
 
     @model_validator(mode="after")
     def _answers_fit(self) -> ModelConfig:

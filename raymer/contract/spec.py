@@ -10,10 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from raymer.config import ExtractSettings
-from raymer.config.train import check_targets, target_dimensions
+from raymer.config.train import Answers, check_targets
 
 
-class ModelSpec(BaseModel, extra="forbid"):
+class ModelSpec(Answers, BaseModel, extra="forbid"):
     """What a checkpoint stores (``model.json``) to rebuild its model and make its inputs,
     without the training config."""
 
@@ -101,16 +101,6 @@ class ModelSpec(BaseModel, extra="forbid"):
                 "exactly when `label` is one of its targets"
             )
         return self
-
-    @property
-    def has_labels(self) -> bool:
-        """Answers a label (else its dimensions alone)."""
-        return "label" in self.targets
-
-    @property
-    def dimensions(self) -> list[str]:
-        """The emotion dimensions the model answers, in output order (none: labels only)."""
-        return target_dimensions(self.targets)
 
     @property
     def finetune(self) -> bool:
