@@ -1,4 +1,4 @@
-"""CREMA-D and TESS: acted corpora whose file names (and, for TESS, folders) say the
+"""CREMA-D, TESS, RAVDESS and SAVEE: acted corpora whose file names (and folders) say the
 actor, the emotion and the sentence, with the quirks of the files as shipped."""
 
 from __future__ import annotations
@@ -135,5 +135,112 @@ def tess(root: str) -> Prepared:
         raise CorpusLayoutError(
             f"{root} does not look like TESS: expected folders like OAF_angry/ and YAF_sad/ "
             "holding OAF_<word>_<emotion>.wav files, e.g. OAF_angry/OAF_back_angry.wav"
+        )
+    return out
+
+
+# -- RAVDESS ------------------------------------------------------------------------------
+
+RAVDESS_EMOTIONS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+RAVDESS_STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
+_RAVDESS = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
+
+
+def ravdess(root: str) -> Prepared:
+    """Speech files ``Actor_XX/MM-VV-EE-II-SS-RR-AA.wav`` (modality 03 audio-only, vocal
+    channel 01 speech; song files are left out)."""
+    files = [p for p in storage.list_files(root, (".wav",)) if "Actor_" in p]
+    if not files:
+        raise CorpusLayoutError(
+            f"{root} does not look like RAVDESS: expected Actor_01 .. Actor_24 folders of "
+            "MM-VV-EE-II-SS-RR-AA.wav files (e.g. Actor_01/03-01-05-01-02-01-01.wav)"
+        )
+    out = Prepared([], root)
+    for path, name, m in named_files(out, root, files, _RAVDESS):
+        modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
+        if modality != "03" or channel != "01":
+            continue  # video or song: not the speech corpus
+        if emotion not in RAVDESS_EMOTIONS:
+            out.problem("unknown label", f"{name}: emotion code {emotion}")
+            continue
+        if posixpath.basename(posixpath.dirname(path)) != f"Actor_{actor}":
+            out.problem("file in another actor's folder", relative_to_root(root, path))
+        rid = name[:-4]
+        out.add(
+            {
+                "path": relative_to_root(root, path),
+                "id": rid,
+                "label": RAVDESS_EMOTIONS[emotion],
+                "raw_label": emotion,
+                "speaker": f"Actor_{actor}",
+                "session": None,
+                "text": RAVDESS_STATEMENTS.get(statement),
+                "intensity": "strong" if intensity == "02" else "normal",
+                "gender": "male" if int(actor) % 2 else "female",
+                "repetition": int(repetition),
+            },
+            relative_to_root(root, path),
+        )
+    return out
+
+
+# -- SAVEE --------------------------------------------------------------------------------
+
+SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+SAVEE_PREFIXES = {
+    "a": "angry",
+    "d": "disgust",
+    "f": "fear",
+    "h": "happy",
+    "n": "neutral",
+    "sa": "sad",
+    "su": "surprised",
+}
+_SAVEE = re.compile(r"^(?:(DC|JE|JK|KL)_)?([a-z]+)(\d\d)\.wav$")
+
+
+def savee(root: str) -> Prepared:
+    """``AudioData/<speaker>/<prefix><nn>.wav`` (speakers DC, JE, JK, KL) or the flat
+    ``<speaker>_<prefix><nn>.wav``; prefixes a, d, f, h, n, sa, su."""
+    files = storage.list_files(root, (".wav",))
+    out = Prepared([], root)
+    for path in files:
+        name = posixpath.basename(path)
+        m = _SAVEE.match(name)
+        folder = posixpath.basename(posixpath.dirname(path))
+        speaker = (m.group(1) if m else None) or (folder if folder in SAVEE_SPEAKERS else None)
+        if not m or speaker is None:
+            out.problem("unexpected file name", relative_to_root(root, path))
+            continue
+        prefix = m.group(2)
+        if prefix not in SAVEE_PREFIXES:
+            out.problem("unknown label", f"{relative_to_root(root, path)}: prefix {prefix!r}")
+            continue
+        rid = f"{speaker}_{prefix}{m.group(3)}"
+        out.add(
+            {
+                "path": relative_to_root(root, path),
+                "id": rid,
+                "label": SAVEE_PREFIXES[prefix],
+                "raw_label": prefix,
+                "speaker": speaker,
+                "session": None,
+                "text": None,
+            },
+            relative_to_root(root, path),
+        )
+    if not out.rows:
+        raise CorpusLayoutError(
+            f"{root} does not look like SAVEE: expected AudioData/DC|JE|JK|KL/<prefix><nn>.wav "
+            "(prefixes a, d, f, h, n, sa, su), e.g. AudioData/DC/sa01.wav"
         )
     return out

@@ -1,8 +1,8 @@
 """``raymer corpus prepare``: the emotion corpora the paper used, as the project's manifest.
 
-The adapters live in ``speech`` (IEMOCAP, MSP-Podcast, RAVDESS, SAVEE, any manifest), ``acted`` (CREMA-D,
-TESS) and
-``goemotions`` (text only); ``prepared`` holds what is common to all: problems, label maps,
+The adapters live in ``speech`` (IEMOCAP, MSP-Podcast), ``acted`` (CREMA-D, TESS, RAVDESS,
+SAVEE), ``goemotions`` (text only) and here (``manifest``: any corpus already listed, read by
+the pipeline's one reader); ``prepared`` holds what is common to all: problems, label maps,
 folds, the summary and the manifest written.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import yaml
 
 from raymer import storage
-from raymer.corpora.acted import crema_d, tess
+from raymer.corpora.acted import crema_d, ravdess, savee, tess
 from raymer.corpora.goemotions import goemotions
 from raymer.corpora.prepared import (
     Prepared,
@@ -22,8 +22,31 @@ from raymer.corpora.prepared import (
     summary,
     write_manifest,
 )
-from raymer.corpora.speech import iemocap, manifest, msp_podcast, ravdess, savee
+from raymer.corpora.speech import iemocap, msp_podcast
 from raymer.errors import UsageError
+from raymer.pipeline.inputs import read_rows
+
+
+def manifest(source: str) -> Prepared:
+    """Any corpus already listed in a manifest (CSV/JSONL/Parquet with ``path`` and
+    ``label``): checked like the others and brought onto a label set with ``--label-map``."""
+
+    inputs = read_rows(source)
+    out = Prepared([], storage.parent(source), text_only=inputs.text_only)
+    for rid, _path, error in inputs.problems:
+        out.problem("bad manifest row", f"{rid}: {error}")
+    for row in inputs.rows:
+        if not inputs.text_only and not storage.exists(row["path"]):
+            out.problem("missing file", row["path"])
+            continue
+        if row.get("label") is None:
+            out.problem("no label", row["id"])
+        out.rows.append(
+            {k: v for k, v in row.items() if k != "reference_text"}
+            | {"text": row.get("reference_text"), "raw_label": row.get("label")}
+        )
+    return out
+
 
 ADAPTERS: dict[str, Callable[..., Prepared]] = {
     "iemocap": iemocap,
