@@ -146,8 +146,7 @@ class Api:
         self.split = SplitStages(speech, text, head, self.cfg) if model is None else None
         self._info: dict | None = None
         self._ready: tuple[float, str | None] | None = None  # (when, why not ready)
-        self.uploads = 0  # bodies being received now (at most cfg.max_uploads)
-        self.by_client: dict[str, int] = {}  # the same, per client address
+        self.uploads = ingress.Uploads(self.cfg)  # bodies being received now, bounded
         self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
         self.limits = self.cfg.decode
 
@@ -265,7 +264,7 @@ class Api:
         ),
     )
     async def recognize(self, request: Request):
-        data = await self._upload(request)
+        data = await self.uploads.read(request)
         if isinstance(data, Response):
             return data
         async with self.decodes:  # in threads: the event loop keeps answering meanwhile
@@ -312,52 +311,6 @@ class Api:
             "models": {"text": info["text_model"]},
             "checkpoint": info["text_checkpoint"],
         }
-
-    async def _upload(self, request: Request) -> bytes | Response:
-        limit = int(self.cfg.decode.max_file_mb * 1024 * 1024)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            return ingress.error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        multipart = ctype == "multipart/form-data"
-        if not (
-            multipart or ctype in ingress.AUDIO_TYPES or ctype.startswith("audio/") or not ctype
-        ):
-            return ingress.error(
-                415,
-                f"unsupported content type {ctype!r}: send audio (WAV, FLAC, MP3, OGG, WebM) "
-                "as the body or as the form field 'file'",
-            )
-        if self.uploads >= self.cfg.max_uploads:
-            return ingress.error(503, f"{self.uploads} uploads are arriving already; retry shortly")
-        client = request.client.host if request.client else "?"
-        if self.by_client.get(client, 0) >= self.cfg.max_uploads_per_client:
-            return ingress.error(
-                429,
-                f"{self.by_client[client]} uploads from {client} are arriving already "
-                f"(max_uploads_per_client={self.cfg.max_uploads_per_client}); retry when one ends",
-            )
-        self.uploads += 1
-        self.by_client[client] = self.by_client.get(client, 0) + 1
-        try:
-            body = await ingress.read_body(
-                request, limit + (64 * 1024 if multipart else 0), self.cfg.upload_timeout_s
-            )
-        finally:
-            self.uploads -= 1
-            self.by_client[client] -= 1
-            if not self.by_client[client]:
-                del self.by_client[client]
-        if isinstance(body, Response):
-            return body
-        data = await ingress.read_form(request, body) if multipart else body
-        if isinstance(data, Response):
-            return data
-        if len(data) > limit:
-            return ingress.error(413, f"upload of {len(data):,} bytes is over {limit:,} bytes")
-        if not data:
-            return ingress.error(400, "the upload is empty (0 bytes of audio)")
-        return data
 
 
 def build_app(args: dict) -> serve.Application:

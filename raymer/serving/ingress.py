@@ -11,6 +11,8 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from raymer.config import ServeConfig
+
 logger = logging.getLogger("ray.serve")
 
 AUDIO_TYPES = {
@@ -251,3 +253,60 @@ def decode_upload(data: bytes, limits) -> np.ndarray | Response:
     except Exception as err:
         return error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
     return audio  # a clip too short to hold speech is no_speech, as everywhere (SpeechConfig)
+
+
+class Uploads:
+    """The uploads arriving at one ingress replica: at most ``max_uploads`` at once, and
+    ``max_uploads_per_client`` from one address (one client cannot take every place); each
+    read within its size limit (``decode.max_file_mb``) and ``upload_timeout_s``."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.arriving = 0  # bodies being received now
+        self.by_client: dict[str, int] = {}  # the same, per client address
+
+    async def read(self, request: Request) -> bytes | Response:
+        """The upload's audio bytes (the raw body, or a multipart form's ``file``), or the
+        4xx/503 answer that says why not."""
+        limit = int(self.cfg.decode.max_file_mb * 1024 * 1024)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+            return error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        multipart = ctype == "multipart/form-data"
+        if not (multipart or ctype in AUDIO_TYPES or ctype.startswith("audio/") or not ctype):
+            return error(
+                415,
+                f"unsupported content type {ctype!r}: send audio (WAV, FLAC, MP3, OGG, WebM) "
+                "as the body or as the form field 'file'",
+            )
+        if self.arriving >= self.cfg.max_uploads:
+            return error(503, f"{self.arriving} uploads are arriving already; retry shortly")
+        client = request.client.host if request.client else "?"
+        if self.by_client.get(client, 0) >= self.cfg.max_uploads_per_client:
+            return error(
+                429,
+                f"{self.by_client[client]} uploads from {client} are arriving already "
+                f"(max_uploads_per_client={self.cfg.max_uploads_per_client}); retry when one ends",
+            )
+        self.arriving += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        try:
+            body = await read_body(
+                request, limit + (64 * 1024 if multipart else 0), self.cfg.upload_timeout_s
+            )
+        finally:
+            self.arriving -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
+        if isinstance(body, Response):
+            return body
+        data = await read_form(request, body) if multipart else body
+        if isinstance(data, Response):
+            return data
+        if len(data) > limit:
+            return error(413, f"upload of {len(data):,} bytes is over {limit:,} bytes")
+        if not data:
+            return error(400, "the upload is empty (0 bytes of audio)")
+        return data
