@@ -74,7 +74,7 @@ def ablation(cfg: TrainConfig, runs: int = 3, variants: list[str] | None = None)
             summary = train(run_cfg)
             m = _scores(cfg, summary.best_checkpoint, storage.join(out, "eval"))
             result = {"seed": cfg.run.seed + k, "ua": m["ua"], "n": m["n"], "by": m.get("by", {})}
-            if run_cfg.audio_norm == "speaker":  # each test speaker's own statistics
+            if run_cfg.model.audio_norm == "speaker":  # each test speaker's own statistics
                 path = storage.join(out, "eval-speaker-stats")
                 adaptive = _scores(cfg, summary.best_checkpoint, path, speaker_stats=True)
                 result["adaptive"] = {"ua": adaptive["ua"], "by": adaptive.get("by", {})}
