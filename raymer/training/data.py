@@ -14,8 +14,8 @@ from raymer import storage
 from raymer.audio.normalize import FrameStats
 from raymer.contract.schema import AUGMENT
 from raymer.errors import UsageError
-from raymer.models.batches import has_target, is_rated
 from raymer.models.checkpoint import target_column
+from raymer.models.targets import has_target, is_rated
 
 if TYPE_CHECKING:
     from raymer.config import TrainConfig

@@ -109,7 +109,7 @@ def test_modality_dropout_empties_one_mask_per_dropped_clip():
 
 
 def test_targets_single_and_multi_label():
-    from raymer.models.batches import has_target, targets
+    from raymer.models.targets import has_target, targets
 
     labels = ["anger", "joy", "sadness"]
     batch = {
