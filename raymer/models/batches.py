@@ -242,7 +242,7 @@ class Collate:
 
     def _mel(self, clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Clips -> log-mel in a window fitted to the batch, and the encoder-rate mask."""
-        from raymer.models.whisper import log_mel, mel_window
+        from raymer.models.whisper_input import log_mel, mel_window
 
         clips = [np.asarray(c, dtype=np.float32)[:MAX_SAMPLES] for c in clips]
         n_frames = mel_window([len(c) / SAMPLE_RATE for c in clips])

@@ -8,7 +8,7 @@ import soundfile
 import torch
 
 from raymer.models.registry import resolve_model
-from raymer.models.whisper import log_mel
+from raymer.models.whisper_input import log_mel
 from raymer.models.whisper_encoder import (
     ConversionError,
     encode,

@@ -14,7 +14,7 @@ SCRIPT = """
 import hashlib, sys
 import numpy as np
 from faster_whisper.feature_extractor import FeatureExtractor
-from raymer.models.whisper import log_mel
+from raymer.models.whisper_input import log_mel
 rng = np.random.default_rng(3)
 samples = (0.1 * rng.standard_normal(16_000 * 20)).astype(np.float32)
 extractor = FeatureExtractor()
@@ -44,7 +44,7 @@ def test_log_mel_does_not_depend_on_the_number_of_blas_threads():
 def test_log_mel_pads_and_cuts_to_the_window():
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    from raymer.models.whisper import log_mel
+    from raymer.models.whisper_input import log_mel
 
     clip = np.zeros(16_000, np.float32)
     assert log_mel(FeatureExtractor(), clip, 800).shape == (80, 800)
