@@ -26,8 +26,10 @@ def test_corpus_files_and_manifest_are_reproducible(tmp_path):
     assert len(rows) == 6 and all((m1.parent / r["path"]).is_file() for r in rows)
 
 
-def _rss_mb(root_pid: int) -> dict[int, float]:
-    """Resident memory (MB) of a process and each of its descendants, from /proc."""
+def _rss_mb(root_pid: int, skip: frozenset[int] = frozenset()) -> dict[int, float]:
+    """Resident memory (MB) of a process and each of its descendants, from /proc, but for
+    the subtrees of ``skip`` (processes that were there before: the session's Ray, whose
+    workers come and go beside the renderers)."""
     from pathlib import Path
 
     parents, rss = {}, {}
@@ -44,7 +46,7 @@ def _rss_mb(root_pid: int) -> dict[int, float]:
         rss[int(entry.name)] = int(kb[0]) / 1024 if kb else 0.0
     tree, grew = {root_pid}, True
     while grew:
-        more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        more = {pid for pid, ppid in parents.items() if ppid in tree - skip} - tree
         tree |= more
         grew = bool(more)
     return {pid: rss.get(pid, 0.0) for pid in tree}
@@ -67,7 +69,7 @@ def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path):
 
     def watch():
         while not done.is_set():
-            now = _rss_mb(os.getpid())
+            now = _rss_mb(os.getpid(), frozenset(before) - {os.getpid()})
             grown = max(0.0, now.get(os.getpid(), 0.0) - before[os.getpid()])
             renderers = sum(mb for pid, mb in now.items() if pid not in before)
             peak[0] = max(peak[0], grown + renderers)

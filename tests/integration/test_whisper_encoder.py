@@ -8,13 +8,13 @@ import soundfile
 import torch
 
 from raymer.models.registry import resolve_model
-from raymer.models.whisper_input import log_mel
 from raymer.models.whisper_encoder import (
     ConversionError,
     encode,
     load_whisper_encoder,
     read_ct2_variables,
 )
+from raymer.models.whisper_input import log_mel
 
 
 @pytest.fixture(scope="module")
