@@ -152,6 +152,17 @@ class ModelConfig(Answers, Part):
         "its fine-tuned text encoder) are loaded before training; the label head starts anew.",
     )
 
+    def as_modality(self, modality: str) -> dict:
+        """The dotted settings that make this model one of ``modality`` (compare's and
+        crossval's models of each modality from one config): what that modality cannot read
+        is left out (prosody, an audio input, for text; init_text, a text branch, for
+        audio)."""
+        return {
+            "model.modality": modality,
+            "model.prosody": self.prosody and modality != "text",
+            "model.init_text": self.init_text if modality != "audio" else None,
+        }
+
     @model_validator(mode="after")
     def _answers_fit(self) -> ModelConfig:
         if self.audio_norm != "none" and self.audio_input == "temporal":

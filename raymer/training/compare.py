@@ -29,7 +29,7 @@ def compare(cfg: TrainConfig) -> Comparison:
     for modality in MODALITIES:
         out = storage.join(cfg.output, modality)
         summary = train(
-            cfg.updated(**{"model.modality": modality, "run.name": modality, "output": out})
+            cfg.updated(**cfg.model.as_modality(modality), **{"run.name": modality, "output": out})
         )
         row = ComparedModel(summary.best_checkpoint, summary.best_val_ua)
         facts = card_facts(cfg, summary)

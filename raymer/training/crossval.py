@@ -57,13 +57,13 @@ def crossval(
         for group in folds:
             out = storage.join(cfg.output, modality, f"fold-{group}")
             fold_cfg = cfg.updated(
+                **cfg.model.as_modality(modality),
                 **{
-                    "model.modality": modality,
                     "run.name": modality,
                     "output": out,
                     "data.test_speakers": [group],
                     "data.val_speakers": [],
-                }
+                },
             )
             summary = train(fold_cfg)
             eval_dir = storage.join(out, "eval")

@@ -201,3 +201,23 @@ def test_resources_are_one_part_with_each_command_s_defaults():
         "cuda", "cpu", 0.0,
     )  # fmt: skip
     assert ResourcesConfig(use_gpu=True, device="cpu").device_of(gpu.asr) == "cpu"
+
+
+def test_compare_and_crossval_make_a_valid_model_of_each_modality_from_every_shipped_config():
+    """One config trains fusion, audio and text models (compare, crossval): each modality's
+    settings are checked like any config's, and what a modality cannot read is left out of
+    it (prosody for text, init_text for audio), never refused: the sample config has
+    prosody on and `make demo` compares all three."""
+    from pathlib import Path
+
+    for path in sorted(Path("configs/train").glob("*.yaml")):
+        cfg = load_config(TrainConfig, path, ["model.init_text=runs/text"])
+        for modality in ("fusion", "audio", "text"):
+            one = cfg.updated(**cfg.model.as_modality(modality), **{"run.name": modality})
+            assert one.model.modality == modality and one.run.name == modality
+            assert one.model.prosody == (cfg.model.prosody and modality != "text"), path
+            assert (one.model.init_text is None) == (modality == "audio"), path
+    sample = load_config(TrainConfig, "configs/train/sample.yaml")
+    assert sample.model.prosody  # the case that matters: prosody on, a text model made
+    with pytest.raises(ValueError, match="modality=text reads none"):
+        sample.updated(**{"model.modality": "text"})  # set alone, it is refused
