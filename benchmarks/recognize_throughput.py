@@ -58,9 +58,9 @@ def main() -> None:
     from raymer.audio.decode import decode_audio
     from raymer.config import ExtractConfig, RecognizeConfig
     from raymer.corpora.synth import synthesize_corpus
-    from raymer.models import checkpoint
     from raymer.pipeline.extract import extract
     from raymer.pipeline.recognize import recognize
+    from raymer.trained import checkpoint
     from raymer.training.infer import infer
 
     spec = checkpoint.load_spec(args.checkpoint)

@@ -56,8 +56,8 @@ def plain_loop(cfg: TrainConfig, epochs: int) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from raymer.models.batches import Collate, forward
     from raymer.models.builders import build_model
+    from raymer.trained.batches import Collate, forward
     from raymer.training.data import InSpeakers, feature_files, read_index, split_speakers
     from raymer.training.losses import loss_fn
     from raymer.training.model_spec import model_spec

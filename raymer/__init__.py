@@ -22,7 +22,7 @@ _EXPORTS = {
     "crossval": "raymer.training.crossval",
     "evaluate": "raymer.training.evaluate",
     "infer": "raymer.training.infer",
-    "export": "raymer.models.checkpoint",
+    "export": "raymer.trained.checkpoint",
     "ExtractConfig": "raymer.config",
     "RecognizeConfig": "raymer.config",
     "TrainConfig": "raymer.config",

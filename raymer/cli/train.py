@@ -93,7 +93,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from raymer.models.checkpoint import export
+    from raymer.trained.checkpoint import export
 
     written = export(args.checkpoint, args.output)
     print(f"export: {written[0]} (model.json, model.safetensors, README.md)")

@@ -6,6 +6,6 @@ stages' columns say, so that every layer above may import it.
 - ``schema``: column names and Arrow schemas, the contract between stages;
 - ``card``: the model card a checkpoint carries.
 
-Checkpoint files and model batches (torch) are ``raymer.models.checkpoint`` and
-``raymer.models.batches``; the typed answers are ``raymer.inference.prediction``.
+Checkpoint files and model batches (torch) are ``raymer.trained.checkpoint`` and
+``raymer.trained.batches``; the typed answers are ``raymer.inference.prediction``.
 """

@@ -27,9 +27,9 @@ from raymer.audio.segment import Segment, speech_seconds, split
 from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
 from raymer.inference.prediction import Prediction, judged, piece, recording, single
-from raymer.models import checkpoint
-from raymer.models.batches import LoadedModel
 from raymer.models.whisper import SpeechFeatures
+from raymer.trained import checkpoint
+from raymer.trained.batches import LoadedModel
 
 
 class Heads:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raymer.models.checkpoint import labels_on, top_label
 from raymer.models.whisper import SpeechFeatures
+from raymer.trained.checkpoint import labels_on, top_label
 
 
 def _r(value: float | None, digits: int = 6) -> float | None:

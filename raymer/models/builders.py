@@ -1,4 +1,4 @@
-"""Builders: a checkpoint's spec (``raymer.models.checkpoint.ModelSpec``) -> its model, and the
+"""Builders: a checkpoint's spec (``raymer.trained.checkpoint.ModelSpec``) -> its model, and the
 extraction settings (``raymer.config.ExtractSettings``) -> the encoders that make its inputs.
 
 The modules take numbers and modules, never configs; these functions are where a config

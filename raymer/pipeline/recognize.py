@@ -39,7 +39,6 @@ from raymer.config.command import flat
 from raymer.config.recognize import RecognizeConfig
 from raymer.errors import UsageError
 from raymer.extras import can_plot
-from raymer.models import checkpoint
 from raymer.pipeline.lease import Lease
 from raymer.pipeline.manifest import check_input
 from raymer.pipeline.outputs import (
@@ -52,6 +51,7 @@ from raymer.pipeline.outputs import (
     save_settings,
 )
 from raymer.runtime import init_ray, shuffle_by_sort
+from raymer.trained import checkpoint
 
 
 @dataclass

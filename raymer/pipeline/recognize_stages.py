@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.config.recognize import RecognizeConfig
 from raymer.itemwise import ItemError, run_batch
-from raymer.models.checkpoint import ModelSpec
 from raymer.pipeline import faults
 from raymer.pipeline.outputs import RecognizeOutput
 from raymer.pipeline.rows import Batch, floats, row_columns, to_rows
+from raymer.trained.checkpoint import ModelSpec
 
 OUTPUT_COLUMNS = frozenset(
     {"id", "path", "segment", "start_s", "end_s", "duration_s", "speech_s", "transcript"}

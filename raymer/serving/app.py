@@ -322,7 +322,7 @@ def build_app(args: dict) -> serve.Application:
     if cfg.layout == "single":
         stages = {"model": autoscaled(Model, cfg, cfg.resources.asr).bind(plain)}
     else:
-        from raymer.models import checkpoint
+        from raymer.trained import checkpoint
 
         main = checkpoint.models_of(cfg.checkpoint)[0]
         extract = checkpoint.load_spec(main).extract.model_dump()

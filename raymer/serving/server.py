@@ -12,7 +12,7 @@ APP_NAME = "raymer"
 
 def check_checkpoint(cfg: ServeConfig) -> None:
     """Fail before Ray starts when the checkpoint is not there, naming what is missing."""
-    from raymer.models import checkpoint
+    from raymer.trained import checkpoint
 
     main, text = checkpoint.models_of(cfg.checkpoint)
     try:

@@ -12,7 +12,7 @@ import json
 from raymer import storage
 from raymer.config import TrainConfig
 from raymer.errors import UsageError
-from raymer.models.checkpoint import COMPARISON_FILE, write_card
+from raymer.trained.checkpoint import COMPARISON_FILE, write_card
 from raymer.training.evaluate import evaluate
 from raymer.training.report import card_facts
 from raymer.training.results import ComparedModel, Comparison, Evaluation

@@ -1,5 +1,5 @@
 """Training data from the extraction Parquet: the labelled clips, speaker-independent splits
-and the row filter of each split. (The batches themselves: ``raymer.models.batches``.)"""
+and the row filter of each split. (The batches themselves: ``raymer.trained.batches``.)"""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from raymer import storage
 from raymer.audio.normalize import FrameStats
 from raymer.contract.schema import AUGMENT
 from raymer.errors import UsageError
-from raymer.models.checkpoint import target_column
-from raymer.models.targets import has_target, is_rated
+from raymer.trained.checkpoint import target_column
+from raymer.trained.targets import has_target, is_rated
 
 if TYPE_CHECKING:
     from raymer.config import TrainConfig

@@ -20,10 +20,10 @@ from raymer import storage
 from raymer.contract.schema import AUGMENT
 from raymer.errors import RunError, UsageError
 from raymer.extras import can_plot
-from raymer.models import checkpoint
-from raymer.models.batches import Collate, columns, scores_of
-from raymer.models.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column, top_index
-from raymer.models.targets import has_target, is_rated
+from raymer.trained import checkpoint
+from raymer.trained.batches import Collate, columns, scores_of
+from raymer.trained.checkpoint import ON_SCORE, ModelSpec, labels_on, target_column, top_index
+from raymer.trained.targets import has_target, is_rated
 from raymer.training.data import feature_files
 from raymer.training.metrics import (
     classification_metrics,

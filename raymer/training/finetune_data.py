@@ -2,7 +2,7 @@
 
 The features Parquet says which clips exist, their labels, speakers, audio ``path`` and text
 (the transcript, or the reference text when extraction embedded that). The audio is read and
-decoded with the extraction pipeline's own decoder; ``raymer.models.batches.Collate`` then computes
+decoded with the extraction pipeline's own decoder; ``raymer.trained.batches.Collate`` then computes
 Whisper's log-mel features in a window fitted to the batch and tokenizes the text.
 """
 
@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from raymer.models.batches import MAX_SAMPLES
+from raymer.trained.batches import MAX_SAMPLES
 
 logger = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 
 from raymer import storage
 from raymer.errors import UsageError
-from raymer.models import checkpoint
-from raymer.models.batches import Collate, LoadedModel
-from raymer.models.checkpoint import ModelSpec, target_column
-from raymer.models.targets import has_target
 from raymer.runtime import READ_ARGS
+from raymer.trained import checkpoint
+from raymer.trained.batches import Collate, LoadedModel
+from raymer.trained.checkpoint import ModelSpec, target_column
+from raymer.trained.targets import has_target
 from raymer.training.evaluate import (
     FEATURE_COLUMNS,
     Selection,

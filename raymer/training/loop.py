@@ -24,10 +24,10 @@ from raymer import storage
 from raymer.audio.normalize import FrameStats
 from raymer.config import TrainConfig, dump_config
 from raymer.contract.card import CardFacts
-from raymer.models import checkpoint
-from raymer.models.batches import Collate, forward
 from raymer.models.builders import build_model
-from raymer.models.checkpoint import ON_SCORE, ModelSpec, score_name, top_index
+from raymer.trained import checkpoint
+from raymer.trained.batches import Collate, forward
+from raymer.trained.checkpoint import ON_SCORE, ModelSpec, score_name, top_index
 from raymer.training.batching import buckets, drop_modality
 from raymer.training.losses import ccc_loss, loss_fn
 from raymer.training.metrics import (

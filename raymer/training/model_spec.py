@@ -13,8 +13,8 @@ from raymer import storage
 from raymer.config import ExtractConfig, ExtractSettings, TrainConfig
 from raymer.config.train import ModelConfig
 from raymer.errors import UsageError
-from raymer.models import checkpoint
-from raymer.models.checkpoint import ModelSpec
+from raymer.trained import checkpoint
+from raymer.trained.checkpoint import ModelSpec
 from raymer.training.data import Index, feature_files, features_path, keep_of, read_frames
 
 # What the model part says of the model that its spec records: the fields both records have.

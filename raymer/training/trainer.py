@@ -2,7 +2,7 @@
 
 Output layout (local or s3://)::
 
-    OUTPUT/NAME/checkpoint_*/   a checkpoint folder (``raymer.models.checkpoint``): model.json, model.pt, ...
+    OUTPUT/NAME/checkpoint_*/   a checkpoint folder (``raymer.trained.checkpoint``): model.json, model.pt, ...
     OUTPUT/config.yaml          the resolved TrainConfig
     OUTPUT/train_summary.json   splits, per-epoch metrics and the best checkpoint
 """
@@ -20,9 +20,9 @@ from raymer.config import TrainConfig, dump_config, require_paths
 from raymer.drills import armed
 from raymer.errors import UsageError
 from raymer.extras import can_plot
-from raymer.models import checkpoint
-from raymer.models.checkpoint import score_name, target_column, write_card
 from raymer.runtime import READ_ARGS, init_ray
+from raymer.trained import checkpoint
+from raymer.trained.checkpoint import score_name, target_column, write_card
 from raymer.training.data import (
     AUGMENT,
     COLUMNS,

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from raymer.models.builders import build_model
-from raymer.models.checkpoint import ModelSpec
 from raymer.models.transfer import load_text_branch
+from raymer.trained.checkpoint import ModelSpec
 
 FINETUNE = {
     "mode": "finetune",
@@ -63,7 +63,7 @@ def test_progressive_unfreezing_stages(recognizer):
 def test_collate_and_forward(recognizer, piper_corpus):
     import soundfile
 
-    from raymer.models.batches import Collate
+    from raymer.trained.batches import Collate
 
     model, spec = recognizer
     clips = [

@@ -400,8 +400,8 @@ def test_split_layout_from_s3_answers_like_the_single_one(
     import boto3
     from ray import serve
 
-    from raymer.models.checkpoint import export
     from raymer.serving.app import build_app
+    from raymer.trained.checkpoint import export
 
     url, cfg = service
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="served")
@@ -836,7 +836,7 @@ def test_the_readme_python_example_runs_inside_a_running_event_loop(
     import re
 
     import raymer
-    from raymer.models.checkpoint import export
+    from raymer.trained.checkpoint import export
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Use it from Python", 1)[1]

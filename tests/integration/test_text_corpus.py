@@ -14,9 +14,9 @@ import torch
 from raymer.config import ExtractConfig, TrainConfig, load_config
 from raymer.corpora.goemotions import GOEMOTIONS_LABELS
 from raymer.corpora.synth_text import sentence
-from raymer.models.checkpoint import read_state
 from raymer.pipeline.extract import extract
 from raymer.pipeline.outputs import SettingsMismatch
+from raymer.trained.checkpoint import read_state
 from raymer.training.evaluate import evaluate
 from raymer.training.trainer import train
 

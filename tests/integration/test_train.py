@@ -10,7 +10,7 @@ import torch
 
 from raymer.config import TrainConfig, load_config
 from raymer.models.builders import build_fusion_model
-from raymer.models.checkpoint import ModelSpec
+from raymer.trained.checkpoint import ModelSpec
 from raymer.training.trainer import train
 
 

@@ -80,7 +80,7 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     features, corpus, train_config, tmp_path
 ):
     import raymer
-    from raymer.models.checkpoint import load_spec
+    from raymer.trained.checkpoint import load_spec
     from raymer.training.evaluate import evaluate
     from raymer.training.trainer import train
 

@@ -4,7 +4,7 @@
   under ``if TYPE_CHECKING:`` count: a cycle of types is a layout that does not say what
   depends on what);
 - nothing under ``raymer/serving/`` imports ``raymer.training`` (a Serve replica loads
-  models through ``raymer.models.checkpoint`` and ``raymer.models.batches``, never the training loop);
+  models through ``raymer.trained.checkpoint`` and ``raymer.trained.batches``, never the training loop);
 - no module over 400 lines, no function over 60 lines;
 - one decoder: only ``raymer/audio/decode.py`` imports a decoder or a resampler (PyAV, soundfile,
   torchaudio); the sample corpus's renderer writes and resamples the voices it makes;
@@ -330,6 +330,7 @@ LAYERS = [
     {"contract"},
     {"audio"},
     {"models"},
+    {"trained"},
     {"inference"},
     {"pipeline"},
     {"corpora", "training", "serving"},
@@ -359,3 +360,23 @@ def test_packages_import_only_the_layers_below_them():
         if _layer(dep) != _layer(name) and _rank(_layer(dep)) >= _rank(_layer(name))
     )
     assert upward == []
+
+
+def test_model_code_is_pure_torch():
+    """``raymer/models/`` holds torch modules, their builders and the Whisper and text
+    encoders: no Ray, and nothing of the layers above (checkpoint files and batches are
+    ``raymer.trained``), anywhere in its code."""
+    found = {
+        name: sorted(_third_party(path) & {"ray"})
+        for name, path in MODULES.items()
+        if name.startswith("raymer.models") and _third_party(path) & {"ray"}
+    }
+    assert found == {}
+    above = {
+        (name, dep)
+        for name, deps in _graph().items()
+        if name.startswith("raymer.models")
+        for dep in deps
+        if _rank(_layer(dep)) > _rank("models")
+    }
+    assert above == set()

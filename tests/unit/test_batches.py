@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from raymer.models.batches import Collate, columns, stack, stack_arrow
-from raymer.models.checkpoint import ModelSpec
+from raymer.trained.batches import Collate, columns, stack, stack_arrow
+from raymer.trained.checkpoint import ModelSpec
 
 OLD = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
 

@@ -1,4 +1,4 @@
-"""The checkpoint contract (raymer.models.checkpoint) and the batches made for it (raymer.models.batches)."""
+"""The checkpoint contract (raymer.trained.checkpoint) and the batches made for it (raymer.trained.batches)."""
 
 import json
 import shutil
@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 from raymer.config import ExtractConfig, ExtractSettings
 from raymer.itemwise import ItemError, run_batch
-from raymer.models import checkpoint
-from raymer.models.batches import Collate, scores_of
-from raymer.models.checkpoint import ModelSpec
+from raymer.trained import checkpoint
+from raymer.trained.batches import Collate, scores_of
+from raymer.trained.checkpoint import ModelSpec
 
 OLD = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
 

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from raymer.config import TrainConfig
 from raymer.inference.prediction import outputs, piece, recording, speech_means
-from raymer.models.batches import Collate, scores_of
 from raymer.models.builders import build_model
-from raymer.models.checkpoint import ModelSpec
 from raymer.models.whisper import SpeechFeatures
+from raymer.trained.batches import Collate, scores_of
+from raymer.trained.checkpoint import ModelSpec
 from raymer.training.losses import ccc_loss
 from raymer.training.metrics import ccc, regression_metrics
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from raymer.models.checkpoint import labels_on
+from raymer.trained.checkpoint import labels_on
 from raymer.training.metrics import classification_metrics, confusion_matrix
 
 LABELS = ["angry", "happy", "sad", "neutral"]

@@ -8,8 +8,8 @@ import torch
 
 from raymer.audio.normalize import add, combine, partial_sums, standardize
 from raymer.contract.spec import ModelSpec
-from raymer.models.batches import Collate
 from raymer.models.fusion import standardize as model_standardize
+from raymer.trained.batches import Collate
 
 
 def _rows(seed=0):

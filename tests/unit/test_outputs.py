@@ -229,8 +229,8 @@ def test_settings_key_on_the_checkpoints_content_not_its_path(tmp_path):
     import shutil
     from pathlib import Path
 
-    from raymer.models import checkpoint
     from raymer.pipeline.outputs import save_settings
+    from raymer.trained import checkpoint
 
     stored = Path(__file__).resolve().parents[1] / "data" / "checkpoint-0.1.0"
     ckpt = tmp_path / "ckpt"

@@ -8,7 +8,6 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.models.checkpoint import ModelSpec
 from raymer.pipeline.recognize_stages import staged_schema
 from raymer.pipeline.recognize_writes import (
     TOTALS_KEY,
@@ -19,6 +18,7 @@ from raymer.pipeline.recognize_writes import (
     repair,
     whole,
 )
+from raymer.trained.checkpoint import ModelSpec
 
 LABELS = ["angry", "happy", "neutral", "sad"]
 

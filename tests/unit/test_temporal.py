@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from raymer.models.builders import build_fusion_model
-from raymer.models.checkpoint import ModelSpec
 from raymer.models.temporal import fit_temporal_embedding, sample_triplets
+from raymer.trained.checkpoint import ModelSpec
 
 
 def test_triplets_respect_time():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from raymer.models.batches import Collate
-from raymer.models.checkpoint import ModelSpec
+from raymer.trained.batches import Collate
+from raymer.trained.checkpoint import ModelSpec
 from raymer.training.data import InSpeakers, split_speakers
 
 
@@ -109,7 +109,7 @@ def test_modality_dropout_empties_one_mask_per_dropped_clip():
 
 
 def test_targets_single_and_multi_label():
-    from raymer.models.targets import has_target, targets
+    from raymer.trained.targets import has_target, targets
 
     labels = ["anger", "joy", "sadness"]
     batch = {

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from raymer.models.builders import build_model
-from raymer.models.checkpoint import ModelSpec
 from raymer.models.transfer import check_text_branch, load_text_branch
+from raymer.trained.checkpoint import ModelSpec
 
 
 def _spec(**changes):

@@ -26,8 +26,8 @@ import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
 from raymer.audio.normalize import FrameStats, standardize
-from raymer.models.checkpoint import ModelSpec, load_model
-from raymer.models.targets import (
+from raymer.trained.checkpoint import ModelSpec, load_model
+from raymer.trained.targets import (
     Columns,
     arrow_targets,
     dimension_targets,
@@ -269,7 +269,7 @@ def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:
     per emotion dimension of the spec (B, D): (B, L + D) (``prediction.outputs`` splits it)."""
     import torch
 
-    from raymer.models.checkpoint import label_scores
+    from raymer.trained.checkpoint import label_scores
 
     device = next(model.parameters()).device
     with torch.no_grad():
