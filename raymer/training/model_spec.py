@@ -29,9 +29,9 @@ def model_spec(
     extract = extraction_settings(cfg.features)
     values = cfg.model.model_dump(include=SPEC_KEYS)  # the model part builds the spec
     values |= {"audio_dim": index.audio_dim, "text_dim": index.text_dim, "labels": list(labels)}
-    prosody = (
-        cfg.model.prosody and cfg.model.modality != "text"
-    )  # (compare's text model reads no audio)
+    # a text model never has prosody on (ModelConfig refuses it; compare's and crossval's
+    # text models leave it out: as_modality)
+    prosody = cfg.model.prosody
     extract = extract.model_copy(update={"prosody": prosody})  # what serving extracts
     if prosody:
         values |= _prosody_spec(cfg, index, train_speakers)
