@@ -977,9 +977,11 @@ def _fuzz(url: str) -> None:
     upload's schema (binary), and only decodable audio is accepted (422, documented)."""
     import subprocess
     import sys
+    import tempfile
     from pathlib import Path
 
     st = Path(sys.executable).parent / "st"
+    scratch = tempfile.TemporaryDirectory()  # its cache (.schemathesis/): not in the checkout
     run = subprocess.run(
         [
             str(st),
@@ -1002,5 +1004,7 @@ def _fuzz(url: str) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=scratch.name,
     )
+    scratch.cleanup()
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
