@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Segment:
     audio: np.ndarray  # 16 kHz mono float32
     speech_s: float  # what the VAD heard as speech in it
     total_s: float | None = None  # the recording's length, where known when it is cut
+    whole: bool = False  # the whole recording, not cut (it lasts up to ``segment_over_s``)
 
 
 def speech_seconds(
@@ -81,7 +83,8 @@ def split(
     if audio.size == 0:
         raise AudioError("the audio stream decodes to no samples")
     duration = audio.size / SAMPLE_RATE
-    yield Segment(0, 0.0, duration, audio, speech_seconds(audio, speech, options), total_s=duration)
+    heard = speech_seconds(audio, speech, options)
+    yield Segment(0, 0.0, duration, audio, heard, total_s=duration, whole=True)
 
 
 def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -118,3 +121,59 @@ def cut(
     if index == 0:  # no speech at all: one empty segment says so, over the whole recording
         total = (offset + len(buffer)) / SAMPLE_RATE
         yield Segment(0, 0.0, total, np.zeros(0, np.float32), 0.0, total_s=total)
+
+
+def pack(
+    segments: Iterator[Segment], speech: SpeechConfig, window_s: float = 30.0
+) -> Iterator[list[Segment]]:
+    """A long recording's segments -> its Whisper windows, in order: consecutive segments
+    with speech (``speech.heard``) together while their audio lasts at most ``window_s``
+    in all, as faster-whisper's batched pipeline packs speech (``raymer.models.whisper_packed``);
+    a segment without speech is a window of its own, never transcribed. Only the current
+    window is held. A window depends on its recording alone."""
+    window: list[Segment] = []
+    held = 0
+    limit = int(window_s * SAMPLE_RATE)
+    for seg in segments:
+        if not speech.heard(seg.speech_s) or not seg.audio.size:
+            if window:
+                yield window
+                window, held = [], 0
+            yield [seg]
+            continue
+        if window and held + seg.audio.size > limit:
+            yield window
+            window, held = [], 0
+        window.append(seg)
+        held += seg.audio.size
+    if window:
+        yield window
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the speech stage reads: a short recording alone (``packed`` False: encoded in a
+    window fitted to it, as extraction made the training features), or consecutive segments
+    of a long one (``packed``: one 30 s Whisper window, ``raymer.models.whisper_packed``).
+    Each piece: its 16 kHz samples and the seconds of speech the segmenter heard in it
+    (``None``: measured here)."""
+
+    pieces: tuple[tuple[np.ndarray, float | None], ...]
+    packed: bool = False
+
+
+def windows_of(
+    segments: Iterator[Segment], rule: SpeechConfig
+) -> Iterator[tuple[Window, list[Segment]]]:
+    """A recording's segments (``split``) -> its windows, each with its segments: the whole
+    recording in a fitted window, or (cut at its pauses) its segments packed by ``pack``.
+    The one rule for every entry point; only the current window is held."""
+    segments = iter(segments)
+    first = next(segments, None)
+    if first is None:
+        return
+    if first.whole:
+        yield Window(((first.audio, first.speech_s),)), [first]
+        return
+    for group in pack(chain([first], segments), rule):
+        yield Window(tuple((s.audio, s.speech_s) for s in group), packed=True), group

@@ -18,126 +18,58 @@ rate) and the same ``TextEncoder`` on the transcript, with the settings the chec
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
-from raymer.audio.segment import Segment, speech_seconds, split
+from raymer.audio.segment import Window, speech_seconds, split, windows_of
 from raymer.config.parts import SegmentConfig, SpeechConfig
-from raymer.errors import UsageError
+from raymer.errors import AudioError
+from raymer.inference.heads import Heads
 from raymer.inference.prediction import Prediction, judged, piece, recording, single
 from raymer.models.whisper import SpeechFeatures
-from raymer.trained import checkpoint
 from raymer.trained.batches import LoadedModel
-
-
-class Heads:
-    """The trained head(s) of a checkpoint: the main model (fusion, or audio/text only) and,
-    for ``/v1/recognize/text``, a text-only model with the same labels (``with_text=False``:
-    the main model only, as ``raymer recognize`` needs)."""
-
-    def __init__(
-        self,
-        checkpoint_uri: str,
-        text_checkpoint: str | None = None,
-        threads: int = 0,
-        device: str = "cpu",
-        with_text: bool = True,
-    ):
-        import torch
-
-        if threads > 0:
-            torch.set_num_threads(threads)
-        main, default_text = checkpoint.models_of(checkpoint_uri)
-        self.main = LoadedModel.load(main, device)
-        text_uri = (text_checkpoint or default_text) if with_text else None
-        self.text = None
-        if text_uri:
-            self.text = LoadedModel.load(text_uri, device)
-            spec = self.text.spec
-            if spec.modality != "text":
-                raise UsageError(f"text_checkpoint {text_uri} is a {spec.modality} model")
-            if spec.labels != self.main.spec.labels:
-                raise UsageError(
-                    f"text_checkpoint labels {spec.labels} differ from the main model's "
-                    f"{self.main.spec.labels}"
-                )
-        elif with_text and self.main.spec.modality == "text":  # a text model answers texts
-            self.text = self.main
-        self.labels = self.main.spec.labels
-        self.extract = self.main.spec.extract
-
-    def info(self) -> dict:
-        spec = self.main.spec
-        return {
-            "asr_model": self.extract.asr_model,
-            "text_model": self.extract.text_model,
-            "labels": self.labels,
-            "loss": spec.loss,
-            "checkpoint": self.main.checkpoint,
-            "modality": spec.modality,
-            "mode": spec.mode,
-            "text_checkpoint": self.text.checkpoint if self.text else None,
-            "frame_rate_hz": float(self.extract.frame_rate_hz),
-            "needs_audio": self.needs_audio,
-            "multi_label": self.multi_label,
-            "text_multi_label": self.text_multi_label,
-            "dimensions": spec.dimensions,
-            "text_dimensions": self.text.spec.dimensions if self.text else [],
-        }
-
-    def score(self, frames: list, tokens: list, clips=None, texts=None, text_only=False):
-        """Answers (N, L + D): a score per label then a value per emotion dimension, of the
-        main head on frames/tokens (features mode) or audio/text (fine-tune mode), or of
-        the text-only head on tokens."""
-        loaded = self.text if text_only else self.main
-        if loaded is None:
-            raise LookupError("no text-only model is loaded")
-        batch = loaded.collate.live(
-            frames=None if text_only or not frames else frames,
-            tokens=tokens,
-            clips=clips if loaded.spec.needs_audio else None,
-            texts=texts,
-        )
-        return loaded.scores(batch).numpy()
-
-    @property
-    def needs_audio(self) -> bool:
-        """Fine-tune checkpoints with an audio branch read the raw audio; features ones the
-        frames only, and a text model no audio at all."""
-        return self.main.spec.needs_audio
-
-    @property
-    def multi_label(self) -> bool:
-        """Trained on label lists: every label whose score passes 0.5 is reported."""
-        return self.main.spec.multi_label
-
-    @property
-    def text_multi_label(self) -> bool:
-        """The same of the text-only model (``/v1/recognize/text``)."""
-        return bool(self.text and self.text.spec.multi_label)
 
 
 class Listener:
     """Whisper on the pieces the VAD heard speech in: a piece of noise or silence is never
-    transcribed (Whisper would make words up), only marked with its ``speech_s``. Items are
-    ``(audio, heard)``: the piece's 16 kHz samples and the seconds of speech the segmenter
-    heard in it (``None``: measured here)."""
+    transcribed (Whisper would make words up), only marked with its ``speech_s``."""
 
     def __init__(self, featurizer, rule: SpeechConfig) -> None:
         self.featurizer, self.rule = featurizer, rule
 
-    def __call__(self, items: list[tuple[np.ndarray, float | None]]) -> list[SpeechFeatures]:
-        clips = [clip for clip, _ in items]
-        heard = [speech_seconds(c, self.rule) if h is None else h for c, h in items]
-        todo = [i for i, s in enumerate(heard) if self.rule.heard(s) and len(clips[i])]
-        out = [SpeechFeatures(transcript="", language="", language_prob=0.0) for _ in clips]
-        if todo:
-            for i, features in zip(todo, self.featurizer([clips[i] for i in todo]), strict=True):
-                out[i] = features
-        for features, seconds in zip(out, heard, strict=True):
-            features.speech_s = seconds
+    def __call__(self, windows: list[Window]) -> list[list[SpeechFeatures]]:
+        """Windows -> each piece's ``SpeechFeatures``, window by window."""
+        heard = [
+            [speech_seconds(a, self.rule) if h is None else h for a, h in w.pieces] for w in windows
+        ]
+        out = [[SpeechFeatures("", "", 0.0) for _ in w.pieces] for w in windows]
+        todo: dict[int, list[int]] = {}
+        for i, w in enumerate(windows):
+            ks = [k for k, (a, _) in enumerate(w.pieces) if len(a) and self.rule.heard(heard[i][k])]
+            if ks:
+                todo[i] = ks
+        fitted = [(i, k) for i, ks in todo.items() if not windows[i].packed for k in ks]
+        if fitted:
+            found = self.featurizer([windows[i].pieces[k][0] for i, k in fitted])
+            for (i, k), features in zip(fitted, found, strict=True):
+                out[i][k] = features
+        packed = [i for i in todo if windows[i].packed]
+        if packed:
+            from raymer.models.whisper_packed import transcribe_packed
+
+            found = transcribe_packed(
+                self.featurizer, [[windows[i].pieces[k][0] for k in todo[i]] for i in packed]
+            )
+            for i, features in zip(packed, found, strict=True):
+                for k, f in zip(todo[i], features, strict=True):
+                    out[i][k] = f
+        for window, seconds in zip(out, heard, strict=True):
+            for features, s in zip(window, seconds, strict=True):
+                features.speech_s = s
         return out
 
 
@@ -160,89 +92,142 @@ class Judging:
 
 @dataclass(frozen=True)
 class Progress:
-    """How far ``compose_steps`` is: pieces judged of all the clips' pieces."""
+    """How far ``compose_steps`` is: segments judged, the seconds of the recordings judged
+    through, and their length where it is known (a header may not say)."""
 
     done: int
-    total: int
+    done_s: float
+    duration_s: float | None
 
 
-async def compose(clips: list[np.ndarray], speech, encode, score, judging: Judging) -> list:
-    """Clips -> ``Prediction``s, given the three stages as async callables on lists:
-    ``speech([(audio, heard)]) -> [SpeechFeatures]`` (a ``Listener``), ``encode(texts) ->
-    [tokens]`` and ``score(frames, tokens, clips, texts) -> answers (N, L + D)`` (``Heads``). The
+WINDOWS_PER_STEP = 8  # windows judged together when the caller does not say
+
+
+async def compose(recordings: list, speech, encode, score, judging: Judging) -> list:
+    """Recordings -> ``Prediction``s, given the three stages as async callables on lists:
+    ``speech([Window]) -> [[SpeechFeatures]]`` (a ``Listener``), ``encode(texts) -> [tokens]``
+    and ``score(frames, tokens, clips, texts) -> answers (N, L + D)`` (``Heads``). The
     in-process ``Inference`` and the split Serve deployments both run this, so their answers
-    are the same. Each clip is cut as ``raymer recognize`` cuts it (``split``); every piece
-    without speech (``SpeechConfig.silent``) gets ``no_speech``, an empty transcript and null
-    emotions: noise is never given an emotion."""
+    are the same. Each recording is cut as ``raymer recognize`` cuts it (``split``) and
+    windowed as it windows it (``windows_of``); every piece without speech
+    (``SpeechConfig.silent``) gets ``no_speech``, an empty transcript and null emotions:
+    noise is never given an emotion."""
     results: list = []
-    async for step in compose_steps(clips, speech, encode, score, judging):
+    async for step in compose_steps(recordings, speech, encode, score, judging):
         if not isinstance(step, Progress):
             results = step
     return results
 
 
-async def compose_steps(
-    clips: list[np.ndarray], speech, encode, score, judging: Judging, step: int = 0
-):
-    """``compose``, telling how far it is: the pieces are judged ``step`` at a time (0: all
-    at once), a ``Progress`` after each group, then the list of ``Prediction``s."""
-    if not clips:
+class _Recording:
+    """One recording as ``compose_steps`` streams through it: its samples counted as they
+    are decoded, its pieces' answers as they are judged (the audio is let go)."""
+
+    def __init__(self, source) -> None:
+        self.source, self.samples, self.parts = source, 0, []
+        self.duration_s = (
+            len(source) / SAMPLE_RATE
+            if isinstance(source, np.ndarray)
+            else getattr(source, "duration_s", None)
+        )
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for chunk in [self.source] if isinstance(self.source, np.ndarray) else self.source:
+            self.samples += len(chunk)
+            yield chunk
+
+
+async def compose_steps(recordings: list, speech, encode, score, judging: Judging, step: int = 0):
+    """``compose``, telling how far it is: the windows are judged ``step`` at a time (0:
+    ``WINDOWS_PER_STEP``), a ``Progress`` after each group, then the list of
+    ``Prediction``s. A recording is a 16 kHz mono float32 array, or an iterable of them in
+    order (a decoded stream: ``raymer.audio.decode.open_audio``), read as the windows are
+    needed, so memory stays bounded whatever its length."""
+    if not recordings:
         yield []
         return
-    cuts = [list(split(iter([clip]), judging.cutting, judging.rule)) for clip in clips]
-    pieces: list[Segment] = [seg for cut in cuts for seg in cut]
-    speech_out, scores = [], []
-    size = step if step > 0 else max(1, len(pieces))  # (a long silence has no pieces)
-    for start in range(0, len(pieces), size):
-        group = pieces[start : start + size]
-        heard, found = await _judge(group, speech, encode, score, judging)
-        speech_out += heard
-        scores += found
-        yield Progress(len(speech_out), len(pieces))
-    results, at = [], 0
+    states = [_Recording(r) for r in recordings]
+    stream = _windows(states, judging)
+    size = step if step > 0 else WINDOWS_PER_STEP
     labels, multi, dims = judging.labels, judging.multi_label, judging.dimensions
-    for clip, cut in zip(clips, cuts, strict=True):
-        parts = [
-            piece(p.index, p.start_s, p.end_s, speech_out[at + k], scores[at + k], labels, multi, dims)
-            for k, p in enumerate(cut)
-        ]  # fmt: skip
-        at += len(cut)
-        duration = len(clip) / SAMPLE_RATE
-        if duration > judging.cutting.segment_over_s:
-            results.append(recording(parts, duration, labels, multi, dims))
+    done, known = 0, [s.duration_s for s in states]
+    duration = sum(known) if None not in known else None
+    while group := list(islice(stream, size)):
+        heard, scores = await _judge([w for _, w, _ in group], speech, encode, score, judging)
+        for (state, _, segs), sp, sc in zip(group, heard, scores, strict=True):
+            for seg, features, found in zip(segs, sp, sc, strict=True):
+                part = piece(
+                    seg.index, seg.start_s, seg.end_s, features, found, labels, multi, dims
+                )
+                state.parts.append(part)
+            done += len(segs)
+        past = sum(state.parts[-1].end_s for state in states if state.parts)
+        yield Progress(done, past, duration)
+    results = []
+    for state in states:
+        length = state.samples / SAMPLE_RATE
+        if length > judging.cutting.segment_over_s:
+            results.append(recording(state.parts, length, labels, multi, dims))
         else:
-            (part,) = parts
-            results.append(single(part, duration, multi))
+            (part,) = state.parts
+            results.append(single(part, length, multi))
     yield results
 
 
+class RecordingFailed(Exception):
+    """Recording ``index`` of a ``compose`` could not be decoded or cut (``error``): the
+    caller answers it alone (the library reports it and goes on with the others)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+def _windows(states: list[_Recording], judging: Judging):
+    """Every recording's windows in turn, each with its recording and segments."""
+    for index, state in enumerate(states):
+        segments = split(state.chunks(), judging.cutting, judging.rule)
+        try:
+            for window, segs in windows_of(segments, judging.rule):
+                yield state, window, segs
+        except (AudioError, OSError) as err:
+            raise RecordingFailed(index, err) from err
+
+
 async def events(steps):
-    """``compose_steps`` of one clip -> the events a streamed answer sends: ``{"done",
-    "total"}`` after each group of pieces, then ``{"result": the service's answer}``."""
+    """``compose_steps`` of one recording -> the events a streamed answer sends: ``{"done",
+    "done_s", "duration_s"}`` after each group of windows, then ``{"result": the service's
+    answer}``."""
     async for step in steps:
         if isinstance(step, Progress):
-            yield {"done": step.done, "total": step.total}
+            yield {
+                "done": step.done,
+                "done_s": round(step.done_s, 3),
+                "duration_s": step.duration_s,
+            }
         else:
             yield {"result": step[0].to_api()}
 
 
-async def _judge(pieces: list[Segment], speech, encode, score, judging: Judging):
-    """Pieces -> their ``SpeechFeatures`` and the model's answers (None: no speech)."""
-    speech_out = await speech([(p.audio, p.speech_s) for p in pieces])
-    spoken = [i for i, sp in enumerate(speech_out) if not silent(judging.rule, sp)]
-    scores: list = [None] * len(pieces)
+async def _judge(windows: list[Window], speech, encode, score, judging: Judging):
+    """Windows -> their pieces' ``SpeechFeatures`` and the model's answers (None: no speech),
+    window by window."""
+    heard = await speech(windows)
+    flat = [(i, k) for i, sp in enumerate(heard) for k in range(len(sp))]
+    spoken = [(i, k) for i, k in flat if not silent(judging.rule, heard[i][k])]
+    scores: list[list] = [[None] * len(sp) for sp in heard]
     if spoken:
-        texts = [speech_out[i].transcript for i in spoken]
+        texts = [heard[i][k].transcript for i, k in spoken]
         tokens = await encode(texts)
         found = await score(
-            [speech_out[i].frames for i in spoken],
+            [heard[i][k].frames for i, k in spoken],
             tokens,
-            [pieces[i].audio for i in spoken] if judging.needs_audio else None,
+            [windows[i].pieces[k][0] for i, k in spoken] if judging.needs_audio else None,
             texts,
         )
-        for i, sc in zip(spoken, list(found), strict=True):
-            scores[i] = sc
-    return list(speech_out), scores
+        for (i, k), sc in zip(spoken, list(found), strict=True):
+            scores[i][k] = sc
+    return heard, scores
 
 
 def text_results(
@@ -301,13 +286,14 @@ class Inference:
     def info(self) -> dict:
         return self.heads.info()
 
-    async def arecognize(self, clips: list[np.ndarray]) -> list[Prediction]:
-        return await compose(clips, *self._stages(), self.judging)
+    async def arecognize(self, recordings: list) -> list[Prediction]:
+        """Recordings (arrays, or decoded streams) -> their ``Prediction``s (``compose``)."""
+        return await compose(recordings, *self._stages(), self.judging)
 
-    def arecognize_steps(self, clip: np.ndarray, step: int):
-        """One clip, ``step`` pieces at a time: ``Progress`` after each group, then
+    def arecognize_steps(self, recording, step: int = 0):
+        """One recording, ``step`` windows at a time: ``Progress`` after each group, then
         ``[Prediction]`` (``compose_steps``)."""
-        return compose_steps([clip], *self._stages(), self.judging, step)
+        return compose_steps([recording], *self._stages(), self.judging, step)
 
     def _stages(self):
         async def speech(items):
@@ -321,10 +307,10 @@ class Inference:
 
         return speech, encode, score
 
-    def recognize(self, clips: list[np.ndarray]) -> list[Prediction]:
-        """16 kHz mono float32 clips -> one ``Prediction`` per clip (inside a running event
-        loop too)."""
-        return run_sync(self.arecognize(clips))
+    def recognize(self, recordings: list) -> list[Prediction]:
+        """16 kHz mono float32 clips (or decoded streams of them) -> one ``Prediction`` each
+        (inside a running event loop too)."""
+        return run_sync(self.arecognize(recordings))
 
     def recognize_text(self, texts: list[str]) -> list[dict]:
         """Texts alone, through the text-only model."""

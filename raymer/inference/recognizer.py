@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from raymer import storage
-from raymer.audio.decode import SAMPLE_RATE, AudioError, decode_audio
+from raymer.audio.decode import SAMPLE_RATE, AudioError, open_audio
 from raymer.config import DecodeConfig, SegmentConfig, SpeechConfig
 from raymer.errors import UsageError
 
@@ -143,35 +144,70 @@ class Recognizer:
                 results[i] = _text_result(r)
         audio = [i for i, k in enumerate(kinds) if k == "audio"]
         for chunk in _batches(audio, size):
-            clips, ok = [], []
-            for i in chunk:
-                try:
-                    clips.append(self._decode(items[i]))
-                    ok.append(i)
-                except (AudioError, OSError) as err:
-                    message = f"input {i} ({_name(items[i])}): {err}"
-                    if errors == "raise" and isinstance(err, AudioError):
-                        raise type(err)(message) from None
-                    if errors == "raise":
-                        raise
-                    results[i] = _failed(message)
-            for i, r in zip(ok, self.core.recognize(clips), strict=True):
-                results[i] = _audio_result(r)
+            with ExitStack() as held:
+                opened = {}
+                for i in chunk:
+                    try:
+                        opened[i] = self._open(items[i], held)
+                    except (AudioError, OSError) as err:
+                        results[i] = self._failure(i, items[i], err, errors)
+                for i, r in self._recognize(opened, items, errors, held):
+                    results[i] = r
         return results[0] if single else results
+
+    def _recognize(
+        self, opened: dict, items: list, errors: str, held: ExitStack
+    ) -> Iterator[tuple[int, Result]]:
+        """The opened recordings' results; one that fails midway (a damaged stream) is
+        answered alone and the others are recognized again without it."""
+        from raymer.inference.core import RecordingFailed
+
+        while opened:
+            order = list(opened)
+            try:
+                found = self.core.recognize([opened[i] for i in order])
+            except RecordingFailed as failed:
+                i = order[failed.index]
+                del opened[i]
+                yield i, self._failure(i, items[i], failed.error, errors)
+                opened = {j: self._reopen(items[j], opened[j], held) for j in opened}
+                continue
+            for i, r in zip(order, found, strict=True):
+                yield i, _audio_result(r)
+            return
+
+    def _failure(self, i: int, item: Input, err: Exception, errors: str) -> Result:
+        message = f"input {i} ({_name(item)}): {err}"
+        if errors == "raise" and isinstance(err, AudioError):
+            raise type(err)(message) from None
+        if errors == "raise":
+            raise err
+        return _failed(message)
 
     async def apredict(self, inputs, **kwargs) -> Result | list[Result]:
         """``predict`` for async code: runs in a worker thread, the loop stays free."""
         return await asyncio.to_thread(self.predict, inputs, **kwargs)
 
-    def _decode(self, item: Input) -> np.ndarray:
+    def _open(self, item: Input, held: ExitStack):
+        """An input as ``compose`` reads it: an array as it is, a file or bytes as a stream
+        decoded a chunk (``segment.chunk_s``) at a time within the decode guard, checked
+        before anything is decoded (its kind, size and header)."""
         if isinstance(item, np.ndarray):
             return _array(item)
+        chunk_s = self.core.judging.cutting.chunk_s
         if isinstance(item, bytes | bytearray | memoryview):
-            return decode_audio(item, self.limits)
+            return held.enter_context(open_audio(item, self.limits, chunk_s))
         uri = os.fspath(item)
         if not storage.is_remote(uri):
             uri = str(Path(uri).expanduser())
-        return decode_audio(uri, self.limits)  # its kind and size before it is opened
+        return held.enter_context(open_audio(uri, self.limits, chunk_s))
+
+    def _reopen(self, item: Input, source, held: ExitStack):
+        """A recording again from its start (after another one of its batch failed)."""
+        if isinstance(source, np.ndarray):
+            return source
+        source.close()
+        return self._open(item, held)
 
 
 def _kind(item: Any) -> str:

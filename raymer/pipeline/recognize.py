@@ -107,7 +107,8 @@ SETTINGS = (
     "speech.no_speech_prob",
     "speech.logprob_threshold",
 )
-LAYOUT = 2  # recordings committed whole by the write tasks (``recognize_writes``)
+LAYOUT = 3  # 2: recordings committed whole by the write tasks (``recognize_writes``); 3: a long
+# recording's segments transcribed together in packed windows (``audio.segment.windows_of``)
 
 
 def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> RecognizeSummary:

@@ -11,6 +11,7 @@ then sorts them into predictions and errors.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -66,9 +67,10 @@ def staged_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema:
 
 
 class SpeechStage:
-    """Actor: Whisper's transcript, language, no-speech probability and audio frames of each
-    segment with speech (one encoder pass), made as the checkpoint's features were made: the
-    one path's ``inference.Listener``."""
+    """Actor: the window rows of the segmenting tasks -> a row per segment, with Whisper's
+    transcript, language, no-speech probability and the audio frames of each segment with
+    speech, made as the checkpoint's features were made: the one path's
+    ``inference.Listener`` on ``raymer.audio.segment.Window``s."""
 
     def __init__(self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, drill=None) -> None:
         from raymer.inference.core import Listener
@@ -83,27 +85,46 @@ class SpeechStage:
         self.listener = Listener(featurizer, cfg.speech)
 
     def __call__(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
-        for row in rows:
-            row.update(transcript="", language=None, no_speech_prob=None, avg_logprob=None)
-            row.update(frames=b"", audio_dim=0)
-        todo = [r for r in rows if r["error"] is None]
+        windows = to_rows(batch)
+        todo = [w for w in windows if w["error"] is None]
         faults.process(todo, self._transcribe, "asr", self.ledger, self.cfg.max_attempts)
-        if not self.keep_audio:
-            for row in rows:
-                row["audio"] = b""
+        rows = [row for w in windows for row in self._segments(w)]
         return row_columns(rows)
 
     def _transcribe(self, todo: list[dict]) -> None:
+        from raymer.audio.segment import Window
+
         if self.drill is not None:
             self.drill.meet([str(r["id"]) for r in todo])
-        items = [(floats(r["audio"]), r["speech_s"]) for r in todo]
-        for row, res in zip(
+        items = [Window(tuple(_pieces(w)), bool(w["packed"])) for w in todo]
+        for window, res in zip(
             todo, run_batch(self.listener, items, "speech recognition"), strict=True
         ):
             if isinstance(res, ItemError):
-                row["error"], row["stage"] = res.message, "asr"
-            elif res.frames is not None:
+                window["error"], window["stage"] = res.message, "asr"
+            else:
+                window["heard"] = res
+
+    def _segments(self, window: dict) -> list[dict]:
+        """A window row -> its segments' rows (a failed one: its error on each of them; an
+        error row of the segmenting tasks as it is)."""
+        base = {k: v for k, v in window.items() if k not in ("pieces", "packed", "heard")}
+        base |= {"transcript": "", "language": None, "no_speech_prob": None}
+        base |= {"avg_logprob": None, "frames": b"", "audio_dim": 0}
+        places = json.loads(window["pieces"])
+        if not places:
+            return [base]
+        heard = window.get("heard") or [None] * len(places)
+        audio = [a for a, _ in _pieces(window)]
+        rows = []
+        for k, (place, res, clip) in enumerate(zip(places, heard, audio, strict=True)):
+            row = base | {key: place[key] for key in ("segment", "start_s", "end_s", "speech_s")}
+            row |= {
+                "duration_s": place["duration_s"],
+                "last": window["last"] and k == len(places) - 1,
+            }
+            row["audio"] = clip.tobytes() if self.keep_audio else b""
+            if res is not None and res.frames is not None:
                 row.update(
                     transcript=res.transcript,
                     language=res.language,
@@ -112,6 +133,17 @@ class SpeechStage:
                     frames=res.frames.astype(np.float32).tobytes(),
                     audio_dim=int(res.frames.shape[1]),
                 )
+            rows.append(row)
+        return rows
+
+
+def _pieces(window: dict) -> list[tuple[np.ndarray, float | None]]:
+    """A window row's pieces: each one's samples and the speech the segmenter heard in it."""
+    audio, at, out = floats(window["audio"]), 0, []
+    for place in json.loads(window["pieces"]):
+        out.append((audio[at : at + place["samples"]], place["speech_s"]))
+        at += place["samples"]
+    return out
 
 
 def _part_name(rows: list[dict]) -> str:
@@ -140,7 +172,7 @@ class EmotionStage:
         run_id: str,
         ledger=None,
     ) -> None:
-        from raymer.inference.core import Heads
+        from raymer.inference.heads import Heads
         from raymer.models.builders import build_text_encoder
 
         device = cfg.resources.device_of(cfg.resources.model)

@@ -1,15 +1,17 @@
 """The decode-and-segment tasks of ``raymer recognize``: each input row (a recording) ->
-its speech segments, decoded a chunk at a time within the decode guard, cut at pauses
-(``raymer.audio.segment``); a file that fails is one error row, written where it fails."""
+its Whisper windows (one row each, holding its segments), decoded a chunk at a time within
+the decode guard, cut at pauses and packed (``raymer.audio.segment``); a file that fails is
+one error row, written where it fails."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
 
 from raymer.audio.decode import check_file, open_audio
-from raymer.audio.segment import split
+from raymer.audio.segment import split, windows_of
 from raymer.config.recognize import RecognizeConfig
 from raymer.pipeline import faults
 from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_rows, write_errors
@@ -18,7 +20,7 @@ from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_r
 def segment_batch(
     batch: Batch, cfg: RecognizeConfig, errors_uri: str, ledger=None
 ) -> Iterator[Batch]:
-    """Input rows -> segment rows (audio as float32 bytes), a few at a time, so that a long
+    """Input rows -> window rows (audio as float32 bytes), a few at a time, so that a long
     recording never sits whole in memory. A file that fails is one error row, written to
     ``errors_uri`` here: failures leave the job where they happen, so a corpus of broken or
     missing files never queues in front of the model stages. With a ``ledger``, a file whose
@@ -59,7 +61,8 @@ def _guarded(row: dict, cfg: RecognizeConfig, ledger) -> Iterator[dict]:
 
 # An error row is segment -1: never taken for a written segment by the resume anti-join
 _ERROR_BASE = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
-_ERROR_BASE |= {"audio": b"", "error": None, "stage": None, "last": False}
+_ERROR_BASE |= {"audio": b"", "pieces": "[]", "packed": False, "error": None, "stage": None}
+_ERROR_BASE |= {"last": False}
 
 
 def _with_last(segments: Iterator) -> Iterator[tuple]:
@@ -76,6 +79,10 @@ def _with_last(segments: Iterator) -> Iterator[tuple]:
 
 
 def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
+    """One row per Whisper window of the recording (``raymer.audio.segment.windows_of``: the
+    whole of a short one, or consecutive segments of a long one): its pieces' audio one
+    after the other (``audio``) and where each one is (``pieces``, JSON); the speech stage
+    makes a row per segment of it."""
     base, path = _ERROR_BASE, row.get("path")
     if not path:
         stage, error = NO_PATH
@@ -87,17 +94,26 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
         opened = True
         with open_audio(path, cfg.decode, cfg.segment.chunk_s) as decoded:
             duration = decoded.duration_s  # the header's (None where it has none)
-            for seg, last in _with_last(split(iter(decoded), cfg.segment, cfg.speech)):
+            segments = split(iter(decoded), cfg.segment, cfg.speech)
+            for (window, segs), last in _with_last(windows_of(segments, cfg.speech)):
+                pieces = [
+                    {"segment": s.index, "start_s": s.start_s, "end_s": s.end_s,
+                     "speech_s": s.speech_s, "samples": int(s.audio.size),
+                     "duration_s": duration or s.total_s}
+                    for s in segs
+                ]  # fmt: skip
                 yield (
                     row
                     | base
                     | {
-                        "segment": seg.index,
-                        "start_s": seg.start_s,
-                        "end_s": seg.end_s,
-                        "duration_s": duration or seg.total_s,
-                        "speech_s": seg.speech_s,
-                        "audio": seg.audio.astype(np.float32).tobytes(),
+                        "segment": segs[0].index,
+                        "start_s": segs[0].start_s,
+                        "end_s": segs[-1].end_s,
+                        "duration_s": duration or segs[-1].total_s,
+                        "speech_s": sum(s.speech_s for s in segs),
+                        "audio": b"".join(a.astype(np.float32).tobytes() for a, _ in window.pieces),
+                        "pieces": json.dumps(pieces),
+                        "packed": window.packed,
                         "last": last,
                     }
                 )

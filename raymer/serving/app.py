@@ -250,7 +250,8 @@ class Api:
         "trained with emotion dimensions (targets: arousal, valence, dominance) answers them "
         "too (`dimensions`, -1..1; a long recording's are its segments' means weighted by "
         "their speech time). `?stream=true` answers as it goes, in NDJSON lines: "
-        '`{"done": k, "total": n}` after each group of segments, then `{"result": the '
+        '`{"done": k, "done_s": t, "duration_s": d}` after each group of windows (k segments '
+        'judged, the recording judged through t seconds of its d), then `{"result": the '
         'answer}` (or `{"error", "status"}`): for long recordings (the page uses it).',
         openapi_extra={"requestBody": ingress.AUDIO_BODY, "parameters": [ingress.STREAM_PARAM]},
         responses=ingress.responses(

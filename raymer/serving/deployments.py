@@ -146,7 +146,7 @@ class Head:
     """``layout: split``: the trained heads (fusion and text-only), batched."""
 
     def __init__(self, cfg: dict) -> None:
-        from raymer.inference.core import Heads
+        from raymer.inference.heads import Heads
 
         self.cfg = ServeConfig(**cfg)
         threads = self.cfg.resources.model.threads

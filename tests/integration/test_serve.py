@@ -20,6 +20,7 @@ import pytest
 import requests
 import soundfile
 
+from raymer.audio.decode import decode_audio
 from raymer.config import ServeConfig
 from raymer.wer import wer
 
@@ -189,9 +190,11 @@ def test_long_audio_streamed_tells_its_progress_and_answers_the_same(service, pi
     assert response.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in response.iter_lines() if line]
     *progress, last = lines
-    assert progress and [p["total"] for p in progress] == [len(texts)] * len(progress)
+    duration = len(decode_audio(audio)) / 16_000
+    assert progress and all(p["duration_s"] == pytest.approx(duration, abs=0.01) for p in progress)
     assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
-    assert progress[-1]["done"] == len(texts)
+    assert [p["done_s"] for p in progress] == sorted(p["done_s"] for p in progress)
+    assert progress[-1]["done"] == len(texts) and progress[-1]["done_s"] <= duration
     streamed = last["result"]
     assert streamed["checkpoint"] == whole["checkpoint"] and streamed["label"] == whole["label"]
     assert [s["text"] for s in streamed["segments"]] == [s["text"] for s in whole["segments"]]
@@ -462,7 +465,8 @@ def test_split_layout_from_s3_answers_like_the_single_one(
         )
         *progress, last = [json.loads(line) for line in streamed.text.splitlines() if line]
         whole = answers[-1].json()
-        assert progress[-1] == {"done": len(whole["segments"]), "total": len(whole["segments"])}
+        assert progress[-1]["done"] == len(whole["segments"])
+        assert progress[-1]["done_s"] == pytest.approx(whole["segments"][-1]["end"], abs=1e-3)
         assert [s["label"] for s in last["result"]["segments"]] == [
             s["label"] for s in whole["segments"]
         ]

@@ -176,18 +176,18 @@ def _calls(path: Path) -> set[str]:
 
 def test_one_inference_core():
     live = sorted(name for name, path in MODULES.items() if "live" in _calls(path))
-    assert live == ["raymer.inference.core"]  # collate.live: a head on live inputs
+    assert live == ["raymer.inference.heads"]  # collate.live: a head on live inputs
     uses = {
         "raymer.pipeline.recognize_stages": {
             "raymer.inference.core.Listener",
-            "raymer.inference.core.Heads",
+            "raymer.inference.heads.Heads",
             "raymer.inference.prediction.piece",
             "raymer.inference.prediction.recording",  # a recording's row: the library's answer
         },
         "raymer.serving.deployments": {
             "raymer.inference.core.Inference",
             "raymer.inference.core.Listener",
-            "raymer.inference.core.Heads",
+            "raymer.inference.heads.Heads",
             "raymer.inference.core.compose",
         },
         "raymer.inference.recognizer": {"raymer.inference.core.Inference"},

@@ -135,16 +135,16 @@ def test_a_streamed_answer_is_lines_of_progress_then_the_answer_or_an_error():
 
     async def good():
         for k in (8, 16, 20):
-            yield {"done": k, "total": 20}
+            yield {"done": k, "done_s": 2.0 * k, "duration_s": 40.0}
         yield {"result": {"label": "sad", "segments": []}}
 
     async def stalls():
-        yield {"done": 8, "total": 20}
+        yield {"done": 8, "done_s": 16.0, "duration_s": 40.0}
         await asyncio.sleep(5)
-        yield {"done": 16, "total": 20}
+        yield {"done": 16, "done_s": 32.0, "duration_s": 40.0}
 
     async def dies():
-        yield {"done": 8, "total": 20}
+        yield {"done": 8, "done_s": 16.0, "duration_s": 40.0}
         raise RuntimeError("actor died")
 
     async def lines(events, timeout_s=1.0):
