@@ -793,8 +793,10 @@ def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_
             ec.text_to_be_present_in_element((By.ID, "status"), "call.wav: done")
         )
         seen = driver.execute_script("return window.seen")
-        n = len(texts)  # the service's answer streams its progress: segments judged so far
-        assert any(s.startswith(f"Processing call.wav… segment {n} of {n}") for s in seen), seen
+        n = len(texts)  # the service's answer streams its progress: segments judged so far,
+        # and how far into the recording (m:ss of its length)
+        assert any(s.startswith(f"Processing call.wav… {n} segments, 0:") for s in seen), seen
+        assert any(" of 0:" in s for s in seen), seen
         assert driver.find_element(By.ID, "timeline").is_displayed()
         bands = driver.find_elements(By.CSS_SELECTOR, "#tl rect.segment")
         rows = driver.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
