@@ -15,10 +15,12 @@ import requests
 import soundfile
 
 from raymer.config import SegmentConfig
+from raymer.corpora.recording import synthesize_recording
 
 LABELS = ("angry", "happy", "neutral", "sad")
 DIMS = ("arousal", "valence")  # the session's models are trained on them too
 GAP_S = 2.5
+LONG_MINUTES = 2.0
 # one settings object, given as it is to recognize, serve and the library
 SEGMENT = SegmentConfig(segment_over_s=8.0)  # the ~16 s recording is cut; the clips are whole
 
@@ -63,6 +65,9 @@ def inputs(piper_corpus, tmp_path_factory) -> dict:
     names = {cid: f"{cid}.flac" for cid in short[:3]} | {short[3]: f"{short[3]}.wav"}
     names |= {"call": "call.wav", "noise": "noise.wav", "rate655350": "rate655350.wav"}
     names |= {"click": "click.wav"}
+    # two minutes of held-out voices with pauses: cut into many segments, several windows
+    long = synthesize_recording(root / "long", LONG_MINUTES, seed=2, workers=1)
+    names["long"] = str(long.relative_to(root))
     for name, ids in (("all.csv", list(names)), ("short.csv", [*short, "rate655350"])):
         with open(root / name, "w", newline="") as f:
             writer = csv.DictWriter(f, ["path", "id"])
@@ -218,14 +223,22 @@ def test_short_clips_get_one_answer_everywhere(
             assert max(abs(values[d] - dims["recognize"][d]) for d in DIMS) < 0.02, (way, dims)
 
 
-def test_a_long_recording_gets_the_same_segments_everywhere(recognized, library, served):
+@pytest.mark.parametrize("rid", ["call", "long"])
+def test_a_long_recording_gets_the_same_segments_everywhere(rid, recognized, library, served):
+    """A 16 s call cut at its two pauses (one Whisper window), and two minutes of
+    sentences with pauses (their windows packed from many segments)."""
     rows = sorted(
-        (r for (rid, _), r in recognized["rows"].items() if rid == "call"),
+        (r for (r_id, _), r in recognized["rows"].items() if r_id == rid),
         key=lambda r: r["segment"],
     )
-    assert len(rows) == 3, [(r["start_s"], r["end_s"]) for r in rows]  # cut at its 2 pauses
-    recording = recognized["recordings"]["call"]
-    for way, answer in (("library", library["call"]), ("serve", served["call"])):
+    spans = [(r["start_s"], r["end_s"]) for r in rows]
+    if rid == "call":
+        assert len(rows) == 3, spans  # cut at its 2 pauses
+    else:  # a sentence every 4-8 s: more segments than one 30 s window holds
+        assert 12 <= len(rows) <= LONG_MINUTES * 60 / 3, spans
+        assert sum(r["end_s"] - r["start_s"] for r in rows) > 60, spans
+    recording = recognized["recordings"][rid]
+    for way, answer in (("library", library[rid]), ("serve", served[rid])):
         segments = answer["segments"]
         assert len(segments) == len(rows), (way, segments)
         for seg, row in zip(segments, rows, strict=True):
