@@ -58,6 +58,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
 
 
+def _streamed(url: str, path, token: str | None) -> dict:
+    """One file's answer, streamed: how far the service is through it (seconds of audio
+    judged, of its length), by the console's rule (a bar on a terminal, else a line every
+    ``RAYMER_PROGRESS_S`` seconds: nothing for a file answered sooner)."""
+    from raymer.console import Progress
+    from raymer.serving.client import recognize
+
+    shown = Progress(path.name, None, "audio s")
+
+    def step(event: dict) -> None:
+        if event.get("duration_s"):
+            shown.set_total(round(event["duration_s"]))
+        shown.update(round(event.get("done_s") or 0.0), event.get("done_s") or 0.0)
+
+    try:
+        return recognize(url, path, token, on_progress=step)
+    finally:
+        shown.close()
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
     from functools import partial
@@ -65,7 +85,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from raymer.serving.client import (
         ServiceError,
         audio_files,
-        recognize,
         recognize_text,
         table,
     )
@@ -75,7 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = audio_files(args.inputs)
     if args.inputs and not files:
         raise FileNotFoundError(f"no audio files in {args.inputs}")
-    asks = [({"file": str(p)}, p.name, partial(recognize, args.url, p, args.token)) for p in files]
+    asks = [({"file": str(p)}, p.name, partial(_streamed, args.url, p, args.token)) for p in files]
     asks += [({}, "(text)", partial(recognize_text, args.url, t, args.token)) for t in args.text]
     answers, failed = [], 0
     for key, name, ask in asks:
@@ -134,7 +153,10 @@ def _add_predict(sub) -> None:
         description="Client of `raymer serve`: POST each file (folders: every audio file in "
         "them) to URL/v1/recognize, and each --text to URL/v1/recognize/text (the text-only "
         "model), and print label, score, duration and transcript. A multi-label model's "
-        "labels are joined by +. Exits 1 when any input failed (the others are printed).",
+        "labels are joined by +. A file's answer is streamed: on a long recording, how far the "
+        "service is (seconds judged of its length) shows as a bar on a terminal, or a line "
+        "every RAYMER_PROGRESS_S seconds (30) in a log. Exits 1 when any input failed (the "
+        "others are printed).",
     )
     pr.add_argument("inputs", nargs="*", metavar="FILE_OR_DIR")
     pr.add_argument(

@@ -103,7 +103,9 @@ class Progress:
 WINDOWS_PER_STEP = 8  # windows judged together when the caller does not say
 
 
-async def compose(recordings: list, speech, encode, score, judging: Judging) -> list:
+async def compose(
+    recordings: list, speech, encode, score, judging: Judging, on_progress=None
+) -> list:
     """Recordings -> ``Prediction``s, given the three stages as async callables on lists:
     ``speech([Window]) -> [[SpeechFeatures]]`` (a ``Listener``), ``encode(texts) -> [tokens]``
     and ``score(frames, tokens, clips, texts) -> answers (N, L + D)`` (``Heads``). The
@@ -111,11 +113,13 @@ async def compose(recordings: list, speech, encode, score, judging: Judging) -> 
     are the same. Each recording is cut as ``raymer recognize`` cuts it (``split``) and
     windowed as it windows it (``windows_of``); every piece without speech
     (``SpeechConfig.silent``) gets ``no_speech``, an empty transcript and null emotions:
-    noise is never given an emotion."""
+    noise is never given an emotion. ``on_progress``: called with each ``Progress``."""
     results: list = []
     async for step in compose_steps(recordings, speech, encode, score, judging):
         if not isinstance(step, Progress):
             results = step
+        elif on_progress is not None:
+            on_progress(step)
     return results
 
 
@@ -163,6 +167,8 @@ async def compose_steps(recordings: list, speech, encode, score, judging: Judgin
             done += len(segs)
         past = sum(state.parts[-1].end_s for state in states if state.parts)
         yield Progress(done, past, duration)
+    length = sum(state.samples for state in states) / SAMPLE_RATE
+    yield Progress(done, length, length)  # all of it judged: its length, now known
     results = []
     for state in states:
         length = state.samples / SAMPLE_RATE
@@ -286,9 +292,9 @@ class Inference:
     def info(self) -> dict:
         return self.heads.info()
 
-    async def arecognize(self, recordings: list) -> list[Prediction]:
+    async def arecognize(self, recordings: list, on_progress=None) -> list[Prediction]:
         """Recordings (arrays, or decoded streams) -> their ``Prediction``s (``compose``)."""
-        return await compose(recordings, *self._stages(), self.judging)
+        return await compose(recordings, *self._stages(), self.judging, on_progress)
 
     def arecognize_steps(self, recording, step: int = 0):
         """One recording, ``step`` windows at a time: ``Progress`` after each group, then
@@ -307,10 +313,10 @@ class Inference:
 
         return speech, encode, score
 
-    def recognize(self, recordings: list) -> list[Prediction]:
+    def recognize(self, recordings: list, on_progress=None) -> list[Prediction]:
         """16 kHz mono float32 clips (or decoded streams of them) -> one ``Prediction`` each
-        (inside a running event loop too)."""
-        return run_sync(self.arecognize(recordings))
+        (inside a running event loop too); ``on_progress``: called with each ``Progress``."""
+        return run_sync(self.arecognize(recordings, on_progress))
 
     def recognize_text(self, texts: list[str]) -> list[dict]:
         """Texts alone, through the text-only model."""

@@ -118,12 +118,18 @@ class Recognizer:
         *,
         batch_size: int | None = None,
         errors: Literal["raise", "report"] = "raise",
+        progress: bool | None = None,
     ) -> Result | list[Result]:
         """One input -> one result; a list -> a list of results, in order.
 
         A ``str`` is a path when it names an audio file (an existing file, an s3:// URI or a
         name ending in an audio extension), else a text. ``errors="report"`` turns an input
         that cannot be read or decoded into a result with ``error`` set, instead of raising.
+        A file is decoded and judged a window at a time, so an hour-long recording costs no
+        more memory than a minute. ``progress``: how far the audio is (seconds judged of its
+        length) on stderr, a bar on a terminal or a line every ``RAYMER_PROGRESS_S`` seconds
+        elsewhere; None (default): only where stderr is a terminal (not in a notebook or a
+        log, unless asked with True).
         """
         if errors not in ("raise", "report"):
             raise UsageError(f"errors must be 'raise' or 'report', not {errors!r}")
@@ -143,20 +149,27 @@ class Recognizer:
             for i, r in zip(chunk, found, strict=True):
                 results[i] = _text_result(r)
         audio = [i for i, k in enumerate(kinds) if k == "audio"]
-        for chunk in _batches(audio, size):
-            with ExitStack() as held:
-                opened = {}
-                for i in chunk:
-                    try:
-                        opened[i] = self._open(items[i], held)
-                    except (AudioError, OSError) as err:
-                        results[i] = self._failure(i, items[i], err, errors)
-                for i, r in self._recognize(opened, items, errors, held):
-                    results[i] = r
+        shown = _Shown(progress, whole=len(audio) <= size) if audio else None
+        try:
+            for chunk in _batches(audio, size):
+                with ExitStack() as held:
+                    opened = {}
+                    for i in chunk:
+                        try:
+                            opened[i] = self._open(items[i], held)
+                        except (AudioError, OSError) as err:
+                            results[i] = self._failure(i, items[i], err, errors)
+                    for i, r in self._recognize(opened, items, errors, held, shown):
+                        results[i] = r
+                if shown is not None:
+                    shown.batch_done()
+        finally:
+            if shown is not None:
+                shown.close()
         return results[0] if single else results
 
     def _recognize(
-        self, opened: dict, items: list, errors: str, held: ExitStack
+        self, opened: dict, items: list, errors: str, held: ExitStack, shown=None
     ) -> Iterator[tuple[int, Result]]:
         """The opened recordings' results; one that fails midway (a damaged stream) is
         answered alone and the others are recognized again without it."""
@@ -165,7 +178,9 @@ class Recognizer:
         while opened:
             order = list(opened)
             try:
-                found = self.core.recognize([opened[i] for i in order])
+                found = self.core.recognize(
+                    [opened[i] for i in order], shown.step if shown else None
+                )
             except RecordingFailed as failed:
                 i = order[failed.index]
                 del opened[i]
@@ -208,6 +223,36 @@ class Recognizer:
             return source
         source.close()
         return self._open(item, held)
+
+
+class _Shown:
+    """``predict``'s progress (``raymer.console.Progress``, in seconds of audio): the
+    recordings judged through, of their length where every header says it (one batch)."""
+
+    def __init__(self, wanted: bool | None, whole: bool) -> None:
+        import sys
+
+        from raymer.console import Progress
+
+        on = sys.stderr.isatty() if wanted is None else wanted
+        self.bar = Progress("predict", None, "audio s") if on else None
+        self.whole, self.base, self.last = whole, 0.0, 0.0
+
+    def step(self, progress) -> None:
+        if self.bar is None:
+            return
+        if self.whole and progress.duration_s:
+            self.bar.set_total(round(progress.duration_s))
+        self.last = progress.done_s
+        seconds = self.base + progress.done_s
+        self.bar.update(round(seconds), seconds)
+
+    def batch_done(self) -> None:
+        self.base, self.last = self.base + self.last, 0.0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _kind(item: Any) -> str:

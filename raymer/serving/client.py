@@ -7,6 +7,8 @@ import mimetypes
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from raymer.errors import RunError
@@ -40,12 +42,26 @@ def audio_files(paths: list[str]) -> list[Path]:
     return out
 
 
-def recognize(url: str, path: Path, token: str | None = None, timeout: float = 120) -> dict:
-    """POST one file to URL/v1/recognize; the JSON answer, or ServiceError."""
+def recognize(
+    url: str, path: Path, token: str | None = None, timeout: float = 120, on_progress=None
+) -> dict:
+    """POST one file to URL/v1/recognize; the JSON answer, or ServiceError. With
+    ``on_progress``, the answer is streamed (``?stream=true``) and each progress event
+    (``{"done", "done_s", "duration_s"}``) is given to it as it comes; ``timeout`` is then
+    the longest wait for the next line, not for the whole answer."""
     ctype = CONTENT_TYPES.get(path.suffix.lower()) or (
         mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     )
-    return _post(url, "/v1/recognize", path.read_bytes(), ctype, str(path), token, timeout)
+    body = path.read_bytes()
+    if on_progress is None:
+        return _post(url, "/v1/recognize", body, ctype, str(path), token, timeout)
+    for event in _lines(url, "/v1/recognize?stream=true", body, ctype, str(path), token, timeout):
+        if "result" in event:
+            return event["result"]
+        if "error" in event:
+            raise ServiceError(f"{path}: HTTP {event.get('status', 500)}: {event['error']}")
+        on_progress(event)
+    raise ServiceError(f"{path}: the streamed answer ended without a result")
 
 
 def recognize_text(url: str, text: str, token: str | None = None, timeout: float = 60) -> dict:
@@ -58,6 +74,20 @@ def recognize_text(url: str, text: str, token: str | None = None, timeout: float
 def _post(
     url: str, route: str, body: bytes, ctype: str, what: str, token: str | None, timeout: float
 ) -> dict:
+    with _opened(url, route, body, ctype, what, token, timeout) as response:
+        return json.loads(response.read())
+
+
+def _lines(url, route, body, ctype, what, token, timeout) -> Iterator[dict]:
+    """A streamed answer's NDJSON lines, each as it arrives."""
+    with _opened(url, route, body, ctype, what, token, timeout) as response:
+        for line in response:
+            if line.strip():
+                yield json.loads(line)
+
+
+@contextmanager
+def _opened(url, route, body, ctype, what, token, timeout):
     headers = {"Content-Type": ctype}
     token = token or os.environ.get("RAYMER_API_TOKEN")
     if token:
@@ -67,7 +97,7 @@ def _post(
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            yield response
     except urllib.error.HTTPError as err:
         try:
             message = json.loads(err.read()).get("error", err.reason)

@@ -168,8 +168,9 @@ def failure(err: Exception) -> tuple[int, str]:
 
 
 async def ndjson(events, timeout_s: float, models):
-    """A streamed answer's lines: each event of ``events`` (``{"done", "done_s", "duration_s"}``, then
-    ``{"result"}`` with the ``models`` and ``checkpoint`` beside it, or ``{"error"}``) as a
+    """A streamed answer's lines: each event of ``events`` (``{"done", "done_s",
+    "duration_s"}``, then ``{"result"}`` with the ``models`` and ``checkpoint`` beside it, or
+    ``{"error"}``) as a
     JSON line; no event within ``timeout_s`` ends it with a 504 line, a replica that dies
     with a 503 line (the status line went out with the first byte)."""
     import json

@@ -319,3 +319,21 @@ def test_a_50_ms_clip_is_no_speech_everywhere(recognized, library, served):
     assert served["click"]["no_speech"] and served["click"]["label"] is None
     assert served["click"]["duration_s"] == pytest.approx(0.05, abs=0.01)
     assert library["click"]["duration_s"] == pytest.approx(0.05, abs=0.01)
+
+
+def test_the_library_shows_how_far_a_long_recording_is(
+    recognizer, inputs, library, monkeypatch, capsys
+):
+    """``predict(progress=True)``: a line every RAYMER_PROGRESS_S seconds (the console's
+    rule off a terminal), seconds of audio judged of the recording's length, to the end."""
+    monkeypatch.setenv("RAYMER_PROGRESS_S", "1")
+    again = recognizer.predict(inputs["paths"]["long"], progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    seconds = round(LONG_MINUTES * 60)
+    assert lines and all(line.startswith("predict: ") for line in lines), lines
+    assert f"predict: {seconds}/{seconds} audio s (100%)" in lines[-1], lines
+    assert [s["text"] for s in again["segments"]] == [
+        s["text"] for s in library["long"]["segments"]
+    ]
+    recognizer.predict(inputs["paths"]["long"])  # by default, nothing off a terminal
+    assert capsys.readouterr().err == ""

@@ -466,7 +466,7 @@ def test_split_layout_from_s3_answers_like_the_single_one(
         *progress, last = [json.loads(line) for line in streamed.text.splitlines() if line]
         whole = answers[-1].json()
         assert progress[-1]["done"] == len(whole["segments"])
-        assert progress[-1]["done_s"] == pytest.approx(whole["segments"][-1]["end"], abs=1e-3)
+        assert progress[-1]["done_s"] == pytest.approx(whole["duration_s"], abs=1e-2)
         assert [s["label"] for s in last["result"]["segments"]] == [
             s["label"] for s in whole["segments"]
         ]
@@ -695,6 +695,28 @@ def test_predict_cli_against_the_service(service, piper_corpus, tmp_path):
     assert set(text["emotions"]) == set(audio["emotions"]) and text["label"] in text["emotions"]
     assert text["checkpoint"] != audio["checkpoint"]  # the text model, not the fusion model
     assert empty == {"error": "HTTP 422: the text is empty"}
+    # a long recording: its answer streamed, how far the service is shown on the way
+    long_audio, texts = _long_clip(piper_corpus)
+    (tmp_path / "call.wav").write_bytes(long_audio)
+    streamed = subprocess.run(
+        [raymer, "predict", str(tmp_path / "call.wav"), "--url", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env | {"RAYMER_PROGRESS_S": "1"},
+    )
+    assert streamed.returncode == 0, streamed.stderr
+    (answer,) = json.loads(streamed.stdout)
+    assert len(answer["segments"]) == len(texts) and answer["label"] in answer["emotions"]
+    from raymer.serving.client import recognize  # what the command shows its progress from
+
+    events = []
+    again = recognize(url, tmp_path / "call.wav", TOKEN, on_progress=events.append)
+    assert [s["text"] for s in again["segments"]] == [s["text"] for s in answer["segments"]]
+    seconds = len(decode_audio(long_audio)) / 16_000
+    assert [e["done_s"] for e in events] == sorted(e["done_s"] for e in events)
+    assert events[-1] == {"done": len(texts), "done_s": pytest.approx(seconds, abs=0.01),
+                          "duration_s": pytest.approx(seconds, abs=0.01)}  # fmt: skip
 
 
 def _browser():
