@@ -18,9 +18,11 @@ own, on the same file, with the checkpoint's Whisper model and beam:
 
 Prints per way and length: wall seconds, real-time factor (audio s per wall s), speed against
 the baseline, WER against the script, per-sentence label accuracy (each sentence's label
-against the label of the segment that overlaps it most), and peak resident memory (VmHWM)
-of each process doing the work: the process itself, and for ``recognize`` every Ray
-process it started, by role (the driver, the decode tasks, the Whisper and model actors).
+against the label of the segment that overlaps it most), and the peak private resident
+memory (``RssAnon + RssFile``, sampled every 0.2 s; Ray's shared object-store pages a worker
+maps are the store's, bounded by its size, and left out) of each process doing the work:
+the process itself, and for ``recognize`` every Ray process it started, by role (the driver,
+the decode tasks, the Whisper and model actors).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pathlib import Path
 RAYMER = str(Path(sys.executable).with_name("raymer"))
 
 BASELINE = """
-import json, sys, time, resource
+import json, sys, time
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from raymer.models.registry import resolve_model
 path, model, beam = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -50,20 +52,18 @@ start = time.perf_counter()
 segments, _ = pipe.transcribe(decode_audio(path), beam_size=beam, batch_size=8)
 text = " ".join(s.text.strip() for s in segments)
 wall = time.perf_counter() - start
-print(json.dumps({"wall_s": wall, "text": text, "segments": [],
-                  "rss_mb": {"process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({"wall_s": wall, "text": text, "segments": []}))
 """
 
 LIBRARY = """
-import json, sys, time, resource
+import json, sys, time
 import raymer
 rec = raymer.Recognizer.from_checkpoint(sys.argv[1], threads=2)
 start = time.perf_counter()
 r = rec.predict(sys.argv[2])
 wall = time.perf_counter() - start
 segs = [{"start": s["start"], "end": s["end"], "label": s["label"]} for s in r["segments"]]
-print(json.dumps({"wall_s": wall, "text": r["transcript"], "segments": segs,
-                  "rss_mb": {"process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({"wall_s": wall, "text": r["transcript"], "segments": segs}))
 """
 
 
@@ -89,14 +89,38 @@ def _tree(root: int) -> dict[int, str]:
     return out
 
 
-def _peak_kb(pid: int) -> int:
+def _private_kb(pid: int) -> int:
+    """Resident memory of its own (anonymous and file pages): ``VmRSS`` less ``RssShmem``, the
+    pages of Ray's shared object store a worker has mapped (the blocks it wrote or read,
+    which belong to the store, bounded by its size, not to the process)."""
+    fields = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                fields[key] = int(value.split()[0])
     except OSError:
         pass
-    return 0
+    return sum(fields.values())
+
+
+def _sampled(proc: subprocess.Popen, role_of) -> dict[str, float]:
+    """Peak private memory (MB) of ``proc`` and the processes below it, by role
+    (``role_of(cmdline)``; None: not counted), sampled every 0.2 s until it exits."""
+    peaks: dict[int, tuple[str, int]] = {}
+    while proc.poll() is None:
+        for pid, cmdline in _tree(proc.pid).items():
+            role, kb = role_of(cmdline), _private_kb(pid)
+            if role and kb:
+                old = peaks.get(pid, ("other ray worker", 0))
+                # a worker's title names what it runs now: keep the last named role
+                named = role if role != "other ray worker" else old[0]
+                peaks[pid] = (named, max(kb, old[1]))
+        time.sleep(0.2)
+    by_role: dict[str, float] = {}
+    for role, kb in peaks.values():
+        by_role[role] = max(by_role.get(role, 0.0), kb / 1024)
+    return by_role
 
 
 def _role(cmdline: str) -> str | None:
@@ -117,21 +141,8 @@ def run_recognize(manifest: Path, checkpoint: str, output: Path) -> dict:
            str(output), "plots=false"]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peaks: dict[int, tuple[str, int]] = {}
-
-    def watch() -> None:
-        while proc.poll() is None:
-            for pid, cmdline in _tree(proc.pid).items():
-                role = _role(cmdline)
-                kb = _peak_kb(pid)
-                if role and kb:
-                    # a worker's title names what it runs now: keep the last named role
-                    old = peaks.get(pid, ("other ray worker", 0))
-                    named = role if role != "other ray worker" else old[0]
-                    peaks[pid] = (named, max(kb, old[1]))
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch, daemon=True)
+    peaks: dict[str, float] = {}
+    watcher = threading.Thread(target=lambda: peaks.update(_sampled(proc, _role)), daemon=True)
     watcher.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - start
@@ -141,24 +152,29 @@ def run_recognize(manifest: Path, checkpoint: str, output: Path) -> dict:
     import pyarrow.parquet as pq
 
     rows = sorted(pq.read_table(output / "predictions").to_pylist(), key=lambda r: r["segment"])
-    by_role: dict[str, float] = {}
-    for role, kb in peaks.values():
-        by_role[role] = max(by_role.get(role, 0.0), kb / 1024)
     return {
         "wall_s": wall,
         "text": " ".join(r["transcript"] for r in rows if r["transcript"]),
         "segments": [{"start": r["start_s"], "end": r["end_s"], "label": r["label"]} for r in rows],
-        "rss_mb": by_role,
+        "rss_mb": peaks,
     }
 
 
 def run_script(code: str, *args: str) -> dict:
     env = os.environ | {"OMP_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         env=env, check=False)  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    peaks: dict[str, float] = {}
+    watcher = threading.Thread(
+        target=lambda: peaks.update(_sampled(proc, lambda c: "process" if " -c " in c else None)),
+        daemon=True,
+    )
+    watcher.start()
+    out, err = proc.communicate()
+    watcher.join()
+    if proc.returncode != 0:
+        raise RuntimeError(err[-2000:])
+    return json.loads(out.strip().splitlines()[-1]) | {"rss_mb": peaks}
 
 
 def label_accuracy(script: list[dict], segments: list[dict]) -> float | None:

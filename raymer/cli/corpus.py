@@ -1,4 +1,5 @@
-"""The corpus side of the ``raymer`` command: ``corpus synth`` and ``corpus prepare``.
+"""The corpus side of the ``raymer`` command: ``corpus synth``, ``corpus recording`` and
+``corpus prepare``.
 
 ``raymer.cli.build_parser`` adds them with ``add_corpus_commands``; the work is in
 ``raymer.corpora`` (``synth.synthesize_corpus``, ``prepare.prepare``).
@@ -59,6 +60,45 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recording(args: argparse.Namespace) -> int:
+    from raymer.corpora.recording import SCRIPT_FILE, synthesize_recording
+
+    wav = synthesize_recording(
+        args.output,
+        args.minutes,
+        seed=args.seed,
+        voices="sample" if args.sample_voices else "heldout",
+        conditions=args.conditions,
+        workers=args.workers,
+    )
+    print(
+        f"{args.minutes:g} min recording -> {wav} (what is said where: {wav.parent / SCRIPT_FILE})"
+    )
+    return 0
+
+
+def _add_recording(corpus_sub) -> None:
+    rec = corpus_sub.add_parser(
+        "recording",
+        help="generate one long recording of sentences with pauses, and its script",
+        description="One long recording (a call, a meeting) to try long-audio recognition on: "
+        "generated sentences one after the other with 0.8-3 s pauses, 16 kHz mono WAV "
+        "(recording.wav), and script.csv saying what is where (start_s, end_s, speaker, label, "
+        "text: the reference for a word error rate and per-sentence labels). By default in the "
+        "held-out voices and sentences, which no default was chosen on.",
+    )
+    rec.add_argument("--output", required=True, help="folder for recording.wav and script.csv")
+    rec.add_argument("--minutes", type=float, default=10.0, help="its length (default 10)")
+    rec.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    rec.add_argument(
+        "--sample-voices", action="store_true", help="the sample corpus's voices and sentences"
+    )
+    rec.add_argument("--conditions", choices=["varied", "studio"], default="studio",
+                     help="studio (default): as rendered; varied: a room, line and noise per speaker")  # fmt: skip
+    rec.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    rec.set_defaults(func=cmd_recording)
+
+
 def _add_synth(corpus_sub) -> None:
     synth = corpus_sub.add_parser(
         "synth",
@@ -89,10 +129,12 @@ def _add_synth(corpus_sub) -> None:
 
 
 def add_corpus_commands(sub) -> None:
-    """``corpus synth`` and ``corpus prepare`` on the subparsers ``sub``."""
+    """``corpus synth``, ``corpus recording`` and ``corpus prepare`` on the subparsers
+    ``sub``."""
     corpus = sub.add_parser("corpus", help="sample and real corpora")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     _add_synth(corpus_sub)
+    _add_recording(corpus_sub)
     prep = corpus_sub.add_parser(
         "prepare",
         help="a real corpus (IEMOCAP, MSP-Podcast, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) "

@@ -46,7 +46,13 @@ class RecognizeConfig(CommandConfig):
         description="Write OUTPUT/plots/<id>.png (emotion over time) for recordings with more "
         "than one segment, and OUTPUT/plots/summary.png.",
     )
-    batch_size: int = Field(8, ge=1, description="Segments per batch in the model stages.")
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Whisper windows per batch in the Whisper stage (a short recording is "
+        "one; a long one's consecutive segments fill 30 s windows), segments per batch in "
+        "the text-encoder-and-model stage.",
+    )
     resources: ResourcesConfig = part(
         ResourcesConfig,
         asr={"actors": 2, "num_cpus": 0.4, "num_gpus": 1.0, "threads": 1},

@@ -35,6 +35,7 @@ from .whisper_input import MAX_WINDOW_S
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // ENCODER_RATE_HZ  # 320: one encoder frame
 ENCODE_BATCH = 8  # pieces encoded together for their frames (bounds the encoder's memory)
+PACKED_BATCH = 4  # windows encoded and decoded together (beam x 30 s of cross-attention each)
 
 
 def transcribe_packed(
@@ -46,11 +47,30 @@ def transcribe_packed(
         if sum(len(p) for p in pieces) > MAX_WINDOW_S * SAMPLE_RATE:
             raise ValueError(f"a packed window holds at most {MAX_WINDOW_S:g} s of audio")
     audio = [np.concatenate(p) if p else np.zeros(0, np.float32) for p in windows]
-    n_frames = int(MAX_WINDOW_S * 100)
-    feats = np.stack([fz._features(a, n_frames) for a in audio])
+    heard: list[tuple] = []
+    for at in range(0, len(audio), PACKED_BATCH):  # the decoder's memory, not the answer
+        heard += _transcribe(fz, audio[at : at + PACKED_BATCH])
+    alone = iter(piece_frames(fz, [p for pieces in windows for p in pieces]))
+    out = []
+    for pieces, ((lang, prob), result, n, words) in zip(windows, heard, strict=True):
+        logprob = result.scores[0] * n / (n + 1) if n else 0.0
+        silent = fz.speech.whisper_silent(result.no_speech_prob, logprob)
+        out.append(
+            _pieces(fz, pieces, [] if silent else words, [next(alone) for _ in pieces],
+                    lang, prob, logprob, result.no_speech_prob)
+        )  # fmt: skip
+    return out
+
+
+def _transcribe(fz: WhisperFeaturizer, audio: list[np.ndarray]) -> list[tuple]:
+    """Packed windows' audio -> each one's (language, probability), Whisper's result, its
+    number of text tokens and its words with their times: one encoder pass, the batched
+    pipeline's decoding (no timestamp tokens, Whisper's fallback on a repetitive text), and
+    the alignment."""
+    feats = np.stack([fz._features(a, int(MAX_WINDOW_S * 100)) for a in audio])
     encoder_output = fz.model.encode(feats)
     frames_all = fz._to_numpy(encoder_output)
-    languages = fz._languages(encoder_output, len(windows))
+    languages = fz._languages(encoder_output, len(audio))
     prompts = [
         fz.model.get_prompt(fz._tokenizer_for(lang), previous_tokens=[], without_timestamps=True)
         for lang, _ in languages
@@ -64,19 +84,10 @@ def transcribe_packed(
             )
     tokens = [[t for t in r.sequences_ids[0] if t < fz.tokenizer.eot] for r in results]
     words = _words(fz, languages, tokens, frames_all, encoder_output.dtype, audio)
-    del encoder_output, frames_all
-    alone = iter(piece_frames(fz, [p for pieces in windows for p in pieces]))
-    out = []
-    for b, pieces in enumerate(windows):
-        lang, prob = languages[b]
-        n = len(tokens[b])
-        logprob = results[b].scores[0] * n / (n + 1) if n else 0.0
-        silent = fz.speech.whisper_silent(results[b].no_speech_prob, logprob)
-        out.append(
-            _pieces(fz, pieces, [] if silent else words[b], [next(alone) for _ in pieces],
-                    lang, prob, logprob, results[b].no_speech_prob)
-        )  # fmt: skip
-    return out
+    return [
+        (lang, r, len(t), w)
+        for lang, r, t, w in zip(languages, results, tokens, words, strict=True)
+    ]
 
 
 def piece_frames(fz: WhisperFeaturizer, pieces: list[np.ndarray]) -> list[np.ndarray]:

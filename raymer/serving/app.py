@@ -24,7 +24,6 @@ import os
 from importlib import resources
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -33,6 +32,7 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from raymer import __version__
+from raymer.audio.decode import Checked
 from raymer.config import ServeConfig
 from raymer.itemwise import ItemError
 from raymer.serving import auth, ingress
@@ -174,12 +174,12 @@ class Api:
             self._info = await self._ping()
         return self._info
 
-    async def _recognize(self, audio: np.ndarray):
+    async def _recognize(self, audio: Checked):
         if self.split is None:
             return await self.model.recognize.remote(audio)
         return await self.split.recognize(audio, await self._models())
 
-    def _steps(self, audio: np.ndarray):
+    def _steps(self, audio: Checked):
         if self.split is None:
             return self.model.options(stream=True).recognize_steps.remote(audio)
         return self.split.recognize_steps(audio, self._models)
@@ -269,7 +269,9 @@ class Api:
         if isinstance(data, Response):
             return data
         async with self.decodes:  # in threads: the event loop keeps answering meanwhile
-            audio = await asyncio.to_thread(ingress.decode_upload, data, self.limits)
+            audio = await asyncio.to_thread(
+                ingress.decode_upload, data, self.limits, self.cfg.segment.chunk_s
+            )
         if isinstance(audio, Response):
             return audio
         if request.query_params.get("stream", "").lower() in ("1", "true", "yes"):
@@ -342,5 +344,7 @@ def build_app(args: dict) -> serve.Application:
         # async and cheap per request: uploads (max_uploads) and decodes (decode_threads)
         # are bounded inside, the models by their own queues, so /healthz is never queued
         max_ongoing_requests=cfg.max_uploads + 4 * cfg.max_ongoing_requests + 64,
+        # a shutdown (SIGTERM) answers the requests in flight: they may take request_timeout_s
+        graceful_shutdown_timeout_s=cfg.request_timeout_s,
         ray_actor_options={"num_cpus": 0.1, "runtime_env": {"env_vars": env}},
     ).bind(plain, **stages)

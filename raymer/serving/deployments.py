@@ -17,6 +17,7 @@ import logging
 import numpy as np
 from ray import serve
 
+from raymer.audio.decode import Checked
 from raymer.config import ExtractSettings, ServeConfig
 from raymer.config.parts import StageResources
 from raymer.itemwise import ItemError, arun_batch, run_batch
@@ -38,6 +39,7 @@ def autoscaled(deployment, cfg: ServeConfig, stage: StageResources):
         },
         max_ongoing_requests=cfg.max_ongoing_requests,
         max_queued_requests=cfg.max_queued_requests,
+        graceful_shutdown_timeout_s=cfg.request_timeout_s,  # a shutdown answers what is in flight
         ray_actor_options={"num_cpus": stage.num_cpus, "num_gpus": cfg.resources.gpus(stage)},
     )
 
@@ -70,11 +72,11 @@ class Model:
         return self.recognizer.info()
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def recognize(self, clips: list[np.ndarray]) -> list:
+    async def recognize(self, clips: list[Checked]) -> list:
         found = await arun_batch(self.recognizer.arecognize, clips, "recognition")
         return [r if isinstance(r, ItemError) else r.to_api() for r in found]
 
-    async def recognize_steps(self, clip: np.ndarray):
+    async def recognize_steps(self, clip: Checked):
         """One clip, its pieces ``batch_max_size`` at a time, streamed (a handle with
         ``stream=True``): progress events, then the answer (``inference.events``), or an
         ``{"error"}`` event."""
@@ -231,7 +233,7 @@ class SplitStages:
             cutting=self.cfg.segment,
         )
 
-    async def recognize(self, clip: np.ndarray, info: dict) -> dict:
+    async def recognize(self, clip: Checked, info: dict) -> dict:
         from raymer.inference.core import compose
 
         try:
@@ -240,7 +242,7 @@ class SplitStages:
             return ItemError(str(err))
         return results[0].to_api()
 
-    async def recognize_steps(self, clip: np.ndarray, models):
+    async def recognize_steps(self, clip: Checked, models):
         """``Model.recognize_steps`` over the three stages; ``models``: the ingress's
         coroutine function answering the model's facts (asked once the stream starts)."""
         from raymer.inference.core import compose_steps, events

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from raymer.audio.decode import AudioError, AudioTooLarge, Checked
 from raymer.config import ServeConfig
 
 logger = logging.getLogger("ray.serve")
@@ -240,20 +240,20 @@ async def read_form(request: Request, body: bytes) -> bytes | Response:
     return str(field).encode()
 
 
-def decode_upload(data: bytes, limits) -> np.ndarray | Response:
-    """Upload bytes -> 16 kHz mono samples with the pipeline's decoder and its guard (the
-    header is checked before any decoding), or a 4xx answer. Runs in a worker thread."""
-    from raymer.audio.decode import AudioError, AudioTooLarge, decode_audio
-
+def decode_upload(data: bytes, limits, chunk_s: float) -> Checked | Response:
+    """Upload bytes decoded through with the pipeline's decoder and its guard (the header is
+    checked before any decoding), a ``chunk_s`` at a time and let go: the bytes and their
+    length (``Checked``), which the model decodes again as it judges them, or a 4xx answer.
+    Runs in a worker thread."""
     try:
-        audio = decode_audio(data, limits)
+        return Checked.check(data, limits, chunk_s)
     except AudioTooLarge as err:
         return error(413, f"cannot use this audio: {err}")
     except AudioError as err:
         return error(422, f"cannot use this audio: {err}")
     except Exception as err:
         return error(422, f"cannot decode this audio: {type(err).__name__}: {err}")
-    return audio  # a clip too short to hold speech is no_speech, as everywhere (SpeechConfig)
+    # a clip too short to hold speech is no_speech, as everywhere (SpeechConfig)
 
 
 class Uploads:

@@ -84,3 +84,32 @@ def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path):
         watcher.join()
     assert len(list(csv.DictReader(manifest.open()))) == 1200
     assert peak[0] < 2500, f"{peak[0]:.0f} MB"
+
+
+def test_a_long_recording_and_its_script(tmp_path, capsys):
+    """`raymer corpus recording`: sentences of the held-out voices with pauses, exactly the
+    length asked, and a script that says where each sentence is (silence between them)."""
+    import numpy as np
+
+    from raymer.audio.decode import decode_audio
+    from raymer.cli import main
+    from raymer.corpora.recording import read_script
+
+    assert main(["corpus", "recording", "--output", str(tmp_path), "--minutes", "0.75"]) == 0
+    assert "0.75 min recording" in capsys.readouterr().out
+    audio = decode_audio(str(tmp_path / "recording.wav"))
+    script = read_script(tmp_path)
+    assert len(audio) == 45 * 16_000
+    assert 6 <= len(script) <= 12 and len({line["speaker"] for line in script}) > 1
+    assert {line["label"] for line in script} <= {"angry", "happy", "neutral", "sad"}
+    for line, after in zip(script, script[1:], strict=False):
+        assert 0.8 <= after["start_s"] - line["end_s"] <= 3.01, (line, after)
+        gap = audio[int(line["end_s"] * 16_000) + 1 : int(after["start_s"] * 16_000) - 1]
+        assert np.abs(gap).max() == 0.0  # the pauses are silence
+    for line in script:
+        spoken = audio[int(line["start_s"] * 16_000) : int(line["end_s"] * 16_000)]
+        assert np.abs(spoken).max() > 0.05, line
+    # the same arguments again: nothing rewritten
+    stamp = (tmp_path / "recording.wav").stat().st_mtime_ns
+    assert main(["corpus", "recording", "--output", str(tmp_path), "--minutes", "0.75"]) == 0
+    assert (tmp_path / "recording.wav").stat().st_mtime_ns == stamp
