@@ -149,6 +149,20 @@ class Api:
         self.uploads = ingress.Uploads(self.cfg)  # bodies being received now, bounded
         self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
         self.limits = self.cfg.decode
+        self.active = 0  # recognitions in flight (a shutdown waits for them: server.stop)
+
+    async def _counted(self, lines):
+        """A streamed answer, in flight until its last line."""
+        self.active += 1
+        try:
+            async for line in lines:
+                yield line
+        finally:
+            self.active -= 1
+
+    def in_flight(self) -> int:
+        """Recognitions being answered now (``raymer.serving.server.stop`` drains them)."""
+        return self.active
 
     async def _ping(self) -> dict:
         """Ask a model replica now (``_models`` keeps the first answer for /v1/models)."""
@@ -265,6 +279,13 @@ class Api:
         ),
     )
     async def recognize(self, request: Request):
+        self.active += 1
+        try:
+            return await self._recognize_upload(request)
+        finally:
+            self.active -= 1
+
+    async def _recognize_upload(self, request: Request):
         data = await self.uploads.read(request)
         if isinstance(data, Response):
             return data
@@ -276,7 +297,9 @@ class Api:
             return audio
         if request.query_params.get("stream", "").lower() in ("1", "true", "yes"):
             return StreamingResponse(
-                ingress.ndjson(self._steps(audio), self.cfg.request_timeout_s, self._models),
+                self._counted(
+                    ingress.ndjson(self._steps(audio), self.cfg.request_timeout_s, self._models)
+                ),
                 media_type="application/x-ndjson",
             )
         result = await self._ask(self._recognize(audio))

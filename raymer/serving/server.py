@@ -83,7 +83,16 @@ def on_stop_signals() -> None:
         signal.signal(signum, handler)
 
 
-def stop() -> None:
+def stop(drain_s: float = 120.0) -> None:
+    """Shut Serve down once the requests in flight are answered (the ingress counts them;
+    at most ``drain_s`` seconds): Serve's own shutdown closes its proxies' connections."""
     from ray import serve
 
+    try:
+        handle = serve.get_app_handle(APP_NAME)
+        deadline = time.monotonic() + drain_s
+        while handle.in_flight.remote().result(timeout_s=10) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    except Exception:  # no application, or an ingress that does not answer: shut down as it is
+        pass
     serve.shutdown()
