@@ -147,13 +147,19 @@ class WhisperFeaturizer:
             self._assemble([outputs[j] for j, p in enumerate(pieces) if p[0] == i])
             for i in range(len(clips))
         ]
-        if self.prosody:  # eGeMAPS descriptors appended to the frames (raymer.audio.prosody)
-            from raymer.audio.prosody import prosody_frames
-
-            for clip, sp in zip(clips, out, strict=True):
-                extra = prosody_frames(clip, self.frame_rate_hz, len(sp.frames))
-                sp.frames = np.concatenate([sp.frames, extra], axis=1)
+        self.with_prosody(clips, out)
         return out
+
+    def with_prosody(self, clips: list[np.ndarray], features: list[SpeechFeatures]) -> None:
+        """With ``prosody``, each clip's eGeMAPS descriptors appended to its frames
+        (``raymer.audio.prosody``), in place."""
+        if not self.prosody:
+            return
+        from raymer.audio.prosody import prosody_frames
+
+        for clip, sp in zip(clips, features, strict=True):
+            extra = prosody_frames(clip, self.frame_rate_hz, len(sp.frames))
+            sp.frames = np.concatenate([sp.frames, extra], axis=1)
 
     def _unsure(self, output: WindowOutput) -> bool:
         """A fitted decode that fails Whisper's own tests (module docstring)."""
@@ -174,21 +180,7 @@ class WhisperFeaturizer:
         encoder_output = self.model.encode(feats)
         frames_all = self._to_numpy(encoder_output)
         languages = self._languages(encoder_output, len(group))
-        prompts = []
-        for lang, _ in languages:
-            tok = self._tokenizer_for(lang)
-            prompts.append(self.model.get_prompt(tok, previous_tokens=[], without_timestamps=False))
-        # Speech rarely exceeds ~5 tokens/s; a bound from the audio length stops the runaway
-        # repetition a single pass can fall into (faster-whisper's sequential seek avoids it).
-        # (bounded by the window, not the longest clip: the same for every clip in the window)
-        max_length = min(self.model.max_length, len(prompts[0]) + int(TOKENS_PER_S * win_s) + 12)
-        results = self._generate(encoder_output, prompts, max_length)
-        for b, result in enumerate(results):
-            text = self.tokenizer.decode(result.sequences_ids[0])
-            if _compression_ratio(text) > 2.4:  # repetitive: retry like Whisper's fallback
-                results[b] = self._fallback(
-                    frames_all[b : b + 1], encoder_output.dtype, prompts[b], max_length, result
-                )
+        results = self.decoded(encoder_output, frames_all, languages, win_s, timestamps=True)
         out = {}
         for b, ((j, w), result, (lang, prob)) in enumerate(
             zip(group, results, languages, strict=True)
@@ -204,6 +196,29 @@ class WhisperFeaturizer:
                 segments, lang, prob, frames_all[b, :n_valid], logprob, result.no_speech_prob, win_s
             )
         return out
+
+    def decoded(self, encoder_output, frames_all, languages, win_s: float, timestamps: bool):
+        """Whisper's decoding of encoded windows of ``win_s``: each in its language's prompt
+        (with timestamp tokens or, as the batched pipeline decodes, without), then Whisper's
+        fallback on a repetitive text. ``frames_all``: the encoder output as numpy."""
+        prompts = [
+            self.model.get_prompt(
+                self._tokenizer_for(lang), previous_tokens=[], without_timestamps=not timestamps
+            )
+            for lang, _ in languages
+        ]
+        # Speech rarely exceeds ~5 tokens/s; a bound from the audio length stops the runaway
+        # repetition a single pass can fall into (faster-whisper's sequential seek avoids it).
+        # (bounded by the window, not the longest clip: the same for every clip in the window)
+        max_length = min(self.model.max_length, len(prompts[0]) + int(TOKENS_PER_S * win_s) + 12)
+        results = self._generate(encoder_output, prompts, max_length)
+        for b, result in enumerate(results):
+            text = self.tokenizer.decode(result.sequences_ids[0])
+            if _compression_ratio(text) > 2.4:  # repetitive: retry like Whisper's fallback
+                results[b] = self._fallback(
+                    frames_all[b : b + 1], encoder_output.dtype, prompts[b], max_length, result
+                )
+        return results
 
     def _generate(self, encoder_output, prompts, max_length, temperature: float = 0.0):
         """Greedy or beam search at temperature 0; sampling from the full distribution above."""

@@ -23,14 +23,7 @@ import math
 import numpy as np
 
 from ..audio.decode import SAMPLE_RATE, pool_frames
-from .whisper import (
-    ENCODER_RATE_HZ,
-    TOKENS_PER_S,
-    Segment,
-    SpeechFeatures,
-    WhisperFeaturizer,
-    _compression_ratio,
-)
+from .whisper import ENCODER_RATE_HZ, Segment, SpeechFeatures, WhisperFeaturizer
 from .whisper_input import MAX_WINDOW_S
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // ENCODER_RATE_HZ  # 320: one encoder frame
@@ -71,17 +64,7 @@ def _transcribe(fz: WhisperFeaturizer, audio: list[np.ndarray]) -> list[tuple]:
     encoder_output = fz.model.encode(feats)
     frames_all = fz._to_numpy(encoder_output)
     languages = fz._languages(encoder_output, len(audio))
-    prompts = [
-        fz.model.get_prompt(fz._tokenizer_for(lang), previous_tokens=[], without_timestamps=True)
-        for lang, _ in languages
-    ]
-    max_length = min(fz.model.max_length, len(prompts[0]) + int(TOKENS_PER_S * MAX_WINDOW_S) + 12)
-    results = fz._generate(encoder_output, prompts, max_length)
-    for b, result in enumerate(results):
-        if _compression_ratio(fz.tokenizer.decode(result.sequences_ids[0])) > 2.4:
-            results[b] = fz._fallback(
-                frames_all[b : b + 1], encoder_output.dtype, prompts[b], max_length, result
-            )
+    results = fz.decoded(encoder_output, frames_all, languages, MAX_WINDOW_S, timestamps=False)
     tokens = [[t for t in r.sequences_ids[0] if t < fz.tokenizer.eot] for r in results]
     words = _words(fz, languages, tokens, frames_all, encoder_output.dtype, audio)
     return [
@@ -162,12 +145,7 @@ def _pieces(fz, pieces, words, frames, lang, prob, logprob, no_speech) -> list[S
                 window_s=MAX_WINDOW_S,
             )
         )
-    if fz.prosody:
-        from raymer.audio.prosody import prosody_frames
-
-        for piece, sp in zip(pieces, out, strict=True):
-            extra = prosody_frames(piece, fz.frame_rate_hz, len(sp.frames))
-            sp.frames = np.concatenate([sp.frames, extra], axis=1)
+    fz.with_prosody(pieces, out)
     return out
 
 

@@ -62,7 +62,7 @@ def test_the_windows_of_a_recording_do_not_depend_on_what_follows_it():
 def test_a_packed_windows_words_go_to_the_piece_their_middle_falls_in():
     from raymer.models.whisper_packed import _pieces
 
-    fz = SimpleNamespace(pool=5, prosody=False, frame_rate_hz=10.0)
+    fz = SimpleNamespace(pool=5, with_prosody=lambda clips, features: None)
     pieces = [np.zeros(2 * RATE, np.float32), np.zeros(3 * RATE, np.float32)]
     frames = [np.ones((100, 4), np.float32), 2 * np.ones((150, 4), np.float32)]
     words = [
