@@ -85,7 +85,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_infer(args: argparse.Namespace) -> int:
     from raymer.training.infer import infer
 
-    s = infer(args.checkpoint, args.features, args.output, args.speakers or None, where(args.where))
+    s = infer(
+        args.checkpoint, args.features, args.output, args.speakers or None, where(args.where),
+        min_confidence=args.min_confidence,
+    )  # fmt: skip
     counts = ", ".join(f"{lab} {n}" for lab, n in s.predicted.items())
     print(f"infer: {s.n} clips ({s.unlabelled} without a label) | predicted: {counts}")
     print(f"predictions: {args.output}/predictions/")
@@ -238,4 +241,22 @@ def _score_command(sub, name, func, help_, description, features, output) -> Non
             "standardised with its own speaker's statistics over these features (by default, "
             "as everywhere else, with the training speakers' pooled ones)",
         )
+    if name == "infer":
+        from raymer.config.command import MIN_CONFIDENCE
+
+        cmd.add_argument(
+            "--min-confidence", type=_unit, default=0.0, metavar="SCORE",
+            help=MIN_CONFIDENCE.replace("%", "%%") + " (default 0)",
+        )  # fmt: skip
     cmd.set_defaults(func=func)
+
+
+def _unit(text: str) -> float:
+    """A score between 0 and 1, as ``config.min_confidence`` takes it."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value

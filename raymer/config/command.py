@@ -31,6 +31,19 @@ def max_attempts():
     )
 
 
+MIN_CONFIDENCE = (
+    "An answer whose top score is under this gets the label `uncertain` (its scores still "
+    "given); 0: always the top label. A calibrated model's top score says how often such an "
+    "answer is right (its evaluation's report: the share each value leaves unlabelled)."
+)
+
+
+def min_confidence():
+    """The confidence an answer needs for a label, shared by recognize, serve, infer and
+    the library (``raymer.trained.checkpoint.top_label`` applies it)."""
+    return Field(0.0, ge=0, le=1, description=MIN_CONFIDENCE)
+
+
 def part(cls: type[Part], **defaults: Any):
     """A command's field holding ``cls`` with this command's ``defaults``."""
     return Field(default_factory=lambda: cls(**defaults), description=_first_line(cls))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from raymer.config.command import CommandConfig, max_attempts, part
+from raymer.config.command import CommandConfig, max_attempts, min_confidence, part
 from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig, SpeechConfig
 
 
@@ -28,6 +28,7 @@ class RecognizeConfig(CommandConfig):
     )
     segment: SegmentConfig = part(SegmentConfig)
     speech: SpeechConfig = part(SpeechConfig)
+    min_confidence: float = min_confidence()
     decode: DecodeConfig = part(
         DecodeConfig, max_file_mb=8192.0, max_duration_s=6 * 3600.0, decode_timeout_s=900.0
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from raymer.config.command import CommandConfig, part
+from raymer.config.command import CommandConfig, min_confidence, part
 from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig, SpeechConfig
 
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
@@ -101,6 +101,7 @@ class ServeConfig(CommandConfig):
     )
     segment: SegmentConfig = part(SegmentConfig)  # longer audio also gets per-segment answers
     speech: SpeechConfig = part(SpeechConfig)
+    min_confidence: float = min_confidence()
     auth_token: str | None = Field(
         None,
         description="Bearer token required on /v1/* (the RAYMER_API_TOKEN environment "

@@ -98,7 +98,7 @@ def _about(spec: ModelSpec) -> list[str]:
         if spec.multi_label
         else "The label is the highest score."
     )
-    scores = "sigmoid" if spec.loss == "bce" else "softmax"
+    scores = "sigmoid" if spec.loss == "bce" and spec.temperature is None else "softmax"
     if not spec.labels:  # a model of dimensions alone
         return [
             f"# raymer emotion model: {spec.modality} ({spec.mode})",
@@ -115,10 +115,20 @@ def _about(spec: ModelSpec) -> list[str]:
         "## Labels",
         "",
         f"{len(spec.labels)} labels, in output order: {', '.join(spec.labels)}. {rule} "
-        f"Scores: {scores} of the logits.",
+        f"Scores: {scores} of the logits{_temperature(spec)}.",
         "",
         *_dimensions(spec),
     ]
+
+
+def _temperature(spec: ModelSpec) -> str:
+    if spec.temperature is None:
+        return ""
+    return (
+        f" (calibrated: a softmax of the logits divided by {spec.temperature:.3g}, the "
+        "temperature fitted on the validation clips, so that a top score says how often such "
+        "an answer is right)"
+    )
 
 
 def _dimensions(spec: ModelSpec) -> list[str]:

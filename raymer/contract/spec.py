@@ -26,6 +26,15 @@ class ModelSpec(Answers, BaseModel, extra="forbid"):
         "bce", description="How logits become scores: sigmoid (bce) or softmax (ce)."
     )
     multi_label: bool = Field(False, description="Trained on a list of labels per clip.")
+    temperature: float | None = Field(
+        None,
+        gt=0,
+        description="A single-label model's calibration: its scores are the softmax of its "
+        "logits divided by this temperature, fitted on the validation clips at the end of "
+        "training, so that a top score says how often such an answer is right "
+        "(raymer.trained.calibration). None: its loss's own scores (multi-label models and "
+        "checkpoints from before calibration).",
+    )
     targets: list[str] = Field(
         ["label"],
         description="What the model answers: the label and any emotion dimensions (arousal, "

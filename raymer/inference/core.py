@@ -88,6 +88,7 @@ class Judging:
     dimensions: tuple[str, ...] = ()
     rule: SpeechConfig = field(default_factory=SpeechConfig)
     cutting: SegmentConfig = field(default_factory=SegmentConfig)
+    min_confidence: float = 0.0  # under it, a piece's label is ``uncertain``
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,9 @@ async def compose_steps(recordings: list, speech, encode, score, judging: Judgin
         for (state, _, segs), sp, sc in zip(group, heard, scores, strict=True):
             for seg, features, found in zip(segs, sp, sc, strict=True):
                 part = piece(
-                    seg.index, seg.start_s, seg.end_s, features, found, labels, multi, dims
-                )
+                    seg.index, seg.start_s, seg.end_s, features, found, labels, multi, dims,
+                    judging.min_confidence,
+                )  # fmt: skip
                 state.parts.append(part)
             done += len(segs)
         past = sum(state.parts[-1].end_s for state in states if state.parts)
@@ -242,9 +244,10 @@ def text_results(
     scores: np.ndarray,
     multi_label: bool = False,
     dimensions: list[str] | tuple = (),
+    min_confidence: float = 0.0,
 ) -> list[dict]:
     return [
-        {"text": text} | judged(labels, sc, multi_label, dimensions)
+        {"text": text} | judged(labels, sc, multi_label, dimensions, min_confidence)
         for text, sc in zip(texts, scores, strict=True)
     ]
 
@@ -255,7 +258,7 @@ class Inference:
 
     ``rule`` is the no-speech rule (``SpeechConfig``): a piece it finds silent gets no
     emotion; ``cutting`` (``SegmentConfig``): how audio longer than ``segment_over_s`` is
-    cut at its pauses.
+    cut at its pauses; ``min_confidence``: under it, an answer's label is ``uncertain``.
     """
 
     def __init__(
@@ -266,6 +269,7 @@ class Inference:
         threads: int = 0,
         cutting: SegmentConfig | None = None,
         rule: SpeechConfig | None = None,
+        min_confidence: float = 0.0,
     ) -> None:
         from raymer.models.builders import build_featurizer, build_text_encoder
 
@@ -283,6 +287,7 @@ class Inference:
             dimensions=tuple(self.heads.main.spec.dimensions),
             rule=self.rule,
             cutting=cutting or SegmentConfig(),
+            min_confidence=min_confidence,
         )
 
     @property
@@ -327,6 +332,7 @@ class Inference:
             self.heads.score([], tokens, texts=texts, text_only=True),
             self.heads.text_multi_label,
             self.heads.text.spec.dimensions if self.heads.text else (),
+            self.judging.min_confidence,
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raymer.models.whisper import SpeechFeatures
-from raymer.trained.checkpoint import labels_on, top_label
+from raymer.trained.checkpoint import UNCERTAIN, labels_on, top_label
 
 
 def _r(value: float | None, digits: int = 6) -> float | None:
@@ -149,17 +149,18 @@ def judged(
     scores: np.ndarray | None,
     multi_label: bool = False,
     dimensions: list[str] | tuple = (),
+    min_confidence: float = 0.0,
 ) -> dict:
-    """A score per label and the top label; a multi-label model adds ``labels``: every label
-    whose score passes 0.5 (possibly none), a model with ``dimensions`` their values
-    (``scores``: a model's answers, as ``outputs`` reads them). No scores (no speech): all
-    of them null."""
+    """A score per label and the top label (``uncertain`` under ``min_confidence``); a
+    multi-label model adds ``labels``: every label whose score passes 0.5 (possibly none),
+    a model with ``dimensions`` their values (``scores``: a model's answers, as ``outputs``
+    reads them). No scores (no speech): all of them null."""
     scores, dims = outputs(scores, labels, dimensions)
     if scores is None:
         return _judged(None, None, None, multi_label, dims)
     named = {lab: float(s) for lab, s in zip(labels, scores, strict=True)}
     on = labels_on(labels, scores) if multi_label else None
-    return _judged(named, top_label(labels, scores), on, multi_label, dims)
+    return _judged(named, top_label(labels, scores, min_confidence), on, multi_label, dims)
 
 
 def piece(
@@ -171,9 +172,11 @@ def piece(
     labels: list[str],
     multi_label: bool,
     dimensions: list[str] | tuple = (),
+    min_confidence: float = 0.0,
 ) -> SegmentPrediction:
     """One piece's answer from Whisper's output and the model's answers (None: no speech;
-    a score per label, then a value per dimension, as ``outputs`` reads them)."""
+    a score per label, then a value per dimension, as ``outputs`` reads them); its label
+    ``uncertain`` where the top score is under ``min_confidence``."""
     spoken = scores is not None
     scores, dims = outputs(scores, labels, dimensions)
     return SegmentPrediction(
@@ -185,7 +188,7 @@ def piece(
         language=sp.language or None,
         no_speech=not spoken,
         no_speech_prob=sp.no_speech_prob,
-        label=top_label(labels, scores) if spoken else None,
+        label=top_label(labels, scores, min_confidence) if spoken else None,
         scores={lab: float(s) for lab, s in zip(labels, scores, strict=True)} if spoken else None,
         labels=labels_on(labels, list(scores)) if spoken and multi_label else None,
         dimensions=dims,
@@ -197,14 +200,19 @@ def speech_time(
 ) -> tuple[str | None, dict[str, float] | None]:
     """A recording's label and each label's share of its speech time, from its pieces'
     ``(label, seconds)`` (label None: no speech): the label with the most speech time.
+    Pieces the model was unsure of (``UNCERTAIN``, under ``min_confidence``) have no
+    label to count; a recording of such pieces alone is ``UNCERTAIN``.
     ``raymer recognize``'s recordings and the service's long answers both use it."""
     seconds = dict.fromkeys(labels, 0.0)
+    unsure = 0.0
     for label, s in spans:
-        if label is not None:
+        if label == UNCERTAIN:
+            unsure += s
+        elif label is not None:
             seconds[label] += s
     total = sum(seconds.values())
     if total <= 0:
-        return None, None
+        return (UNCERTAIN, dict.fromkeys(labels, 0.0)) if unsure > 0 else (None, None)
     return max(seconds, key=seconds.get), {lab: s / total for lab, s in seconds.items()}
 
 

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 from raymer import storage
 from raymer.audio.decode import SAMPLE_RATE, AudioError, open_audio
 from raymer.config import DecodeConfig, SegmentConfig, SpeechConfig
+from raymer.config.command import min_confidence as confidence_field
 from raymer.errors import UsageError
 
 Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
@@ -75,6 +77,7 @@ class Recognizer:
         decode: DecodeConfig | dict | None = None,
         speech: SpeechConfig | dict | None = None,
         segment: SegmentConfig | dict | None = None,
+        min_confidence: float = 0.0,
     ) -> Recognizer:
         """Load a checkpoint: anything ``raymer evaluate`` accepts (a checkpoint folder, a
         train or compare output, an ``raymer export`` folder; local or s3://).
@@ -89,6 +92,8 @@ class Recognizer:
                 hour (longer recordings belong to ``raymer.recognize``).
             speech: the no-speech rule (``SpeechConfig``).
             segment: how audio longer than ``segment_over_s`` is cut (``SegmentConfig``).
+            min_confidence: an answer whose top score is under it gets the label
+                ``"uncertain"`` (its scores still given); 0: always the top label.
         """
         from raymer.inference.core import Inference
 
@@ -101,6 +106,7 @@ class Recognizer:
             threads=threads,
             cutting=segment,
             rule=speech,
+            min_confidence=_min_confidence(min_confidence),
         )
         return cls(core, decode, batch_size)
 
@@ -320,6 +326,18 @@ def _name(item: Any) -> str:
 def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
+
+
+class RecognizerSettings(BaseModel, extra="forbid"):
+    """The library's own setting checked as a config file's would be."""
+
+    min_confidence: float = confidence_field()
+
+
+def _min_confidence(value) -> float:
+    from raymer.config import validated
+
+    return validated(RecognizerSettings, {"min_confidence": value}).min_confidence
 
 
 def _settings(cls, given, **defaults):

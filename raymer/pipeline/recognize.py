@@ -106,6 +106,7 @@ SETTINGS = (
     "speech.min_speech_s",
     "speech.no_speech_prob",
     "speech.logprob_threshold",
+    "min_confidence",  # the labels written (none: 0, as before the option)
 )
 LAYOUT = 3  # 2: recordings committed whole by the write tasks (``recognize_writes``); 3: a long
 # recording's segments transcribed together in packed windows (``audio.segment.windows_of``)
@@ -149,6 +150,7 @@ def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOut
     settings = flat(cfg.model_dump(mode="json")) | {
         "model_sha256": checkpoint.digest(spec.checkpoint),
         "layout": LAYOUT,
+        "min_confidence": cfg.min_confidence or None,
     }
     if check_settings(
         cfg.output, settings, SETTINGS, written, cfg.redo, cfg.resume, always=("layout",)

@@ -233,6 +233,7 @@ class EmotionStage:
         answer = piece(
             row["segment"], start or 0.0, end or 0.0, heard, row.get("scores"),
             self.spec.labels, self.spec.multi_label, self.spec.dimensions,
+            self.cfg.min_confidence,
         )  # fmt: skip
         record = {"id": row.get("id"), "path": row.get("path")}
         record |= answer.columns(self.spec.labels, self.spec.multi_label)

@@ -65,6 +65,7 @@ class Model:
             threads=self.cfg.resources.asr.threads,
             cutting=self.cfg.segment,
             rule=self.cfg.speech,
+            min_confidence=self.cfg.min_confidence,
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
@@ -231,6 +232,7 @@ class SplitStages:
             dimensions=tuple(info["dimensions"]),
             rule=self.cfg.speech,
             cutting=self.cfg.segment,
+            min_confidence=self.cfg.min_confidence,
         )
 
     async def recognize(self, clip: Checked, info: dict) -> dict:
@@ -267,4 +269,7 @@ class SplitStages:
         scores = await self.head.score.remote((None, tokens, None, text, True))
         if isinstance(scores, ItemError):
             return scores
-        return text_results(labels, [text], np.asarray([scores]), multi_label, dimensions)[0]
+        answers = np.asarray([scores])
+        return text_results(
+            labels, [text], answers, multi_label, dimensions, self.cfg.min_confidence
+        )[0]

@@ -274,7 +274,7 @@ def scores_of(model, collate: Collate, batch: dict) -> torch.Tensor:
     device = next(model.parameters()).device
     with torch.no_grad():
         out = forward(model, batch, device)
-        scores = label_scores(out.logits, collate.spec.loss)
+        scores = label_scores(out.logits, collate.spec.loss, collate.spec.temperature)
         if out.dims is not None:
             scores = torch.cat([scores, out.dims.to(scores.dtype)], dim=-1)
         return scores.cpu()

@@ -47,13 +47,19 @@ TRAIN_SUMMARY_FILE = "train_summary.json"  # a train output: names its best chec
 COMPARISON_FILE = "comparison.json"  # a compare output: fusion/, audio/ and text/ runs
 
 ON_SCORE = 0.5  # a multi-label model's label is on where its score passes this
+UNCERTAIN = "uncertain"  # the label of an answer whose top score is under min_confidence
 
 
-def label_scores(logits: torch.Tensor, loss: str) -> torch.Tensor:
-    """Logits -> a score per label: sigmoids for a BCE-trained model (independent,
-    multi-label), softmax probabilities for a CE-trained one."""
+def label_scores(logits: torch.Tensor, loss: str, temperature: float | None = None) -> torch.Tensor:
+    """Logits -> a score per label: a calibrated model's (``ModelSpec.temperature``) the
+    softmax of its logits divided by the temperature, a distribution whose top score says
+    how often such an answer is right (``raymer.trained.calibration``); an uncalibrated
+    one's (multi-label, or from before calibration) its loss's own: sigmoids for a
+    BCE-trained model (independent, multi-label), softmax probabilities for a CE one."""
     import torch
 
+    if temperature is not None:
+        return torch.softmax(logits / temperature, -1)
     return torch.sigmoid(logits) if loss == "bce" else torch.softmax(logits, -1)
 
 
@@ -62,12 +68,18 @@ def labels_on(labels: Sequence[str], scores: Sequence[float]) -> list[str]:
     return [lab for lab, s in zip(labels, scores, strict=True) if s > ON_SCORE]
 
 
-def top_label(labels: Sequence[str], scores: Sequence[float]) -> str | None:
+def top_label(
+    labels: Sequence[str], scores: Sequence[float], min_confidence: float = 0.0
+) -> str | None:
     """The label with the highest score (None for a model without labels); the first of
-    equal ones, as ``top_index``."""
+    equal ones, as ``top_index``; ``UNCERTAIN`` where that score is under
+    ``min_confidence`` (the scores are still given: every entry point's rule)."""
     if not labels:
         return None
-    return labels[int(top_index(np.asarray(scores, dtype=np.float64)[None, : len(labels)])[0])]
+    values = np.asarray(scores, dtype=np.float64)[None, : len(labels)]
+    if values.max() < min_confidence:
+        return UNCERTAIN
+    return labels[int(top_index(values)[0])]
 
 
 def top_index(scores):

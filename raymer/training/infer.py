@@ -20,9 +20,10 @@ from raymer.errors import UsageError
 from raymer.runtime import READ_ARGS
 from raymer.trained import checkpoint
 from raymer.trained.batches import Collate, LoadedModel
-from raymer.trained.checkpoint import ModelSpec, target_column
+from raymer.trained.checkpoint import UNCERTAIN, ModelSpec, target_column
 from raymer.trained.targets import has_target
-from raymer.training.evaluate import (
+from raymer.training.results import InferSummary
+from raymer.training.scoring import (
     FEATURE_COLUMNS,
     Selection,
     model_batch,
@@ -30,7 +31,6 @@ from raymer.training.evaluate import (
     predictions_of,
     refusals,
 )
-from raymer.training.results import InferSummary
 
 
 class Scorer:
@@ -40,7 +40,13 @@ class Scorer:
     (``faults.CrashLedger``) counts the rows read, for the progress line."""
 
     def __init__(
-        self, checkpoint_uri: str, where: dict[str, set[str]], threads: int, ledger=None, stats=None
+        self,
+        checkpoint_uri: str,
+        where: dict[str, set[str]],
+        threads: int,
+        ledger=None,
+        stats=None,
+        min_confidence: float = 0.0,
     ) -> None:
         import torch
 
@@ -48,7 +54,7 @@ class Scorer:
         self.model = LoadedModel.load(checkpoint_uri)
         self.model.collate = Collate(self.model.spec, stats)  # audio_norm speaker's statistics
         self.spec = self.model.spec
-        self.where, self.ledger = where, ledger
+        self.where, self.ledger, self.min_confidence = where, ledger, min_confidence
 
     def __call__(self, table: pa.Table) -> pa.Table:
         out = self._predict(table)
@@ -66,7 +72,7 @@ class Scorer:
         scores = np.zeros((0, len(self.spec.labels) + len(self.spec.dimensions)), np.float32)
         if keep:
             scores = self.model.scores(model_batch(self.model.collate, table)).numpy()
-        return predictions_of(table, scores, self.spec)
+        return predictions_of(table, scores, self.spec, self.min_confidence)
 
 
 def counts(table: pa.Table, labels: list[str], targets: list[str]) -> pa.Table:
@@ -76,7 +82,7 @@ def counts(table: pa.Table, labels: list[str], targets: list[str]) -> pa.Table:
     cols = {}
     if labels:
         predicted = table.column("predicted").to_numpy(zero_copy_only=False)
-        cols = {f"is_{lab}": (predicted == lab).astype(np.int64) for lab in labels}
+        cols = {f"is_{lab}": (predicted == lab).astype(np.int64) for lab in [*labels, UNCERTAIN]}
     present = [table.column(c).to_pylist() for c in targets if c in table.column_names]
     if present:
         cols["unlabelled"] = np.array(
@@ -99,11 +105,13 @@ def infer(
     num_cpus: float = 0.5,
     threads: int = 1,
     speaker_stats: bool = False,
+    min_confidence: float = 0.0,
 ) -> InferSummary:
     """Offline predictions: every clip of the features (of ``speakers``, matching ``where``),
     labelled or not -> ``OUTPUT/predictions/`` and ``OUTPUT/infer.json`` (clips per
     predicted label). A Ray Data job: ``actors`` model actors of ``num_cpus`` CPUs each,
-    ``batch_size`` clips per batch. ``speaker_stats``: as ``evaluate``'s."""
+    ``batch_size`` clips per batch. ``speaker_stats``: as ``evaluate``'s; ``min_confidence``:
+    a clip whose top score is under it is predicted ``uncertain``."""
     from raymer.runtime import init_ray, shuffle_by_sort
     from raymer.training.data import feature_files
 
@@ -117,7 +125,8 @@ def infer(
     for uri in storage.list_files(out, (".parquet",)):  # a re-run replaces the predictions
         storage.delete_file(uri)
     stats = norm_stats(spec, features) if speaker_stats else None
-    _predict(files, spec, where, out, batch_size, actors, num_cpus, threads, stats)
+    scoring = (where, threads, stats, min_confidence)
+    _predict(files, spec, scoring, out, batch_size, actors, num_cpus)
     with shuffle_by_sort():
         found = _totals(out, spec)
     refusals(Selection(spec, {}, labelled_only=False), features, where, bool(found["count()"]))
@@ -128,15 +137,23 @@ def infer(
         labels=list(spec.labels),
         n=int(found["count()"]),
         unlabelled=int(found.get("sum(unlabelled)") or 0),
-        predicted={lab: int(found.get(f"sum(is_{lab})") or 0) for lab in spec.labels},
+        predicted=_predicted(found, spec.labels),
     )
     text = json.dumps(summary.to_json(), indent=2)
     storage.write_bytes(storage.join(output, "infer.json"), text.encode())
     return summary
 
 
-def _predict(files, spec, where, out, batch_size, actors, num_cpus, threads, stats) -> None:
-    """The Ray Data job: features -> Scorer actors -> ``out`` (Parquet), with its progress."""
+def _predicted(found: dict, labels: list[str]) -> dict[str, int]:
+    """Clips per predicted label (and ``uncertain``, where min_confidence left any)."""
+    out = {lab: int(found.get(f"sum(is_{lab})") or 0) for lab in labels}
+    unsure = int(found.get(f"sum(is_{UNCERTAIN})") or 0)
+    return out | ({UNCERTAIN: unsure} if unsure else {})
+
+
+def _predict(files, spec, scoring, out, batch_size, actors, num_cpus) -> None:
+    """The Ray Data job: features -> Scorer actors -> ``out`` (Parquet), with its progress
+    (``scoring``: the Scorer's where, threads, statistics and min_confidence)."""
     import ray.data
     from ray.data import ActorPoolStrategy
 
@@ -153,10 +170,11 @@ def _predict(files, spec, where, out, batch_size, actors, num_cpus, threads, sta
         Scorer,
         fn_constructor_args=(
             spec.checkpoint,
-            {k: set(v) for k, v in where.items()},
-            threads,
+            {k: set(v) for k, v in scoring[0].items()},
+            scoring[1],
             ledger,
-            stats,
+            scoring[2],
+            scoring[3],
         ),
         batch_size=batch_size,
         compute=ActorPoolStrategy(size=actors),
@@ -184,5 +202,6 @@ def _totals(out: str, spec: ModelSpec) -> dict:
         },
         batch_format="pyarrow",
     )
-    names = ["unlabelled", *[f"is_{lab}" for lab in spec.labels]]
+    names = ["unlabelled", *[f"is_{lab}" for lab in [*spec.labels, UNCERTAIN]]]
+    names = names if spec.labels else ["unlabelled"]
     return written.aggregate(Count(), *[Sum(n) for n in names])

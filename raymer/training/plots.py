@@ -67,6 +67,27 @@ def curves_png(history: list[dict], score: str = "ua") -> bytes:
     return _save(plt, fig)
 
 
+def reliability_png(calibration: dict) -> bytes:
+    """The reliability diagram: accuracy against the mean top score in each confidence bin
+    (the diagonal: scores that say how often they are right), before calibration where the
+    model has a temperature, and as answered."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
+    shown = [("as trained", calibration.get("uncalibrated")), ("answered", calibration)]
+    for name, c in shown:
+        if c and c["bins"]:
+            x = [b["confidence"] for b in c["bins"]]
+            y = [b["accuracy"] for b in c["bins"]]
+            ax.plot(x, y, "o-", label=f"{name}: ECE {c['ece']:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("top score (mean in bin)")
+    ax.set_ylabel("accuracy in bin")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig)
+
+
 def _save(plt, fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()

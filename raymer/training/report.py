@@ -30,6 +30,7 @@ class TrainSummary:
     best_val_score: float = 0.0  # what chose the checkpoint: selected_by
     selected_by: str = "val_ua"  # val_ua; val_macro_f1 (multi-label); val_ccc (dimensions alone)
     best_epoch: int | None = None  # the epoch of best_checkpoint
+    calibration: dict | None = None  # calibrate.Calibrated: the temperature, ECE, Brier
 
 
 @contextlib.contextmanager
@@ -100,6 +101,7 @@ def card_facts(cfg: TrainConfig, summary: TrainSummary) -> CardFacts:
                     for k, v in best.items()
                     if k.startswith("val_ccc_")
                 },
+                "calibration": summary.calibration,
             }
         },
     )

@@ -18,6 +18,12 @@ class Evaluation:
             labels; none for a model of emotion dimensions alone.
         dimensions: each emotion dimension's ``ccc``, ``pearson``, ``rmse`` and ``n``.
         by: the same scores per value of each ``by`` column (``report_by``).
+        calibration: how well a single-label model's top score says how often it is right
+            (``raymer.trained.calibration``): ``ece``, ``brier``, ``accuracy``,
+            ``confidence``, ``bins`` (the reliability diagram), the model's ``temperature``
+            and, for a calibrated model, ``uncalibrated`` (the same of its own scores before
+            calibration); ``min_confidence``: the share of clips each threshold leaves
+            without a label and the accuracy on the rest.
     """
 
     checkpoint: str
@@ -31,6 +37,7 @@ class Evaluation:
     scores: dict[str, Any] = field(default_factory=dict)
     dimensions: dict[str, dict[str, float]] | None = None
     by: dict[str, dict[str, dict]] | None = None
+    calibration: dict[str, Any] | None = None
 
     @property
     def ua(self) -> float | None:
@@ -53,6 +60,8 @@ class Evaluation:
             out["dimensions"] = self.dimensions
         if self.by:
             out["by"] = self.by
+        if self.calibration:
+            out["calibration"] = self.calibration
         return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import asdict
 
 import pyarrow.parquet as pq
@@ -23,6 +24,7 @@ from raymer.extras import can_plot
 from raymer.runtime import READ_ARGS, init_ray
 from raymer.trained import checkpoint
 from raymer.trained.checkpoint import score_name, target_column, write_card
+from raymer.training.calibrate import calibrate
 from raymer.training.data import (
     AUGMENT,
     COLUMNS,
@@ -278,6 +280,10 @@ def train(cfg: TrainConfig) -> TrainSummary:
         split_by=cfg.data.split_by,
         unlabelled=unlabelled,
     )
+    calibrated = calibrate(cfg, summary.best_checkpoint, sorted(val_s))
+    if calibrated is not None:
+        summary.calibration = calibrated.to_json()
+        print(calibrated.line(), file=sys.stderr, flush=True)
     storage.write_bytes(
         storage.join(cfg.output, checkpoint.TRAIN_SUMMARY_FILE),
         json.dumps(asdict(summary), indent=2, default=float).encode(),

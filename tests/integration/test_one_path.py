@@ -23,6 +23,7 @@ GAP_S = 2.5
 LONG_MINUTES = 2.0
 # one settings object, given as it is to recognize, serve and the library
 SEGMENT = SegmentConfig(segment_over_s=8.0)  # the ~16 s recording is cut; the clips are whole
+MIN_CONFIDENCE = 0.5  # under it, `uncertain`: the same rule everywhere (scores still given)
 
 
 def _resampled(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -88,6 +89,7 @@ def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
         checkpoint=str(trained.output),
         output=str(out),
         segment=SEGMENT,
+        min_confidence=MIN_CONFIDENCE,
         resources={"asr": {"actors": 1, "num_cpus": 0.5, "threads": 1}},
     )
     summary = recognize(cfg)
@@ -121,7 +123,10 @@ def extracted_and_inferred(ray_session, trained, inputs, tmp_path_factory) -> di
     summary = extract(cfg)
     assert (summary.clips_ok, summary.clips_failed) == (len(inputs["short"]), 1)
     errors = pq.read_table(root / "features" / "errors").to_pylist()
-    infer(str(trained.output), str(root / "features"), str(root / "infer"))
+    infer(
+        str(trained.output), str(root / "features"), str(root / "infer"),
+        min_confidence=MIN_CONFIDENCE,
+    )  # fmt: skip
     features = pq.read_table(root / "features" / "features", columns=["id", "transcript"])
     scores = pq.read_table(root / "infer" / "predictions").to_pylist()
     return {
@@ -141,6 +146,7 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
         checkpoint=str(trained.output),
         port=free_port(),
         segment=SEGMENT,
+        min_confidence=MIN_CONFIDENCE,
         resources={"asr": {"num_cpus": 0.4, "threads": 1}},
     )
     url = server.start(cfg)
@@ -163,7 +169,9 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
 def recognizer(trained):
     import raymer
 
-    return raymer.Recognizer.from_checkpoint(trained.output, threads=1, segment=SEGMENT)
+    return raymer.Recognizer.from_checkpoint(
+        trained.output, threads=1, segment=SEGMENT, min_confidence=MIN_CONFIDENCE
+    )
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +215,11 @@ def test_short_clips_get_one_answer_everywhere(
             ),
         }
         transcript, label, scores = answers["recognize"]
-        assert transcript and label in LABELS
+        assert transcript and label in (*LABELS, "uncertain")
+        # a calibrated model's scores (the session's: fitted at the end of training) are a
+        # distribution; under min_confidence the label is `uncertain`, the scores kept
+        assert sum(scores.values()) == pytest.approx(1, abs=1e-4)
+        assert (label == "uncertain") == (max(scores.values()) < MIN_CONFIDENCE), (label, scores)
         for way, (t, lab, sc) in answers.items():
             assert t == transcript, (rid, way, t, transcript)
             assert lab == label, (rid, way, lab, label)
@@ -337,3 +349,22 @@ def test_the_library_shows_how_far_a_long_recording_is(
     ]
     recognizer.predict(inputs["paths"]["long"])  # by default, nothing off a terminal
     assert capsys.readouterr().err == ""
+
+
+def test_min_confidence_leaves_an_unsure_answer_unlabelled_with_its_scores(
+    trained, inputs, library
+):
+    """The same clips with every answer under the bar (min_confidence 1): `uncertain`, the
+    scores as before; and a bad value refused as a config's would be."""
+    import raymer
+    from raymer.config import ConfigError
+
+    unsure = raymer.Recognizer.from_checkpoint(
+        trained.output, threads=1, segment=SEGMENT, min_confidence=1.0
+    )
+    rid = inputs["short"][0]
+    answer = unsure.predict(inputs["paths"][rid])
+    assert answer["label"] == "uncertain"
+    assert answer["emotions"] == pytest.approx(library[rid]["emotions"], abs=1e-4)
+    with pytest.raises(ConfigError, match="min_confidence"):
+        raymer.Recognizer.from_checkpoint(trained.output, min_confidence=1.5)

@@ -28,6 +28,10 @@ def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp
     # how the features were made, for serving to make its inputs the same way
     assert spec["extract"]["asr_model"] == "whisper-tiny.en" and spec["extract"]["window"] == "fit"
     assert 0.0 <= summary.best_val_ua <= 1.0
+    # calibrated on the validation speaker's clips at the end: the temperature in the spec
+    cal = summary.calibration
+    assert spec["temperature"] == cal["temperature"] > 0 and cal["n"] == 8
+    assert 0 <= cal["ece_after"] <= 1 and 0 <= cal["brier_after"] <= 2
     assert json.loads((tmp_path / "train_summary.json").read_text())["best_checkpoint"] == str(best)
 
     # The same run name again, with more epochs: it continues from epoch 2, not from scratch.
@@ -66,11 +70,18 @@ def test_evaluate_writes_metrics_predictions_report_and_plots(
     for p in predictions:
         scores = [p[f"score_{label}"] for label in summary["labels"]]
         assert p["predicted"] == summary["labels"][scores.index(max(scores))]
-        assert all(0 <= s <= 1 for s in scores)  # sigmoid scores of the BCE loss
+        # calibrated at the end of training: a softmax of the logits over the temperature
+        assert all(0 <= s <= 1 for s in scores) and sum(scores) == pytest.approx(1, abs=1e-6)
         assert "clip_type" in p and "audio_frames" not in p
     wa = sum(p["predicted"] == p["label"] for p in predictions) / 8
     assert abs(saved["wa"] - wa) < 1e-9
-    assert "| UA | WA | macro-F1 |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| UA | WA | macro-F1 |" in report and "before calibration" in report
+    cal = saved["calibration"]  # the answered scores against the model's own, and the bins
+    assert cal["temperature"] > 0 and cal["n"] == 8 and cal["accuracy"] == pytest.approx(wa)
+    assert sum(b["n"] for b in cal["bins"]) == 8 and "ece" in cal["uncalibrated"]
+    assert [r["min_confidence"] for r in cal["min_confidence"]] == [0.3, 0.4, 0.5, 0.6, 0.7]
+    assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
     cue = evaluate(
         str(run),
         str(multi_speaker_features),

@@ -199,7 +199,8 @@ def test_a_recording_answers_its_pieces_dimensions_weighted_by_speech_time():
 
 
 def test_evaluate_picks_the_label_among_the_scores_only_and_scores_each_dimension():
-    from raymer.training.evaluate import dimension_scores, predictions_of
+    from raymer.training.evaluate import dimension_scores
+    from raymer.training.scoring import predictions_of
 
     spec = _spec()
     table = pa.table({"id": ["a", "b", "c"], "arousal": [0.5, -0.5, None]})
@@ -297,7 +298,7 @@ def test_the_documented_answer_schema_holds_for_every_kind_of_answer():
 
 def test_a_model_of_dimensions_alone_answers_them_and_no_label():
     from raymer.contract.card import CardFacts, render
-    from raymer.training.evaluate import predictions_of
+    from raymer.training.scoring import predictions_of
 
     spec = _spec(targets=["arousal", "valence"], labels=[])
     model = build_model(spec).eval()
