@@ -53,6 +53,7 @@ class Heads:
             "text_model": self.extract.text_model,
             "labels": self.labels,
             "loss": spec.loss,
+            "temperature": spec.temperature,  # None: uncalibrated (its loss's own scores)
             "checkpoint": self.main.checkpoint,
             "modality": spec.modality,
             "mode": spec.mode,

@@ -251,7 +251,10 @@ class Api:
         responses=ingress.responses(),
     )
     async def models(self):
-        return await self._ask(self._models())
+        info = await self._ask(self._models())
+        if isinstance(info, Response):
+            return info
+        return info | {"min_confidence": self.cfg.min_confidence}
 
     @api.post(
         "/v1/recognize",

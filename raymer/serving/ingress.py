@@ -50,7 +50,11 @@ AUDIO_BODY = {
 # The 200 answer of /v1/recognize (OpenAPI 3.1: null is a type; "null" where no speech).
 _NUMBERS = {"type": ["object", "null"], "additionalProperties": {"type": ["number", "null"]}}
 _JUDGED = {
-    "label": {"type": ["string", "null"], "description": "top label (null: no speech)"},
+    "label": {
+        "type": ["string", "null"],
+        "description": "top label (null: no speech; `uncertain`: its score under the "
+        "service's min_confidence, the scores still given)",
+    },
     "emotions": {**_NUMBERS, "description": "a score per label (null: no speech)"},
     "dimensions": {
         **_NUMBERS,

@@ -118,8 +118,9 @@ def test_recognize_returns_the_spoken_words_and_a_score_per_label(service, piper
     assert r["language"] == "en" and abs(r["duration_s"] - soundfile.info(path).duration) < 0.01
     models = requests.get(f"{url}/v1/models", headers=AUTH, timeout=30).json()
     assert list(r["emotions"]) == models["labels"] == ["angry", "happy", "neutral", "sad"]
-    # loss bce: independent sigmoid scores in (0, 1), not a distribution over labels
-    assert models["loss"] == "bce" and all(0 < s < 1 for s in r["emotions"].values())
+    # calibrated at the end of training: a softmax of the logits over the model's temperature
+    assert models["loss"] == "bce" and models["temperature"] > 0 and models["min_confidence"] == 0
+    assert sum(r["emotions"].values()) == pytest.approx(1, abs=1e-4)
     assert r["label"] == max(r["emotions"], key=r["emotions"].get)
     assert r["models"] == {"asr": "whisper-tiny.en", "text": "minilm-l6"}
     assert r["checkpoint"] == models["checkpoint"] and "segments" not in r
