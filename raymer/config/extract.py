@@ -72,16 +72,6 @@ class ExtractSettings(BaseModel, extra="forbid"):
         "and stored as the last columns of audio_frames (`pip install 'raymer[prosody]'`).",
     )
 
-    context: bool = Field(
-        False,
-        description="Also a copy of each clip heard among its batch-mates: packed one after "
-        "the other into 30 s Whisper windows, as a long recording's segments are, its frames "
-        "cut out of the shared encoder pass (`augment: context` rows, for training with "
-        "use_augmented). A model trained with them reads a long recording's frames from "
-        "those packed windows instead of encoding each segment again on its own: faster, "
-        "and its labels as right (docs/benchmarks.md).",
-    )
-
     @field_validator("frame_rate_hz")
     @classmethod
     def _divides_encoder_rate(cls, value: float) -> float:

@@ -91,7 +91,6 @@ def build_featurizer(
         min_window_s=settings.min_window_s,
         frame_rate_hz=settings.frame_rate_hz,
         prosody=settings.prosody,
-        context=settings.context,
         speech=speech,
     )
 

@@ -99,13 +99,10 @@ class WhisperFeaturizer:
         min_window_s: float = 8.0,
         frame_rate_hz: float = 10.0,
         prosody: bool = False,
-        context: bool = False,
         speech: SpeechConfig | None = None,
     ) -> None:
         """``speech``: the no-speech rule (``raymer.config.SpeechConfig``) whose Whisper test
-        blanks a silent window (its defaults where none is given); ``context``: a long
-        recording's pieces take their frames from their packed window (the model learnt
-        them: ``ExtractSettings.context``)."""
+        blanks a silent window (its defaults where none is given)."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -126,7 +123,7 @@ class WhisperFeaturizer:
         self.beam_size = beam_size
         self.window, self.window_step_s, self.min_window_s = window, window_step_s, min_window_s
         self.pool = max(1, round(ENCODER_RATE_HZ / frame_rate_hz))
-        self.frame_rate_hz, self.prosody, self.context = frame_rate_hz, prosody, context
+        self.frame_rate_hz, self.prosody = frame_rate_hz, prosody
         self.speech = speech or SpeechConfig()
 
     def __call__(self, clips: list[np.ndarray]) -> list[SpeechFeatures]:

@@ -8,15 +8,12 @@ piece its middle falls in, by Whisper's cross-attention alignment (faster-whispe
 and a window is made of its recording only (``raymer.audio.segment.pack``), the same in every
 entry point.
 
-The frames the emotion model reads: a model trained on clips heard in packed windows
-(``ExtractSettings.context``: extraction's ``context_features``, the same cut) reads each
-piece's frames out of its packed window's encoder pass (``cut_frames``); a model trained on
-clips alone reads each piece's own, from an encoder pass in the window fitted to it
-(``piece_frames``, one more encoder pass per piece), because frames that hear a piece's
-neighbours it labels worse (0.45 against 0.57 of the sentences of a 10-minute recording of
-held-out voices; 0.64 with a model trained on context copies, docs/benchmarks.md). A short
-recording is one piece in a fitted window (``WhisperFeaturizer.__call__``), transcript and
-frames from one pass.
+The frames the emotion model reads are each piece's own, from an encoder pass in the window
+fitted to it (``piece_frames``): the features extraction made the training data of. (Frames
+cut out of the packed window hear the piece's neighbours, and the model, trained on clips
+alone, labels them worse: 0.43 against 0.61 of the sentences of a 10-minute recording of
+held-out voices, docs/benchmarks.md.) A short recording is one piece in a fitted window
+(``WhisperFeaturizer.__call__``), transcript and frames from one pass.
 """
 
 from __future__ import annotations
@@ -46,65 +43,21 @@ def transcribe_packed(
     heard: list[tuple] = []
     for at in range(0, len(audio), PACKED_BATCH):  # the decoder's memory, not the answer
         heard += _transcribe(fz, audio[at : at + PACKED_BATCH])
-    if fz.context:  # the model learnt frames heard in packed windows: cut them out
-        cut = [cut_frames(h[-1], pieces) for pieces, h in zip(windows, heard, strict=True)]
-        own = iter([f for frames in cut for f in frames])
-    else:
-        own = iter(piece_frames(fz, [p for pieces in windows for p in pieces]))
+    alone = iter(piece_frames(fz, [p for pieces in windows for p in pieces]))
     out = []
-    for pieces, ((lang, prob), result, n, words, _) in zip(windows, heard, strict=True):
+    for pieces, ((lang, prob), result, n, words) in zip(windows, heard, strict=True):
         logprob = result.scores[0] * n / (n + 1) if n else 0.0
         silent = fz.speech.whisper_silent(result.no_speech_prob, logprob)
         out.append(
-            _pieces(fz, pieces, [] if silent else words, [next(own) for _ in pieces],
+            _pieces(fz, pieces, [] if silent else words, [next(alone) for _ in pieces],
                     lang, prob, logprob, result.no_speech_prob)
         )  # fmt: skip
     return out
 
 
-def context_features(fz: WhisperFeaturizer, clips: list[np.ndarray]) -> list[SpeechFeatures | None]:
-    """Extraction's context copies (``ExtractSettings.context``): the clips, in order, packed
-    one after the other into windows of up to 30 s as a long recording's pieces are, each
-    clip's frames cut out of its window's encoder pass as ``transcribe_packed`` cuts them
-    (encoder only: no transcript). A clip over 30 s is left out (None)."""
-    limit = MAX_WINDOW_S * SAMPLE_RATE
-    groups: list[list[int]] = []
-    held = limit
-    for j, clip in enumerate(clips):
-        if len(clip) > limit:
-            continue
-        if held + len(clip) > limit:
-            groups.append([])
-            held = 0
-        groups[-1].append(j)
-        held += len(clip)
-    out: list[SpeechFeatures | None] = [None] * len(clips)
-    for at in range(0, len(groups), PACKED_BATCH):  # the encoder's memory, not the answer
-        some = groups[at : at + PACKED_BATCH]
-        audio = [np.concatenate([clips[j] for j in js]) for js in some]
-        feats = np.stack([fz._features(a, int(MAX_WINDOW_S * 100)) for a in audio])
-        encoded = fz._to_numpy(fz.model.encode(feats))
-        for js, frames in zip(some, encoded, strict=True):
-            pieces = [clips[j] for j in js]
-            made = _pieces(fz, pieces, [], cut_frames(frames, pieces), "", 0.0, 0.0, 0.0)
-            for j, features in zip(js, made, strict=True):
-                out[j] = features
-    return out
-
-
-def cut_frames(frames: np.ndarray, pieces: list[np.ndarray]) -> list[np.ndarray]:
-    """A packed window's encoder frames (50 Hz) -> each of its pieces' own, in order."""
-    out, at = [], 0
-    for piece in pieces:
-        first = at // SAMPLES_PER_FRAME
-        out.append(frames[first : first + max(1, math.ceil(len(piece) / SAMPLES_PER_FRAME))].copy())
-        at += len(piece)
-    return out
-
-
 def _transcribe(fz: WhisperFeaturizer, audio: list[np.ndarray]) -> list[tuple]:
     """Packed windows' audio -> each one's (language, probability), Whisper's result, its
-    number of text tokens, its words with their times and its encoder frames: one encoder pass, the batched
+    number of text tokens and its words with their times: one encoder pass, the batched
     pipeline's decoding (no timestamp tokens, Whisper's fallback on a repetitive text), and
     the alignment."""
     feats = np.stack([fz._features(a, int(MAX_WINDOW_S * 100)) for a in audio])
@@ -115,8 +68,8 @@ def _transcribe(fz: WhisperFeaturizer, audio: list[np.ndarray]) -> list[tuple]:
     tokens = [[t for t in r.sequences_ids[0] if t < fz.tokenizer.eot] for r in results]
     words = _words(fz, languages, tokens, frames_all, encoder_output.dtype, audio)
     return [
-        (lang, r, len(t), w, f)
-        for lang, r, t, w, f in zip(languages, results, tokens, words, frames_all, strict=True)
+        (lang, r, len(t), w)
+        for lang, r, t, w in zip(languages, results, tokens, words, strict=True)
     ]
 
 

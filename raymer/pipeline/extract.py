@@ -107,7 +107,6 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     settings = cfg.model_dump(mode="json")
     # copies change what is written (none: as before the option, so older outputs resume)
     settings["augment"] = settings["augment"] if cfg.augment.copies else None
-    settings["context"] = cfg.context or None
     keys = [*ExtractSettings.model_fields, "augment"]
     if check_settings(cfg.output, settings, keys, written, cfg.redo, cfg.resume):
         storage.delete_dir(features_uri)

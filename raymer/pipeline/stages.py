@@ -112,40 +112,10 @@ class WhisperStage:
         rows = to_rows(batch)
         good = [r for r in rows if r["error"] is None]
         process(good, self._transcribe, "asr", self.ledger, self.cfg.max_attempts)
-        rows += self._context_copies(good)
         for row in rows:
             row.pop("audio", None)
         keys = sorted({k for r in rows for k in r})
         return to_columns(rows, keys)
-
-    def _context_copies(self, rows: list[dict]) -> list[dict]:
-        """With ``context``, each transcribed clip (not its augmented copies) heard again
-        among its batch-mates, in one packed window (``whisper_packed.context_features``): a
-        copy row with the clip's transcript and its frames from that window. Copies that
-        fail are left out (their clips are kept)."""
-        from raymer.models.whisper_packed import context_features
-
-        clips = [r for r in rows if r["error"] is None and not r.get("augment")]
-        if not self.cfg.context or not clips:
-            return []
-        try:
-            made = context_features(self.featurizer, [floats(r["audio"]) for r in clips])
-        except Exception as err:
-            logger.warning(
-                "no context copies of %d clips: %s: %s", len(clips), type(err).__name__, err
-            )
-            return []
-        return [
-            row
-            | {
-                "augment": "context",
-                "audio_frames": res.frames.tobytes(),
-                "audio_dim": res.frames.shape[1],
-                "audio_embedding": res.embedding.tobytes(),
-            }
-            for row, res in zip(clips, made, strict=True)
-            if res is not None
-        ]
 
     def _transcribe(self, rows: list[dict]) -> None:
         if self.drill is not None:

@@ -32,9 +32,7 @@ def model_spec(
     # a text model never has prosody on (ModelConfig refuses it; compare's and crossval's
     # text models leave it out: as_modality)
     prosody = cfg.model.prosody
-    # what serving extracts; frames from packed windows only for a model that learnt them
-    context = extract.context and cfg.data.use_augmented and cfg.mode != "finetune"
-    extract = extract.model_copy(update={"prosody": prosody, "context": context})
+    extract = extract.model_copy(update={"prosody": prosody})  # what serving extracts
     if prosody:
         values |= _prosody_spec(cfg, index, train_speakers)
     if cfg.mode == "finetune":

@@ -142,29 +142,3 @@ def test_auto_window_judges_each_clip_alone(clips):
     full = fz([noise])[0]
     assert full.transcript == mixed[0].transcript
     np.testing.assert_allclose(full.frames, mixed[0].frames, rtol=0, atol=1e-5)
-
-
-def test_context_copies_are_the_frames_a_packed_window_gives_its_pieces(featurizer, clips):
-    """Extraction's context copies and a long recording's pieces under a model trained on
-    them: one cut of one packed window's encoder pass, so training saw what inference reads;
-    a model trained on clips alone gets each piece's own fitted encoding instead."""
-    from raymer.models.whisper_packed import context_features, transcribe_packed
-
-    _, audio = clips
-    pieces = audio[:3]
-    assert sum(len(p) for p in pieces) < 30 * 16_000
-    copies = context_features(featurizer, pieces)
-    alone = featurizer(pieces)
-    featurizer.context = True
-    try:
-        [packed] = transcribe_packed(featurizer, [pieces])
-    finally:
-        featurizer.context = False
-    [plain] = transcribe_packed(featurizer, [pieces])
-    for copy, piece, fitted, own in zip(copies, packed, alone, plain, strict=True):
-        assert copy.frames.shape == piece.frames.shape == fitted.frames.shape
-        np.testing.assert_allclose(copy.frames, piece.frames, atol=0.05)
-        np.testing.assert_allclose(copy.embedding, piece.embedding, atol=0.05)
-        np.testing.assert_allclose(own.frames, fitted.frames, atol=0.05)  # the fitted window
-        assert np.abs(copy.frames - fitted.frames).mean() > 0.05  # its neighbours heard
-    assert context_features(featurizer, [np.zeros(31 * 16_000, np.float32)]) == [None]

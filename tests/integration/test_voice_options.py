@@ -41,13 +41,13 @@ def features(ray_session, corpus) -> Path:
     cfg = load_config(
         ExtractConfig,
         "configs/extract/tiny.yaml",
-        ["augment.copies=1", "augment.seed=3", "prosody=true", "context=true"],
+        ["augment.copies=1", "augment.seed=3", "prosody=true"],
         input=str(corpus),
         output=str(out),
     )
     summary = extract(cfg)
-    assert (summary.clips_ok, summary.copies, summary.clips_failed) == (16, 32, 0)
-    assert "(+32 augmented copies)" in summary.line()  # one augmented, one in context
+    assert (summary.clips_ok, summary.copies, summary.clips_failed) == (16, 16, 0)
+    assert "(+16 augmented copies)" in summary.line()
     return out
 
 
@@ -60,14 +60,8 @@ def _table(features: Path) -> pa.Table:
 def test_each_clip_has_its_copy_and_its_prosody_in_the_features(features):
     rows = _table(features).to_pylist()
     clips = {r["id"]: r for r in rows if r["augment"] is None}
-    copies = [r for r in rows if r["augment"] not in (None, "context")]
-    context = {r["id"]: r for r in rows if r["augment"] == "context"}
-    assert len(clips) == 16 and len(copies) == 16 and set(context) == set(clips)
-    for rid, copy in context.items():  # heard among its batch-mates: the same clip, the
-        clip = clips[rid]  # same length, other frames (whisper_packed.context_features)
-        assert (copy["transcript"], copy["label"]) == (clip["transcript"], clip["label"])
-        a, b = np.asarray(clip["audio_frames"]), np.asarray(copy["audio_frames"])
-        assert a.shape == b.shape and not np.allclose(a, b, atol=1e-3)
+    copies = [r for r in rows if r["augment"] is not None]
+    assert len(clips) == 16 and len(copies) == 16
     for copy in copies:
         clip = clips[copy["id"]]  # the clip's id, speaker and label: the clip's split
         assert (copy["speaker"], copy["label"]) == (clip["speaker"], clip["label"])
@@ -101,7 +95,6 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     assert (spec.audio_dim, spec.prosody_dim) == (WHISPER_DIM + PROSODY_DIM, PROSODY_DIM)
     assert len(spec.prosody_mean) == len(spec.prosody_std) == PROSODY_DIM
     assert spec.extract.prosody and spec.audio_norm == "recording"
-    assert spec.extract.context  # trained on context copies: reads packed windows' frames
     m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "eval"), ["en-gb_m3"])
     assert m.n == 4  # the held-out speaker's clips, not their copies
     stored = {
@@ -123,7 +116,6 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     spec = json.loads((Path(plain.best_checkpoint) / "model.json").read_text())
     assert spec["audio_dim"] == WHISPER_DIM and spec["prosody_dim"] == 0
     assert spec["extract"]["prosody"] is False
-    assert spec["extract"]["context"] is False  # the copies were not trained on
     assert evaluate(plain.best_checkpoint, str(features), str(tmp_path / "e2"), ["en-gb_m3"]).n == 4
 
 
