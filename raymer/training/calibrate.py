@@ -31,7 +31,7 @@ class Calibrated:
 
     def line(self) -> str:
         return (
-            f"calibrated: temperature {self.temperature:.2f} on {self.n} validation clips, "
+            f"calibrated: temperature {self.temperature:.2f} on {self.n} labelled clips, "
             f"ECE {self.ece_before:.3f} -> {self.ece_after:.3f}, "
             f"Brier {self.brier_before:.3f} -> {self.brier_after:.3f}"
         )
@@ -40,17 +40,33 @@ class Calibrated:
         return asdict(self)
 
 
-def calibrate(cfg: TrainConfig, best: str, validation: list[str]) -> Calibrated | None:
-    """Fit the temperature of the checkpoint ``best`` on the validation clips (its split's
-    groups ``validation``, the held-out values of ``data.holdout`` left out) and write it
-    into the checkpoint's spec. None (the spec unchanged) for a multi-label model, one of
-    dimensions alone, or no validation clips."""
-    model, spec = checkpoint.load_model(best)
-    if not spec.labels or spec.multi_label or not validation:
+def calibrate_run(cfg: TrainConfig, best: str, validation: list[str]) -> Calibrated | None:
+    """The end of a training run: ``calibrate`` the checkpoint ``best`` on the validation
+    clips (its split's groups ``validation``), the held-out values of ``data.holdout`` left
+    out. None without validation clips."""
+    if not validation:
+        return None
+    where = {cfg.data.split_by: validation}
+    return calibrate(best, cfg.features, where, leave_out=cfg.data.holdout)
+
+
+def calibrate(
+    checkpoint_uri: str,
+    features: str,
+    where: dict[str, list[str]] | None = None,
+    leave_out: dict[str, list[str]] | None = None,
+) -> Calibrated | None:
+    """Fit the temperature of a checkpoint (a folder, or a train or compare output: its main
+    model) on the labelled clips of ``features`` (matching ``where``; none whose column has
+    a value of ``leave_out``) and write it into the checkpoint's spec: ``raymer calibrate``
+    on a user's own labelled clips, and the end of training on the validation clips. None
+    (the spec unchanged) for a multi-label model, one of dimensions alone, or no clips."""
+    model, spec = checkpoint.load_model(checkpoint_uri)
+    if not spec.labels or spec.multi_label:
         return None
     own = spec.model_copy(update={"temperature": None})  # its own scores (a re-run's too)
-    table = predict_table(model, own, cfg.features, None, {cfg.data.split_by: validation})
-    for column, values in cfg.data.holdout.items():  # never the held-out sentences
+    table = predict_table(model, own, features, None, where)
+    for column, values in (leave_out or {}).items():  # e.g. never the held-out sentences
         keep = [str(v) not in set(values) for v in table.column(column).to_pylist()]
         table = table.filter(pa.array(keep))
     if table.num_rows == 0:
@@ -60,9 +76,10 @@ def calibrate(cfg: TrainConfig, best: str, validation: list[str]) -> Calibrated 
     t = calibration.fit_temperature(logits, y)
     before = calibration.calibration(scores, y)
     after = calibration.calibration(calibration.softmax(logits, t), y)
+    folder = spec.checkpoint or checkpoint_uri
     spec.temperature = t
     storage.write_bytes(
-        storage.join(best, checkpoint.SPEC_FILE), spec.model_dump_json(indent=2).encode()
+        storage.join(folder, checkpoint.SPEC_FILE), spec.model_dump_json(indent=2).encode()
     )
     done = Calibrated(t, len(y), before["ece"], after["ece"], before["brier"], after["brier"])
     logger.info(done.line())

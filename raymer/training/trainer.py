@@ -24,7 +24,7 @@ from raymer.extras import can_plot
 from raymer.runtime import READ_ARGS, init_ray
 from raymer.trained import checkpoint
 from raymer.trained.checkpoint import score_name, target_column, write_card
-from raymer.training.calibrate import calibrate
+from raymer.training.calibrate import calibrate_run
 from raymer.training.data import (
     AUGMENT,
     COLUMNS,
@@ -280,7 +280,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
         split_by=cfg.data.split_by,
         unlabelled=unlabelled,
     )
-    calibrated = calibrate(cfg, summary.best_checkpoint, sorted(val_s))
+    calibrated = calibrate_run(cfg, summary.best_checkpoint, sorted(val_s))
     if calibrated is not None:
         summary.calibration = calibrated.to_json()
         print(calibrated.line(), file=sys.stderr, flush=True)

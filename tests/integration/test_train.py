@@ -440,3 +440,34 @@ def test_two_workers_learn_a_separable_toy_set(ray_session, tmp_path):
     assert summary.best_val_ua >= 0.95
     metrics = evaluate(str(tmp_path / "run"), str(features), str(tmp_path / "eval"), ["spk3"])
     assert metrics.n == 24 and metrics.ua >= 0.95
+
+
+def test_calibrate_fits_a_checkpoint_again_on_other_labelled_clips(
+    trained, multi_speaker_features, tmp_path, capsys
+):
+    """`raymer calibrate` on the held-out speaker's clips: a new temperature in the copy's
+    spec, the same top labels, and a refusal where no clip matches."""
+    import shutil
+
+    from raymer.cli import main
+    from raymer.trained.checkpoint import load_spec
+    from raymer.training.evaluate import evaluate
+
+    best = tmp_path / "best"
+    shutil.copytree(trained.summary("fusion")["best_checkpoint"], best)  # the shared one kept
+    fitted = load_spec(str(best)).temperature
+    before = evaluate(str(best), str(multi_speaker_features), str(tmp_path / "e1"), ["en-gb_m3"])
+    args = ["calibrate", "--checkpoint", str(best), "--features", str(multi_speaker_features)]
+    assert main([*args, "--speakers", "en-gb_m3"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("calibrated: temperature ") and "on 8 labelled clips" in line
+    again = load_spec(str(best)).temperature
+    assert again != fitted and f"{again:.2f}" in line
+    after = evaluate(str(best), str(multi_speaker_features), str(tmp_path / "e2"), ["en-gb_m3"])
+    assert after.scores["confusion"] == before.scores["confusion"]  # the labels unchanged
+    # fitted on these clips: no worse a fit on them than the training's temperature
+    assert after.calibration["brier"] <= before.calibration["brier"] + 1e-6 or (
+        after.calibration["ece"] <= before.calibration["ece"] + 1e-6
+    )
+    assert main([*args, "--where", "speaker=nobody"]) == 2
+    assert "no labelled clips" in capsys.readouterr().err
