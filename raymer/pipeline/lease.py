@@ -100,8 +100,24 @@ class Lease:
                 raise OutputInUse(f"another run took {self.output} at the same moment")
         self._renewed = time.monotonic()
         self._owner = threading.current_thread() is threading.main_thread()
+        if self._owner:  # a lost lease interrupts the run whatever SIGINT handler it had
+            import signal
+
+            self._handler = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._on_interrupt)
         self._thread = threading.Thread(target=self._beat, name="raymer-lease", daemon=True)
         self._thread.start()
+
+    def _on_interrupt(self, signum, frame) -> None:
+        """SIGINT while the lease is held: the lost lease's interrupt (``__exit__`` makes it
+        ``LeaseLost``), else whatever the process had installed before (Ctrl-C as ever)."""
+        import signal
+
+        previous = self._handler
+        if self.lost or previous in (None, signal.SIG_DFL, signal.default_int_handler):
+            raise KeyboardInterrupt
+        if callable(previous):
+            previous(signum, frame)
 
     @staticmethod
     def _dead_here(held: dict) -> bool:
@@ -118,6 +134,11 @@ class Lease:
 
     def release(self) -> None:
         self._stop.set()
+        if getattr(self, "_owner", False):
+            import signal
+
+            if signal.getsignal(signal.SIGINT) == self._on_interrupt:
+                signal.signal(signal.SIGINT, self._handler)
         if self._thread is not None:
             self._thread.join(timeout=5)
         if not self.lost and (self._read() or {}).get("run_id") == self.record["run_id"]:

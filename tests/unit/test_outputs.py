@@ -205,15 +205,29 @@ def test_the_lease_is_created_by_one_of_two_racing_runs(tmp_path):
 def test_a_run_that_cannot_renew_its_lease_stops_writing(tmp_path):
     """A heartbeat that keeps failing past the stale time (here: the lease's name taken by a
     folder, so neither a read nor a rename works) stops the run with LeaseLost instead of
-    letting it write beside the next holder; so does a lease another run took over."""
+    letting it write beside the next holder; so does a lease another run took over. Even in
+    a process whose own SIGINT handler swallows Ctrl-C: the lease puts it back afterwards."""
+    import signal
+
     from raymer.pipeline.lease import LeaseLost
 
-    lease = Lease(str(tmp_path), stale_s=0.6, heartbeat_s=0.1)
-    with pytest.raises(LeaseLost, match="could not renew the lease"), lease:
-        (tmp_path / LEASE).unlink()
-        (tmp_path / LEASE).mkdir()
-        time.sleep(3)  # interrupted long before
-        pytest.fail("the run went on writing")
+    def swallow(signum, frame):
+        swallowed.append(signum)
+
+    swallowed: list[int] = []
+    before = signal.signal(signal.SIGINT, swallow)
+    try:
+        lease = Lease(str(tmp_path), stale_s=0.6, heartbeat_s=0.1)
+        with pytest.raises(LeaseLost, match="could not renew the lease"), lease:
+            signal.raise_signal(signal.SIGINT)  # a Ctrl-C while the lease holds: the process's
+            assert swallowed == [signal.SIGINT]
+            (tmp_path / LEASE).unlink()
+            (tmp_path / LEASE).mkdir()
+            time.sleep(3)  # interrupted long before
+            pytest.fail("the run went on writing")
+        assert signal.getsignal(signal.SIGINT) is swallow
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert lease.lost
     (tmp_path / LEASE).rmdir()
     lease = Lease(str(tmp_path), heartbeat_s=0.1)
