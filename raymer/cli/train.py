@@ -284,11 +284,10 @@ def _score_command(sub, name, func, help_, description, features, output) -> Non
 
 
 def _unit(text: str) -> float:
-    """A score between 0 and 1, as ``config.min_confidence`` takes it."""
+    """A score between 0 and 1, checked as ``config.min_confidence`` is."""
+    from raymer.config.loading import ConfigError, checked_min_confidence
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+        return checked_min_confidence(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

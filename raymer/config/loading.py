@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from raymer.errors import UsageError
 
+from .command import min_confidence
 from .extract import ExtractConfig
 from .recognize import RecognizeConfig
 from .serve import ServeConfig
@@ -89,6 +90,17 @@ def validated(cls: type[C], data: dict[str, Any]) -> C:
             f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()
         )
         raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+
+
+class MinConfidence(BaseModel, extra="forbid"):
+    """``min_confidence`` given alone (the library's keyword, infer's flag)."""
+
+    min_confidence: float = min_confidence()
+
+
+def checked_min_confidence(value: Any) -> float:
+    """``min_confidence`` checked as a config file's would be (``ConfigError`` otherwise)."""
+    return validated(MinConfidence, {"min_confidence": value}).min_confidence
 
 
 # The config of each command that runs from one (raymer submit sends it resolved).

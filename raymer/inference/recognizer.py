@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel
 
 from raymer import storage
 from raymer.audio.decode import SAMPLE_RATE, AudioError, open_audio
 from raymer.config import DecodeConfig, SegmentConfig, SpeechConfig
-from raymer.config.command import min_confidence as confidence_field
+from raymer.config.loading import checked_min_confidence
 from raymer.errors import UsageError
 
 Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
@@ -106,7 +105,7 @@ class Recognizer:
             threads=threads,
             cutting=segment,
             rule=speech,
-            min_confidence=_min_confidence(min_confidence),
+            min_confidence=checked_min_confidence(min_confidence),
         )
         return cls(core, decode, batch_size)
 
@@ -326,18 +325,6 @@ def _name(item: Any) -> str:
 def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
-
-
-class RecognizerSettings(BaseModel, extra="forbid"):
-    """The library's own setting checked as a config file's would be."""
-
-    min_confidence: float = confidence_field()
-
-
-def _min_confidence(value) -> float:
-    from raymer.config import validated
-
-    return validated(RecognizerSettings, {"min_confidence": value}).min_confidence
 
 
 def _settings(cls, given, **defaults):

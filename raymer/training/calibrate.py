@@ -67,7 +67,8 @@ def calibrate(
     own = spec.model_copy(update={"temperature": None})  # its own scores (a re-run's too)
     table = predict_table(model, own, features, None, where)
     for column, values in (leave_out or {}).items():  # e.g. never the held-out sentences
-        keep = [str(v) not in set(values) for v in table.column(column).to_pylist()]
+        out = set(values)
+        keep = [str(v) not in out for v in table.column(column).to_pylist()]
         table = table.filter(pa.array(keep))
     if table.num_rows == 0:
         return None
