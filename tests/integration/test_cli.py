@@ -111,59 +111,13 @@ def test_train_help_lists_nested_settings_with_their_defaults():
     assert "Undefined" not in result.stdout
 
 
-def test_cli_crossval_leave_one_speaker_out(ray_session, multi_speaker_features, tmp_path):
-    import json
-
-    address = ray_session.get_runtime_context().gcs_address
-    result = _run(
-        "crossval",
-        "--features",
-        str(multi_speaker_features),
-        "--output",
-        "cv",  # relative to the working folder; Ray's workers run elsewhere
-        "--folds",
-        "joe,en-gb_m3",
-        "--modalities",
-        "fusion,text",
-        "resources.model.actors=1",  # the folds and the report under test; DDP is test_train's
-        "optim.epochs=1",
-        "model.hidden_dim=16",
-        "optim.batch_size=8",
-        "data.val_fraction=0.4",
-        "model.targets=[label,arousal,valence]",
-        env={"RAY_ADDRESS": address},
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Leave-one-speaker-out, 2 folds" in result.stdout
-    assert "| model | UA | WA | macro-F1 | ccc_arousal | ccc_valence | pooled UA |" in result.stdout
-    tmp_path = tmp_path / "cv"
-    report = json.loads((tmp_path / "crossval.json").read_text())
-    for modality in ("fusion", "text"):
-        r = report["results"][modality]
-        assert set(r["folds"]) == {"joe", "en-gb_m3"}
-        for group, fold in r["folds"].items():
-            assert fold["n"] == 8 and group not in fold["val"] and len(fold["val"]) == 1
-            saved = json.loads(
-                (tmp_path / modality / f"fold-{group}" / "eval" / "metrics.json").read_text()
-            )
-            assert saved["speakers"] == [group] and saved["ua"] == fold["ua"]
-            assert fold["ccc_valence"] == saved["dimensions"]["valence"]["ccc"]
-        uas = [f["ua"] for f in r["folds"].values()]
-        assert abs(r["mean"]["ua"] - sum(uas) / 2) < 1e-9
-        assert abs(r["std"]["ua"] - abs(uas[0] - uas[1]) / 2**0.5) < 1e-9
-        cccs = [f["ccc_arousal"] for f in r["folds"].values()]
-        assert abs(r["mean"]["ccc_arousal"] - sum(cccs) / 2) < 1e-9
-        assert r["pooled"]["n"] == 16 and r["pooled"]["dimensions"]["arousal"]["n"] == 16
-    assert (tmp_path / "crossval.md").read_text() in result.stdout
-
-
 def test_prepared_manifest_runs_fold_by_fold(
     ray_session, multi_speaker_corpus, multi_speaker_features, tmp_path
 ):
     """`corpus prepare` (folds of speakers) -> `extract` (the session's features were
-    extracted from this very manifest) -> `crossval split_by=fold` on two of its folds:
-    each a test set once, and no speaker in two folds."""
+    extracted from this very manifest) -> `crossval split_by=fold` on two of its folds and two
+    modalities, with dimensions: each fold a test set once, no speaker in two folds, every
+    fold's metrics as saved, the mean, spread and pooled scores from them."""
     import csv
     import json
 
@@ -196,31 +150,50 @@ def test_prepared_manifest_runs_fold_by_fold(
         "--features",
         str(multi_speaker_features),
         "--output",
-        str(tmp_path / "cv"),
+        "cv",  # relative to the working folder; Ray's workers run elsewhere
         "--folds",
         "fold2,fold3",
         "--modalities",
-        "fusion",
+        "fusion,text",
         "data.split_by=fold",
+        "resources.model.actors=1",  # the folds and the report under test; DDP is test_train's
         "optim.epochs=1",
         "model.hidden_dim=16",
         "optim.batch_size=8",
         "data.val_fraction=0.4",
+        "model.targets=[label,arousal,valence]",
         env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "cv" / "crossval.json").read_text())
+    assert "Leave-one-fold-out, 2 folds" in result.stdout
+    assert "| model | UA | WA | macro-F1 | ccc_arousal | ccc_valence | pooled UA |" in result.stdout
+    cv = tmp_path / "cv"
+    report = json.loads((cv / "crossval.json").read_text())
     assert report["split_by"] == "fold"
-    r = report["results"]["fusion"]
-    assert set(r["folds"]) == {"fold2", "fold3"} and r["pooled"]["n"] == 16
-    for name, fold in r["folds"].items():
-        assert name not in fold["val"] and fold["n"] == 8
-        # Every clip is in one split: trained on, validated on, or tested.
-        history = json.loads(
-            (tmp_path / "cv" / "fusion" / f"fold-{name}" / "fusion" / "history.json").read_text()
-        )
-        assert history[0]["train_clips"] > 0 and history[0]["val_clips"] > 0
-        assert history[0]["train_clips"] + history[0]["val_clips"] + fold["n"] == 32
+    for modality in ("fusion", "text"):
+        r = report["results"][modality]
+        assert set(r["folds"]) == {"fold2", "fold3"} and r["pooled"]["n"] == 16
+        for name, fold in r["folds"].items():
+            assert fold["n"] == 8 and name not in fold["val"] and len(fold["val"]) == 1
+            saved = json.loads(
+                (cv / modality / f"fold-{name}" / "eval" / "metrics.json").read_text()
+            )
+            assert saved["ua"] == fold["ua"]
+            assert fold["ccc_valence"] == saved["dimensions"]["valence"]["ccc"]
+            # Every clip is in one split: trained on, validated on, or tested.
+            history = json.loads(
+                (cv / modality / f"fold-{name}" / modality / "history.json").read_text()
+            )
+            assert history[0]["train_clips"] > 0 and history[0]["val_clips"] > 0
+            assert history[0]["train_clips"] + history[0]["val_clips"] + fold["n"] == 32
+        uas = [f["ua"] for f in r["folds"].values()]
+        assert abs(r["mean"]["ua"] - sum(uas) / 2) < 1e-9
+        assert abs(r["std"]["ua"] - abs(uas[0] - uas[1]) / 2**0.5) < 1e-9
+        cccs = [f["ccc_arousal"] for f in r["folds"].values()]
+        assert abs(r["mean"]["ccc_arousal"] - sum(cccs) / 2) < 1e-9
+        assert r["pooled"]["dimensions"]["arousal"]["n"] == 16
+    assert (cv / "crossval.md").read_text() in result.stdout
 
     # features without a fold column (the same ones, the column dropped): refused by name
     (tmp_path / "nofold" / "features").mkdir(parents=True)
