@@ -15,6 +15,9 @@ DATA ?= data/sample
 RUNS ?= runs/sample
 CLIPS ?= 200
 SEED ?= 0
+# the demo corpus: 8 speakers (25 clips each), so that configs/train/sample.yaml's two held-out
+# speakers are 50 clips; `raymer corpus synth` alone draws 100 voices (--speakers)
+SPEAKERS ?= 8
 PORT ?= 8000
 
 export RAY_USAGE_STATS_ENABLED := 0
@@ -40,7 +43,7 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/raymer corpus synth --output $(DATA) --clips $(CLIPS) --seed $(SEED)
+	$(BIN)/raymer corpus synth --output $(DATA) --clips $(CLIPS) --seed $(SEED) --speakers $(SPEAKERS)
 	$(BIN)/raymer extract --config configs/extract/sample.yaml --input $(DATA)/manifest.csv --output $(RUNS)/extract
 	$(BIN)/raymer compare --config configs/train/sample.yaml --features $(RUNS)/extract --output $(RUNS)/compare
 	$(BIN)/raymer serve --checkpoint $(RUNS)/compare --port $(PORT) --once --predict $(DATA)/joe/joe_00000.wav

@@ -67,7 +67,7 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; {spec.extract.asr_model}, "
           f"beam {spec.extract.beam_size}; checkpoint {spec.checkpoint}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = synthesize_corpus(Path(tmp) / "corpus", clips=args.clips, seed=11)
+        manifest = synthesize_corpus(Path(tmp) / "corpus", clips=args.clips, seed=11, speakers=8)
         with open(manifest) as f:
             rows = list(csv.DictReader(f))
         clips = [decode_audio((manifest.parent / r["path"]).read_bytes()) for r in rows]

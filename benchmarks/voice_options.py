@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(ExtractConfig, args.config, ["prosody=false"])
     root = Path(tempfile.mkdtemp(prefix="raymer-voice-"))
-    manifest = synthesize_corpus(root, args.clips, seed=13, conditions="varied")
+    manifest = synthesize_corpus(root, args.clips, seed=13, speakers=8, conditions="varied")
     paths = [root / line.split(",")[0] for line in manifest.read_text().splitlines()[1:]]
     clips = [decode_audio(p) for p in paths]
     audio_s = sum(len(c) for c in clips) / 16_000

@@ -40,7 +40,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         output=args.output,
         clips=args.clips,
         seed=args.seed,
-        speakers=args.speakers if args.speakers is not None else (6 if args.heldout else 8),
+        **({} if args.speakers is None else {"speakers": args.speakers}),
         voices="heldout" if args.heldout else "sample",
         conditions=args.conditions,
     )
@@ -100,22 +100,31 @@ def _add_recording(corpus_sub) -> None:
 
 
 def _add_synth(corpus_sub) -> None:
+    from raymer.config.extract import SYNTH_SPEAKERS
+
     synth = corpus_sub.add_parser(
         "synth",
         help="generate the sample emotional speech corpus",
         description="Generate a labelled emotional speech corpus (angry, happy, sad, neutral) with "
-        "piper and espeak-ng voices: clip types congruent, audio_cue, text_cue and neutral.",
+        "piper and espeak-ng voices, each speaker a voice of its own: clip types congruent, "
+        "audio_cue, text_cue and neutral.",
     )
     synth.add_argument("--output", required=True, help="folder for audio and manifest.csv")
     synth.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument(
-        "--speakers", type=int, default=None, help="number of voices, 1-16 (default 8; 6 held out)"
+        "--speakers",
+        type=int,
+        default=None,
+        help=f"number of speakers, each in a voice of its own (default {SYNTH_SPEAKERS}): the "
+        "listed voices first (16; 6 held out: earlier releases' corpora), then voices drawn "
+        "from the set's space (accent, variant or piper, pitch, range, rate, formants)",
     )
     synth.add_argument(
         "--heldout",
         action="store_true",
-        help="other voices and sentences, kept out of every default choice (6 voices)",
+        help="other voices (accents the sample set never uses) and sentences, kept out of "
+        "every default choice",
     )
     synth.add_argument(
         "--conditions",

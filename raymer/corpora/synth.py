@@ -38,13 +38,14 @@ import subprocess
 import tempfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
-from raymer.corpora.synth_plan import CONDITIONS, VOICE_OF, ClipSpec, Prosody, plan_corpus
+from raymer.config.extract import SYNTH_SPEAKERS
+from raymer.corpora.synth_plan import CONDITIONS, ClipSpec, Prosody, Voice, plan_corpus
 from raymer.errors import UsageError
 from raymer.extras import require
 
@@ -56,7 +57,7 @@ def synthesize_corpus(
     output: str | Path,
     clips: int,
     seed: int = 0,
-    speakers: int = 8,
+    speakers: int = SYNTH_SPEAKERS,
     workers: int = 2,
     voices: str = "sample",
     conditions: str = "studio",
@@ -117,12 +118,12 @@ def _render_chunk(specs: list[ClipSpec], out: str) -> None:
         path = Path(out) / spec.path
         if path.is_file():
             continue  # resumed run
-        kind, name = VOICE_OF[spec.speaker].split(":", 1)
-        if kind == "piper":
+        prosody = _voiced(spec.prosody, spec.voice)
+        if spec.voice.engine == "piper":
             voice = voice or _load_piper()
-            audio, rate = _piper(voice, spec.text, spec.prosody)
+            audio, rate = _piper(voice, spec.text, prosody)
         else:
-            audio, rate = _espeak(name, spec.text, spec.prosody)
+            audio, rate = _espeak(spec.voice.voice, spec.text, prosody, spec.voice.formant)
         audio = _finish(audio, rate, spec.prosody, seed=zlib.crc32(spec.id.encode()))
         if spec.condition is not None:
             from raymer.audio.augment import apply
@@ -132,6 +133,13 @@ def _render_chunk(specs: list[ClipSpec], out: str) -> None:
         tmp = path.with_suffix(".tmp.wav")
         soundfile.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
         tmp.replace(path)
+
+
+def _voiced(p: Prosody, v: Voice) -> Prosody:
+    """A clip's prosody in its speaker's voice: pitch, range and rate times the voice's."""
+    if (v.pitch, v.range, v.rate) == (1.0, 1.0, 1.0):
+        return p  # a listed voice, as rendered
+    return replace(p, pitch=p.pitch * v.pitch, range=p.range * v.range, rate=p.rate * v.rate)
 
 
 def _phrases(text: str, pause_s: float) -> list[str]:
@@ -177,13 +185,18 @@ def _pitched_rate(rate: int, pitch: float, step: int = 50) -> int:
     return max(step, int(round(rate * pitch / step)) * step)
 
 
-def _espeak(voice: str, text: str, p: Prosody) -> tuple[np.ndarray, int]:
+def _espeak(voice: str, text: str, p: Prosody, formant: float = 1.0) -> tuple[np.ndarray, int]:
+    """espeak-ng's rendering of ``text`` and its sample rate. ``formant`` != 1: rendered at
+    pitch and rate divided by it, then given a rate ``formant`` times its own (on
+    ``_pitched_rate``'s grid), which plays it that much faster: pitch and tempo as asked,
+    formants scaled by ``formant`` (a shorter or longer vocal tract)."""
     import soundfile
 
-    brk = f'<break time="{int(p.pause_s * 1000)}ms"/>' if p.pause_s > 0 else " "
+    brk = f'<break time="{int(p.pause_s * 1000 * formant)}ms"/>' if p.pause_s > 0 else " "
     body = brk.join(_xml(s) for s in _phrases(text, p.pause_s))
+    pitch, rate = p.pitch / formant, p.rate / formant
     ssml = (
-        f'<speak><prosody rate="{p.rate * 100:.0f}%" pitch="{(p.pitch - 1) * 100:+.0f}%" '
+        f'<speak><prosody rate="{rate * 100:.0f}%" pitch="{(pitch - 1) * 100:+.0f}%" '
         f'range="{p.range * 100:.0f}%">{body}</prosody></speak>'
     )
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
@@ -191,7 +204,7 @@ def _espeak(voice: str, text: str, p: Prosody) -> tuple[np.ndarray, int]:
             ["espeak-ng", "-m", "-v", voice, "-w", tmp.name, ssml], check=True, capture_output=True
         )
         audio, rate = soundfile.read(tmp.name, dtype="float32")
-    return audio, rate
+    return audio, rate if formant == 1.0 else _pitched_rate(rate, formant)
 
 
 def _xml(text: str) -> str:

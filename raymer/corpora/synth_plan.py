@@ -4,12 +4,16 @@ words, prosody, intensity and dimensions, and recording condition, decided from 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
 from raymer.audio.augment import Condition
 from raymer.corpora.synth_text import HELDOUT_SENTENCES, LABELS, sentence
 
+# The first voices of each set, in this order (as rendered: settings of 1), so that a corpus
+# of up to 16 speakers (6 held out) is the one every earlier release made for its seed; each
+# speaker after them is drawn from the set's space (``voice_of``).
 VOICES = [
     "piper:joe",
     "espeak:en-us+m1",
@@ -29,8 +33,8 @@ VOICES = [
     "espeak:en-gb-scotland+m5",
 ]
 
-# The held-out set's voices (``voices="heldout"``): espeak-ng accents and variants the sample
-# corpus never uses, for figures on voices raymer was not tuned on.
+# The held-out set's voices (``voices="heldout"``): espeak-ng accents the sample corpus never
+# uses, for figures on voices raymer was not tuned on.
 HELDOUT_VOICES = [
     "espeak:en-gb-x-gbclan+m2",
     "espeak:en-us-nyc+f3",
@@ -41,13 +45,74 @@ HELDOUT_VOICES = [
 ]
 VOICE_SETS = {"sample": VOICES, "heldout": HELDOUT_VOICES}
 
+# Each set's space: its accents (espeak-ng languages; no accent in both sets), the variants
+# (espeak-ng's male and female ones), and the piper voice (the sample set only).
+ACCENTS = {
+    "sample": ("en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-scotland"),
+    "heldout": ("en-gb-x-gbclan", "en-us-nyc", "en-gb-x-gbcwmd"),
+}
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
+PIPER_SHARE = 1 / 12  # of the sample set's drawn speakers: the piper voice
+# A drawn speaker's own settings, relative to the synthesiser voice's: (low, high), drawn
+# log-uniformly (pitch, formant) or uniformly.
+PITCH, RANGE, RATE, FORMANT = (0.84, 1.2), (0.7, 1.4), (0.9, 1.12), (0.92, 1.09)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A speaker's voice: a synthesiser voice and the speaker's own settings.
+
+    Attributes:
+        name: the speaker (the manifest's ``speaker`` and the clips' folder).
+        engine: ``piper`` or ``espeak``.
+        voice: the espeak-ng voice (accent + variant) or the piper voice's name.
+        pitch: mean pitch relative to the voice's own (times each clip's prosody).
+        range: pitch range relative to the voice's own (espeak-ng).
+        rate: speaking rate relative to the voice's own.
+        formant: the vocal tract (formants and timbre) scaled by this: over 1 a shorter,
+            brighter one, under 1 a longer, darker one. A piper voice's pitch moves its
+            formants with it (it is shifted by resampling) and this stays 1.
+    """
+
+    name: str
+    engine: str
+    voice: str
+    pitch: float = 1.0
+    range: float = 1.0
+    rate: float = 1.0
+    formant: float = 1.0
+
+
+def _listed(voice: str) -> Voice:
+    engine, name = voice.split(":", 1)
+    return Voice(speaker_name(voice), engine, name)
+
+
+def voice_of(voices: str, index: int, seed: int) -> Voice:
+    """Speaker ``index`` of a set (``sample`` or ``heldout``): its listed voice, as rendered,
+    while there is one; after that a voice drawn from the set's space with ``seed``: an
+    accent and a variant (or the piper voice), pitch, range, rate and formants of its own.
+    Drawn speakers are named after their voice and index (``en-gb_m3-017``), so no two
+    share a name, and their settings are continuous draws, so no two share a voice."""
+    listed = VOICE_SETS[voices]
+    if index < len(listed):
+        return _listed(listed[index])
+    from raymer.audio.augment import seed_of
+
+    rng = random.Random(seed_of("voice", seed, f"{voices}-{index}"))
+    logu = lambda lo_hi: round(math.exp(rng.uniform(*map(math.log, lo_hi))), 4)  # noqa: E731
+    pitch, formant = logu(PITCH), logu(FORMANT)
+    spread, rate = round(rng.uniform(*RANGE), 4), round(rng.uniform(*RATE), 4)
+    accent, variant = rng.choice(ACCENTS[voices]), rng.choice(VARIANTS)
+    if voices == "sample" and rng.random() < PIPER_SHARE:
+        return Voice(f"joe-{index:03d}", "piper", "joe", pitch, 1.0, rate, 1.0)
+    return Voice(f"{accent}_{variant}-{index:03d}", "espeak", f"{accent}+{variant}", pitch,
+                 spread, rate, formant)  # fmt: skip
+
 
 def speaker_name(voice: str) -> str:
     """``espeak:en-us+m1`` -> ``en-us_m1``: the speaker column and folder of a voice."""
     return voice.split(":", 1)[1].replace("+", "_")
-
-
-VOICE_OF = {speaker_name(v): v for v in VOICES + HELDOUT_VOICES}  # speaker -> voice
 
 
 @dataclass(frozen=True)
@@ -101,6 +166,7 @@ class ClipSpec:
     clip_type: str
     template: str
     prosody: Prosody
+    voice: Voice
     condition: Condition | None = None  # None: studio
     intensity: float = 1.0
     arousal: float = 0.0
@@ -110,18 +176,19 @@ class ClipSpec:
 def plan_corpus(
     clips: int, seed: int, speakers: int, voices: str = "sample", conditions: str = "studio"
 ) -> list[ClipSpec]:
-    """Decide every clip (label, type, speaker, words, prosody, recording condition) from
-    ``seed`` alone. ``voices``: ``sample`` (the templates' sentences, ``VOICES``) or
-    ``heldout`` (the held-out sentences, ``HELDOUT_VOICES``); ``conditions``: ``studio`` or
-    ``varied`` (``recording_condition``)."""
+    """Decide every clip (label, type, speaker and voice, words, prosody, recording
+    condition) from ``seed`` alone. ``voices``: ``sample`` (the templates' sentences, the
+    sample space's voices) or ``heldout`` (the held-out sentences and space: ``voice_of``);
+    speakers take the clips in turn, so any ``speakers`` clips in a row are in as many
+    voices; ``conditions``: ``studio`` or ``varied`` (``recording_condition``)."""
     rng = random.Random(seed)
     heldout = voices == "heldout"
-    voices = VOICE_SETS[voices][:speakers]
+    cast = [voice_of(voices, i, seed) for i in range(speakers)]
     specs = []
     pending: dict[str, list[str]] = {label: [] for label in LABELS}
     for i in range(clips):
-        speaker = voices[i % len(voices)]
-        label = LABELS[(i // len(voices) + i) % len(LABELS)]
+        voice = cast[i % len(cast)]
+        label = LABELS[(i // len(cast) + i) % len(LABELS)]
         if label == "neutral":
             clip_type = "neutral"
         else:  # each emotion's clips come in shuffled blocks of exactly 2:1:1
@@ -131,23 +198,24 @@ def plan_corpus(
         wording = label if clip_type in ("congruent", "text_cue") else "neutral"
         voice_emotion = label if clip_type in ("congruent", "audio_cue") else "neutral"
         text, template = _heldout_sentence(wording, rng) if heldout else sentence(wording, rng)
-        name = speaker_name(speaker)
+        name = voice.name
         cid = f"{name}_{i:05d}"
         k, arousal, valence = dimensions_of(label, seed, cid)
         specs.append(
             ClipSpec(
-                cid,
-                f"{name}/{cid}.wav",
-                label,
-                text,
-                name,
-                clip_type,
-                template,
-                _jitter(scaled(PROSODY[voice_emotion], k), rng),
-                recording_condition(seed, name, cid) if conditions == "varied" else None,
-                k,
-                arousal,
-                valence,
+                id=cid,
+                path=f"{name}/{cid}.wav",
+                label=label,
+                text=text,
+                speaker=name,
+                clip_type=clip_type,
+                template=template,
+                prosody=_jitter(scaled(PROSODY[voice_emotion], k), rng),
+                voice=voice,
+                condition=recording_condition(seed, name, cid) if conditions == "varied" else None,
+                intensity=k,
+                arousal=arousal,
+                valence=valence,
             )
         )
     return specs

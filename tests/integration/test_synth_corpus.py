@@ -14,8 +14,9 @@ def test_corpus_files_and_manifest_are_reproducible(tmp_path):
             p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.wav"))
         }
 
-    m1 = synthesize_corpus(tmp_path / "a", clips=6, seed=3, speakers=3)
-    m2 = synthesize_corpus(tmp_path / "b", clips=6, seed=3, speakers=3)
+    # 20 speakers: the 16 listed voices and 4 drawn ones (pitch, rate, formants of their own)
+    m1 = synthesize_corpus(tmp_path / "a", clips=20, seed=3, speakers=20)
+    m2 = synthesize_corpus(tmp_path / "b", clips=20, seed=3, speakers=20)
     assert m1.read_text() == m2.read_text()
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     rows = list(csv.DictReader(m1.open()))
@@ -23,7 +24,8 @@ def test_corpus_files_and_manifest_are_reproducible(tmp_path):
         "path", "id", "label", "text", "speaker", "clip_type", "template",
         "intensity", "arousal", "valence",
     ]  # fmt: skip
-    assert len(rows) == 6 and all((m1.parent / r["path"]).is_file() for r in rows)
+    assert len(rows) == 20 and all((m1.parent / r["path"]).is_file() for r in rows)
+    assert sum(r["speaker"].endswith(("-016", "-017", "-018", "-019")) for r in rows) == 4
 
 
 def _rss_mb(root_pid: int, skip: frozenset[int] = frozenset()) -> dict[int, float]:
@@ -54,10 +56,10 @@ def _rss_mb(root_pid: int, skip: frozenset[int] = frozenset()) -> dict[int, floa
 
 @pytest.mark.drill
 def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path):
-    """1,200 clips (every voice; the workers are replaced after 500 clips each): the renderer
-    processes and this one's growth stay under 2.5 GB (one renderer held 5-11 GB at 800 clips
-    when every pitch shift built a resampler filter sized by two rates with no common
-    divisor: 18 GB here)."""
+    """1,050 clips in 100 voices (the listed ones and drawn ones: their own pitch, rate and
+    formants; the workers are replaced after 500 clips each): the renderer processes and this
+    one's growth stay under 2.5 GB (one renderer held 5-11 GB at 800 clips when every pitch
+    shift built a resampler filter sized by two rates with no common divisor: 18 GB here)."""
     import os
     import threading
     import time
@@ -78,11 +80,12 @@ def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        manifest = synthesize_corpus(tmp_path / "big", clips=1200, seed=5, speakers=8)
+        manifest = synthesize_corpus(tmp_path / "big", clips=1050, seed=5, speakers=100)
     finally:
         done.set()
         watcher.join()
-    assert len(list(csv.DictReader(manifest.open()))) == 1200
+    rows = list(csv.DictReader(manifest.open()))
+    assert len(rows) == 1050 and len({r["speaker"] for r in rows}) == 100
     assert peak[0] < 2500, f"{peak[0]:.0f} MB"
 
 

@@ -107,3 +107,80 @@ def test_dimensions_follow_the_emotion_and_the_intensity_rendered_in_the_voice()
     # the intensity draw is the clip's own: the rest of the plan (words, voices) is unchanged
     assert dimensions_of("angry", 2, specs[1].id) == dimensions_of("angry", 2, specs[1].id)
     assert [s.text for s in specs[:50]] == [s.text for s in plan_corpus(50, seed=2, speakers=8)]
+
+
+def test_speakers_beyond_the_listed_voices_are_drawn_from_each_set_s_own_space():
+    """The listed voices first, as rendered (an 8-speaker corpus is the one of earlier
+    releases); every speaker after them a voice of its own from the set's space; no sample
+    speaker, however many, in an accent of the held-out set; any 100 clips in a row of the
+    default in 100 voices."""
+    from raymer.config.extract import SYNTH_SPEAKERS
+    from raymer.corpora.synth_plan import (
+        ACCENTS,
+        FORMANT,
+        HELDOUT_VOICES,
+        PITCH,
+        RATE,
+        VOICES,
+        Voice,
+        voice_of,
+    )
+
+    eight = plan_corpus(64, seed=3, speakers=8)
+    assert [s.voice for s in eight[:8]] == [voice_of("sample", i, 3) for i in range(8)]
+    assert {(s.voice.pitch, s.voice.range, s.voice.rate, s.voice.formant) for s in eight} == {
+        (1.0, 1.0, 1.0, 1.0)
+    }
+    assert eight[0].voice == Voice("joe", "piper", "joe") and eight[3].speaker == "en-gb_m3"
+
+    cast = [voice_of("sample", i, 3) for i in range(2000)]
+    held = [voice_of("heldout", i, 3) for i in range(500)]
+    assert [f"{v.engine}:{v.voice}" for v in cast[:16]] == VOICES
+    assert [f"{v.engine}:{v.voice}" for v in held[:6]] == HELDOUT_VOICES
+    for space, voices in (("sample", cast), ("heldout", held)):
+        assert len({v.name for v in voices}) == len(voices)  # a name each
+        drawn = voices[len(VOICES if space == "sample" else HELDOUT_VOICES) :]
+        assert len({(v.voice, v.pitch, v.rate) for v in drawn}) == len(drawn)  # a voice each
+        for v in drawn:
+            assert PITCH[0] <= v.pitch <= PITCH[1] and RATE[0] <= v.rate <= RATE[1]
+            assert FORMANT[0] <= v.formant <= FORMANT[1] or v.engine == "piper"
+            if v.engine == "espeak":
+                assert v.voice.split("+")[0] in ACCENTS[space]
+    assert not {v.voice.split("+")[0] for v in cast} & set(ACCENTS["heldout"])
+    assert not {v.voice for v in cast} & {v.voice for v in held}
+    assert 0.03 < sum(v.engine == "piper" for v in cast) / len(cast) < 0.15
+    assert voice_of("sample", 40, 3) != voice_of("sample", 40, 4)  # drawn from the seed
+    assert voice_of("sample", 40, 3) == cast[40]
+
+    specs = plan_corpus(800, seed=3, speakers=SYNTH_SPEAKERS)
+    for start in range(0, 700, 50):
+        assert len({s.speaker for s in specs[start : start + 100]}) == 100
+    per = {}
+    for s in specs:
+        per.setdefault(s.speaker, []).append(s.label)
+    assert all(sorted(labels) == sorted(LABELS * 2) for labels in per.values())
+
+
+def test_a_drawn_voice_s_formants_move_and_its_pitch_and_tempo_stay():
+    """espeak-ng rendered at pitch and rate over the formant factor, then played that much
+    faster: as long as the voice unshifted (within 8 %), with a higher spectral centroid for
+    a shorter vocal tract (1.09) than for a longer one (0.92)."""
+    import numpy as np
+
+    from raymer.corpora.synth import SAMPLE_RATE, _espeak, _finish
+    from raymer.corpora.synth_plan import Prosody
+
+    def rendered(formant: float) -> np.ndarray:
+        audio, rate = _espeak("en-us+m3", "The bus to the station leaves at six thirty.",
+                              Prosody(), formant)  # fmt: skip
+        return _finish(audio, rate, Prosody(), seed=0)
+
+    def centroid(x: np.ndarray) -> float:
+        power = np.abs(np.fft.rfft(x)) ** 2
+        freqs = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+        return float((power * freqs).sum() / power.sum())
+
+    plain, short, long = rendered(1.0), rendered(1.09), rendered(0.92)
+    for shifted in (short, long):
+        assert abs(len(shifted) / len(plain) - 1) < 0.08, (len(shifted), len(plain))
+    assert centroid(short) > 1.04 * centroid(long)
