@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from raymer.config.command import CommandConfig, max_attempts, min_confidence, part
 from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig, SpeechConfig
+
+# The files a recognized recording can be written as (``raymer.inference.exports``).
+ExportFormat = Literal["vtt", "srt", "textgrid", "csv"]
 
 
 class RecognizeConfig(CommandConfig):
@@ -47,6 +52,14 @@ class RecognizeConfig(CommandConfig):
         description="Write OUTPUT/plots/<id>.png (emotion over time) for recordings with more "
         "than one segment, and OUTPUT/plots/summary.png.",
     )
+    formats: list[ExportFormat] = Field(
+        default_factory=list,
+        description="Also write each recording's answer as these files, "
+        "OUTPUT/exports/<id>.<vtt|srt|TextGrid|csv>: WebVTT and SRT subtitles (a cue per "
+        "segment with speech: the label with its score, then the transcript), a Praat "
+        "TextGrid (interval tiers transcript, label and each emotion dimension) and a CSV of "
+        "the segments (the prediction rows' columns). None by default (Parquet only).",
+    )
     batch_size: int = Field(
         8,
         ge=1,
@@ -77,3 +90,8 @@ class RecognizeConfig(CommandConfig):
         description="Segments per write task (one predictions file and one recordings file "
         "each): what a crash can make the next run redo.",
     )
+
+    @field_validator("formats")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))

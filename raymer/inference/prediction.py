@@ -37,6 +37,9 @@ class SegmentPrediction:
     labels: list[str] | None = None  # multi-label models: every label over 0.5
     # a model with emotion dimensions: each one's value (None where no speech); else None
     dimensions: dict[str, float | None] | None = None
+    # who spoke it, where the recording's parties are known (exports: ``<v speaker>``, a
+    # TextGrid's tiers per speaker, a CSV column); None: one stream
+    speaker: str | None = None
 
     def columns(self, labels: list[str], multi_label: bool) -> dict:
         """The row ``raymer recognize`` writes (but the recording's ``id``/``path``): a

@@ -173,11 +173,27 @@ class Recognizer:
                 shown.close()
         return results[0] if single else results
 
+    def export(self, audio: str | os.PathLike | np.ndarray, fmt: str) -> str:
+        """One audio input's answer as the text of a file people open it with (``fmt``: vtt,
+        srt, textgrid or csv; ``raymer.inference.exports``), the same file ``raymer
+        recognize`` writes with ``formats`` and the service answers for ``?format=``."""
+        from raymer.inference.exports import FORMATS, export
+
+        if fmt not in FORMATS:
+            raise UsageError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        if _kind(audio) != "audio":
+            raise UsageError("export takes one audio input (a path or an array), not a text")
+        with ExitStack() as held:
+            opened = {0: self._open(audio, held)}
+            ((_, answer),) = self._recognize(opened, [audio], "raise", held, keep=True)
+        return export(answer, fmt, self.labels, self.core.judging.dimensions)
+
     def _recognize(
-        self, opened: dict, items: list, errors: str, held: ExitStack, shown=None
+        self, opened: dict, items: list, errors: str, held: ExitStack, shown=None, keep=False
     ) -> Iterator[tuple[int, Result]]:
-        """The opened recordings' results; one that fails midway (a damaged stream) is
-        answered alone and the others are recognized again without it."""
+        """The opened recordings' results (``keep``: their ``Prediction``s); one that fails
+        midway (a damaged stream) is answered alone and the others are recognized again
+        without it."""
         from raymer.inference.core import RecordingFailed
 
         while opened:
@@ -193,7 +209,7 @@ class Recognizer:
                 opened = {j: self._reopen(items[j], opened[j], held) for j in opened}
                 continue
             for i, r in zip(order, found, strict=True):
-                yield i, _audio_result(r)
+                yield i, r if keep else _audio_result(r)
             return
 
     def _failure(self, i: int, item: Input, err: Exception, errors: str) -> Result:

@@ -215,7 +215,7 @@ def drop_truncated(folder: str) -> None:
 
 
 # The folders of a `raymer recognize` output.
-RECOGNIZE_FOLDERS = ("predictions", "recordings", "errors", "features", "plots")
+RECOGNIZE_FOLDERS = ("predictions", "recordings", "errors", "features", "plots", "exports")
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,7 @@ class RecognizeOutput:
     errors: str
     features: str
     plots: str
+    exports: str
     scratch: str
     inputs: str  # the listing of a folder input (scratch)
     pending: str  # parts of recordings not yet whole (scratch)

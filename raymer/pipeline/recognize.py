@@ -19,6 +19,7 @@ output root:
     errors/         errors.parquet: id, path, stage, error of every recording that failed
     features/       the model's inputs per segment (``keep_features: true``)
     plots/          <id>.png per recording of more than one segment, summary.png
+    exports/        <id>.vtt, .srt, .TextGrid, .csv per recording (``formats``)
     config.yaml     the resolved config (a run with other settings is refused, or with
                     ``redo`` replaces the output);  summary.json  the last run's counts
     _SUCCESS.json   written when a run ends;  _lease.json  while one runs
@@ -168,6 +169,8 @@ def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOut
     plots = cfg.plots and can_plot()
     if plots:
         storage.makedirs(out.plots)
+    if cfg.formats:
+        storage.makedirs(out.exports)
     return plots
 
 
@@ -236,6 +239,8 @@ def _stream(
         pending=out.pending,
         run_id=run_id,
         plots=out.plots if plots else None,
+        exports=out.exports,
+        formats=tuple(cfg.formats),
         labels=tuple(spec.labels),
         dimensions=tuple(spec.dimensions),
         staged=staged_schema(spec, inputs.carried),

@@ -273,13 +273,18 @@ class EmotionStage:
 
 
 def recording_row(
-    rows: list[dict], labels: list[str], plots_uri: str | None, dimensions: list[str] = ()
+    rows: list[dict],
+    labels: list[str],
+    plots_uri: str | None,
+    dimensions: list[str] = (),
+    exports_uri: str | None = None,
+    formats: tuple[str, ...] = (),
 ) -> dict:
     """All the segments of one recording -> its summary row: the answer the library and the
     service give for the same recording (``prediction.recording``: the label with the most
     speech time, each label's share, each emotion dimension's mean weighted by speech
-    time), with its id, length and segments; and with ``plots_uri`` its timeline plot (more
-    than one segment)."""
+    time), with its id, length and segments; with ``plots_uri`` its timeline plot (more
+    than one segment), and its ``formats``' files under ``exports_uri``."""
     from raymer.inference.prediction import SegmentPrediction, recording
 
     rows = sorted(rows, key=lambda r: r["segment"])
@@ -298,11 +303,17 @@ def recording_row(
     for lab in labels:
         record[f"share_{lab}"] = answer.shares[lab] if answer.shares else None
     record |= answer.dimensions or {}
+    stem = record["id"].replace("/", "__")  # a file per recording, in one folder
     if plots_uri and len(rows) > 1:
         from raymer.pipeline.plots import timeline_png
 
-        name = record["id"].replace("/", "__") + ".png"
-        storage.write_bytes(storage.join(plots_uri, name), timeline_png(rows, labels, dimensions))
+        png = timeline_png(rows, labels, dimensions)
+        storage.write_bytes(storage.join(plots_uri, stem + ".png"), png)
+    for fmt in formats:
+        from raymer.inference.exports import EXTENSIONS, export
+
+        text = export(answer, fmt, labels, dimensions)
+        storage.write_bytes(storage.join(exports_uri, f"{stem}.{EXTENSIONS[fmt]}"), text.encode())
     return record
 
 

@@ -115,9 +115,11 @@ class Layout:
     pending: str
     run_id: str  # names this run's files: RUN-TASK, RUN-r-KEY
     plots: str | None  # None: no plots
+    exports: str | None  # the folder of ``formats``' files
     labels: tuple[str, ...]
     staged: pa.Schema  # the emotion stage's rows (``recognize_stages.staged_schema``)
     dimensions: tuple[str, ...] = ()  # the model's emotion dimensions (none: labels only)
+    formats: tuple[str, ...] = ()  # each recording's files (``raymer.inference.exports``)
 
     @property
     def prediction_schema(self) -> pa.Schema:
@@ -163,7 +165,10 @@ def _commit(done: list[list[dict]], stem: str, layout: Layout) -> Totals:
     (the commit, its totals in the footer)."""
     labels = list(layout.labels)
     dims = list(layout.dimensions)
-    records = [recording_row(segments, labels, layout.plots, dims) for segments in done]
+    records = [
+        recording_row(segments, labels, layout.plots, dims, layout.exports, layout.formats)
+        for segments in done
+    ]
     totals = Totals.of(records, labels)
     predictions = [r for segments in done for r in segments]
     _write(

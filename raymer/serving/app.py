@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from raymer import __version__
 from raymer.audio.decode import Checked
 from raymer.config import ServeConfig
+from raymer.inference.exports import MEDIA_TYPES, export
 from raymer.itemwise import ItemError
 from raymer.serving import auth, ingress
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
@@ -269,10 +270,16 @@ class Api:
         "their speech time). `?stream=true` answers as it goes, in NDJSON lines: "
         '`{"done": k, "done_s": t, "duration_s": d}` after each group of windows (k segments '
         'judged, the recording judged through t seconds of its d), then `{"result": the '
-        'answer}` (or `{"error", "status"}`): for long recordings (the page uses it).',
-        openapi_extra={"requestBody": ingress.AUDIO_BODY, "parameters": [ingress.STREAM_PARAM]},
+        'answer}` (or `{"error", "status"}`): for long recordings (the page uses it). '
+        "`?format=vtt|srt|textgrid|csv` (or an Accept header of their types) answers with the "
+        "recording as that file: subtitles with a cue per segment with speech (the label, "
+        "its score, the transcript), a Praat TextGrid, a CSV of the segments.",
+        openapi_extra={
+            "requestBody": ingress.AUDIO_BODY,
+            "parameters": [ingress.STREAM_PARAM, ingress.FORMAT_PARAM],
+        },
         responses=ingress.responses(
-            ingress.RECOGNITION_SCHEMA,
+            ingress.RECOGNITION_SCHEMA | ingress.FILE_ANSWERS,
             _400="empty upload, or a multipart body without a `file` field",
             _408="the upload did not arrive within upload_timeout_s",
             _413="upload, or audio, over the limits",
@@ -298,7 +305,10 @@ class Api:
             )
         if isinstance(audio, Response):
             return audio
-        if request.query_params.get("stream", "").lower() in ("1", "true", "yes"):
+        fmt = ingress.wanted_format(request)
+        if isinstance(fmt, Response):
+            return fmt
+        if request.query_params.get("stream", "").lower() in ingress.STREAM_ON:
             return StreamingResponse(
                 self._counted(
                     ingress.ndjson(self._steps(audio), self.cfg.request_timeout_s, self._models)
@@ -308,7 +318,11 @@ class Api:
         result = await self._ask(self._recognize(audio))
         if isinstance(result, Response):
             return result
-        return result | ingress.provenance(await self._models())
+        info = await self._models()
+        if fmt != "json":
+            text = export(result, fmt, info["labels"], info["dimensions"])
+            return Response(text, media_type=MEDIA_TYPES[fmt])
+        return result.to_api() | ingress.provenance(info)
 
     @api.post(
         "/v1/recognize/text",

@@ -74,8 +74,9 @@ class Model:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def recognize(self, clips: list[Checked]) -> list:
-        found = await arun_batch(self.recognizer.arecognize, clips, "recognition")
-        return [r if isinstance(r, ItemError) else r.to_api() for r in found]
+        """Each clip's answer (``Prediction``; the ingress writes it as JSON or a file), or
+        its ``ItemError``."""
+        return await arun_batch(self.recognizer.arecognize, clips, "recognition")
 
     async def recognize_steps(self, clip: Checked):
         """One clip, its pieces ``batch_max_size`` at a time, streamed (a handle with
@@ -235,14 +236,15 @@ class SplitStages:
             min_confidence=self.cfg.min_confidence,
         )
 
-    async def recognize(self, clip: Checked, info: dict) -> dict:
+    async def recognize(self, clip: Checked, info: dict):
+        """The clip's answer (``Prediction``), or an ``ItemError``."""
         from raymer.inference.core import compose
 
         try:
             results = await compose([clip], *self._stages(), self._judging(info))
         except _StageError as err:
             return ItemError(str(err))
-        return results[0].to_api()
+        return results[0]
 
     async def recognize_steps(self, clip: Checked, models):
         """``Model.recognize_steps`` over the three stages; ``models``: the ingress's

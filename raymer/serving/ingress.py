@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from raymer.audio.decode import AudioError, AudioTooLarge, Checked
 from raymer.config import ServeConfig
+from raymer.inference.exports import FORMATS, MEDIA_TYPES
 
 logger = logging.getLogger("ray.serve")
 
@@ -149,6 +150,40 @@ STREAM_PARAM = {
     "schema": {"type": "boolean", "default": False},
     "description": "answer in NDJSON lines as the segments are judged (progress, then the answer)",
 }
+
+
+FORMAT_PARAM = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["json", *FORMATS], "default": "json"},
+    "description": "the answer as a file: WebVTT or SRT subtitles (a cue per segment with "
+    "speech), a Praat TextGrid or a CSV of the segments; or send Accept: "
+    + ", ".join(MEDIA_TYPES.values()),
+}
+# the 200 answer of /v1/recognize in each format (the JSON one is RECOGNITION_SCHEMA's)
+FILE_ANSWERS = {t: {"schema": {"type": "string"}} for t in MEDIA_TYPES.values()}
+
+
+def wanted_format(request: Request) -> str | Response:
+    """The answer's format: ``?format=`` (``json`` or one of ``exports.FORMATS``; another
+    is 422), else the first type of the Accept header that names one of the files'
+    (``exports.MEDIA_TYPES``), else JSON. With ``?stream=true`` only JSON (422)."""
+    asked = request.query_params.get("format")
+    if asked is None:
+        by_type = {t: f for f, t in MEDIA_TYPES.items()}
+        accepted = [
+            p.split(";")[0].strip().lower() for p in request.headers.get("accept", "").split(",")
+        ]
+        asked = next((by_type[t] for t in accepted if t in by_type), "json")
+    elif asked not in ("json", *FORMATS):
+        return error(422, f"format={asked!r}: choose json or one of {', '.join(FORMATS)}")
+    if asked != "json" and request.query_params.get("stream", "").lower() in STREAM_ON:
+        return error(422, f"format={asked} answers with the whole file: not with stream=true")
+    return asked
+
+
+STREAM_ON = ("1", "true", "yes")
 
 
 def provenance(info: dict) -> dict:

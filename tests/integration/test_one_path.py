@@ -6,6 +6,8 @@ in stereo, a long recording with pauses at 22.05 kHz, and noise."""
 from __future__ import annotations
 
 import csv
+import html
+import io
 import struct
 
 import numpy as np
@@ -13,9 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 import soundfile
+import srt
 
 from raymer.config import SegmentConfig
 from raymer.corpora.recording import synthesize_recording
+from raymer.inference.exports import EXTENSIONS, FORMATS, MEDIA_TYPES
 
 LABELS = ("angry", "happy", "neutral", "sad")
 DIMS = ("arousal", "valence")  # the session's models are trained on them too
@@ -91,6 +95,7 @@ def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
         segment=SEGMENT,
         min_confidence=MIN_CONFIDENCE,
         resources={"asr": {"actors": 1, "num_cpus": 0.5, "threads": 1}},
+        formats=["vtt", "srt", "textgrid", "csv"],
     )
     summary = recognize(cfg)
     assert summary.failed == 1
@@ -101,6 +106,7 @@ def recognized(ray_session, trained, inputs, tmp_path_factory) -> dict:
         "rows": {(r["id"], r["segment"]): r for r in rows},
         "recordings": {r["id"]: r for r in recordings},
         "errors": {r["id"]: r["error"] for r in errors},
+        "exports": out / "exports",
     }
 
 
@@ -160,6 +166,19 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
                 timeout=120,
             )
             answers[rid] = response.json() | {"http_status": response.status_code}
+        call = inputs["paths"]["call"].read_bytes()
+        for fmt in FORMATS:  # the call as each file: ?format=, and Accept for subtitles
+            ask = (
+                {"params": {"format": fmt}} if fmt != "vtt" else {"headers": {"Accept": "text/vtt"}}
+            )
+            response = requests.post(f"{url}/v1/recognize", data=call, timeout=120, **ask)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"].startswith(MEDIA_TYPES[fmt])
+            answers[f"call.{fmt}"] = response.text
+        refused = requests.post(
+            f"{url}/v1/recognize", data=call, params={"format": "docx"}, timeout=60
+        )
+        answers["format=docx"] = (refused.status_code, refused.json())
     finally:
         server.stop()
     return answers
@@ -233,6 +252,54 @@ def test_short_clips_get_one_answer_everywhere(
         for way, values in dims.items():
             assert set(values) == set(DIMS) and all(-1 <= values[d] <= 1 for d in DIMS), way
             assert max(abs(values[d] - dims["recognize"][d]) for d in DIMS) < 0.02, (way, dims)
+
+
+def test_a_call_s_files_say_what_its_rows_say_everywhere(inputs, recognized, recognizer, served):
+    """recognize's files (``formats``), the service's (``?format=``, Accept) and the
+    library's (``Recognizer.export``) of the call, opened with the readers people use: a
+    cue and an interval per segment with speech, its label and its words; the CSV's rows
+    the Parquet rows."""
+    import webvtt
+    from praatio import textgrid
+
+    rows = sorted(
+        (r for (r_id, _), r in recognized["rows"].items() if r_id == "call"),
+        key=lambda r: r["segment"],
+    )
+    spoken = [r for r in rows if not r["no_speech"]]
+    assert len(spoken) == 3
+    written = {f: (recognized["exports"] / f"call.{EXTENSIONS[f]}").read_text() for f in FORMATS}
+    library = {f: recognizer.export(inputs["paths"]["call"], f) for f in FORMATS}
+    assert served["format=docx"][0] == 422 and "vtt" in served["format=docx"][1]["error"]
+    csv_rows = list(csv.DictReader(io.StringIO(written["csv"])))
+    assert [int(r["segment"]) for r in csv_rows] == [r["segment"] for r in rows]
+    for got, row in zip(csv_rows, rows, strict=True):
+        assert got["transcript"] == row["transcript"] and got["label"] == row["label"]
+        for lab in LABELS:
+            assert float(got[f"score_{lab}"]) == row[f"score_{lab}"]
+        for d in DIMS:
+            assert float(got[d]) == row[d]
+    for way, files in (("recognize", written), ("library", library), ("serve", served)):
+        text = {f: files[f"call.{f}"] if way == "serve" else files[f] for f in FORMATS}
+        vtt = recognized["exports"].parent / f"{way}.vtt"
+        vtt.write_text(text["vtt"])
+        cues = webvtt.read(str(vtt))
+        subs = list(srt.parse(text["srt"]))
+        grid_file = recognized["exports"].parent / f"{way}.TextGrid"
+        grid_file.write_text(text["textgrid"])
+        grid = textgrid.openTextgrid(str(grid_file), includeEmptyIntervals=False)
+        labelled = grid.getTier("label").entries
+        said = grid.getTier("transcript").entries
+        assert len(cues) == len(subs) == len(labelled) == len(said) == len(spoken), way
+        for cue, sub, interval, words, row in zip(cues, subs, labelled, said, spoken, strict=True):
+            assert html.unescape(cue.text).startswith(f"{row['label']} ") and cue.text.endswith(
+                " ".join(row["transcript"].split())
+            ), (way, cue.text, row)
+            assert sub.content == html.unescape(cue.text), way
+            assert interval.label == row["label"] and words.label == row["transcript"], way
+            assert abs(interval.start - row["start_s"]) < 0.3, way
+            assert abs(sub.end.total_seconds() - row["end_s"]) < 0.3, way
+        assert len(list(csv.DictReader(io.StringIO(text["csv"])))) == len(rows), way
 
 
 @pytest.mark.parametrize("rid", ["call", "long"])

@@ -38,6 +38,7 @@ def layout(tmp_path):
         pending=str(tmp_path / "pending"),
         run_id="run",
         plots=None,
+        exports=None,
         labels=tuple(LABELS),
         staged=staged_schema(spec, ["speaker"]),
     )
