@@ -75,10 +75,17 @@ def check_file(uri: str, limits: DecodeConfig) -> int:
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 
-def open_audio(source: Source, limits: DecodeConfig | None = None, chunk_s: float = BLOCK_S):
+def open_audio(
+    source: Source,
+    limits: DecodeConfig | None = None,
+    chunk_s: float = BLOCK_S,
+    channel: int | None = None,
+):
     """The one decoder: ``source`` (a path or URI, encoded bytes, or a readable binary
     stream) -> an ``AudioStream`` of 16 kHz mono float32 blocks of about ``chunk_s``
-    seconds, through one resampler (FFmpeg's, by PyAV), within ``limits``.
+    seconds, through one resampler (FFmpeg's, by PyAV), within ``limits``: the channels
+    mixed, or only ``channel`` (0-based; one a file does not have is an ``AudioError``
+    from its header).
 
     Every limit is checked before the work it protects: a path's kind and size before it is
     opened (``check_file``), bytes' size before anything, a WAV's data size against the
@@ -89,10 +96,11 @@ def open_audio(source: Source, limits: DecodeConfig | None = None, chunk_s: floa
         data = bytes(source)
         limits.check_size(len(data))
         _check_wav_length(data[:_HEAD], len(data))
-        return AudioStream(io.BytesIO(data), limits, chunk_s)
+        return AudioStream(io.BytesIO(data), limits, chunk_s, channel=channel)
     if isinstance(source, str | os.PathLike):
-        return AudioStream(_open_file(os.fspath(source), limits), limits, chunk_s, owned=True)
-    return AudioStream(source, limits, chunk_s)
+        file = _open_file(os.fspath(source), limits)
+        return AudioStream(file, limits, chunk_s, owned=True, channel=channel)
+    return AudioStream(source, limits, chunk_s, channel=channel)
 
 
 def decode_audio(source: Source, limits: DecodeConfig | None = None) -> np.ndarray:
@@ -141,11 +149,16 @@ class AudioStream:
     consumer holds a block) passes ``timeout_s``."""
 
     def __init__(
-        self, file: BinaryIO, limits: DecodeConfig, chunk_s: float, owned: bool = False
+        self,
+        file: BinaryIO,
+        limits: DecodeConfig,
+        chunk_s: float,
+        owned: bool = False,
+        channel: int | None = None,
     ) -> None:
         import av
 
-        self.limits, self.chunk_s = limits, chunk_s
+        self.limits, self.chunk_s, self.channel = limits, chunk_s, channel
         self._file = file if owned else None
         try:
             self.container = av.open(
@@ -162,6 +175,8 @@ class AudioStream:
                 raise AudioError("the file has no audio stream")
             self.sample_rate, self.channels, self.duration_s = av_header(self.container)
             limits.check_header(self.sample_rate, self.channels, self.duration_s)
+            if channel is not None and not 0 <= channel < self.channels:
+                raise AudioError(f"channel {channel}: the audio has {self.channels} channel(s)")
         except BaseException:
             self.close()
             raise
@@ -185,11 +200,17 @@ class AudioStream:
 
         want = max(1, int(self.chunk_s * SAMPLE_RATE))
         pending, held, total, spent = [], 0, 0, 0.0
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        if self.channel is None:  # the channels mixed to one
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        else:  # every channel resampled, planar: one of them kept
+            layout = self.container.streams.audio[0].layout.name
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE)
         resumed = time.monotonic()
         for frame in itertools.chain(self._frames(), [None]):
             for out in resampler.resample(frame):
-                block = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                planes = out.to_ndarray()
+                block = planes.reshape(-1) if self.channel is None else planes[self.channel]
+                block = np.ascontiguousarray(block, dtype=np.float32)
                 if not np.isfinite(block).all():
                     raise AudioError("the audio holds NaN or infinite samples")
                 pending.append(block)

@@ -37,7 +37,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from raymer.training.ablation import ablation
 
         variants = args.variants.split(",") if args.variants else None
-        print(ablation(_train_config(args), args.runs, variants)["markdown"])
+        print(ablation(_train_config(args), args.runs, variants, args.heldout)["markdown"])
         return 0
     from raymer.training.compare import compare
 
@@ -207,15 +207,25 @@ def add_train_commands(sub) -> None:
                 "--ablation",
                 action="store_true",
                 help="instead: the config's modality without augmentation, audio "
-                "normalisation and prosody, with each alone, and with all three, --runs times "
-                "each, scored on test_speakers (and per report_by value); writes ablation.md",
+                "normalisation, prosody, modality dropout and dimensions, with each alone, and "
+                "with augment+speaker_norm+prosody, --runs times each, scored on test_speakers "
+                "and each --heldout set (and per report_by value); writes ablation.md with the "
+                "variant the rule chooses on each",
+            )
+            cmd.add_argument(
+                "--heldout",
+                action="append",
+                default=[],
+                metavar="FEATURES",
+                help="--ablation: features of a held-out set (e.g. corpus synth --heldout, "
+                "extracted alike) every run is scored on too; repeat for more",
             )
             cmd.add_argument("--runs", type=int, default=3, help="--ablation: runs per variant")
             cmd.add_argument(
                 "--variants",
                 help="--ablation: comma-separated variants: baseline, augment, recording_norm, "
-                "speaker_norm, prosody, all (augment+speaker_norm+prosody), or options joined "
-                "by + (e.g. prosody+speaker_norm); default: the first six",
+                "speaker_norm, prosody, dropout, dimensions, all (augment+speaker_norm+prosody), "
+                "or options joined by + (e.g. prosody+dropout); default: all of these",
             )
         if name == "crossval":
             cmd.add_argument(

@@ -168,17 +168,28 @@ def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
 
 
 def test_the_ablation_trains_and_scores_each_variant(features, train_config, tmp_path):
+    import yaml
+
     from raymer.training.ablation import ablation
 
     cfg = train_config(features, tmp_path, "optim.epochs=1", "data.report_by=[clip_type]")
-    report = ablation(cfg, runs=1, variants=["baseline", "prosody+speaker_norm"])
-    assert list(report["results"]) == ["baseline", "prosody+speaker_norm"]
-    base, both = report["results"]["baseline"][0], report["results"]["prosody+speaker_norm"][0]
+    # (the features again as a "held-out set": every clip scored, for the plumbing)
+    variants = ["baseline", "prosody+speaker_norm+dropout"]
+    report = ablation(cfg, runs=1, variants=variants, heldout=[str(features)])
+    assert list(report["results"]) == variants
+    base, both = report["results"]["baseline"][0], report["results"][variants[1]][0]
     assert base["n"] == both["n"] == 4 and "adaptive" in both and "adaptive" not in base
     assert set(base["by"]["clip_type"]) <= {"congruent", "audio_cue", "text_cue", "neutral"}
-    spec = json.loads(
-        next((tmp_path / "ablation" / "prosody+speaker_norm").rglob("model.json")).read_text()
-    )
+    held = base["heldout"][str(features)]
+    assert held["n"] > base["n"] and set(held["by"]["clip_type"]) >= set(base["by"]["clip_type"])
+    assert set(report["chosen"]) == {"test_speakers", str(features)}
+    assert set(report["chosen"].values()) <= set(variants)
+    spec = json.loads(next((tmp_path / "ablation" / variants[1]).rglob("model.json")).read_text())
     assert spec["prosody_dim"] == PROSODY_DIM and spec["audio_norm"] == "speaker"
+    ran = yaml.safe_load(
+        (tmp_path / "ablation" / variants[1] / "run-0" / "config.yaml").read_text()
+    )
+    assert ran["optim"]["modality_dropout"] == 0.3 and ran["model"]["targets"] == ["label"]
     table = (tmp_path / "ablation.md").read_text()
-    assert "| baseline |" in table and "| prosody+speaker_norm, speaker-adaptive |" in table
+    assert "| baseline |" in table and f"| {variants[1]}, speaker-adaptive |" in table
+    assert f"Held-out set {features}: the same checkpoints." in table and "Chosen by" in table

@@ -50,21 +50,63 @@ def test_the_ablation_reports_mean_and_spread_over_runs():
 def test_variants_are_options_and_their_combinations():
     from raymer.training.ablation import settings_of
 
-    assert settings_of("baseline") == {
-        "data.use_augmented": False,
-        "model.audio_norm": "none",
-        "model.prosody": False,
+    off = {"optim.modality_dropout": 0.0, "model.targets": ["label"]}
+    assert (
+        settings_of("baseline")
+        == {
+            "data.use_augmented": False,
+            "model.audio_norm": "none",
+            "model.prosody": False,
+        }
+        | off
+    )
+    assert (
+        settings_of("prosody+speaker_norm")
+        == {
+            "data.use_augmented": False,
+            "model.audio_norm": "speaker",
+            "model.prosody": True,
+        }
+        | off
+    )
+    assert (
+        settings_of("all")
+        == {
+            "data.use_augmented": True,
+            "model.audio_norm": "speaker",
+            "model.prosody": True,
+        }
+        | off
+    )
+    both = settings_of("dropout+dimensions")
+    assert both["optim.modality_dropout"] == 0.3
+    assert both["model.targets"] == ["label", "arousal", "valence"]
+
+
+def test_the_rule_chooses_the_best_ua_that_costs_neither_cue_more_than_the_margin():
+    """On each scored set apart: a variant that gains UA by losing voice-only clips (more
+    than 0.02 under the baseline) is passed over for the best one that does not."""
+    from raymer.training.ablation import choose
+
+    def runs(ua, voice, words):
+        return [
+            {"ua": ua, "by": {"clip_type": {"audio_cue": {"ua": voice}, "text_cue": {"ua": words}}}}
+            | {"heldout": {"h1": {"ua": 1 - ua, "by": {}}}}
+        ] * 3
+
+    summary = {
+        "baseline": summarise(runs(0.60, 0.40, 0.70)),
+        "greedy": summarise(runs(0.70, 0.30, 0.90)),  # voice-only 0.10 worse: out
+        "fair": summarise(runs(0.65, 0.39, 0.69)),  # 0.01 worse each: within the margin
+        "worse": summarise(runs(0.62, 0.50, 0.70)),
     }
-    assert settings_of("prosody+speaker_norm") == {
-        "data.use_augmented": False,
-        "model.audio_norm": "speaker",
-        "model.prosody": True,
-    }
-    assert settings_of("all") == {
-        "data.use_augmented": True,
-        "model.audio_norm": "speaker",
-        "model.prosody": True,
-    }
+    assert choose(summary) == "fair"
+    assert choose(summary, "h1") == "baseline"  # no clip types there: the best UA alone
+    report = {"test_speakers": ["s1"], "modality": "fusion", "runs": 3, "summary": summary}
+    report |= {"heldout": ["h1"], "chosen": {"test_speakers": "fair", "h1": "baseline"}}
+    table = ablation_markdown(report)
+    assert "Held-out set h1: the same checkpoints." in table
+    assert "| baseline | 0.400 ± 0.000 |" in table and "**fair**" in table
 
 
 def test_the_ablation_refuses_what_it_cannot_run(tmp_path):

@@ -284,3 +284,32 @@ def test_only_audio_containers_are_opened(tmp_path):
         with pytest.raises(AudioError, match="audio containers only"):
             decode_audio(data, DecodeConfig())
     assert len(decode_audio(wav.read_bytes(), DecodeConfig())) == 16_000
+
+
+def test_one_channel_of_a_stereo_file_decodes_alone():
+    """``channel``: a party's side of a two-channel call, resampled to 16 kHz like the mix;
+    a channel the file does not have is refused from its header."""
+    import io
+
+    import numpy as np
+    import pytest
+    import soundfile
+
+    from raymer.audio.decode import AudioError, decode_audio, open_audio
+
+    rate = 44_100
+    t = np.arange(2 * rate) / rate
+    sides = [0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 1000 * t)]
+    buf = io.BytesIO()
+    soundfile.write(buf, np.stack(sides, 1).astype(np.float32), rate, format="WAV")
+    data = buf.getvalue()
+    peaks = []
+    for channel, level in ((0, 0.5), (1, 0.3)):
+        with open_audio(data, channel=channel) as stream:
+            audio = stream.read()
+        assert len(audio) == len(decode_audio(data)) == 32_000
+        assert abs(np.abs(audio).max() - level) < 0.01
+        peaks.append(np.argmax(np.abs(np.fft.rfft(audio))) * 16_000 / len(audio))
+    assert peaks == [440.0, 1000.0]
+    with pytest.raises(AudioError, match="channel 2: the audio has 2 channel"):
+        open_audio(data, channel=2)
