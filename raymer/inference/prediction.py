@@ -84,6 +84,26 @@ class SegmentPrediction:
 
 
 @dataclass
+class Party:
+    """One speaker's part of a recording (``parties``): their speech seconds, each label's
+    share of it, the label with the most of it, and their dimensions weighted by it."""
+
+    speech_s: float
+    label: str | None
+    shares: dict[str, float] | None
+    dimensions: dict[str, float | None] | None = None
+
+    def to_api(self) -> dict:
+        out = {"speech_s": round(self.speech_s, 3), "label": self.label}
+        out["shares"] = (
+            None if self.shares is None else {k: round(v, 6) for k, v in self.shares.items()}
+        )
+        if self.dimensions is not None:
+            out["dimensions"] = {k: _r(v) for k, v in self.dimensions.items()}
+        return out
+
+
+@dataclass
 class Prediction:
     """A clip's answer: one piece (``long`` False) or a recording cut at its pauses (the
     label with the most speech time, each label's ``shares`` of it, the pieces' scores
@@ -102,6 +122,7 @@ class Prediction:
     shares: dict[str, float] | None = None
     multi_label: bool = False
     dimensions: dict[str, float | None] | None = None  # long: the pieces' speech_means
+    parties: dict[str, Party] | None = None  # long, where its pieces have speakers
 
     def to_api(self) -> dict:
         """The service's JSON answer (``/v1/recognize``); ``segments`` for long audio only."""
@@ -116,6 +137,8 @@ class Prediction:
             out["shares"] = {lab: round(s, 6) for lab, s in self.shares.items()}
         if self.long:
             out["segments"] = [s.to_api(self.multi_label) for s in self.segments]
+        if self.parties is not None:
+            out["parties"] = {name: p.to_api() for name, p in self.parties.items()}
         return out
 
 
@@ -284,4 +307,25 @@ def recording(
         shares=shares,
         multi_label=multi_label,
         dimensions=dims,
+        parties=parties(pieces, labels, dimensions),
     )
+
+
+def parties(
+    pieces: list[SegmentPrediction], labels: list[str], dimensions: list[str] | tuple = ()
+) -> dict[str, Party] | None:
+    """Each speaker's ``Party`` (by the order they first speak), by the rules of a whole
+    recording (``speech_time``, ``speech_means``) over their own pieces; None where no
+    piece has a speaker (one stream)."""
+    names = list(dict.fromkeys(p.speaker for p in pieces if p.speaker))
+    if not names:
+        return None
+    out = {}
+    for name in names:
+        mine = [p for p in pieces if p.speaker == name]
+        spans = [(p.label, p.end_s - p.start_s) for p in mine]
+        label, shares = speech_time(labels, spans)
+        spoken = [(p.dimensions, p.end_s - p.start_s) for p in mine if not p.no_speech]
+        speech = sum(p.speech_s or 0.0 for p in mine)
+        out[name] = Party(speech, label, shares, speech_means(dimensions, spoken))
+    return out

@@ -134,3 +134,23 @@ def test_an_answer_without_speech_gives_empty_files_that_still_parse(tmp_path):
     with pytest.raises(ValueError, match="choose one of vtt, srt, textgrid, csv"):
         export(answer, "docx", LABELS)
     assert FORMATS == ("vtt", "srt", "textgrid", "csv")
+
+
+def test_each_party_of_a_call_gets_its_own_summary():
+    """A recording whose pieces have speakers: per speaker, the speech seconds, each label's
+    share of them, the label with the most and the speech-weighted dimensions, by the
+    rules of a whole recording (uncertain pieces count for no label); none in one stream."""
+    from raymer.inference.prediction import recording
+
+    pieces = _answer(("agent", "agent", "customer", "agent")).segments
+    answer = recording(pieces, 3700.0, LABELS, False, DIMS)
+    agent, customer = answer.parties["agent"], answer.parties["customer"]
+    assert list(answer.parties) == ["agent", "customer"]
+    assert agent.speech_s == pytest.approx(2.18 + 9.5) and agent.label == "happy"
+    assert agent.shares["happy"] == pytest.approx(9.5 / (9.5 + 2.18))
+    assert agent.dimensions["arousal"] == pytest.approx((0.5 * 2.18 + 0.2 * 9.5) / (2.18 + 9.5))
+    assert customer.label == "uncertain" and set(customer.shares.values()) == {0.0}
+    api = answer.to_api()["parties"]
+    assert api["agent"]["label"] == "happy" and api["customer"]["speech_s"] == 3667.25
+    assert recording(_answer().segments, 3700.0, LABELS, False, DIMS).parties is None
+    assert "parties" not in recording(_answer().segments, 3700.0, LABELS, False).to_api()
