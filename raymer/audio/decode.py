@@ -19,7 +19,7 @@ import re
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 import numpy as np
@@ -101,6 +101,37 @@ def open_audio(
         file = _open_file(os.fspath(source), limits)
         return AudioStream(file, limits, chunk_s, owned=True, channel=channel)
     return AudioStream(source, limits, chunk_s, channel=channel)
+
+
+SAME_SIGNAL_S = 60.0  # seconds of each channel compared by ``same_signal``
+
+
+def same_signal(source: Source, limits: DecodeConfig, channels: int) -> bool:
+    """Whether a file's channels carry one signal (a mono recording saved as stereo): the
+    first ``SAME_SIGNAL_S`` seconds of each channel against the first's, all within 1 % of
+    its level (rms of the difference). Cheap: a minute decoded per channel, whatever the
+    file's length. ``source``: a path or URI, or encoded bytes (read again per channel)."""
+    want = int(SAME_SIGNAL_S * SAMPLE_RATE)
+
+    def head(k: int) -> np.ndarray:
+        blocks, held = [], 0
+        with open_audio(source, limits, chunk_s=SAME_SIGNAL_S, channel=k) as stream:
+            for block in stream:
+                blocks.append(block)
+                held += block.size
+                if held >= want:
+                    break
+        return np.concatenate(blocks)[:want] if blocks else np.zeros(0, np.float32)
+
+    first = head(0)
+    level = float(np.sqrt(np.mean(first**2))) if first.size else 0.0
+    for k in range(1, channels):
+        other = head(k)
+        n = min(first.size, other.size)
+        diff = float(np.sqrt(np.mean((first[:n] - other[:n]) ** 2))) if n else 0.0
+        if other.size != first.size or diff > 0.01 * max(level, 1e-6):
+            return False
+    return True
 
 
 def decode_audio(source: Source, limits: DecodeConfig | None = None) -> np.ndarray:
@@ -250,6 +281,8 @@ class Checked:
     limits: DecodeConfig
     duration_s: float
     chunk_s: float  # decoded this many seconds at a time (``SegmentConfig.chunk_s``)
+    channel_count: int = 1  # the header's
+    channel: int | None = None  # iterated: only this channel (None: mixed)
 
     @classmethod
     def check(cls, data: bytes, limits: DecodeConfig, chunk_s: float) -> Checked:
@@ -260,10 +293,14 @@ class Checked:
                 samples += block.size
         if not samples:
             raise AudioError("the audio stream decodes to no samples")
-        return cls(data, limits, samples / SAMPLE_RATE, chunk_s)
+        return cls(data, limits, samples / SAMPLE_RATE, chunk_s, stream.channels)
+
+    def side(self, channel: int) -> Checked:
+        """The same audio, iterated one channel at a time."""
+        return replace(self, channel=channel)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        with open_audio(self.data, self.limits, self.chunk_s) as stream:
+        with open_audio(self.data, self.limits, self.chunk_s, self.channel) as stream:
             yield from stream
 
 

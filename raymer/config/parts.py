@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from raymer.config.command import Part
 from raymer.errors import AudioError, AudioTooLarge
@@ -197,6 +197,38 @@ class SegmentConfig(Part):
         description="Seconds of audio decoded and searched for pauses at a time: memory per "
         "file is bounded by this, whatever the recording's length.",
     )
+    channels: Literal["mix", "split"] = Field(
+        "mix",
+        description="A file of several channels: mix (one stream) or split (a call's parties "
+        "on their own channels: each channel cut at its pauses whatever its length, heard "
+        "and judged as its own stream, its segments given the channel's name in "
+        "channel_names, both kept where they talk at once; a file whose channels carry one "
+        "signal is heard once, and says so).",
+    )
+    channel_names: list[str] = Field(
+        ["left", "right"],
+        min_length=1,
+        max_length=8,
+        description="channels: split: the parties' names, one per channel in order (e.g. "
+        "[agent, customer]); a file with more channels is refused from its header.",
+    )
+
+    def check_channels(self, channels: int) -> None:
+        """``channels: split``: refuse a file of more channels than ``channel_names`` names
+        (an ``AudioError``: from its header, before anything is decoded)."""
+        names = self.channel_names
+        if self.channels == "split" and channels > len(names):
+            raise AudioError(
+                f"{channels} channels, and channels: split names {len(names)} parties "
+                f"({names}): give channel_names a name per channel, or mix them (channels: mix)"
+            )
+
+    @field_validator("channel_names")
+    @classmethod
+    def _named_once(cls, v: list[str]) -> list[str]:
+        if any(not n.strip() for n in v) or len(set(v)) != len(v):
+            raise ValueError(f"channel_names {v}: a non-empty name per channel, each once")
+        return v
 
     @model_validator(mode="after")
     def _segments_fit(self) -> SegmentConfig:

@@ -95,3 +95,13 @@ class RecognizeConfig(CommandConfig):
     @classmethod
     def _once_each(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(v))
+
+    @field_validator("segment")
+    @classmethod
+    def _mixed(cls, v: SegmentConfig) -> SegmentConfig:
+        if v.channels == "split":
+            raise ValueError(
+                "segment.channels: split is the library's and the service's for now "
+                "(raymer.Recognizer, raymer serve); raymer recognize mixes the channels"
+            )
+        return v

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 import numpy as np
@@ -29,6 +29,7 @@ from raymer.audio.segment import Window, speech_seconds, split, windows_of
 from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import AudioError
 from raymer.inference.heads import Heads
+from raymer.inference.parties import Parties, upload_heard
 from raymer.inference.prediction import Prediction, judged, piece, recording, single
 from raymer.models.whisper import SpeechFeatures
 from raymer.trained.batches import LoadedModel
@@ -124,21 +125,35 @@ async def compose(
     return results
 
 
+def _length(source) -> float | None:
+    if isinstance(source, np.ndarray):
+        return len(source) / SAMPLE_RATE
+    return getattr(source, "duration_s", None)
+
+
 class _Recording:
-    """One recording as ``compose_steps`` streams through it: its samples counted as they
-    are decoded, its pieces' answers as they are judged (the audio is let go)."""
+    """One recording as ``compose_steps`` streams through it (its streams: one, or a party
+    each): the samples of each counted as they are decoded, how far each is judged, its
+    pieces' answers as they are judged (the audio is let go)."""
 
     def __init__(self, source) -> None:
-        self.source, self.samples, self.parts = source, 0, []
-        self.duration_s = (
-            len(source) / SAMPLE_RATE
-            if isinstance(source, np.ndarray)
-            else getattr(source, "duration_s", None)
-        )
+        parties = source if isinstance(source, Parties) else None
+        self.streams = parties.streams if parties else [source]
+        self.names = parties.names if parties and not parties.identical else [None]
+        self.channels = None if parties is None else "identical" if parties.identical else "split"
+        self.counted, self.judged = [0] * len(self.streams), [0.0] * len(self.streams)
+        self.parts: list = []
+        lengths = [_length(s) for s in self.streams]
+        self.duration_s = None if None in lengths else sum(lengths)
 
-    def chunks(self) -> Iterator[np.ndarray]:
-        for chunk in [self.source] if isinstance(self.source, np.ndarray) else self.source:
-            self.samples += len(chunk)
+    @property
+    def samples(self) -> int:
+        return max(self.counted)
+
+    def chunks(self, k: int) -> Iterator[np.ndarray]:
+        stream = self.streams[k]
+        for chunk in [stream] if isinstance(stream, np.ndarray) else stream:
+            self.counted[k] += len(chunk)
             yield chunk
 
 
@@ -151,34 +166,41 @@ async def compose_steps(recordings: list, speech, encode, score, judging: Judgin
     if not recordings:
         yield []
         return
-    states = [_Recording(r) for r in recordings]
+    states = [_Recording(upload_heard(r, judging.cutting)) for r in recordings]
     stream = _windows(states, judging)
     size = step if step > 0 else WINDOWS_PER_STEP
     labels, multi, dims = judging.labels, judging.multi_label, judging.dimensions
     done, known = 0, [s.duration_s for s in states]
     duration = sum(known) if None not in known else None
     while group := list(islice(stream, size)):
-        heard, scores = await _judge([w for _, w, _ in group], speech, encode, score, judging)
-        for (state, _, segs), sp, sc in zip(group, heard, scores, strict=True):
+        heard, scores = await _judge([w for _, w, _, _ in group], speech, encode, score, judging)
+        for (state, _, segs, k), sp, sc in zip(group, heard, scores, strict=True):
             for seg, features, found in zip(segs, sp, sc, strict=True):
                 part = piece(
                     seg.index, seg.start_s, seg.end_s, features, found, labels, multi, dims,
                     judging.min_confidence,
                 )  # fmt: skip
+                part.speaker = state.names[k]
                 state.parts.append(part)
+                state.judged[k] = part.end_s
             done += len(segs)
-        past = sum(state.parts[-1].end_s for state in states if state.parts)
+        past = sum(sum(state.judged) for state in states)
         yield Progress(done, past, duration)
-    length = sum(state.samples for state in states) / SAMPLE_RATE
+    length = sum(sum(state.counted) for state in states) / SAMPLE_RATE
     yield Progress(done, length, length)  # all of it judged: its length, now known
     results = []
     for state in states:
         length = state.samples / SAMPLE_RATE
-        if length > judging.cutting.segment_over_s:
+        if state.channels == "split":  # the parties' pieces in time order, numbered anew
+            parts = sorted(state.parts, key=lambda p: (p.start_s, p.end_s))
+            parts = [replace(p, segment=i) for i, p in enumerate(parts)]
+            results.append(recording(parts, length, labels, multi, dims))
+        elif length > judging.cutting.segment_over_s:
             results.append(recording(state.parts, length, labels, multi, dims))
         else:
             (part,) = state.parts
             results.append(single(part, length, multi))
+        results[-1].heard_channels = state.channels
     yield results
 
 
@@ -192,14 +214,19 @@ class RecordingFailed(Exception):
 
 
 def _windows(states: list[_Recording], judging: Judging):
-    """Every recording's windows in turn, each with its recording and segments."""
+    """Every recording's windows in turn (a party's stream after another's), each with its
+    recording, segments and stream."""
     for index, state in enumerate(states):
-        segments = split(state.chunks(), judging.cutting, judging.rule)
-        try:
-            for window, segs in windows_of(segments, judging.rule):
-                yield state, window, segs
-        except (AudioError, OSError) as err:
-            raise RecordingFailed(index, err) from err
+        cutting = judging.cutting
+        if state.channels == "split":  # a party's turns: cut at its pauses, whatever its length
+            cutting = cutting.model_copy(update={"segment_over_s": 0.0})
+        for k in range(len(state.streams)):
+            segments = split(state.chunks(k), cutting, judging.rule)
+            try:
+                for window, segs in windows_of(segments, judging.rule):
+                    yield state, window, segs, k
+            except (AudioError, OSError) as err:
+                raise RecordingFailed(index, err) from err
 
 
 async def events(steps):

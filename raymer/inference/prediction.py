@@ -73,14 +73,15 @@ class SegmentPrediction:
         )
 
     def to_api(self, multi_label: bool) -> dict:
-        """A segment of the service's answer (``segments[i]``)."""
-        return {
+        """A segment of the service's answer (``segments[i]``); ``speaker`` where known."""
+        out = {
             "start": round(self.start_s, 3),
             "end": round(self.end_s, 3),
             "text": self.transcript,
             "speech_s": _r(self.speech_s, 3),
             "no_speech": self.no_speech,
         } | _judged(self.scores, self.label, self.labels, multi_label, self.dimensions)
+        return out | ({"speaker": self.speaker} if self.speaker else {})
 
 
 @dataclass
@@ -123,6 +124,9 @@ class Prediction:
     multi_label: bool = False
     dimensions: dict[str, float | None] | None = None  # long: the pieces' speech_means
     parties: dict[str, Party] | None = None  # long, where its pieces have speakers
+    # how a many-channel file was heard (``segment.channels: split``): "split" (a party per
+    # channel), "identical" (its channels one signal: heard once); None: mixed, or mono
+    heard_channels: str | None = None
 
     def to_api(self) -> dict:
         """The service's JSON answer (``/v1/recognize``); ``segments`` for long audio only."""
@@ -139,6 +143,8 @@ class Prediction:
             out["segments"] = [s.to_api(self.multi_label) for s in self.segments]
         if self.parties is not None:
             out["parties"] = {name: p.to_api() for name, p in self.parties.items()}
+        if self.heard_channels is not None:
+            out["channels"] = self.heard_channels
         return out
 
 

@@ -230,13 +230,17 @@ class Recognizer:
         before anything is decoded (its kind, size and header)."""
         if isinstance(item, np.ndarray):
             return _array(item)
-        chunk_s = self.core.judging.cutting.chunk_s
+        cutting = self.core.judging.cutting
         if isinstance(item, bytes | bytearray | memoryview):
-            return held.enter_context(open_audio(item, self.limits, chunk_s))
-        uri = os.fspath(item)
-        if not storage.is_remote(uri):
-            uri = str(Path(uri).expanduser())
-        return held.enter_context(open_audio(uri, self.limits, chunk_s))
+            source = bytes(item)
+        else:
+            source = os.fspath(item)
+            if not storage.is_remote(source):
+                source = str(Path(source).expanduser())
+        stream = held.enter_context(open_audio(source, self.limits, cutting.chunk_s))
+        if cutting.channels == "split":
+            return parties_of(source, stream, self.limits, cutting, held)
+        return stream
 
     def _reopen(self, item: Input, source, held: ExitStack):
         """A recording again from its start (after another one of its batch failed)."""
@@ -244,6 +248,19 @@ class Recognizer:
             return source
         source.close()
         return self._open(item, held)
+
+
+def parties_of(source, stream, limits: DecodeConfig, cutting: SegmentConfig, held: ExitStack):
+    """``segment.channels: split``: an opened file (``stream``, its header read) as
+    ``compose`` hears it (``core.heard_as``): a stream per channel, opened here."""
+    from raymer.audio.decode import same_signal
+    from raymer.inference.parties import heard_as
+
+    def side(k: int):
+        return held.enter_context(open_audio(source, limits, cutting.chunk_s, channel=k))
+
+    n = stream.channels
+    return heard_as(stream, n, cutting, side, lambda: same_signal(source, limits, n))
 
 
 class _Shown:

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from raymer import __version__
 from raymer.audio.decode import Checked
 from raymer.config import ServeConfig
+from raymer.errors import AudioError
 from raymer.inference.exports import MEDIA_TYPES, export
 from raymer.itemwise import ItemError
 from raymer.serving import auth, ingress
@@ -305,6 +306,10 @@ class Api:
             )
         if isinstance(audio, Response):
             return audio
+        try:  # channels: split, a file of more channels than parties: from the header
+            self.cfg.segment.check_channels(audio.channel_count)
+        except AudioError as err:
+            return ingress.error(422, f"cannot use this audio: {err}")
         fmt = ingress.wanted_format(request)
         if isinstance(fmt, Response):
             return fmt

@@ -1,0 +1,148 @@
+"""Two-party calls: a stereo call with a different voice on each channel (talking over each
+other in places), recognized with ``segment.channels: split``: each segment its party's, with
+that party's words; a stereo file whose channels are one signal heard once; a file of more
+channels than parties refused from its header."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from raymer.wer import wer
+
+RATE = 16_000
+NAMES = ["agent", "customer"]
+
+
+@pytest.fixture(scope="module")
+def call(multi_speaker_corpus, tmp_path_factory) -> dict:
+    """Left (agent): three clips of en-us_f2; right (customer): three of en-gb_m3, each
+    starting 0.6 s before the agent's clip ends (both talk at once), with pauses."""
+    corpus = multi_speaker_corpus.parent / "corpus"
+    rows = list(csv.DictReader((corpus / "manifest.csv").open()))
+    voices = {}
+    for speaker in ("en-us_f2", "en-gb_m3"):
+        clips = [r for r in rows if r["speaker"] == speaker][:3]
+        voices[speaker] = [
+            (soundfile.read(corpus / r["path"], dtype="float32")[0], r["text"]) for r in clips
+        ]
+    left, right, placed, at = [], [], [], 0.5
+    for (a, a_text), (b, b_text) in zip(voices["en-us_f2"], voices["en-gb_m3"], strict=True):
+        placed.append(("agent", at, at + len(a) / RATE, a_text))
+        b_at = at + len(a) / RATE - 0.6
+        placed.append(("customer", b_at, b_at + len(b) / RATE, b_text))
+        at = b_at + len(b) / RATE + 1.5
+    length = int((at + 0.5) * RATE)
+    left, right = np.zeros(length, np.float32), np.zeros(length, np.float32)
+    for (speaker, start, _, _), audio in zip(
+        placed, [x for pair in zip(*voices.values(), strict=True) for x, _ in pair], strict=True
+    ):
+        side = left if speaker == "agent" else right
+        side[int(start * RATE) : int(start * RATE) + len(audio)] += audio
+    root = tmp_path_factory.mktemp("call")
+    soundfile.write(root / "call.wav", np.stack([left, right], 1), RATE)
+    soundfile.write(root / "same.wav", np.stack([left + right, left + right], 1) / 2, RATE)
+    soundfile.write(root / "three.wav", np.stack([left, right, left], 1), RATE)
+    return {"root": root, "placed": placed, "length_s": length / RATE}
+
+
+@pytest.fixture(scope="module")
+def split_recognizer(trained):
+    import raymer
+
+    return raymer.Recognizer.from_checkpoint(
+        trained.output, threads=1, segment={"channels": "split", "channel_names": NAMES}
+    )
+
+
+def _words_under(segment: dict, placed: list) -> str:
+    """The words of the placed clip a segment lies over most."""
+
+    def over(p):
+        return min(segment["end"], p[2]) - max(segment["start"], p[1])
+
+    return max(placed, key=over)[3]
+
+
+def test_each_party_s_segments_carry_its_name_and_its_words(call, split_recognizer):
+    answer = split_recognizer.predict(call["root"] / "call.wav")
+    assert answer["channels"] == "split"
+    spoken = [s for s in answer["segments"] if not s["no_speech"]]
+    assert {s["speaker"] for s in spoken} == set(NAMES)
+    assert [s["start"] for s in answer["segments"]] == sorted(
+        s["start"] for s in answer["segments"]
+    )
+    for s in spoken:
+        text = _words_under(s, [p for p in call["placed"] if p[0] == s["speaker"]])
+        others = [p[3] for p in call["placed"] if p[0] != s["speaker"]]
+        mine = wer(text, s["text"])
+        assert mine < 0.5, (s, text)  # the right party's words
+        assert all(wer(other, s["text"]) > mine for other in others), (s, others)
+    # both kept where they talk at once
+    overlapping = [
+        (a, b)
+        for a in spoken
+        for b in spoken
+        if a["speaker"] == "agent"
+        and b["speaker"] == "customer"
+        and a["end"] > b["start"] > a["start"]
+    ]
+    assert overlapping
+    parties = answer["parties"]
+    assert list(parties) == NAMES
+    for name in NAMES:
+        mine = [s for s in spoken if s["speaker"] == name]
+        assert parties[name]["speech_s"] == pytest.approx(
+            sum(s["speech_s"] for s in mine), abs=0.01
+        )
+        assert parties[name]["label"] in {*split_recognizer.labels, "uncertain"}
+        assert sum(parties[name]["shares"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert answer["duration_s"] == pytest.approx(call["length_s"], abs=0.05)
+
+
+def test_the_service_s_path_hears_an_upload_s_channels_alike(call, split_recognizer):
+    """What a Serve replica runs on an upload (``Checked``, through ``compose``): the same
+    segments and parties as the library's file."""
+    from raymer.audio.decode import Checked
+    from raymer.config import DecodeConfig
+
+    data = (call["root"] / "call.wav").read_bytes()
+    upload = Checked.check(data, DecodeConfig(), 300.0)
+    assert upload.channel_count == 2
+    (answer,) = split_recognizer.core.recognize([upload])
+    library = split_recognizer.predict(call["root"] / "call.wav")
+    assert answer.heard_channels == "split" and answer.to_api()["parties"] == library["parties"]
+    assert [(s.speaker, s.transcript) for s in answer.segments] == [
+        (s["speaker"], s["text"]) for s in library["segments"]
+    ]
+
+
+def test_a_call_s_subtitles_name_each_party(call, split_recognizer, tmp_path):
+    import webvtt
+
+    path = tmp_path / "call.vtt"
+    path.write_text(split_recognizer.export(call["root"] / "call.wav", "vtt"))
+    voices = [cue.voice for cue in webvtt.read(str(path))]
+    assert set(voices) == set(NAMES) and len(voices) >= 6
+
+
+def test_one_signal_on_two_channels_is_heard_once_and_more_channels_are_refused(
+    call, split_recognizer
+):
+    from raymer.errors import AudioError
+
+    same = split_recognizer.predict(call["root"] / "same.wav")
+    assert same["channels"] == "identical" and "parties" not in same
+    assert all("speaker" not in s for s in same["segments"])
+    heard = set(same["transcript"].lower().replace(",", "").replace(".", "").split())
+    for _, _, _, text in call["placed"]:  # both parties' words, in one stream
+        words = set(text.lower().replace(",", "").replace(".", "").replace("!", "").split())
+        assert len(words & heard) >= len(words) / 2, (text, same["transcript"])
+    with pytest.raises(AudioError, match=r"3 channels, and channels: split names 2 parties"):
+        split_recognizer.predict(call["root"] / "three.wav")
+    result = split_recognizer.predict([Path(call["root"] / "three.wav")], errors="report")[0]
+    assert "channel_names" in result["error"]
