@@ -31,8 +31,21 @@ class Turn:
     speaker: str
 
 
-def read_turns(text: str, recording: str, source: str = "the turn file") -> list[Turn]:
-    """The ``SPEAKER`` turns of ``recording`` in an RTTM text, by start time."""
+def read_turns(text: str, recording: str | None, source: str = "the turn file") -> list[Turn]:
+    """The ``SPEAKER`` turns of ``recording`` in an RTTM text, by start time (None: of the
+    one recording the file has turns of; a file of several is refused)."""
+    if recording is None:
+        named = {
+            f[1]
+            for f in (line.split() for line in text.splitlines())
+            if f[:1] == ["SPEAKER"] and len(f) > 1
+        }
+        if len(named) > 1:
+            raise TurnsError(
+                f"{source} has turns of {len(named)} recordings ({', '.join(sorted(named)[:5])}): "
+                "name the input's recording (a file named after it)"
+            )
+        recording = next(iter(named), "")
     turns, others = [], set()
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()

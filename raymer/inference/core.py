@@ -29,7 +29,7 @@ from raymer.audio.segment import Window, speech_seconds, split, windows_of
 from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import AudioError
 from raymer.inference.heads import Heads
-from raymer.inference.parties import Parties, upload_heard
+from raymer.inference.parties import Parties, overlapped, upload_heard
 from raymer.inference.prediction import Prediction, judged, piece, recording, single
 from raymer.models.whisper import SpeechFeatures
 from raymer.trained.batches import LoadedModel
@@ -140,7 +140,10 @@ class _Recording:
         parties = source if isinstance(source, Parties) else None
         self.streams = parties.streams if parties else [source]
         self.names = parties.names if parties and not parties.identical else [None]
-        self.channels = None if parties is None else "identical" if parties.identical else "split"
+        self.turns = parties.turns if parties else []
+        self.channels = None
+        if parties is not None and not self.turns:
+            self.channels = "identical" if parties.identical else "split"
         self.counted, self.judged = [0] * len(self.streams), [0.0] * len(self.streams)
         self.parts: list = []
         lengths = [_length(s) for s in self.streams]
@@ -191,9 +194,11 @@ async def compose_steps(recordings: list, speech, encode, score, judging: Judgin
     results = []
     for state in states:
         length = state.samples / SAMPLE_RATE
-        if state.channels == "split":  # the parties' pieces in time order, numbered anew
+        if state.names[0] is not None:  # the parties' pieces in time order, numbered anew
             parts = sorted(state.parts, key=lambda p: (p.start_s, p.end_s))
             parts = [replace(p, segment=i) for i, p in enumerate(parts)]
+            for p in parts if state.turns else ():
+                p.overlapped = overlapped(state.turns, p.speaker, p.start_s, p.end_s)
             results.append(recording(parts, length, labels, multi, dims))
         elif length > judging.cutting.segment_over_s:
             results.append(recording(state.parts, length, labels, multi, dims))
@@ -218,7 +223,7 @@ def _windows(states: list[_Recording], judging: Judging):
     recording, segments and stream."""
     for index, state in enumerate(states):
         cutting = judging.cutting
-        if state.channels == "split":  # a party's turns: cut at its pauses, whatever its length
+        if state.names[0] is not None:  # a party's turns: cut at its pauses, whatever its length
             cutting = cutting.model_copy(update={"segment_over_s": 0.0})
         for k in range(len(state.streams)):
             segments = split(state.chunks(k), cutting, judging.rule)

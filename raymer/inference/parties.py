@@ -4,8 +4,14 @@ uploads (``heard_as``); ``core.compose`` judges each party's stream on its own."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
+
+from raymer.audio.decode import SAMPLE_RATE
+from raymer.audio.turns import Turn, check_length, read_turns
 from raymer.config.parts import SegmentConfig
 
 
@@ -20,6 +26,7 @@ class Parties:
     streams: list
     names: list[str]
     identical: bool = False
+    turns: list[Turn] = field(default_factory=list)  # a diarizer's (``turn_parties``)
 
 
 def heard_as(source, channels: int, cutting: SegmentConfig, side, same):
@@ -47,3 +54,63 @@ def upload_heard(source, cutting: SegmentConfig):
         source, source.channel_count, cutting, source.side,
         lambda: same_signal(source.data, source.limits, source.channel_count),
     )  # fmt: skip
+
+
+class Masked:
+    """A stream heard only inside ``spans`` (seconds): every other sample silenced, so that
+    the VAD cuts a party's segments inside its turns."""
+
+    def __init__(self, stream, spans: list[tuple[float, float]]) -> None:
+        self.stream, self.spans = stream, spans
+        self.duration_s = getattr(stream, "duration_s", None)
+
+    def __iter__(self):
+        at = 0
+        for chunk in self.stream:
+            out = np.zeros_like(chunk)
+            for a, b in self.spans:
+                i = max(round(a * SAMPLE_RATE) - at, 0)
+                j = min(round(b * SAMPLE_RATE) - at, len(chunk))
+                if i < j:
+                    out[i:j] = chunk[i:j]
+            at += len(chunk)
+            yield out
+
+
+def turns_of(turns, name: str, duration_s: float | None) -> list[Turn]:
+    """``Recognizer.predict``'s ``turns`` for one input: ``Turn``s as given, or an RTTM
+    file's path or text, read for the recording named like the input's file (its name
+    without the extension; encoded bytes: the file's one recording); refused (``TurnsError``)
+    where they run past the audio's end (its header's length)."""
+    where = "the RTTM text"
+    if isinstance(turns, list | tuple):
+        found = sorted(turns, key=lambda t: (t.start_s, t.end_s))
+    else:
+        text = os.fspath(turns)
+        if isinstance(turns, os.PathLike) or not text.lstrip().startswith(("SPEAKER", ";;")):
+            from raymer import storage  # a path (or URI) of an RTTM file, not its text
+
+            where = text
+            text = storage.read_bytes(where).decode("utf-8", "replace")
+        recording = None if name.endswith(" bytes") else Path(name).stem
+        found = read_turns(text, recording, where)
+    if duration_s is not None:
+        check_length(found, duration_s, where)
+    return found
+
+
+def turn_parties(again, turns: list[Turn], stream) -> Parties:
+    """A recording and its speakers' ``turns`` -> a ``Parties`` of a stream per speaker (the
+    opened ``stream`` for the first, ``again()`` opens it anew for each other), each heard
+    only inside that speaker's turns."""
+    names = list(dict.fromkeys(t.speaker for t in turns))
+    streams = []
+    for k, name in enumerate(names):
+        spans = [(t.start_s, t.end_s) for t in turns if t.speaker == name]
+        streams.append(Masked(stream if k == 0 else again(), spans))
+    return Parties(streams, names, turns=list(turns))
+
+
+def overlapped(turns: list[Turn], speaker: str | None, start_s: float, end_s: float) -> bool:
+    """Whether another speaker's turn overlaps a piece of ``speaker``'s."""
+    return any(t.speaker != speaker and t.start_s < end_s and t.end_s > start_s for t in turns)

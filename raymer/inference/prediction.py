@@ -40,6 +40,7 @@ class SegmentPrediction:
     # who spoke it, where the recording's parties are known (exports: ``<v speaker>``, a
     # TextGrid's tiers per speaker, a CSV column); None: one stream
     speaker: str | None = None
+    overlapped: bool | None = None  # with a diarizer's turns: another speaker's overlaps it
 
     def columns(self, labels: list[str], multi_label: bool) -> dict:
         """The row ``raymer recognize`` writes (but the recording's ``id``/``path``): a
@@ -81,7 +82,8 @@ class SegmentPrediction:
             "speech_s": _r(self.speech_s, 3),
             "no_speech": self.no_speech,
         } | _judged(self.scores, self.label, self.labels, multi_label, self.dimensions)
-        return out | ({"speaker": self.speaker} if self.speaker else {})
+        out |= {"speaker": self.speaker} if self.speaker else {}
+        return out | ({"overlapped": self.overlapped} if self.overlapped is not None else {})
 
 
 @dataclass

@@ -124,6 +124,7 @@ class Recognizer:
         batch_size: int | None = None,
         errors: Literal["raise", "report"] = "raise",
         progress: bool | None = None,
+        turns=None,
     ) -> Result | list[Result]:
         """One input -> one result; a list -> a list of results, in order.
 
@@ -134,12 +135,20 @@ class Recognizer:
         more memory than a minute. ``progress``: how far the audio is (seconds judged of its
         length) on stderr, a bar on a terminal or a line every ``RAYMER_PROGRESS_S`` seconds
         elsewhere; None (default): only where stderr is a terminal (not in a notebook or a
-        log, unless asked with True).
+        log, unless asked with True). ``turns``: speaker turns from a diarizer, for one
+        input (for a list: a list, None where none): an RTTM file's path, or its text, whose
+        turns of the input's recording (a file's name without its extension; ``recording``
+        of ``raymer.inference.parties.turns_of``) say who speaks when: segments are cut
+        inside them and carry their ``speaker`` (``overlapped`` where another speaker's
+        turn overlaps), and the answer each party's summary (``parties``).
         """
         if errors not in ("raise", "report"):
             raise UsageError(f"errors must be 'raise' or 'report', not {errors!r}")
         single = not isinstance(inputs, list | tuple)
         items = [inputs] if single else list(inputs)
+        given = [turns] if single else list(turns or [None] * len(items))
+        if len(given) != len(items):
+            raise UsageError(f"turns: one per input ({len(items)}), not {len(given)}")
         size = batch_size or self.batch_size
         kinds = [_kind(x) for x in items]
         results: list[Result | None] = [None] * len(items)
@@ -157,21 +166,27 @@ class Recognizer:
         shown = _Shown(progress, whole=len(audio) <= size) if audio else None
         try:
             for chunk in _batches(audio, size):
-                with ExitStack() as held:
-                    opened = {}
-                    for i in chunk:
-                        try:
-                            opened[i] = self._open(items[i], held)
-                        except (AudioError, OSError) as err:
-                            results[i] = self._failure(i, items[i], err, errors)
-                    for i, r in self._recognize(opened, items, errors, held, shown):
-                        results[i] = r
-                if shown is not None:
-                    shown.batch_done()
+                self._audio_batch(chunk, items, given, errors, shown, results)
         finally:
             if shown is not None:
                 shown.close()
         return results[0] if single else results
+
+    def _audio_batch(self, chunk, items, given, errors, shown, results) -> None:
+        """One batch of audio inputs opened (a failure answered alone), recognized together."""
+        from raymer.audio.turns import TurnsError
+
+        with ExitStack() as held:
+            opened = {}
+            for i in chunk:
+                try:
+                    opened[i] = self._open(items[i], held, given[i])
+                except (AudioError, OSError, TurnsError) as err:
+                    results[i] = self._failure(i, items[i], err, errors)
+            for i, r in self._recognize(opened, items, errors, held, shown, turns=given):
+                results[i] = r
+        if shown is not None:
+            shown.batch_done()
 
     def export(self, audio: str | os.PathLike | np.ndarray, fmt: str) -> str:
         """One audio input's answer as the text of a file people open it with (``fmt``: vtt,
@@ -189,7 +204,7 @@ class Recognizer:
         return export(answer, fmt, self.labels, self.core.judging.dimensions)
 
     def _recognize(
-        self, opened: dict, items: list, errors: str, held: ExitStack, shown=None, keep=False
+        self, opened: dict, items: list, errors: str, held, shown=None, keep=False, turns=None
     ) -> Iterator[tuple[int, Result]]:
         """The opened recordings' results (``keep``: their ``Prediction``s); one that fails
         midway (a damaged stream) is answered alone and the others are recognized again
@@ -206,7 +221,8 @@ class Recognizer:
                 i = order[failed.index]
                 del opened[i]
                 yield i, self._failure(i, items[i], failed.error, errors)
-                opened = {j: self._reopen(items[j], opened[j], held) for j in opened}
+                again = turns or [None] * len(items)
+                opened = {j: self._open(items[j], held, again[j]) for j in opened}
                 continue
             for i, r in zip(order, found, strict=True):
                 yield i, r if keep else _audio_result(r)
@@ -224,11 +240,14 @@ class Recognizer:
         """``predict`` for async code: runs in a worker thread, the loop stays free."""
         return await asyncio.to_thread(self.predict, inputs, **kwargs)
 
-    def _open(self, item: Input, held: ExitStack):
+    def _open(self, item: Input, held: ExitStack, turns=None):
         """An input as ``compose`` reads it: an array as it is, a file or bytes as a stream
         decoded a chunk (``segment.chunk_s``) at a time within the decode guard, checked
-        before anything is decoded (its kind, size and header)."""
+        before anything is decoded (its kind, size and header); with ``turns``, a party per
+        speaker (``parties.turn_parties``)."""
         if isinstance(item, np.ndarray):
+            if turns is not None:
+                raise UsageError("turns go with a file or encoded bytes, not an array")
             return _array(item)
         cutting = self.core.judging.cutting
         if isinstance(item, bytes | bytearray | memoryview):
@@ -238,16 +257,17 @@ class Recognizer:
             if not storage.is_remote(source):
                 source = str(Path(source).expanduser())
         stream = held.enter_context(open_audio(source, self.limits, cutting.chunk_s))
+        if turns is not None:
+            from raymer.inference.parties import turn_parties, turns_of
+
+            def again():
+                return held.enter_context(open_audio(source, self.limits, cutting.chunk_s))
+
+            found = turns_of(turns, _name(item), stream.duration_s)
+            return turn_parties(again, found, stream)
         if cutting.channels == "split":
             return parties_of(source, stream, self.limits, cutting, held)
         return stream
-
-    def _reopen(self, item: Input, source, held: ExitStack):
-        """A recording again from its start (after another one of its batch failed)."""
-        if isinstance(source, np.ndarray):
-            return source
-        source.close()
-        return self._open(item, held)
 
 
 def parties_of(source, stream, limits: DecodeConfig, cutting: SegmentConfig, held: ExitStack):

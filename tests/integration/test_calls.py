@@ -47,6 +47,13 @@ def call(multi_speaker_corpus, tmp_path_factory) -> dict:
     soundfile.write(root / "call.wav", np.stack([left, right], 1), RATE)
     soundfile.write(root / "same.wav", np.stack([left + right, left + right], 1) / 2, RATE)
     soundfile.write(root / "three.wav", np.stack([left, right, left], 1), RATE)
+    soundfile.write(root / "mono.wav", (left + right) / 2, RATE)  # one channel, and turns:
+    (root / "mono.rttm").write_text(
+        "".join(
+            f"SPEAKER mono 1 {start:.3f} {end - start:.3f} <NA> <NA> {who} <NA> <NA>\n"
+            for who, start, end, _ in placed
+        )
+    )
     return {"root": root, "placed": placed, "length_s": length / RATE}
 
 
@@ -146,3 +153,47 @@ def test_one_signal_on_two_channels_is_heard_once_and_more_channels_are_refused(
         split_recognizer.predict(call["root"] / "three.wav")
     result = split_recognizer.predict([Path(call["root"] / "three.wav")], errors="report")[0]
     assert "channel_names" in result["error"]
+
+
+def test_one_channel_and_a_diarizer_s_turns_give_the_same_speakers(call, trained):
+    """The call mixed to one channel, with its turns in RTTM (as pyannote writes them): a
+    party per speaker, segments cut inside their turns (overlapped speech flagged), each
+    with the speaker the two-channel call gives it; turn files that name another
+    recording, run past the audio or do not parse cost only their recording."""
+    import raymer
+
+    plain = raymer.Recognizer.from_checkpoint(trained.output, threads=1)
+    stereo = raymer.Recognizer.from_checkpoint(
+        trained.output, threads=1, segment={"channels": "split", "channel_names": NAMES}
+    ).predict(call["root"] / "call.wav")
+    mono, rttm = call["root"] / "mono.wav", call["root"] / "mono.rttm"
+    answer = plain.predict(mono, turns=rttm)
+    spoken = [s for s in answer["segments"] if not s["no_speech"]]
+    assert {s["speaker"] for s in spoken} == set(NAMES) and list(answer["parties"]) == NAMES
+    for s in spoken:  # inside one of its speaker's turns, and the stereo call agrees
+        turns = [p for p in call["placed"] if p[0] == s["speaker"]]
+        assert any(a - 0.5 <= s["start"] and s["end"] <= b + 0.5 for _, a, b, _ in turns), s
+        same = [
+            t
+            for t in stereo["segments"]
+            if min(t["end"], s["end"]) - max(t["start"], s["start"]) > 0.5
+        ]
+        assert same and all(t["speaker"] == s["speaker"] for t in same if t["start"] < s["end"]), (
+            s,
+            same,
+        )
+        others = [p for p in call["placed"] if p[0] != s["speaker"]]
+        talk_over = any(a < s["end"] and b > s["start"] for _, a, b, _ in others)
+        assert s["overlapped"] is talk_over, s
+    assert any(s["overlapped"] for s in spoken) and not all(s["overlapped"] for s in spoken)
+    text = rttm.read_text()
+    bad = [
+        text.replace("SPEAKER mono", "SPEAKER other"),
+        text + "SPEAKER mono 1 20.0 99.0 <NA> <NA> agent <NA> <NA>\n",
+        text + "SPEAKER mono 1 two 1.0 <NA> <NA> agent <NA> <NA>\n",
+    ]
+    found = plain.predict([mono, mono, mono, mono], turns=[*bad, rttm], errors="report")
+    assert "no SPEAKER turns of recording 'mono' (it has turns of other)" in found[0]["error"]
+    assert "run past the audio's end" in found[1]["error"]
+    assert "line 7: onset 'two'" in found[2]["error"]
+    assert "error" not in found[3] and found[3]["parties"] == answer["parties"]
