@@ -283,6 +283,7 @@ class Checked:
     chunk_s: float  # decoded this many seconds at a time (``SegmentConfig.chunk_s``)
     channel_count: int = 1  # the header's
     channel: int | None = None  # iterated: only this channel (None: mixed)
+    turns: tuple = ()  # a diarizer's speaker turns (``raymer.audio.turns.Turn``), if given
 
     @classmethod
     def check(cls, data: bytes, limits: DecodeConfig, chunk_s: float) -> Checked:

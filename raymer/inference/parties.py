@@ -50,6 +50,8 @@ def upload_heard(source, cutting: SegmentConfig):
 
     if not isinstance(source, Checked):
         return source
+    if source.turns:  # an upload's turns: re-read for each speaker (a Checked decodes anew)
+        return turn_parties(lambda: source, list(source.turns), source)
     return heard_as(
         source, source.channel_count, cutting, source.side,
         lambda: same_signal(source.data, source.limits, source.channel_count),

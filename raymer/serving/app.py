@@ -297,9 +297,10 @@ class Api:
             self.active -= 1
 
     async def _recognize_upload(self, request: Request):
-        data = await self.uploads.read(request)
-        if isinstance(data, Response):
-            return data
+        upload = await self.uploads.read(request)
+        if isinstance(upload, Response):
+            return upload
+        data, turns = upload
         async with self.decodes:  # in threads: the event loop keeps answering meanwhile
             audio = await asyncio.to_thread(
                 ingress.decode_upload, data, self.limits, self.cfg.segment.chunk_s
@@ -310,6 +311,9 @@ class Api:
             self.cfg.segment.check_channels(audio.channel_count)
         except AudioError as err:
             return ingress.error(422, f"cannot use this audio: {err}")
+        audio = ingress.with_turns(audio, turns)
+        if isinstance(audio, Response):
+            return audio
         fmt = ingress.wanted_format(request)
         if isinstance(fmt, Response):
             return fmt

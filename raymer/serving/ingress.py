@@ -42,7 +42,15 @@ AUDIO_BODY = {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "turns": {
+                        "type": "string",
+                        "description": "the recording's speaker turns from a diarizer, as "
+                        "RTTM (pyannote's format): segments cut inside them, each with its "
+                        "speaker, and a summary per party",
+                    },
+                },
                 "required": ["file"],
             }
         },
@@ -259,8 +267,12 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes | R
     return b"".join(chunks)
 
 
-async def read_form(request: Request, body: bytes) -> bytes | Response:
-    """The ``file`` field of a multipart body (already read, within the size limit)."""
+FORM_SLACK = 1024 * 1024  # a multipart body's room beyond the audio: its framing and `turns`
+
+
+async def read_form(request: Request, body: bytes) -> tuple[bytes, str | None] | Response:
+    """The ``file`` field of a multipart body (already read, within the size limit) and its
+    ``turns`` field (RTTM text), if any."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartParser
 
@@ -271,12 +283,30 @@ async def read_form(request: Request, body: bytes) -> bytes | Response:
         form = await MultiPartParser(request.headers, stream()).parse()
     except Exception as err:
         return error(400, f"malformed multipart body: {err}")
-    field = form.get("file")
+    field, turns = form.get("file"), form.get("turns")
     if field is None:
         return error(400, "multipart upload without a 'file' field")
-    if isinstance(field, UploadFile):
-        return await field.read()
-    return str(field).encode()
+    if isinstance(turns, UploadFile):
+        turns = (await turns.read()).decode("utf-8", "replace")
+    data = await field.read() if isinstance(field, UploadFile) else str(field).encode()
+    return data, turns
+
+
+def with_turns(audio: Checked, text: str | None) -> Checked | Response:
+    """An upload and its ``turns`` field: the turns of its one recording (RTTM), checked
+    against its length, or a 422 that says what is wrong with them."""
+    from dataclasses import replace
+
+    from raymer.audio.turns import TurnsError, check_length, read_turns
+
+    if text is None:
+        return audio
+    try:
+        turns = read_turns(text, None, "the turns field")
+        check_length(turns, audio.duration_s, "the turns field")
+    except TurnsError as err:
+        return error(422, f"cannot use these turns: {err}")
+    return replace(audio, turns=tuple(turns))
 
 
 def decode_upload(data: bytes, limits, chunk_s: float) -> Checked | Response:
@@ -305,12 +335,13 @@ class Uploads:
         self.arriving = 0  # bodies being received now
         self.by_client: dict[str, int] = {}  # the same, per client address
 
-    async def read(self, request: Request) -> bytes | Response:
-        """The upload's audio bytes (the raw body, or a multipart form's ``file``), or the
-        4xx/503 answer that says why not."""
+    async def read(self, request: Request) -> tuple[bytes, str | None] | Response:
+        """The upload's audio bytes (the raw body, or a multipart form's ``file``) and its
+        turns (a form's ``turns``: RTTM text, or None), or the 4xx/503 answer that says why
+        not."""
         limit = int(self.cfg.decode.max_file_mb * 1024 * 1024)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        if declared and declared.isdigit() and int(declared) > limit + FORM_SLACK:
             return error(413, f"upload of {int(declared):,} bytes is over {limit:,} bytes")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         multipart = ctype == "multipart/form-data"
@@ -333,7 +364,7 @@ class Uploads:
         self.by_client[client] = self.by_client.get(client, 0) + 1
         try:
             body = await read_body(
-                request, limit + (64 * 1024 if multipart else 0), self.cfg.upload_timeout_s
+                request, limit + (FORM_SLACK if multipart else 0), self.cfg.upload_timeout_s
             )
         finally:
             self.arriving -= 1
@@ -342,11 +373,12 @@ class Uploads:
                 del self.by_client[client]
         if isinstance(body, Response):
             return body
-        data = await read_form(request, body) if multipart else body
-        if isinstance(data, Response):
-            return data
+        form = await read_form(request, body) if multipart else (body, None)
+        if isinstance(form, Response):
+            return form
+        data, turns = form
         if len(data) > limit:
             return error(413, f"upload of {len(data):,} bytes is over {limit:,} bytes")
         if not data:
             return error(400, "the upload is empty (0 bytes of audio)")
-        return data
+        return data, turns

@@ -57,9 +57,16 @@ def inputs(piper_corpus, tmp_path_factory) -> dict:
     odd[24:28] = struct.pack("<I", 655_350)
     (root / "rate655350.wav").write_bytes(bytes(odd))
     parts = []
-    for c in clips[4:7]:
+    turns, at = [], 0.0  # the call's sentences said by two people in turn, as a diarizer
+    for k, c in enumerate(clips[4:7]):
         parts += [audio[c["id"]], np.zeros(int(GAP_S * 16_000), np.float32)]
+        end = at + len(audio[c["id"]]) / 16_000
+        turns.append(
+            f"SPEAKER call 1 {at:.3f} {end - at:.3f} <NA> <NA> {('A', 'B')[k % 2]} <NA> <NA>"
+        )
+        at = end + GAP_S
     soundfile.write(root / "call.wav", _resampled(np.concatenate(parts), 22_050), 22_050)
+    (root / "call.rttm").write_text("\n".join(turns) + "\n")
     # a 50 ms click of speech: too short to hold any, the same answer everywhere
     first = audio[clips[0]["id"]]
     soundfile.write(root / "click.wav", first[len(first) // 2 :][:800], 16_000)
@@ -179,6 +186,17 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
             f"{url}/v1/recognize", data=call, params={"format": "docx"}, timeout=60
         )
         answers["format=docx"] = (refused.status_code, refused.json())
+        turns = (inputs["root"] / "call.rttm").read_text()
+        for name, text in (
+            ("turns", turns),
+            ("turns past the end", turns.replace(" 1 0.000 ", " 1 90.000 ")),
+        ):
+            response = requests.post(
+                f"{url}/v1/recognize",
+                files={"file": ("call.wav", call, "audio/wav"), "turns": (None, text)},
+                timeout=120,
+            )
+            answers[name] = response.json() | {"http_status": response.status_code}
     finally:
         server.stop()
     return answers
@@ -435,3 +453,25 @@ def test_min_confidence_leaves_an_unsure_answer_unlabelled_with_its_scores(
     assert answer["emotions"] == pytest.approx(library[rid]["emotions"], abs=1e-4)
     with pytest.raises(ConfigError, match="min_confidence"):
         raymer.Recognizer.from_checkpoint(trained.output, min_confidence=1.5)
+
+
+def test_a_diarizer_s_turns_give_the_same_parties_through_the_service_and_the_library(
+    inputs, served, recognizer
+):
+    """The call with its turns (RTTM): uploaded with them as a form field, and given to the
+    library: each segment inside a turn, with that turn's speaker; both ways the same
+    segments and parties. Turns that run past the audio: 422 with the reason."""
+    answer = served["turns"]
+    assert answer["http_status"] == 200, answer
+    library = recognizer.predict(inputs["paths"]["call"], turns=inputs["root"] / "call.rttm")
+    spoken = [s for s in answer["segments"] if not s["no_speech"]]
+    assert [s["speaker"] for s in spoken] == ["A", "B", "A"]
+    assert not any(s["overlapped"] for s in spoken)
+    assert [(s["speaker"], s["text"]) for s in library["segments"]] == [
+        (s["speaker"], s["text"]) for s in answer["segments"]
+    ]
+    for name in ("A", "B"):
+        mine, theirs = library["parties"][name], answer["parties"][name]
+        assert mine["label"] == theirs["label"] and mine["speech_s"] == theirs["speech_s"]
+    past = served["turns past the end"]
+    assert past["http_status"] == 422 and "run past the audio's end" in past["error"]
