@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 END_SLACK_S = 0.5  # a turn may end this far past the audio (diarizers round their ends)
+MAX_SPEAKERS = 16  # each speaker's turns are heard as a stream of their own: the file decoded again
 
 
 class TurnsError(ValueError):
@@ -75,6 +76,12 @@ def read_turns(text: str, recording: str | None, source: str = "the turn file") 
     if not turns:
         names = f" (it has turns of {', '.join(sorted(others)[:5])})" if others else ""
         raise TurnsError(f"{source} has no SPEAKER turns of recording {recording!r}{names}")
+    speakers = {t.speaker for t in turns}
+    if len(speakers) > MAX_SPEAKERS:
+        raise TurnsError(
+            f"{source}: {len(speakers)} speakers in recording {recording!r}, at most "
+            f"{MAX_SPEAKERS} (each is heard as a stream of its own)"
+        )
     return sorted(turns, key=lambda t: (t.start_s, t.end_s))
 
 

@@ -37,6 +37,10 @@ def test_the_recording_s_turns_in_order_with_overlaps_flagged():
         ("SPEAKER meeting 1 -1 2 <NA> <NA> a <NA> <NA>\n", "an onset >= 0 and a duration > 0"),
         ("SPEAKER meeting 1 nan 2 <NA> <NA> a <NA> <NA>\n", "an onset >= 0 and a duration > 0"),
         ("", "no SPEAKER turns of recording 'meeting'"),
+        (
+            "".join(f"SPEAKER meeting 1 {i} 1 <NA> <NA> s{i} <NA> <NA>\n" for i in range(17)),
+            "17 speakers in recording 'meeting', at most 16",
+        ),
     ],
 )
 def test_a_file_that_cannot_be_used_is_refused_with_where_and_why(text, message):
