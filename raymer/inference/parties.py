@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
-from raymer.audio.turns import Turn, check_length, read_turns
+from raymer.audio.turns import Turn, TurnsError, check_length, read_turns
 from raymer.config.parts import SegmentConfig
 
 
@@ -58,6 +58,9 @@ def upload_heard(source, cutting: SegmentConfig):
     )  # fmt: skip
 
 
+MAX_TURNS_BYTES = 16 * 1024 * 1024  # an RTTM file the library reads (the service: its form)
+
+
 class Masked:
     """A stream heard only inside ``spans`` (seconds): every other sample silenced, so that
     the VAD cuts a party's segments inside its turns."""
@@ -93,6 +96,10 @@ def turns_of(turns, name: str, duration_s: float | None) -> list[Turn]:
             from raymer import storage  # a path (or URI) of an RTTM file, not its text
 
             where = text
+            fs, path = storage.filesystem(where)
+            size = fs.get_file_info(path).size or 0
+            if size > MAX_TURNS_BYTES:  # its size before it is read
+                raise TurnsError(f"{where}: {size:,} bytes, over {MAX_TURNS_BYTES:,} for turns")
             text = storage.read_bytes(where).decode("utf-8", "replace")
         recording = None if name.endswith(" bytes") else Path(name).stem
         found = read_turns(text, recording, where)
