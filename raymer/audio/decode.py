@@ -286,10 +286,14 @@ class Checked:
     turns: tuple = ()  # a diarizer's speaker turns (``raymer.audio.turns.Turn``), if given
 
     @classmethod
-    def check(cls, data: bytes, limits: DecodeConfig, chunk_s: float) -> Checked:
-        """Decode ``data`` through (each chunk let go), raising as ``decode_audio`` would."""
+    def check(cls, data: bytes, limits: DecodeConfig, chunk_s: float, channels=None) -> Checked:
+        """Decode ``data`` through (each chunk let go), raising as ``decode_audio`` would;
+        ``channels``: called with the header's channel count before any decoding (e.g.
+        ``SegmentConfig.check_channels``)."""
         samples = 0
         with open_audio(data, limits, chunk_s) as stream:
+            if channels is not None:
+                channels(stream.channels)
             for block in stream:
                 samples += block.size
         if not samples:

@@ -34,7 +34,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from raymer import __version__
 from raymer.audio.decode import Checked
 from raymer.config import ServeConfig
-from raymer.errors import AudioError
 from raymer.inference.exports import MEDIA_TYPES, export
 from raymer.itemwise import ItemError
 from raymer.serving import auth, ingress
@@ -297,26 +296,22 @@ class Api:
             self.active -= 1
 
     async def _recognize_upload(self, request: Request):
+        fmt = ingress.wanted_format(request)  # before the upload is read
+        if isinstance(fmt, Response):
+            return fmt
         upload = await self.uploads.read(request)
         if isinstance(upload, Response):
             return upload
         data, turns = upload
         async with self.decodes:  # in threads: the event loop keeps answering meanwhile
             audio = await asyncio.to_thread(
-                ingress.decode_upload, data, self.limits, self.cfg.segment.chunk_s
+                ingress.decode_upload, data, self.limits, self.cfg.segment
             )
         if isinstance(audio, Response):
             return audio
-        try:  # channels: split, a file of more channels than parties: from the header
-            self.cfg.segment.check_channels(audio.channel_count)
-        except AudioError as err:
-            return ingress.error(422, f"cannot use this audio: {err}")
         audio = ingress.with_turns(audio, turns)
         if isinstance(audio, Response):
             return audio
-        fmt = ingress.wanted_format(request)
-        if isinstance(fmt, Response):
-            return fmt
         if request.query_params.get("stream", "").lower() in ingress.STREAM_ON:
             return StreamingResponse(
                 self._counted(

@@ -309,13 +309,14 @@ def with_turns(audio: Checked, text: str | None) -> Checked | Response:
     return replace(audio, turns=tuple(turns))
 
 
-def decode_upload(data: bytes, limits, chunk_s: float) -> Checked | Response:
+def decode_upload(data: bytes, limits, segment) -> Checked | Response:
     """Upload bytes decoded through with the pipeline's decoder and its guard (the header is
-    checked before any decoding), a ``chunk_s`` at a time and let go: the bytes and their
-    length (``Checked``), which the model decodes again as it judges them, or a 4xx answer.
-    Runs in a worker thread."""
+    checked before any decoding: the limits, and the channels ``segment`` can hear), a
+    ``segment.chunk_s`` at a time and let go: the bytes and their length (``Checked``),
+    which the model decodes again as it judges them, or a 4xx answer. Runs in a worker
+    thread."""
     try:
-        return Checked.check(data, limits, chunk_s)
+        return Checked.check(data, limits, segment.chunk_s, segment.check_channels)
     except AudioTooLarge as err:
         return error(413, f"cannot use this audio: {err}")
     except AudioError as err:

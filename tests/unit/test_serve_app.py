@@ -164,3 +164,30 @@ def test_a_streamed_answer_is_lines_of_progress_then_the_answer_or_an_error():
 
 async def _once(event):
     yield event
+
+
+def test_an_upload_of_more_channels_than_parties_is_refused_from_its_header():
+    """``segment.channels: split`` with two names: a three-channel upload is a 422 that
+    says why before anything is decoded; a stereo one is checked with its channel count."""
+    import io
+    import json
+
+    import numpy as np
+    import soundfile
+
+    from raymer.config import DecodeConfig, SegmentConfig
+    from raymer.serving.ingress import decode_upload
+
+    split = SegmentConfig(channels="split", channel_names=["agent", "customer"])
+    for channels, refused in ((3, True), (2, False)):
+        buf = io.BytesIO()
+        soundfile.write(buf, np.zeros((16_000, channels), np.float32), 16_000, format="WAV")
+        answer = decode_upload(buf.getvalue(), DecodeConfig(), split)
+        if refused:
+            assert answer.status_code == 422
+            assert (
+                "3 channels, and channels: split names 2 parties"
+                in json.loads(answer.body)["error"]
+            )
+        else:
+            assert answer.channel_count == 2 and answer.duration_s == 1.0
