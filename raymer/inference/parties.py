@@ -1,6 +1,8 @@
-"""Two-party calls (``segment.channels: split``): a recording of several channels heard as a
-party per channel (``Parties``), by one rule for the library's files and the service's
-uploads (``heard_as``); ``core.compose`` judges each party's stream on its own."""
+"""Calls of several parties: a recording heard as a stream per party (``Parties``), either a
+channel each (``segment.channels: split``, ``heard_as``) or a diarizer's speaker turns each
+(``turn_parties``: the recording heard only inside that speaker's turns), by one rule for the
+library's files and the service's uploads (``upload_heard``); ``core.compose`` judges each
+party's stream on its own and answers the recording with its parties."""
 
 from __future__ import annotations
 
