@@ -2,7 +2,7 @@
 WebVTT and SRT subtitles (a player), a Praat TextGrid (Praat, ELAN, emotion researchers) and
 a CSV of the segments (a spreadsheet). ``raymer recognize`` writes them per recording
 (``formats``), the service gives them for ``?format=`` or an ``Accept`` type, the library
-from ``Prediction.export``: one writer each, here.
+from ``Recognizer.export``: one writer each, here.
 
 - **vtt**, **srt**: a cue per segment with speech (its time span; ``<v speaker>`` in WebVTT
   where the segment has a speaker), the label with its score, then the transcript:
@@ -20,6 +20,7 @@ from ``Prediction.export``: one writer each, here.
 from __future__ import annotations
 
 import csv
+import html
 import io
 from collections.abc import Callable, Sequence
 from typing import get_args
@@ -74,7 +75,7 @@ def _clock(seconds: float, decimal: str) -> str:
 
 
 def _escape_vtt(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return html.escape(text, quote=False)  # &, < and >: what a WebVTT cue may not hold
 
 
 def vtt(pieces: Sequence[SegmentPrediction]) -> str:
