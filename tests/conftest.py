@@ -270,6 +270,7 @@ def _train_config(features: Path | str, output: Path | str, *overrides: str):
         [
             "resources.model.actors=2",
             "optim.batch_size=8",
+            "optim.lr=0.001",  # a few epochs of a small model: the pace the tests were set at
             "model.hidden_dim=32",
             "data.test_speakers=[en-gb_m3]",
             "data.val_speakers=[en-us_f2]",

@@ -33,6 +33,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.ablation and args.encoders:
+        from raymer.errors import UsageError
+
+        raise UsageError("--ablation and --encoders are two comparisons: run one at a time")
+    if args.encoders:
+        from raymer.training.encoders import compare_encoders
+
+        print(compare_encoders(_train_config(args), args.encoders, args.runs)["markdown"])
+        return 0
     if args.ablation:
         from raymer.training.ablation import ablation
 
@@ -203,30 +212,7 @@ def add_train_commands(sub) -> None:
             configs="configs/train/",
         )
         if name == "compare":
-            cmd.add_argument(
-                "--ablation",
-                action="store_true",
-                help="instead: the config's modality without augmentation, audio "
-                "normalisation, prosody, modality dropout and dimensions, with each alone, and "
-                "with augment+speaker_norm+prosody, --runs times each, scored on test_speakers "
-                "and each --heldout set (and per report_by value); writes ablation.md with the "
-                "variant the rule chooses on each",
-            )
-            cmd.add_argument(
-                "--heldout",
-                action="append",
-                default=[],
-                metavar="FEATURES",
-                help="--ablation: features of a held-out set (e.g. corpus synth --heldout, "
-                "extracted alike) every run is scored on too; repeat for more",
-            )
-            cmd.add_argument("--runs", type=int, default=3, help="--ablation: runs per variant")
-            cmd.add_argument(
-                "--variants",
-                help="--ablation: comma-separated variants: baseline, augment, recording_norm, "
-                "speaker_norm, prosody, dropout, dimensions, all (augment+speaker_norm+prosody), "
-                "or options joined by + (e.g. prosody+dropout); default: all of these",
-            )
+            _compare_options(cmd)
         if name == "crossval":
             cmd.add_argument(
                 "--modalities",
@@ -249,6 +235,44 @@ def add_train_commands(sub) -> None:
     )
     cmd.add_argument("output", help="folder to write; local or s3://")
     cmd.set_defaults(func=cmd_export)
+
+
+def _compare_options(cmd) -> None:
+    """compare's comparisons beside the modalities': --ablation, --encoders."""
+    cmd.add_argument(
+        "--ablation",
+        action="store_true",
+        help="instead: the config's modality without augmentation, audio "
+        "normalisation, prosody, modality dropout and dimensions, with each alone, and "
+        "with augment+speaker_norm+prosody, --runs times each, scored on test_speakers "
+        "and each --heldout set (and per report_by value); writes ablation.md with the "
+        "variant the rule chooses on each",
+    )
+    cmd.add_argument(
+        "--heldout",
+        action="append",
+        default=[],
+        metavar="FEATURES",
+        help="--ablation: features of a held-out set (e.g. corpus synth --heldout, "
+        "extracted alike) every run is scored on too; repeat for more",
+    )
+    cmd.add_argument(
+        "--encoders",
+        action="append",
+        default=[],
+        metavar="FEATURES",
+        help="instead: the config's model trained --runs times on --features and on "
+        "these features (the same corpus extracted with other asr_model/text_model; "
+        "repeat for more), scored on test_speakers, with each extraction's WER, rows "
+        "per second and the memory its encoders hold; writes encoders.md",
+    )
+    cmd.add_argument("--runs", type=int, default=3, help="--ablation, --encoders: runs per variant")
+    cmd.add_argument(
+        "--variants",
+        help="--ablation: comma-separated variants: baseline, augment, recording_norm, "
+        "speaker_norm, prosody, dropout, dimensions, all (augment+speaker_norm+prosody), "
+        "or options joined by + (e.g. prosody+dropout); default: all of these",
+    )
 
 
 def _score_command(sub, name, func, help_, description, features, output) -> None:

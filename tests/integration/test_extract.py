@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from raymer.audio.prosody import PROSODY_DIM
 from raymer.config import ExtractConfig, load_config
 from raymer.contract.schema import FEATURES_SCHEMA
 from raymer.pipeline.extract import extract
@@ -77,7 +78,9 @@ def test_transcripts_and_embeddings(extracted):
     for r in rows:
         frames = np.asarray(r["audio_frames"], dtype=np.float32)
         tokens = np.asarray(r["text_tokens"], dtype=np.float32)
-        assert frames.shape[1] == 384 and abs(frames.shape[0] - r["duration_s"] * 10) <= 1
+        # the Whisper columns, then the prosody extract's default adds
+        assert frames.shape[1] == 384 + PROSODY_DIM
+        assert abs(frames.shape[0] - r["duration_s"] * 10) <= 1
         assert tokens.shape[1] == 384 and tokens.shape[0] >= 3
         assert len(r["audio_embedding"]) == 384 and len(r["text_embedding"]) == 384
         for arr in (frames, tokens, r["audio_embedding"], r["text_embedding"]):

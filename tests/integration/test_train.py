@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from raymer.audio.prosody import PROSODY_DIM
 from raymer.config import TrainConfig, load_config
 from raymer.models.builders import build_fusion_model
 from raymer.trained.checkpoint import ModelSpec
@@ -24,7 +26,13 @@ def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp
     spec = json.loads((best / "model.json").read_text())
     model = build_fusion_model(ModelSpec(**spec))
     model.load_state_dict(torch.load(best / "model.pt"))  # a complete, loadable model
-    assert spec["labels"] == summary.labels and spec["audio_dim"] == spec["text_dim"] == 384
+    assert spec["labels"] == summary.labels and spec["text_dim"] == 384
+    # the features carry prosody (extract's default), so the model reads it (model.prosody auto)
+    assert spec["audio_dim"] == 384 + PROSODY_DIM and spec["prosody_dim"] == PROSODY_DIM
+    assert (
+        spec["extract"]["prosody"]
+        and yaml.safe_load((tmp_path / "config.yaml").read_text())["model"]["prosody"] is True
+    )
     # how the features were made, for serving to make its inputs the same way
     assert spec["extract"]["asr_model"] == "whisper-tiny.en" and spec["extract"]["window"] == "fit"
     assert 0.0 <= summary.best_val_ua <= 1.0

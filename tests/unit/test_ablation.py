@@ -134,3 +134,20 @@ def test_the_ablation_refuses_what_it_cannot_run(tmp_path):
         ablation(cfg, 3, ["speaker_norm+recording_norm"])
     with pytest.raises(UsageError, match="test_speakers"):
         ablation(cfg.updated(**{"data.test_speakers": []}), 3, ["baseline"])
+
+
+def test_the_encoder_comparison_refuses_what_it_cannot_score_before_any_run(tmp_path):
+    from raymer.config import TrainConfig
+    from raymer.training.encoders import compare_encoders, encoders_markdown
+
+    cfg = TrainConfig(features=str(tmp_path / "f"), output=str(tmp_path / "out"))
+    with pytest.raises(UsageError, match="set test_speakers"):
+        compare_encoders(cfg, [], runs=1)
+    with pytest.raises(UsageError, match="--runs must be at least 1"):
+        compare_encoders(cfg.updated(**{"data.test_speakers": ["s"]}), [], runs=0)
+    assert not (tmp_path / "out").exists()
+    row = {"name": "a + b", "ua": [0.5, 0.7], "by": {}, "wer": None, "rows_per_s": None}
+    table = encoders_markdown(
+        {"test_speakers": ["s"], "modality": "fusion", "runs": 2, "sets": [row | {"memory_mb": 3}]}
+    )
+    assert "| a + b | 0.600 ± 0.141 | - | - | 3 MB |" in table

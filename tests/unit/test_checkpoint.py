@@ -161,11 +161,14 @@ def test_a_spec_refuses_unknown_or_bad_fields_by_name():
 
 def test_extraction_settings_are_extract_configs_own_defaults():
     """A spec without extraction settings (features made elsewhere) gets ExtractConfig's
-    defaults, from the one class that defines them."""
+    defaults, from the one class that defines them, but prosody: a record that does not name
+    it was made without it (extract's own default, on, came later)."""
     values = json.loads((OLD / "model.json").read_text())
     values.pop("extract")
     spec = ModelSpec(**values)
     defaults = ExtractConfig().model_dump(include=set(ExtractSettings.model_fields))
+    assert defaults.pop("prosody") and not spec.extract.prosody
+    defaults["prosody"] = False
     assert spec.extract.model_dump() == defaults
     assert ModelSpec(**values, extract=None).extract == spec.extract
     assert issubclass(ExtractConfig, ExtractSettings)

@@ -215,9 +215,13 @@ def test_compare_and_crossval_make_a_valid_model_of_each_modality_from_every_shi
         for modality in ("fusion", "audio", "text"):
             one = cfg.updated(**cfg.model.as_modality(modality), **{"run.name": modality})
             assert one.model.modality == modality and one.run.name == modality
-            assert one.model.prosody == (cfg.model.prosody and modality != "text"), path
+            assert one.model.prosody == (cfg.model.prosody if modality != "text" else False)
             assert (one.model.init_text is None) == (modality == "audio"), path
-    sample = load_config(TrainConfig, "configs/train/sample.yaml")
-    assert sample.model.prosody  # the case that matters: prosody on, a text model made
+    sample = load_config(TrainConfig, "configs/train/sample.yaml", ["model.prosody=true"])
+    assert sample.model.prosody is True  # the case that matters: prosody on, a text model made
+    text = sample.updated(**sample.model.as_modality("text"))
+    assert text.model.prosody is False
     with pytest.raises(ValueError, match="modality=text reads none"):
         sample.updated(**{"model.modality": "text"})  # set alone, it is refused
+    auto = load_config(TrainConfig, "configs/train/sample.yaml")
+    assert auto.updated(**{"model.modality": "text"}).model.prosody == "auto"  # read as none

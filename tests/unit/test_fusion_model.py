@@ -197,3 +197,23 @@ def test_prosody_is_refused_where_the_model_reads_no_frames():
     ):
         with pytest.raises(ValueError, match="prosody"):
             TrainConfig(**bad)
+
+
+def test_prosody_auto_is_read_where_the_features_carry_it_and_the_model_can_read_it():
+    """The default, ``auto``: a model reads the prosody columns when its features hold them
+    (extract's default) and it reads cached Whisper frames with an audio branch; a setting
+    given is kept as given (true on features without them is refused by the run, by name)."""
+    from raymer.config import TrainConfig
+
+    auto = TrainConfig()
+    assert auto.model.prosody == "auto"
+    assert auto.with_prosody(True).model.prosody is True
+    assert auto.with_prosody(False).model.prosody is False
+    for cannot in (
+        {"model": {"modality": "text"}},
+        {"mode": "finetune"},
+        {"model": {"audio_input": "temporal"}},
+    ):
+        assert TrainConfig(**cannot).with_prosody(True).model.prosody is False, cannot
+    assert TrainConfig(model={"prosody": False}).with_prosody(True).model.prosody is False
+    assert TrainConfig(model={"prosody": True}).with_prosody(False).model.prosody is True
