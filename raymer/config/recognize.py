@@ -32,6 +32,17 @@ class RecognizeConfig(CommandConfig):
         "config.yaml (and features/, plots/ when asked); local or s3://.",
     )
     segment: SegmentConfig = part(SegmentConfig)
+    turns: str | None = Field(
+        None,
+        description="A folder of RTTM files (a diarizer's speaker turns, as pyannote writes "
+        "them), one per recording, ID.rttm (its id: the file's path under the input "
+        "folder without its extension, or the manifest's id): each recording with one is cut "
+        "inside its speakers' turns, each segment named after its speaker and flagged where "
+        "another speaker's turn overlaps it (a manifest's `turns` column, an RTTM file per "
+        "row, does the same). A turn file that does not parse, names another recording or "
+        "runs past the audio's end is that recording's error row; a recording without one is "
+        "heard as one stream. Local or s3://.",
+    )
     speech: SpeechConfig = part(SpeechConfig)
     min_confidence: float = min_confidence()
     decode: DecodeConfig = part(
@@ -96,12 +107,7 @@ class RecognizeConfig(CommandConfig):
     def _once_each(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(v))
 
-    @field_validator("segment")
-    @classmethod
-    def _mixed(cls, v: SegmentConfig) -> SegmentConfig:
-        if v.channels == "split":
-            raise ValueError(
-                "segment.channels: split is the library's and the service's for now "
-                "(raymer.Recognizer, raymer serve); raymer recognize mixes the channels"
-            )
-        return v
+    def has_parties(self, carried: list[str]) -> bool:
+        """Whether a recording may be heard as parties (a speaker per segment): channels
+        split, a folder of turns, or a manifest's ``turns`` column (``carried``)."""
+        return self.segment.channels == "split" or self.turns is not None or "turns" in carried

@@ -7,14 +7,15 @@ party's stream on its own and answers the recording with its parties."""
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from raymer.audio.decode import SAMPLE_RATE
+from raymer.audio.decode import SAMPLE_RATE, open_audio
 from raymer.audio.turns import Turn, TurnsError, check_length, read_turns
-from raymer.config.parts import SegmentConfig
+from raymer.config.parts import DecodeConfig, SegmentConfig
 
 
 @dataclass
@@ -44,6 +45,38 @@ def heard_as(source, channels: int, cutting: SegmentConfig, side, same):
     if same():
         return Parties([source], names[:1], identical=True)
     return Parties([side(k) for k in range(channels)], names[:channels])
+
+
+def open_heard(
+    source, limits: DecodeConfig, cutting: SegmentConfig, held: ExitStack, turns=None, name=""
+):
+    """A file or encoded bytes opened as ``compose`` hears it, by the one rule of the
+    library's files and recognize's recordings: a stream decoded a chunk at a time, checked
+    before anything is decoded (its kind, size and header); with ``turns`` (``turns_of``'s:
+    ``Turn``s, an RTTM file's path or text, read for the recording ``name``), a party per
+    speaker (``turn_parties``); with ``cutting.channels: split``, a party per channel
+    (``heard_as``). Every stream opened is closed with ``held``."""
+    from raymer.audio.decode import same_signal
+
+    def again(channel=None):
+        return held.enter_context(open_audio(source, limits, cutting.chunk_s, channel=channel))
+
+    stream = again()
+    if turns is not None:
+        return turn_parties(again, turns_of(turns, name, stream.duration_s), stream)
+    n = stream.channels
+    return heard_as(stream, n, cutting, again, lambda: same_signal(source, limits, n))
+
+
+def streams_of(heard) -> tuple[list, list[str | None], list[Turn], str | None]:
+    """What ``open_heard`` (or ``heard_as``) gave, as its streams, each one's party (None:
+    one stream, no parties), the diarizer's turns, and how its channels were heard
+    (``split``, ``identical``; None: mixed, or turns)."""
+    if not isinstance(heard, Parties):
+        return [heard], [None], [], None
+    names = [None] if heard.identical else list(heard.names)
+    channels = None if heard.turns else ("identical" if heard.identical else "split")
+    return list(heard.streams), names, list(heard.turns), channels
 
 
 def upload_heard(source, cutting: SegmentConfig):
@@ -99,10 +132,13 @@ def turns_of(turns, name: str, duration_s: float | None) -> list[Turn]:
 
             where = text
             fs, path = storage.filesystem(where)
-            size = fs.get_file_info(path).size or 0
-            if size > MAX_TURNS_BYTES:  # its size before it is read
-                raise TurnsError(f"{where}: {size:,} bytes, over {MAX_TURNS_BYTES:,} for turns")
-            text = storage.read_bytes(where).decode("utf-8", "replace")
+            try:
+                size = fs.get_file_info(path).size or 0
+                if size > MAX_TURNS_BYTES:  # its size before it is read
+                    raise TurnsError(f"{where}: {size:,} bytes, over {MAX_TURNS_BYTES:,} for turns")
+                text = storage.read_bytes(where).decode("utf-8", "replace")
+            except OSError as err:  # the turn file's, not the audio's
+                raise TurnsError(f"cannot read {where}: {type(err).__name__}: {err}") from err
         recording = None if name.endswith(" bytes") else Path(name).stem
         found = read_turns(text, recording, where)
     if duration_s is not None:

@@ -71,6 +71,8 @@ class SegmentPrediction:
             scores={lab: row[f"score_{lab}"] for lab in labels} if spoken else None,
             labels=row.get("labels"),
             dimensions={d: row.get(d) for d in dimensions} if dimensions else None,
+            speaker=row.get("speaker"),
+            overlapped=row.get("overlapped"),
         )
 
     def to_api(self, multi_label: bool) -> dict:

@@ -25,10 +25,11 @@ from typing import Any, Literal
 import numpy as np
 
 from raymer import storage
-from raymer.audio.decode import SAMPLE_RATE, AudioError, open_audio
+from raymer.audio.decode import SAMPLE_RATE, AudioError
 from raymer.config import DecodeConfig, SegmentConfig, SpeechConfig
 from raymer.config.loading import checked_min_confidence
 from raymer.errors import UsageError
+from raymer.inference.parties import open_heard
 
 Input = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 Result = dict[str, Any]
@@ -256,31 +257,7 @@ class Recognizer:
             source = os.fspath(item)
             if not storage.is_remote(source):
                 source = str(Path(source).expanduser())
-        stream = held.enter_context(open_audio(source, self.limits, cutting.chunk_s))
-        if turns is not None:
-            from raymer.inference.parties import turn_parties, turns_of
-
-            def again():
-                return held.enter_context(open_audio(source, self.limits, cutting.chunk_s))
-
-            found = turns_of(turns, _name(item), stream.duration_s)
-            return turn_parties(again, found, stream)
-        if cutting.channels == "split":
-            return parties_of(source, stream, self.limits, cutting, held)
-        return stream
-
-
-def parties_of(source, stream, limits: DecodeConfig, cutting: SegmentConfig, held: ExitStack):
-    """``segment.channels: split``: an opened file (``stream``, its header read) as
-    ``compose`` hears it (``core.heard_as``): a stream per channel, opened here."""
-    from raymer.audio.decode import same_signal
-    from raymer.inference.parties import heard_as
-
-    def side(k: int):
-        return held.enter_context(open_audio(source, limits, cutting.chunk_s, channel=k))
-
-    n = stream.channels
-    return heard_as(stream, n, cutting, side, lambda: same_signal(source, limits, n))
+        return open_heard(source, self.limits, cutting, held, turns, _name(item))
 
 
 class _Shown:

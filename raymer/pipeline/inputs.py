@@ -59,8 +59,7 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
         ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
         return Inputs(ds.map_batches(ListedRows(uri), batch_format="pyarrow", **READ_ARGS), [])
     if uri.lower().endswith(MANIFEST_SUFFIXES):
-        others = [n for n in header_names(uri) if n not in ("id", "path")]
-        carried = carried_names(others, reserved)
+        carried = carried_names(manifest_columns(uri), reserved)
         warn_renamed(uri, carried)
         ds = read_manifest(uri).map_batches(
             ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow", **READ_ARGS
@@ -70,6 +69,14 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
     rows = ListedRows(storage.parent(uri))
     return Inputs(ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), [])
+
+
+def manifest_columns(uri: str) -> list[str]:
+    """The columns a manifest input carries beside ``id`` and ``path``, read from its header
+    (none for a directory or an audio file)."""
+    if storage.is_dir(uri) or not uri.lower().endswith(MANIFEST_SUFFIXES):
+        return []
+    return [n for n in header_names(uri) if n not in ("id", "path")]
 
 
 def one_per_id(group: pa.Table, errors_uri: str, text_column: str) -> pa.Table:
@@ -132,7 +139,8 @@ def read_manifest(uri: str):
 
 class ManifestRows:
     """Manifest rows -> ``id`` (``row_id``: given, else from the path), ``path`` (resolved against the
-    manifest's folder) and the other columns as strings. A row without a path keeps an
+    manifest's folder; ``turns`` too, recognize's RTTM file per recording) and the other
+    columns as strings. A row without a path keeps an
     empty one: the decoding stage reports it as an error."""
 
     def __init__(self, base: str, reserved: frozenset[str]) -> None:
@@ -160,6 +168,10 @@ class ManifestRows:
         others = [n for n in table.column_names if n not in ("id", "path")]
         for name, key in carried_names(others, self.reserved).items():
             out[key] = [_text(v) for v in table.column(name).to_pylist()]
+        if "turns" in out:  # an RTTM file per recording (recognize's turns), as its path is
+            out["turns"] = [
+                storage.resolve_relative(t, self.base) if t else t for t in out["turns"]
+            ]
         return pa.table(out)
 
 

@@ -26,7 +26,7 @@ def _png(fig, plt) -> bytes:
 def timeline_png(rows: list[dict], labels: list[str], dimensions: list[str] = ()) -> bytes:
     """One recording's timeline (prediction rows, in order): time on x; a band per segment
     coloured by its label (grey without speech) with the first words of its transcript
-    under it; below, the emotion dimensions over time (arousal, valence, ...: -1..1) for a
+    under it (a lane per speaker where the rows have speakers: ``_bands``); below, the emotion dimensions over time (arousal, valence, ...: -1..1) for a
     model that has them, else each label's score."""
     from matplotlib.patches import Patch
 
@@ -36,16 +36,7 @@ def timeline_png(rows: list[dict], labels: list[str], dimensions: list[str] = ()
         2, 1, figsize=(12, 5), sharex=True, gridspec_kw={"height_ratios": [1.4, 3]}
     )
     total = max(r["end_s"] for r in rows) or 1.0
-    for i, r in enumerate(rows):
-        colour = colours.get(r["label"], (0.8, 0.8, 0.8, 1.0))
-        band.axvspan(r["start_s"], r["end_s"], ymin=0.45, ymax=1.0, color=colour, alpha=0.9)
-        room = int(380 * (r["end_s"] - r["start_s"]) / total)  # characters that fit (2 lines)
-        words = textwrap.shorten(r.get("transcript") or "", max(room, 8), placeholder="…")
-        if words and room >= 8:  # under the band, on two staggered lines
-            mid = (r["start_s"] + r["end_s"]) / 2
-            band.text(mid, 0.3 - 0.18 * (i % 2), words, ha="center", va="center", fontsize=7)
-    band.set_ylim(0, 1)
-    band.set_yticks([])
+    _bands(band, rows, colours, total)
     present = [lab for lab in labels if any(r["label"] == lab for r in rows)]
     if present:
         band.legend(
@@ -112,3 +103,26 @@ def shares_png(seconds: dict[str, float]) -> bytes:
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return _png(fig, plt)
+
+
+def _bands(band, rows: list[dict], colours: dict, total: float) -> None:
+    """The segments' bands: one lane, its transcript's first words under each band; or,
+    where the rows have speakers (a call's parties), a lane per speaker, named on the axis,
+    in the order they first speak (their bands may overlap in time: both are drawn)."""
+    speakers = list(dict.fromkeys(r.get("speaker") for r in rows if r.get("speaker")))
+    lanes = {name: j for j, name in enumerate(speakers)}
+    height = 1.0 / max(len(speakers), 1)
+    for i, r in enumerate(rows):
+        colour = colours.get(r["label"], (0.8, 0.8, 0.8, 1.0))
+        if speakers:
+            top = 1.0 - lanes.get(r.get("speaker"), 0) * height
+            band.axvspan(r["start_s"], r["end_s"], ymin=top - 0.9 * height, ymax=top, color=colour)
+            continue
+        band.axvspan(r["start_s"], r["end_s"], ymin=0.45, ymax=1.0, color=colour, alpha=0.9)
+        room = int(380 * (r["end_s"] - r["start_s"]) / total)  # characters that fit (2 lines)
+        words = textwrap.shorten(r.get("transcript") or "", max(room, 8), placeholder="…")
+        if words and room >= 8:  # under the band, on two staggered lines
+            mid = (r["start_s"] + r["end_s"]) / 2
+            band.text(mid, 0.3 - 0.18 * (i % 2), words, ha="center", va="center", fontsize=7)
+    band.set_ylim(0, 1)
+    band.set_yticks([1.0 - (j + 0.45) * height for j in range(len(speakers))], speakers)

@@ -103,6 +103,9 @@ SETTINGS = (
     "segment.max_segment_s",
     "segment.min_silence_s",
     "segment.speech_pad_s",
+    "segment.channels",  # parties: a speaker per segment, the rows in time order
+    "segment.channel_names",
+    "turns",
     "speech.vad_threshold",
     "speech.min_speech_s",
     "speech.no_speech_prob",
@@ -220,17 +223,17 @@ def _stream(
 
     from raymer.console import Progress
     from raymer.pipeline.faults import new_ledger, watched
-    from raymer.pipeline.inputs import anti_join, read_inputs, unique_ids
-    from raymer.pipeline.recognize_stages import (
-        OUTPUT_COLUMNS,
-        staged_schema,
-    )
+    from raymer.pipeline.inputs import anti_join, manifest_columns, read_inputs, unique_ids
+    from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, PARTY_COLUMNS, staged_schema
     from raymer.pipeline.recognize_writes import Layout
     from raymer.pipeline.segmenting import segment_batch
 
     _check_room(cfg)
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels} | set(spec.dimensions)
+    # heard as parties, a segment has its own `speaker` (a manifest's is kept as manifest_speaker)
+    parties = cfg.has_parties(manifest_columns(cfg.input))
+    reserved |= {name for name, _ in PARTY_COLUMNS} if parties else set()
     inputs = read_inputs(cfg.input, out.inputs, frozenset(reserved))
     layout = Layout(
         predictions=out.predictions,
@@ -243,7 +246,8 @@ def _stream(
         formats=tuple(cfg.formats),
         labels=tuple(spec.labels),
         dimensions=tuple(spec.dimensions),
-        staged=staged_schema(spec, inputs.carried),
+        staged=staged_schema(spec, inputs.carried, parties),
+        parties=parties,
     )
     storage.makedirs(layout.pending)
     sink = _sink(layout, cfg.segments_per_file)

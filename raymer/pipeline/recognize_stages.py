@@ -29,10 +29,17 @@ OUTPUT_COLUMNS = frozenset(
     {"id", "path", "segment", "start_s", "end_s", "duration_s", "speech_s", "transcript"}
     | {"language", "no_speech", "no_speech_prob", "label", "labels", "run_id"}
 )
+# What a segment of a recording heard as parties adds (``RecognizeConfig.has_parties``): its
+# party (a channel's name or a diarizer's speaker; null: heard as one stream) and, with
+# turns, whether another speaker's turn overlaps it.
+PARTY_COLUMNS = [("speaker", pa.string()), ("overlapped", pa.bool_())]
 
 
-def prediction_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema:
-    """One row per segment: where it is, what was said, the emotion (null without speech)."""
+def prediction_schema(
+    spec: ModelSpec, manifest_columns: list[str], parties: bool = False
+) -> pa.Schema:
+    """One row per segment: where it is, what was said, the emotion (null without speech);
+    with ``parties``, who said it (``PARTY_COLUMNS``)."""
     fields = [
         ("id", pa.string()),
         ("path", pa.string()),
@@ -51,19 +58,22 @@ def prediction_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema
     ]
     if spec.multi_label:
         fields.append(("labels", pa.list_(pa.string())))
+    fields += PARTY_COLUMNS if parties else []
     fields += [("run_id", pa.string()), *[(c, pa.string()) for c in manifest_columns]]
     return pa.schema(fields)
 
 
 # What the emotion stage adds to a prediction row for the writer (``recognize_writes``): a
-# failed segment's error and stage, and whether it is its recording's last segment.
-STAGE_COLUMNS = ("error", "stage", "last")
+# failed segment's error and stage, whether it is its recording's last segment, and how its
+# recording's channels were heard (``parties.streams_of``).
+STAGE_COLUMNS = ("error", "stage", "last", "channels")
 
 
-def staged_schema(spec: ModelSpec, manifest_columns: list[str]) -> pa.Schema:
+def staged_schema(spec: ModelSpec, manifest_columns: list[str], parties: bool = False) -> pa.Schema:
     """The emotion stage's rows: a prediction row and ``STAGE_COLUMNS``."""
     extra = [("error", pa.string()), ("stage", pa.string()), ("last", pa.bool_())]
-    return pa.schema([*prediction_schema(spec, manifest_columns), *extra])
+    extra.append(("channels", pa.string()))
+    return pa.schema([*prediction_schema(spec, manifest_columns, parties), *extra])
 
 
 class SpeechStage:
@@ -119,6 +129,7 @@ class SpeechStage:
         rows = []
         for k, (place, res, clip) in enumerate(zip(places, heard, audio, strict=True)):
             row = base | {key: place[key] for key in ("segment", "start_s", "end_s", "speech_s")}
+            row |= {"speaker": place.get("speaker"), "overlapped": place.get("overlapped")}
             row |= {
                 "duration_s": place["duration_s"],
                 "last": window["last"] and k == len(places) - 1,
@@ -184,7 +195,8 @@ class EmotionStage:
         self.spec = self.heads.main.spec
         self.encoder = build_text_encoder(self.spec.extract, device, cfg.resources.model.threads)
         self.manifest_columns = manifest_columns
-        self.schema = staged_schema(self.spec, manifest_columns)
+        self.parties = cfg.has_parties(manifest_columns)
+        self.schema = staged_schema(self.spec, manifest_columns, self.parties)
 
     def __call__(self, batch: Batch) -> pa.Table:
         rows = to_rows(batch)
@@ -239,7 +251,9 @@ class EmotionStage:
         record |= answer.columns(self.spec.labels, self.spec.multi_label)
         record |= {"start_s": start, "end_s": end, "duration_s": row.get("duration_s")}
         record |= {"run_id": self.run_id, "error": row["error"], "stage": row["stage"]}
-        record |= {"last": bool(row.get("last"))}
+        record |= {"last": bool(row.get("last")), "channels": row.get("channels")}
+        if self.parties:
+            record |= {"speaker": row.get("speaker"), "overlapped": row.get("overlapped")}
         record |= {c: row.get(c) for c in self.manifest_columns}
         return record
 
@@ -279,12 +293,14 @@ def recording_row(
     dimensions: list[str] = (),
     exports_uri: str | None = None,
     formats: tuple[str, ...] = (),
+    parties: bool = False,
 ) -> dict:
     """All the segments of one recording -> its summary row: the answer the library and the
     service give for the same recording (``prediction.recording``: the label with the most
     speech time, each label's share, each emotion dimension's mean weighted by speech
-    time), with its id, length and segments; with ``plots_uri`` its timeline plot (more
-    than one segment), and its ``formats``' files under ``exports_uri``."""
+    time), with its id, length and segments; with ``parties``, how its channels were heard
+    and each party's summary (``prediction.parties``); with ``plots_uri`` its timeline plot
+    (more than one segment), and its ``formats``' files under ``exports_uri``."""
     from raymer.inference.prediction import SegmentPrediction, recording
 
     rows = sorted(rows, key=lambda r: r["segment"])
@@ -303,6 +319,14 @@ def recording_row(
     for lab in labels:
         record[f"share_{lab}"] = answer.shares[lab] if answer.shares else None
     record |= answer.dimensions or {}
+    if parties:
+        record["channels"] = rows[0].get("channels")
+        record["parties"] = [
+            {"speaker": name, "speech_s": p.speech_s, "label": p.label}
+            | {f"share_{lab}": p.shares[lab] if p.shares else None for lab in labels}
+            | {d: (p.dimensions or {}).get(d) for d in dimensions}
+            for name, p in (answer.parties or {}).items()
+        ]
     stem = record["id"].replace("/", "__")  # a file per recording, in one folder
     if plots_uri and len(rows) > 1:
         from raymer.pipeline.plots import timeline_png
@@ -317,7 +341,18 @@ def recording_row(
     return record
 
 
-def recording_schema(labels: list[str], dimensions: list[str] = ()) -> pa.Schema:
+def recording_schema(
+    labels: list[str], dimensions: list[str] = (), parties: bool = False
+) -> pa.Schema:
+    """A recording's row; with ``parties``, ``channels`` (split, identical; null: mixed or
+    turns) and ``parties``: a struct per speaker, in the order they first speak."""
+    summary = [
+        *[(f"share_{lab}", pa.float64()) for lab in labels],
+        *[(d, pa.float64()) for d in dimensions],
+    ]
+    party = pa.struct(
+        [("speaker", pa.string()), ("speech_s", pa.float64()), ("label", pa.string()), *summary]
+    )
     return pa.schema(
         [
             ("id", pa.string()),
@@ -327,7 +362,7 @@ def recording_schema(labels: list[str], dimensions: list[str] = ()) -> pa.Schema
             ("speech_s", pa.float64()),
             ("label", pa.string()),
             ("run_id", pa.string()),  # the run that wrote it
-            *[(f"share_{lab}", pa.float64()) for lab in labels],
-            *[(d, pa.float64()) for d in dimensions],
+            *summary,
+            *([("channels", pa.string()), ("parties", pa.list_(party))] if parties else []),
         ]
     )

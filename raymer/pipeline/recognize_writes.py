@@ -120,6 +120,7 @@ class Layout:
     staged: pa.Schema  # the emotion stage's rows (``recognize_stages.staged_schema``)
     dimensions: tuple[str, ...] = ()  # the model's emotion dimensions (none: labels only)
     formats: tuple[str, ...] = ()  # each recording's files (``raymer.inference.exports``)
+    parties: bool = False  # a speaker per segment (``RecognizeConfig.has_parties``)
 
     @property
     def prediction_schema(self) -> pa.Schema:
@@ -137,6 +138,15 @@ def whole(rows: list[dict]) -> list[dict] | None:
     if not lasts or sorted(by_index) != list(range(max(lasts) + 1)):
         return None
     return [by_index[i] for i in sorted(by_index)]
+
+
+def in_time_order(segments: list[dict]) -> list[dict]:
+    """A whole recording's segments of a run that hears parties as its answer lists them:
+    each party's stream numbered on from the one before (``segmenting``), put in time order
+    and numbered anew, as the library's ``compose`` numbers them (a stable sort: at one
+    time, the parties in stream order); one heard as one stream keeps its order."""
+    ordered = sorted(segments, key=lambda r: (r["start_s"], r["end_s"]))
+    return [r | {"segment": i} for i, r in enumerate(ordered)]
 
 
 def commit(rows: list[dict], task: int, layout: Layout) -> Written:
@@ -165,8 +175,12 @@ def _commit(done: list[list[dict]], stem: str, layout: Layout) -> Totals:
     (the commit, its totals in the footer)."""
     labels = list(layout.labels)
     dims = list(layout.dimensions)
+    if layout.parties:
+        done = [in_time_order(segments) for segments in done]
     records = [
-        recording_row(segments, labels, layout.plots, dims, layout.exports, layout.formats)
+        recording_row(
+            segments, labels, layout.plots, dims, layout.exports, layout.formats, layout.parties
+        )
         for segments in done
     ]
     totals = Totals.of(records, labels)
@@ -175,7 +189,7 @@ def _commit(done: list[list[dict]], stem: str, layout: Layout) -> Totals:
         predictions, layout.prediction_schema, storage.join(layout.predictions, stem + ".parquet")
     )
     metadata = {TOTALS_KEY: json.dumps(asdict(totals)).encode()}
-    schema = recording_schema(labels, dims).with_metadata(metadata)
+    schema = recording_schema(labels, dims, layout.parties).with_metadata(metadata)
     _write(records, schema, storage.join(layout.recordings, stem + ".parquet"))  # the commit
     return totals
 

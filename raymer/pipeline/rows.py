@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
+from raymer.audio.turns import TurnsError
 from raymer.contract.schema import ERRORS_SCHEMA
 from raymer.errors import AudioError
 
@@ -59,6 +60,8 @@ def file_failure(uri: str, err: BaseException, opened: bool) -> tuple[str, str]:
     ``recognize``. Before it is opened (``opened`` False: its kind and size are checked)
     every failure is the read's; after, audio that cannot be used and a decoder's bug are
     the decode's, and an OS error (a network read) the read's."""
+    if isinstance(err, TurnsError):  # its turn file's, whether or not the audio was opened
+        return "turns", f"cannot use the speaker turns: {err}"
     if isinstance(err, AudioError):
         return (
             ("decode", f"cannot use this audio: {err}")

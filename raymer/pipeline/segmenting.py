@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import numpy as np
 
-from raymer.audio.decode import check_file, open_audio
+from raymer import storage
+from raymer.audio.decode import check_file
 from raymer.audio.segment import split, windows_of
 from raymer.config.recognize import RecognizeConfig
+from raymer.inference.parties import open_heard, overlapped, streams_of
 from raymer.pipeline import faults
 from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_rows, write_errors
 
@@ -62,7 +65,7 @@ def _guarded(row: dict, cfg: RecognizeConfig, ledger) -> Iterator[dict]:
 # An error row is segment -1: never taken for a written segment by the resume anti-join
 _ERROR_BASE = {"segment": -1, "start_s": 0.0, "end_s": 0.0, "duration_s": None, "speech_s": 0.0}
 _ERROR_BASE |= {"audio": b"", "pieces": "[]", "packed": False, "error": None, "stage": None}
-_ERROR_BASE |= {"last": False}
+_ERROR_BASE |= {"last": False, "channels": None}
 
 
 def _with_last(segments: Iterator) -> Iterator[tuple]:
@@ -82,7 +85,10 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
     """One row per Whisper window of the recording (``raymer.audio.segment.windows_of``: the
     whole of a short one, or consecutive segments of a long one): its pieces' audio one
     after the other (``audio``) and where each one is (``pieces``, JSON); the speech stage
-    makes a row per segment of it."""
+    makes a row per segment of it. A recording heard as parties (a channel each, or a
+    diarizer's speaker each: ``parties.open_heard``, the library's rule) gives each party's
+    windows in turn, its pieces numbered on from the party before and named after their
+    party; the write task puts them in time order (``recognize_writes``)."""
     base, path = _ERROR_BASE, row.get("path")
     if not path:
         stage, error = NO_PATH
@@ -90,23 +96,30 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
         return
     opened = False
     try:
+        turns = _turns_file(row, cfg)
         check_file(path, cfg.decode)  # a FIFO or a huge file is refused before it is opened
         opened = True
-        with open_audio(path, cfg.decode, cfg.segment.chunk_s) as decoded:
-            duration = decoded.duration_s  # the header's (None where it has none)
-            segments = split(iter(decoded), cfg.segment, cfg.speech)
-            for (window, segs), last in _with_last(windows_of(segments, cfg.speech)):
+        with ExitStack() as held:
+            heard = open_heard(path, cfg.decode, cfg.segment, held, turns, path)
+            streams, names, found, channels = streams_of(heard)
+            duration = streams[0].duration_s  # the header's (None where it has none)
+            cutting = cfg.segment
+            if names[0] is not None:  # a party's turns: cut at its pauses, whatever its length
+                cutting = cutting.model_copy(update={"segment_over_s": 0.0})
+            windows = _party_windows(streams, names, cutting, cfg)
+            for (window, segs, at, name), last in _with_last(windows):
                 pieces = [
-                    {"segment": s.index, "start_s": s.start_s, "end_s": s.end_s,
+                    {"segment": at + i, "start_s": s.start_s, "end_s": s.end_s,
                      "speech_s": s.speech_s, "samples": int(s.audio.size),
-                     "duration_s": duration or s.total_s}
-                    for s in segs
+                     "duration_s": duration or s.total_s, "speaker": name,
+                     "overlapped": overlapped(found, name, s.start_s, s.end_s) if found else None}
+                    for i, s in enumerate(segs)
                 ]  # fmt: skip
                 yield (
                     row
                     | base
                     | {
-                        "segment": segs[0].index,
+                        "segment": at,
                         "start_s": segs[0].start_s,
                         "end_s": segs[-1].end_s,
                         "duration_s": duration or segs[-1].total_s,
@@ -115,8 +128,31 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
                         "pieces": json.dumps(pieces),
                         "packed": window.packed,
                         "last": last,
+                        "channels": channels,
                     }
                 )
     except Exception as err:  # a decoder bug too must cost one file, not the run
         stage, error = file_failure(path, err, opened)
         yield row | base | {"error": error, "stage": stage}
+
+
+def _party_windows(streams: list, names: list, cutting, cfg: RecognizeConfig) -> Iterator[tuple]:
+    """Each stream's windows in turn: (window, its segments, the first one's number in the
+    recording, the stream's party), numbered on across the streams."""
+    at = 0
+    for stream, name in zip(streams, names, strict=True):
+        segments = split(iter(stream), cutting, cfg.speech)
+        for window, segs in windows_of(segments, cfg.speech):
+            yield window, segs, at, name
+            at += len(segs)
+
+
+def _turns_file(row: dict, cfg: RecognizeConfig) -> str | None:
+    """The recording's speaker turns: its manifest's ``turns`` column, else ``ID.rttm`` in
+    the ``turns`` folder where there is one; None: heard as one stream."""
+    if row.get("turns"):
+        return str(row["turns"])
+    if cfg.turns is None:
+        return None
+    uri = storage.join(cfg.turns, f"{row['id']}.rttm")
+    return uri if storage.exists(uri) else None

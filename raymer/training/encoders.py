@@ -134,11 +134,26 @@ def encoder_memory(asr_model: str, text_model: str, compute_type: str = "default
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         before, after = pool.submit(_load_and_run, asr_model, text_model, compute_type).result()
-    return (after - before) / 1024  # ru_maxrss: KiB on Linux
+    return (after - before) / 1024
+
+
+def _peak_kib() -> int:
+    """This process's peak resident memory in KiB: ``VmHWM`` where Linux gives it (its own
+    since it started; ``ru_maxrss`` also counts the parent it was forked from), else
+    ``ru_maxrss``."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _load_and_run(asr_model: str, text_model: str, compute_type: str) -> tuple[int, int]:
-    import resource
 
     import faster_whisper  # noqa: F401  the libraries' own memory is not the encoders'
     import numpy as np
@@ -149,12 +164,12 @@ def _load_and_run(asr_model: str, text_model: str, compute_type: str) -> tuple[i
     from raymer.models.text_encoder import TextEncoder
     from raymer.models.whisper import WhisperFeaturizer
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_kib()
     asr = WhisperFeaturizer(resolve_model(asr_model), compute_type=compute_type, cpu_threads=1)
     text = TextEncoder(resolve_model(text_model), threads=1)
     clip = np.random.default_rng(0).normal(0, 0.01, 16_000 * 5).astype(np.float32)
     text([asr([clip])[0].transcript or "a sentence of ordinary length to encode"])
-    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return before, _peak_kib()
 
 
 def encoders_markdown(report: dict) -> str:

@@ -199,3 +199,69 @@ def test_one_channel_and_a_diarizer_s_turns_give_the_same_speakers(call, trained
     assert "run past the audio's end" in found[1]["error"]
     assert "line 7: onset 'two'" in found[2]["error"]
     assert "error" not in found[3] and found[3]["parties"] == answer["parties"]
+
+
+def test_recognize_hears_calls_as_the_library_does(call, split_recognizer, trained, tmp_path):
+    """``raymer recognize`` with ``segment.channels: split`` over a manifest of the stereo
+    call, the one-signal stereo file, and the mono call with its turns (a manifest column)
+    and with turns of another recording: each segment with the library's speaker, words and
+    label, in time order; each party's summary in the recordings row; the bad turn file is
+    its recording's error row, the rest written; the timeline draws a lane per speaker."""
+    import pyarrow.parquet as pq
+
+    import raymer
+    from raymer.config.recognize import RecognizeConfig
+    from raymer.pipeline.recognize import recognize
+
+    root = call["root"]
+    other = tmp_path / "other.rttm"
+    other.write_text((root / "mono.rttm").read_text().replace("SPEAKER mono", "SPEAKER other"))
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text(
+        "id,path,turns\n"
+        f"call,{root / 'call.wav'},\nsame,{root / 'same.wav'},\n"
+        f"mono,{root / 'mono.wav'},{root / 'mono.rttm'}\nwrong,{root / 'mono.wav'},other.rttm\n"
+    )
+    out = tmp_path / "out"
+    summary = recognize(
+        RecognizeConfig(
+            input=str(manifest),
+            checkpoint=str(trained.output),
+            output=str(out),
+            segment={"channels": "split", "channel_names": NAMES},
+            resources={"asr": {"actors": 1, "num_cpus": 0.5, "threads": 1}},
+            formats=["vtt"],
+        )
+    )
+    assert (summary.recordings, summary.failed) == (3, 1)
+    (error,) = pq.read_table(out / "errors" / "errors.parquet").to_pylist()
+    assert error["id"] == "wrong" and error["stage"] == "turns"
+    assert "no SPEAKER turns of recording 'mono' (it has turns of other)" in error["error"]
+    rows = sorted(pq.read_table(out / "predictions").to_pylist(), key=lambda r: r["segment"])
+    recordings = {r["id"]: r for r in pq.read_table(out / "recordings").to_pylist()}
+    plain = raymer.Recognizer.from_checkpoint(trained.output, threads=1)
+    library = {
+        "call": split_recognizer.predict(root / "call.wav"),
+        "same": split_recognizer.predict(root / "same.wav"),
+        "mono": plain.predict(root / "mono.wav", turns=root / "mono.rttm"),
+    }
+    for rid, answer in library.items():
+        mine = [r for r in rows if r["id"] == rid]
+        assert [r["segment"] for r in mine] == list(range(len(mine)))
+        assert [(r["speaker"], r["transcript"], r["label"]) for r in mine] == [
+            (s.get("speaker"), s["text"], s["label"]) for s in answer["segments"]
+        ], rid
+        assert [r["overlapped"] for r in mine] == [s.get("overlapped") for s in answer["segments"]]
+        record = recordings[rid]
+        assert record["channels"] == answer.get("channels") and record["label"] == answer["label"]
+        parties = {p["speaker"]: p for p in record["parties"]}
+        assert list(parties) == list(answer.get("parties", {})), rid
+        for name, party in answer.get("parties", {}).items():
+            assert parties[name]["speech_s"] == pytest.approx(party["speech_s"], abs=1e-3)
+            assert parties[name]["label"] == party["label"]
+    assert recordings["call"]["channels"] == "split" and recordings["same"]["channels"] == (
+        "identical"
+    )
+    assert any(r["overlapped"] for r in rows if r["id"] == "mono")
+    assert (out / "plots" / "call.png").stat().st_size > 10_000
+    assert "<v customer>" in (out / "exports" / "call.vtt").read_text()

@@ -162,3 +162,35 @@ def test_a_part_gone_while_reading_is_fine_only_when_another_task_committed_it(
     (tmp_path / "recordings" / f"run-r-{key}.parquet").write_bytes(b"committed by another")
     quiet = commit([_row("g", 1, True)], 2, layout)
     assert (quiet.pending, quiet.new.recordings, quiet.failed) == (0, 0, 0)
+
+
+def test_a_call_s_segments_are_committed_in_time_order_with_each_party_s_summary(layout, tmp_path):
+    """Heard as parties, each party's stream is numbered on from the one before; the commit
+    puts the segments in time order, numbered anew, and the recordings row has each party's
+    summary and how the channels were heard."""
+    from dataclasses import replace
+
+    from raymer.pipeline.recognize_stages import staged_schema
+
+    spec = ModelSpec(
+        audio_dim=4, text_dim=4, labels=LABELS, hidden_dim=4, num_layers=1, num_heads=1,
+        dropout=0.0, modality="fusion",
+    )  # fmt: skip
+    parties = replace(layout, staged=staged_schema(spec, [], parties=True), parties=True)
+    rows = []
+    for i, (who, start, label) in enumerate(
+        [("agent", 0.0, "happy"), ("agent", 20.0, "happy"), ("customer", 5.0, "sad")]
+    ):
+        row = _row("call", i, i == 2, label) | {"speaker": who, "start_s": start}
+        rows.append(row | {"end_s": start + 8, "overlapped": None, "channels": "split"})
+    written = commit(rows, 0, parties)
+    assert written.new.recordings == 1
+    out = pq.read_table(tmp_path / "predictions").to_pylist()
+    assert [(r["segment"], r["speaker"], r["start_s"]) for r in out] == [
+        (0, "agent", 0.0), (1, "customer", 5.0), (2, "agent", 20.0),
+    ]  # fmt: skip
+    (record,) = pq.read_table(tmp_path / "recordings").to_pylist()
+    assert record["channels"] == "split" and record["label"] == "happy"
+    agent, customer = record["parties"]
+    assert (agent["speaker"], agent["label"], agent["speech_s"]) == ("agent", "happy", 12.0)
+    assert (customer["speaker"], customer["share_sad"]) == ("customer", 1.0)
