@@ -2,7 +2,7 @@
 ``BatchedInferencePipeline`` (the ASR users would otherwise run), one run.
 
     python benchmarks/long_recordings.py --checkpoint runs/sample/compare [--minutes 10 30 60]
-        [--seed 11] [--only baseline,library,recognize]
+        [--seed 11] [--only baseline,library,recognize] [--stereo]
 
 Each recording is ``raymer.corpora.recording.synthesize_recording``: sentences of the held-out
 voices (six espeak-ng voices and sentences no default was chosen on) one after the other
@@ -15,6 +15,12 @@ own, on the same file, with the checkpoint's Whisper model and beam:
   before the clock;
 - ``recognize``: the ``raymer recognize`` command (its defaults, plots off), Ray's start
   included.
+
+``--stereo``: the recording as a two-party call, its sentences taken in turn by the left
+(agent) and the right (customer) channel, each channel silent while the other speaks; the
+library and ``recognize`` hear it with ``segment.channels: split`` (a stream per channel),
+the baseline transcribes the two channels mixed. ``speakers`` then gives the share of
+sentences whose most-overlapping segment names their channel's party.
 
 Prints per way and length: wall seconds, real-time factor (audio s per wall s), speed against
 the baseline, WER against the script, per-sentence label accuracy (each sentence's label
@@ -58,11 +64,15 @@ print(json.dumps({"wall_s": wall, "text": text, "segments": []}))
 LIBRARY = """
 import json, sys, time
 import raymer
-rec = raymer.Recognizer.from_checkpoint(sys.argv[1], threads=2)
+split = {"channels": "split", "channel_names": ["agent", "customer"]}
+rec = raymer.Recognizer.from_checkpoint(
+    sys.argv[1], threads=2, segment=split if sys.argv[3] == "stereo" else None
+)
 start = time.perf_counter()
 r = rec.predict(sys.argv[2])
 wall = time.perf_counter() - start
-segs = [{"start": s["start"], "end": s["end"], "label": s["label"]} for s in r["segments"]]
+segs = [{"start": s["start"], "end": s["end"], "label": s["label"], "speaker": s.get("speaker")}
+        for s in r["segments"]]
 print(json.dumps({"wall_s": wall, "text": r["transcript"], "segments": segs}))
 """
 
@@ -134,11 +144,13 @@ def _role(cmdline: str) -> str | None:
     return None
 
 
-def run_recognize(manifest: Path, checkpoint: str, output: Path) -> dict:
+def run_recognize(manifest: Path, checkpoint: str, output: Path, stereo: bool = False) -> dict:
     """The command, its processes' peak memory sampled every 0.2 s until it exits."""
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     cmd = [RAYMER, "recognize", str(manifest), "--checkpoint", checkpoint, "--output",
            str(output), "plots=false"]  # fmt: skip
+    if stereo:
+        cmd += ["segment.channels=split", "segment.channel_names=[agent,customer]"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peaks: dict[str, float] = {}
@@ -155,7 +167,15 @@ def run_recognize(manifest: Path, checkpoint: str, output: Path) -> dict:
     return {
         "wall_s": wall,
         "text": " ".join(r["transcript"] for r in rows if r["transcript"]),
-        "segments": [{"start": r["start_s"], "end": r["end_s"], "label": r["label"]} for r in rows],
+        "segments": [
+            {
+                "start": r["start_s"],
+                "end": r["end_s"],
+                "label": r["label"],
+                "speaker": r.get("speaker"),
+            }
+            for r in rows
+        ],  # fmt: skip
         "rss_mb": peaks,
     }
 
@@ -177,8 +197,9 @@ def run_script(code: str, *args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1]) | {"rss_mb": peaks}
 
 
-def label_accuracy(script: list[dict], segments: list[dict]) -> float | None:
-    """Each sentence's label against the segment overlapping it most (None: no segments)."""
+def label_accuracy(script: list[dict], segments: list[dict], key: str = "label") -> float | None:
+    """Each sentence's ``key`` (its label; ``speaker``: its party) against the segment
+    overlapping it most (None: no segments)."""
     if not segments:
         return None
     right = 0
@@ -186,8 +207,38 @@ def label_accuracy(script: list[dict], segments: list[dict]) -> float | None:
         best = max(
             segments, key=lambda s: min(s["end"], line["end_s"]) - max(s["start"], line["start_s"])
         )
-        right += best["label"] == line["label"]
+        right += best[key] == line[key]
     return right / len(script)
+
+
+PARTIES = ("agent", "customer")
+
+
+def stereo_call(folder: Path, wav: Path, script: list[dict]) -> Path:
+    """``call.wav``: the recording as a two-party call, sentence k on channel k % 2 (the
+    other channel silent then), written a minute at a time; each line of ``script`` gets its
+    ``speaker``."""
+    import numpy as np
+    import soundfile
+
+    for k, line in enumerate(script):
+        line["speaker"] = PARTIES[k % 2]
+    call = folder / "call.wav"
+    if call.is_file():
+        return call
+    rate = soundfile.info(wav).samplerate
+    spans = [
+        (int(x["start_s"] * rate), int(x["end_s"] * rate), k % 2) for k, x in enumerate(script)
+    ]
+    with soundfile.SoundFile(call, "w", rate, 2) as out:
+        for at, block in enumerate(soundfile.blocks(wav, blocksize=60 * rate, dtype="float32")):
+            first = at * 60 * rate
+            left = np.zeros_like(block)
+            for a, b, side in spans:  # each sentence to its channel (pauses, silent, right)
+                if side == 0 and b > first and a < first + len(block):
+                    left[max(a - first, 0) : min(b - first, len(block))] = 1.0
+            out.write(np.stack([block * left, block * (1.0 - left)], 1))
+    return call
 
 
 def main() -> None:
@@ -197,6 +248,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--only", default="baseline,library,recognize")
     parser.add_argument("--keep", help="folder for the recordings (kept: a re-run reuses them)")
+    parser.add_argument("--stereo", action="store_true", help="each recording as a 2-party call")
     args = parser.parse_args()
     from raymer.corpora.recording import read_script, synthesize_recording
     from raymer.trained import checkpoint
@@ -214,18 +266,22 @@ def main() -> None:
             wav = synthesize_recording(folder, minutes, seed=args.seed)
             script = read_script(folder)
             reference = " ".join(line["text"] for line in script)
+            mix = wav
+            if args.stereo:
+                wav = stereo_call(folder, wav, script)
             manifest = folder / "manifest.csv"
             with open(manifest, "w", newline="") as f:
                 csv.writer(f).writerows([["path", "id"], [str(wav), "recording"]])
             found = {}
             if "baseline" in ways:
-                found["baseline"] = run_script(BASELINE, str(wav), spec.extract.asr_model,
+                found["baseline"] = run_script(BASELINE, str(mix), spec.extract.asr_model,
                                                str(spec.extract.beam_size))  # fmt: skip
             if "library" in ways:
-                found["library"] = run_script(LIBRARY, args.checkpoint, str(wav))
+                kind = "stereo" if args.stereo else "mono"
+                found["library"] = run_script(LIBRARY, args.checkpoint, str(wav), kind)
             if "recognize" in ways:
                 output = Path(tmp) / f"recognize-{minutes:g}"
-                found["recognize"] = run_recognize(manifest, args.checkpoint, output)
+                found["recognize"] = run_recognize(manifest, args.checkpoint, output, args.stereo)
             base = found.get("baseline", {}).get("wall_s")
             for way, r in found.items():
                 errors, words = word_errors(reference, r["text"])
@@ -235,6 +291,8 @@ def main() -> None:
                     "vs_baseline": base / r["wall_s"] if base else None,
                     "wer": errors / max(1, words),
                     "label_accuracy": label_accuracy(script, r["segments"]),
+                    "speakers": label_accuracy(script, r["segments"], "speaker")
+                    if args.stereo and way != "baseline" else None,
                     "segments": len(r["segments"]), "sentences": len(script),
                     "rss_mb": r["rss_mb"],
                 })  # fmt: skip
@@ -250,7 +308,8 @@ def _print(row: dict) -> None:
         f"{row['minutes']:>4g} min  {row['way']:<10} {row['wall_s']:7.1f} s  "
         f"{row['rtf']:5.1f}x real time  {speed:>6} baseline  WER {100 * row['wer']:.1f}%  "
         f"labels {'-' if acc is None else f'{100 * acc:.0f}%'} "
-        f"({row['segments']} segments, {row['sentences']} sentences)  peak MB: {rss}",
+        + (f"speakers {100 * row['speakers']:.0f}% " if row.get("speakers") is not None else "")
+        + f"({row['segments']} segments, {row['sentences']} sentences)  peak MB: {rss}",
         flush=True,
     )
 

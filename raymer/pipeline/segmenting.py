@@ -107,19 +107,19 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
             if names[0] is not None:  # a party's turns: cut at its pauses, whatever its length
                 cutting = cutting.model_copy(update={"segment_over_s": 0.0})
             windows = _party_windows(streams, names, cutting, cfg)
-            for (window, segs, at, name), last in _with_last(windows):
+            for (window, segs, offset, name), last in _with_last(windows):
                 pieces = [
-                    {"segment": at + i, "start_s": s.start_s, "end_s": s.end_s,
+                    {"segment": offset + s.index, "start_s": s.start_s, "end_s": s.end_s,
                      "speech_s": s.speech_s, "samples": int(s.audio.size),
                      "duration_s": duration or s.total_s, "speaker": name,
                      "overlapped": overlapped(found, name, s.start_s, s.end_s) if found else None}
-                    for i, s in enumerate(segs)
+                    for s in segs
                 ]  # fmt: skip
                 yield (
                     row
                     | base
                     | {
-                        "segment": at,
+                        "segment": offset + segs[0].index,
                         "start_s": segs[0].start_s,
                         "end_s": segs[-1].end_s,
                         "duration_s": duration or segs[-1].total_s,
@@ -137,14 +137,17 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
 
 
 def _party_windows(streams: list, names: list, cutting, cfg: RecognizeConfig) -> Iterator[tuple]:
-    """Each stream's windows in turn: (window, its segments, the first one's number in the
-    recording, the stream's party), numbered on across the streams."""
-    at = 0
+    """Each stream's windows in turn: (window, its segments, what their numbers in the
+    stream are offset by in the recording, the stream's party): numbered on across the
+    streams."""
+    offset = 0
     for stream, name in zip(streams, names, strict=True):
         segments = split(iter(stream), cutting, cfg.speech)
+        count = 0
         for window, segs in windows_of(segments, cfg.speech):
-            yield window, segs, at, name
-            at += len(segs)
+            yield window, segs, offset, name
+            count = segs[-1].index + 1
+        offset += count
 
 
 def _turns_file(row: dict, cfg: RecognizeConfig) -> str | None:

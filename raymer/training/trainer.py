@@ -64,6 +64,32 @@ def refuse_multi_label(cfg: TrainConfig, command: str) -> None:
         )
 
 
+# What must match for a re-run of the same run name to go on from its checkpoints
+RESUMED_KEYS = ("modality", "audio_input", "audio_dim", "text_dim", "prosody_dim", "labels")
+RESUMED_KEYS += ("targets", "hidden_dim", "num_layers", "num_heads", "loss", "multi_label")
+
+
+def refuse_another_model(cfg: TrainConfig, spec) -> None:
+    """A re-run of the same run name in the same output goes on from its latest checkpoint:
+    refused, before any worker starts, where those checkpoints hold another model (other
+    features, other settings), which they could not be loaded into."""
+    specs = storage.list_files(storage.join(cfg.output, cfg.run.name), (checkpoint.SPEC_FILE,))
+    if not specs:
+        return
+    old = checkpoint.ModelSpec.model_validate_json(storage.read_bytes(specs[-1]))
+    differ = [
+        f"{k}: {getattr(old, k)!r} then, {getattr(spec, k)!r} now"
+        for k in RESUMED_KEYS
+        if getattr(old, k) != getattr(spec, k)
+    ]
+    if differ:
+        raise UsageError(
+            f"{cfg.output} holds run {cfg.run.name!r} of another model ({'; '.join(differ)}), "
+            "whose checkpoints a re-run would go on from: give another output or run.name, "
+            "or remove that run"
+        )
+
+
 def worker_resources(cfg: TrainConfig) -> dict[str, float]:
     """What each Ray Train worker reserves (``resources.model``)."""
     stage = cfg.resources.model
@@ -89,6 +115,7 @@ def build_trainer(cfg: TrainConfig):
     )
     datasets = _datasets(cfg, {"train": train_s, "val": val_s})
     spec = model_spec(cfg, index, labels, train_s)
+    refuse_another_model(cfg, spec)
     stats = None
     if (
         cfg.model.audio_norm == "speaker"

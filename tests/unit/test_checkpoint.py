@@ -217,3 +217,23 @@ def test_a_legacy_checkpoint_is_read_as_tensors_only(tmp_path, capsys):
     assert "this ran" not in capsys.readouterr().out
     torch.save({"w": torch.ones(2)}, tmp_path / checkpoint.MODEL_FILE)
     assert checkpoint.read_state(str(tmp_path))["w"].tolist() == [1.0, 1.0]
+
+
+def test_a_re_run_of_a_run_of_another_model_is_refused_before_any_worker(tmp_path):
+    """The same run name in the same output goes on from its checkpoints: where they hold
+    another model (other features: here a wider audio input), the run is refused with what
+    differs instead of failing to load them in the workers."""
+    from raymer.config import TrainConfig
+    from raymer.errors import UsageError
+    from raymer.training.trainer import refuse_another_model
+
+    spec = ModelSpec(**json.loads((OLD / "model.json").read_text()))
+    cfg = TrainConfig(output=str(tmp_path), run={"name": "fusion"})
+    refuse_another_model(cfg, spec)  # nothing there yet
+    saved = tmp_path / "fusion" / "checkpoint_000003"
+    saved.mkdir(parents=True)
+    (saved / "model.json").write_text(spec.model_dump_json())
+    refuse_another_model(cfg, spec)  # the same model: it goes on
+    wider = spec.model_copy(update={"audio_dim": spec.audio_dim + 25, "prosody_dim": 25})
+    with pytest.raises(UsageError, match=r"another model \(audio_dim: 384 then, 409 now"):
+        refuse_another_model(cfg, wider)
