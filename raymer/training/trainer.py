@@ -125,7 +125,9 @@ def build_trainer(cfg: TrainConfig):
             train_s if cfg.data.split_by == "speaker" else stats.count
         )  # (sessions: every speaker)
         spec.frame_mean, spec.frame_std = stats.pooled(pool)
-    adapter_state = _fit_temporal(cfg, train_s) if cfg.model.audio_input == "temporal" else None
+    adapter_state = (
+        _fit_temporal(cfg, train_s, spec.audio_dim) if cfg.model.audio_input == "temporal" else None
+    )
     out_fs, out_path = storage.filesystem(cfg.output)
     trainer = TorchTrainer(
         train_loop,
@@ -251,11 +253,15 @@ def _fits_in_memory(cfg: TrainConfig, columns: list[str]) -> bool:
     return fits
 
 
-def _fit_temporal(cfg: TrainConfig, train_speakers: set[str]) -> dict:
-    """The paper's temporal embedding g, trained on the training speakers' frames only."""
+def _fit_temporal(cfg: TrainConfig, train_speakers: set[str], width: int) -> dict:
+    """The paper's temporal embedding g, trained on the training speakers' frames only: the
+    ``width`` Whisper columns the model reads (stored frames may carry prosody after them,
+    which a temporal model does not read)."""
     from raymer.models.temporal import fit_temporal_embedding
 
-    clips = read_frames(cfg.features, keep_of(cfg, train_speakers), columns=tuple(cfg.data.holdout))
+    keep = keep_of(cfg, train_speakers)
+    clips = read_frames(cfg.features, keep, columns=tuple(cfg.data.holdout))
+    clips = [c[:, :width] for c in clips]
     g, _ = fit_temporal_embedding(
         clips,
         cfg.model.temporal_dim,

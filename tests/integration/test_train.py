@@ -453,8 +453,9 @@ def test_two_workers_learn_a_separable_toy_set(ray_session, tmp_path):
 def test_calibrate_fits_a_checkpoint_again_on_other_labelled_clips(
     trained, multi_speaker_features, tmp_path, capsys
 ):
-    """`raymer calibrate` on the held-out speaker's clips: a new temperature in the copy's
-    spec, the same top labels, and a refusal where no clip matches."""
+    """`raymer calibrate` on the held-out speaker's clips: a temperature in the spec of a copy
+    that had none (the model's own scores before), the same top labels, a fit no worse on
+    those clips, and a refusal where no clip matches."""
     import shutil
 
     from raymer.cli import main
@@ -463,14 +464,17 @@ def test_calibrate_fits_a_checkpoint_again_on_other_labelled_clips(
 
     best = tmp_path / "best"
     shutil.copytree(trained.summary("fusion")["best_checkpoint"], best)  # the shared one kept
+    spec = json.loads((best / "model.json").read_text())
+    (best / "model.json").write_text(json.dumps(spec | {"temperature": None}))
     fitted = load_spec(str(best)).temperature
+    assert fitted is None
     before = evaluate(str(best), str(multi_speaker_features), str(tmp_path / "e1"), ["en-gb_m3"])
     args = ["calibrate", "--checkpoint", str(best), "--features", str(multi_speaker_features)]
     assert main([*args, "--speakers", "en-gb_m3"]) == 0
     line = capsys.readouterr().out
     assert line.startswith("calibrated: temperature ") and "on 8 labelled clips" in line
     again = load_spec(str(best)).temperature
-    assert again != fitted and f"{again:.2f}" in line
+    assert again is not None and f"{again:.2f}" in line
     after = evaluate(str(best), str(multi_speaker_features), str(tmp_path / "e2"), ["en-gb_m3"])
     assert after.scores["confusion"] == before.scores["confusion"]  # the labels unchanged
     # fitted on these clips: no worse a fit on them than the training's temperature
