@@ -117,13 +117,9 @@ def build_trainer(cfg: TrainConfig):
     spec = model_spec(cfg, index, labels, train_s)
     refuse_another_model(cfg, spec)
     stats = None
-    if (
-        cfg.model.audio_norm == "speaker"
-    ):  # each speaker's statistics; the training speakers' pooled
+    if cfg.model.audio_norm == "speaker":  # each speaker's statistics; the training ones' pooled
         stats = frame_stats(cfg.features, spec.audio_dim)
-        pool = (
-            train_s if cfg.data.split_by == "speaker" else stats.count
-        )  # (sessions: every speaker)
+        pool = train_s if cfg.data.split_by == "speaker" else stats.count  # (sessions: all)
         spec.frame_mean, spec.frame_std = stats.pooled(pool)
     adapter_state = (
         _fit_temporal(cfg, train_s, spec.audio_dim) if cfg.model.audio_input == "temporal" else None

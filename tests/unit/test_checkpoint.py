@@ -161,14 +161,16 @@ def test_a_spec_refuses_unknown_or_bad_fields_by_name():
 
 def test_extraction_settings_are_extract_configs_own_defaults():
     """A spec without extraction settings (features made elsewhere) gets ExtractConfig's
-    defaults, from the one class that defines them, but prosody: a record that does not name
-    it was made without it (extract's own default, on, came later)."""
+    defaults, from the one class that defines them, but prosody and the text encoder: a
+    record that does not name them was made without prosody and with MiniLM (extract's own
+    defaults, prosody and mpnet-base, came later)."""
     values = json.loads((OLD / "model.json").read_text())
     values.pop("extract")
     spec = ModelSpec(**values)
     defaults = ExtractConfig().model_dump(include=set(ExtractSettings.model_fields))
     assert defaults.pop("prosody") and not spec.extract.prosody
-    defaults["prosody"] = False
+    assert defaults.pop("text_model") == "mpnet-base" and spec.extract.text_model == "minilm-l6"
+    defaults |= {"prosody": False, "text_model": "minilm-l6"}
     assert spec.extract.model_dump() == defaults
     assert ModelSpec(**values, extract=None).extract == spec.extract
     assert issubclass(ExtractConfig, ExtractSettings)
