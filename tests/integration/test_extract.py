@@ -81,8 +81,9 @@ def test_transcripts_and_embeddings(extracted):
         # the Whisper columns, then the prosody extract's default adds
         assert frames.shape[1] == 384 + PROSODY_DIM
         assert abs(frames.shape[0] - r["duration_s"] * 10) <= 1
-        assert tokens.shape[1] == 384 and tokens.shape[0] >= 3
-        assert len(r["audio_embedding"]) == 384 and len(r["text_embedding"]) == 384
+        # the text encoder extract's default gives: mpnet-base, 768-d
+        assert tokens.shape[1] == 768 and tokens.shape[0] >= 3 and r["text_model"] == "mpnet-base"
+        assert len(r["audio_embedding"]) == 384 and len(r["text_embedding"]) == 768
         for arr in (frames, tokens, r["audio_embedding"], r["text_embedding"]):
             assert np.isfinite(arr).all()
         assert np.isclose(np.linalg.norm(r["text_embedding"]), 1.0, atol=1e-4)
