@@ -29,7 +29,7 @@ from raymer.audio.segment import Window, speech_seconds, split, windows_of
 from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import AudioError
 from raymer.inference.heads import Heads
-from raymer.inference.parties import Parties, overlapped, upload_heard
+from raymer.inference.parties import overlapped, streams_of, upload_heard
 from raymer.inference.prediction import Prediction, judged, piece, recording, single
 from raymer.models.whisper import SpeechFeatures
 from raymer.trained.batches import LoadedModel
@@ -137,13 +137,7 @@ class _Recording:
     pieces' answers as they are judged (the audio is let go)."""
 
     def __init__(self, source) -> None:
-        parties = source if isinstance(source, Parties) else None
-        self.streams = parties.streams if parties else [source]
-        self.names = parties.names if parties and not parties.identical else [None]
-        self.turns = parties.turns if parties else []
-        self.channels = None
-        if parties is not None and not self.turns:
-            self.channels = "identical" if parties.identical else "split"
+        self.streams, self.names, self.turns, self.channels = streams_of(source)
         self.counted, self.judged = [0] * len(self.streams), [0.0] * len(self.streams)
         self.parts: list = []
         lengths = [_length(s) for s in self.streams]

