@@ -134,9 +134,12 @@ def same_signal(source: Source, limits: DecodeConfig, channels: int) -> bool:
     return True
 
 
-def decode_audio(source: Source, limits: DecodeConfig | None = None) -> np.ndarray:
-    """A whole clip: ``open_audio``'s blocks joined (16 kHz mono float32 in [-1, 1])."""
-    with open_audio(source, limits) as stream:
+def decode_audio(
+    source: Source, limits: DecodeConfig | None = None, channel: int | None = None
+) -> np.ndarray:
+    """A whole clip: ``open_audio``'s blocks joined (16 kHz mono float32 in [-1, 1]; its
+    channels mixed, or only ``channel``)."""
+    with open_audio(source, limits, channel=channel) as stream:
         return stream.read()
 
 

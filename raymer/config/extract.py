@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from raymer.config.command import CommandConfig, max_attempts, part
-from raymer.config.parts import DecodeConfig, ResourcesConfig
+from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig
 
 SYNTH_SPEAKERS = 100  # `raymer corpus synth`'s speakers: SynthConfig.speakers says why
 
@@ -154,9 +154,20 @@ class _ExtractPaths(BaseModel, extra="forbid"):
     )
 
 
+# extract keeps each clip whole: of the segment settings it reads only how channels are heard
+WHOLE_CLIPS = "extract keeps each clip whole (a row per clip, or per channel: segment.channels)"
+CLIP_CHANNELS = ("channels", "channel_names")
+
+
 class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
     """Settings of ``raymer extract``: corpus in, Parquet features out (the model-input
     settings of ``ExtractSettings``, and where and how the run goes)."""
+
+    UNUSED = {
+        f"segment.{key}": WHOLE_CLIPS
+        for key in SegmentConfig.model_fields
+        if key not in CLIP_CHANNELS
+    }
 
     text_model: str = Field(
         "mpnet-base",
@@ -179,6 +190,14 @@ class ExtractConfig(ExtractSettings, _ExtractPaths, CommandConfig):
         DecodeConfig, max_file_mb=1024.0, max_duration_s=600.0, decode_timeout_s=60.0
     )
     max_attempts: int = max_attempts()
+    segment: SegmentConfig = Field(
+        default_factory=SegmentConfig,
+        description="How a file's channels are heard (segment.channels, segment.channel_names; "
+        "the rest is recognize's): mix (one row per clip) or split (a row per channel, with "
+        "its `channel`, its name as `speaker` (a manifest's speaker kept as manifest_speaker) "
+        "and `channels`: split, or identical for a file whose channels carry one signal, "
+        "extracted once), as recognize and the library hear a call's parties.",
+    )
     inputs: Literal["auto", "audio", "text"] = Field(
         "auto",
         description="audio: decode and transcribe each clip, then embed its text; text: embed "

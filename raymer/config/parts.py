@@ -203,7 +203,8 @@ class SegmentConfig(Part):
         "on their own channels: each channel cut at its pauses whatever its length, heard "
         "and judged as its own stream, its segments given the channel's name in "
         "channel_names, both kept where they talk at once; a file whose channels carry one "
-        "signal is heard once, and says so). recognize, raymer serve and the library.",
+        "signal is heard once, and says so). recognize, raymer serve, the library and "
+        "extract (a row per channel).",
     )
     channel_names: list[str] = Field(
         ["left", "right"],

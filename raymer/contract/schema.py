@@ -28,7 +28,12 @@ FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("path", pa.string(), "audio path or URI as read"),
     ("duration_s", pa.float32(), "duration of the decoded audio, seconds (null: text only)"),
     ("label", pa.string(), "emotion label from the manifest (null when unknown)"),
-    ("speaker", pa.string(), "speaker id from the manifest (null when unknown)"),
+    (
+        "speaker",
+        pa.string(),
+        "speaker id from the manifest (null when unknown); segment.channels: split: the "
+        "channel's party (the manifest's then `manifest_speaker`)",
+    ),
     ("session", pa.string(), "session id from the manifest (null when unknown)"),
     ("reference_text", pa.string(), "the manifest's `text`: the reference transcript"),
     ("transcript", pa.string(), "Whisper's transcript"),
@@ -60,6 +65,19 @@ FEATURES_FIELDS: list[tuple[str, pa.DataType, str]] = [
 
 FEATURES_SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in FEATURES_FIELDS])
 
+# After the manifest's columns where extract hears a file's channels as parties
+# (segment.channels: split); `speaker` is then the party's name.
+PARTY_FIELDS: list[tuple[str, pa.DataType, str]] = [
+    ("channel", pa.int32(), "segment.channels: split: the row's channel (0-based)"),
+    (
+        "channels",
+        pa.string(),
+        "how the file's channels were heard: split (a row per channel, `speaker` its name "
+        "in channel_names) or identical (one signal: one row); null: one channel",
+    ),
+]
+_PARTY_TYPES = {name: dtype for name, dtype, _ in PARTY_FIELDS}
+
 ERRORS_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string()),
@@ -75,7 +93,11 @@ def features_table(rows: list[dict], extra_columns: list[str]) -> pa.Table:
     columns = {f.name: [_coerce(r.get(f.name), f.type) for r in rows] for f in FEATURES_SCHEMA}
     table = pa.table(columns, schema=FEATURES_SCHEMA)
     for name in extra_columns:
-        table = table.append_column(name, pa.array([_plain(r.get(name)) for r in rows]))
+        dtype = _PARTY_TYPES.get(name)
+        values = [_plain(r.get(name)) for r in rows]
+        if dtype is not None:
+            values = [_coerce(v, dtype) for v in values]
+        table = table.append_column(name, pa.array(values, dtype))
     return table
 
 
@@ -87,6 +109,8 @@ def _coerce(value, dtype: pa.DataType):
         return str(value)
     if pa.types.is_floating(dtype):
         return float(value)
+    if pa.types.is_integer(dtype):
+        return int(value)
     return value
 
 
@@ -99,4 +123,5 @@ def schema_markdown() -> str:
     """The features schema as a Markdown table (kept in the README)."""
     lines = ["| column | type | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in FEATURES_FIELDS]
+    lines += [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in PARTY_FIELDS]
     return "\n".join(lines)

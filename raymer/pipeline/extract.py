@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.config import ExtractConfig, dump_config, require_paths
-from raymer.config.extract import ExtractSettings
+from raymer.config.extract import CLIP_CHANNELS, ExtractSettings
 from raymer.pipeline.lease import Lease
 from raymer.pipeline.outputs import (
     SCRATCH,
@@ -105,15 +105,18 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     listing_uri = storage.join(scratch, "inputs")
     written = bool(storage.list_files(features_uri, (".parquet",)))
     settings = cfg.model_dump(mode="json")
-    # copies change what is written (none: as before the option, so older outputs resume)
+    # copies and split channels change what is written (none, mixed: as before the options,
+    # so older outputs resume)
     settings["augment"] = settings["augment"] if cfg.augment.copies else None
-    keys = [*ExtractSettings.model_fields, "augment"]
+    split = cfg.segment.channels == "split"
+    settings["segment"] = {k: settings["segment"][k] for k in CLIP_CHANNELS} if split else None
+    keys = [*ExtractSettings.model_fields, "augment", "segment"]
     if check_settings(cfg.output, settings, keys, written, cfg.redo, cfg.resume):
         storage.delete_dir(features_uri)
         storage.delete_dir(errors_uri)
     clear_done(cfg.output)
     init_ray()
-    ds, text_only, extra_columns = extract_dataset(cfg.input, listing_uri, cfg.inputs)
+    ds, text_only, extra_columns = extract_dataset(cfg.input, listing_uri, cfg.inputs, split)
     _clear_errors(errors_uri)
     storage.makedirs(features_uri)
     storage.makedirs(errors_uri)
@@ -208,6 +211,7 @@ def build_dataset(
             "ledger": ledger,
             "max_attempts": cfg.max_attempts,
             "augment": cfg.augment if cfg.augment.copies else None,
+            "cutting": cfg.segment if cfg.segment.channels == "split" else None,
         },
         batch_size=cfg.batch_size,
         num_cpus=cfg.resources.decode_num_cpus,

@@ -136,8 +136,10 @@ def watched(ledger, progress, every_s: float = 1.0, total: str | None = None):
 
 
 def row_key(row: dict) -> str:
-    segment = row.get("segment")
-    return f"{row['id']}#{segment}" if segment is not None else str(row["id"])
+    """A row's name in the ledger: its id, and its segment or channel where it has one."""
+    segment, channel = row.get("segment"), row.get("channel")
+    key = f"{row['id']}#{segment}" if segment is not None else str(row["id"])
+    return f"{key}@{channel}" if channel is not None and channel == channel else key
 
 
 def batch_key_of(stage: str, rows: Rows) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from raymer import storage
-from raymer.contract.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS
+from raymer.contract.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS, PARTY_FIELDS
 from raymer.pipeline.listing import LISTING_SCHEMA, ListedRows, walk, write_listing
 from raymer.pipeline.manifest import (
     LIST_SEPARATOR,
@@ -207,26 +207,28 @@ def warn_renamed(uri: str, carried: dict[str, str]) -> None:
         )
 
 
-def extract_dataset(uri: str, listing_uri: str, kind: str = "auto"):
+def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: bool = False):
     """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns).
     ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
-    (text when the manifest has texts and no paths)."""
+    (text when the manifest has texts and no paths). ``parties`` (``segment.channels:
+    split``): a row per channel, named by its party (``PARTY_FIELDS``; the manifest's own
+    ``speaker`` kept as ``manifest_speaker``, as recognize keeps it)."""
     check_input(uri, kind)
+    party = [name for name, _, _ in PARTY_FIELDS]
     if storage.is_dir(uri):
         ds = read_inputs(uri, listing_uri, frozenset()).dataset
-        return (
-            ds.map_batches(ExtractRows(uri, False, {}), batch_format="pyarrow", **READ_ARGS),
-            False,
-            [],
-        )
+        rows = ExtractRows(uri, False, {})
+        return ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), False, party * parties
     ds = read_manifest(uri)
     names = header_names(uri)
     kind = manifest_kind(uri, names, kind, lambda: _has_paths(ds, names))
-    carried = carried_names([n for n in names if n not in MANIFEST_COLUMNS], EXTRACT_RESERVED)
+    parties = parties and kind != "text"
+    own = [n for n in names if n not in MANIFEST_COLUMNS or (parties and n == "speaker")]
+    carried = carried_names(own, EXTRACT_RESERVED | set(party * parties))
     warn_renamed(uri, carried)
     rows = ExtractRows(storage.parent(uri), kind == "text", carried)
     ds = ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
-    return ds, kind == "text", list(carried.values())
+    return ds, kind == "text", list(carried.values()) + party * parties
 
 
 def _has_paths(ds, names: list[str]) -> bool:
@@ -275,7 +277,9 @@ class ExtractRows:
                 pa.string(),
             ),
             "label": pa.array(get("label"), pa.string()),
-            "speaker": pa.array(get("speaker"), pa.string()),
+            "speaker": pa.array(  # heard as parties: the party's (the manifest's carried)
+                [None] * n if "speaker" in self.extra else get("speaker"), pa.string()
+            ),
             "session": pa.array(get("session"), pa.string()),
             "reference_text": pa.array(texts, pa.string()),
         }

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from raymer.audio.decode import SAMPLE_RATE, check_file, decode_audio
 from raymer.config import AugmentConfig, ExtractConfig
-from raymer.config.parts import DecodeConfig
+from raymer.config.parts import DecodeConfig, SegmentConfig
 from raymer.contract.schema import features_table
 from raymer.itemwise import ItemError, run_batch
 from raymer.pipeline.faults import count_done, process
@@ -40,25 +40,33 @@ def decode_batch(
     ledger=None,
     max_attempts: int = 3,
     augment: AugmentConfig | None = None,
+    cutting: SegmentConfig | None = None,
 ) -> Batch:
     """Read and decode each clip to 16 kHz mono within ``limits`` (the decode guard: the
     file's kind and size before the read, its header before the decode); failures become
     ``error`` strings, and a clip whose worker died ``max_attempts`` times is one too. With
-    ``augment.copies``, each decoded clip is followed by its augmented copies (rows with its
-    id and columns and an ``augment`` description; ``raymer.audio.augment``)."""
+    ``cutting.channels: split``, a clip of several channels is a row per channel, heard by
+    the rule of recognize and the library (``parties.heard_as``: ``channel``, its name as
+    ``speaker``, ``channels``). With ``augment.copies``, each decoded clip is followed by
+    its augmented copies (rows with its id and columns and an ``augment`` description;
+    ``raymer.audio.augment``)."""
     rows = to_rows(batch)
+    split = cutting is not None and cutting.channels == "split"
     for row in rows:
         row["audio"], row["duration_s"], row["error"], row["stage"] = b"", 0.0, None, None
         row["augment"] = None
+        if split:
+            row |= {"channel": None, "channels": None, "speaker": None}
 
     def decode(some: list[dict]) -> None:
         for row in some:
-            _decode_row(row, limits)
+            heard = [row, *_decode_row(row, limits, cutting if split else None)]
             if augment is not None and augment.copies and row["error"] is None:
-                row["copies"] = _copies(row, augment)
+                heard += [copy for r in heard for copy in _copies(r, augment)]
+            row["more"] = heard[1:]
 
     process(rows, decode, "decode", ledger, max_attempts)
-    rows = [r for row in rows for r in (row, *row.pop("copies", []))]
+    rows = [r for row in rows for r in (row, *row.pop("more", []))]
     return to_columns(rows, list(rows[0]) if rows else [*batch, "augment"])
 
 
@@ -78,22 +86,50 @@ def _copies(row: dict, cfg: AugmentConfig) -> list[dict]:
     ]
 
 
-def _decode_row(row: dict, limits: DecodeConfig) -> None:
+def _decode_row(row: dict, limits: DecodeConfig, cutting: SegmentConfig | None) -> list[dict]:
+    """Decode ``row``'s clip into it (a row of features naming its ``channel``: that channel
+    alone, as fine-tuning reads it again); with ``cutting``, its channels as parties: the
+    first into ``row``, the rows of the others returned."""
     path = row.get("path")
     if not path:
         row["stage"], row["error"] = NO_PATH
-        return
+        return []
     opened = False
     try:
         check_file(path, limits)  # its kind and size, before it is opened
         opened = True
-        audio = decode_audio(path, limits)
+        heard = _heard(path, limits, cutting, row.get("channel"))
     except Exception as err:  # a decoder bug too must cost one clip, not the run
         row["stage"], row["error"] = file_failure(path, err, opened)
-        return
-    # Arrays cross stages as raw float32 bytes: a binary column holds ragged clips and
-    # failed rows alike, where a tensor column would need one shape for all.
-    row["audio"], row["duration_s"] = audio.tobytes(), len(audio) / SAMPLE_RATE
+        return []
+    out = [row] + [dict(row) for _ in heard[1:]]
+    for each, (audio, party) in zip(out, heard, strict=True):
+        # Arrays cross stages as raw float32 bytes: a binary column holds ragged clips and
+        # failed rows alike, where a tensor column would need one shape for all.
+        each |= party | {"audio": audio.tobytes(), "duration_s": len(audio) / SAMPLE_RATE}
+    return out[1:]
+
+
+def _heard(path: str, limits: DecodeConfig, cutting: SegmentConfig | None, channel) -> list:
+    """A file as (audio, columns) per stream: the clip (its channels mixed, or only
+    ``channel``), or with ``cutting``, its parties as ``parties.heard_as`` hears them (a
+    channel each; one stream where it has one channel, or its channels carry one signal),
+    with the ``channel``, ``speaker`` and ``channels`` of each; more channels than
+    ``cutting.channel_names`` names: an ``AudioError`` from the header."""
+    from raymer.audio.decode import open_audio, same_signal
+    from raymer.inference.parties import heard_as, streams_of
+
+    if cutting is None:
+        known = channel is not None and channel == channel  # NaN: a column's missing value
+        return [(decode_audio(path, limits, int(channel) if known else None), {})]
+    with open_audio(path, limits) as stream:  # the header: no decoding
+        n = stream.channels
+    heard = heard_as(None, n, cutting, lambda k: k, lambda: same_signal(path, limits, n))
+    streams, names, _, how = streams_of(heard)
+    return [
+        (decode_audio(path, limits, k), {"channel": k, "speaker": name, "channels": how})
+        for k, name in zip(streams, names, strict=True)
+    ]
 
 
 class WhisperStage:

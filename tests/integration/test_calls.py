@@ -267,3 +267,69 @@ def test_recognize_hears_calls_as_the_library_does(call, split_recognizer, train
     assert any(r["overlapped"] for r in rows if r["id"] == "mono")
     assert (out / "plots" / "call.png").stat().st_size > 10_000
     assert "<v customer>" in (out / "exports" / "call.vtt").read_text()
+
+
+def test_extract_and_infer_hear_a_call_s_channels_as_its_parties(call, trained, tmp_path):
+    """``raymer extract`` with ``segment.channels: split`` (and ``raymer infer`` after it):
+    a row per channel of the call, each with its channel, its party's name as speaker (the
+    manifest's speaker kept as manifest_speaker) and that party's words; the one-signal
+    file one row; the three-channel file an error row that says why, the rest written; a
+    re-run resumes; another channels setting over the same output is refused."""
+    import pyarrow.parquet as pq
+
+    from raymer.config import ExtractConfig, load_config
+    from raymer.errors import UsageError
+    from raymer.pipeline.extract import extract
+    from raymer.training.infer import infer
+
+    root = call["root"]
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text(
+        "id,path,speaker\n"
+        + "".join(f"{n},{root / f'{n}.wav'},caller-{n}\n" for n in ("call", "same", "three"))
+    )
+    out = tmp_path / "features"
+    split = {"channels": "split", "channel_names": NAMES}
+
+    def run(segment):
+        cfg = load_config(ExtractConfig, "configs/extract/tiny.yaml", [])
+        return extract(
+            cfg.model_copy(update={"input": str(manifest), "output": str(out)})
+            if segment is None
+            else ExtractConfig.model_validate(
+                cfg.model_dump() | {"input": str(manifest), "output": str(out), "segment": segment}
+            )
+        )
+
+    summary = run(split)
+    assert (summary.clips_ok, summary.clips_failed) == (3, 1)
+    (error,) = pq.read_table(out / "errors" / "errors.parquet").to_pylist()
+    assert error["id"] == "three" and error["stage"] == "decode"
+    assert "3 channels, and channels: split names 2 parties" in error["error"]
+    rows = sorted(
+        pq.read_table(out / "features").to_pylist(), key=lambda r: (r["id"], r["channel"] or 0)
+    )
+    heard = [(r["id"], r["channel"], r["speaker"], r["channels"]) for r in rows]
+    assert heard == [
+        ("call", 0, "agent", "split"),
+        ("call", 1, "customer", "split"),
+        ("same", None, None, "identical"),
+    ]
+    assert [r["manifest_speaker"] for r in rows] == ["caller-call", "caller-call", "caller-same"]
+    for row in rows[:2]:  # each channel's transcript: its party's words, not the other's
+        mine = " ".join(p[3] for p in call["placed"] if p[0] == row["speaker"])
+        theirs = " ".join(p[3] for p in call["placed"] if p[0] != row["speaker"])
+        assert _found(row["transcript"], mine) >= 0.6 > _found(row["transcript"], theirs), row
+    again = run(split)
+    assert (again.clips_ok, again.skipped) == (0, 2)
+    assert pq.read_table(out / "features").num_rows == 3
+    with pytest.raises(UsageError, match="segment"):
+        run(None)  # mixed channels over features of split ones: refused, says which setting
+    infer(str(trained.output), str(out), str(tmp_path / "infer"))
+    predicted = pq.read_table(tmp_path / "infer" / "predictions").to_pylist()
+    assert sorted((p["id"], p["speaker"], p["channel"]) for p in predicted) == [
+        ("call", "agent", 0),
+        ("call", "customer", 1),
+        ("same", None, None),
+    ]
+    assert all(isinstance(p["predicted"], str) for p in predicted)

@@ -313,3 +313,51 @@ def test_one_channel_of_a_stereo_file_decodes_alone():
     assert peaks == [440.0, 1000.0]
     with pytest.raises(AudioError, match="channel 2: the audio has 2 channel"):
         open_audio(data, channel=2)
+
+
+def test_extract_decodes_a_call_s_channels_as_its_parties(tmp_path):
+    """extract's decode with ``segment.channels: split``, by the rule recognize and the
+    library hear calls: a row per channel (its index, its name as speaker), one row for a
+    file whose channels carry one signal (identical), a mono file as it is, and a file of
+    more channels than names refused from its header, the other rows kept."""
+    import numpy as np
+    import soundfile
+
+    from raymer.config import DecodeConfig
+    from raymer.config.parts import SegmentConfig
+    from raymer.pipeline.stages import decode_batch
+
+    rate = 16_000
+    t = np.arange(rate) / rate
+    left, right = 0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 1000 * t)
+    files = {
+        "call": np.stack([left, right], 1),
+        "same": np.stack([left, left], 1),
+        "three": np.stack([left, right, left], 1),
+        "mono": left,
+    }
+    for name, audio in files.items():
+        soundfile.write(tmp_path / f"{name}.wav", audio.astype(np.float32), rate)
+    batch = {
+        "id": np.array(list(files)),
+        "path": np.array([str(tmp_path / f"{n}.wav") for n in files]),
+        "speaker": np.array([None] * 4, dtype=object),
+    }
+    cutting = SegmentConfig(channels="split", channel_names=["agent", "customer"])
+    out = decode_batch(batch, DecodeConfig(), cutting=cutting)
+    rows = [dict(zip(out, values, strict=True)) for values in zip(*out.values(), strict=True)]
+    heard = [(r["id"], r["channel"], r["speaker"], r["channels"]) for r in rows]
+    assert heard == [
+        ("call", 0, "agent", "split"),
+        ("call", 1, "customer", "split"),
+        ("same", None, None, "identical"),
+        ("three", None, None, None),
+        ("mono", None, None, None),
+    ]
+    sides = [np.frombuffer(rows[k]["audio"], np.float32) for k in (0, 1)]
+    assert [round(float(np.abs(x).max()), 2) for x in sides] == [0.5, 0.3]  # each its own
+    assert rows[3]["stage"] == "decode"
+    assert "3 channels, and channels: split names 2 parties" in rows[3]["error"]
+    assert all(r["error"] is None for k, r in enumerate(rows) if k != 3)
+    mixed = decode_batch(batch, DecodeConfig())  # mix: a row per file, as before
+    assert mixed["id"].tolist() == list(files) and "channel" not in mixed
