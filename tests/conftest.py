@@ -84,6 +84,26 @@ def write_sparse_wav(path: Path, mb: float = 20, rate: int = 200) -> Path:
     return path
 
 
+def open_browser():
+    """Headless Chromium, as a user's browser (autoplay allowed: the page's player)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.add_argument("--autoplay-policy=no-user-gesture-required")
+    options.add_argument("--window-size=1200,1400")
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """``open_browser``: a headless Chromium for a test of the page (quit it when done)."""
+    return open_browser
+
+
 def pids_titled(part: str) -> list[int]:
     """Processes of this machine whose title holds ``part`` (Ray titles a worker process
     ``ray::<actor class>``), found in /proc: no dashboard needed."""

@@ -52,6 +52,12 @@ CORS_ENV = "RAYMER_CORS_ORIGINS"
 HOSTS_ENV = "RAYMER_ALLOWED_HOSTS"
 
 
+def page_html(auth: bool) -> str:
+    """The page the service serves at ``/`` (``auth``: it asks for the token)."""
+    html = resources.files("raymer.serving").joinpath("page.html").read_text()
+    return html.replace("__AUTH__", "true" if auth else "false")
+
+
 def _settings() -> dict[str, Any]:
     """Auth and CORS of this replica, from its environment (set by build_app through the
     Api deployment's runtime_env: Serve pickles the ingress by value, so module state set at
@@ -223,9 +229,7 @@ class Api:
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(self) -> HTMLResponse:
-        html = resources.files("raymer.serving").joinpath("page.html").read_text()
-        auth = "true" if _settings()["token_sha256"] else "false"
-        return HTMLResponse(html.replace("__AUTH__", auth))
+        return HTMLResponse(page_html(bool(_settings()["token_sha256"])))
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers", responses=ingress.ANY_ROUTE)
     async def healthz(self) -> dict:  # async: never waits for a thread

@@ -6,6 +6,7 @@ channels than parties refused from its header."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +334,37 @@ def test_extract_and_infer_hear_a_call_s_channels_as_its_parties(call, trained, 
         ("same", None, None),
     ]
     assert all(isinstance(p["predicted"], str) for p in predicted)
+
+
+def test_the_page_draws_a_lane_per_party(call, split_recognizer, browser, tmp_path):
+    """The page (as the service serves it) showing the service's answer for the call: a lane
+    per party, named, each segment's band in its speaker's lane, the rows naming the speaker."""
+    from selenium.webdriver.common.by import By
+
+    from raymer.audio.decode import Checked
+    from raymer.config import DecodeConfig
+
+    upload = Checked.check((call["root"] / "call.wav").read_bytes(), DecodeConfig(), 300.0)
+    (answer,) = split_recognizer.core.recognize([upload])
+    answer = json.loads(json.dumps(answer.to_api()))  # as the service sends it
+    from raymer.serving.app import page_html
+
+    page = tmp_path / "page.html"
+    page.write_text(page_html(auth=False))
+    driver = browser()
+    try:
+        driver.get(page.as_uri())
+        driver.execute_script("show(arguments[0])", answer)
+        lanes = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#tl text.lane")]
+        assert lanes == NAMES
+        bands = driver.find_elements(By.CSS_SELECTOR, "#tl rect.segment")
+        assert len(bands) == len(answer["segments"])
+        tops = {}
+        for band, segment in zip(bands, answer["segments"], strict=True):
+            assert band.get_attribute("data-speaker") == segment["speaker"]
+            tops.setdefault(segment["speaker"], set()).add(float(band.get_attribute("y")))
+        assert all(len(ys) == 1 for ys in tops.values()) and tops["agent"] != tops["customer"]
+        rows = driver.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
+        assert [r.text.split(",")[0] for r in rows] == [s["speaker"] for s in answer["segments"]]
+    finally:
+        driver.quit()

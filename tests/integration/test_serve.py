@@ -720,28 +720,14 @@ def test_predict_cli_against_the_service(service, piper_corpus, tmp_path):
                           "duration_s": pytest.approx(seconds, abs=0.01)}  # fmt: skip
 
 
-def _browser():
-    """Headless Chromium, as a user's browser (autoplay allowed: the page's player)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--autoplay-policy=no-user-gesture-required")
-    options.add_argument("--window-size=1200,1400")
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
+def test_page_in_a_headless_browser(service, piper_corpus, tmp_path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, _ = service
     path, row = _clip(piper_corpus, 0)
-    driver = _browser()
+    driver = browser()
     try:
         driver.get(f"{url}/")
         token = driver.find_element(By.ID, "token")
@@ -788,7 +774,9 @@ def test_page_in_a_headless_browser(service, piper_corpus, tmp_path):
         driver.quit()
 
 
-def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_corpus, tmp_path):
+def test_page_timeline_of_a_long_recording_in_a_headless_browser(
+    service, piper_corpus, tmp_path, browser
+):
     """A long recording on the page: progress while it is processed, then one timeline (a
     band per segment coloured by its label, its words on hover, the dimensions as lines), a
     player whose cursor follows the audio; a screenshot shows the timeline drawn."""
@@ -801,7 +789,7 @@ def test_page_timeline_of_a_long_recording_in_a_headless_browser(service, piper_
     audio, texts = _long_clip(piper_corpus)
     path = tmp_path / "call.wav"
     path.write_bytes(audio)
-    driver = _browser()
+    driver = browser()
     try:
         driver.get(f"{url}/")
         driver.find_element(By.ID, "token").send_keys(TOKEN)
