@@ -116,7 +116,9 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
         storage.delete_dir(errors_uri)
     clear_done(cfg.output)
     init_ray()
-    ds, text_only, extra_columns = extract_dataset(cfg.input, listing_uri, cfg.inputs, split)
+    ds, text_only, extra_columns, sharded = extract_dataset(
+        cfg.input, listing_uri, cfg.inputs, split
+    )
     _clear_errors(errors_uri)
     storage.makedirs(features_uri)
     storage.makedirs(errors_uri)
@@ -126,10 +128,10 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
 
     ledger = new_ledger()
     with shuffle_by_sort():  # the inputs' grouping and resume: no aggregator actors to start
-        todo = _todo(cfg, ds, features_uri, errors_uri, ledger)
+        todo = _todo(cfg, ds, features_uri, errors_uri, ledger, sharded)
     if todo.count():  # else nothing left to do (a finished re-run): no actor, no model loaded
         fs, path = storage.filesystem(features_uri)
-        ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger)
+        ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger, sharded)
         progress = Progress("extract", None, "texts" if text_only else "clips")
         with watched(ledger, progress, total="todo" if cfg.resume else "inputs"):
             ds.write_parquet(  # the stream: one Ray Data execution
@@ -151,10 +153,11 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     return summary
 
 
-def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
+def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger, sharded=False):
     """The rows to extract (read -> resume, before anything is decoded): one row per id (a
     duplicate is an error row), less the ids already in ``features/``, in one execution
-    whose rows stay in the object store. The rows before and after the resume are tallied
+    whose rows stay in the object store (a sharded input's without their audio, in shard
+    order: ``shards.in_shard_order``). The rows before and after the resume are tallied
     in the ``ledger`` (``_skipped``)."""
     from raymer.pipeline.faults import tallied
     from raymer.pipeline.inputs import anti_join, unique_ids
@@ -168,6 +171,10 @@ def _todo(cfg: ExtractConfig, ds, features_uri: str, errors_uri: str, ledger):
         drop_truncated(features_uri)
         todo = anti_join(unique, features_uri, ("id",), partitions=parts)
         unique = todo.map_batches(tallied, fn_kwargs={"ledger": ledger, "name": "todo"}, **tally)
+    if sharded:
+        from raymer.pipeline.shards import in_shard_order
+
+        unique = in_shard_order(unique)
     # held in the object store before the actors start: a shuffle task asks a whole CPU of
     # one node, which actors spread over small nodes may never leave (2 x 1 CPU: a hang)
     return unique.materialize()
@@ -182,11 +189,18 @@ def _skipped(ledger) -> int:
 
 
 def build_dataset(
-    cfg: ExtractConfig, ds, extra_columns: list[str], errors_uri: str, text_only=False, ledger=None
+    cfg: ExtractConfig,
+    ds,
+    extra_columns: list[str],
+    errors_uri: str,
+    text_only=False,
+    ledger=None,
+    sharded=False,
 ):
     """The lazy Ray Dataset: decode (tasks) -> Whisper (actors) -> text encoder (actors);
-    a text corpus (``text_only``) goes straight to the text encoder. The run's crash ledger
-    turns a clip that kills its worker ``max_attempts`` times into an error row."""
+    a text corpus (``text_only``) goes straight to the text encoder; a sharded input's rows
+    are given their audio first (``shards.fetched``). The run's crash ledger turns a clip
+    that kills its worker ``max_attempts`` times into an error row."""
     from ray.data import ActorPoolStrategy
 
     from raymer.drills import armed
@@ -204,6 +218,10 @@ def build_dataset(
     )
     if text_only:
         return ds.map_batches(TextStage, **text_stage)
+    if sharded:
+        from raymer.pipeline.shards import fetched
+
+        ds = fetched(ds, cfg.resources.decode_num_cpus)
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={

@@ -31,6 +31,7 @@ from raymer.pipeline.manifest import (
     read_table,
     row_id,
 )
+from raymer.pipeline.shards import BYTES, FETCH_ERROR, ShardRows, audio_column, shard_files
 from raymer.runtime import READ_ARGS
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Inputs:
 
     dataset: Any
     carried: list[str]
+    sharded: bool = False  # Parquet shards with the audio inside (``raymer.pipeline.shards``)
 
 
 def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
@@ -53,6 +55,13 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
     are listed under ``listing_uri`` first."""
     import ray.data
 
+    shards = shard_files(uri)
+    if shards is not None:
+        carried = carried_names(_shard_columns(shards), reserved)
+        warn_renamed(uri, carried)
+        rows = ManifestRows("", reserved)
+        ds = _shard_rows(shards, listing_uri).map_batches(rows, batch_format="pyarrow", **READ_ARGS)
+        return Inputs(ds, list(carried.values()), sharded=True)
     check_input(uri, files=True)
     if storage.is_dir(uri):
         root = write_listing(walk(uri), listing_uri)
@@ -73,10 +82,40 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
 
 def manifest_columns(uri: str) -> list[str]:
     """The columns a manifest input carries beside ``id`` and ``path``, read from its header
-    (none for a directory or an audio file)."""
+    (a shard's footer; none for a directory or an audio file)."""
+    shards = shard_files(uri)
+    if shards is not None:
+        return _shard_columns(shards)
     if storage.is_dir(uri) or not uri.lower().endswith(MANIFEST_SUFFIXES):
         return []
     return [n for n in header_names(uri) if n not in ("id", "path")]
+
+
+def _shard_columns(shards: list[str]) -> list[str]:
+    """The columns shard rows carry (the first shard's footer): the small ones, and the
+    shard's own ``path`` as ``source_path``."""
+    names = header_names(shards[0])
+    audio = audio_column(_schema(shards[0]), shards[0])
+    small = [n for n in names if n not in ("id", "path", audio[0] if audio else None)]
+    return small + ["source_path"] * ("path" in names)
+
+
+def _schema(uri: str) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    fs, path = storage.filesystem(uri)
+    with fs.open_input_file(path) as f:
+        return pq.read_schema(f)
+
+
+def _shard_rows(shards: list[str], listing_uri: str):
+    """A row per clip of the shards (``ShardRows``: their small columns), read by Ray Data
+    from a listing of the shards, a task per block of shards."""
+    import ray.data
+
+    root = write_listing(iter(shards), listing_uri)
+    ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
+    return ds.map_batches(ShardRows(), batch_size=1, batch_format="pyarrow", **READ_ARGS)
 
 
 def one_per_id(group: pa.Table, errors_uri: str, text_column: str) -> pa.Table:
@@ -188,6 +227,7 @@ EXTRACT_KEYS = ("id", "path", "label", "speaker", "session", "reference_text")
 # Names a carried manifest column must not take: the features' columns and the keys the
 # stages add to a row on its way (a manifest's own ``duration_s`` would meet the decoder's).
 EXTRACT_RESERVED = frozenset(FEATURES_SCHEMA.names) | {"audio", "audio_dim", "error", "stage"}
+EXTRACT_RESERVED |= {BYTES, FETCH_ERROR}
 
 
 def carried_names(names: list[str], reserved: frozenset[str]) -> dict[str, str]:
@@ -201,24 +241,44 @@ def warn_renamed(uri: str, carried: dict[str, str]) -> None:
     if renamed:
         pairs = ", ".join(f"{a} -> {b}" for a, b in renamed.items())
         logger.warning(
-            "manifest %s has columns named like output columns; they are kept as %s",
+            "input %s has columns named like output columns; they are kept as %s",
             uri,
             pairs,
         )
 
 
 def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: bool = False):
-    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns).
+    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns,
+    sharded: Parquet shards with the audio inside, ``raymer.pipeline.shards``).
     ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
     (text when the manifest has texts and no paths). ``parties`` (``segment.channels:
     split``): a row per channel, named by its party (``PARTY_FIELDS``; the manifest's own
     ``speaker`` kept as ``manifest_speaker``, as recognize keeps it)."""
-    check_input(uri, kind)
     party = [name for name, _, _ in PARTY_FIELDS]
+    shards = shard_files(uri) if kind != "text" else None
+    if shards is not None:
+        carried = carried_names(
+            [
+                n
+                for n in _shard_columns(shards)
+                if n not in MANIFEST_COLUMNS or (parties and n == "speaker")
+            ],
+            EXTRACT_RESERVED | set(party * parties),
+        )
+        warn_renamed(uri, carried)
+        rows = ExtractRows("", False, carried)
+        ds = _shard_rows(shards, listing_uri).map_batches(rows, batch_format="pyarrow", **READ_ARGS)
+        return ds, False, list(carried.values()) + party * parties, True
+    check_input(uri, kind)
     if storage.is_dir(uri):
         ds = read_inputs(uri, listing_uri, frozenset()).dataset
         rows = ExtractRows(uri, False, {})
-        return ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), False, party * parties
+        return (
+            ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS),
+            False,
+            party * parties,
+            False,
+        )
     ds = read_manifest(uri)
     names = header_names(uri)
     kind = manifest_kind(uri, names, kind, lambda: _has_paths(ds, names))
@@ -228,7 +288,7 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: boo
     warn_renamed(uri, carried)
     rows = ExtractRows(storage.parent(uri), kind == "text", carried)
     ds = ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
-    return ds, kind == "text", list(carried.values()) + party * parties
+    return ds, kind == "text", list(carried.values()) + party * parties, False
 
 
 def _has_paths(ds, names: list[str]) -> bool:
@@ -285,6 +345,8 @@ class ExtractRows:
         }
         for name, key in self.extra.items():
             out[key] = table.column(name)
+        if FETCH_ERROR in table.column_names:  # a shard that could not be read
+            out[FETCH_ERROR] = table.column(FETCH_ERROR)
         if pa.types.is_string(out.get("labels", pa.array([[]])).type):
             out["labels"] = _label_lists(out["labels"])
         return pa.table(out)

@@ -32,7 +32,12 @@ class ManifestError(UsageError):
 
 def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
     """The checks that need no Ray, made before it starts: the input exists and is a folder
-    or a manifest (or, with ``files``, one audio file)."""
+    or a manifest (or, with ``files``, one audio file), or Parquet shards with the audio
+    inside (``raymer.pipeline.shards``)."""
+    from raymer.pipeline.shards import shard_files
+
+    if kind != "text" and shard_files(uri) is not None:
+        return
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):

@@ -260,9 +260,16 @@ def _stream(
         # in small blocks (the decode tasks run in parallel), held in the object store before
         # the actors start: a shuffle task asks a whole CPU of one node, which actors spread
         # over small nodes may never leave (a 2 x 1-CPU cluster waited for ever)
-        ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
+        if inputs.sharded:  # in shard order, given their audio a row group at a time
+            from raymer.pipeline.shards import fetched, in_shard_order
+
+            ds = in_shard_order(ds).materialize()
+        else:
+            ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
     if ds.count() == 0:  # nothing left to do (a finished re-run): no actor, no model loaded
         return
+    if inputs.sharded:
+        ds = fetched(ds, cfg.resources.decode_num_cpus)
     ds = ds.map_batches(
         segment_batch,
         fn_kwargs={"cfg": cfg, "errors_uri": out.errors, "ledger": ledger},

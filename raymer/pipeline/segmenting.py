@@ -18,6 +18,7 @@ from raymer.config.recognize import RecognizeConfig
 from raymer.inference.parties import open_heard, overlapped, streams_of
 from raymer.pipeline import faults
 from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_rows, write_errors
+from raymer.pipeline.shards import source_of
 
 
 def segment_batch(
@@ -94,13 +95,19 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
         stage, error = NO_PATH
         yield row | base | {"error": error, "stage": stage}
         return
+    source, unread = source_of(row)  # a shard row's bytes (out of the row), else its path
+    if unread:
+        yield row | base | {"error": unread, "stage": "read"}
+        return
     opened = False
     try:
         turns = _turns_file(row, cfg)
-        check_file(path, cfg.decode)  # a FIFO or a huge file is refused before it is opened
+        if isinstance(source, str):
+            check_file(path, cfg.decode)  # a FIFO or a huge file is refused before it is opened
         opened = True
         with ExitStack() as held:
-            heard = open_heard(path, cfg.decode, cfg.segment, held, turns, path)
+            name = path if isinstance(source, str) else str(row.get("id"))  # turns' recording
+            heard = open_heard(source, cfg.decode, cfg.segment, held, turns, name)
             streams, names, found, channels = streams_of(heard)
             duration = streams[0].duration_s  # the header's (None where it has none)
             cutting = cfg.segment

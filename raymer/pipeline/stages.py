@@ -29,6 +29,7 @@ from raymer.pipeline.rows import (
     to_rows,
     write_errors,
 )
+from raymer.pipeline.shards import source_of
 from raymer.wer import wer
 
 logger = logging.getLogger(__name__)
@@ -94,11 +95,16 @@ def _decode_row(row: dict, limits: DecodeConfig, cutting: SegmentConfig | None) 
     if not path:
         row["stage"], row["error"] = NO_PATH
         return []
+    source, unread = source_of(row)  # a shard row's bytes, else its path
+    if unread:
+        row["stage"], row["error"] = "read", unread
+        return []
     opened = False
     try:
-        check_file(path, limits)  # its kind and size, before it is opened
+        if isinstance(source, str):
+            check_file(path, limits)  # its kind and size, before it is opened
         opened = True
-        heard = _heard(path, limits, cutting, row.get("channel"))
+        heard = _heard(source, limits, cutting, row.get("channel"))
     except Exception as err:  # a decoder bug too must cost one clip, not the run
         row["stage"], row["error"] = file_failure(path, err, opened)
         return []
@@ -110,7 +116,7 @@ def _decode_row(row: dict, limits: DecodeConfig, cutting: SegmentConfig | None) 
     return out[1:]
 
 
-def _heard(path: str, limits: DecodeConfig, cutting: SegmentConfig | None, channel) -> list:
+def _heard(path, limits: DecodeConfig, cutting: SegmentConfig | None, channel) -> list:
     """A file as (audio, columns) per stream: the clip (its channels mixed, or only
     ``channel``), or with ``cutting``, its parties as ``parties.heard_as`` hears them (a
     channel each; one stream where it has one channel, or its channels carry one signal),
