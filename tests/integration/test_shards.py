@@ -1,0 +1,165 @@
+"""A corpus shipped as Parquet shards with the audio inside (the Hugging Face ``datasets``
+layout, and a plain binary column), local and on moto's S3: ``raymer extract`` and ``raymer
+recognize`` give the clips the answers they get as files; a shard cut short, a row without
+audio and a row of bytes that are not audio are error rows that say why, every good clip is
+written once, and a re-run resumes; what is written opens in pandas and Polars."""
+
+from __future__ import annotations
+
+import csv
+
+import boto3
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raymer import storage
+
+AUDIO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+@pytest.fixture(scope="module")
+def corpus(piper_corpus, tmp_path_factory) -> dict:
+    """The piper corpus's 12 clips as a manifest of files and as shards: two in the
+    ``datasets`` layout (4 rows a row group), the last two clips in a shard with a plain
+    binary column; a broken shard (cut short), and a shard of a row with no bytes and a
+    row of bytes that are not audio."""
+    rows = list(csv.DictReader(piper_corpus.open()))  # (the fixture: its manifest)
+    root = tmp_path_factory.mktemp("shards")
+    shards = root / "shards"
+    shards.mkdir()
+
+    def data(row):
+        return (piper_corpus.parent / row["path"]).read_bytes()
+
+    for k, part in enumerate((rows[:5], rows[5:10])):
+        audio = [{"bytes": data(r), "path": r["path"].rsplit("/", 1)[-1]} for r in part]
+        table = pa.table(
+            {
+                "audio": pa.array(audio, AUDIO),
+                "id": [r["id"] for r in part],
+                "text": [r["text"] for r in part],
+                "label": [r["label"] for r in part],
+            }
+        )
+        pq.write_table(table, shards / f"train-{k:05d}.parquet", row_group_size=4)
+    last = rows[10:]
+    plain = pa.table(
+        {
+            "id": [r["id"] for r in last],
+            "flac": pa.array([data(r) for r in last], pa.binary()),  # a plain binary column
+            "text": [r["text"] for r in last],
+            "label": [r["label"] for r in last],
+        }
+    )
+    pq.write_table(plain, shards / "train-00002.parquet")
+    bad = pa.table(
+        {
+            "audio": pa.array([{"bytes": b"", "path": None}, {"bytes": b"not audio" * 50, "path": None}], AUDIO),
+            "id": ["empty", "noise"],
+            "text": ["", ""],
+            "label": ["", ""],
+        }
+    )  # fmt: skip
+    pq.write_table(bad, shards / "train-00003.parquet")
+    cut = (shards / "train-00000.parquet").read_bytes()
+    (shards / "train-00004.parquet").write_bytes(cut[: len(cut) // 2])  # a shard cut short
+    return {"rows": rows, "root": root, "shards": shards, "manifest": piper_corpus}
+
+
+def _extract(input_uri: str, output: str):
+    from raymer.config import ExtractConfig, load_config
+    from raymer.pipeline.extract import extract
+
+    cfg = load_config(
+        ExtractConfig, "configs/extract/tiny.yaml", [], input=input_uri, output=output
+    )
+    return extract(cfg)
+
+
+def _features(uri: str) -> dict[str, dict]:
+    fs, path = storage.filesystem(uri)
+    table = pq.read_table(path, filesystem=fs)
+    return {r["id"]: r for r in table.to_pylist()}
+
+
+@pytest.fixture(scope="module")
+def as_files(ray_session, corpus, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("files") / "features"
+    assert _extract(str(corpus["manifest"]), str(out)).clips_ok == 12
+    return _features(str(out / "features"))
+
+
+def test_shards_are_extracted_as_their_files_are(corpus, as_files, tmp_path):
+    out = tmp_path / "features"
+    summary = _extract(str(corpus["shards"]), str(out))
+    assert (summary.clips_ok, summary.clips_failed) == (12, 3)
+    found = _features(str(out / "features"))
+    assert sorted(found) == sorted(as_files)  # every good clip, once, by its id
+    for rid, mine in found.items():
+        theirs = as_files[rid]
+        assert mine["transcript"] == theirs["transcript"], rid
+        assert (
+            mine["label"] == theirs["label"] and mine["reference_text"] == theirs["reference_text"]
+        )
+        assert np.allclose(mine["audio_embedding"], theirs["audio_embedding"], atol=1e-5)
+        assert np.allclose(mine["text_embedding"], theirs["text_embedding"], atol=1e-5)
+        shard, _, row = mine["path"].rpartition("#row=")
+        assert shard.startswith(str(corpus["shards"])) and row.isdigit()
+    errors = {r["id"]: r for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()}
+    assert errors["empty"]["error"].endswith("the row holds no audio (its bytes are empty)")
+    assert (
+        errors["noise"]["stage"] == "decode" and "cannot use this audio" in errors["noise"]["error"]
+    )
+    broken = str(corpus["shards"] / "train-00004.parquet")
+    assert errors[broken]["path"] == broken and errors[broken]["stage"] == "read"
+    assert errors[broken]["error"].startswith(f"cannot read shard {broken}")
+    again = _extract(str(corpus["shards"] / "train-*.parquet"), str(out))  # a glob, resumed
+    assert (again.clips_ok, again.skipped) == (0, 12)
+    assert pq.read_table(out / "features").num_rows == 12
+    import pandas
+    import polars
+
+    frame = pandas.read_parquet(out / "features")
+    assert sorted(frame["id"]) == sorted(found)
+    polar = polars.read_parquet(str(out / "features" / "*.parquet"))
+    assert sorted(polar["id"].to_list()) == sorted(found)
+
+
+def test_shards_on_s3_are_read_as_local_ones(corpus, as_files, s3_endpoint):
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="shards")
+    for k in range(3):
+        name = f"train-{k:05d}.parquet"
+        s3.upload_file(str(corpus["shards"] / name), "shards", f"corpus/{name}")
+    summary = _extract("s3://shards/corpus/", "s3://shards/features")
+    assert (summary.clips_ok, summary.clips_failed) == (12, 0)
+    found = _features("s3://shards/features/features")
+    assert {rid: r["transcript"] for rid, r in found.items()} == {
+        rid: r["transcript"] for rid, r in as_files.items()
+    }
+    assert all(r["path"].startswith("s3://shards/corpus/train-") for r in found.values())
+
+
+def test_recognize_answers_shards_as_it_answers_files(corpus, trained, tmp_path):
+    from raymer.config.recognize import RecognizeConfig
+    from raymer.pipeline.recognize import recognize
+
+    answers = {}
+    for name, source in (("files", corpus["manifest"]), ("shards", corpus["shards"])):
+        out = tmp_path / name
+        summary = recognize(
+            RecognizeConfig(
+                input=str(source),
+                checkpoint=str(trained.output),
+                output=str(out),
+                plots=False,
+                resources={"asr": {"actors": 1, "num_cpus": 0.5, "threads": 1}},
+            )
+        )
+        rows = pq.read_table(out / "predictions").to_pylist()
+        answers[name] = {r["id"]: (r["transcript"], r["label"]) for r in rows}
+        answers[f"{name} failed"] = summary.failed
+    assert answers["shards"] == answers["files"] and len(answers["files"]) == 12
+    assert answers["shards failed"] == 3 and answers["files failed"] == 0

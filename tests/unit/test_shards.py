@@ -1,0 +1,90 @@
+"""Parquet shards with the audio inside (``raymer.pipeline.shards``), without Ray: what is a
+shard, the id rule of a shard row, the bytes read a row group at a time, and what an
+unreadable shard, a missing row or an empty row give."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raymer.pipeline import shards
+
+AUDIO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def _shard(path, n: int, group: int = 2, **columns) -> str:
+    audio = [{"bytes": f"clip-{i}".encode(), "path": None} for i in range(n)]
+    table = pa.table({"audio": pa.array(audio, AUDIO), **columns})
+    pq.write_table(table, path, row_group_size=group)
+    return str(path)
+
+
+def test_what_is_a_shard(tmp_path):
+    one = _shard(tmp_path / "train-0.parquet", 3)
+    _shard(tmp_path / "train-1.parquet", 2)
+    assert shards.shard_files(one) == [one]
+    both = [str(tmp_path / "train-0.parquet"), str(tmp_path / "train-1.parquet")]
+    assert shards.shard_files(str(tmp_path)) == both
+    assert shards.shard_files(str(tmp_path / "train-*.parquet")) == both
+    with pytest.raises(shards.ShardError, match="no file matches"):
+        shards.shard_files(str(tmp_path / "test-*.parquet"))
+    paths = tmp_path / "paths"
+    paths.mkdir()
+    pq.write_table(pa.table({"path": ["a.wav"]}), paths / "manifest.parquet")
+    (paths / "a.wav").write_bytes(b"RIFF")
+    assert shards.shard_files(str(paths / "manifest.parquet")) is None  # a manifest of paths
+    assert shards.shard_files(str(paths)) is None  # a folder of audio
+    binary = pa.schema([("wav", pa.binary()), ("text", pa.string())])
+    assert shards.audio_column(binary, "x") == ("wav", "wav")  # a plain binary column
+    with pytest.raises(shards.ShardError, match=r"2 binary columns \(\['a', 'b'\]\)"):
+        shards.audio_column(pa.schema([("a", pa.binary()), ("b", pa.binary())]), "x")
+
+
+def test_a_shard_row_s_id_is_its_id_its_key_its_audio_s_path_or_its_place(tmp_path):
+    audio = pa.array(
+        [{"bytes": b"x", "path": "clips/a.flac"}, {"bytes": b"y", "path": None}], AUDIO
+    )
+    cases = {
+        "ids": ({"id": ["one", "two"]}, ["one", "two"]),
+        "keys": ({"__key__": ["k1", "k2"]}, ["k1", "k2"]),
+        "named": ({}, ["clips/a", "named/000001"]),
+        "own": ({"path": ["cv/x.mp3", "cv/y.mp3"]}, ["clips/a", "cv/y"]),
+    }
+    for name, (columns, ids) in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"audio": audio, "text": ["a", "b"], **columns}), path)
+        rows = shards.ShardRows()(pa.table({"path": [str(path)]})).to_pylist()
+        assert [r["id"] for r in rows] == ids, name
+        assert [shards.parse_address(r["path"]) for r in rows] == [(str(path), 0), (str(path), 1)]
+        assert [r["text"] for r in rows] == ["a", "b"] and "audio" not in rows[0]
+        assert all(r[shards.FETCH_ERROR] is None for r in rows)
+    assert [r["source_path"] for r in rows] == ["cv/x.mp3", "cv/y.mp3"]
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes((tmp_path / "ids.parquet").read_bytes()[:40])  # cut short
+    (row,) = shards.ShardRows()(pa.table({"path": [str(broken)]})).to_pylist()
+    assert row["path"] == str(broken) and f"cannot read shard {broken}" in row["fetch_error"]
+
+
+def test_the_bytes_are_read_a_row_group_at_a_time(tmp_path):
+    one = _shard(tmp_path / "a.parquet", 5, group=3)
+    gone = str(tmp_path / "gone.parquet")
+    wanted = [shards.address(one, i) for i in (0, 3, 4, 9)] + [shards.address(gone, 0)]
+    table = pa.table({"id": list("abcde"), "path": wanted})
+    parts = list(shards.fetch_audio(table))
+    rows = {r["id"]: r for part in parts for r in part.to_pylist()}
+    assert [rows[k]["audio_bytes"] for k in "abc"] == [b"clip-0", b"clip-3", b"clip-4"]
+    assert all(rows[k]["fetch_error"] is None for k in "abc")
+    assert "has no row 9 (5 rows)" in rows["d"]["fetch_error"]
+    assert f"cannot read shard {gone}" in rows["e"]["fetch_error"]
+    assert sorted(p.num_rows for p in parts) == [1, 1, 1, 2]  # group 0, group 1 (3, 4) once
+
+
+def test_the_decoder_gets_a_row_s_bytes_or_the_reason_it_has_none():
+    path = shards.address("/s/a.parquet", 3)
+    row = {"path": path, "audio_bytes": b"RIFF...", "fetch_error": None}
+    assert shards.source_of(row) == (b"RIFF...", None) and "audio_bytes" not in row
+    empty = shards.source_of({"path": path, "audio_bytes": b"", "fetch_error": None})
+    assert empty[1] == f"{path}: the row holds no audio (its bytes are empty)"
+    assert shards.source_of({"path": path, "fetch_error": "cannot read"})[1] == "cannot read"
+    assert shards.source_of({"path": "/data/a.wav"}) == ("/data/a.wav", None)
