@@ -2,7 +2,8 @@
 layout, and a plain binary column), local and on moto's S3: ``raymer extract`` and ``raymer
 recognize`` give the clips the answers they get as files; a shard cut short, a row without
 audio and a row of bytes that are not audio are error rows that say why, every good clip is
-written once, and a re-run resumes; what is written opens in pandas and Polars."""
+written once, and a re-run resumes; what is written opens in pandas, Polars, DuckDB and
+`datasets`."""
 
 from __future__ import annotations
 
@@ -33,17 +34,19 @@ def corpus(piper_corpus, tmp_path_factory) -> dict:
     def data(row):
         return (piper_corpus.parent / row["path"]).read_bytes()
 
-    for k, part in enumerate((rows[:5], rows[5:10])):
+    from datasets import Audio, Dataset
+
+    for k, part in enumerate((rows[:5], rows[5:10])):  # written by `datasets` itself
         audio = [{"bytes": data(r), "path": r["path"].rsplit("/", 1)[-1]} for r in part]
-        table = pa.table(
+        dataset = Dataset.from_dict(
             {
-                "audio": pa.array(audio, AUDIO),
+                "audio": audio,
                 "id": [r["id"] for r in part],
                 "text": [r["text"] for r in part],
                 "label": [r["label"] for r in part],
             }
-        )
-        pq.write_table(table, shards / f"train-{k:05d}.parquet", row_group_size=4)
+        ).cast_column("audio", Audio(decode=False))
+        dataset.to_parquet(str(shards / f"train-{k:05d}.parquet"), batch_size=4)
     last = rows[10:]
     plain = pa.table(
         {
@@ -125,6 +128,18 @@ def test_shards_are_extracted_as_their_files_are(corpus, as_files, tmp_path):
     assert sorted(frame["id"]) == sorted(found)
     polar = polars.read_parquet(str(out / "features" / "*.parquet"))
     assert sorted(polar["id"].to_list()) == sorted(found)
+    import datasets
+    import duckdb
+
+    files = str(out / "features" / "*.parquet")
+    hub = datasets.load_dataset(
+        "parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert sorted(hub["id"]) == sorted(found) and len(hub[0]["text_embedding"]) > 0
+    ((count, words),) = duckdb.sql(
+        f"select count(*), count(transcript) from read_parquet('{files}')"
+    ).fetchall()
+    assert count == words == 12
 
 
 def test_shards_on_s3_are_read_as_local_ones(corpus, as_files, s3_endpoint):
