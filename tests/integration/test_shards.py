@@ -178,3 +178,15 @@ def test_recognize_answers_shards_as_it_answers_files(corpus, trained, tmp_path)
         answers[f"{name} failed"] = summary.failed
     assert answers["shards"] == answers["files"] and len(answers["files"]) == 12
     assert answers["shards failed"] == 3 and answers["files failed"] == 0
+    import datasets
+    import duckdb
+
+    for table in ("predictions", "recordings"):  # the tools people open tables with
+        files = str(tmp_path / "shards" / table / "*.parquet")
+        ((count,),) = duckdb.sql(
+            f"select count(distinct id) from read_parquet('{files}')"
+        ).fetchall()
+        hub = datasets.load_dataset(
+            "parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf")
+        )
+        assert count == len(set(hub["id"])) == 12, table
