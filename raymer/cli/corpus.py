@@ -1,5 +1,5 @@
-"""The corpus side of the ``raymer`` command: ``corpus synth``, ``corpus recording`` and
-``corpus prepare``.
+"""The corpus side of the ``raymer`` command: ``corpus synth``, ``corpus recording``,
+``corpus inspect`` and ``corpus prepare``.
 
 ``raymer.cli.build_parser`` adds them with ``add_corpus_commands``; the work is in
 ``raymer.corpora`` (``synth.synthesize_corpus``, ``prepare.prepare``).
@@ -27,6 +27,37 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(summary)
     print(f"manifest: {args.output}")
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from raymer.pipeline.inspect import inspect_corpus, table
+
+    survey = inspect_corpus(args.input, args.output)
+    print(json.dumps(survey.to_json(), indent=2) if args.json else table(survey))
+    if args.output and not args.json:
+        print(f"survey: {args.output}/inspect.json  problems: {args.output}/problems/")
+    return 0
+
+
+def _add_inspect(corpus_sub) -> None:
+    found = corpus_sub.add_parser(
+        "inspect",
+        help="survey a corpus from its headers before the expensive run",
+        description="What is in a corpus, from each file's header alone (nothing is decoded), "
+        "as one Ray Data job over the input as extract and recognize read it (a manifest, a "
+        "folder, Parquet shards; local or s3://): clips, hours and bytes; sample rates, "
+        "channels, containers and codecs; duration percentiles; every file extract would "
+        "refuse, with the reason it would give (its decode limits: size, header, length); "
+        "duplicate ids; and where the manifest has them, labels, speakers and folds. A "
+        "table on the console; with --output, inspect.json and problems/ (Parquet: id, "
+        "path, stage, error) there.",
+    )
+    found.add_argument("input", help="manifest, folder or Parquet shards; local or s3://")
+    found.add_argument("--output", help="folder for inspect.json and problems/ (optional)")
+    found.add_argument("--json", action="store_true", help="print the survey as JSON")
+    found.set_defaults(func=cmd_inspect)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -144,6 +175,7 @@ def add_corpus_commands(sub) -> None:
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     _add_synth(corpus_sub)
     _add_recording(corpus_sub)
+    _add_inspect(corpus_sub)
     prep = corpus_sub.add_parser(
         "prepare",
         help="a real corpus (IEMOCAP, MSP-Podcast, RAVDESS, SAVEE, CREMA-D, TESS, GoEmotions) "
