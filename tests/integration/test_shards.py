@@ -142,6 +142,21 @@ def test_shards_are_extracted_as_their_files_are(corpus, as_files, tmp_path):
     assert count == words == 12
 
 
+def test_a_survey_of_shards_reads_each_row_s_header(corpus, as_files, tmp_path):
+    from raymer.pipeline.inspect import inspect_corpus
+
+    survey = inspect_corpus(str(corpus["shards"]), str(tmp_path / "survey"))
+    assert survey.sharded and (survey.clips, survey.readable) == (15, 12)
+    seconds = sum(r["duration_s"] for r in as_files.values())
+    assert survey.hours * 3600 == pytest.approx(seconds, abs=0.12)
+    assert survey.counts["container"] == {"wav": 12}
+    flagged = {
+        r["id"]: r["stage"] for r in pq.read_table(tmp_path / "survey" / "problems").to_pylist()
+    }
+    broken = str(corpus["shards"] / "train-00004.parquet")
+    assert flagged == {"empty": "read", "noise": "decode", broken: "read"}
+
+
 def test_shards_on_s3_are_read_as_local_ones(corpus, as_files, s3_endpoint):
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket="shards")
