@@ -1,10 +1,11 @@
-"""Peak memory of the ``raymer recognize`` (or ``extract``) driver for a small and a large
-manifest.
+"""Peak memory of the ``raymer recognize`` (or ``extract``, or ``corpus inspect``) driver for
+a small and a large manifest.
 
     python benchmarks/driver_memory.py [--small 2000] [--large 200000] [--checkpoint DIR]
-                                       [--command recognize|extract]
+                                       [--command recognize|extract|inspect]
 
-Each run is ``raymer recognize`` (``extract``: with configs/extract/tiny.yaml) in a process
+Each run is ``raymer recognize`` (``extract``: with configs/extract/tiny.yaml; ``inspect``:
+``raymer corpus inspect``) in a process
 of its own on a manifest of N rows naming files
 that do not exist (cheap rows: each becomes an error row, through every stage of the job);
 its peak resident memory is the driver process's own ``VmHWM`` (``/proc/PID/status``, read
@@ -51,6 +52,8 @@ def _high_water_kb(pid: int) -> int:
 
 def command(name: str, rows: int, folder: Path, checkpoint: str, extra: list[str]) -> list[str]:
     out, listed = str(folder / f"out-{rows}"), str(manifest(rows, folder))
+    if name == "inspect":
+        return [RAYMER, "corpus", "inspect", listed, "--output", out, *extra]
     if name == "extract":
         config = str(ROOT / "configs" / "extract" / "tiny.yaml")
         cmd = [RAYMER, "extract", "--config", config, "--input", listed, "--output", out]
@@ -81,7 +84,8 @@ def peak_mb(
     stdout, stderr = log.read_text(), err.read_text()
     if proc.returncode != 0:
         sys.exit(f"{name} failed on {rows} rows:\n{stderr[-3000:]}")
-    line = next(x for x in stdout.splitlines() if x.startswith(f"{name}:"))
+    first = "corpus " if name == "inspect" else f"{name}:"
+    line = next(x for x in stdout.splitlines() if x.startswith(first))
     return peak / 1024, wall, line
 
 
@@ -90,7 +94,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--checkpoint", default=str(ROOT / "tests" / "data" / "checkpoint-0.1.0"))
-    parser.add_argument("--command", choices=("recognize", "extract"), default="recognize")
+    parser.add_argument(
+        "--command", choices=("recognize", "extract", "inspect"), default="recognize"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value settings for both runs")
     args = parser.parse_args()
     print(
