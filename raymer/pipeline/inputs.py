@@ -31,7 +31,14 @@ from raymer.pipeline.manifest import (
     read_table,
     row_id,
 )
-from raymer.pipeline.shards import BYTES, FETCH_ERROR, ShardRows, audio_column, shard_files
+from raymer.pipeline.shards import (
+    BYTES,
+    PASSED,
+    ShardRows,
+    audio_column,
+    shard_files,
+)
+from raymer.pipeline.tars import TarRows, is_tar, tar_columns
 from raymer.runtime import READ_ARGS
 
 logger = logging.getLogger(__name__)
@@ -92,8 +99,11 @@ def manifest_columns(uri: str) -> list[str]:
 
 
 def _shard_columns(shards: list[str]) -> list[str]:
-    """The columns shard rows carry (the first shard's footer): the small ones, and the
-    shard's own ``path`` as ``source_path``."""
+    """The columns shard rows carry: a tar's samples' metadata fields (``tar_columns``); a
+    Parquet shard's small columns (the first shard's footer), its own ``path`` as
+    ``source_path``."""
+    if is_tar(shards[0]):
+        return tar_columns(shards[0])
     names = header_names(shards[0])
     audio = audio_column(_schema(shards[0]), shards[0])
     small = [n for n in names if n not in ("id", "path", audio[0] if audio else None)]
@@ -115,7 +125,8 @@ def _shard_rows(shards: list[str], listing_uri: str):
 
     root = write_listing(iter(shards), listing_uri)
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
-    return ds.map_batches(ShardRows(), batch_size=1, batch_format="pyarrow", **READ_ARGS)
+    rows = TarRows(tar_columns(shards[0])) if is_tar(shards[0]) else ShardRows()
+    return ds.map_batches(rows, batch_size=1, batch_format="pyarrow", **READ_ARGS)
 
 
 def one_per_id(group: pa.Table, errors_uri: str, text_column: str) -> pa.Table:
@@ -204,9 +215,12 @@ class ManifestRows:
             "id": ids,
             "path": [storage.resolve_relative(p, self.base) if p else "" for p in paths],
         }
-        others = [n for n in table.column_names if n not in ("id", "path")]
+        others = [n for n in table.column_names if n not in ("id", "path", *PASSED)]
         for name, key in carried_names(others, self.reserved).items():
             out[key] = [_text(v) for v in table.column(name).to_pylist()]
+        for name in PASSED:  # a shard row's: what fetch_audio reads (never written)
+            if name in table.column_names:
+                out[name] = table.column(name)
         if "turns" in out:  # an RTTM file per recording (recognize's turns), as its path is
             out["turns"] = [
                 storage.resolve_relative(t, self.base) if t else t for t in out["turns"]
@@ -227,7 +241,7 @@ EXTRACT_KEYS = ("id", "path", "label", "speaker", "session", "reference_text")
 # Names a carried manifest column must not take: the features' columns and the keys the
 # stages add to a row on its way (a manifest's own ``duration_s`` would meet the decoder's).
 EXTRACT_RESERVED = frozenset(FEATURES_SCHEMA.names) | {"audio", "audio_dim", "error", "stage"}
-EXTRACT_RESERVED |= {BYTES, FETCH_ERROR}
+EXTRACT_RESERVED |= {BYTES, *PASSED}
 
 
 def carried_names(names: list[str], reserved: frozenset[str]) -> dict[str, str]:
@@ -345,8 +359,9 @@ class ExtractRows:
         }
         for name, key in self.extra.items():
             out[key] = table.column(name)
-        if FETCH_ERROR in table.column_names:  # a shard that could not be read
-            out[FETCH_ERROR] = table.column(FETCH_ERROR)
+        for name in PASSED:  # what fetch_audio reads (never written)
+            if name in table.column_names:
+                out[name] = table.column(name)
         if pa.types.is_string(out.get("labels", pa.array([[]])).type):
             out["labels"] = _label_lists(out["labels"])
         return pa.table(out)

@@ -1,6 +1,7 @@
-"""Corpora shipped as Parquet shards with the audio inside: the Hugging Face ``datasets``
-layout (an ``audio`` column of structs holding ``bytes`` and ``path``) or a plain binary
-column. ``--input`` names one shard, a folder holding them, or a glob (``data/*.parquet``).
+"""Corpora shipped as shards with the audio inside: Parquet in the Hugging Face ``datasets``
+layout (an ``audio`` column of structs holding ``bytes`` and ``path``) or with a plain
+binary column, and WebDataset tars (``raymer.pipeline.tars``). ``--input`` names one shard,
+a folder holding them, or a glob (``data/*.parquet``).
 
 Nothing is unpacked to files and no clip is one GET of its own. The rows are read in two
 passes: ``ShardRows`` reads each shard's small columns (everything but the audio's bytes),
@@ -30,12 +31,14 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.errors import UsageError
 from raymer.pipeline.manifest import id_from_path
+from raymer.pipeline.tars import OFFSET, SIZE, fetch_members, is_tar
 
 ADDRESS = "#row="  # a shard row's path: SHARD#row=N (N zero-padded: addresses sort in order)
 KEYS = ("key", "__key__")  # a shard row's id where it has no `id` column
 BYTES = "audio_bytes"  # the column fetch_audio fills (a row's encoded audio)
 FETCH_ERROR = "fetch_error"  # why a row has no bytes (its shard or row group could not be read)
 MAX_GROUP_MB = 1024.0  # a row group's audio a task reads at once: bounded before it is read
+PASSED = (FETCH_ERROR, OFFSET, SIZE)  # what the input rows carry to fetch_audio, never written
 
 
 class ShardError(UsageError):
@@ -65,21 +68,32 @@ def audio_column(schema: pa.Schema, where: str) -> tuple[str, str] | None:
 
 
 def shard_files(uri: str) -> list[str] | None:
-    """The Parquet shards ``uri`` names when they hold embedded audio (a shard, a folder
-    whose top level holds them, or a glob in the last part of the path), sorted; None when
-    ``uri`` is something else (a manifest of paths, a folder of audio files, a file)."""
+    """The shards ``uri`` names, sorted: Parquet files holding embedded audio, or WebDataset
+    tars (``raymer.pipeline.tars``), as one shard, a folder whose top level holds them, or a
+    glob in the last part of the path; None when ``uri`` is something else (a manifest of
+    paths, a folder of audio files, a file). Compressed tars are refused with the reason."""
+    if uri.lower().endswith((".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2")):
+        raise ShardError(
+            f"{uri}: a compressed tar cannot be read by its members' offsets; give "
+            "uncompressed .tar shards (the audio inside is compressed already)"
+        )
     if any(c in posixpath.basename(uri) for c in "*?["):
         parent, pattern = uri.rsplit("/", 1) if "/" in uri else (".", uri)
         found = [u for u in _top_level(parent) if fnmatch.fnmatch(posixpath.basename(u), pattern)]
         if not found:
             raise ShardError(f"no file matches {uri}")
-        return found if _has_audio(found[0]) else None
+        return found if _is_shard(found[0]) else None
     if storage.is_dir(uri):
-        found = [u for u in _top_level(uri) if u.lower().endswith(".parquet")]
-        return found if found and _has_audio(found[0]) else None
-    if uri.lower().endswith(".parquet") and storage.exists(uri) and _has_audio(uri):
+        found = [u for u in _top_level(uri) if u.lower().endswith(".tar")]
+        found = found or [u for u in _top_level(uri) if u.lower().endswith(".parquet")]
+        return found if found and _is_shard(found[0]) else None
+    if uri.lower().endswith((".parquet", ".tar")) and storage.exists(uri) and _is_shard(uri):
         return [uri if storage.is_remote(uri) else os.path.abspath(uri)]
     return None
+
+
+def _is_shard(uri: str) -> bool:
+    return is_tar(uri) or _has_audio(uri)
 
 
 def _top_level(folder: str) -> list[str]:
@@ -173,11 +187,16 @@ def fetch_audio(table: pa.Table) -> Iterator[pa.Table]:
     (``MAX_GROUP_MB``), so a task holds one group's audio at most. A shard or group that
     cannot be read gives its rows a ``FETCH_ERROR``; rows that are files pass through."""
     paths = table.column("path").to_pylist()
+    offsets = table.column(OFFSET).to_pylist() if OFFSET in table.column_names else None
     by_shard: dict[str, list[tuple[int, int]]] = {}
+    by_tar: dict[str, list[tuple[int, int, int]]] = {}
     plain = []
     for k, p in enumerate(paths):
         where = parse_address(p or "")
-        if where is None:
+        if offsets is not None and offsets[k] is not None:  # a tar member
+            size = table.column(SIZE)[k].as_py()
+            by_tar.setdefault(p.rpartition("#")[0], []).append((k, offsets[k], size))
+        elif where is None:
             plain.append(k)
         else:
             by_shard.setdefault(where[0], []).append((k, where[1]))
@@ -185,6 +204,10 @@ def fetch_audio(table: pa.Table) -> Iterator[pa.Table]:
         yield _with_bytes(table, plain, [b""] * len(plain), [None] * len(plain))
     for shard, rows in by_shard.items():
         yield from _fetched(table, shard, rows)
+    for shard, members in by_tar.items():
+        got = list(fetch_members(shard, members))
+        yield _with_bytes(table, [k for k, _, _ in got], [d or b"" for _, d, _ in got],
+                          [why for _, _, why in got])  # fmt: skip
 
 
 def _fetched(table: pa.Table, shard: str, rows: list[tuple[int, int]]) -> Iterator[pa.Table]:
@@ -280,7 +303,7 @@ def source_of(row: dict) -> tuple[str | bytes, str | None]:
     path = row.get("path") or ""
     if why:
         return path, why
-    if parse_address(path) is None:
+    if parse_address(path) is None and row.get(OFFSET) is None:
         return path, None
     if not data:
         return path, f"{path}: the row holds no audio (its bytes are empty)"

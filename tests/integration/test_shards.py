@@ -1,5 +1,5 @@
-"""A corpus shipped as Parquet shards with the audio inside (the Hugging Face ``datasets``
-layout, and a plain binary column), local and on moto's S3: ``raymer extract`` and ``raymer
+"""A corpus shipped as shards with the audio inside (Parquet in the Hugging Face
+``datasets`` layout and with a plain binary column, WebDataset tars), local and on moto's S3: ``raymer extract`` and ``raymer
 recognize`` give the clips the answers they get as files; a shard cut short, a row without
 audio and a row of bytes that are not audio are error rows that say why, every good clip is
 written once, and a re-run resumes; what is written opens in pandas, Polars, DuckDB and
@@ -68,7 +68,37 @@ def corpus(piper_corpus, tmp_path_factory) -> dict:
     pq.write_table(bad, shards / "train-00003.parquet")
     cut = (shards / "train-00000.parquet").read_bytes()
     (shards / "train-00004.parquet").write_bytes(cut[: len(cut) // 2])  # a shard cut short
-    return {"rows": rows, "root": root, "shards": shards, "manifest": piper_corpus}
+    return {
+        "rows": rows,
+        "root": root,
+        "shards": shards,
+        "manifest": piper_corpus,
+        "tars": _tars(rows, data, root / "tars"),
+    }
+
+
+def _tars(rows: list[dict], data, folder):
+    """The same clips as WebDataset tars (written by ``webdataset``): two of the clips, and
+    a tar with a sample that has no audio, then a sample cut short by the tar's end."""
+    import tarfile
+
+    import webdataset as wds
+
+    folder.mkdir()
+    for k, part in enumerate((rows[:7], rows[7:])):
+        with wds.TarWriter(str(folder / f"train-{k:05d}.tar")) as sink:
+            for r in part:
+                meta = {"text": r["text"], "label": r["label"], "speaker": r["speaker"]}
+                sink.write({"__key__": r["id"], "wav": data(r), "json": meta})
+    odd = folder / "train-00002.tar"
+    with wds.TarWriter(str(odd)) as sink:
+        sink.write({"__key__": "silent", "json": {"text": "", "label": ""}})
+        sink.write({"__key__": "kept", "wav": data(rows[0]), "json": {"label": rows[0]["label"]}})
+        sink.write({"__key__": "lost", "wav": data(rows[1]), "json": {"label": "sad"}})
+    with tarfile.open(odd) as tar:
+        last = tar.getmembers()[-1].offset_data
+    odd.write_bytes(odd.read_bytes()[: last + 1000])  # the last sample's audio cut short
+    return folder
 
 
 def _extract(input_uri: str, output: str):
@@ -140,6 +170,26 @@ def test_shards_are_extracted_as_their_files_are(corpus, as_files, tmp_path):
         f"select count(*), count(transcript) from read_parquet('{files}')"
     ).fetchall()
     assert count == words == 12
+
+
+def test_webdataset_tars_are_extracted_as_their_files_are(corpus, as_files, tmp_path):
+    out = tmp_path / "features"
+    summary = _extract(str(corpus["tars"]), str(out))
+    assert (summary.clips_ok, summary.clips_failed) == (13, 2)
+    found = _features(str(out / "features"))
+    assert sorted(found) == sorted([*as_files, "kept"])
+    for rid, theirs in as_files.items():
+        mine = found[rid]
+        assert (mine["transcript"], mine["label"]) == (theirs["transcript"], theirs["label"])
+        assert np.allclose(mine["audio_embedding"], theirs["audio_embedding"], atol=1e-5)
+        assert mine["path"].endswith(f".tar#{rid}.wav") and "member_offset" not in mine
+    assert found["kept"]["transcript"] == as_files[corpus["rows"][0]["id"]]["transcript"]
+    errors = {r["id"]: r for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()}
+    odd = str(corpus["tars"] / "train-00002.tar")
+    assert errors["silent"]["error"] == f"{odd}: silent has no audio (silent.json)"
+    assert errors[odd]["error"].startswith(f"cannot read shard {odd} after 2 samples")
+    again = _extract(str(corpus["tars"]), str(out))
+    assert (again.clips_ok, again.skipped) == (0, 13)
 
 
 def test_a_survey_of_shards_reads_each_row_s_header(corpus, as_files, tmp_path):

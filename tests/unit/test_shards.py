@@ -4,6 +4,8 @@ unreadable shard, a missing row or an empty row give."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -88,3 +90,47 @@ def test_the_decoder_gets_a_row_s_bytes_or_the_reason_it_has_none():
     assert empty[1] == f"{path}: the row holds no audio (its bytes are empty)"
     assert shards.source_of({"path": path, "fetch_error": "cannot read"})[1] == "cannot read"
     assert shards.source_of({"path": "/data/a.wav"}) == ("/data/a.wav", None)
+
+
+def _tar(path, samples: dict[str, dict[str, bytes]]) -> str:
+    """A WebDataset tar, written by the ``webdataset`` library."""
+    import webdataset as wds
+
+    with wds.TarWriter(str(path)) as sink:
+        for key, members in samples.items():
+            sink.write({"__key__": key, **members})
+    return str(path)
+
+
+def test_a_tar_s_samples_are_indexed_and_their_audio_read_by_range(tmp_path):
+    from raymer.pipeline import tars
+
+    uri = _tar(
+        tmp_path / "train-0.tar",
+        {
+            "a": {"flac": b"audio-a" * 10, "json": {"text": "hi", "label": "sad", "id": "A1"}},
+            "b": {"wav": b"audio-b", "txt": "hello there"},
+            "c": {"json": {"text": "no audio"}},
+        },
+    )
+    assert shards.shard_files(str(tmp_path)) == [uri]
+    assert tars.tar_columns(uri) == ["text", "label"]
+    rows = tars.TarRows(["text", "label"])(pa.table({"path": [uri]})).to_pylist()
+    assert [r["id"] for r in rows] == ["A1", "b", "c"]  # the JSON's id, else the key
+    assert [r["path"] for r in rows] == [f"{uri}#a.flac", f"{uri}#b.wav", f"{uri}#c"]
+    assert [r["text"] for r in rows] == ["hi", "hello there", "no audio"]
+    assert rows[2]["fetch_error"] == f"{uri}: c has no audio (c.json)"
+    table = pa.Table.from_pylist(rows[:2])
+    (got,) = list(shards.fetch_audio(table))
+    assert got.column("audio_bytes").to_pylist() == [b"audio-a" * 10, b"audio-b"]
+    cut = tmp_path / "cut.tar"
+    import tarfile
+
+    with tarfile.open(uri) as tar:
+        third = tar.getmembers()[2].offset_data  # b's first member's data
+    cut.write_bytes(Path(uri).read_bytes()[: third + 2])  # the first sample, then a break
+    broken = tars.TarRows(["text"])(pa.table({"path": [str(cut)]})).to_pylist()
+    assert [r["id"] for r in broken] == ["A1", str(cut)]
+    assert broken[1]["fetch_error"].startswith(f"cannot read shard {cut} after 1 samples")
+    with pytest.raises(shards.ShardError, match="a compressed tar cannot be read"):
+        shards.shard_files(str(tmp_path / "train.tar.gz"))
