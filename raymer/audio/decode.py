@@ -80,12 +80,15 @@ def open_audio(
     limits: DecodeConfig | None = None,
     chunk_s: float = BLOCK_S,
     channel: int | None = None,
+    span: tuple[float, float] | None = None,
 ):
     """The one decoder: ``source`` (a path or URI, encoded bytes, or a readable binary
     stream) -> an ``AudioStream`` of 16 kHz mono float32 blocks of about ``chunk_s``
     seconds, through one resampler (FFmpeg's, by PyAV), within ``limits``: the channels
     mixed, or only ``channel`` (0-based; one a file does not have is an ``AudioError``
-    from its header).
+    from its header); the whole of it, or only ``span`` (start, duration in seconds: a
+    segment of a long recording, reached by seeking, the limits applied to the span; one
+    that runs past the header's end is an ``AudioError``).
 
     Every limit is checked before the work it protects: a path's kind and size before it is
     opened (``check_file``), bytes' size before anything, a WAV's data size against the
@@ -96,54 +99,43 @@ def open_audio(
         data = bytes(source)
         limits.check_size(len(data))
         _check_wav_length(data[:_HEAD], len(data))
-        return AudioStream(io.BytesIO(data), limits, chunk_s, channel=channel)
+        return AudioStream(io.BytesIO(data), limits, chunk_s, channel=channel, span=span)
     if isinstance(source, str | os.PathLike):
         file = _open_file(os.fspath(source), limits)
-        return AudioStream(file, limits, chunk_s, owned=True, channel=channel)
-    return AudioStream(source, limits, chunk_s, channel=channel)
-
-
-SAME_SIGNAL_S = 60.0  # seconds of each channel compared by ``same_signal``
-
-
-def same_signal(source: Source, limits: DecodeConfig, channels: int) -> bool:
-    """Whether a file's channels carry one signal (a mono recording saved as stereo): the
-    first ``SAME_SIGNAL_S`` seconds of each channel against the first's, all within 1 % of
-    its level (rms of the difference). Cheap: a minute decoded per channel, whatever the
-    file's length. ``source``: a path or URI, or encoded bytes (read again per channel)."""
-    want = int(SAME_SIGNAL_S * SAMPLE_RATE)
-
-    def head(k: int) -> np.ndarray:
-        blocks, held = [], 0
-        with open_audio(source, limits, chunk_s=SAME_SIGNAL_S, channel=k) as stream:
-            for block in stream:
-                blocks.append(block)
-                held += block.size
-                if held >= want:
-                    break
-        return np.concatenate(blocks)[:want] if blocks else np.zeros(0, np.float32)
-
-    first = head(0)
-    level = float(np.sqrt(np.mean(first**2))) if first.size else 0.0
-    for k in range(1, channels):
-        other = head(k)
-        n = min(first.size, other.size)
-        diff = float(np.sqrt(np.mean((first[:n] - other[:n]) ** 2))) if n else 0.0
-        if other.size != first.size or diff > 0.01 * max(level, 1e-6):
-            return False
-    return True
+        return AudioStream(file, limits, chunk_s, owned=True, channel=channel, span=span)
+    return AudioStream(source, limits, chunk_s, channel=channel, span=span)
 
 
 def decode_audio(
-    source: Source, limits: DecodeConfig | None = None, channel: int | None = None
+    source: Source,
+    limits: DecodeConfig | None = None,
+    channel: int | None = None,
+    span: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """A whole clip: ``open_audio``'s blocks joined (16 kHz mono float32 in [-1, 1]; its
-    channels mixed, or only ``channel``)."""
-    with open_audio(source, limits, channel=channel) as stream:
+    channels mixed, or only ``channel``; all of it, or its ``span``)."""
+    with open_audio(source, limits, channel=channel, span=span) as stream:
         return stream.read()
 
 
 _HEAD = 65_536  # bytes of a file read to check a WAV's chunk sizes
+
+
+def _span_length(span: tuple[float, float], duration: float | None) -> float:
+    """A span's length, checked against the header's (``duration``: None where it has none):
+    one that starts or ends past the audio's end is refused (a tenth of a second's grace:
+    the rounding of a manifest's times)."""
+    start, length = span
+    if start < 0 or length <= 0:
+        raise AudioError(f"the span ({start:g} s, {length:g} s) is not a span of the audio")
+    if duration is not None and start + length > duration + 0.1:
+        raise AudioError(
+            f"the span {start:.2f}-{start + length:.2f} s runs past the audio's end "
+            f"({duration:.2f} s)"
+        )
+    return length
+
+
 _FETCH_WHOLE = 64 * 1024 * 1024  # a remote file up to this size is fetched in one request
 
 
@@ -189,10 +181,12 @@ class AudioStream:
         chunk_s: float,
         owned: bool = False,
         channel: int | None = None,
+        span: tuple[float, float] | None = None,
     ) -> None:
         import av
 
-        self.limits, self.chunk_s, self.channel = limits, chunk_s, channel
+        self.limits, self.chunk_s, self.channel, self.span = limits, chunk_s, channel, span
+        self._first_t: float | None = None  # the time of the first frame decoded
         self._file = file if owned else None
         try:
             self.container = av.open(
@@ -208,6 +202,8 @@ class AudioStream:
             if not self.container.streams.audio:
                 raise AudioError("the file has no audio stream")
             self.sample_rate, self.channels, self.duration_s = av_header(self.container)
+            if span is not None:
+                self.duration_s = _span_length(span, self.duration_s)
             limits.check_header(self.sample_rate, self.channels, self.duration_s)
             if channel is not None and not 0 <= channel < self.channels:
                 raise AudioError(f"channel {channel}: the audio has {self.channels} channel(s)")
@@ -230,6 +226,25 @@ class AudioStream:
             self._file.close()
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self.span is None:
+            yield from self._blocks()
+            return
+        start, length = self.span
+        if start > 0:  # back to the frame at or before it (a container's time base: us)
+            self.container.seek(int(start * 1_000_000), backward=True, any_frame=False)
+        skip, left = None, round(length * SAMPLE_RATE)
+        for block in self._blocks():
+            if skip is None:  # where the decoding began, from the first frame's time
+                skip = max(0, round((start - (self._first_t or 0.0)) * SAMPLE_RATE))
+            cut = min(skip, block.size)
+            block, skip = block[cut : cut + left], skip - cut
+            left -= block.size
+            if block.size:
+                yield block
+            if left <= 0:
+                return
+
+    def _blocks(self) -> Iterator[np.ndarray]:
         import av
 
         want = max(1, int(self.chunk_s * SAMPLE_RATE))
@@ -259,7 +274,10 @@ class AudioStream:
 
     def _frames(self) -> Iterator:
         try:
-            yield from self.container.decode(audio=0)
+            for frame in self.container.decode(audio=0):
+                if self._first_t is None:
+                    self._first_t = frame.time if frame.time is not None else 0.0
+                yield frame
         except AudioError:
             raise
         except Exception as err:
@@ -371,93 +389,3 @@ def pool_frames(frames: np.ndarray, factor: int) -> np.ndarray:
         frames = np.concatenate([frames, np.zeros((pad, d), dtype=frames.dtype)])
         counts[-1, 0] = factor - pad
     return frames.reshape(-1, factor, d).sum(axis=1) / counts
-
-
-@dataclass(frozen=True)
-class Header:
-    """What an audio file's header says (``probe``): its container and codec (FFmpeg's
-    names), sample rate, channels and duration (None where the header does not say)."""
-
-    container: str
-    codec: str
-    sample_rate: int
-    channels: int
-    duration_s: float | None
-
-
-def probe(source: Source, limits: DecodeConfig) -> Header:
-    """A file's (or encoded bytes') header, through every check ``open_audio`` makes before
-    it decodes (kind and size, a WAV's length, the header's rate, channels and duration),
-    raising what it raises, without decoding. A PCM WAV's and a FLAC's header are read from
-    the first bytes here (FFmpeg's demuxer reads the same fields, a hundred times slower to
-    open); anything else, and any header this reader is unsure of, by the demuxer itself."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-        limits.check_size(len(data))
-        head, size = data[:_HEAD], len(data)
-    else:
-        from raymer import storage
-
-        uri = os.fspath(source)
-        size = check_file(uri, limits)
-        fs, path = storage.filesystem(uri)
-        with fs.open_input_file(path) as f:
-            head = f.read(_HEAD)  # one ranged read: the header, whatever the file's size
-    _check_wav_length(head, size)
-    found = _wav_header(head, size) or _flac_header(head)
-    if found is None:
-        with open_audio(source, limits) as stream:  # the demuxer's own reading
-            audio = stream.container.streams.audio[0]
-            return Header(
-                stream.container.format.name.split(",")[0],
-                audio.codec_context.name,
-                stream.sample_rate,
-                stream.channels,
-                stream.duration_s,
-            )
-    limits.check_header(found.sample_rate, found.channels, found.duration_s)
-    return found
-
-
-_WAV_CODECS = {(1, 8): "pcm_u8", (1, 16): "pcm_s16le", (1, 24): "pcm_s24le", (1, 32): "pcm_s32le"}
-_WAV_CODECS |= {(3, 32): "pcm_f32le", (3, 64): "pcm_f64le", (6, 8): "pcm_alaw", (7, 8): "pcm_mulaw"}
-
-
-def _wav_header(head: bytes, size: int) -> Header | None:
-    """A plain RIFF WAV's fmt and data chunks (None: not one, or not sure)."""
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    pos, fmt = 12, None
-    while pos + 8 <= len(head):
-        chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
-        body = head[pos + 8 : pos + 8 + length]
-        if chunk == b"fmt " and len(body) >= 16:
-            tag, channels, rate = (int.from_bytes(body[a:b], "little") for a, b in _FMT)
-            align, bits = (int.from_bytes(body[a:b], "little") for a, b in ((12, 14), (14, 16)))
-            if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: its sub-format
-                tag = int.from_bytes(body[24:26], "little")
-            fmt = (_WAV_CODECS.get((tag, bits)), channels, rate, align)
-        elif chunk == b"data":
-            if fmt is None or fmt[0] is None or not (fmt[1] and fmt[2] and fmt[3]):
-                return None
-            codec, channels, rate, align = fmt
-            have = size - pos - 8
-            length = have if length in (0, 0xFFFFFFFF) else min(length, have)
-            return Header("wav", codec, rate, channels, length // align / rate)
-        pos += 8 + length + (length & 1)
-    return None
-
-
-_FMT = ((0, 2), (2, 4), (4, 8))  # a fmt chunk's format tag, channels, sample rate
-
-
-def _flac_header(head: bytes) -> Header | None:
-    """A native FLAC's STREAMINFO (None: not one; an ID3 tag first is left to FFmpeg)."""
-    if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
-        return None
-    bits = int.from_bytes(head[18:26], "big")
-    rate, channels = bits >> 44, ((bits >> 41) & 0x7) + 1
-    total = bits & ((1 << 36) - 1)
-    if not rate:
-        return None
-    return Header("flac", "flac", rate, channels, total / rate if total else None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raymer.audio.decode import SAMPLE_RATE, open_audio
+from raymer.audio.decode import SAMPLE_RATE, Source, open_audio
 from raymer.audio.turns import Turn, TurnsError, check_length, read_turns
 from raymer.config.parts import DecodeConfig, SegmentConfig
 
@@ -48,20 +48,30 @@ def heard_as(source, channels: int, cutting: SegmentConfig, side, same):
 
 
 def open_heard(
-    source, limits: DecodeConfig, cutting: SegmentConfig, held: ExitStack, turns=None, name=""
+    source,
+    limits: DecodeConfig,
+    cutting: SegmentConfig,
+    held: ExitStack,
+    turns=None,
+    name="",
+    span=None,
+    channel=None,
 ):
     """A file or encoded bytes opened as ``compose`` hears it, by the one rule of the
     library's files and recognize's recordings: a stream decoded a chunk at a time, checked
     before anything is decoded (its kind, size and header); with ``turns`` (``turns_of``'s:
     ``Turn``s, an RTTM file's path or text, read for the recording ``name``), a party per
     speaker (``turn_parties``); with ``cutting.channels: split``, a party per channel
-    (``heard_as``). Every stream opened is closed with ``held``."""
-    from raymer.audio.decode import same_signal
+    (``heard_as``). ``span`` (start, duration: a Lhotse supervision's) hears that span of
+    the recording alone, and ``channel`` that channel alone. Every stream opened is closed
+    with ``held``."""
 
-    def again(channel=None):
-        return held.enter_context(open_audio(source, limits, cutting.chunk_s, channel=channel))
+    def again(k=channel):
+        return held.enter_context(open_audio(source, limits, cutting.chunk_s, k, span))
 
     stream = again()
+    if channel is not None:  # one channel named (a supervision's): it alone
+        return stream
     if turns is not None:
         return turn_parties(again, turns_of(turns, name, stream.duration_s), stream)
     n = stream.channels
@@ -81,7 +91,7 @@ def streams_of(heard) -> tuple[list, list[str | None], list[Turn], str | None]:
 
 def upload_heard(source, cutting: SegmentConfig):
     """A service's upload (``Checked``) as ``heard_as`` hears it; anything else as it is."""
-    from raymer.audio.decode import Checked, same_signal
+    from raymer.audio.decode import Checked
 
     if not isinstance(source, Checked):
         return source
@@ -91,6 +101,37 @@ def upload_heard(source, cutting: SegmentConfig):
         source, source.channel_count, cutting, source.side,
         lambda: same_signal(source.data, source.limits, source.channel_count),
     )  # fmt: skip
+
+
+SAME_SIGNAL_S = 60.0  # seconds of each channel compared by ``same_signal``
+
+
+def same_signal(source: Source, limits: DecodeConfig, channels: int) -> bool:
+    """Whether a file's channels carry one signal (a mono recording saved as stereo): the
+    first ``SAME_SIGNAL_S`` seconds of each channel against the first's, all within 1 % of
+    its level (rms of the difference). Cheap: a minute decoded per channel, whatever the
+    file's length. ``source``: a path or URI, or encoded bytes (read again per channel)."""
+    want = int(SAME_SIGNAL_S * SAMPLE_RATE)
+
+    def head(k: int) -> np.ndarray:
+        blocks, held = [], 0
+        with open_audio(source, limits, chunk_s=SAME_SIGNAL_S, channel=k) as stream:
+            for block in stream:
+                blocks.append(block)
+                held += block.size
+                if held >= want:
+                    break
+        return np.concatenate(blocks)[:want] if blocks else np.zeros(0, np.float32)
+
+    first = head(0)
+    level = float(np.sqrt(np.mean(first**2))) if first.size else 0.0
+    for k in range(1, channels):
+        other = head(k)
+        n = min(first.size, other.size)
+        diff = float(np.sqrt(np.mean((first[:n] - other[:n]) ** 2))) if n else 0.0
+        if other.size != first.size or diff > 0.01 * max(level, 1e-6):
+            return False
+    return True
 
 
 MAX_TURNS_BYTES = 16 * 1024 * 1024  # an RTTM file the library reads (the service: its form)

@@ -84,9 +84,9 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     execution that writes the features; then one aggregation over this run's files sums its
     counts, hours and WER. The driver never holds the corpus."""
     require_paths(cfg, "extract")
-    from raymer.pipeline.manifest import check_input
+    from raymer.pipeline.packed import check_source
 
-    check_input(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
+    check_source(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
     claim(cfg.output, "extract", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
     with Lease(cfg.output) as lease:  # one run at a time per output
         summary = _run(cfg, lease)

@@ -31,14 +31,8 @@ from raymer.pipeline.manifest import (
     read_table,
     row_id,
 )
-from raymer.pipeline.shards import (
-    BYTES,
-    PASSED,
-    ShardRows,
-    audio_column,
-    shard_files,
-)
-from raymer.pipeline.tars import TarRows, is_tar, tar_columns
+from raymer.pipeline.packed import packed_columns, packed_rows
+from raymer.pipeline.shards import BYTES, PASSED
 from raymer.runtime import READ_ARGS
 
 logger = logging.getLogger(__name__)
@@ -62,13 +56,14 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
     are listed under ``listing_uri`` first."""
     import ray.data
 
-    shards = shard_files(uri)
-    if shards is not None:
-        carried = carried_names(_shard_columns(shards), reserved)
+    packed = packed_rows(uri, listing_uri)  # shards, Lhotse's supervisions
+    if packed is not None:
+        carried = carried_names(packed.columns, reserved)
         warn_renamed(uri, carried)
-        rows = ManifestRows("", reserved)
-        ds = _shard_rows(shards, listing_uri).map_batches(rows, batch_format="pyarrow", **READ_ARGS)
-        return Inputs(ds, list(carried.values()), sharded=True)
+        rows = packed.rows.map_batches(
+            ManifestRows("", reserved), batch_format="pyarrow", **READ_ARGS
+        )
+        return Inputs(rows, list(carried.values()), packed.sharded)
     check_input(uri, files=True)
     if storage.is_dir(uri):
         root = write_listing(walk(uri), listing_uri)
@@ -90,43 +85,12 @@ def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
 def manifest_columns(uri: str) -> list[str]:
     """The columns a manifest input carries beside ``id`` and ``path``, read from its header
     (a shard's footer; none for a directory or an audio file)."""
-    shards = shard_files(uri)
-    if shards is not None:
-        return _shard_columns(shards)
+    packed = packed_columns(uri)
+    if packed is not None:
+        return packed
     if storage.is_dir(uri) or not uri.lower().endswith(MANIFEST_SUFFIXES):
         return []
     return [n for n in header_names(uri) if n not in ("id", "path")]
-
-
-def _shard_columns(shards: list[str]) -> list[str]:
-    """The columns shard rows carry: a tar's samples' metadata fields (``tar_columns``); a
-    Parquet shard's small columns (the first shard's footer), its own ``path`` as
-    ``source_path``."""
-    if is_tar(shards[0]):
-        return tar_columns(shards[0])
-    names = header_names(shards[0])
-    audio = audio_column(_schema(shards[0]), shards[0])
-    small = [n for n in names if n not in ("id", "path", audio[0] if audio else None)]
-    return small + ["source_path"] * ("path" in names)
-
-
-def _schema(uri: str) -> pa.Schema:
-    import pyarrow.parquet as pq
-
-    fs, path = storage.filesystem(uri)
-    with fs.open_input_file(path) as f:
-        return pq.read_schema(f)
-
-
-def _shard_rows(shards: list[str], listing_uri: str):
-    """A row per clip of the shards (``ShardRows``: their small columns), read by Ray Data
-    from a listing of the shards, a task per block of shards."""
-    import ray.data
-
-    root = write_listing(iter(shards), listing_uri)
-    ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
-    rows = TarRows(tar_columns(shards[0])) if is_tar(shards[0]) else ShardRows()
-    return ds.map_batches(rows, batch_size=1, batch_format="pyarrow", **READ_ARGS)
 
 
 def one_per_id(group: pa.Table, errors_uri: str, text_column: str) -> pa.Table:
@@ -269,40 +233,34 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: boo
     split``): a row per channel, named by its party (``PARTY_FIELDS``; the manifest's own
     ``speaker`` kept as ``manifest_speaker``, as recognize keeps it)."""
     party = [name for name, _, _ in PARTY_FIELDS]
-    shards = shard_files(uri) if kind != "text" else None
-    if shards is not None:
+    packed = packed_rows(uri, listing_uri, kind)  # shards, Lhotse's supervisions
+    if packed is not None:
         carried = carried_names(
-            [
-                n
-                for n in _shard_columns(shards)
-                if n not in MANIFEST_COLUMNS or (parties and n == "speaker")
-            ],
-            EXTRACT_RESERVED | set(party * parties),
+            _own(packed.columns, parties), EXTRACT_RESERVED | set(party * parties)
         )
         warn_renamed(uri, carried)
         rows = ExtractRows("", False, carried)
-        ds = _shard_rows(shards, listing_uri).map_batches(rows, batch_format="pyarrow", **READ_ARGS)
-        return ds, False, list(carried.values()) + party * parties, True
+        ds = packed.rows.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
+        return ds, False, list(carried.values()) + party * parties, packed.sharded
     check_input(uri, kind)
     if storage.is_dir(uri):
         ds = read_inputs(uri, listing_uri, frozenset()).dataset
-        rows = ExtractRows(uri, False, {})
-        return (
-            ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS),
-            False,
-            party * parties,
-            False,
-        )
+        ds = ds.map_batches(ExtractRows(uri, False, {}), batch_format="pyarrow", **READ_ARGS)
+        return ds, False, party * parties, False
     ds = read_manifest(uri)
     names = header_names(uri)
     kind = manifest_kind(uri, names, kind, lambda: _has_paths(ds, names))
     parties = parties and kind != "text"
-    own = [n for n in names if n not in MANIFEST_COLUMNS or (parties and n == "speaker")]
-    carried = carried_names(own, EXTRACT_RESERVED | set(party * parties))
+    carried = carried_names(_own(names, parties), EXTRACT_RESERVED | set(party * parties))
     warn_renamed(uri, carried)
     rows = ExtractRows(storage.parent(uri), kind == "text", carried)
     ds = ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
     return ds, kind == "text", list(carried.values()) + party * parties, False
+
+
+def _own(names: list[str], parties: bool) -> list[str]:
+    """A manifest's columns extract carries (with ``parties``, its speaker too)."""
+    return [n for n in names if n not in MANIFEST_COLUMNS or (parties and n == "speaker")]
 
 
 def _has_paths(ds, names: list[str]) -> bool:

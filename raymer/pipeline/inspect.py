@@ -2,7 +2,7 @@
 
 One Ray Data job over the input as ``extract`` and ``recognize`` read it (a manifest, a
 folder, Parquet shards): each file's header through every check the one decoder makes
-before it decodes (``raymer.audio.decode.probe``: kind and size, a WAV's length, sample
+before it decodes (``raymer.audio.headers.probe``: kind and size, a WAV's length, sample
 rate, channels and duration against extract's limits), so a file that would fail gets
 the reason extract would give it; then Ray Data sums what was found (clips, hours, bytes,
 duration percentiles), counts it (sample rates, channels, containers, codecs, labels,
@@ -118,7 +118,7 @@ def _json(survey: Survey) -> str:
 def probe_batch(table: pa.Table, limits: DecodeConfig) -> pa.Table:
     """Input rows -> a header row each (``HEADERS``): a file's header, or the error and
     stage extract would give it (``rows.file_failure``)."""
-    from raymer.audio.decode import probe
+    from raymer.audio.headers import probe
     from raymer.pipeline.rows import NO_PATH, file_failure
     from raymer.pipeline.shards import source_of
 

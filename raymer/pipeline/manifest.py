@@ -24,6 +24,9 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 HEADER_BYTES = 16 << 20  # a JSONL manifest's first row is read up to this size
 
 LIST_SEPARATOR = ";"  # a list (GoEmotions' labels) in a CSV cell: "anger;joy"
+# Why a sharded or Lhotse input row has no audio to decode (its shard, row group or
+# recording could not be read): carried to the decoder, which makes it the row's error.
+FETCH_ERROR = "fetch_error"
 
 
 class ManifestError(UsageError):
@@ -32,12 +35,8 @@ class ManifestError(UsageError):
 
 def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
     """The checks that need no Ray, made before it starts: the input exists and is a folder
-    or a manifest (or, with ``files``, one audio file), or Parquet shards with the audio
-    inside (``raymer.pipeline.shards``)."""
-    from raymer.pipeline.shards import shard_files
-
-    if kind != "text" and shard_files(uri) is not None:
-        return
+    or a manifest (or, with ``files``, one audio file). (Shards and Lhotse manifests:
+    ``inputs.check_source``.)"""
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):

@@ -257,18 +257,12 @@ def _stream(
         ds = unique_ids(inputs.dataset, out.errors, parts, cfg.resources.decode_num_cpus, "text")
         if cfg.resume:  # by recording id, before anything is decoded
             ds = anti_join(ds, out.recordings, ("id",), partitions=parts)
-        # in small blocks (the decode tasks run in parallel), held in the object store before
-        # the actors start: a shuffle task asks a whole CPU of one node, which actors spread
-        # over small nodes may never leave (a 2 x 1-CPU cluster waited for ever)
-        if inputs.sharded:  # in shard order, given their audio a row group at a time
-            from raymer.pipeline.shards import fetched, in_shard_order
-
-            ds = in_shard_order(ds).materialize()
-        else:
-            ds = ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
+        ds = _held(ds, cfg, inputs.sharded)
     if ds.count() == 0:  # nothing left to do (a finished re-run): no actor, no model loaded
         return
-    if inputs.sharded:
+    if inputs.sharded:  # given their audio a row group (or a tar's range) at a time
+        from raymer.pipeline.shards import fetched
+
         ds = fetched(ds, cfg.resources.decode_num_cpus)
     ds = ds.map_batches(
         segment_batch,
@@ -280,6 +274,18 @@ def _stream(
     ds = _listen_and_judge(ds, cfg, spec, out, run_id, ledger, inputs.carried, parties)
     with watched(ledger, Progress("recognize", None, "segments")):
         ds.write_datasink(sink, ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus})
+
+
+def _held(ds, cfg: RecognizeConfig, sharded: bool):
+    """The recordings left to do, held in the object store before the actors start (a
+    shuffle task asks a whole CPU of one node, which actors spread over small nodes may
+    never leave: a 2 x 1-CPU cluster waited for ever): in small blocks (the decode tasks run
+    in parallel), or for shards in shard order (``shards.in_shard_order``)."""
+    if sharded:
+        from raymer.pipeline.shards import in_shard_order
+
+        return in_shard_order(ds).materialize()
+    return ds.repartition(target_num_rows_per_block=cfg.recordings_per_task).materialize()
 
 
 def _listen_and_judge(

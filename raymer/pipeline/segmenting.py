@@ -19,6 +19,7 @@ from raymer.inference.parties import open_heard, overlapped, streams_of
 from raymer.pipeline import faults
 from raymer.pipeline.rows import NO_PATH, Batch, file_failure, row_columns, to_rows, write_errors
 from raymer.pipeline.shards import source_of
+from raymer.pipeline.supervisions import span_of
 
 
 def segment_batch(
@@ -106,9 +107,7 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
             check_file(path, cfg.decode)  # a FIFO or a huge file is refused before it is opened
         opened = True
         with ExitStack() as held:
-            name = path if isinstance(source, str) else str(row.get("id"))  # turns' recording
-            heard = open_heard(source, cfg.decode, cfg.segment, held, turns, name)
-            streams, names, found, channels = streams_of(heard)
+            streams, names, found, channels = streams_of(_heard(row, source, cfg, held, turns))
             duration = streams[0].duration_s  # the header's (None where it has none)
             cutting = cfg.segment
             if names[0] is not None:  # a party's turns: cut at its pauses, whatever its length
@@ -141,6 +140,17 @@ def _segments_of(row: dict, cfg: RecognizeConfig) -> Iterator[dict]:
     except Exception as err:  # a decoder bug too must cost one file, not the run
         stage, error = file_failure(path, err, opened)
         yield row | base | {"error": error, "stage": stage}
+
+
+def _heard(row: dict, source, cfg: RecognizeConfig, held: ExitStack, turns):
+    """``parties.open_heard`` on a row's source: its file (named for its turns by its path,
+    a shard row by its id), a Lhotse supervision's span and channel of its recording."""
+    path = row.get("path")
+    name = path if isinstance(source, str) else str(row.get("id"))
+    span, channel = span_of(row)
+    return open_heard(
+        source, cfg.decode, cfg.segment, held, turns, name, span=span, channel=channel
+    )
 
 
 def _party_windows(streams: list, names: list, cutting, cfg: RecognizeConfig) -> Iterator[tuple]:

@@ -30,13 +30,12 @@ import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.errors import UsageError
-from raymer.pipeline.manifest import id_from_path
-from raymer.pipeline.tars import OFFSET, SIZE, fetch_members, is_tar
+from raymer.pipeline.manifest import FETCH_ERROR, id_from_path
+from raymer.pipeline.tars import OFFSET, SIZE, TarRows, fetch_members, is_tar, tar_columns
 
 ADDRESS = "#row="  # a shard row's path: SHARD#row=N (N zero-padded: addresses sort in order)
 KEYS = ("key", "__key__")  # a shard row's id where it has no `id` column
 BYTES = "audio_bytes"  # the column fetch_audio fills (a row's encoded audio)
-FETCH_ERROR = "fetch_error"  # why a row has no bytes (its shard or row group could not be read)
 MAX_GROUP_MB = 1024.0  # a row group's audio a task reads at once: bounded before it is read
 PASSED = (FETCH_ERROR, OFFSET, SIZE)  # what the input rows carry to fetch_audio, never written
 
@@ -308,3 +307,39 @@ def source_of(row: dict) -> tuple[str | bytes, str | None]:
     if not data:
         return path, f"{path}: the row holds no audio (its bytes are empty)"
     return bytes(data), None
+
+
+def shard_columns(shards: list[str]) -> list[str]:
+    """The columns shard rows carry: a tar's samples' metadata fields (``tar_columns``); a
+    Parquet shard's small columns (the first shard's footer), its own ``path`` as
+    ``source_path``."""
+    if is_tar(shards[0]):
+        return tar_columns(shards[0])
+    from raymer.pipeline.manifest import header_names
+
+    names = header_names(shards[0])
+    audio = audio_column(_schema(shards[0]), shards[0])
+    small = [n for n in names if n not in ("id", "path", audio[0] if audio else None)]
+    return small + ["source_path"] * ("path" in names)
+
+
+def _schema(uri: str) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    fs, path = storage.filesystem(uri)
+    with fs.open_input_file(path) as f:
+        return pq.read_schema(f)
+
+
+def shard_rows(shards: list[str], listing_uri: str):
+    """A row per clip of the shards (``ShardRows``: their small columns), read by Ray Data
+    from a listing of the shards, a task per block of shards."""
+    import ray.data
+
+    from raymer.pipeline.listing import write_listing
+    from raymer.runtime import READ_ARGS
+
+    root = write_listing(iter(shards), listing_uri)
+    ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
+    rows = TarRows(tar_columns(shards[0])) if is_tar(shards[0]) else ShardRows()
+    return ds.map_batches(rows, batch_size=1, batch_format="pyarrow", **READ_ARGS)

@@ -30,6 +30,7 @@ from raymer.pipeline.rows import (
     write_errors,
 )
 from raymer.pipeline.shards import source_of
+from raymer.pipeline.supervisions import span_of
 from raymer.wer import wer
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ def _decode_row(row: dict, limits: DecodeConfig, cutting: SegmentConfig | None) 
         if isinstance(source, str):
             check_file(path, limits)  # its kind and size, before it is opened
         opened = True
-        heard = _heard(source, limits, cutting, row.get("channel"))
+        span, _ = span_of(row)  # a supervision's span of its recording (and its channel)
+        heard = _heard(source, limits, cutting, row.get("channel"), span)
     except Exception as err:  # a decoder bug too must cost one clip, not the run
         row["stage"], row["error"] = file_failure(path, err, opened)
         return []
@@ -116,24 +118,24 @@ def _decode_row(row: dict, limits: DecodeConfig, cutting: SegmentConfig | None) 
     return out[1:]
 
 
-def _heard(path, limits: DecodeConfig, cutting: SegmentConfig | None, channel) -> list:
+def _heard(path, limits: DecodeConfig, cutting: SegmentConfig | None, channel, span=None) -> list:
     """A file as (audio, columns) per stream: the clip (its channels mixed, or only
     ``channel``), or with ``cutting``, its parties as ``parties.heard_as`` hears them (a
     channel each; one stream where it has one channel, or its channels carry one signal),
     with the ``channel``, ``speaker`` and ``channels`` of each; more channels than
     ``cutting.channel_names`` names: an ``AudioError`` from the header."""
-    from raymer.audio.decode import open_audio, same_signal
-    from raymer.inference.parties import heard_as, streams_of
+    from raymer.audio.decode import open_audio
+    from raymer.inference.parties import heard_as, same_signal, streams_of
 
-    if cutting is None:
-        known = channel is not None and channel == channel  # NaN: a column's missing value
-        return [(decode_audio(path, limits, int(channel) if known else None), {})]
-    with open_audio(path, limits) as stream:  # the header: no decoding
+    known = channel is not None and channel == channel and channel != ""  # NaN: missing
+    if cutting is None or known:  # a channel named: that channel alone
+        return [(decode_audio(path, limits, int(channel) if known else None, span), {})]
+    with open_audio(path, limits, span=span) as stream:  # the header: no decoding
         n = stream.channels
     heard = heard_as(None, n, cutting, lambda k: k, lambda: same_signal(path, limits, n))
     streams, names, _, how = streams_of(heard)
     return [
-        (decode_audio(path, limits, k), {"channel": k, "speaker": name, "channels": how})
+        (decode_audio(path, limits, k, span), {"channel": k, "speaker": name, "channels": how})
         for k, name in zip(streams, names, strict=True)
     ]
 

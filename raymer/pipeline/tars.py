@@ -16,6 +16,7 @@ import tarfile
 import pyarrow as pa
 
 from raymer import storage
+from raymer.pipeline.manifest import FETCH_ERROR
 
 OFFSET, SIZE = "member_offset", "member_size"  # where a sample's audio lies in its tar
 AUDIO_EXTS = tuple(e.lstrip(".") for e in storage.AUDIO_EXTENSIONS)
@@ -93,8 +94,6 @@ class TarRows:
         self.columns = columns
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        from raymer.pipeline.shards import FETCH_ERROR
-
         rows = [r for uri in table.column("path").to_pylist() for r in self._rows(uri)]
         out = {
             "id": pa.array([r["id"] for r in rows], pa.string()),
@@ -108,8 +107,6 @@ class TarRows:
         return pa.table(out)
 
     def _rows(self, uri: str) -> list[dict]:
-        from raymer.pipeline.shards import FETCH_ERROR
-
         rows, n = [], 0
         try:
             for key, members, small in samples(uri):
@@ -122,8 +119,6 @@ class TarRows:
 
 
 def _row(uri: str, key: str, members: dict, small: dict) -> dict:
-    from raymer.pipeline.shards import FETCH_ERROR
-
     meta = _json(small["json"]) if "json" in small else {}
     if "txt" in small:
         meta.setdefault("text", small["txt"].decode("utf-8", "replace").strip())
