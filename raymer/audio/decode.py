@@ -247,7 +247,8 @@ class AudioStream:
     def _blocks(self) -> Iterator[np.ndarray]:
         import av
 
-        want = max(1, int(self.chunk_s * SAMPLE_RATE))
+        chunk_s = min(self.chunk_s, self.span[1]) if self.span else self.chunk_s
+        want = max(1, int(chunk_s * SAMPLE_RATE))
         pending, held, total, spent = [], 0, 0, 0.0
         if self.channel is None:  # the channels mixed to one
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
@@ -266,11 +267,18 @@ class AudioStream:
                 held += block.size
             now = time.monotonic()
             spent, resumed = spent + now - resumed, now
-            self.limits.check_progress((total + held) / SAMPLE_RATE, spent)
+            self.limits.check_progress((total + held) / SAMPLE_RATE - self._preroll_s(), spent)
             if held >= want or (frame is None and held):
                 yield np.concatenate(pending)
                 pending, total, held = [], total + held, 0
                 resumed = time.monotonic()
+
+    def _preroll_s(self) -> float:
+        """What a span's decoding began with before the span (from the frame its seek
+        reached): not counted against the limits."""
+        if self.span is None or self._first_t is None:
+            return 0.0
+        return max(0.0, self.span[0] - self._first_t)
 
     def _frames(self) -> Iterator:
         try:

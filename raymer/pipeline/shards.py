@@ -279,6 +279,7 @@ def _with_bytes(table: pa.Table, keep: list[int], data: list[bytes], errors: lis
 
 
 FETCH_ROWS = 512  # rows per block for fetch_audio: its row groups are read once per block
+SHARD_TASKS = 8  # tasks reading the shards' small columns (each a few shards, in turn)
 
 
 def in_shard_order(ds):
@@ -332,8 +333,8 @@ def _schema(uri: str) -> pa.Schema:
 
 
 def shard_rows(shards: list[str], listing_uri: str):
-    """A row per clip of the shards (``ShardRows``: their small columns), read by Ray Data
-    from a listing of the shards, a task per block of shards."""
+    """A row per clip of the shards (``ShardRows``, ``TarRows``: their small columns), read
+    by Ray Data from a listing of the shards, in ``SHARD_TASKS`` tasks at most."""
     import ray.data
 
     from raymer.pipeline.listing import write_listing
@@ -341,5 +342,7 @@ def shard_rows(shards: list[str], listing_uri: str):
 
     root = write_listing(iter(shards), listing_uri)
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
+    per = max(1, -(-len(shards) // SHARD_TASKS))  # shards read by one task
+    ds = ds.repartition(target_num_rows_per_block=per)
     rows = TarRows(tar_columns(shards[0])) if is_tar(shards[0]) else ShardRows()
     return ds.map_batches(rows, batch_size=1, batch_format="pyarrow", **READ_ARGS)

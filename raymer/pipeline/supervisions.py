@@ -26,6 +26,7 @@ from raymer.pipeline.manifest import FETCH_ERROR
 SPAN = ("offset_s", "span_s")  # where a supervision lies in its recording, seconds
 FIELDS = ("text", "speaker", "language", "gender")
 PEEK = 64  # supervisions read on the driver to learn the custom fields' names
+PEEK_BYTES = 1 << 20  # ... from the manifest's first MB at most
 
 
 class SupervisionsError(UsageError):
@@ -58,13 +59,15 @@ def custom_fields(sups: str) -> list[str]:
     its first ``PEEK`` rows), ``label`` where there is an ``emotion``, and where each lies."""
     fs, path = storage.filesystem(sups)
     names: dict[str, None] = {}
-    with fs.open_input_stream(path) as lines:  # (.gz: decompressed, by its name)
-        for n, line in enumerate(lines):
+    with fs.open_input_stream(path) as stream:  # (.gz: decompressed, by its name)
+        head = stream.read(PEEK_BYTES)
+    for line in head.splitlines()[:PEEK]:
+        try:
             row = json.loads(line)
-            names |= dict.fromkeys(f for f in FIELDS if f in row)
-            names |= dict.fromkeys(str(k) for k in (row.get("custom") or {}))
-            if n + 1 >= PEEK:
-                break
+        except ValueError:  # (a line cut by the head's end)
+            break
+        names |= dict.fromkeys(f for f in FIELDS if f in row)
+        names |= dict.fromkeys(str(k) for k in (row.get("custom") or {}))
     if "emotion" in names:
         names["label"] = None
     return [*names, "recording_id", "channel", *SPAN]

@@ -1,5 +1,6 @@
 """A corpus shipped as shards with the audio inside (Parquet in the Hugging Face
-``datasets`` layout and with a plain binary column, WebDataset tars), local and on moto's S3: ``raymer extract`` and ``raymer
+``datasets`` layout and with a plain binary column, WebDataset tars) or as Lhotse manifests
+(supervisions: spans of a long recording), local and on moto's S3: ``raymer extract`` and ``raymer
 recognize`` give the clips the answers they get as files; a shard cut short, a row without
 audio and a row of bytes that are not audio are error rows that say why, every good clip is
 written once, and a re-run resumes; what is written opens in pandas, Polars, DuckDB and
@@ -14,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import soundfile
 
 from raymer import storage
 
@@ -74,7 +76,43 @@ def corpus(piper_corpus, tmp_path_factory) -> dict:
         "shards": shards,
         "manifest": piper_corpus,
         "tars": _tars(rows, data, root / "tars"),
+        "lhotse": _lhotse(rows, piper_corpus.parent, root / "lhotse"),
     }
+
+
+def _lhotse(rows: list[dict], base, folder):
+    """Lhotse manifests (written by ``lhotse``): the first six clips one after the other in
+    one recording (0.7 s apart), a supervision per clip over its span (its text, speaker
+    and ``custom.emotion``); one supervision running past the recording's end and one of a
+    recording the manifest does not have."""
+    from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    folder.mkdir()
+    gap = np.zeros(int(0.7 * 16_000), np.float32)
+    pieces, spans, at = [], [], 0.5
+    pieces.append(np.zeros(8000, np.float32))
+    for r in rows[:6]:
+        audio, rate = soundfile.read(base / r["path"], dtype="float32")
+        assert rate == 16_000
+        spans.append((r, at, len(audio) / rate))
+        pieces += [audio, gap]
+        at += len(audio) / rate + len(gap) / rate
+    soundfile.write(folder / "long.wav", np.concatenate(pieces), 16_000, subtype="FLOAT")
+    recording = Recording.from_file(str(folder / "long.wav"), recording_id="long")
+    RecordingSet.from_recordings([recording]).to_file(folder / "demo_recordings_all.jsonl.gz")
+    supervisions = [
+        SupervisionSegment(
+            id=r["id"], recording_id="long", start=start, duration=length, channel=0,
+            text=r["text"], speaker=r["speaker"], custom={"emotion": r["label"]},
+        )
+        for r, start, length in spans
+    ]  # fmt: skip
+    supervisions += [
+        SupervisionSegment(id="past", recording_id="long", start=at - 1.0, duration=5.0),
+        SupervisionSegment(id="elsewhere", recording_id="gone", start=0.0, duration=1.0),
+    ]
+    SupervisionSet.from_segments(supervisions).to_file(folder / "demo_supervisions_all.jsonl.gz")
+    return folder / "demo_supervisions_all.jsonl.gz"
 
 
 def _tars(rows: list[dict], data, folder):
@@ -192,6 +230,33 @@ def test_webdataset_tars_are_extracted_as_their_files_are(corpus, as_files, tmp_
     assert (again.clips_ok, again.skipped) == (0, 13)
 
 
+def test_lhotse_supervisions_are_extracted_as_their_clips_are(corpus, as_files, tmp_path):
+    """Each supervision decoded as its span of the long recording: the same samples as its
+    clip's file, so the same transcript and features; its text, speaker and emotion as the
+    manifest's text, speaker and label; a supervision past the end and one of a recording
+    the manifest lacks are error rows that say so."""
+    out = tmp_path / "features"
+    summary = _extract(str(corpus["lhotse"]), str(out))
+    assert (summary.clips_ok, summary.clips_failed) == (6, 2)
+    found = _features(str(out / "features"))
+    for r in corpus["rows"][:6]:
+        mine, theirs = found[r["id"]], as_files[r["id"]]
+        assert mine["transcript"] == theirs["transcript"], r["id"]
+        assert (mine["label"], mine["speaker"]) == (r["label"], r["speaker"])
+        assert mine["reference_text"] == r["text"] and mine["recording_id"] == "long"
+        assert mine["duration_s"] == pytest.approx(theirs["duration_s"], abs=1e-3)
+        # the same samples (tested in test_audio); extract's batches of other clips may fit
+        # Whisper's window to another length, so the frames agree to a few thousandths
+        assert np.allclose(mine["audio_embedding"], theirs["audio_embedding"], atol=0.02)
+    errors = {
+        r["id"]: r["error"] for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()
+    }
+    assert "runs past the end of recording long" in errors["past"]
+    assert errors["elsewhere"].startswith("no recording gone (a file or URL) in ")
+    again = _extract(str(corpus["lhotse"].parent), str(out))  # its folder: the same manifests
+    assert (again.clips_ok, again.skipped) == (0, 6)
+
+
 def test_a_survey_of_shards_reads_each_row_s_header(corpus, as_files, tmp_path):
     from raymer.pipeline.inspect import inspect_corpus
 
@@ -227,7 +292,8 @@ def test_recognize_answers_shards_as_it_answers_files(corpus, trained, tmp_path)
     from raymer.pipeline.recognize import recognize
 
     answers = {}
-    for name, source in (("files", corpus["manifest"]), ("shards", corpus["shards"])):
+    ways = (("files", corpus["manifest"]), ("shards", corpus["shards"]))
+    for name, source in (*ways, ("lhotse", corpus["lhotse"])):
         out = tmp_path / name
         summary = recognize(
             RecognizeConfig(
@@ -243,6 +309,9 @@ def test_recognize_answers_shards_as_it_answers_files(corpus, trained, tmp_path)
         answers[f"{name} failed"] = summary.failed
     assert answers["shards"] == answers["files"] and len(answers["files"]) == 12
     assert answers["shards failed"] == 3 and answers["files failed"] == 0
+    spans = {r["id"] for r in corpus["rows"][:6]}  # a supervision: its span heard alone
+    assert answers["lhotse"] == {k: v for k, v in answers["files"].items() if k in spans}
+    assert answers["lhotse failed"] == 2
     import datasets
     import duckdb
 

@@ -361,3 +361,31 @@ def test_extract_decodes_a_call_s_channels_as_its_parties(tmp_path):
     assert all(r["error"] is None for k, r in enumerate(rows) if k != 3)
     mixed = decode_batch(batch, DecodeConfig())  # mix: a row per file, as before
     assert mixed["id"].tolist() == list(files) and "channel" not in mixed
+
+
+def test_a_span_of_a_recording_decodes_to_the_samples_of_that_span():
+    """``span`` (a Lhotse supervision's): the decoder seeks to it and gives exactly its
+    samples, in every container; one past the audio's end is refused from the header."""
+    import io
+
+    import numpy as np
+    import pytest
+    import soundfile
+
+    from raymer.audio.decode import AudioError, decode_audio
+    from raymer.audio.headers import probe
+    from raymer.config import DecodeConfig
+
+    rate = 16_000
+    ramp = (np.arange(rate * 10) / (rate * 10)).astype(np.float32)
+    for fmt in ("WAV", "FLAC", "OGG"):
+        buf = io.BytesIO()
+        soundfile.write(buf, ramp, rate, format=fmt)
+        whole = decode_audio(buf.getvalue())
+        part = decode_audio(buf.getvalue(), span=(3.25, 2.0))
+        assert np.array_equal(part, whole[52_000:84_000]), fmt
+        with pytest.raises(AudioError, match=r"the span 9.50-11.50 s runs past the audio's end"):
+            decode_audio(buf.getvalue(), span=(9.5, 2.0))
+    long = DecodeConfig(max_duration_s=5.0)  # the limits hold on the span, not the recording
+    assert len(decode_audio(buf.getvalue(), long, span=(1.0, 2.0))) == 32_000
+    assert probe(buf.getvalue(), long, span=(1.0, 2.0)).duration_s == 2.0
