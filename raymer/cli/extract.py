@@ -39,7 +39,11 @@ def add_extract_commands(sub) -> None:
         help="corpus -> transcripts and embeddings in Parquet (Ray Data)",
         description="Transcribe a corpus with Whisper and embed audio and text, in parallel on "
         "Ray Data. Writes OUTPUT/features/ (Parquet) and OUTPUT/errors/errors.parquet.",
-        source=("--input", "manifest (CSV/JSONL/Parquet) or directory; local or s3://"),
+        source=(
+            "--input",
+            "manifest (CSV/JSONL/Parquet), directory, shards (Parquet with the audio inside, "
+            "WebDataset .tar; a folder or glob) or Lhotse supervisions; local or s3://",
+        ),
         output="output root, local or s3://",
         configs="configs/extract/",
         redo=True,

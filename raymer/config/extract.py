@@ -147,7 +147,10 @@ class _ExtractPaths(BaseModel, extra="forbid"):
     """Where ``raymer extract`` reads and writes (first in its config and ``--help``)."""
 
     input: str | None = Field(
-        None, description="Manifest (CSV/JSONL/Parquet) or directory of audio; local or s3://."
+        None,
+        description="Manifest (CSV/JSONL/Parquet), directory of audio, shards with the audio "
+        "inside (Parquet in the datasets layout, WebDataset .tar; a file, folder or glob) or "
+        "Lhotse supervisions (*supervisions*.jsonl.gz); local or s3://.",
     )
     output: str | None = Field(
         None, description="Output root: features/ and errors/ are written under it."

@@ -21,7 +21,9 @@ class RecognizeConfig(CommandConfig):
     input: str | None = Field(
         None,
         description="A directory of audio (recursive), a manifest (CSV/JSONL/Parquet with a "
-        "`path` column, as extract reads) or one audio file; local or s3://.",
+        "`path` column, as extract reads), one audio file, shards with the audio inside "
+        "(Parquet in the datasets layout, WebDataset .tar; a file, folder or glob) or Lhotse "
+        "supervisions (*supervisions*.jsonl.gz); local or s3://.",
     )
     checkpoint: str | None = Field(
         None, description="Checkpoint folder, train output or compare output; local or s3://."
