@@ -20,14 +20,13 @@ import csv
 import os
 import platform
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile
+from s3_local import moto_server  # benchmarks/s3_local.py
 
 RATE = 16_000
 LABELS = ("angry", "happy", "neutral", "sad")
@@ -117,16 +116,6 @@ def s3_copy(manifest: Path, m: int, endpoint: str) -> str:
     return "s3://corpus/c/manifest.csv"
 
 
-def moto(port: int = 5923) -> tuple[subprocess.Popen, str]:
-    exe = str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stderr=subprocess.DEVNULL)
-    time.sleep(3)
-    endpoint = f"http://127.0.0.1:{port}"
-    os.environ |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-    os.environ |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
-    return proc, endpoint
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
@@ -138,7 +127,7 @@ def main() -> None:
     root = args.root or Path(tempfile.mkdtemp(prefix="inspect-bench-"))
     proc = None
     if args.s3_files:  # before Ray starts: its workers inherit the endpoint
-        proc, endpoint = moto()
+        proc, endpoint = moto_server(5923)
     start = time.perf_counter()
     manifest, planted = write_corpus(root / "corpus", args.files)
     print(f"wrote {args.files:,} clips in {time.perf_counter() - start:.0f} s under {root}")

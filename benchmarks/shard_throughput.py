@@ -20,8 +20,6 @@ import csv
 import io
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile
+from s3_local import moto_server  # benchmarks/s3_local.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16_000
@@ -131,16 +130,6 @@ def s3_upload(local: Path, bucket: str, endpoint: str) -> str:
     return f"s3://{bucket}"
 
 
-def moto() -> tuple[subprocess.Popen, str]:
-    exe = str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", "5924"], stderr=subprocess.DEVNULL)
-    time.sleep(3)
-    endpoint = "http://127.0.0.1:5924"
-    os.environ |= {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-    os.environ |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
-    return proc, endpoint
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20_000)
@@ -149,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    proc, endpoint = moto() if args.s3 else (None, "")
+    proc, endpoint = moto_server(5924) if args.s3 else (None, "")
     tmp = Path(tempfile.mkdtemp(prefix="shard-bench-"))
     made = clips(args.clips)
     inputs = {
