@@ -315,8 +315,8 @@ class ExtractRows:
             "session": pa.array(get("session"), pa.string()),
             "reference_text": pa.array(texts, pa.string()),
         }
-        for name, key in self.extra.items():
-            out[key] = table.column(name)
+        for name, key in self.extra.items():  # (a block of an unreadable shard has none)
+            out[key] = table.column(name) if name in table.column_names else pa.nulls(n)
         for name in PASSED:  # what fetch_audio reads (never written)
             if name in table.column_names:
                 out[name] = table.column(name)
