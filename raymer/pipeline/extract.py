@@ -57,6 +57,7 @@ class ExtractSummary:
     error_examples: list[str] = field(default_factory=list)
     text_only: bool = False  # a text corpus: texts embedded, no audio
     copies: int = 0  # augmented copies written beside the clips (augment.copies)
+    input_kind: str | None = None  # a packed input's kind ("20 Parquet shards"), else None
 
     def line(self) -> str:
         if self.text_only:
@@ -72,6 +73,7 @@ class ExtractSummary:
             f" | {self.audio_hours:.3f} h of audio{' (copies included)' * bool(self.copies)}"
             f" in {self.wall_s:.1f} s"
             f" | {self.audio_s_per_s:.1f} audio s/s{wer}"
+            + (f" | from {self.input_kind}" if self.input_kind else "")
         )
 
 
@@ -97,6 +99,7 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     from ray.data.datasource.filename_provider import FilenameProvider
 
     from raymer.pipeline.inputs import extract_dataset
+    from raymer.pipeline.packed import describe_input
 
     start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
     features_uri = storage.join(cfg.output, "features")
@@ -149,6 +152,7 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
+    summary.input_kind = describe_input(cfg.input)
     publish(cfg.output, lease, asdict(summary))
     return summary
 

@@ -50,10 +50,22 @@ def packed_rows(uri: str, listing_uri: str, kind: str = "auto") -> Packed | None
     return Packed(shard_rows(shards, listing_uri), shard_columns(shards), True)
 
 
-def check_source(uri: str, kind: str = "auto") -> None:
+def check_source(uri: str, kind: str = "auto", files: bool = False) -> None:
     """``manifest.check_input``, made before Ray starts; nothing to check where ``uri``
     names a packed input (its readers say what is wrong with it)."""
     from raymer.pipeline.manifest import check_input
 
     if packed_columns(uri, kind) is None:
-        check_input(uri, kind)
+        check_input(uri, kind, files)
+
+
+def describe_input(uri: str) -> str | None:
+    """A packed input as a run's summary names it ("20 Parquet shards", "Lhotse
+    supervisions"); None for a manifest, a folder or a file."""
+    if packed_columns(uri) is None:
+        return None
+    if manifests(uri) is not None:
+        return "Lhotse supervisions"
+    shards = shard_files(uri) or []
+    kind = "WebDataset" if shards and shards[0].lower().endswith(".tar") else "Parquet"
+    return f"{len(shards)} {kind} shard{'s' * (len(shards) != 1)}"

@@ -41,7 +41,6 @@ from raymer.config.recognize import RecognizeConfig
 from raymer.errors import UsageError
 from raymer.extras import can_plot
 from raymer.pipeline.lease import Lease
-from raymer.pipeline.manifest import check_input
 from raymer.pipeline.outputs import (
     RECOGNIZE_FOLDERS,
     RecognizeOutput,
@@ -51,6 +50,7 @@ from raymer.pipeline.outputs import (
     publish,
     save_settings,
 )
+from raymer.pipeline.packed import check_source, describe_input
 from raymer.runtime import init_ray, shuffle_by_sort
 from raymer.trained import checkpoint
 
@@ -73,6 +73,7 @@ class RecognizeSummary:
     # seconds of this run's steps: prepare (settings, repair), ray (start or connect),
     # stream (the inputs and the streaming job), summary
     phases_s: dict[str, float] = field(default_factory=dict)
+    input_kind: str | None = None  # a packed input's kind ("20 Parquet shards"), else None
 
     def line(self) -> str:
         return (
@@ -80,6 +81,7 @@ class RecognizeSummary:
             f"{self.failed} failed), {self.segments} segments | {self.audio_hours:.3f} h of "
             f"audio ({self.speech_hours:.3f} h speech) | {self.wall_s:.1f} s, "
             f"{self.audio_s_per_s:.1f} audio s/s"
+            + (f" | from {self.input_kind}" if self.input_kind else "")
         )
 
 
@@ -89,7 +91,7 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     keys = ("input", "output", "checkpoint")
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
-    check_input(cfg.input, files=True)
+    check_source(cfg.input, files=True)
     claim(cfg.output, "recognize", RECOGNIZE_FOLDERS, cfg.input)  # a user's folder is never written
     with Lease(cfg.output) as lease:  # one run at a time per output
         return _run(cfg, spec, lease)
@@ -202,6 +204,7 @@ def _summarize(
         labels={lab: totals.labels[lab] for lab in spec.labels if totals.labels.get(lab)},
         output=cfg.output,
         error_examples=_error_examples(out) if failed else [],
+        input_kind=describe_input(cfg.input),
     )
 
 

@@ -186,6 +186,7 @@ def test_shards_are_extracted_as_their_files_are(corpus, as_files, tmp_path):
     broken = str(corpus["shards"] / "train-00004.parquet")
     assert errors[broken]["path"] == broken and errors[broken]["stage"] == "read"
     assert errors[broken]["error"].startswith(f"cannot read shard {broken}")
+    assert summary.line().endswith("| from 5 Parquet shards")
     again = _extract(str(corpus["shards"] / "train-*.parquet"), str(out))  # a glob, resumed
     assert (again.clips_ok, again.skipped) == (0, 12)
     assert pq.read_table(out / "features").num_rows == 12

@@ -43,6 +43,22 @@ def test_what_is_a_shard(tmp_path):
         shards.audio_column(pa.schema([("a", pa.binary()), ("b", pa.binary())]), "x")
 
 
+def test_every_command_takes_shards_as_a_file_a_folder_or_a_glob(tmp_path):
+    """The check every command makes before Ray starts, and the summary's name for them."""
+    from raymer.pipeline.manifest import ManifestError
+    from raymer.pipeline.packed import check_source, describe_input
+
+    _shard(tmp_path / "train-0.parquet", 3)
+    _shard(tmp_path / "train-1.parquet", 2)
+    for given in ("train-0.parquet", "", "train-*.parquet"):
+        check_source(str(tmp_path / given), files=True)  # recognize's: no error
+        check_source(str(tmp_path / given))  # extract's
+    assert describe_input(str(tmp_path / "train-*.parquet")) == "2 Parquet shards"
+    assert describe_input(str(tmp_path / "train-0.parquet")) == "1 Parquet shard"
+    with pytest.raises(ManifestError, match="does not exist"):
+        check_source(str(tmp_path / "nothing.csv"))
+
+
 def test_a_shard_row_s_id_is_its_id_its_key_its_audio_s_path_or_its_place(tmp_path):
     audio = pa.array(
         [{"bytes": b"x", "path": "clips/a.flac"}, {"bytes": b"y", "path": None}], AUDIO
