@@ -84,9 +84,11 @@ def inspect_corpus(uri: str, output: str | None = None, limits: DecodeConfig | N
     decode limits by default (the reasons extract would give)."""
     from raymer.config import ExtractConfig
     from raymer.pipeline.inputs import read_inputs
+    from raymer.pipeline.packed import check_source
     from raymer.runtime import init_ray, shuffle_by_sort
 
     start, limits = time.perf_counter(), limits or ExtractConfig().decode
+    check_source(uri, files=True)  # before Ray starts: a wrong path fails at once
     scratch = storage.join(output, "_inspect") if output else tempfile.mkdtemp("-inspect")
     init_ray()
     inputs = read_inputs(uri, storage.join(scratch, "inputs"), frozenset())

@@ -21,7 +21,7 @@ import soundfile
 @pytest.fixture(scope="module")
 def messy(piper_corpus, hostile_files, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("inspect")
-    good = list(csv.DictReader(piper_corpus.open()))
+    good = list(csv.DictReader(piper_corpus.open()))[:3]
     rows = [r | {"path": str(piper_corpus.parent / r["path"])} for r in good]
     noise = (0.05 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)
     soundfile.write(root / "cut.wav", noise, 16_000)

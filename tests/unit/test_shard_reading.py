@@ -150,3 +150,19 @@ def test_a_tar_s_samples_are_indexed_and_their_audio_read_by_range(tmp_path):
     assert broken[1]["fetch_error"].startswith(f"cannot read shard {cut} after 1 samples")
     with pytest.raises(shards.ShardError, match="a compressed tar cannot be read"):
         shards.shard_files(str(tmp_path / "train.tar.gz"))
+
+
+def test_lhotse_manifests_are_found_by_the_supervisions_or_their_folder(tmp_path):
+    from raymer.pipeline import supervisions
+
+    sups = tmp_path / "demo_supervisions_dev.jsonl.gz"
+    recs = tmp_path / "demo_recordings_dev.jsonl.gz"
+    sups.write_bytes(b"")
+    with pytest.raises(supervisions.SupervisionsError, match="no recordings manifest beside it"):
+        supervisions.manifests(str(sups))
+    recs.write_bytes(b"")
+    assert supervisions.manifests(str(sups)) == (str(sups), str(recs))
+    assert supervisions.manifests(str(tmp_path)) == (str(sups), str(recs))
+    assert supervisions.manifests(str(tmp_path / "manifest.csv")) is None
+    (tmp_path / "more_supervisions_x.jsonl").write_bytes(b"")  # two: not one recipe's pair
+    assert supervisions.manifests(str(tmp_path)) is None
