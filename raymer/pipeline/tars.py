@@ -22,6 +22,7 @@ OFFSET, SIZE = "member_offset", "member_size"  # where a sample's audio lies in 
 AUDIO_EXTS = tuple(e.lstrip(".") for e in storage.AUDIO_EXTENSIONS)
 RANGE_BYTES = 64 * 1024 * 1024  # one read covers members this close together, at most
 PEEK_SAMPLES = 8  # samples read from the first shard to learn its metadata's fields
+STREAM_BUFFER = 8 * 1024 * 1024  # a remote tar is streamed this many bytes a request
 
 
 def is_tar(uri: str) -> bool:
@@ -32,8 +33,8 @@ def _open(uri: str):
     """A tarfile over ``uri``: seekable (headers only are read) on a local disk; one
     streamed read of the shard elsewhere (a request per member would be the slow way)."""
     fs, path = storage.filesystem(uri)
-    if storage.is_remote(uri):
-        handle = fs.open_input_stream(path)
+    if storage.is_remote(uri):  # read ahead in large pieces: never a request per header
+        handle = fs.open_input_stream(path, buffer_size=STREAM_BUFFER)
         return handle, tarfile.open(fileobj=handle, mode="r|")
     handle = fs.open_input_file(path)
     return handle, tarfile.open(fileobj=handle, mode="r:")
