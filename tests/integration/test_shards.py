@@ -285,6 +285,12 @@ def test_shards_on_s3_are_read_as_local_ones(corpus, as_files, s3_endpoint):
     seconds = sum(r["duration_s"] for r in as_files.values())
     assert survey.hours * 3600 == pytest.approx(seconds, abs=0.12)
     assert survey.input == "s3://shards/corpus/" and survey.problems == {}
+    for k in range(2):  # WebDataset tars too: indexed in one streamed read, fetched by range
+        name = f"train-{k:05d}.tar"
+        s3.upload_file(str(corpus["tars"] / name), "shards", f"tars/{name}")
+    tars = inspect_corpus("s3://shards/tars/")
+    assert (tars.clips, tars.readable) == (12, 12)
+    assert tars.hours * 3600 == pytest.approx(seconds, abs=0.12)
 
 
 def test_recognize_answers_shards_as_it_answers_files(corpus, trained, tmp_path):
