@@ -135,17 +135,21 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=20_000)
     parser.add_argument("--shards", type=int, default=20)
     parser.add_argument("--s3", action="store_true", help="also on moto_server's S3")
+    parser.add_argument(
+        "--ways", default="files,parquet,tars", help="which inputs (files first: the base)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     proc, endpoint = moto_server(5924) if args.s3 else (None, "")
     tmp = Path(tempfile.mkdtemp(prefix="shard-bench-"))
     made = clips(args.clips)
-    inputs = {
-        "files": str(write_files(made, tmp / "files")),
-        "parquet": str(write_parquet(made, tmp / "parquet", args.shards)),
-        "tars": str(write_tars(made, tmp / "tars", args.shards)),
+    writers = {
+        "files": lambda: str(write_files(made, tmp / "files")),
+        "parquet": lambda: str(write_parquet(made, tmp / "parquet", args.shards)),
+        "tars": lambda: str(write_tars(made, tmp / "tars", args.shards)),
     }
+    inputs = {way: writers[way]() for way in args.ways.split(",")}
     places = {"local": inputs}
     if proc is not None:
         bucket = {"files": "files", "parquet": "parquet", "tars": "tars"}
