@@ -119,16 +119,17 @@ def decode_audio(
 
 
 _HEAD = 65_536  # bytes of a file read to check a WAV's chunk sizes
+SPAN_GRACE_S = 0.1  # how far a span may run past the audio's end (a manifest's rounding)
 
 
 def _span_length(span: tuple[float, float], duration: float | None) -> float:
     """A span's length, checked against the header's (``duration``: None where it has none):
-    one that starts or ends past the audio's end is refused (a tenth of a second's grace:
-    the rounding of a manifest's times)."""
+    one that starts or ends past the audio's end is refused (``SPAN_GRACE_S``'s grace: the
+    rounding of a manifest's times)."""
     start, length = span
     if start < 0 or length <= 0:
         raise AudioError(f"the span ({start:g} s, {length:g} s) is not a span of the audio")
-    if duration is not None and start + length > duration + 0.1:
+    if duration is not None and start + length > duration + SPAN_GRACE_S:
         raise AudioError(
             f"the span {start:.2f}-{start + length:.2f} s runs past the audio's end "
             f"({duration:.2f} s)"

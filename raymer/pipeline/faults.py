@@ -27,6 +27,8 @@ import hashlib
 import logging
 from collections.abc import Callable
 
+from raymer.pipeline.supervisions import channel_of
+
 logger = logging.getLogger(__name__)
 
 Rows = list[dict]
@@ -137,9 +139,9 @@ def watched(ledger, progress, every_s: float = 1.0, total: str | None = None):
 
 def row_key(row: dict) -> str:
     """A row's name in the ledger: its id, and its segment or channel where it has one."""
-    segment, channel = row.get("segment"), row.get("channel")
+    segment, channel = row.get("segment"), channel_of(row)
     key = f"{row['id']}#{segment}" if segment is not None else str(row["id"])
-    return f"{key}@{channel}" if channel is not None and channel == channel else key
+    return f"{key}@{channel}" if channel is not None else key
 
 
 def batch_key_of(stage: str, rows: Rows) -> str:

@@ -45,7 +45,7 @@ class Inputs:
 
     dataset: Any
     carried: list[str]
-    sharded: bool = False  # Parquet shards with the audio inside (``raymer.pipeline.shards``)
+    sharded: bool = False  # shards with the audio inside, Parquet or tar (``pipeline.shards``)
 
 
 def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
@@ -227,7 +227,7 @@ def warn_renamed(uri: str, carried: dict[str, str]) -> None:
 
 def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: bool = False):
     """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns,
-    sharded: Parquet shards with the audio inside, ``raymer.pipeline.shards``).
+    sharded: shards with the audio inside, Parquet or tar, ``raymer.pipeline.shards``).
     ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
     (text when the manifest has texts and no paths). ``parties`` (``segment.channels:
     split``): a row per channel, named by its party (``PARTY_FIELDS``; the manifest's own

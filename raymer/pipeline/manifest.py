@@ -36,7 +36,7 @@ class ManifestError(UsageError):
 def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
     """The checks that need no Ray, made before it starts: the input exists and is a folder
     or a manifest (or, with ``files``, one audio file). (Shards and Lhotse manifests:
-    ``inputs.check_source``.)"""
+    ``packed.check_source``.)"""
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):

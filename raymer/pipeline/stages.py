@@ -30,7 +30,7 @@ from raymer.pipeline.rows import (
     write_errors,
 )
 from raymer.pipeline.shards import source_of
-from raymer.pipeline.supervisions import span_of
+from raymer.pipeline.supervisions import channel_of, span_of
 from raymer.wer import wer
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ def _decode_row(row: dict, limits: DecodeConfig, cutting: SegmentConfig | None) 
         if isinstance(source, str):
             check_file(path, limits)  # its kind and size, before it is opened
         opened = True
-        span, _ = span_of(row)  # a supervision's span of its recording (and its channel)
-        heard = _heard(source, limits, cutting, row.get("channel"), span)
+        span, _ = span_of(row)  # a supervision's span of its recording
+        heard = _heard(source, limits, cutting, channel_of(row), span)
     except Exception as err:  # a decoder bug too must cost one clip, not the run
         row["stage"], row["error"] = file_failure(path, err, opened)
         return []
@@ -127,9 +127,8 @@ def _heard(path, limits: DecodeConfig, cutting: SegmentConfig | None, channel, s
     from raymer.audio.decode import open_audio
     from raymer.inference.parties import heard_as, same_signal, streams_of
 
-    known = channel is not None and channel == channel and channel != ""  # NaN: missing
-    if cutting is None or known:  # a channel named: that channel alone
-        return [(decode_audio(path, limits, int(channel) if known else None, span), {})]
+    if cutting is None or channel is not None:  # a channel named: that channel alone
+        return [(decode_audio(path, limits, channel, span), {})]
     with open_audio(path, limits, span=span) as stream:  # the header: no decoding
         n = stream.channels
     heard = heard_as(None, n, cutting, lambda k: k, lambda: same_signal(path, limits, n))

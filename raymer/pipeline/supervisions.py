@@ -20,6 +20,7 @@ import posixpath
 import pyarrow as pa
 
 from raymer import storage
+from raymer.audio.decode import SPAN_GRACE_S
 from raymer.errors import UsageError
 from raymer.pipeline.manifest import FETCH_ERROR
 
@@ -152,7 +153,7 @@ class Rows:
             row["channel"] = str(sup["channel"])
         if path is None:
             row[FETCH_ERROR] = f"no recording {rid} (a file or URL) in {self.recs}"
-        elif length is not None and start + span > length + 0.1:
+        elif length is not None and start + span > length + SPAN_GRACE_S:
             row[FETCH_ERROR] = (
                 f"supervision {row['id']} ({start:.2f}-{start + span:.2f} s) runs past the "
                 f"end of recording {rid} ({length:.2f} s)"
@@ -166,10 +167,18 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def channel_of(row: dict) -> int | None:
+    """The channel a row names (a supervision's, or a features row's of a split call), or
+    None where it names none (None, "", or NaN: a batch's missing value)."""
+    channel = row.get("channel")
+    if channel is None or channel == "" or channel != channel:
+        return None
+    return int(channel)
+
+
 def span_of(row: dict) -> tuple[tuple[float, float] | None, int | None]:
     """A row's span of its recording (a supervision's) and its channel, or (None, None)."""
     start, span = row.get("offset_s"), row.get("span_s")
-    channel = row.get("channel")
     if start in (None, "") or span in (None, ""):
         return None, None
-    return (float(start), float(span)), int(channel) if channel not in (None, "") else None
+    return (float(start), float(span)), channel_of(row)
