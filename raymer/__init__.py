@@ -43,7 +43,7 @@ _EXPORTS = {
     "ConfigError": "raymer.config",
     "AudioError": "raymer.audio.decode",
     # building blocks
-    "read_rows": "raymer.pipeline.inputs",
+    "read_rows": "raymer.pipeline.inprocess",
     "synthesize_corpus": "raymer.corpora.synth",
     "resolve_model": "raymer.models.registry",
     "decode_audio": "raymer.audio.decode",

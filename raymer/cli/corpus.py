@@ -193,7 +193,8 @@ def add_corpus_commands(sub) -> None:
         + ["manifest"],
     )
     prep.add_argument(
-        "source", help="the corpus folder (or, for manifest, the file); local or s3://"
+        "source",
+        help="the corpus folder (for manifest: a manifest, shards with the audio inside, a glob of them, or Lhotse supervisions, listed by address); local or s3://",
     )
     prep.add_argument("--output", required=True, help="manifest to write (.csv, or .jsonl)")
     prep.add_argument(

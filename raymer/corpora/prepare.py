@@ -24,19 +24,25 @@ from raymer.corpora.prepared import (
 )
 from raymer.corpora.speech import iemocap, msp_podcast
 from raymer.errors import UsageError
-from raymer.pipeline.inputs import read_rows
+from raymer.pipeline.inprocess import read_rows
+from raymer.pipeline.shards import file_of, is_address
 
 
 def manifest(source: str) -> Prepared:
-    """Any corpus already listed in a manifest (CSV/JSONL/Parquet with ``path`` and
-    ``label``): checked like the others and brought onto a label set with ``--label-map``."""
+    """Any corpus already listed: a manifest (CSV/JSONL/Parquet with ``path`` and ``label``),
+    shards with the audio inside (Parquet, WebDataset tars: the manifest's paths are then the
+    clips' addresses in them, read by extract as the shards are) or Lhotse manifests (a row
+    per supervision, with its recording's path and span): checked like the others and
+    brought onto a label set with ``--label-map``."""
 
     inputs = read_rows(source)
     out = Prepared([], storage.parent(source), text_only=inputs.text_only)
     for rid, _path, error in inputs.problems:
         out.problem("bad manifest row", f"{rid}: {error}")
+    there: dict[str, bool] = {}  # each file (a shard, a recording) looked for once
     for row in inputs.rows:
-        if not inputs.text_only and not storage.exists(row["path"]):
+        where = file_of(row["path"] or "")
+        if not inputs.text_only and not there.setdefault(where, storage.exists(where)):
             out.problem("missing file", row["path"])
             continue
         if row.get("label") is None:
@@ -104,4 +110,20 @@ def prepare(
         raise PrepareError(f"nothing to write: {summary(prepared, name)}")
     assign_folds(prepared, name, folds)
     write_manifest(prepared, output)
+    if any(is_address(r.get("path")) for r in prepared.rows):
+        _survey_shards(prepared, output)
     return prepared, summary(prepared, name)
+
+
+def _survey_shards(prepared: Prepared, manifest: str) -> None:
+    """The clips inside shards: their hours and what extract would refuse, from a survey
+    of the manifest written (``corpus inspect``: each clip's header, read from its shard)."""
+    from raymer.pipeline.inspect import inspect_corpus
+
+    survey = inspect_corpus(manifest)
+    prepared.surveyed_s = survey.hours * 3600
+    for row in survey.examples:
+        prepared.problem("unreadable audio", f"{row['id']}: {row['error']}")
+    missed = sum(survey.problems.values()) - len(survey.examples)
+    if missed > 0:  # (counted, beyond the examples the survey keeps)
+        prepared.problem_counts["unreadable audio"] += missed

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from raymer import storage
 from raymer.errors import UsageError
 from raymer.pipeline.manifest import LIST_SEPARATOR
+from raymer.pipeline.shards import is_address
 
 
 class CorpusLayoutError(UsageError):
@@ -39,6 +40,7 @@ class Prepared:
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     problem_counts: Counter = field(default_factory=Counter)
     text_only: bool = False
+    surveyed_s: float = 0.0  # the hours of clips inside shards, from their survey (seconds)
 
     _where: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # id -> place
 
@@ -124,7 +126,10 @@ def durations_s(prepared: Prepared) -> list[float]:
 
     out = []
     for row in prepared.rows:
-        if not row.get("path"):
+        if not row.get("path") or is_address(row["path"]):  # (in shards: surveyed_s)
+            continue
+        if row.get("span_s") not in (None, ""):  # a supervision: its span of its recording
+            out.append(float(row["span_s"]))
             continue
         try:
             with open_audio(absolute_path(prepared.root, row["path"]), UNLIMITED) as stream:
@@ -139,7 +144,8 @@ def summary(prepared: Prepared, name: str) -> str:
     rows = prepared.rows
     lines = [f"{name}: {len(rows)} utterances"]
     if not prepared.text_only:
-        lines[0] += f", {sum(durations_s(prepared)) / 3600:.2f} h of audio"
+        seconds = sum(durations_s(prepared)) + prepared.surveyed_s
+        lines[0] += f", {seconds / 3600:.2f} h of audio"
     for column in ("label", "speaker", "fold"):
         counts = Counter(str(r.get(column)) for r in rows if r.get(column) is not None)
         if column == "label" and any(r.get("labels") for r in rows):  # multi-label lists

@@ -86,20 +86,19 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     execution that writes the features; then one aggregation over this run's files sums its
     counts, hours and WER. The driver never holds the corpus."""
     require_paths(cfg, "extract")
-    from raymer.pipeline.packed import check_source
+    from raymer.pipeline.packed import source
 
-    check_source(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
+    src = source(cfg.input, cfg.inputs)  # before Ray starts: a wrong path fails at once
     claim(cfg.output, "extract", OUTPUT_NAMES, cfg.input)  # a user's folder is never written
     with Lease(cfg.output) as lease:  # one run at a time per output
-        summary = _run(cfg, lease)
+        summary = _run(cfg, src, lease)
     return summary
 
 
-def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
+def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
     from ray.data.datasource.filename_provider import FilenameProvider
 
     from raymer.pipeline.inputs import extract_dataset
-    from raymer.pipeline.packed import describe_input
 
     start, run_id = time.perf_counter(), uuid.uuid4().hex[:12]
     features_uri = storage.join(cfg.output, "features")
@@ -119,9 +118,8 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
         storage.delete_dir(errors_uri)
     clear_done(cfg.output)
     init_ray()
-    ds, text_only, extra_columns, sharded = extract_dataset(
-        cfg.input, listing_uri, cfg.inputs, split
-    )
+    ds, text_only, extra_columns = extract_dataset(src, listing_uri, cfg.inputs, split)
+    sharded = src.sharded
     _clear_errors(errors_uri)
     storage.makedirs(features_uri)
     storage.makedirs(errors_uri)
@@ -152,7 +150,7 @@ def _run(cfg: ExtractConfig, lease: Lease) -> ExtractSummary:
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
-    summary.input_kind = describe_input(cfg.input)
+    summary.input_kind = src.describe()
     publish(cfg.output, lease, asdict(summary))
     return summary
 

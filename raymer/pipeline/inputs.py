@@ -10,7 +10,7 @@ those named like an output column are renamed ``manifest_<name>``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,17 +21,14 @@ from raymer.contract.schema import FEATURES_SCHEMA, MANIFEST_COLUMNS, PARTY_FIEL
 from raymer.pipeline.listing import LISTING_SCHEMA, ListedRows, walk, write_listing
 from raymer.pipeline.manifest import (
     LIST_SEPARATOR,
-    MANIFEST_SUFFIXES,
     ManifestError,
-    check_input,
     csv_column_types,
     header_names,
     manifest_format,
     manifest_kind,
-    read_table,
     row_id,
 )
-from raymer.pipeline.packed import packed_columns, packed_rows
+from raymer.pipeline.packed import Source
 from raymer.pipeline.shards import BYTES, PASSED
 from raymer.runtime import READ_ARGS
 
@@ -48,49 +45,49 @@ class Inputs:
     sharded: bool = False  # shards with the audio inside, Parquet or tar (``pipeline.shards``)
 
 
-def read_inputs(uri: str, listing_uri: str, reserved: frozenset[str]) -> Inputs:
-    """``uri`` (manifest, directory or file) -> its rows, lazily: ``id`` (``row_id``),
-    ``path`` and the manifest's other columns (``reserved``: output column names, which a
-    manifest column must not take: it is carried as ``manifest_<name>``), with the carried
-    names read from the manifest's header (no Ray Data execution). Directory and file inputs
-    are listed under ``listing_uri`` first."""
+def read_inputs(src: Source, listing_uri: str, reserved: frozenset[str]) -> Inputs:
+    """An input (as ``packed.source`` found it: manifest, directory, file or packed) -> its
+    rows, lazily: ``id`` (``row_id``), ``path`` and the manifest's other columns
+    (``reserved``: output column names, which a manifest column must not take: it is
+    carried as ``manifest_<name>``), with the carried names read from the manifest's header
+    (no Ray Data execution). Directory and file inputs are listed under ``listing_uri``
+    first."""
     import ray.data
 
-    packed = packed_rows(uri, listing_uri)  # shards, Lhotse's supervisions
-    if packed is not None:
-        carried = carried_names(packed.columns, reserved)
+    uri = src.uri
+    if src.packed:  # shards, Lhotse's supervisions
+        carried = carried_names(list(src.columns), reserved)
         warn_renamed(uri, carried)
-        rows = packed.rows.map_batches(
+        rows = src.rows(listing_uri).map_batches(
             ManifestRows("", reserved), batch_format="pyarrow", **READ_ARGS
         )
-        return Inputs(rows, list(carried.values()), packed.sharded)
-    check_input(uri, files=True)
-    if storage.is_dir(uri):
+        return Inputs(rows, list(carried.values()), src.sharded)
+    if src.kind == "folder":
         root = write_listing(walk(uri), listing_uri)
         ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
         return Inputs(ds.map_batches(ListedRows(uri), batch_format="pyarrow", **READ_ARGS), [])
-    if uri.lower().endswith(MANIFEST_SUFFIXES):
-        carried = carried_names(manifest_columns(uri), reserved)
+    if src.kind != "file":
+        carried = carried_names(manifest_columns(src), reserved)
         warn_renamed(uri, carried)
         ds = read_manifest(uri).map_batches(
             ManifestRows(storage.parent(uri), reserved), batch_format="pyarrow", **READ_ARGS
         )
-        return Inputs(ds, list(carried.values()))
+        return Inputs(ds, list(carried.values()), src.sharded)
     root = write_listing(iter([uri]), listing_uri)  # one audio file
     ds = ray.data.read_parquet(root[1], filesystem=root[0], **READ_ARGS)
     rows = ListedRows(storage.parent(uri))
     return Inputs(ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS), [])
 
 
-def manifest_columns(uri: str) -> list[str]:
-    """The columns a manifest input carries beside ``id`` and ``path``, read from its header
-    (a shard's footer; none for a directory or an audio file)."""
-    packed = packed_columns(uri)
-    if packed is not None:
-        return packed
-    if storage.is_dir(uri) or not uri.lower().endswith(MANIFEST_SUFFIXES):
+def manifest_columns(src: Source) -> list[str]:
+    """The columns an input carries beside ``id`` and ``path``: a manifest's, read from its
+    header; a packed input's (a shard's footer, a Lhotse manifest's first rows); none for a
+    directory or an audio file."""
+    if src.packed:
+        return list(src.columns)
+    if src.kind in ("folder", "file"):
         return []
-    return [n for n in header_names(uri) if n not in ("id", "path")]
+    return [n for n in header_names(src.uri) if n not in ("id", "path")]
 
 
 def one_per_id(group: pa.Table, errors_uri: str, text_column: str) -> pa.Table:
@@ -225,28 +222,26 @@ def warn_renamed(uri: str, carried: dict[str, str]) -> None:
         )
 
 
-def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: bool = False):
-    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns,
-    sharded: shards with the audio inside, Parquet or tar, ``raymer.pipeline.shards``).
+def extract_dataset(src: Source, listing_uri: str, kind: str = "auto", parties: bool = False):
+    """``raymer extract``'s input as a Ray Dataset -> (dataset, text_only, extra columns).
     ``kind``: audio (every row needs a ``path``), text (every row needs a ``text``) or auto
     (text when the manifest has texts and no paths). ``parties`` (``segment.channels:
     split``): a row per channel, named by its party (``PARTY_FIELDS``; the manifest's own
     ``speaker`` kept as ``manifest_speaker``, as recognize keeps it)."""
     party = [name for name, _, _ in PARTY_FIELDS]
-    packed = packed_rows(uri, listing_uri, kind)  # shards, Lhotse's supervisions
-    if packed is not None:
+    uri = src.uri
+    if src.packed:  # shards, Lhotse's supervisions
         carried = carried_names(
-            _own(packed.columns, parties), EXTRACT_RESERVED | set(party * parties)
+            _own(list(src.columns), parties), EXTRACT_RESERVED | set(party * parties)
         )
         warn_renamed(uri, carried)
         rows = ExtractRows("", False, carried)
-        ds = packed.rows.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
-        return ds, False, list(carried.values()) + party * parties, packed.sharded
-    check_input(uri, kind)
-    if storage.is_dir(uri):
-        ds = read_inputs(uri, listing_uri, frozenset()).dataset
+        ds = src.rows(listing_uri).map_batches(rows, batch_format="pyarrow", **READ_ARGS)
+        return ds, False, list(carried.values()) + party * parties
+    if src.kind == "folder":
+        ds = read_inputs(src, listing_uri, frozenset()).dataset
         ds = ds.map_batches(ExtractRows(uri, False, {}), batch_format="pyarrow", **READ_ARGS)
-        return ds, False, party * parties, False
+        return ds, False, party * parties
     ds = read_manifest(uri)
     names = header_names(uri)
     kind = manifest_kind(uri, names, kind, lambda: _has_paths(ds, names))
@@ -255,7 +250,7 @@ def extract_dataset(uri: str, listing_uri: str, kind: str = "auto", parties: boo
     warn_renamed(uri, carried)
     rows = ExtractRows(storage.parent(uri), kind == "text", carried)
     ds = ds.map_batches(rows, batch_format="pyarrow", **READ_ARGS)
-    return ds, kind == "text", list(carried.values()) + party * parties, False
+    return ds, kind == "text", list(carried.values()) + party * parties
 
 
 def _own(names: list[str], parties: bool) -> list[str]:
@@ -333,54 +328,6 @@ def _label_lists(column) -> pa.Array:
         for v in column.to_pylist()
     ]
     return pa.array(values, pa.list_(pa.string()))
-
-
-@dataclass
-class Rows:
-    """A manifest or folder read in this process (``read_rows``): for ``raymer corpus
-    prepare``, which writes a manifest from it, and tests. The rows are what ``ExtractRows``
-    makes of each input row, the duplicates and rows without a path (or text) are
-    ``problems``: (id, path, error), as the pipeline's error rows say them."""
-
-    rows: list[dict]
-    extra_columns: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str, str]] = field(default_factory=list)
-    text_only: bool = False
-
-
-def read_rows(uri: str, kind: str = "auto") -> Rows:
-    """``uri`` -> ``Rows``, by the rules of the Ray Data reader (``ExtractRows``: the id,
-    the paths, the carried columns; ``first_of``: the duplicates). ``kind`` as
-    ``extract_dataset``'s."""
-    check_input(uri, kind)
-    if storage.is_dir(uri):
-        listed = ListedRows(uri)(pa.table({"path": list(walk(uri))}, schema=LISTING_SCHEMA))
-        table, extra, text_only = ExtractRows(uri, False, {})(listed), [], False
-    else:
-        raw = read_table(uri)
-        names = raw.column_names
-
-        def has_paths() -> bool:
-            return "path" in names and any(_text(p) for p in raw.column("path").to_pylist())
-
-        text_only = manifest_kind(uri, names, kind, has_paths) == "text"
-        extra = [n for n in names if n not in MANIFEST_COLUMNS]
-        table = ExtractRows(storage.parent(uri), text_only, {n: n for n in extra})(raw)
-    out = Rows([], extra, [], text_only)
-    groups: dict[str, list[dict]] = {}
-    for n, row in enumerate(table.to_pylist(), start=1):
-        if text_only and not (row["reference_text"] or "").strip():
-            out.problems.append((row["id"], "", f"manifest row {n} has no text to embed"))
-        elif not text_only and not row["path"]:
-            out.problems.append((row["id"], "", f"manifest row {n} has an empty path"))
-        else:
-            groups.setdefault(row["id"], []).append(row)
-    for rid, group in groups.items():
-        texts = [r["reference_text"] for r in group]
-        keep, duplicates = first_of(rid, [r["path"] for r in group], texts)
-        out.rows.append(group[keep])
-        out.problems += [(d["id"], d["path"] or "", d["error"]) for d in duplicates]
-    return out
 
 
 def anti_join(ds, written_uri: str, keys: tuple[str, ...], cast=None, partitions: int = 2):

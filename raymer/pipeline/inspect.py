@@ -84,14 +84,14 @@ def inspect_corpus(uri: str, output: str | None = None, limits: DecodeConfig | N
     decode limits by default (the reasons extract would give)."""
     from raymer.config import ExtractConfig
     from raymer.pipeline.inputs import read_inputs
-    from raymer.pipeline.packed import check_source
+    from raymer.pipeline.packed import source
     from raymer.runtime import init_ray, shuffle_by_sort
 
     start, limits = time.perf_counter(), limits or ExtractConfig().decode
-    check_source(uri, files=True)  # before Ray starts: a wrong path fails at once
+    src = source(uri, files=True)  # before Ray starts: a wrong path fails at once
     scratch = storage.join(output, "_inspect") if output else tempfile.mkdtemp("-inspect")
     init_ray()
-    inputs = read_inputs(uri, storage.join(scratch, "inputs"), frozenset())
+    inputs = read_inputs(src, storage.join(scratch, "inputs"), frozenset())
     ds = inputs.dataset
     if inputs.sharded:
         from raymer.pipeline.shards import fetched, in_shard_order
@@ -136,14 +136,16 @@ def probe_batch(table: pa.Table, limits: DecodeConfig) -> pa.Table:
         elif unread:
             found["stage"], found["error"] = "read", unread
         else:
-            _probe(found, source, path, limits, probe, file_failure)
+            _probe(found, row, source, limits, probe, file_failure)
         found["failed"] = int(found.get("error") is not None)
         out.append(found)
     return pa.Table.from_pylist(out, schema=HEADERS)
 
 
-def _probe(found: dict, source, path: str, limits: DecodeConfig, probe, file_failure) -> None:
-    opened = not isinstance(source, str)
+def _probe(found: dict, row: dict, source, limits: DecodeConfig, probe, file_failure) -> None:
+    from raymer.pipeline.supervisions import past_end, span_of
+
+    path, opened = found["path"], not isinstance(source, str)
     try:
         if isinstance(source, str):
             from raymer.audio.decode import check_file
@@ -163,6 +165,12 @@ def _probe(found: dict, source, path: str, limits: DecodeConfig, probe, file_fai
         "channels": header.channels,
         "duration_s": header.duration_s,
     }
+    span, _ = span_of(row)  # a supervision's span of its recording: that is the clip
+    if span is not None:
+        found["duration_s"] = span[1]
+        why = past_end(str(row.get("id")), span, header.duration_s, path)
+        if why:
+            found["stage"], found["error"] = "read", why
 
 
 def _text(value) -> str | None:

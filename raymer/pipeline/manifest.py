@@ -1,6 +1,6 @@
 """What an input is, before any reader: a manifest file (its header and, in process, its
 table) or a directory of audio files; the id rule; the checks made before Ray starts. The
-readers (Ray Data's, and ``read_rows`` in process) are ``raymer.pipeline.inputs``.
+readers are ``raymer.pipeline.inputs`` (Ray Data's) and ``inprocess`` (``read_rows``).
 
 A manifest is CSV, JSONL or Parquet with a ``path`` column (path or URI; relative paths
 resolve against the manifest's folder) and optional ``id``, ``label``, ``speaker``,
@@ -36,7 +36,7 @@ class ManifestError(UsageError):
 def check_input(uri: str, kind: str = "auto", files: bool = False) -> None:
     """The checks that need no Ray, made before it starts: the input exists and is a folder
     or a manifest (or, with ``files``, one audio file). (Shards and Lhotse manifests:
-    ``packed.check_source``.)"""
+    ``packed.source``.)"""
     if not storage.exists(uri):
         raise ManifestError(f"input {uri} does not exist")
     if storage.is_dir(uri):
@@ -99,6 +99,19 @@ def manifest_kind(uri: str, names: list[str], kind: str, has_paths) -> str:
 def header_names(uri: str) -> list[str]:
     """A manifest's column names, from its header alone (CSV: the first line; JSONL: the
     first row's keys; Parquet: the footer's schema)."""
+    return list(header(uri)[0])
+
+
+def first_path(uri: str) -> str | None:
+    """The first row's ``path`` (read with the header: a prepared manifest of shard
+    addresses is told from one of files by it)."""
+    path = header(uri)[1].get("path")
+    return str(path) if path not in (None, "") else None
+
+
+def header(uri: str) -> tuple[list[str], dict]:
+    """A manifest's column names and its first row (CSV: its first block; JSONL: its first
+    line; Parquet: the footer and the first row's ``path``), never the whole file."""
     import json
 
     import pyarrow.csv as pacsv
@@ -108,7 +121,12 @@ def header_names(uri: str) -> list[str]:
     try:
         if form == "parquet":
             with fs.open_input_file(path) as f:
-                return list(pq.read_schema(f).names)
+                pf = pq.ParquetFile(f)
+                names = list(pf.schema_arrow.names)
+                if "path" not in names or not pf.metadata.num_rows:
+                    return names, {}
+                first = next(pf.iter_batches(batch_size=1, columns=["path"]))
+                return names, first.to_pylist()[0]
         with fs.open_input_stream(path) as f:
             if form == "json":
                 head = b""
@@ -118,9 +136,13 @@ def header_names(uri: str) -> list[str]:
                         break
                     head += chunk
                 line = head.lstrip().split(b"\n", 1)[0]
-                return list(json.loads(line)) if line.strip() else []
-            reader = pacsv.open_csv(f)
-            return list(reader.schema.names)
+                row = json.loads(line) if line.strip() else {}
+                return list(row), row if isinstance(row, dict) else {}
+            options = pacsv.ConvertOptions(column_types=csv_column_types())
+            reader = pacsv.open_csv(f, convert_options=options)
+            batch = next(iter(reader), None)
+            rows = batch.to_pylist() if batch is not None else []
+            return list(reader.schema.names), rows[0] if rows else {}
     except (OSError, ValueError, pa.ArrowInvalid) as err:
         raise ManifestError(f"cannot read manifest {uri}: {err}") from None
 

@@ -50,7 +50,7 @@ from raymer.pipeline.outputs import (
     publish,
     save_settings,
 )
-from raymer.pipeline.packed import check_source, describe_input
+from raymer.pipeline.packed import Source, source
 from raymer.runtime import init_ray, shuffle_by_sort
 from raymer.trained import checkpoint
 
@@ -91,10 +91,10 @@ def recognize(cfg: RecognizeConfig) -> RecognizeSummary:
     keys = ("input", "output", "checkpoint")
     cfg = cfg.model_copy(update={k: storage.absolute(getattr(cfg, k)) for k in keys})
     spec = checkpoint.load_spec(cfg.checkpoint)  # fails here, before Ray, when it is not one
-    check_source(cfg.input, files=True)
+    src = source(cfg.input, files=True)  # before Ray starts: a wrong path fails at once
     claim(cfg.output, "recognize", RECOGNIZE_FOLDERS, cfg.input)  # a user's folder is never written
     with Lease(cfg.output) as lease:  # one run at a time per output
-        return _run(cfg, spec, lease)
+        return _run(cfg, spec, src, lease)
 
 
 # Settings that make the predictions: rows made with others are never mixed with new ones.
@@ -118,7 +118,9 @@ LAYOUT = 3  # 2: recordings committed whole by the write tasks (``recognize_writ
 # recording's segments transcribed together in packed windows (``audio.segment.windows_of``)
 
 
-def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> RecognizeSummary:
+def _run(
+    cfg: RecognizeConfig, spec: checkpoint.ModelSpec, src: Source, lease: Lease
+) -> RecognizeSummary:
     started, run_id, out = (
         time.perf_counter(),
         uuid.uuid4().hex[:12],
@@ -135,7 +137,7 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     lap("prepare")
     init_ray()
     lap("ray")
-    _stream(cfg, spec, out, run_id, plots)
+    _stream(cfg, spec, src, out, run_id, plots)
     lap("stream")
     lease.check()  # still this run's output
     failed = _merge_errors(out)
@@ -143,6 +145,7 @@ def _run(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, lease: Lease) -> Reco
     summary = _summarize(cfg, spec, out, run_id, failed, plots, time.perf_counter() - started)
     lap("summary")
     summary.phases_s = phases
+    summary.input_kind = src.describe()
     publish(cfg.output, lease, asdict(summary))
     return summary
 
@@ -204,7 +207,6 @@ def _summarize(
         labels={lab: totals.labels[lab] for lab in spec.labels if totals.labels.get(lab)},
         output=cfg.output,
         error_examples=_error_examples(out) if failed else [],
-        input_kind=describe_input(cfg.input),
     )
 
 
@@ -217,9 +219,7 @@ def _config_yaml(cfg: RecognizeConfig, spec: checkpoint.ModelSpec) -> str:
     )
 
 
-def _stream(
-    cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOutput, run_id: str, plots
-):
+def _stream(cfg: RecognizeConfig, spec, src: Source, out: RecognizeOutput, run_id: str, plots):
     """Inputs -> one per id -> not committed (one Ray Data execution, rows kept in the object
     store), then the streaming job: segments -> Whisper -> model -> committed by the write
     tasks."""
@@ -235,9 +235,9 @@ def _stream(
     ledger = new_ledger()  # a clip that kills its worker max_attempts times is an error row
     reserved = OUTPUT_COLUMNS | {f"score_{lab}" for lab in spec.labels} | set(spec.dimensions)
     # heard as parties, a segment has its own `speaker` (a manifest's is kept as manifest_speaker)
-    parties = cfg.has_parties(manifest_columns(cfg.input))
+    parties = cfg.has_parties(manifest_columns(src))
     reserved |= {name for name, _ in PARTY_COLUMNS} if parties else set()
-    inputs = read_inputs(cfg.input, out.inputs, frozenset(reserved))
+    inputs = read_inputs(src, out.inputs, frozenset(reserved))
     layout = Layout(
         predictions=out.predictions,
         recordings=out.recordings,

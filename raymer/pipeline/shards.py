@@ -31,13 +31,13 @@ import pyarrow.parquet as pq
 from raymer import storage
 from raymer.errors import UsageError
 from raymer.pipeline.manifest import FETCH_ERROR, id_from_path
-from raymer.pipeline.tars import OFFSET, SIZE, TarRows, fetch_members, is_tar, tar_columns
+from raymer.pipeline.tars import TarRows, fetch_members, is_tar, parse_member, tar_columns
 
 ADDRESS = "#row="  # a shard row's path: SHARD#row=N (N zero-padded: addresses sort in order)
 KEYS = ("key", "__key__")  # a shard row's id where it has no `id` column
 BYTES = "audio_bytes"  # the column fetch_audio fills (a row's encoded audio)
 MAX_GROUP_MB = 1024.0  # a row group's audio a task reads at once: bounded before it is read
-PASSED = (FETCH_ERROR, OFFSET, SIZE)  # what the input rows carry to fetch_audio, never written
+PASSED = (FETCH_ERROR,)  # what the input rows carry to fetch_audio, never written
 
 
 class ShardError(UsageError):
@@ -125,9 +125,20 @@ def address(shard: str, index: int) -> str:
 
 
 def parse_address(path: str) -> tuple[str, int] | None:
-    """(shard, row) of a shard row's ``path``; None for a file's path."""
+    """(shard, row) of a Parquet shard row's ``path``; None for anything else."""
     shard, sep, index = path.rpartition(ADDRESS)
     return (shard, int(index)) if sep and index.isdigit() else None
+
+
+def is_address(path: str | None) -> bool:
+    """Whether ``path`` is a clip's address in a shard (Parquet row or tar member)."""
+    return bool(path) and (parse_address(path) or parse_member(path)) is not None
+
+
+def file_of(path: str) -> str:
+    """The file a path's audio lies in: its shard for an address, else the path itself."""
+    where = parse_address(path) or parse_member(path)
+    return where[0] if where else path
 
 
 class ShardRows:
@@ -186,15 +197,13 @@ def fetch_audio(table: pa.Table) -> Iterator[pa.Table]:
     (``MAX_GROUP_MB``), so a task holds one group's audio at most. A shard or group that
     cannot be read gives its rows a ``FETCH_ERROR``; rows that are files pass through."""
     paths = table.column("path").to_pylist()
-    offsets = table.column(OFFSET).to_pylist() if OFFSET in table.column_names else None
     by_shard: dict[str, list[tuple[int, int]]] = {}
     by_tar: dict[str, list[tuple[int, int, int]]] = {}
     plain = []
     for k, p in enumerate(paths):
-        where = parse_address(p or "")
-        if offsets is not None and offsets[k] is not None:  # a tar member
-            size = table.column(SIZE)[k].as_py()
-            by_tar.setdefault(p.rpartition("#")[0], []).append((k, offsets[k], size))
+        where, member = parse_address(p or ""), parse_member(p or "")
+        if member is not None:
+            by_tar.setdefault(member[0], []).append((k, member[1], member[2]))
         elif where is None:
             plain.append(k)
         else:
@@ -303,7 +312,7 @@ def source_of(row: dict) -> tuple[str | bytes, str | None]:
     path = row.get("path") or ""
     if why:
         return path, why
-    if parse_address(path) is None and row.get(OFFSET) is None:
+    if not is_address(path):
         return path, None
     if not data:
         return path, f"{path}: the row holds no audio (its bytes are empty)"

@@ -153,12 +153,20 @@ class Rows:
             row["channel"] = str(sup["channel"])
         if path is None:
             row[FETCH_ERROR] = f"no recording {rid} (a file or URL) in {self.recs}"
-        elif length is not None and start + span > length + SPAN_GRACE_S:
-            row[FETCH_ERROR] = (
-                f"supervision {row['id']} ({start:.2f}-{start + span:.2f} s) runs past the "
-                f"end of recording {rid} ({length:.2f} s)"
-            )
+        else:
+            row[FETCH_ERROR] = past_end(row["id"], (start, span), length, rid)
         return row
+
+
+def past_end(rid: str, span: tuple[float, float], length: float | None, recording: str):
+    """Why a supervision's span runs past its recording's end (of ``length`` s), or None."""
+    start, span_s = span
+    if length is None or start + span_s <= length + SPAN_GRACE_S:
+        return None
+    return (
+        f"supervision {rid} ({start:.2f}-{start + span_s:.2f} s) runs past the end of "
+        f"recording {recording} ({length:.2f} s)"
+    )
 
 
 def _text(value) -> str | None:

@@ -3,8 +3,10 @@ other (``KEY.flac`` the audio, ``KEY.json`` its metadata, ``KEY.txt`` its transc
 the ``webdataset`` library writes them. Read as Parquet shards are (``shards``): a first
 pass indexes each tar (its members' headers: where each sample's audio lies, and its small
 members' content), a second gives the rows left to do their audio by byte ranges, nearby
-members in one read. A sample's id: its JSON's ``id``, else its key; its ``path``:
-``SHARD.tar#MEMBER``. Uncompressed tars only: a compressed one cannot be read by offsets.
+members in one read. A sample's id: its JSON's ``id``, else its key; its ``path``, the
+address of its audio: ``SHARD.tar#member=NAME@OFFSET+SIZE`` (all a reader needs, so a
+manifest of addresses, as ``corpus prepare`` writes one, is read as the tars are).
+Uncompressed tars only: a compressed one cannot be read by offsets.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pyarrow as pa
 from raymer import storage
 from raymer.pipeline.manifest import FETCH_ERROR
 
-OFFSET, SIZE = "member_offset", "member_size"  # where a sample's audio lies in its tar
+MEMBER = "#member="  # a sample's audio: SHARD.tar#member=NAME@OFFSET+SIZE
 AUDIO_EXTS = tuple(e.lstrip(".") for e in storage.AUDIO_EXTENSIONS)
 RANGE_BYTES = 64 * 1024 * 1024  # one read covers members this close together, at most
 PEEK_SAMPLES = 8  # samples read from the first shard to learn its metadata's fields
@@ -27,6 +29,20 @@ STREAM_BUFFER = 8 * 1024 * 1024  # a remote tar is streamed this many bytes a re
 
 def is_tar(uri: str) -> bool:
     return uri.lower().endswith(".tar")
+
+
+def member_address(shard: str, name: str, offset: int, size: int) -> str:
+    return f"{shard}{MEMBER}{name}@{offset:012d}+{size}"
+
+
+def parse_member(path: str) -> tuple[str, int, int] | None:
+    """(shard, offset, size) of a tar member's address; None for anything else."""
+    shard, sep, rest = path.rpartition(MEMBER)
+    where = rest.rpartition("@")[2]
+    offset, plus, size = where.partition("+")
+    if not sep or not plus or not (offset.isdigit() and size.isdigit()):
+        return None
+    return shard, int(offset), int(size)
 
 
 def _open(uri: str):
@@ -86,8 +102,8 @@ def _json(data: bytes) -> dict:
 
 class TarRows:
     """Ray Data ``map_batches`` over a listing of tar shards -> a row per sample: ``id``,
-    ``path`` (``SHARD.tar#MEMBER``), where its audio lies (``OFFSET``, ``SIZE``) and the
-    ``columns`` of its metadata (as text). A sample with no audio member is a row with a
+    ``path`` (its audio's address, ``member_address``) and the ``columns`` of its metadata
+    (as text). A sample with no audio member is a row with a
     ``fetch_error``; a shard that stops being readable (cut short) gives the samples
     before the break and one row naming the shard and why."""
 
@@ -99,8 +115,6 @@ class TarRows:
         out = {
             "id": pa.array([r["id"] for r in rows], pa.string()),
             "path": pa.array([r["path"] for r in rows], pa.string()),
-            OFFSET: pa.array([r.get(OFFSET) for r in rows], pa.int64()),
-            SIZE: pa.array([r.get(SIZE) for r in rows], pa.int64()),
         }
         for name in self.columns:
             out[name] = pa.array([_text(r.get(name)) for r in rows], pa.string())
@@ -129,7 +143,7 @@ def _row(uri: str, key: str, members: dict, small: dict) -> dict:
         names = ", ".join(sorted(f"{key}.{e}" for e in members))
         return row | {"path": f"{uri}#{key}", FETCH_ERROR: f"{uri}: {key} has no audio ({names})"}
     member = members[audio]
-    return row | {"path": f"{uri}#{member.name}", OFFSET: member.offset_data, SIZE: member.size}
+    return row | {"path": member_address(uri, member.name, member.offset_data, member.size)}
 
 
 def _text(value) -> str | None:

@@ -406,7 +406,7 @@ def test_bad_options_name_what_applies(tmp_path, capsys):
 
 
 def test_the_prepared_manifest_is_read_by_extraction(tmp_path, capsys):
-    from raymer.pipeline.inputs import read_rows
+    from raymer.pipeline.inprocess import read_rows
 
     root = tmp_path / "CREMA-D"
     _wav(root / "AudioWAV" / "1001_DFA_ANG_XX.wav")

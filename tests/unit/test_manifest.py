@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raymer.pipeline.inputs import read_rows
+from raymer.pipeline.inprocess import read_rows
 from raymer.pipeline.manifest import ManifestError
 
 
@@ -113,7 +113,8 @@ def test_one_id_rule_in_every_reader_and_the_same_on_every_run(tmp_path):
     re-run could not resume)."""
     import pyarrow as pa
 
-    from raymer.pipeline.inputs import ExtractRows, ManifestRows, read_rows
+    from raymer.pipeline.inprocess import read_rows
+    from raymer.pipeline.inputs import ExtractRows, ManifestRows
     from raymer.pipeline.manifest import row_id
 
     manifest = tmp_path / "m.csv"
@@ -143,7 +144,8 @@ def test_one_duplicate_rule_in_every_reader(tmp_path):
     """Rows sharing an id: extract's and recognize's grouping (``one_per_id``, run by Ray
     Data) and ``corpus prepare``'s reader (``read_rows``) keep the same row, the first by
     path whatever the order, and say the same sentence of each other."""
-    from raymer.pipeline.inputs import one_per_id, read_rows
+    from raymer.pipeline.inprocess import read_rows
+    from raymer.pipeline.inputs import one_per_id
 
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,path\nx,zz/b.wav\nx,aa/a.wav\ny,c.wav\n")

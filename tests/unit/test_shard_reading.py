@@ -46,17 +46,29 @@ def test_what_is_a_shard(tmp_path):
 def test_every_command_takes_shards_as_a_file_a_folder_or_a_glob(tmp_path):
     """The check every command makes before Ray starts, and the summary's name for them."""
     from raymer.pipeline.manifest import ManifestError
-    from raymer.pipeline.packed import check_source, describe_input
+    from raymer.pipeline.packed import source
 
     _shard(tmp_path / "train-0.parquet", 3)
     _shard(tmp_path / "train-1.parquet", 2)
     for given in ("train-0.parquet", "", "train-*.parquet"):
-        check_source(str(tmp_path / given), files=True)  # recognize's: no error
-        check_source(str(tmp_path / given))  # extract's
-    assert describe_input(str(tmp_path / "train-*.parquet")) == "2 Parquet shards"
-    assert describe_input(str(tmp_path / "train-0.parquet")) == "1 Parquet shard"
+        assert source(str(tmp_path / given), files=True).kind == "parquet"  # recognize's
+        assert source(str(tmp_path / given)).sharded  # extract's
+    assert source(str(tmp_path / "train-*.parquet")).describe() == "2 Parquet shards"
+    assert source(str(tmp_path / "train-0.parquet")).describe() == "1 Parquet shard"
     with pytest.raises(ManifestError, match="does not exist"):
-        check_source(str(tmp_path / "nothing.csv"))
+        source(str(tmp_path / "nothing.csv"))
+    # a manifest whose paths are the shards' addresses (as corpus prepare writes one): its
+    # rows get their audio from the shards; a manifest of files does not
+    manifest = tmp_path / "prepared.csv"
+    manifest.write_text(f"id,path,label\na,{tmp_path}/train-0.parquet#row=000000001,neu\n")
+    found = source(str(manifest))
+    assert (found.kind, found.sharded, found.describe()) == (
+        "addresses",
+        True,
+        "a manifest of shard addresses",
+    )
+    manifest.write_text("id,path,label\na,clips/a.wav,neu\n")
+    assert (source(str(manifest)).kind, source(str(manifest)).sharded) == ("manifest", False)
 
 
 def test_a_shard_row_s_id_is_its_id_its_key_its_audio_s_path_or_its_place(tmp_path):
@@ -119,6 +131,8 @@ def _tar(path, samples: dict[str, dict[str, bytes]]) -> str:
 
 
 def test_a_tar_s_samples_are_indexed_and_their_audio_read_by_range(tmp_path):
+    import tarfile
+
     from raymer.pipeline import tars
 
     uri = _tar(
@@ -133,15 +147,19 @@ def test_a_tar_s_samples_are_indexed_and_their_audio_read_by_range(tmp_path):
     assert tars.tar_columns(uri) == ["text", "label"]
     rows = tars.TarRows(["text", "label"])(pa.table({"path": [uri]})).to_pylist()
     assert [r["id"] for r in rows] == ["A1", "b", "c"]  # the JSON's id, else the key
-    assert [r["path"] for r in rows] == [f"{uri}#a.flac", f"{uri}#b.wav", f"{uri}#c"]
+    paths = [r["path"] for r in rows]  # the audio's address: member, offset and size
+    with tarfile.open(uri) as tar:
+        at = {m.name: (m.offset_data, m.size) for m in tar.getmembers()}
+    assert paths[:2] == [tars.member_address(uri, n, *at[n]) for n in ("a.flac", "b.wav")]
+    assert paths[0] == f"{uri}#member=a.flac@{at['a.flac'][0]:012d}+70"
+    assert tars.parse_member(paths[1]) == (uri, *at["b.wav"])
+    assert paths[2] == f"{uri}#c" and tars.parse_member(paths[2]) is None
     assert [r["text"] for r in rows] == ["hi", "hello there", "no audio"]
     assert rows[2]["fetch_error"] == f"{uri}: c has no audio (c.json)"
     table = pa.Table.from_pylist(rows[:2])
     (got,) = list(shards.fetch_audio(table))
     assert got.column("audio_bytes").to_pylist() == [b"audio-a" * 10, b"audio-b"]
     cut = tmp_path / "cut.tar"
-    import tarfile
-
     with tarfile.open(uri) as tar:
         third = tar.getmembers()[2].offset_data  # b's first member's data
     cut.write_bytes(Path(uri).read_bytes()[: third + 2])  # the first sample, then a break
