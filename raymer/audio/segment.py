@@ -6,9 +6,12 @@ uses).
 
 A clip up to ``segment_over_s`` is one segment. A longer recording is decoded in chunks
 (``raymer.audio.decode.open_audio``, the one decoder) and cut at pauses by voice activity detection: the Silero
-VAD model that faster-whisper ships (no hub). Segments last at most ``max_segment_s``; only the
-current chunk and the audio after the last closed segment are held, so memory per file is
-bounded whatever the recording's length.
+VAD model that faster-whisper ships (no hub), run over the stream frame by frame with its
+state carried (``raymer.audio.vad``), so a recording's segments do not depend on the sizes of
+the chunks its audio came in: a file, an upload and a live microphone give the same ones
+(``Cutter``, pushed; ``cut``, pulled). Segments last at most ``max_segment_s``; only the
+audio a later segment may still need is held, so memory per file is bounded whatever the
+recording's length.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from itertools import chain
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE, AudioError
+from raymer.audio.vad import FRAME, Regions, Vad
 from raymer.config.parts import SegmentConfig, SpeechConfig
 
 
@@ -95,59 +99,119 @@ def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.
 def cut(
     chunks: Iterator[np.ndarray], options: SegmentConfig, speech: SpeechConfig
 ) -> Iterator[Segment]:
-    """Streamed audio chunks -> speech segments with their absolute times. A region is
-    emitted once the audio after it is long enough that no later chunk can change it."""
-    pad = int(options.speech_pad_s * SAMPLE_RATE)
-    guard = int((options.max_segment_s + options.min_silence_s + 1.0) * SAMPLE_RATE)
-    buffer, offset, index = np.zeros(0, np.float32), 0, 0
-    chunk = next(chunks, None)
-    while chunk is not None:
-        buffer = np.concatenate([buffer, chunk])
-        chunk = next(chunks, None)
-        last = chunk is None
-        if not last and len(buffer) < 2 * guard:
-            continue
-        limit = len(buffer) if last else len(buffer) - guard
-        closed = [(s, e) for s, e in _speech(buffer, options, speech) if e <= limit]
-        for s, e in closed:
-            a, b = max(0, s - pad), min(len(buffer), e + pad)
-            start, end = (offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE
-            yield Segment(index, start, end, buffer[a:b].copy(), (e - s) / SAMPLE_RATE)
-            index += 1
-        # Keep what a later region may still need: after the last closed one, or (silence)
-        # the last guard's worth.
-        keep_from = min(len(buffer), closed[-1][1] + pad) if closed else max(0, limit - guard)
-        buffer, offset = buffer[keep_from:], offset + keep_from
-    if index == 0:  # no speech at all: one empty segment says so, over the whole recording
-        total = (offset + len(buffer)) / SAMPLE_RATE
-        yield Segment(0, 0.0, total, np.zeros(0, np.float32), 0.0, total_s=total)
+    """Streamed audio chunks -> speech segments with their absolute times (``Cutter``:
+    each segment as soon as the pause after it is heard; the same segments whatever the
+    chunks' sizes)."""
+    cutter = Cutter(options, speech)
+    for chunk in chunks:
+        yield from cutter.push(chunk)
+    yield from cutter.finish()
+
+
+class Cutter:
+    """The long-audio rule, pushed: a stream's samples as they arrive -> the segments they
+    close. Speech regions come from the VAD run over the stream frame by frame
+    (``raymer.audio.vad``: faster-whisper's rule, the model's state carried), padded by
+    ``speech_pad_s`` on each side (never into the segment before); a region longer than
+    ``max_segment_s`` is split at its last pause. Only the audio a later segment may still
+    need is held (at most about ``max_segment_s + min_silence_s``), whatever the length."""
+
+    def __init__(self, options: SegmentConfig, speech: SpeechConfig) -> None:
+        self.pad = int(options.speech_pad_s * SAMPLE_RATE)
+        self.vad = Vad()
+        longest = max(1.0, options.max_segment_s - 2 * options.speech_pad_s)
+        self.regions = Regions(speech.vad_threshold, options.min_silence_s, longest)
+        self.buffer, self.offset, self.total = np.zeros(0, np.float32), 0, 0
+        self.waiting: list[tuple[int, int]] = []  # closed, their padding not all heard yet
+        self.index, self.last_end = 0, 0
+
+    def push(self, samples: np.ndarray) -> list[Segment]:
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        self.buffer = np.concatenate([self.buffer, samples])
+        self.total += len(samples)
+        self.waiting += self.regions.push(self.vad.push(samples))
+        return self._emit(final=False)
+
+    def finish(self) -> list[Segment]:
+        """The segments the end closes; with no speech at all, one empty segment over the
+        whole recording says so."""
+        self.waiting += self.regions.push(self.vad.finish())
+        self.waiting += self.regions.finish(self.total)
+        out = self._emit(final=True)
+        if self.index == 0:
+            total = self.total / SAMPLE_RATE
+            out.append(Segment(0, 0.0, total, np.zeros(0, np.float32), 0.0, total_s=total))
+            self.index = 1
+        return out
+
+    def _emit(self, final: bool) -> list[Segment]:
+        out = []
+        while self.waiting:
+            s, e = self.waiting[0]
+            if e + self.pad > self.total and not final:
+                break  # its padding is still to come
+            a, b = max(s - self.pad, self.last_end, 0), min(e + self.pad, self.total)
+            audio = self.buffer[a - self.offset : b - self.offset].copy()
+            out.append(
+                Segment(self.index, a / SAMPLE_RATE, b / SAMPLE_RATE, audio, (e - s) / SAMPLE_RATE)
+            )
+            self.index, self.last_end = self.index + 1, b
+            self.waiting.pop(0)
+        if self.waiting:  # the earliest sample a later segment may take
+            need = self.waiting[0][0]
+        elif self.regions.triggered:
+            need = self.regions.start
+        else:
+            need = self.regions.frame * FRAME
+        keep = max(self.offset, min(self.total, max(need - self.pad, self.last_end)))
+        self.buffer, self.offset = self.buffer[keep - self.offset :], keep
+        return out
 
 
 def pack(
     segments: Iterator[Segment], speech: SpeechConfig, window_s: float = 30.0
 ) -> Iterator[list[Segment]]:
-    """A long recording's segments -> its Whisper windows, in order: consecutive segments
-    with speech (``speech.heard``) together while their audio lasts at most ``window_s``
-    in all, as faster-whisper's batched pipeline packs speech (``raymer.models.whisper_packed``);
-    a segment without speech is a window of its own, never transcribed. Only the current
-    window is held. A window depends on its recording alone."""
-    window: list[Segment] = []
-    held = 0
-    limit = int(window_s * SAMPLE_RATE)
+    """A long recording's segments -> its Whisper windows, in order (``Packer``)."""
+    packer = Packer(speech, window_s)
     for seg in segments:
-        if not speech.heard(seg.speech_s) or not seg.audio.size:
-            if window:
-                yield window
-                window, held = [], 0
-            yield [seg]
-            continue
-        if window and held + seg.audio.size > limit:
-            yield window
-            window, held = [], 0
-        window.append(seg)
-        held += seg.audio.size
-    if window:
-        yield window
+        for _, group in packer.push(seg):
+            yield group
+    for _, group in packer.finish():
+        yield group
+
+
+class Packer:
+    """A long recording's segments, pushed -> its Whisper windows, each with its segments:
+    consecutive segments with speech (``speech.heard``) together while their audio lasts at
+    most ``window_s`` in all, as faster-whisper's batched pipeline packs speech
+    (``raymer.models.whisper_packed``); a segment without speech is a window of its own,
+    never transcribed. Only the open window is held; a window depends on its recording
+    alone."""
+
+    def __init__(self, speech: SpeechConfig, window_s: float = 30.0) -> None:
+        self.speech, self.limit = speech, int(window_s * SAMPLE_RATE)
+        self.window: list[Segment] = []
+        self.held = 0
+
+    def push(self, seg: Segment) -> list[tuple[Window, list[Segment]]]:
+        out = []
+        if not self.speech.heard(seg.speech_s) or not seg.audio.size:
+            out += self.finish()
+            return out + [_packed([seg])]
+        if self.window and self.held + seg.audio.size > self.limit:
+            out += self.finish()
+        self.window.append(seg)
+        self.held += seg.audio.size
+        return out
+
+    def finish(self) -> list[tuple[Window, list[Segment]]]:
+        """The open window, closed (none when it is empty)."""
+        window, self.window, self.held = self.window, [], 0
+        return [_packed(window)] if window else []
+
+
+def _packed(group: list[Segment]) -> tuple[Window, list[Segment]]:
+    return Window(tuple((s.audio, s.speech_s) for s in group), packed=True), group
 
 
 @dataclass(frozen=True)
@@ -175,5 +239,7 @@ def windows_of(
     if first.whole:
         yield Window(((first.audio, first.speech_s),)), [first]
         return
-    for group in pack(chain([first], segments), rule):
-        yield Window(tuple((s.audio, s.speech_s) for s in group), packed=True), group
+    packer = Packer(rule)
+    for seg in chain([first], segments):
+        yield from packer.push(seg)
+    yield from packer.finish()

@@ -170,13 +170,11 @@ async def compose_steps(recordings: list, speech, encode, score, judging: Judgin
     done, known = 0, [s.duration_s for s in states]
     duration = sum(known) if None not in known else None
     while group := list(islice(stream, size)):
-        heard, scores = await _judge([w for _, w, _, _ in group], speech, encode, score, judging)
-        for (state, _, segs, k), sp, sc in zip(group, heard, scores, strict=True):
-            for seg, features, found in zip(segs, sp, sc, strict=True):
-                part = piece(
-                    seg.index, seg.start_s, seg.end_s, features, found, labels, multi, dims,
-                    judging.min_confidence,
-                )  # fmt: skip
+        found = await judged_pieces(
+            [(w, s) for _, w, s, _ in group], speech, encode, score, judging
+        )
+        for (state, _, segs, k), parts in zip(group, found, strict=True):
+            for part in parts:
                 part.speaker = state.names[k]
                 state.parts.append(part)
                 state.judged[k] = part.end_s
@@ -241,6 +239,30 @@ async def events(steps):
             }
         else:
             yield {"result": step[0].to_api()}
+
+
+async def judged_pieces(windows: list, speech, encode, score, judging: Judging) -> list[list]:
+    """(window, its segments) pairs -> each segment's answer (``SegmentPrediction``), window
+    by window: the one judging of ``compose`` and a live recording (``inference.live``)."""
+    heard, scores = await _judge([w for w, _ in windows], speech, encode, score, judging)
+    j = judging
+    return [
+        [
+            piece(
+                seg.index,
+                seg.start_s,
+                seg.end_s,
+                features,
+                found,
+                j.labels,
+                j.multi_label,
+                j.dimensions,
+                j.min_confidence,
+            )  # fmt: skip
+            for seg, features, found in zip(segs, sp, sc, strict=True)
+        ]
+        for (_, segs), sp, sc in zip(windows, heard, scores, strict=True)
+    ]
 
 
 async def _judge(windows: list[Window], speech, encode, score, judging: Judging):
@@ -325,14 +347,14 @@ class Inference:
 
     async def arecognize(self, recordings: list, on_progress=None) -> list[Prediction]:
         """Recordings (arrays, or decoded streams) -> their ``Prediction``s (``compose``)."""
-        return await compose(recordings, *self._stages(), self.judging, on_progress)
+        return await compose(recordings, *self.stages(), self.judging, on_progress)
 
     def arecognize_steps(self, recording, step: int = 0):
         """One recording, ``step`` windows at a time: ``Progress`` after each group, then
         ``[Prediction]`` (``compose_steps``)."""
-        return compose_steps([recording], *self._stages(), self.judging, step)
+        return compose_steps([recording], *self.stages(), self.judging, step)
 
-    def _stages(self):
+    def stages(self):
         async def speech(items):
             return self.listener(items)
 

@@ -384,6 +384,41 @@ def test_a_long_recording_judged_a_few_segments_at_a_time_answers_the_same(
         assert streamed["dimensions"][d] == pytest.approx(whole["dimensions"][d], abs=0.02)
 
 
+@pytest.mark.parametrize(("rid", "chunk_ms"), [("call", 20), ("long", 250), ("long", 2000)])
+def test_a_recording_heard_live_gets_the_file_s_answer(rid, chunk_ms, library, inputs, recognizer):
+    """The library's live recording (``Recognizer.live``) fed the audio in 20 ms, 250 ms and
+    2 s chunks: each segment's final answer, and the recording's at the end, are the file's
+    (the VAD runs over the stream with its state carried: the same cuts whatever the
+    chunks); each segment's interim answer came first, as soon as its pause was heard."""
+    from raymer.audio.decode import decode_audio
+
+    audio = decode_audio(str(inputs["paths"][rid]))
+    live, events, n = recognizer.live(interim=chunk_ms != 250), [], chunk_ms * 16
+    for i in range(0, len(audio), n):
+        events += live.feed(audio[i : i + n])
+    events += live.close()
+    said = [e.to_api() for e in events]
+    *steps, (last,) = said[:-1], said[-1]
+    whole, answer = library[rid], last["result"]
+    finals = [e for e in steps if e["final"]]
+    assert len(finals) == len(whole["segments"]) == len(answer["segments"])
+    for seg, mine in zip(whole["segments"], finals, strict=True):
+        assert (mine["start"], mine["end"], mine["text"]) == (seg["start"], seg["end"], seg["text"])
+        assert mine["label"] == seg["label"]
+        for lab in LABELS:
+            assert mine["emotions"][lab] == pytest.approx(seg["emotions"][lab], abs=1e-4)
+    assert answer["label"] == whole["label"] and answer["shares"] == whole["shares"]
+    interim = [e["index"] for e in steps if not e["final"]]
+    if chunk_ms != 250:  # each segment answered alone first, before its final answer
+        assert interim == list(range(len(finals)))
+        first = {e["index"]: k for k, e in reversed(list(enumerate(steps)))}
+        assert all(not steps[first[i]]["final"] for i in interim)
+    else:
+        assert interim == []
+    with pytest.raises(RuntimeError, match="closed"):
+        live.feed(audio[:n])
+
+
 def test_a_rate_no_recording_has_is_refused_everywhere(
     recognized, extracted_and_inferred, library, served
 ):

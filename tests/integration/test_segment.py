@@ -63,6 +63,29 @@ def test_a_long_recording_is_cut_near_its_pauses_whatever_the_chunk_size(clips):
     assert all(end - start <= 30 for start, end in cuts[0])
 
 
+def test_a_stream_pushed_in_any_pieces_is_cut_as_the_whole(clips):
+    """The cutting pushed (a live stream's 20 ms and 250 ms pieces) gives the very segments
+    of the whole array, sample for sample, holding at most a segment and a pause."""
+    from raymer.audio.segment import Cutter, cut
+
+    audio, _ = _joined(clips, 1.5)
+    audio = np.concatenate([audio, audio[: 12 * RATE]])  # a long region split at its pauses
+    options = SegmentConfig(max_segment_s=6.0, segment_over_s=6.0)
+    whole = list(cut(iter([audio]), options, SpeechConfig()))
+    assert len(whole) >= len(clips) and all(s.end_s - s.start_s <= 6 + 1e-6 for s in whole)
+    assert all(a.end_s <= b.start_s for a, b in zip(whole, whole[1:], strict=False))
+    for size in (320, 4000):
+        cutter, got = Cutter(options, SpeechConfig()), []
+        for i in range(0, len(audio), size):
+            got += cutter.push(audio[i : i + size])
+            assert len(cutter.buffer) <= (options.max_segment_s + options.min_silence_s + 1) * RATE
+        got += cutter.finish()
+        assert [(s.index, s.start_s, s.end_s) for s in got] == [
+            (s.index, s.start_s, s.end_s) for s in whole
+        ]
+        assert all(np.array_equal(a.audio, b.audio) for a, b in zip(got, whole, strict=True))
+
+
 def test_segments_never_pass_max_segment_s(clips):
     audio, _ = _joined(clips, 0.1)  # no pause long enough to end a segment
     options = SegmentConfig(max_segment_s=8.0, segment_over_s=8.0)

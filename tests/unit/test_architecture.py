@@ -158,6 +158,9 @@ def test_one_decoder():
     # augmentation encodes with PyAV (a codec round trip) and decodes with the one decoder
     assert users.pop("raymer.audio.augment", []) == ["av"]
     assert "raymer.audio.decode.decode_audio" in _calls(MODULES["raymer.audio.augment"])
+    # live audio: raw PCM through FFmpeg's resampler, encoded chunks through the one decoder
+    assert users.pop("raymer.audio.streaming", []) == ["av"]
+    assert "open_audio" in _calls(MODULES["raymer.audio.streaming"])
     assert users == {}
 
 
