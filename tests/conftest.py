@@ -84,8 +84,9 @@ def write_sparse_wav(path: Path, mb: float = 20, rate: int = 200) -> Path:
     return path
 
 
-def open_browser():
-    """Headless Chromium, as a user's browser (autoplay allowed: the page's player)."""
+def open_browser(microphone: Path | None = None):
+    """Headless Chromium, as a user's browser (autoplay allowed: the page's player); with
+    ``microphone`` (a WAV), its fake microphone plays that file once, allowed without asking."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -93,6 +94,10 @@ def open_browser():
     options.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(arg)
+    if microphone is not None:
+        options.add_argument("--use-fake-ui-for-media-stream")
+        options.add_argument("--use-fake-device-for-media-stream")
+        options.add_argument(f"--use-file-for-fake-audio-capture={microphone}%noloop")
     options.add_argument("--autoplay-policy=no-user-gesture-required")
     options.add_argument("--window-size=1200,1400")
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)

@@ -170,3 +170,51 @@ def _add_predict(sub) -> None:
     pr.add_argument("--token", help="bearer token (default: $RAYMER_API_TOKEN)")
     pr.add_argument("--json", action="store_true", help="print the JSON answers")
     pr.set_defaults(func=cmd_predict)
+    ls = sub.add_parser(
+        "listen",
+        help="stream a file or the microphone to a running service; print emotions live",
+        description="Client of `raymer serve`'s live endpoint (WebSocket /v1/stream): send a "
+        "file, paced as it plays (--no-pace: as fast as the service takes it), or the default "
+        "microphone (--mic; needs the sounddevice package), and print each segment as it is "
+        "judged: first its interim answer (~), as soon as its pause is heard, then its final "
+        "one (the answer the file gets from /v1/recognize), and at the end the recording's. "
+        "Exits 1 when the service closes the stream before its answer (code and reason said).",
+    )
+    ls.add_argument("file", nargs="?", help="an audio file (any format the decoder reads)")
+    ls.add_argument("--mic", action="store_true", help="the default microphone (Ctrl-C ends)")
+    ls.add_argument("--seconds", type=float, help="with --mic: stop after this long")
+    ls.add_argument("--url", default="http://127.0.0.1:8000", help="service URL")
+    ls.add_argument("--token", help="bearer token (default: $RAYMER_API_TOKEN)")
+    ls.add_argument("--chunk-ms", type=int, default=250, help="audio per message (default 250)")
+    ls.add_argument("--no-pace", action="store_true", help="send a file as fast as it is read")
+    ls.add_argument("--no-interim", action="store_true", help="final answers only")
+    ls.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    ls.set_defaults(func=cmd_listen)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    import json
+
+    from raymer.serving import listen
+
+    if bool(args.file) == bool(args.mic):
+        raise UsageError("give one audio FILE, or --mic")
+    if not 20 <= args.chunk_ms <= 5000:
+        raise UsageError(f"--chunk-ms {args.chunk_ms}: 20 to 5000")
+    if args.mic:
+        chunks = listen.microphone_chunks(args.chunk_ms, args.seconds)
+    else:
+        chunks = listen.file_chunks(args.file, args.chunk_ms, pace=not args.no_pace)
+
+    def shown(event: dict) -> None:
+        said = json.dumps(event) if args.json else listen.line(event)
+        if said:
+            print(said, flush=True)
+
+    result = listen.listen(args.url, chunks, args.token, not args.no_interim, shown)
+    if not args.json:
+        shares = result.get("shares") or {}
+        mix = ", ".join(f"{k} {v:.0%}" for k, v in shares.items() if v)
+        print(f"recording: {result.get('label') or '-'} ({mix or 'no speech'}), "
+              f"{result['duration_s']:.1f} s, {len(result.get('segments') or [1])} segment(s)")  # fmt: skip
+    return 0

@@ -6,11 +6,43 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from raymer.config.command import CommandConfig, min_confidence, part
+from raymer.config.command import CommandConfig, Part, min_confidence, part
 from raymer.config.parts import DecodeConfig, ResourcesConfig, SegmentConfig, SpeechConfig
 
 # Where `raymer submit` and `raymer jobs` find a cluster's dashboard by default.
 JOBS_ADDRESS = "http://127.0.0.1:8265"
+
+
+class LiveConfig(Part):
+    """Live recordings over the WebSocket ``/v1/stream`` (``raymer.serving.live``): its
+    limits, each closing a stream with its code and reason when passed."""
+
+    max_streams: int = Field(
+        16, ge=1, description="Live streams an ingress replica holds at once; beyond: 1013."
+    )
+    max_streams_per_client: int = Field(
+        4, ge=1, description="Live streams from one client address at once; beyond: 1013."
+    )
+    max_stream_s: float = Field(
+        3600.0, gt=0, description="Longest live stream (seconds of audio); then 1009."
+    )
+    idle_timeout_s: float = Field(
+        15.0, gt=0, description="A stream that sends nothing this long is closed (1008)."
+    )
+    max_message_kb: int = Field(
+        256, ge=1, le=16384, description="Largest message a client may send (KB); beyond: 1009."
+    )
+    send_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A client that does not read an event in this time is closed (1008): the "
+        "service never buffers for a client that stopped reading.",
+    )
+    interim: bool = Field(
+        True,
+        description="Send each segment's interim answer when its pause is heard (a client "
+        "may turn it off with ?interim=false), before its final one.",
+    )
 
 
 class ServeConfig(CommandConfig):
@@ -100,6 +132,7 @@ class ServeConfig(CommandConfig):
         60.0, gt=0, description="A request not answered in this time gets 504."
     )
     segment: SegmentConfig = part(SegmentConfig)  # longer audio also gets per-segment answers
+    live: LiveConfig = part(LiveConfig)  # the WebSocket /v1/stream
     speech: SpeechConfig = part(SpeechConfig)
     min_confidence: float = min_confidence()
     auth_token: str | None = Field(

@@ -20,11 +20,9 @@ measures both; on CPU replicas ``single`` serves better (README, "Serve").
 # of the ingress methods, which Serve re-binds.
 
 import asyncio
-import os
 from importlib import resources
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -36,10 +34,9 @@ from raymer.audio.decode import Checked
 from raymer.config import ServeConfig
 from raymer.inference.exports import MEDIA_TYPES, export
 from raymer.itemwise import ItemError
-from raymer.serving import auth, ingress
+from raymer.serving import auth, ingress, live
 from raymer.serving.deployments import Head, Model, Speech, SplitStages, Text, autoscaled
 
-TOKEN_DIGEST_ENV = "RAYMER_API_TOKEN_SHA256"  # what the replica gets: never the token itself
 OPEN_PATHS = {"/", "/healthz", "/readyz", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
 
 api = FastAPI(
@@ -48,28 +45,12 @@ api = FastAPI(
     description="Emotion recognition from speech and its transcript (co-attention fusion of "
     "Whisper and MiniLM features). Upload audio to /v1/recognize; text to /v1/recognize/text.",
 )
-CORS_ENV = "RAYMER_CORS_ORIGINS"
-HOSTS_ENV = "RAYMER_ALLOWED_HOSTS"
 
 
 def page_html(auth: bool) -> str:
     """The page the service serves at ``/`` (``auth``: it asks for the token)."""
     html = resources.files("raymer.serving").joinpath("page.html").read_text()
     return html.replace("__AUTH__", "true" if auth else "false")
-
-
-def _settings() -> dict[str, Any]:
-    """Auth and CORS of this replica, from its environment (set by build_app through the
-    Api deployment's runtime_env: Serve pickles the ingress by value, so module state set at
-    run time would not be shared between the middleware and the class). The runtime_env is
-    shown by Ray's dashboard, so it holds the token's SHA-256, not the token."""
-    origins = os.environ.get(CORS_ENV, "")
-    hosts = os.environ.get(HOSTS_ENV, "localhost,127.0.0.1,[::1]")
-    return {
-        "cors": [o for o in origins.split(",") if o],
-        "hosts": [h for h in hosts.split(",") if h],
-        "token_sha256": os.environ.get(TOKEN_DIGEST_ENV) or None,
-    }
 
 
 class TextRequest(BaseModel):
@@ -84,7 +65,7 @@ class TextRequest(BaseModel):
 
 @api.middleware("http")
 async def _cors_and_auth(request: Request, call_next):
-    settings = _settings()
+    settings = auth.replica_settings()
     origin = request.headers.get("origin")
     allowed = settings["cors"]
     cors = origin and ("*" in allowed or origin in allowed)
@@ -157,6 +138,7 @@ class Api:
         self.decodes = asyncio.Semaphore(self.cfg.decode_threads)
         self.limits = self.cfg.decode
         self.active = 0  # recognitions in flight (a shutdown waits for them: server.stop)
+        self.streams = live.Streams(self.cfg)  # live recordings (/v1/stream) held now
 
     async def _counted(self, lines):
         """A streamed answer, in flight until its last line."""
@@ -213,6 +195,21 @@ class Api:
             text, info["labels"], info["text_multi_label"], info["text_dimensions"]
         )
 
+    async def _live_stages(self):
+        """The three stages and the ``Judging`` a live recording runs over (``live``)."""
+        return live.stages_of(self.model, self.split, await self._models(), self.cfg)
+
+    @api.websocket("/v1/stream")
+    async def stream(self, ws: WebSocket) -> None:
+        """A live recording (``raymer.serving.live``: its messages, limits and close codes)."""
+        self.active += 1
+        try:
+            await live.serve_stream(
+                ws, self.cfg, auth.replica_settings(), self.streams, self._live_stages
+            )
+        finally:
+            self.active -= 1
+
     async def _ask(self, work):
         """Model work bounded by the request timeout; overload, timeouts and a replica that
         dies while answering become 503/504, and a model that fails on the input 500: always
@@ -229,7 +226,7 @@ class Api:
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(self) -> HTMLResponse:
-        return HTMLResponse(page_html(bool(_settings()["token_sha256"])))
+        return HTMLResponse(page_html(bool(auth.replica_settings()["token_sha256"])))
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers", responses=ingress.ANY_ROUTE)
     async def healthz(self) -> dict:  # async: never waits for a thread
@@ -382,11 +379,11 @@ def build_app(args: dict) -> serve.Application:
             "text": autoscaled(Text, cfg, cfg.resources.model).bind(plain, extract),
             "head": autoscaled(Head, cfg, cfg.resources.model).bind(plain),
         }
-    env = {CORS_ENV: ",".join(cfg.cors_origins), HOSTS_ENV: ",".join(cfg.allowed_hosts)}
+    env = {auth.CORS_ENV: ",".join(cfg.cors_origins), auth.HOSTS_ENV: ",".join(cfg.allowed_hosts)}
     token = auth.resolve_token(cfg)
     auth.check_exposure(cfg, token, auth.listening_host(cfg))
     if token:
-        env[TOKEN_DIGEST_ENV] = auth.token_digest(token)
+        env[auth.TOKEN_DIGEST_ENV] = auth.token_digest(token)
     return Api.options(
         num_replicas=1,
         # async and cheap per request: uploads (max_uploads) and decodes (decode_threads)

@@ -53,6 +53,26 @@ def resolve_token(cfg: ServeConfig) -> str | None:
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+TOKEN_DIGEST_ENV = "RAYMER_API_TOKEN_SHA256"  # what the replica gets: never the token itself
+CORS_ENV = "RAYMER_CORS_ORIGINS"
+HOSTS_ENV = "RAYMER_ALLOWED_HOSTS"
+
+
+def replica_settings() -> dict:
+    """Auth and CORS of this replica, from its environment (set by ``app.build_app``
+    through the Api deployment's runtime_env: Serve pickles the ingress by value, so module
+    state set at run time would not be shared between the middleware and the class). The
+    runtime_env is shown by Ray's dashboard, so it holds the token's SHA-256, not the
+    token."""
+    origins = os.environ.get(CORS_ENV, "")
+    hosts = os.environ.get(HOSTS_ENV, "localhost,127.0.0.1,[::1]")
+    return {
+        "cors": [o for o in origins.split(",") if o],
+        "hosts": [h for h in hosts.split(",") if h],
+        "token_sha256": os.environ.get(TOKEN_DIGEST_ENV) or None,
+    }
+
+
 SAME_SITE_FETCHES = ("same-origin", "none")  # Sec-Fetch-Site of the page itself, or a typed URL
 
 
@@ -65,20 +85,29 @@ def anonymous_refusal(request: Request, settings: dict) -> Response | None:
     in ``cors_origins``, or a cross-site fetch without one, is refused. A script (``curl``,
     ``requests``, the client) sends neither, and is answered as with a token, whatever its
     content type (a multipart upload included)."""
-    host = request.headers.get("host", "")
+    found = refusal(request.headers, request.method, settings)
+    return None if found is None else error(*found)
+
+
+def refusal(headers, method: str, settings: dict, hosts: bool = True) -> tuple[int, str] | None:
+    """``anonymous_refusal``'s rule on a request's headers: (status, why), or None. A
+    WebSocket (``method`` ``WEBSOCKET``) is checked for its origin as a POST is: a page on
+    another site must not open a socket to this service (``hosts`` False: the ``Host`` is
+    not checked, as with a token)."""
+    host = headers.get("host", "")
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     allowed = settings["hosts"]
-    if "*" not in allowed and name.lower() not in allowed:
-        return error(421, f"this service does not answer for host {host!r} (allowed_hosts)")
-    if request.method in SAFE_METHODS:
+    if hosts and "*" not in allowed and name.lower() not in allowed:
+        return 421, f"this service does not answer for host {host!r} (allowed_hosts)"
+    if method in SAFE_METHODS:
         return None
-    origin = request.headers.get("origin")
+    origin = headers.get("origin")
     cors = "*" in settings["cors"] or origin in settings["cors"]
     if origin and origin not in (f"http://{host}", f"https://{host}") and not cors:
-        return error(403, f"requests from {origin} are not allowed (cors_origins)")
-    fetch = request.headers.get("sec-fetch-site", "").strip().lower()
+        return 403, f"requests from {origin} are not allowed (cors_origins)"
+    fetch = headers.get("sec-fetch-site", "").strip().lower()
     if not origin and fetch and fetch not in SAME_SITE_FETCHES:
-        return error(403, f"a {fetch} request from a web page is not allowed (cors_origins)")
+        return 403, f"a {fetch} request from a web page is not allowed (cors_origins)"
     return None
 
 

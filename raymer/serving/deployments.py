@@ -93,6 +93,12 @@ class Model:
             logger.warning("streamed recognition failed: %s", err)
             yield {"error": f"the model failed on this input: {type(err).__name__}: {err}"}
 
+    async def stage(self, name: str, *args):
+        """One stage of the recognizer (``speech``, ``encode``, ``score``), for a live
+        recording: the ingress cuts it as it arrives, this replica judges its segments."""
+        speech, encode, score = self.recognizer.stages()
+        return await {"speech": speech, "encode": encode, "score": score}[name](*args)
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def recognize_text(self, texts: list[str]) -> list:
         if self.recognizer.text is None:
@@ -182,6 +188,23 @@ class Head:
         )
 
 
+def judging_of(info: dict, cfg: ServeConfig):
+    """What ``compose`` and a live recording need to know (``Judging``): the model's facts
+    (``info``, asked of a replica) and the service's cutting, no-speech rule and
+    min_confidence."""
+    from raymer.inference.core import Judging
+
+    return Judging(
+        labels=info["labels"],
+        needs_audio=info["needs_audio"],
+        multi_label=info["multi_label"],
+        dimensions=tuple(info["dimensions"]),
+        rule=cfg.speech,
+        cutting=cfg.segment,
+        min_confidence=cfg.min_confidence,
+    )
+
+
 class _StageError(Exception):
     """A stage answered with an error for this item."""
 
@@ -209,7 +232,7 @@ class SplitStages:
                 raise _StageError(o.message)
         return list(out)
 
-    def _stages(self):
+    def stages(self):
         async def speech(items):
             return await self._each(self.speech.run, items)
 
@@ -223,25 +246,12 @@ class SplitStages:
 
         return speech, encode, score
 
-    def _judging(self, info: dict):
-        from raymer.inference.core import Judging
-
-        return Judging(
-            labels=info["labels"],
-            needs_audio=info["needs_audio"],
-            multi_label=info["multi_label"],
-            dimensions=tuple(info["dimensions"]),
-            rule=self.cfg.speech,
-            cutting=self.cfg.segment,
-            min_confidence=self.cfg.min_confidence,
-        )
-
     async def recognize(self, clip: Checked, info: dict):
         """The clip's answer (``Prediction``), or an ``ItemError``."""
         from raymer.inference.core import compose
 
         try:
-            results = await compose([clip], *self._stages(), self._judging(info))
+            results = await compose([clip], *self.stages(), judging_of(info, self.cfg))
         except _StageError as err:
             return ItemError(str(err))
         return results[0]
@@ -252,8 +262,8 @@ class SplitStages:
         from raymer.inference.core import compose_steps, events
 
         info = await models()
-        judging = self._judging(info)
-        steps = compose_steps([clip], *self._stages(), judging, self.cfg.batch_max_size)
+        judging = judging_of(info, self.cfg)
+        steps = compose_steps([clip], *self.stages(), judging, self.cfg.batch_max_size)
         try:
             async for event in events(steps):
                 yield event

@@ -153,7 +153,7 @@ def extracted_and_inferred(ray_session, trained, inputs, tmp_path_factory) -> di
 def served(ray_session, trained, inputs, free_port, recognized, extracted_and_inferred) -> dict:
     """`raymer serve` (after the Ray Data jobs: it takes their CPUs): each file uploaded."""
     from raymer.config import ServeConfig
-    from raymer.serving import server
+    from raymer.serving import listen, server
 
     cfg = ServeConfig(
         checkpoint=str(trained.output),
@@ -197,9 +197,17 @@ def served(ray_session, trained, inputs, free_port, recognized, extracted_and_in
                 timeout=120,
             )
             answers[name] = response.json() | {"http_status": response.status_code}
+        for rid, chunk_ms, interim in LIVE:  # the live endpoint, by the `raymer listen` client
+            events: list[dict] = []
+            chunks = listen.file_chunks(str(inputs["paths"][rid]), chunk_ms, pace=False)
+            listen.listen(url, chunks, interim=interim, on_event=events.append)
+            answers[f"live {rid} {chunk_ms}"] = events
     finally:
         server.stop()
     return answers
+
+
+LIVE = [("call", 20, True), ("long", 250, False), ("call", 2000, False)]
 
 
 @pytest.fixture(scope="module")
@@ -398,7 +406,7 @@ def test_a_recording_heard_live_gets_the_file_s_answer(rid, chunk_ms, library, i
         events += live.feed(audio[i : i + n])
     events += live.close()
     said = [e.to_api() for e in events]
-    *steps, (last,) = said[:-1], said[-1]
+    steps, last = said[:-1], said[-1]
     whole, answer = library[rid], last["result"]
     finals = [e for e in steps if e["final"]]
     assert len(finals) == len(whole["segments"]) == len(answer["segments"])
@@ -417,6 +425,28 @@ def test_a_recording_heard_live_gets_the_file_s_answer(rid, chunk_ms, library, i
         assert interim == []
     with pytest.raises(RuntimeError, match="closed"):
         live.feed(audio[:n])
+
+
+@pytest.mark.parametrize(("rid", "chunk_ms", "interim"), LIVE)
+def test_a_recording_streamed_to_the_service_gets_the_file_s_answer(
+    rid, chunk_ms, interim, library, served
+):
+    """The service's WebSocket (16-bit PCM in 20 ms, 250 ms and 2 s messages, through
+    `raymer listen`'s client): the final segments and the recording's answer are the file's
+    (within 16-bit rounding: boundaries within 0.3 s, the same labels, scores within 0.02)."""
+    events = served[f"live {rid} {chunk_ms}"]
+    assert events[0]["type"] == "ready" and events[-1]["type"] == "result"
+    whole, answer = library[rid], events[-1]["result"]
+    finals = [e for e in events if e["type"] == "segment" and e["final"]]
+    assert len(finals) == len(whole["segments"]) == len(answer["segments"])
+    for seg, mine in zip(whole["segments"], finals, strict=True):
+        assert abs(mine["start"] - seg["start"]) < 0.3 and abs(mine["end"] - seg["end"]) < 0.3
+        assert mine["label"] == seg["label"], (mine, seg)
+        for lab in LABELS:
+            assert mine["emotions"][lab] == pytest.approx(seg["emotions"][lab], abs=0.02)
+    assert answer["label"] == whole["label"]
+    interim_seen = [e["index"] for e in events if e["type"] == "segment" and not e["final"]]
+    assert interim_seen == (list(range(len(finals))) if interim else [])
 
 
 def test_a_rate_no_recording_has_is_refused_everywhere(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import io
 import itertools
@@ -61,6 +62,7 @@ def service(compare_run, free_port):
         ready_cache_s=0.5,  # the killed-replicas drill asks /readyz right after its kills
         max_uploads=80,
         max_uploads_per_client=80,  # every test client is 127.0.0.1: the global limits here
+        live={"idle_timeout_s": 2.0, "max_streams": 6, "max_streams_per_client": 6},
     )
     url = server.start(cfg)
     yield url, cfg
@@ -327,6 +329,87 @@ def test_bombs_and_slow_uploads_never_stall_the_service(
         stop.set()
         for sock in slow:
             sock.close()
+
+
+def _socket(url: str, query: str = "", headers=AUTH, origin=None):
+    from websockets.sync.client import connect
+
+    ws_url = "ws" + url[4:] + "/v1/stream" + (f"?{query}" if query else "")
+    return connect(ws_url, additional_headers=headers, origin=origin, open_timeout=30)
+
+
+def _closed(opened, send=(), timeout: float = 30.0) -> tuple[int | None, str, list[dict]]:
+    """Send each of ``send`` on an opened socket, then read until the service closes it:
+    (code, reason, events)."""
+    from websockets.exceptions import ConnectionClosed
+
+    events = []
+    with opened as ws:
+        try:
+            for message in send:
+                ws.send(message)
+            while True:
+                events.append(json.loads(ws.recv(timeout=timeout)))
+        except ConnectionClosed:
+            pass
+    return ws.close_code, ws.close_reason or "", events
+
+
+def _healthy(url: str) -> None:
+    started = time.monotonic()
+    assert requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    assert time.monotonic() - started < 2
+
+
+def test_live_streams_that_break_the_rules_are_closed_with_their_reason(service, piper_corpus):
+    """The live endpoint's guards and limits: each hostile or broken stream is closed with
+    its code and reason, the service answers /healthz within 2 s all along, and a good
+    stream afterwards gets its answer."""
+    url, cfg = service
+    end = json.dumps({"type": "end"})
+    cases = {  # (query, headers, origin, messages) -> (code, reason)
+        "no token": ("", {}, None, [b"\0" * 640], 1008, "missing or wrong token"),
+        "wrong token": ("", {}, None, [json.dumps({"type": "auth", "token": "x"})], 1008, "wrong token"),
+        "another site": ("", AUTH, "http://evil.example", [], 1008, "not allowed (cors_origins)"),
+        "bad format": ("format=mp3", AUTH, None, [], 1008, "format 'mp3'"),
+        "not audio": ("format=encoded", AUTH, None, [b"not audio" * 200, end], 1003, "not audio"),
+        "text": ("", AUTH, None, ["hello"], 1003, "text messages"),
+        "too big": ("", AUTH, None, [b"\0" * (cfg.live.max_message_kb * 1024 + 2)], 1009, "bytes"),
+        "idle": ("", AUTH, None, [b"\0" * 3200], 1008, "nothing sent in 2 s"),
+    }  # fmt: skip
+    for name, (query, headers, origin, send, code, why) in cases.items():
+        got = _closed(_socket(url, query, headers, origin), send)
+        assert got[0] == code and why in got[1], (name, got)
+        _healthy(url)
+    # the page's own origin, and one CORS allows, are let in
+    allowed = _closed(_socket(url, origin="http://example.org"), [end])
+    assert allowed[0] == 1000 and allowed[2][-1]["result"]["no_speech"] in (True, False)
+    # 20 sockets opened and left silent: max_streams held (the idle limit closes them),
+    # the rest refused at once (1013); /healthz answers all the while
+    sockets = [_socket(url) for _ in range(20)]
+    _healthy(url)
+    closed = [_closed(ws)[:2] for ws in sockets]
+    assert sorted(c for c, _ in closed) == [1008] * cfg.live.max_streams + [1013] * (
+        20 - cfg.live.max_streams
+    )
+    # a client that vanishes mid-segment: the service lets it go and answers the next one
+    path, _ = _clip(piper_corpus, 0)
+    speech = decode_audio(str(path))
+    with contextlib.suppress(Exception), _socket(url) as gone:
+        gone.send((speech[: len(speech) // 2] * 32767).astype("<i2").tobytes())
+        gone.socket.close()  # no closing handshake
+    _healthy(url)
+    # ten minutes of a quiet line (as fast as it goes), then the speech: one answer for both
+    ws = _socket(url, "interim=false")
+    quiet = np.zeros(16_000 * 30, "<i2").tobytes()
+    pcm = [quiet[i : i + 64_000] for i in range(0, len(quiet), 64_000)] * 20
+    code, why, events = _closed(ws, [*pcm, (speech * 32767).astype("<i2").tobytes(), end], 120)
+    assert code == 1000 and events[-1]["type"] == "result", (code, why)
+    result = events[-1]["result"]
+    assert result["duration_s"] == pytest.approx(600 + len(speech) / 16_000, abs=0.1)
+    assert not result["no_speech"] and len(result["segments"]) == 1
+    assert result["segments"][0]["start"] > 599.0
+    _healthy(url)
 
 
 def test_auth_cors_health_and_docs(service):
@@ -839,6 +922,48 @@ def test_page_timeline_of_a_long_recording_in_a_headless_browser(
             assert (np.abs(pixels - rgb).sum(1) < 30).mean() > 0.02, colour
         line = np.array([0x1B, 0x9E, 0x77])  # the first dimension's line
         assert (np.abs(pixels - line).sum(1) < 40).sum() > 100
+    finally:
+        driver.quit()
+
+
+def test_page_records_live_in_a_headless_browser(service, piper_corpus, tmp_path, browser):
+    """Record on the page, Chromium's fake microphone playing three clips with pauses: the
+    segments show while it plays (the timeline grows), and Stop shows the recording's
+    answer, the segments and labels its file gets from /v1/recognize, with the recording to
+    play. (The browser sends WebM/Opus: the labels of a lossy copy, compared label to label.)"""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = service
+    parts = []
+    for n in range(3):
+        path, _ = _clip(piper_corpus, n)
+        parts += [decode_audio(str(path)), np.zeros(32_000, np.float32)]
+    audio = np.concatenate([np.zeros(16_000, np.float32), *parts])
+    mic = tmp_path / "microphone.wav"
+    soundfile.write(mic, audio, 16_000, subtype="PCM_16")
+    offline = _post(url, mic.read_bytes()).json()
+    driver = browser(microphone=mic)
+    try:
+        driver.get(f"{url}/")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "record").click()
+        WebDriverWait(driver, 60).until(  # a segment shows while the microphone still plays
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
+        )
+        assert "Listening" in driver.find_element(By.ID, "status").text
+        time.sleep(max(0.0, len(audio) / 16_000 + 1.5 - 0.0))
+        driver.find_element(By.ID, "record").click()  # Stop
+        WebDriverWait(driver, 90).until(
+            ec.text_to_be_present_in_element((By.ID, "status"), "the recording: done")
+        )
+        rows = driver.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
+        assert len(rows) == len(offline["segments"]) == 3
+        bands = driver.find_elements(By.CSS_SELECTOR, "#timeline [data-label]")
+        labels = [b.get_attribute("data-label") for b in bands]
+        assert labels == [s["label"] for s in offline["segments"]], (labels, offline["segments"])
+        assert driver.find_element(By.ID, "player").get_attribute("src").startswith("blob:")
     finally:
         driver.quit()
 
