@@ -1,8 +1,8 @@
 """The ``raymer`` command: one console script, subcommands mapped to library functions.
 
 One module per command family, each parser next to its command: ``extract``, ``train``
-(train, compare, crossval, evaluate, infer), ``recognize``, ``serve`` (serve, predict), ``cluster`` (submit,
-jobs, copy) and ``corpus`` (corpus synth, corpus prepare). Heavy libraries (ray, torch,
+(train, compare, crossval, evaluate, infer), ``recognize``, ``serve`` (serve, predict, listen), ``cluster`` (submit,
+jobs, copy) and ``corpus`` (corpus synth, recording, inspect, prepare). Heavy libraries (ray, torch,
 faster-whisper) are imported inside the commands, so ``raymer --help`` answers at once.
 """
 

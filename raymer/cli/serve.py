@@ -175,7 +175,7 @@ def _add_predict(sub) -> None:
         help="stream a file or the microphone to a running service; print emotions live",
         description="Client of `raymer serve`'s live endpoint (WebSocket /v1/stream): send a "
         "file, paced as it plays (--no-pace: as fast as the service takes it), or the default "
-        "microphone (--mic; needs the sounddevice package), and print each segment as it is "
+        "microphone (--mic; needs the sounddevice package: pip install 'raymer[mic]'), and print each segment as it is "
         "judged: first its interim answer (~), as soon as its pause is heard, then its final "
         "one (the answer the file gets from /v1/recognize), and at the end the recording's. "
         "Exits 1 when the service closes the stream before its answer (code and reason said).",

@@ -43,7 +43,9 @@ api = FastAPI(
     title="raymer",
     version=__version__,
     description="Emotion recognition from speech and its transcript (co-attention fusion of "
-    "Whisper and MiniLM features). Upload audio to /v1/recognize; text to /v1/recognize/text.",
+    "Whisper and MiniLM features). Upload audio to /v1/recognize; text to /v1/recognize/text; "
+    "stream live audio over the WebSocket /v1/stream (its messages and close codes: the "
+    "README's Live section, and raymer.serving.live).",
 )
 
 

@@ -50,7 +50,7 @@ def microphone_chunks(chunk_ms: int = 250, seconds: float | None = None) -> Iter
         import sounddevice
     except ImportError:
         raise RunError(
-            "a microphone needs the sounddevice package: pip install sounddevice"
+            "a microphone needs the sounddevice package: pip install 'raymer[mic]'"
         ) from None
     n, heard = chunk_ms * SAMPLE_RATE // 1000, 0
     with sounddevice.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32") as mic:

@@ -51,8 +51,12 @@ class StreamParams:
 
     format: str = "pcm16"
     rate: int = 16_000
-    channels: int = 1
+    pcm_channels: int = 1  # (the query's `channels`)
     interim: bool = True
+
+    def to_api(self) -> dict:
+        return {"format": self.format, "rate": self.rate, "channels": self.pcm_channels,
+                "interim": self.interim}  # fmt: skip
 
 
 class Refused(Exception):
@@ -143,7 +147,7 @@ async def _session(ws: WebSocket, cfg: ServeConfig, settings: dict, judge) -> No
     speech, encode, score, judging = await judge()
     live = Live(speech, encode, score, judging, params.interim)
     limits = cfg.live.model_dump()
-    await _send(ws, cfg, {"type": "ready", **params.__dict__, "limits": limits})
+    await _send(ws, cfg, {"type": "ready", **params.to_api(), "limits": limits})
     try:
         message = first or await _receive(ws, cfg)
         while message is not None:
@@ -187,7 +191,7 @@ def _reader(params: StreamParams, cfg: ServeConfig):
             update={"max_duration_s": longest, "decode_timeout_s": 2 * longest}
         )
         return Encoded(limits)
-    return Pcm(params.rate, params.channels, "s16" if params.format == "pcm16" else "f32")
+    return Pcm(params.rate, params.pcm_channels, "s16" if params.format == "pcm16" else "f32")
 
 
 async def _authorized(ws: WebSocket, cfg: ServeConfig, settings: dict) -> bytes | None:
