@@ -50,8 +50,12 @@ class Live:
     mono float32 samples as they come, ``close`` at the end; each returns the events its
     audio made. ``interim`` False: only the final answers (each segment judged once)."""
 
-    def __init__(self, speech, encode, score, judging: Judging, interim: bool = True) -> None:
+    def __init__(
+        self, speech, encode, score, judging: Judging, interim: bool = True, defer: bool = False
+    ) -> None:
         self.stages, self.judging, self.interim = (speech, encode, score), judging, interim
+        self.defer = defer  # the final answers when asked (``afinals``), not in ``afeed``
+        self.windows: list[tuple[Window, list[Segment]]] = []  # complete, not yet judged
         self.cutter = Cutter(judging.cutting, judging.rule)
         self.packer = Packer(judging.rule)
         self.head: list[np.ndarray] | None = []  # the audio, while the recording may be short
@@ -87,9 +91,20 @@ class Live:
         if self.head is None:
             pending, self.held = self.held + closed, []
             for seg in pending:
-                events += await self._final(self.packer.push(seg))
+                self.windows += self.packer.push(seg)
         else:
             self.held += closed
+        return events if self.defer else events + await self.afinals()
+
+    async def afinals(self, most: int | None = None) -> list[LiveEvent]:
+        """The final answers of the complete windows not yet judged (``most`` of them at
+        most), in order: a window is let go only once judged, so a cancelled call loses
+        nothing."""
+        events: list[LiveEvent] = []
+        while self.windows and (most is None or most > 0):
+            events += await self._final(self.windows[:1])
+            self.windows.pop(0)
+            most = None if most is None else most - 1
         return events
 
     async def aclose(self) -> list[LiveEvent]:
@@ -111,8 +126,9 @@ class Live:
             result = single(self.parts[0], length, self.judging.multi_label)
         else:
             for seg in self.held + closed:
-                events += await self._final(self.packer.push(seg))
-            events += await self._final(self.packer.finish())
+                self.windows += self.packer.push(seg)
+            self.windows += self.packer.finish()
+            events += await self.afinals()
             j = self.judging
             result = recording(self.parts, length, j.labels, j.multi_label, j.dimensions)
         return [*events, LiveEvent(result=result, multi_label=self.judging.multi_label)]

@@ -90,6 +90,7 @@ class Streams:
 
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg, self.open, self.per = cfg.live, 0, {}
+        self.first_come = FirstCome()  # one rule for every stream of this ingress
 
     def take(self, client: str) -> None:
         if self.open >= self.cfg.max_streams:
@@ -118,7 +119,7 @@ async def serve_stream(ws: WebSocket, cfg: ServeConfig, settings: dict, streams:
         await _close(ws, refused)
         return
     try:
-        await _session(ws, cfg, settings, judge)
+        await _session(ws, cfg, settings, judge, streams.first_come)
     except Refused as refused:
         await _close(ws, refused)
     except WebSocketDisconnect:  # the client left: what it had is let go
@@ -138,21 +139,23 @@ def guard(ws: WebSocket, settings: dict) -> None:
         raise Refused("policy", found[1])
 
 
-async def _session(ws: WebSocket, cfg: ServeConfig, settings: dict, judge) -> None:
+async def _session(ws: WebSocket, cfg: ServeConfig, settings: dict, judge, first_come) -> None:
     from raymer.inference.live import Live
 
     params = params_of(ws.query_params, cfg.live.interim)
-    first = await _authorized(ws, cfg, settings)
+    await _authorized(ws, cfg, settings)
     audio = _reader(params, cfg)
     speech, encode, score, judging = await judge()
-    live = Live(speech, encode, score, judging, params.interim)
-    limits = cfg.live.model_dump()
-    await _send(ws, cfg, {"type": "ready", **params.to_api(), "limits": limits})
+    live = Live(speech, encode, score, judging, params.interim, defer=True)
+    out = _Sender(ws, cfg)
+    await out.send({"type": "ready", **params.to_api(), "limits": cfg.live.model_dump()})
+    judged = asyncio.Event()  # set after each message's audio: windows may be complete
+    finals = asyncio.create_task(_finals(live, out, first_come, judged))
     try:
-        message = first or await _receive(ws, cfg)
+        message = await _receive(ws, cfg)
         while message is not None:
             if live.heard_s > cfg.live.max_stream_s:
-                await _finish(ws, cfg, live, audio)
+                await _finish(out, live, audio, finals)
                 raise Refused(
                     "too_big", f"the stream passed max_stream_s={cfg.live.max_stream_s:g}"
                 )
@@ -160,17 +163,80 @@ async def _session(ws: WebSocket, cfg: ServeConfig, settings: dict, judge) -> No
                 samples = audio.push(message)
             except AudioError as err:
                 raise Refused("unsupported", f"not audio: {err}") from None
-            for event in await live.afeed(samples):
-                await _send(ws, cfg, event.to_api())
+            async with first_come.first():  # a segment's first answer goes before any final
+                events = await live.afeed(samples)
+            for event in events:
+                await out.send(event.to_api())
+            judged.set()
             message = await _receive(ws, cfg)
-        await _finish(ws, cfg, live, audio)
+        await _finish(out, live, audio, finals)
         await ws.close(CLOSE["done"], "done")
     finally:
+        finals.cancel()
         if isinstance(audio, Encoded):
             audio.abort()
 
 
-async def _finish(ws: WebSocket, cfg: ServeConfig, live, audio) -> None:
+async def _finals(live, out, first_come, judged: asyncio.Event) -> None:
+    """The final answers, judged while the stream goes on, a window at a time and only when
+    no segment's first answer is waiting (on this ingress): they never delay one by more
+    than the window being judged."""
+    while True:
+        await judged.wait()
+        judged.clear()
+        while live.windows:
+            await first_come.idle()
+            for event in await live.afinals(1):
+                await out.send(event.to_api())
+
+
+class FirstCome:
+    """The ingress's rule between the two answers of live segments: a first (interim)
+    answer is judged before any final one; ``idle`` waits until none is in flight."""
+
+    def __init__(self) -> None:
+        self.busy, self.free = 0, asyncio.Event()
+        self.free.set()
+
+    @contextlib.asynccontextmanager
+    async def first(self):
+        self.busy += 1
+        self.free.clear()
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            if not self.busy:
+                self.free.set()
+
+    async def idle(self) -> None:
+        await self.free.wait()
+
+
+class _Sender:
+    """Sends events one at a time (the reader's and the finals' tasks share the socket),
+    each within ``send_timeout_s``: a client that stopped reading is closed, not buffered
+    for."""
+
+    def __init__(self, ws: WebSocket, cfg: ServeConfig) -> None:
+        self.ws, self.cfg, self.lock = ws, cfg, asyncio.Lock()
+
+    async def send(self, event: dict) -> None:
+        async with self.lock:
+            try:
+                await asyncio.wait_for(
+                    self.ws.send_text(json.dumps(event)), timeout=self.cfg.live.send_timeout_s
+                )
+            except TimeoutError:
+                raise Refused("policy", "the client does not read its events") from None
+
+
+async def _finish(out: _Sender, live, audio, finals: asyncio.Task) -> None:
+    """The end: the finals' task stopped (a window it was judging stays queued), the last
+    audio and every final answer left, then the recording's."""
+    finals.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await finals
     try:
         rest = audio.finish()
     except AudioError as err:
@@ -181,7 +247,7 @@ async def _finish(ws: WebSocket, cfg: ServeConfig, live, audio) -> None:
     except AudioError as err:
         raise Refused("unsupported", str(err)) from None
     for event in events:
-        await _send(ws, cfg, event.to_api())
+        await out.send(event.to_api())
 
 
 def _reader(params: StreamParams, cfg: ServeConfig):
@@ -194,9 +260,9 @@ def _reader(params: StreamParams, cfg: ServeConfig):
     return Pcm(params.rate, params.pcm_channels, "s16" if params.format == "pcm16" else "f32")
 
 
-async def _authorized(ws: WebSocket, cfg: ServeConfig, settings: dict) -> bytes | None:
+async def _authorized(ws: WebSocket, cfg: ServeConfig, settings: dict) -> None:
     """Nothing to do without a token; else its ``Authorization`` header, or a first message
-    ``{"type": "auth", "token"}`` (browsers). Returns a first message that was audio."""
+    ``{"type": "auth", "token"}`` (browsers)."""
     digest = settings["token_sha256"]
     if not digest or auth.authorized(ws.headers.get("authorization", ""), digest):
         return None
@@ -209,7 +275,6 @@ async def _authorized(ws: WebSocket, cfg: ServeConfig, settings: dict) -> bytes 
             token = ""
     if not token or not auth.authorized(f"Bearer {token}", digest):
         raise Refused("policy", 'missing or wrong token (send {"type": "auth", "token": ...})')
-    return None
 
 
 async def _receive(ws: WebSocket, cfg: ServeConfig, text: bool = False):
@@ -236,15 +301,6 @@ async def _receive(ws: WebSocket, cfg: ServeConfig, text: bool = False):
     if kind != "end":
         raise Refused("unsupported", 'text messages: {"type": "end"} (audio goes as binary)')
     return None
-
-
-async def _send(ws: WebSocket, cfg: ServeConfig, event: dict) -> None:
-    """An event, within ``send_timeout_s``: a client that stopped reading is closed, not
-    buffered for."""
-    try:
-        await asyncio.wait_for(ws.send_text(json.dumps(event)), timeout=cfg.live.send_timeout_s)
-    except TimeoutError:
-        raise Refused("policy", "the client does not read its events") from None
 
 
 async def _close(ws: WebSocket, refused: Refused) -> None:
