@@ -125,6 +125,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from raymer.trained.checkpoint import export
 
+    if args.format == "onnx":
+        from raymer.trained.export_onnx import export_onnx
+
+        folder = export_onnx(args.checkpoint, args.output)
+        print(f"export: {folder} (ONNX heads and text encoder, Whisper for CTranslate2, "
+              "export.json with every file's sha256)")  # fmt: skip
+        print(f"run it without torch: raymer.Recognizer.from_checkpoint({args.output!r}) or "
+              f"raymer serve --checkpoint {args.output} (requirements-runtime.txt)")  # fmt: skip
+        return 0
     written = export(args.checkpoint, args.output)
     print(f"export: {written[0]} (model.json, model.safetensors, README.md)")
     if len(written) > 1:
@@ -228,12 +237,21 @@ def add_train_commands(sub) -> None:
         "its best one; a compare output: its fusion model, with its text model under text/) "
         "to OUTPUT as model.json, model.safetensors and README.md (the model card), without "
         "the run's optimizer state or pickles. raymer serve, recognize, evaluate and "
-        "raymer.Recognizer.from_checkpoint load it.",
+        "raymer.Recognizer.from_checkpoint load it. --format onnx: a portable export that runs "
+        "without torch or transformers (the heads and the text encoder as ONNX graphs, Whisper "
+        "for CTranslate2, the tokenizer files and the sha256 of each file): the library and "
+        "raymer serve load it with requirements-runtime.txt installed.",
     )
     cmd.add_argument(
         "checkpoint", help="checkpoint folder, train or compare output; local or s3://"
     )
-    cmd.add_argument("output", help="folder to write; local or s3://")
+    cmd.add_argument("output", help="folder to write; local or s3:// (onnx: local)")
+    cmd.add_argument(
+        "--format",
+        choices=["safetensors", "onnx"],
+        default="safetensors",
+        help="safetensors (default): the torch model; onnx: a portable export, no torch needed",
+    )
     cmd.set_defaults(func=cmd_export)
 
 

@@ -10,6 +10,20 @@ from raymer.trained import checkpoint
 from raymer.trained.batches import LoadedModel
 
 
+def _loaded(uri: str, device: str, threads: int):
+    """A checkpoint's model: a portable export's head on onnxruntime (no torch), or the
+    torch model."""
+    from raymer.trained.portable import PortableModel, is_export
+
+    if is_export(checkpoint.resolve(uri)):
+        return PortableModel.load(checkpoint.resolve(uri), threads)
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return LoadedModel.load(uri, device)
+
+
 class Heads:
     """The trained head(s) of a checkpoint: the main model (fusion, or audio/text only) and,
     for ``/v1/recognize/text``, a text-only model with the same labels (``with_text=False``:
@@ -23,16 +37,13 @@ class Heads:
         device: str = "cpu",
         with_text: bool = True,
     ):
-        import torch
-
-        if threads > 0:
-            torch.set_num_threads(threads)
         main, default_text = checkpoint.models_of(checkpoint_uri)
-        self.main = LoadedModel.load(main, device)
+        self.threads, self.device = threads, device
+        self.main = _loaded(main, device, threads)
         text_uri = (text_checkpoint or default_text) if with_text else None
         self.text = None
         if text_uri:
-            self.text = LoadedModel.load(text_uri, device)
+            self.text = _loaded(text_uri, device, threads)
             spec = self.text.spec
             if spec.modality != "text":
                 raise UsageError(f"text_checkpoint {text_uri} is a {spec.modality} model")
@@ -73,13 +84,12 @@ class Heads:
         loaded = self.text if text_only else self.main
         if loaded is None:
             raise LookupError("no text-only model is loaded")
-        batch = loaded.collate.live(
+        return loaded.answer(
             frames=None if text_only or not frames else frames,
             tokens=tokens,
             clips=clips if loaded.spec.needs_audio else None,
             texts=texts,
         )
-        return loaded.scores(batch).numpy()
 
     @property
     def needs_audio(self) -> bool:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .fusion import CoAttentionFusion
-from .temporal import TemporalEmbedding
-
 if TYPE_CHECKING:  # types only: checkpoint.load_model imports this module
     from raymer.config import ExtractSettings
     from raymer.contract.spec import ModelSpec
 
+    from .fusion import CoAttentionFusion
     from .text_encoder import TextEncoder
     from .whisper import WhisperFeaturizer
 
@@ -48,6 +46,9 @@ def build_recognizer(spec: ModelSpec):
 
 
 def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
+    from .fusion import CoAttentionFusion
+    from .temporal import TemporalEmbedding
+
     adapter, audio_dim = None, spec.audio_dim
     if spec.audio_input == "temporal":
         # The temporal embedding is trained before the fusion model and stays frozen in it.
@@ -98,12 +99,17 @@ def build_featurizer(
 def build_text_encoder(
     settings: ExtractSettings, device: str = "cpu", threads: int = 0
 ) -> TextEncoder:
-    """The text encoder (token states and a pooled embedding) made as ``settings`` say."""
+    """The text encoder (token states and a pooled embedding) made as ``settings`` say: a
+    portable export's on onnxruntime (``text_onnx``), else the transformers one."""
     from .registry import resolve_model
     from .text_encoder import TextEncoder
+    from .text_onnx import PortableTextEncoder, text_encoder_in
 
+    folder = resolve_model(settings.text_model)
+    if text_encoder_in(folder):
+        return PortableTextEncoder(folder, settings.max_text_tokens, threads)
     return TextEncoder(
-        resolve_model(settings.text_model),
+        folder,
         device=device,
         max_tokens=settings.max_text_tokens,
         threads=threads,

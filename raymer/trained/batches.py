@@ -174,24 +174,30 @@ class Collate:
                 raise ValueError("a fine-tune model with an audio branch needs the clips")
             out = self._finetune(None if clips is None else list(clips), list(texts or []))
         else:
-            n = len(tokens or [])
-            # a text-only model reads no audio: one zero frame stands in
-            frames = frames if frames is not None else [np.zeros((1, 1), np.float32)] * n
-            out = self._features(list(frames), list(tokens or []))
+            import torch
+
+            # a text-only model reads no audio: one zero frame stands in (live_arrays)
+            arrays = self.live_arrays(frames=frames, tokens=tokens)
+            out = {k: torch.from_numpy(v) for k, v in arrays.items()}
         n = len(out["audio"])
         return out | {"label": None, "dims": None, "id": [str(i) for i in range(n)]}
+
+    def live_arrays(self, *, frames=None, tokens=None) -> dict:
+        """``live``'s features-mode inputs as numpy arrays (what a portable head reads)."""
+        n = len(tokens or [])
+        frames = frames if frames is not None else [np.zeros((1, 1), np.float32)] * n
+        return self._arrays(list(frames), list(tokens or []))
+
+    def _arrays(self, frames: list, tokens: list, groups: list | None = None) -> dict:
+        audio, audio_mask = stack(frames)
+        text, text_mask = stack(tokens)
+        audio = self._columns(audio, audio_mask, groups)
+        return {"audio": audio, "audio_mask": audio_mask, "text": text, "text_mask": text_mask}
 
     def _features(self, frames: list, tokens: list, groups: list | None = None) -> dict:
         import torch
 
-        audio, audio_mask = stack(frames)
-        text, text_mask = stack(tokens)
-        return {
-            "audio": torch.from_numpy(self._columns(audio, audio_mask, groups)),
-            "audio_mask": torch.from_numpy(audio_mask),
-            "text": torch.from_numpy(text),
-            "text_mask": torch.from_numpy(text_mask),
-        }
+        return {k: torch.from_numpy(v) for k, v in self._arrays(frames, tokens, groups).items()}
 
     def _columns(self, audio: np.ndarray, mask: np.ndarray, groups: list | None) -> np.ndarray:
         """The model's audio input: the first ``audio_dim`` frame columns (stored frames may
@@ -300,3 +306,8 @@ class LoadedModel:
     def scores(self, batch: dict) -> torch.Tensor:
         """Scores (B, L) then dimensions (B, D) on a batch from ``self.collate``."""
         return scores_of(self.model, self.collate, batch)
+
+    def answer(self, frames=None, tokens=None, clips=None, texts=None) -> np.ndarray:
+        """Scores then dimensions (N, L + D) of inputs computed now (``Collate.live``)."""
+        batch = self.collate.live(frames=frames, tokens=tokens, clips=clips, texts=texts)
+        return self.scores(batch).numpy()

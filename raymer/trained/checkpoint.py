@@ -31,6 +31,7 @@ import numpy as np
 
 from raymer import storage
 from raymer.contract.card import CARD_FILE, CardFacts, render
+from raymer.contract.portable import HEAD_FILE, export_root, localized
 from raymer.contract.spec import ModelSpec, score_name, target_column  # noqa: F401 (read from here too)
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def digest(uri: str) -> str:
 
     folder = resolve(uri)
     h = hashlib.sha256(storage.read_bytes(storage.join(folder, SPEC_FILE)))
-    for name in (WEIGHTS_FILE, MODEL_FILE):  # safetensors, or a checkpoint from before them
+    for name in (WEIGHTS_FILE, MODEL_FILE, HEAD_FILE):  # safetensors, before them .pt; ONNX
         uri = storage.join(folder, name)
         if not storage.exists(uri):
             continue
@@ -142,6 +143,9 @@ def load_spec(uri: str) -> ModelSpec:
     """A checkpoint's spec without its weights (``checkpoint``: the folder it came from)."""
     folder = resolve(uri)
     spec = ModelSpec.model_validate_json(storage.read_bytes(storage.join(folder, SPEC_FILE)))
+    root = None if storage.is_remote(folder) else export_root(folder)
+    if root is not None:  # a portable export: its extraction settings name its own encoders
+        spec = localized(spec, root)
     return spec.model_copy(update={"checkpoint": folder})
 
 

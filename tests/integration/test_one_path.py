@@ -449,6 +449,133 @@ def test_a_recording_streamed_to_the_service_gets_the_file_s_answer(
     assert interim_seen == (list(range(len(finals))) if interim else [])
 
 
+BLOCKED = """
+import json, sys
+class Block:  # what the portable runtime must never import
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchaudio", "transformers"):
+            raise ImportError(f"{name} is blocked here")
+sys.meta_path.insert(0, Block())
+import raymer
+args = json.loads(sys.argv[1])
+rec = raymer.Recognizer.from_checkpoint(args["export"], threads=1, segment=args["segment"],
+                                        min_confidence=args["min_confidence"])
+found = rec.predict(args["inputs"], errors="report")
+print(json.dumps({"answers": found, "modules": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def portable(trained, inputs, tmp_path_factory, free_port) -> dict:
+    """The session's model exported for the portable runtime (``export --format onnx``),
+    run in a process that cannot import torch or transformers, and served."""
+    import json
+    import subprocess
+    import sys
+
+    from raymer.config import ServeConfig
+    from raymer.serving import server
+    from raymer.trained.export_onnx import export_onnx
+
+    folder = export_onnx(str(trained.output), str(tmp_path_factory.mktemp("portable") / "export"))
+    ids = [i for i in inputs["paths"] if i != "rate655350"]
+    args = {
+        "export": folder,
+        "inputs": [str(inputs["paths"][i]) for i in ids],
+        "segment": SEGMENT.model_dump(),
+        "min_confidence": MIN_CONFIDENCE,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED, json.dumps(args)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    cfg = ServeConfig(
+        checkpoint=folder, port=free_port(), segment=SEGMENT, min_confidence=MIN_CONFIDENCE,
+        resources={"asr": {"num_cpus": 0.4, "threads": 1}},
+    )  # fmt: skip
+    url = server.start(cfg)
+    try:
+        served = {
+            rid: requests.post(
+                f"{url}/v1/recognize", data=inputs["paths"][rid].read_bytes(), timeout=120
+            ).json()
+            for rid in ("call", inputs["short"][0])
+        }
+        models = requests.get(f"{url}/v1/models", timeout=30).json()
+    finally:
+        server.stop()
+    answers = dict(zip(ids, found["answers"], strict=True))
+    return {"folder": folder, "answers": answers, "modules": found["modules"], "served": served,
+            "models": models}  # fmt: skip
+
+
+def test_a_portable_export_answers_as_the_model_without_torch(portable, library):
+    """`raymer export --format onnx` of the session's model, loaded where torch and
+    transformers cannot be imported: every recording's answer is the torch path's (labels
+    equal, scores within 1e-4), the long one's segments too; `raymer serve` loads the
+    export and answers the same."""
+    assert portable["modules"] == []
+    for rid, mine in portable["answers"].items():
+        theirs = library[rid]
+        assert mine.get("error") == theirs.get("error"), rid
+        assert mine["label"] == theirs["label"] and mine.get("transcript") == theirs.get(
+            "transcript"
+        ), rid
+        if theirs.get("emotions"):
+            for lab in LABELS:
+                assert mine["emotions"][lab] == pytest.approx(theirs["emotions"][lab], abs=1e-4), (
+                    rid
+                )
+        for a, b in zip(mine["segments"], theirs["segments"], strict=True):
+            assert (a["text"], a["label"]) == (b["text"], b["label"])
+            if b["emotions"]:
+                for lab in LABELS:
+                    assert a["emotions"][lab] == pytest.approx(b["emotions"][lab], abs=1e-4)
+    for rid, answer in portable["served"].items():
+        assert answer["label"] == library[rid]["label"], rid
+        for lab in LABELS:
+            assert answer["emotions"][lab] == pytest.approx(library[rid]["emotions"][lab], abs=1e-4)
+    assert portable["models"]["labels"] == list(LABELS)
+
+
+def test_a_portable_export_refuses_what_it_cannot_trust(portable, trained, tmp_path):
+    """An export from another version, a file missing or altered: the runtime says what
+    and why before it runs; a fine-tune checkpoint is refused by the export itself."""
+    import json
+    import shutil
+
+    import raymer
+    from raymer.contract import portable as contract
+    from raymer.trained.export_onnx import export_onnx
+
+    def copied(name: str):
+        folder = tmp_path / name
+        shutil.copytree(
+            portable["folder"], folder, ignore=shutil.ignore_patterns("whisper", "text_encoder")
+        )
+        return folder
+
+    facts = json.loads((copied("old") / "export.json").read_text())
+    (tmp_path / "old" / "export.json").write_text(json.dumps(facts | {"raymer": "0.0.1"}))
+    missing, altered = copied("missing"), copied("altered")
+    (missing / "head.onnx").unlink()
+    (altered / "model.json").write_text((altered / "model.json").read_text() + " ")
+    for name, says in (("old", "exported by raymer 0.0.1"), ("missing", "head.onnx is missing"),
+                       ("altered", "model.json was altered")):  # fmt: skip
+        with pytest.raises(contract.ExportError, match=says):
+            raymer.Recognizer.from_checkpoint(str(tmp_path / name))
+    tuned = tmp_path / "finetune"
+    shutil.copytree(str(trained.output / "fusion"), tuned) if (
+        trained.output / "fusion"
+    ).exists() else None
+    spec_file = next(tuned.rglob("model.json"))
+    spec_file.write_text(json.dumps(json.loads(spec_file.read_text()) | {"mode": "finetune"}))
+    with pytest.raises(contract.ExportError, match="fine-tune model"):
+        export_onnx(str(spec_file.parent), str(tmp_path / "refused"))
+
+
 def test_a_rate_no_recording_has_is_refused_everywhere(
     recognized, extracted_and_inferred, library, served
 ):

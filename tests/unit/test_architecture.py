@@ -179,7 +179,14 @@ def _calls(path: Path) -> set[str]:
 
 def test_one_inference_core():
     live = sorted(name for name, path in MODULES.items() if "live" in _calls(path))
-    assert live == ["raymer.inference.heads"]  # collate.live: a head on live inputs
+    assert live == ["raymer.trained.batches"]  # LoadedModel.answer: a head on live inputs
+    arrays = sorted(name for name, path in MODULES.items() if "live_arrays" in _calls(path))
+    # ... and its arrays: the torch head's batch, a portable head's, the export's sample
+    assert arrays == [
+        "raymer.trained.batches",
+        "raymer.trained.export_onnx",
+        "raymer.trained.portable",
+    ]
     uses = {
         "raymer.pipeline.recognize_stages": {
             "raymer.inference.core.Listener",
