@@ -50,8 +50,7 @@ def export_onnx(checkpoint: str, output: str) -> str:
         text_spec = load_spec(text)
         _head(text, out / TEXT_FOLDER)
         (out / TEXT_FOLDER / SPEC_FILE).write_bytes(text_spec.model_dump_json(indent=2).encode())
-    if spec.modality != "audio" or text:
-        _text_encoder(spec.extract, out / ENCODERS["text"])
+    _text_encoder(spec.extract, out / ENCODERS["text"])  # (every model reads its tokens)
     _whisper(spec.extract.asr_model, out / ENCODERS["asr"])
     files = sorted(
         str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != EXPORT_FILE

@@ -566,14 +566,14 @@ def test_a_portable_export_refuses_what_it_cannot_trust(portable, trained, tmp_p
                        ("altered", "model.json was altered")):  # fmt: skip
         with pytest.raises(contract.ExportError, match=says):
             raymer.Recognizer.from_checkpoint(str(tmp_path / name))
+    from raymer.trained.checkpoint import resolve
+
     tuned = tmp_path / "finetune"
-    shutil.copytree(str(trained.output / "fusion"), tuned) if (
-        trained.output / "fusion"
-    ).exists() else None
-    spec_file = next(tuned.rglob("model.json"))
-    spec_file.write_text(json.dumps(json.loads(spec_file.read_text()) | {"mode": "finetune"}))
+    shutil.copytree(resolve(str(trained.output)), tuned)
+    spec = json.loads((tuned / "model.json").read_text())
+    (tuned / "model.json").write_text(json.dumps(spec | {"mode": "finetune"}))
     with pytest.raises(contract.ExportError, match="fine-tune model"):
-        export_onnx(str(spec_file.parent), str(tmp_path / "refused"))
+        export_onnx(str(tuned), str(tmp_path / "refused"))
 
 
 def test_a_rate_no_recording_has_is_refused_everywhere(
