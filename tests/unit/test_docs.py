@@ -61,6 +61,8 @@ def test_job_scripts_and_configs_named_in_docs_exist():
         "benchmarks/train_scaling.py",
         "benchmarks/serve_load.py",
         "benchmarks/live_latency.py",
+        "benchmarks/portable_runtime.py",
+        "requirements-runtime.txt",
         "configs/serve/local.yaml",
         "cluster/serve_config.yaml",
         "cluster/rayservice.yaml",
