@@ -18,24 +18,14 @@ import argparse
 import concurrent.futures
 import os
 import platform
-import socket
 import tempfile
 import time
 from pathlib import Path
 
+from serve_load import _pct, _port  # (this folder: the HTTP benchmark's helpers)
+
 from raymer.config import ServeConfig
 from raymer.runtime import init_ray
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
 def one_stream(url: str, audio, chunk_ms: int = 250) -> dict[str, list[float]]:
