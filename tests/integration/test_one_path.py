@@ -392,7 +392,7 @@ def test_a_long_recording_judged_a_few_segments_at_a_time_answers_the_same(
         assert streamed["dimensions"][d] == pytest.approx(whole["dimensions"][d], abs=0.02)
 
 
-@pytest.mark.parametrize(("rid", "chunk_ms"), [("call", 20), ("long", 250), ("long", 2000)])
+@pytest.mark.parametrize(("rid", "chunk_ms"), [("call", 20), ("call", 250), ("long", 2000)])
 def test_a_recording_heard_live_gets_the_file_s_answer(rid, chunk_ms, library, inputs, recognizer):
     """The library's live recording (``Recognizer.live``) fed the audio in 20 ms, 250 ms and
     2 s chunks: each segment's final answer, and the recording's at the end, are the file's

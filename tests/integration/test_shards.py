@@ -289,24 +289,27 @@ def test_corpus_prepare_lists_packed_corpora_by_address(corpus, as_files, tmp_pa
         assert np.allclose(found[rid]["audio_embedding"], theirs["audio_embedding"], atol=1e-5)
     seconds = sum(r["duration_s"] for r in as_files.values())
     assert f"12 utterances, {seconds / 3600:.2f} h of audio" in said
-    # tars: a member's address; the sample without audio and the tar's break are problems
-    _, said = prepare("manifest", str(corpus["tars"]), str(tmp_path / "tars.jsonl"))
+    # tars: a member's address; the sample without audio and the tar's break are problems,
+    # the 13 others surveyed from their bytes (by range) with nothing to refuse
+    tars, said = prepare("manifest", str(corpus["tars"]), str(tmp_path / "tars.jsonl"))
     assert "silent has no audio" in said and "after 2 samples" in said
-    assert "unreadable audio" not in said  # (the survey of the 13 found nothing)
-    survey = inspect_corpus(str(tmp_path / "tars.jsonl"))
-    assert survey.sharded and (survey.clips, survey.readable) == (13, 13)
+    assert "13 utterances" in said and "unreadable audio" not in said
+    assert all("#member=" in r["path"] for r in tars.rows)
+    assert tars.surveyed_s == pytest.approx(
+        seconds + as_files[corpus["rows"][0]["id"]]["duration_s"], abs=0.15
+    )  # (the 12, and `kept`: a copy of the first)
     # Lhotse: a supervision's recording, span and channel; a span past the end and a
-    # recording the manifest lacks are problems; each clip's hours are its span's
-    _, said = prepare("manifest", str(corpus["lhotse"]), str(tmp_path / "lhotse.jsonl"))
+    # recording the manifest lacks are problems; the hours are the spans'
+    sups, said = prepare("manifest", str(corpus["lhotse"]), str(tmp_path / "lhotse.jsonl"))
     assert "runs past the end of recording long" in said and "no recording gone" in said
-    survey = inspect_corpus(str(tmp_path / "lhotse.jsonl"))
+    spans = sum(as_files[r["id"]]["duration_s"] for r in corpus["rows"][:6])
+    assert f"6 utterances, {spans / 3600:.2f} h of audio" in said
+    assert {r["offset_s"] is not None and r["path"].endswith("long.wav") for r in sups.rows} == {
+        True
+    }
+    survey = inspect_corpus(str(tmp_path / "lhotse.jsonl"))  # a manifest of spans, read as spans
     assert not survey.sharded and (survey.clips, survey.readable) == (6, 6)
-    spans = sum(r["duration_s"] for r in as_files.values() if r["id"] in survey_ids(corpus))
     assert survey.hours * 3600 == pytest.approx(spans, abs=0.01)
-
-
-def survey_ids(corpus) -> set[str]:
-    return {r["id"] for r in corpus["rows"][:6]}
 
 
 def test_a_survey_of_shards_reads_each_row_s_header(corpus, as_files, tmp_path):

@@ -55,14 +55,21 @@ def _rss_mb(root_pid: int, skip: frozenset[int] = frozenset()) -> dict[int, floa
 
 
 @pytest.mark.drill
-def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path):
-    """1,050 clips in 100 voices (the listed ones and drawn ones: their own pitch, rate and
-    formants; the workers are replaced after 500 clips each): the renderer processes and this
+def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path, monkeypatch):
+    """420 clips in 100 voices (the listed ones and drawn ones: their own pitch, rate and
+    formants), the workers replaced after 105 clips each (the corpus's rule, in smaller
+    tasks than the default 5 x 100: two rounds of pools): the renderer processes and this
     one's growth stay under 2.5 GB (one renderer held 5-11 GB at 800 clips when every pitch
-    shift built a resampler filter sized by two rates with no common divisor: 18 GB here)."""
+    shift built a resampler filter sized by two rates with no common divisor: 18 GB at
+    1,050 clips)."""
     import os
     import threading
     import time
+
+    from raymer.corpora import synth
+
+    monkeypatch.setattr(synth, "CHUNK_CLIPS", 35)
+    monkeypatch.setattr(synth, "WORKER_CHUNKS", 3)
 
     peak, done = [0.0], threading.Event()
     before = _rss_mb(
@@ -80,12 +87,12 @@ def test_the_corpus_renderer_s_memory_stays_bounded(ray_session, tmp_path):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        manifest = synthesize_corpus(tmp_path / "big", clips=1050, seed=5, speakers=100)
+        manifest = synthesize_corpus(tmp_path / "big", clips=420, seed=5, speakers=100)
     finally:
         done.set()
         watcher.join()
     rows = list(csv.DictReader(manifest.open()))
-    assert len(rows) == 1050 and len({r["speaker"] for r in rows}) == 100
+    assert len(rows) == 420 and len({r["speaker"] for r in rows}) == 100
     assert peak[0] < 2500, f"{peak[0]:.0f} MB"
 
 
