@@ -170,14 +170,13 @@ class Cutter:
 
 def pack(
     segments: Iterator[Segment], speech: SpeechConfig, window_s: float = 30.0
-) -> Iterator[list[Segment]]:
-    """A long recording's segments -> its Whisper windows, in order (``Packer``)."""
+) -> Iterator[tuple[Window, list[Segment]]]:
+    """A long recording's segments -> its Whisper windows, each with its segments, in order
+    (``Packer``, pulled)."""
     packer = Packer(speech, window_s)
     for seg in segments:
-        for _, group in packer.push(seg):
-            yield group
-    for _, group in packer.finish():
-        yield group
+        yield from packer.push(seg)
+    yield from packer.finish()
 
 
 class Packer:
@@ -239,7 +238,4 @@ def windows_of(
     if first.whole:
         yield Window(((first.audio, first.speech_s),)), [first]
         return
-    packer = Packer(rule)
-    for seg in chain([first], segments):
-        yield from packer.push(seg)
-    yield from packer.finish()
+    yield from pack(chain([first], segments), rule)

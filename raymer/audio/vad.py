@@ -11,6 +11,8 @@ or a microphone's 20 ms packets give the same segments (``segment.Cutter``).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
@@ -21,16 +23,12 @@ MIN_SPEECH_S = 0.25  # shorter regions are dropped (faster-whisper's min_speech_
 SILENCE_AT_MAX_S = 0.098  # a pause this long is where a too-long region may be split
 
 
+@functools.cache
 def _model():
+    """faster-whisper's Silero model, loaded once per process."""
     from faster_whisper.vad import get_vad_model
 
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = get_vad_model()
-    return _MODEL
-
-
-_MODEL = None
+    return get_vad_model()
 
 
 class Vad:

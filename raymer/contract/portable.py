@@ -56,12 +56,11 @@ def localized(spec, root: str):
 _VERIFIED: set[str] = set()
 
 
-def verify(root: str) -> dict:
+def verify(root: str, version: str) -> dict:
     """``root``'s ``export.json``, once every check holds: the format is this runtime's,
-    made by this raymer version, and every file it lists is there with its sha256 (read in
-    blocks; once per process and folder)."""
-    from raymer import __version__
-
+    made by raymer ``version`` (this one's, given by the caller: the contract imports no
+    package above it), and every file it lists is there with its sha256 (read in blocks;
+    once per process and folder)."""
     try:
         with open(os.path.join(root, EXPORT_FILE), "rb") as f:
             facts = json.loads(f.read())
@@ -71,9 +70,9 @@ def verify(root: str) -> dict:
         raise ExportError(
             f"{root}: an export of format {facts.get('format')!r}; this runtime reads {FORMAT!r}"
         )
-    if facts.get("raymer") != __version__:
+    if facts.get("raymer") != version:
         raise ExportError(
-            f"{root} was exported by raymer {facts.get('raymer')}; this is raymer {__version__}: "
+            f"{root} was exported by raymer {facts.get('raymer')}; this is raymer {version}: "
             "export the checkpoint again with this version"
         )
     if root in _VERIFIED:

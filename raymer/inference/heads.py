@@ -15,8 +15,9 @@ def _loaded(uri: str, device: str, threads: int):
     torch model."""
     from raymer.trained.portable import PortableModel, is_export
 
-    if is_export(checkpoint.resolve(uri)):
-        return PortableModel.load(checkpoint.resolve(uri), threads)
+    folder = checkpoint.resolve(uri)
+    if is_export(folder):
+        return PortableModel.load(folder, threads)
     import torch
 
     if threads > 0:
@@ -38,7 +39,6 @@ class Heads:
         with_text: bool = True,
     ):
         main, default_text = checkpoint.models_of(checkpoint_uri)
-        self.threads, self.device = threads, device
         self.main = _loaded(main, device, threads)
         text_uri = (text_checkpoint or default_text) if with_text else None
         self.text = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
-from raymer.audio.segment import Cutter, Packer, Segment, Window, speech_seconds
+from raymer.audio.segment import Cutter, Packer, Segment, Window, split, windows_of
 from raymer.errors import AudioError
 from raymer.inference.core import Judging, judged_pieces, run_sync
 from raymer.inference.prediction import Prediction, SegmentPrediction, recording, single
@@ -113,23 +113,21 @@ class Live:
             raise RuntimeError("this live recording is closed")
         self.closed = True
         closed = self.cutter.finish()
-        events = await self._interim([s for s in closed if s.audio.size])
-        length = self.samples / SAMPLE_RATE
+        events = await self._interim(closed)
+        length, j = self.samples / SAMPLE_RATE, self.judging
         if self.head is not None:  # up to segment_over_s: one piece, as a short file is
             if not self.samples:
                 raise AudioError("the live recording holds no samples")
-            audio = np.concatenate(self.head)
-            self.head = None
-            heard = speech_seconds(audio, self.judging.rule, self.judging.cutting)
-            whole = Segment(0, 0.0, length, audio, heard, total_s=length, whole=True)
-            events += await self._final([(Window(((audio, heard),)), [whole])])
-            result = single(self.parts[0], length, self.judging.multi_label)
+            head, self.head = self.head, None
+            events += await self._final(
+                list(windows_of(split(iter(head), j.cutting, j.rule), j.rule))
+            )
+            result = single(self.parts[0], length, j.multi_label)
         else:
             for seg in self.held + closed:
                 self.windows += self.packer.push(seg)
             self.windows += self.packer.finish()
             events += await self.afinals()
-            j = self.judging
             result = recording(self.parts, length, j.labels, j.multi_label, j.dimensions)
         return [*events, LiveEvent(result=result, multi_label=self.judging.multi_label)]
 

@@ -239,8 +239,8 @@ class Recognizer:
 
     def live(self, interim: bool = True):
         """A recording judged as it arrives (``raymer.inference.live.Live``): ``feed`` it
-        16 kHz mono float32 samples (a microphone's, a stream's; ``live.Pcm`` turns raw PCM
-        of any rate into them), ``close`` it at the end; each returns the events its audio
+        16 kHz mono float32 samples (a microphone's, a stream's; ``audio.streaming.Pcm``
+        turns raw PCM of any rate into them), ``close`` it at the end; each returns the events its audio
         made: each segment's answer once its pause is heard (``final`` False), again when
         its Whisper window is complete (``final``: the file's answer), and at the end the
         recording's, the same as ``predict``'s for the same audio as a file."""

@@ -38,8 +38,8 @@ def read_rows(uri: str, kind: str = "auto") -> Rows:
     shard, a sample without audio, a span past its recording) is a problem."""
     src = source(uri, kind)
     if src.packed:
-        table, text_only = _packed_table(src), False
         extra = [n for n in src.columns if n not in MANIFEST_COLUMNS]
+        table, text_only = _packed_table(src, extra), False
     elif src.kind == "folder":
         listed = ListedRows(uri)(pa.table({"path": list(walk(uri))}, schema=LISTING_SCHEMA))
         table, extra, text_only = ExtractRows(uri, False, {})(listed), [], False
@@ -56,14 +56,14 @@ def read_rows(uri: str, kind: str = "auto") -> Rows:
     return _checked(table, extra, text_only)
 
 
-def _packed_table(src: Source) -> pa.Table:
-    """A packed input's rows through ``ExtractRows``, gathered from Ray Data."""
+def _packed_table(src: Source, extra: list[str]) -> pa.Table:
+    """A packed input's rows through ``ExtractRows`` (``extra``: its carried columns),
+    gathered from Ray Data."""
     import tempfile
 
     from raymer.runtime import init_ray
 
     init_ray()
-    extra = [n for n in src.columns if n not in MANIFEST_COLUMNS]
     scratch = tempfile.mkdtemp(prefix="raymer-rows-")
     try:
         rows = src.rows(storage.join(scratch, "inputs"))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from raymer import __version__
 from raymer.contract.portable import HEAD_FILE, ExportError, export_root, verify
 from raymer.models.text_onnx import session
 
@@ -41,7 +42,7 @@ class PortableModel:
         root = export_root(uri)
         if root is None:
             raise ExportError(f"{uri} is not a portable export (no export.json)")
-        verify(root)
+        verify(root, __version__)
         spec = load_spec(uri)
         if spec.finetune:
             raise ExportError(

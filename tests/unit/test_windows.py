@@ -27,7 +27,7 @@ def _segments(lengths_s: list[float], heard: list[float] | None = None) -> list[
 
 def test_consecutive_segments_fill_windows_of_at_most_30_s_in_order():
     lengths = [4.0, 3.5, 6.0, 9.0, 8.0, 2.5, 29.0, 3.0]
-    windows = list(pack(iter(_segments(lengths)), SPEECH))
+    windows = [segs for _, segs in pack(iter(_segments(lengths)), SPEECH)]
     assert [[s.index for s in w] for w in windows] == [[0, 1, 2, 3], [4, 5], [6], [7]]
     for window in windows:
         assert sum(s.audio.size for s in window) <= 30 * RATE
@@ -35,7 +35,7 @@ def test_consecutive_segments_fill_windows_of_at_most_30_s_in_order():
 
 def test_a_segment_without_speech_is_a_window_of_its_own():
     segments = _segments([4.0, 3.0, 4.0, 5.0], heard=[3.0, 0.1, 3.5, 4.0])
-    windows = list(pack(iter(segments), SPEECH))
+    windows = [segs for _, segs in pack(iter(segments), SPEECH)]
     assert [[s.index for s in w] for w in windows] == [[0], [1], [2, 3]]
 
 
