@@ -1,5 +1,5 @@
-"""The one decoder (``open_audio``, ``decode_audio``) and its guard (the settings record ``raymer.config.DecodeConfig``), and
-windows and pooling on numpy arrays.
+"""The one decoder (``open_audio``, ``decode_audio``) and its guard (the settings record
+``raymer.config.DecodeConfig``).
 
 Every format (WAV, FLAC, OGG/Vorbis and Opus, MP3, WebM, M4A, ...) is decoded by FFmpeg
 through PyAV, which faster-whisper already depends on, and resampled to 16 kHz mono by one
@@ -375,26 +375,3 @@ def av_header(container) -> tuple[int, int, float | None]:
     if container.duration is not None:
         return rate, channels, container.duration / 1_000_000  # av.time_base: microseconds
     return rate, channels, None
-
-
-def duration_s(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
-    return float(len(samples)) / sample_rate
-
-
-def split_windows(samples: np.ndarray, window_s: float = 30.0) -> list[np.ndarray]:
-    """Cut long audio into consecutive windows of at most ``window_s`` seconds."""
-    size = int(window_s * SAMPLE_RATE)
-    return [samples[i : i + size] for i in range(0, max(len(samples), 1), size)]
-
-
-def pool_frames(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Average consecutive groups of ``factor`` frames: (T, D) -> (ceil(T / factor), D)."""
-    if factor <= 1 or len(frames) == 0:
-        return frames
-    t, d = frames.shape
-    pad = (-t) % factor
-    counts = np.full(((t + pad) // factor, 1), factor, dtype=np.float32)
-    if pad:
-        frames = np.concatenate([frames, np.zeros((pad, d), dtype=frames.dtype)])
-        counts[-1, 0] = factor - pad
-    return frames.reshape(-1, factor, d).sum(axis=1) / counts

@@ -11,7 +11,8 @@ import functools
 
 import numpy as np
 
-from raymer.audio.decode import SAMPLE_RATE, pool_frames
+from raymer.audio.decode import SAMPLE_RATE
+from raymer.audio.frames import pool_frames
 from raymer.extras import require
 
 PROSODY_DIM = 25  # eGeMAPS v02 low-level descriptors

@@ -8,7 +8,8 @@ runtime makes before it trusts one. No torch here: the runtime that reads an exp
       README.md          its model card
       head.onnx          the head: frames and token states -> scores (and dimensions)
       text/              the text-only model, where the checkpoint had one (model.json, head.onnx)
-      text_encoder/      the text encoder as ONNX (model.onnx), encoder.json, its tokenizer files
+      text_encoder/      the text encoder as ONNX (model.onnx, its weights in model.onnx.data),
+                         encoder.json, its tokenizer files
       whisper/           Whisper for CTranslate2 (the checkpoint's ASR model, as it was used)
 """
 

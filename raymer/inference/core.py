@@ -1,7 +1,8 @@
 """The one inference path, in process (no Ray, no HTTP): a clip -> its pieces -> Whisper ->
 text encoder -> trained head -> no-speech rule -> a ``Prediction``.
 
-Every entry point runs these functions: ``raymer recognize``'s actors (``Listener`` in the
+Every entry point runs these functions: ``raymer recognize``'s actors (``Listener``, the
+speech stage of ``raymer.inference.listener``, in the
 speech stage, ``Heads`` and ``piece`` in the emotion stage, ``speech_time`` in the
 recordings), Serve's replicas (``Inference`` whole, or ``Listener``/``Heads`` split across
 deployments and joined by ``compose``) and ``raymer.Recognizer`` (``Inference``). The
@@ -25,57 +26,14 @@ from itertools import islice
 import numpy as np
 
 from raymer.audio.decode import SAMPLE_RATE
-from raymer.audio.segment import Window, speech_seconds, split, windows_of
+from raymer.audio.segment import Window, split, windows_of
 from raymer.config.parts import SegmentConfig, SpeechConfig
 from raymer.errors import AudioError
 from raymer.inference.heads import Heads
+from raymer.inference.listener import Listener, silent
 from raymer.inference.parties import overlapped, streams_of, upload_heard
 from raymer.inference.prediction import Prediction, judged, piece, recording, single
-from raymer.models.whisper import SpeechFeatures
 from raymer.trained.batches import LoadedModel
-
-
-class Listener:
-    """Whisper on the pieces the VAD heard speech in: a piece of noise or silence is never
-    transcribed (Whisper would make words up), only marked with its ``speech_s``."""
-
-    def __init__(self, featurizer, rule: SpeechConfig) -> None:
-        self.featurizer, self.rule = featurizer, rule
-
-    def __call__(self, windows: list[Window]) -> list[list[SpeechFeatures]]:
-        """Windows -> each piece's ``SpeechFeatures``, window by window."""
-        heard = [
-            [speech_seconds(a, self.rule) if h is None else h for a, h in w.pieces] for w in windows
-        ]
-        out = [[SpeechFeatures("", "", 0.0) for _ in w.pieces] for w in windows]
-        todo: dict[int, list[int]] = {}
-        for i, w in enumerate(windows):
-            ks = [k for k, (a, _) in enumerate(w.pieces) if len(a) and self.rule.heard(heard[i][k])]
-            if ks:
-                todo[i] = ks
-        fitted = [(i, k) for i, ks in todo.items() if not windows[i].packed for k in ks]
-        if fitted:
-            found = self.featurizer([windows[i].pieces[k][0] for i, k in fitted])
-            for (i, k), features in zip(fitted, found, strict=True):
-                out[i][k] = features
-        packed = [i for i in todo if windows[i].packed]
-        if packed:
-            from raymer.models.whisper_packed import transcribe_packed
-
-            found = transcribe_packed(
-                self.featurizer, [[windows[i].pieces[k][0] for k in todo[i]] for i in packed]
-            )
-            for i, features in zip(packed, found, strict=True):
-                for k, f in zip(todo[i], features, strict=True):
-                    out[i][k] = f
-        for window, seconds in zip(out, heard, strict=True):
-            for features, s in zip(window, seconds, strict=True):
-                features.speech_s = s
-        return out
-
-
-def silent(rule: SpeechConfig, sp: SpeechFeatures) -> bool:
-    return rule.silent(sp.speech_s, sp.transcript, sp.no_speech_prob, sp.avg_logprob)
 
 
 @dataclass(frozen=True)
@@ -318,13 +276,14 @@ class Inference:
         cutting: SegmentConfig | None = None,
         rule: SpeechConfig | None = None,
         min_confidence: float = 0.0,
+        workers: int = 1,
     ) -> None:
         from raymer.models.builders import build_featurizer, build_text_encoder
 
         self.heads = Heads(checkpoint, text_checkpoint, threads, device)
         self.extract = self.heads.extract
         self.rule = rule or SpeechConfig()
-        featurizer = build_featurizer(self.extract, device, threads, self.rule)
+        featurizer = build_featurizer(self.extract, device, threads, self.rule, workers)
         self.listener = Listener(featurizer, self.rule)
         self.encoder = build_text_encoder(self.extract, device, threads)
         self.labels = self.heads.labels
@@ -355,8 +314,8 @@ class Inference:
         return compose_steps([recording], *self.stages(), self.judging, step)
 
     def stages(self):
-        async def speech(items):
-            return self.listener(items)
+        async def speech(items):  # in a thread: the caller's loop keeps answering
+            return await asyncio.to_thread(self.listener, items)
 
         async def encode(t):
             return [e.tokens for e in self.encoder(t)]

@@ -72,11 +72,12 @@ def build_fusion_model(spec: ModelSpec) -> CoAttentionFusion:
 
 
 def build_featurizer(
-    settings: ExtractSettings, device: str = "cpu", threads: int = 0, speech=None
+    settings: ExtractSettings, device: str = "cpu", threads: int = 0, speech=None, workers: int = 1
 ) -> WhisperFeaturizer:
     """Whisper ASR and audio frames (one encoder pass) made as ``settings`` say: the
     extraction stage's (an ``ExtractConfig``) or a checkpoint's (``ModelSpec.extract``);
-    ``speech`` is the no-speech rule (``raymer.config.SpeechConfig``) of the command."""
+    ``speech`` is the no-speech rule (``raymer.config.SpeechConfig``) of the command;
+    ``workers``: calls that may run side by side (from threads)."""
     from .registry import resolve_model
     from .whisper import WhisperFeaturizer
 
@@ -93,6 +94,7 @@ def build_featurizer(
         frame_rate_hz=settings.frame_rate_hz,
         prosody=settings.prosody,
         speech=speech,
+        workers=workers,
     )
 
 

@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..audio.decode import SAMPLE_RATE, pool_frames, split_windows
+from ..audio.decode import SAMPLE_RATE
+from ..audio.frames import pool_frames, split_windows
 from ..config.parts import SpeechConfig
 from .whisper_input import MAX_WINDOW_S, log_mel, window_seconds
 
@@ -100,16 +101,23 @@ class WhisperFeaturizer:
         frame_rate_hz: float = 10.0,
         prosody: bool = False,
         speech: SpeechConfig | None = None,
+        workers: int = 1,
     ) -> None:
         """``speech``: the no-speech rule (``raymer.config.SpeechConfig``) whose Whisper test
-        blanks a silent window (its defaults where none is given)."""
+        blanks a silent window (its defaults where none is given); ``workers``: calls from
+        that many threads run side by side (CTranslate2 workers sharing one copy of the
+        weights)."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
         if compute_type == "default":
             compute_type = "float16" if device == "cuda" else "int8"
         self.model = WhisperModel(
-            model_dir, device=device, compute_type=compute_type, cpu_threads=cpu_threads
+            model_dir,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=workers,
         )
         self.device = device
         self.multilingual = self.model.model.is_multilingual

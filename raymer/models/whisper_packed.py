@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from ..audio.decode import SAMPLE_RATE, pool_frames
+from ..audio.decode import SAMPLE_RATE
+from ..audio.frames import pool_frames
 from .whisper import ENCODER_RATE_HZ, Segment, SpeechFeatures, WhisperFeaturizer
 from .whisper_input import MAX_WINDOW_S
 

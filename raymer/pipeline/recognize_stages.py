@@ -83,7 +83,7 @@ class SpeechStage:
     ``inference.Listener`` on ``raymer.audio.segment.Window``s."""
 
     def __init__(self, cfg: RecognizeConfig, spec: ModelSpec, ledger=None, drill=None) -> None:
-        from raymer.inference.core import Listener
+        from raymer.inference.listener import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg, self.keep_audio = cfg, spec.needs_audio

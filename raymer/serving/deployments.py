@@ -66,6 +66,7 @@ class Model:
             cutting=self.cfg.segment,
             rule=self.cfg.speech,
             min_confidence=self.cfg.min_confidence,
+            workers=2,  # a live segment's first answer beside a final being judged (``stage``)
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
@@ -111,23 +112,26 @@ class Speech:
     """``layout: split``: Whisper ASR and the encoder frames (one encoder pass), batched."""
 
     def __init__(self, cfg: dict, extract: dict) -> None:
-        from raymer.inference.core import Listener
+        from raymer.inference.listener import Listener
         from raymer.models.builders import build_featurizer
 
         self.cfg = ServeConfig(**cfg)
         res = self.cfg.resources
         settings = ExtractSettings(**extract)
-        featurizer = build_featurizer(settings, res.device_of(res.asr), res.asr.threads)
+        device = res.device_of(res.asr)
+        # two batches side by side (CTranslate2 workers sharing the weights): a live
+        # segment's first answer never waits for a window being judged
+        featurizer = build_featurizer(settings, device, res.asr.threads, self.cfg.speech, 2)
         self.listener = Listener(featurizer, self.cfg.speech)
         _batch_settings(self.cfg, self.run)
 
     def ready(self) -> bool:
         return True
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05, max_concurrent_batches=2)
     async def run(self, items: list[tuple[np.ndarray, float]]) -> list:
         """Each item: a piece and the seconds of speech the segmenter heard in it."""
-        return run_batch(self.listener, items, "speech recognition")
+        return await asyncio.to_thread(run_batch, self.listener, items, "speech recognition")
 
 
 @serve.deployment(name="Text")

@@ -172,6 +172,7 @@ def _text_encoder(extract, folder: Path) -> None:
         folder / TEXT_ENCODER_FILE,
         ["input_ids", "attention_mask"],
         ["hidden"],
+        weights_apart=True,
     )
     onnx.checker.check_model(str(folder / TEXT_ENCODER_FILE))
     tokenizer.save_pretrained(str(folder))
@@ -184,7 +185,12 @@ def _text_encoder(extract, folder: Path) -> None:
     (folder / ENCODER_FILE).write_text(json.dumps(facts, indent=2) + "\n")
 
 
-def _exported(module, args, shapes, path: Path, inputs: list[str], outputs: list[str]) -> None:
+def _exported(
+    module, args, shapes, path: Path, inputs: list[str], outputs: list[str], weights_apart=False
+) -> None:
+    """``module`` as an ONNX graph at ``path``; ``weights_apart``: its weights in a file
+    beside it (``path`` + ``.data``), which onnxruntime reads straight into its tensors (the
+    graph's protobuf, parsed whole, then holds no second copy: a replica's peak memory)."""
     import torch
 
     with warnings.catch_warnings():  # the exporter's own notes on the graph
@@ -193,7 +199,7 @@ def _exported(module, args, shapes, path: Path, inputs: list[str], outputs: list
             module, args, dynamo=True, dynamic_shapes=shapes, opset_version=OPSET,
             input_names=inputs, output_names=outputs, external_data=False,
         )  # fmt: skip
-    program.save(str(path))
+    program.save(str(path), external_data=weights_apart)
 
 
 def _whisper(asr_model: str, folder: Path) -> None:

@@ -344,7 +344,7 @@ def test_the_page_draws_a_lane_per_party(call, split_recognizer, browser, tmp_pa
     upload = Checked.check((call["root"] / "call.wav").read_bytes(), DecodeConfig(), 300.0)
     (answer,) = split_recognizer.core.recognize([upload])
     answer = json.loads(json.dumps(answer.to_api()))  # as the service sends it
-    from raymer.serving.app import page_html
+    from raymer.serving.web import page_html
 
     page = tmp_path / "page.html"
     page.write_text(page_html(auth=False))

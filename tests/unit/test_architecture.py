@@ -189,14 +189,14 @@ def test_one_inference_core():
     ]
     uses = {
         "raymer.pipeline.recognize_stages": {
-            "raymer.inference.core.Listener",
+            "raymer.inference.listener.Listener",
             "raymer.inference.heads.Heads",
             "raymer.inference.prediction.piece",
             "raymer.inference.prediction.recording",  # a recording's row: the library's answer
         },
         "raymer.serving.deployments": {
             "raymer.inference.core.Inference",
-            "raymer.inference.core.Listener",
+            "raymer.inference.listener.Listener",
             "raymer.inference.heads.Heads",
             "raymer.inference.core.compose",
         },

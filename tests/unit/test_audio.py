@@ -15,9 +15,8 @@ from raymer.audio.decode import (
     check_file,
     decode_audio,
     open_audio,
-    pool_frames,
-    split_windows,
 )
+from raymer.audio.frames import pool_frames, split_windows
 from raymer.config import DecodeConfig
 
 RATE = 16_000

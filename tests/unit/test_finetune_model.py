@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from raymer.audio.decode import pool_frames
+from raymer.audio.frames import pool_frames
 from raymer.models.finetune import masked_pool, stage_at
 
 

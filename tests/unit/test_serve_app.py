@@ -191,3 +191,62 @@ def test_an_upload_of_more_channels_than_parties_is_refused_from_its_header():
             )
         else:
             assert answer.channel_count == 2 and answer.duration_s == 1.0
+
+
+def test_a_client_that_stops_reading_is_closed_not_buffered_for():
+    """``serving.live._Sender`` over a real socket (uvicorn, a websockets client that stops
+    reading: its queue of one message full, TCP pushes back): the server's send waits at most
+    ``send_timeout_s`` and the stream is refused with 1008, having sent a bounded amount."""
+    import asyncio
+    import contextlib
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from websockets.sync.client import connect
+
+    from raymer.serving.live import Refused, _Sender
+
+    cfg = ServeConfig(checkpoint=".", live={"send_timeout_s": 1.0})
+    seen: dict = {}
+    event = {"type": "segment", "text": "x" * 256_000}
+
+    async def endpoint(ws):
+        await ws.accept()
+        out, sent, start = _Sender(ws, cfg), 0, time.monotonic()
+        try:
+            while time.monotonic() - start < 60:
+                await out.send(event)
+                sent += 1
+        except Refused as refused:
+            seen.update(code=refused.code, reason=refused.reason)
+        seen.update(sent=sent, waited=time.monotonic() - start)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(seen.get("code", 1000)), 2)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = Starlette(routes=[WebSocketRoute("/s", endpoint)])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.1)
+        with connect(f"ws://127.0.0.1:{port}/s", max_queue=1, max_size=None) as ws:
+            for _ in range(600):  # the client never reads
+                if "code" in seen:
+                    break
+                time.sleep(0.1)
+            del ws
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert seen.get("code") == 1008 and "does not read" in seen["reason"], seen
+    assert seen["sent"] < 400 and seen["waited"] < 30, seen  # under 100 MB, then refused
