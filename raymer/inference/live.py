@@ -62,6 +62,7 @@ class Live:
         self.held: list[Segment] = []  # segments closed while it may be short
         self.parts: list[SegmentPrediction] = []
         self.samples = 0
+        self.last: list[Segment] | None = None  # the segments the end closed (``aend``)
         self.closed = False
 
     @property
@@ -78,7 +79,7 @@ class Live:
 
     async def afeed(self, samples: np.ndarray) -> list[LiveEvent]:
         """16 kHz mono float32 samples, as they come -> the events they made."""
-        if self.closed:
+        if self.closed or self.last is not None:
             raise RuntimeError("this live recording is closed")
         samples = np.asarray(samples, np.float32).reshape(-1)
         self.samples += len(samples)
@@ -107,13 +108,21 @@ class Live:
             most = None if most is None else most - 1
         return events
 
-    async def aclose(self) -> list[LiveEvent]:
-        """The end: the last segments' answers and the recording's (``result``)."""
+    async def aend(self) -> list[LiveEvent]:
+        """The audio has ended: the first answers of the segments its end closed, at once
+        (before ``aclose`` judges what is left)."""
         if self.closed:
             raise RuntimeError("this live recording is closed")
-        self.closed = True
-        closed = self.cutter.finish()
-        events = await self._interim(closed)
+        if self.last is None:
+            self.last = self.cutter.finish()
+            return await self._interim(self.last)
+        return []
+
+    async def aclose(self) -> list[LiveEvent]:
+        """The end: the last segments' answers (``aend``'s, if not yet given) and the
+        recording's (``result``)."""
+        events = await self.aend()
+        self.closed, closed = True, self.last or []
         length, j = self.samples / SAMPLE_RATE, self.judging
         if self.head is not None:  # up to segment_over_s: one piece, as a short file is
             if not self.samples:

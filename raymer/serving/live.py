@@ -241,9 +241,11 @@ async def _finish(out: _Sender, live, audio, finals: asyncio.Task) -> None:
         rest = audio.finish()
     except AudioError as err:
         raise Refused("unsupported", f"not audio: {err}") from None
-    events = await live.afeed(rest) if rest.size else []
+    first = (await live.afeed(rest) if rest.size else []) + await live.aend()
+    for event in first:  # the last segments' first answers before the finals are judged
+        await out.send(event.to_api())
     try:
-        events += await live.aclose()
+        events = await live.aclose()
     except AudioError as err:
         raise Refused("unsupported", str(err)) from None
     for event in events:
