@@ -6,8 +6,10 @@ segment is answered twice: at once (``final`` False: judged alone, in a window f
 it, as a short clip is), and finally when its Whisper window is complete (packed with the
 segments around it, as the same audio given as a file is packed). The recording's answer at
 the end is ``compose``'s for the same audio given as a file: the same segments, transcripts,
-labels and scores (tested with 20 ms, 250 ms and 2 s chunks). Memory: the open segment, the
-open window and, until the recording passes ``segment_over_s``, its audio so far.
+labels and scores (tested with 20 ms, 250 ms and 2 s chunks). ``end`` says the audio has
+ended and gives the last segments' first answers at once; ``close`` then judges the rest.
+Memory: the open segment, the open window and, until the recording passes
+``segment_over_s``, its audio so far.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class Live:
     def feed(self, samples: np.ndarray) -> list[LiveEvent]:
         """``afeed``, for code without an event loop of its own (a notebook's is fine)."""
         return run_sync(self.afeed(samples))
+
+    def end(self) -> list[LiveEvent]:
+        """``aend``, for code without an event loop of its own."""
+        return run_sync(self.aend())
 
     def close(self) -> list[LiveEvent]:
         """``aclose``, for code without an event loop of its own."""

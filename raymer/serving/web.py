@@ -52,7 +52,9 @@ async def _cors_and_auth(request: Request, call_next):
     allowed = settings["cors"]
     cors = origin and ("*" in allowed or origin in allowed)
     preflight = request.method == "OPTIONS" and cors
-    wrong = auth.wrong_method(api, request)
+    # the app serving this request (a replica's copy of ``api``, whose routes the ingress
+    # class added; this module's own ``api`` may have none there)
+    wrong = auth.wrong_method(request.app, request)
     if wrong is not None:  # before any guard: the method is not the route's
         return ingress.with_cors(wrong, origin if cors else None)
     refused = None if settings["token_sha256"] else auth.anonymous_refusal(request, settings)

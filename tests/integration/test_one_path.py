@@ -404,6 +404,10 @@ def test_a_recording_heard_live_gets_the_file_s_answer(rid, chunk_ms, library, i
     live, events, n = recognizer.live(interim=chunk_ms != 250), [], chunk_ms * 16
     for i in range(0, len(audio), n):
         events += live.feed(audio[i : i + n])
+    if chunk_ms == 2000:  # the end said first: the last segments' first answers, at once
+        ended = live.end()
+        assert not any(e.final or e.result for e in ended)
+        events += ended
     events += live.close()
     said = [e.to_api() for e in events]
     steps, last = said[:-1], said[-1]
