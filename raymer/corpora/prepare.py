@@ -41,12 +41,13 @@ def manifest(source: str) -> Prepared:
         out.problem("bad manifest row", f"{rid}: {error}")
     there: dict[str, bool] = {}  # each file (a shard, a recording) looked for once
     for row in inputs.rows:
-        where = file_of(row["path"] or "")
-        if not inputs.text_only and where not in there:
-            there[where] = storage.exists(where)
-        if not inputs.text_only and not there[where]:
-            out.problem("missing file", row["path"])
-            continue
+        if not inputs.text_only:
+            where = file_of(row["path"] or "")
+            if where not in there:
+                there[where] = storage.exists(where)
+            if not there[where]:
+                out.problem("missing file", row["path"])
+                continue
         if row.get("label") is None:
             out.problem("no label", row["id"])
         out.rows.append(

@@ -85,7 +85,7 @@ class Live:
 
     async def afeed(self, samples: np.ndarray) -> list[LiveEvent]:
         """16 kHz mono float32 samples, as they come -> the events they made."""
-        if self.closed or self.last is not None:
+        if self.last is not None:  # ended (``aend``), or closed
             raise RuntimeError("this live recording is closed")
         samples = np.asarray(samples, np.float32).reshape(-1)
         self.samples += len(samples)
@@ -128,7 +128,7 @@ class Live:
         """The end: the last segments' answers (``aend``'s, if not yet given) and the
         recording's (``result``)."""
         events = await self.aend()
-        self.closed, closed = True, self.last or []
+        self.closed, closed = True, self.last
         length, j = self.samples / SAMPLE_RATE, self.judging
         if self.head is not None:  # up to segment_over_s: one piece, as a short file is
             if not self.samples:

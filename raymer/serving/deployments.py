@@ -24,6 +24,10 @@ from raymer.itemwise import ItemError, arun_batch, run_batch
 
 logger = logging.getLogger("ray.serve")
 
+# Whisper calls a replica runs side by side (CTranslate2 workers sharing one copy of the
+# weights): a live segment's first answer never waits for a window's final being judged.
+SIDE_BY_SIDE = 2
+
 
 def autoscaled(deployment, cfg: ServeConfig, stage: StageResources):
     """``deployment`` autoscaled, each replica given what ``stage`` (of ``cfg.resources``)
@@ -66,7 +70,7 @@ class Model:
             cutting=self.cfg.segment,
             rule=self.cfg.speech,
             min_confidence=self.cfg.min_confidence,
-            workers=2,  # a live segment's first answer beside a final being judged (``stage``)
+            workers=SIDE_BY_SIDE,  # (``stage``: a live recording's two answers)
         )
         _batch_settings(self.cfg, self.recognize, self.recognize_text)
 
@@ -119,16 +123,16 @@ class Speech:
         res = self.cfg.resources
         settings = ExtractSettings(**extract)
         device = res.device_of(res.asr)
-        # two batches side by side (CTranslate2 workers sharing the weights): a live
-        # segment's first answer never waits for a window being judged
-        featurizer = build_featurizer(settings, device, res.asr.threads, self.cfg.speech, 2)
+        featurizer = build_featurizer(
+            settings, device, res.asr.threads, self.cfg.speech, SIDE_BY_SIDE
+        )
         self.listener = Listener(featurizer, self.cfg.speech)
         _batch_settings(self.cfg, self.run)
 
     def ready(self) -> bool:
         return True
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05, max_concurrent_batches=2)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05, max_concurrent_batches=SIDE_BY_SIDE)
     async def run(self, items: list[tuple[np.ndarray, float]]) -> list:
         """Each item: a piece and the seconds of speech the segmenter heard in it."""
         return await asyncio.to_thread(run_batch, self.listener, items, "speech recognition")
