@@ -211,7 +211,14 @@ def s3_endpoint():
 def ray_session(s3_endpoint):
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=400 * 1024**2, include_dashboard=False)
+    from raymer.runtime import warm_workers
+
+    ray.init(
+        num_cpus=2,
+        object_store_memory=400 * 1024**2,
+        include_dashboard=False,
+        _system_config=warm_workers(2),  # as raymer's own local Ray: idle workers kept
+    )
     yield ray
     ray.shutdown()
 
