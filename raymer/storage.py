@@ -14,10 +14,14 @@ import os
 import posixpath
 import tempfile
 from pathlib import Path
-
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING, BinaryIO
 
 from raymer.errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+# pyarrow is imported where a filesystem is asked for: reading a local audio file (the
+# library, a replica, the portable runtime) needs none of it (27 MB a process)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac", ".wma")
 
@@ -33,6 +37,8 @@ def s3_endpoint() -> str | None:
 
 @functools.lru_cache(maxsize=8)
 def _s3_filesystem(endpoint: str | None, region: str) -> pafs.S3FileSystem:
+    import pyarrow.fs as pafs
+
     kwargs: dict = {"region": region}
     if endpoint:
         scheme, _, host = endpoint.partition("://")
@@ -42,15 +48,31 @@ def _s3_filesystem(endpoint: str | None, region: str) -> pafs.S3FileSystem:
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return ``(filesystem, path inside it)`` for a local path or URI."""
+    import pyarrow.fs as pafs
+
     if uri.startswith("s3://"):
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         return _s3_filesystem(s3_endpoint(), region), uri[len("s3://") :].rstrip("/")
+    return pafs.LocalFileSystem(), local_path(uri)
+
+
+def local_path(uri: str) -> str:
+    """The absolute path of a local path or ``file://`` URI (any other scheme refused)."""
     if is_remote(uri):
         scheme = uri.split("://", 1)[0]
         raise UsageError(f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path or s3://")
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
-    return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
+    return str(Path(uri).expanduser().absolute())
+
+
+def open_input(uri: str) -> BinaryIO:
+    """A seekable binary file to read: a local one opened as Python opens files, an S3
+    object through pyarrow (ranged reads)."""
+    if not uri.startswith("s3://"):
+        return open(local_path(uri), "rb")  # noqa: SIM115 (the caller closes it)
+    fs, path = filesystem(uri)
+    return fs.open_input_file(path)
 
 
 def absolute(uri: str) -> str:
@@ -84,8 +106,7 @@ def parent(uri: str) -> str:
 
 
 def read_bytes(uri: str) -> bytes:
-    fs, path = filesystem(uri)
-    with fs.open_input_stream(path) as stream:
+    with open_input(uri) as stream:
         return stream.read()
 
 
@@ -175,11 +196,19 @@ def _s3fs():
 
 
 def exists(uri: str) -> bool:
+    if not uri.startswith("s3://"):
+        return os.path.exists(local_path(uri))
+    import pyarrow.fs as pafs
+
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def is_dir(uri: str) -> bool:
+    if not uri.startswith("s3://"):
+        return os.path.isdir(local_path(uri))
+    import pyarrow.fs as pafs
+
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
@@ -191,6 +220,8 @@ def makedirs(uri: str) -> None:
 
 def list_files(uri: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     """Every file under ``uri`` (recursively) whose name ends with one of ``suffixes``."""
+    import pyarrow.fs as pafs
+
     fs, path = filesystem(uri)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
     prefix = "s3://" if uri.startswith("s3://") else ""
@@ -210,6 +241,8 @@ def delete_file(uri: str) -> None:
 
 def delete_dir(uri: str) -> None:
     """Remove a folder and everything under it (nothing when it is not there)."""
+    import pyarrow.fs as pafs
+
     fs, path = filesystem(uri)
     if fs.get_file_info(path).type == pafs.FileType.Directory:
         fs.delete_dir(path)
@@ -218,6 +251,8 @@ def delete_dir(uri: str) -> None:
 def copy_tree(src: str, dst: str) -> int:
     """Copy a file or a folder (recursively) between local paths and s3:// URIs; returns the
     number of files copied."""
+    import pyarrow.fs as pafs
+
     src_fs, src_path = filesystem(src)
     dst_fs, dst_path = filesystem(dst)
     info = src_fs.get_file_info(src_path)

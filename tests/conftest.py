@@ -217,6 +217,7 @@ def ray_session(s3_endpoint):
         num_cpus=2,
         object_store_memory=400 * 1024**2,
         include_dashboard=False,
+        log_to_driver=False,  # as raymer's own (console.verbose): workers log to Ray's files
         _system_config=warm_workers(2),  # as raymer's own local Ray: idle workers kept
     )
     yield ray
@@ -292,15 +293,17 @@ def multi_speaker_features(ray_session, multi_speaker_corpus, tmp_path_factory) 
 
 
 def _train_config(features: Path | str, output: Path | str, *overrides: str):
-    """The tests' training settings (2 workers, small model, one test and one validation
-    speaker), with ``overrides`` (key=value) on top."""
+    """The tests' training settings (one worker, small model, one test and one validation
+    speaker), with ``overrides`` (key=value) on top. A test about distributed training asks
+    for two workers (``resources.model.actors=2``): each worker is a process that imports
+    torch and joins the gloo group, seconds of every run on 2 CPUs."""
     from raymer.config import TrainConfig, load_config
 
     return load_config(
         TrainConfig,
         None,
         [
-            "resources.model.actors=2",
+            "resources.model.actors=1",
             "optim.batch_size=8",
             "optim.lr=0.001",  # a few epochs of a small model: the pace the tests were set at
             "model.hidden_dim=32",

@@ -63,7 +63,7 @@ def check_file(uri: str, limits: DecodeConfig) -> int:
             raise AudioError("not a file (a directory or prefix)")
         size = int(info.size or 0)
     else:
-        st = os.stat(storage.filesystem(uri)[1])  # follows links, as open() would
+        st = os.stat(storage.local_path(uri))  # follows links, as open() would
         if not stat.S_ISREG(st.st_mode):
             kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
             raise AudioError(f"not a regular file: it is {kind}")
@@ -149,8 +149,7 @@ def _open_file(uri: str, limits: DecodeConfig) -> BinaryIO:
         data = storage.read_bytes(uri)
         _check_wav_length(data[:_HEAD], len(data))
         return io.BytesIO(data)
-    fs, path = storage.filesystem(uri)
-    handle = fs.open_input_file(path)
+    handle = storage.open_input(uri)
     try:
         _check_wav_length(handle.read(_HEAD), size)
         handle.seek(0)

@@ -47,8 +47,7 @@ def probe(source: Source, limits: DecodeConfig, span: tuple[float, float] | None
 
         uri = os.fspath(source)
         size = check_file(uri, limits)
-        fs, path = storage.filesystem(uri)
-        with fs.open_input_file(path) as f:
+        with storage.open_input(uri) as f:
             head = f.read(_HEAD)  # one ranged read: the header, whatever the file's size
     _check_wav_length(head, size)
     found = _wav_header(head, size) or _flac_header(head)

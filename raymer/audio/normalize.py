@@ -12,11 +12,12 @@ batch, ``combine`` per speaker, ``add``). Pure numpy and Arrow: no Ray, no torch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
-from raymer.contract.schema import AUGMENT
+if TYPE_CHECKING:  # Arrow for the Ray Data steps only: judging a clip needs none of it
+    import pyarrow as pa
 
 GROUP = "speaker"  # the column whose groups are standardised together
 EPS = 1e-5
@@ -63,7 +64,10 @@ def partial_sums(table: pa.Table, dim: int) -> pa.Table:
     """A batch of feature rows -> one row per speaker in it: ``speaker``, ``n``, ``total``
     and ``squares`` (of the first ``dim`` frame columns; augmented copies and rows without a
     speaker left out). Ray Data ``map_batches(batch_format="pyarrow")``."""
+    import pyarrow as pa
     import pyarrow.compute as pc
+
+    from raymer.contract.schema import AUGMENT
 
     column = table.column("audio_frames").combine_chunks()
     lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
@@ -125,6 +129,8 @@ def standardize(
 
 def combine(table: pa.Table) -> pa.Table:
     """One speaker's partial sums -> one row (Ray Data ``groupby(GROUP).map_groups``)."""
+    import pyarrow as pa
+
     stats = add(table.to_pylist())
     (group,) = stats.count
     return pa.table(

@@ -113,7 +113,7 @@ def _cfg(features: Path, output: Path, *overrides: str) -> TrainConfig:
     return load_config(
         TrainConfig,
         None,
-        ["resources.model.actors=2", "optim.batch_size=16", "model.hidden_dim=32", *overrides],
+        ["resources.model.actors=1", "optim.batch_size=16", "model.hidden_dim=32", *overrides],
         features=str(features),
         output=str(output),
     )

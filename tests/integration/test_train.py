@@ -1,4 +1,5 @@
-"""raymer train on real Ray Train (2 workers, gloo) over extracted features."""
+"""raymer train on real Ray Train over extracted features (2 workers and gloo where the test
+is about distributed training: DDP, resuming, a worker killed)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from raymer.training.trainer import train
 
 
 def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp_path):
-    summary = train(train_config(multi_speaker_features, tmp_path, "optim.epochs=2"))
+    ddp = "resources.model.actors=2"
+    summary = train(train_config(multi_speaker_features, tmp_path, "optim.epochs=2", ddp))
     assert summary.epochs == 2 and len(summary.history) == 2
     assert summary.labels == ["angry", "happy", "neutral", "sad"]
     assert summary.test_speakers == ["en-gb_m3"] and summary.val_speakers == ["en-us_f2"]
@@ -43,7 +45,7 @@ def test_train_checkpoints_and_resumes(train_config, multi_speaker_features, tmp
     assert json.loads((tmp_path / "train_summary.json").read_text())["best_checkpoint"] == str(best)
 
     # The same run name again, with more epochs: it continues from epoch 2, not from scratch.
-    resumed = train(train_config(multi_speaker_features, tmp_path, "optim.epochs=3"))
+    resumed = train(train_config(multi_speaker_features, tmp_path, "optim.epochs=3", ddp))
     assert resumed.epochs == 3
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert _checkpoint_states(tmp_path)[-1]["resumed_at"] == [2]
@@ -157,6 +159,7 @@ def test_single_modality_trains_under_ddp(train_config, multi_speaker_features, 
         train_config(
             multi_speaker_features,
             tmp_path,
+            "resources.model.actors=2",
             "optim.epochs=1",
             "model.modality=audio",
             "data.holdout={clip_type: [text_cue]}",
@@ -240,6 +243,7 @@ def test_a_worker_killed_midway_restarts_from_its_checkpoint(
         train_config(
             multi_speaker_features,
             tmp_path / "run",
+            "resources.model.actors=2",
             "optim.epochs=3",
             "optim.patience=10",
             "run.num_to_keep=5",
