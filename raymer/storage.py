@@ -105,6 +105,15 @@ def parent(uri: str) -> str:
     return str(Path(uri).expanduser().absolute().parent)
 
 
+def file_size(uri: str) -> int:
+    """A file's size in bytes before it is read (a local one that is not there: ``OSError``;
+    an S3 key that is not there: 0, and reading it fails)."""
+    if not uri.startswith("s3://"):
+        return os.stat(local_path(uri)).st_size
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).size or 0
+
+
 def read_bytes(uri: str) -> bytes:
     with open_input(uri) as stream:
         return stream.read()

@@ -172,9 +172,8 @@ def turns_of(turns, name: str, duration_s: float | None) -> list[Turn]:
             from raymer import storage  # a path (or URI) of an RTTM file, not its text
 
             where = text
-            fs, path = storage.filesystem(where)
             try:
-                size = fs.get_file_info(path).size or 0
+                size = storage.file_size(where)
                 if size > MAX_TURNS_BYTES:  # its size before it is read
                     raise TurnsError(f"{where}: {size:,} bytes, over {MAX_TURNS_BYTES:,} for turns")
                 text = storage.read_bytes(where).decode("utf-8", "replace")

@@ -465,7 +465,9 @@ args = json.loads(sys.argv[1])
 rec = raymer.Recognizer.from_checkpoint(args["export"], threads=1, segment=args["segment"],
                                         min_confidence=args["min_confidence"])
 found = rec.predict(args["inputs"], errors="report")
-print(json.dumps({"answers": found, "modules": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+# nor what only training and the corpus jobs need (a replica's memory): reported, not blocked
+heavy = ("torch", "transformers", "pyarrow", "pandas", "opensmile")
+print(json.dumps({"answers": found, "modules": sorted(m for m in heavy if m in sys.modules)}))
 """
 
 
