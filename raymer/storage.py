@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import posixpath
 import tempfile
@@ -66,11 +67,19 @@ def local_path(uri: str) -> str:
     return str(Path(uri).expanduser().absolute())
 
 
+class _Nameless(io.BufferedReader):
+    """A local file read without its name: a demuxer given it probes its bytes and never
+    guesses from the name's extension (a text file called notes.flac is not FLAC), as it
+    does with pyarrow's files."""
+
+    name = "<none>"  # what PyAV calls a file-like object without a name
+
+
 def open_input(uri: str) -> BinaryIO:
     """A seekable binary file to read: a local one opened as Python opens files, an S3
     object through pyarrow (ranged reads)."""
     if not uri.startswith("s3://"):
-        return open(local_path(uri), "rb")  # noqa: SIM115 (the caller closes it)
+        return _Nameless(io.FileIO(local_path(uri), "r"))
     fs, path = filesystem(uri)
     return fs.open_input_file(path)
 
