@@ -124,7 +124,10 @@ def file_size(uri: str) -> int:
 
 
 def read_bytes(uri: str) -> bytes:
-    with open_input(uri) as stream:
+    if not uri.startswith("s3://"):
+        return Path(local_path(uri)).read_bytes()
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as stream:  # one GET (a random-access file asks its size first)
         return stream.read()
 
 
