@@ -241,18 +241,23 @@ def makedirs(uri: str) -> None:
 
 def list_files(uri: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     """Every file under ``uri`` (recursively) whose name ends with one of ``suffixes``."""
+    return sorted(file_sizes(uri, suffixes))
+
+
+def file_sizes(uri: str, suffixes: tuple[str, ...] = ()) -> dict[str, int]:
+    """``list_files``'s files with their sizes in bytes, from the one listing."""
     import pyarrow.fs as pafs
 
     fs, path = filesystem(uri)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
     prefix = "s3://" if uri.startswith("s3://") else ""
-    return sorted(
-        prefix + info.path
+    return {
+        prefix + info.path: info.size or 0
         for info in infos
         if info.type == pafs.FileType.File
         and (not suffixes or info.path.lower().endswith(suffixes))
         and not posixpath.basename(info.path).startswith(".")
-    )
+    }
 
 
 def delete_file(uri: str) -> None:

@@ -29,8 +29,10 @@ from raymer.pipeline.outputs import (
     claim,
     clear_done,
     drop_truncated,
+    finished_state,
     publish,
     save_settings,
+    up_to_date,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
 from raymer.wer import normalize_words
@@ -106,16 +108,13 @@ def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
     scratch = storage.join(cfg.output, SCRATCH)  # the run's own: removed at the end
     listing_uri = storage.join(scratch, "inputs")
     written = bool(storage.list_files(features_uri, (".parquet",)))
-    settings = cfg.model_dump(mode="json")
-    # copies and split channels change what is written (none, mixed: as before the options,
-    # so older outputs resume)
-    settings["augment"] = settings["augment"] if cfg.augment.copies else None
+    settings, keys = _settings(cfg)
     split = cfg.segment.channels == "split"
-    settings["segment"] = {k: settings["segment"][k] for k in CLIP_CHANNELS} if split else None
-    keys = [*ExtractSettings.model_fields, "augment", "segment"]
     if check_settings(cfg.output, settings, keys, written, cfg.redo, cfg.resume):
         storage.delete_dir(features_uri)
         storage.delete_dir(errors_uri)
+    if cfg.resume and (done := up_to_date(cfg.output, src.kind, cfg.input)):
+        return _unchanged(cfg, src.kind, done, start, lease)  # nothing left to do: no Ray at all
     clear_done(cfg.output)
     init_ray()
     ds, text_only, extra_columns = extract_dataset(src, listing_uri, cfg.inputs, split)
@@ -151,7 +150,39 @@ def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
     summary.errors_uri = errors_uri
     summary.text_only = text_only
     summary.input_kind = src.describe()
-    publish(cfg.output, lease, asdict(summary))
+    state = None if summary.clips_failed else finished_state(cfg.output, src.kind, cfg.input)
+    publish(cfg.output, lease, asdict(summary), state)
+    return summary
+
+
+def _settings(cfg: ExtractConfig) -> tuple[dict, list[str]]:
+    """What ``check_settings`` compares: the config, with copies and split channels (what
+    they change in the rows written) as None when off, as before the options, so older
+    outputs resume."""
+    settings = cfg.model_dump(mode="json")
+    settings["augment"] = settings["augment"] if cfg.augment.copies else None
+    split = cfg.segment.channels == "split"
+    settings["segment"] = {k: settings["segment"][k] for k in CLIP_CHANNELS} if split else None
+    return settings, [*ExtractSettings.model_fields, "augment", "segment"]
+
+
+def _unchanged(cfg: ExtractConfig, kind: str, done: dict, start, lease: Lease) -> ExtractSummary:
+    """A re-run of an output that its last run finished and nothing changed since
+    (``outputs.up_to_date``): every input already done, the summary a resume would give."""
+    summary = ExtractSummary(
+        clips_ok=0,
+        clips_failed=0,
+        skipped=done["clips_ok"] + done["skipped"],
+        audio_hours=0.0,
+        wall_s=time.perf_counter() - start,
+        audio_s_per_s=0.0,
+        wer=None,
+        features_uri=done["features_uri"],
+        errors_uri=done["errors_uri"],
+        text_only=done.get("text_only", False),
+        input_kind=done.get("input_kind"),
+    )
+    publish(cfg.output, lease, asdict(summary), finished_state(cfg.output, kind, cfg.input))
     return summary
 
 

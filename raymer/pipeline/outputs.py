@@ -160,14 +160,57 @@ def _saved_settings(output: str) -> tuple[dict | None, bool]:
     return None, False
 
 
-def publish(output: str, lease: Lease, summary: dict) -> None:
+def publish(output: str, lease: Lease, summary: dict, state: dict | None = None) -> None:
     """A run's end: ``summary.json`` and the ``DONE`` marker, written while the run still
-    holds the output's lease (``LeaseLost`` otherwise)."""
+    holds the output's lease (``LeaseLost`` otherwise). ``state``: a run that left nothing
+    to do records what it read and wrote (``finished_state``), for ``up_to_date``."""
     lease.check()
     storage.write_bytes(
         storage.join(output, "summary.json"), json.dumps(summary, indent=2).encode()
     )
-    mark_done(output, summary)
+    mark_done(output, summary | ({STATE: state} if state else {}))
+
+
+STATE = "finished_state"  # in DONE: what a run with nothing left to do read and wrote
+
+
+def finished_state(output: str, input_kind: str, input_uri: str) -> dict | None:
+    """What a run that failed nothing leaves behind, cheaply told apart from anything else:
+    its input's size and modification time (a manifest or one file: one metadata request)
+    and every file of the output's folders with its size (one listing). None for a folder
+    or a packed input (their listing is the corpus: the next run's resume decides)."""
+    if input_kind not in ("manifest", "file", "addresses"):
+        return None
+    import pyarrow.fs as pafs
+
+    fs, path = storage.filesystem(input_uri)
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.File:
+        return None
+    mtime = info.mtime.isoformat() if info.mtime else None
+    skip = {DONE, LEASE, "summary.json"}  # what publishing and leasing rewrite
+    files = {
+        uri.removeprefix(output.rstrip("/") + "/"): size
+        for uri, size in storage.file_sizes(output).items()
+        if uri.rsplit("/", 1)[-1] not in skip and f"/{SCRATCH}/" not in uri
+    }
+    return {"input": [storage.absolute(input_uri), info.size, mtime], "files": files}
+
+
+def up_to_date(output: str, input_kind: str, input_uri: str) -> dict | None:
+    """The last run's summary when it left nothing to do and nothing changed since: it ended
+    (``DONE``) having failed nothing, on the same input file as it is now, and the output
+    holds the files it left, at their sizes. A re-run then starts no Ray at all; anything
+    else (a file removed or added, the manifest edited, a failure to try again) runs as
+    usual and its resume decides. Checked after ``check_settings``."""
+    uri = storage.join(output, DONE)
+    if not storage.exists(uri):
+        return None
+    done = json.loads(storage.read_bytes(uri))
+    state = done.pop(STATE, None)
+    if not state or state != finished_state(output, input_kind, input_uri):
+        return None
+    return done
 
 
 def mark_done(output: str, summary: dict) -> None:

@@ -32,8 +32,6 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-import pyarrow as pa
-
 from raymer import storage
 from raymer.config import dump_config, require_paths
 from raymer.config.command import flat
@@ -47,8 +45,10 @@ from raymer.pipeline.outputs import (
     check_settings,
     claim,
     clear_done,
+    finished_state,
     publish,
     save_settings,
+    up_to_date,
 )
 from raymer.pipeline.packed import Source, source
 from raymer.runtime import init_ray, shuffle_by_sort
@@ -126,7 +126,7 @@ def _run(
         uuid.uuid4().hex[:12],
         RecognizeOutput.at(cfg.output),
     )
-    plots = _prepare(cfg, spec, out)
+    plots = _prepare(cfg, spec, out, src)
     phases, mark = {}, [started]
 
     def lap(name: str) -> None:
@@ -135,6 +135,8 @@ def _run(
         mark[0] = now
 
     lap("prepare")
+    if plots is None:  # nothing left to do and nothing changed: no Ray at all
+        return _unchanged(cfg, spec, src, out, started, lease)
     init_ray()
     lap("ray")
     _stream(cfg, spec, src, out, run_id, plots)
@@ -146,13 +148,24 @@ def _run(
     lap("summary")
     summary.phases_s = phases
     summary.input_kind = src.describe()
-    publish(cfg.output, lease, asdict(summary))
+    state = None if failed else finished_state(cfg.output, src.kind, cfg.input)
+    publish(cfg.output, lease, asdict(summary), state)
     return summary
 
 
-def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOutput) -> bool:
+def _unchanged(cfg, spec, src: Source, out: RecognizeOutput, started: float, lease: Lease):
+    """A re-run of an output that its last run finished and nothing changed since
+    (``outputs.up_to_date``): the output's totals, nothing new."""
+    summary = _summarize(cfg, spec, out, "", 0, False, time.perf_counter() - started)
+    summary.input_kind = src.describe()
+    publish(cfg.output, lease, asdict(summary), finished_state(cfg.output, src.kind, cfg.input))
+    return summary
+
+
+def _prepare(cfg: RecognizeConfig, spec, out: RecognizeOutput, src: Source) -> bool | None:
     """Before Ray: the settings checked and saved, what a crash left taken apart, this run's
-    folders made, earlier failures cleared (tried again). Returns whether to plot."""
+    folders made, earlier failures cleared (tried again). Returns whether to plot, or None
+    when the last run left nothing to do and nothing changed since (``up_to_date``)."""
     from raymer.pipeline.recognize_writes import repair
 
     written = bool(storage.list_files(out.predictions, (".parquet",)))
@@ -166,6 +179,8 @@ def _prepare(cfg: RecognizeConfig, spec: checkpoint.ModelSpec, out: RecognizeOut
     ):
         for name in RECOGNIZE_FOLDERS:
             storage.delete_dir(out.folder(name))
+    if cfg.resume and up_to_date(cfg.output, src.kind, cfg.input):
+        return None
     clear_done(cfg.output)
     storage.delete_dir(out.scratch)  # a dead run's listing and pending rows: redone
     repair(out.predictions, out.recordings)  # a crash's half-written recordings: redone
@@ -225,6 +240,7 @@ def _stream(cfg: RecognizeConfig, spec, src: Source, out: RecognizeOutput, run_i
     tasks."""
 
     from raymer.console import Progress
+    from raymer.pipeline import recognize_writes as writes
     from raymer.pipeline.faults import new_ledger, watched
     from raymer.pipeline.inputs import anti_join, manifest_columns, read_inputs, unique_ids
     from raymer.pipeline.recognize_stages import OUTPUT_COLUMNS, PARTY_COLUMNS, staged_schema
@@ -253,7 +269,7 @@ def _stream(cfg: RecognizeConfig, spec, src: Source, out: RecognizeOutput, run_i
         parties=parties,
     )
     storage.makedirs(layout.pending)
-    sink = _sink(layout, cfg.segments_per_file)
+    sink = writes.sink(layout, cfg.segments_per_file)
     parts = max(4, 2 * cfg.resources.asr.actors)
     # hash shuffles of the input rows alone, over `parts` partitions (not Ray's default 200)
     with shuffle_by_sort():
@@ -319,30 +335,6 @@ def _listen_and_judge(
         batch_format="numpy",
     )
     return ds
-
-
-def _sink(layout, rows: int):
-    """``RecognizeSink``: the streaming job's write (``recognize_writes.commit`` per task)."""
-    from ray.data import Datasink
-    from ray.data.block import BlockAccessor
-
-    from raymer.pipeline.recognize_writes import commit
-
-    class RecognizeSink(Datasink):
-        """Each write task commits the recordings it holds whole, and joins those whose
-        last part it writes; what the run committed is read back from the files."""
-
-        @property
-        def min_rows_per_write(self) -> int:
-            return rows
-
-        def write(self, blocks, ctx) -> None:
-            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
-            tables = [t.cast(layout.staged) for t in tables if t.num_rows]
-            if tables:
-                commit(pa.concat_tables(tables).to_pylist(), ctx.task_idx, layout)
-
-    return RecognizeSink()
 
 
 def _check_room(cfg: RecognizeConfig) -> None:

@@ -1,7 +1,7 @@
 """How ``raymer recognize`` writes: a recording is committed whole, by the streaming job's
 own write tasks, and the output's totals are read from what was committed.
 
-A write task (``recognize.RecognizeSink``) gets the emotion stage's rows (a segment each) and sorts
+A write task (``sink``'s ``RecognizeSink``) gets the emotion stage's rows (a segment each) and sorts
 each recording it holds:
 
 - whole (segments 0 to the one marked ``last``, none failed): its segments go to
@@ -283,3 +283,25 @@ def output_totals(recordings: str, labels: list[str], run_id: str = "") -> tuple
         if run_id and uri.rsplit("/", 1)[-1].startswith(f"{run_id}-"):
             new.add(these)
     return totals, new
+
+
+def sink(layout: Layout, rows: int):
+    """``RecognizeSink``: the streaming job's write (``commit`` per task)."""
+    from ray.data import Datasink
+    from ray.data.block import BlockAccessor
+
+    class RecognizeSink(Datasink):
+        """Each write task commits the recordings it holds whole, and joins those whose
+        last part it writes; what the run committed is read back from the files."""
+
+        @property
+        def min_rows_per_write(self) -> int:
+            return rows
+
+        def write(self, blocks, ctx) -> None:
+            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            tables = [t.cast(layout.staged) for t in tables if t.num_rows]
+            if tables:
+                commit(pa.concat_tables(tables).to_pylist(), ctx.task_idx, layout)
+
+    return RecognizeSink()

@@ -123,6 +123,49 @@ def test_rerun_resumes_without_duplicates(extracted, messy_corpus, monkeypatch):
     assert summary.clips_failed == 6  # failures are retried, and still fail
 
 
+def test_a_finished_output_rerun_starts_no_ray_until_something_changed(
+    multi_speaker_corpus, multi_speaker_features, tmp_path, monkeypatch
+):
+    """A re-run of an output whose last run failed nothing, with nothing changed since,
+    answers from that run's marker and starts no Ray; a clip added to the manifest, or a
+    features file gone, is noticed, and the usual resume does just what is missing."""
+    import shutil
+
+    import raymer.pipeline.extract as module
+
+    out = tmp_path / "out"
+    shutil.copytree(multi_speaker_features, out)
+    real_init = module.init_ray
+
+    def refused():
+        raise AssertionError("Ray was started with nothing to do")
+
+    def run(manifest, ray: bool):
+        monkeypatch.setattr(module, "init_ray", real_init if ray else refused)
+        cfg = load_config(
+            ExtractConfig, "configs/extract/tiny.yaml", [], input=str(manifest), output=str(out)
+        )
+        summary = extract(cfg)
+        return summary.clips_ok, summary.clips_failed, summary.skipped
+
+    files = sorted(p.name for p in (out / "features").iterdir())
+    assert run(multi_speaker_corpus, ray=False) == (0, 0, 32)
+    assert sorted(p.name for p in (out / "features").iterdir()) == files
+    more = multi_speaker_corpus.with_name("prepared_plus_one.csv")
+    shutil.copy(multi_speaker_corpus, more)
+    with open(multi_speaker_corpus) as f:
+        first = next(csv.DictReader(f))
+    with open(more, "a", newline="") as f:  # the same audio under a new id
+        csv.DictWriter(f, list(first)).writerow(dict(first, id="added-1"))
+    assert run(more, ray=True) == (1, 0, 32)
+    assert run(more, ray=False) == (0, 0, 33)
+    added = [p for p in (out / "features").iterdir() if p.name not in files]
+    assert len(added) == 1
+    added[0].unlink()  # the output changed: the clip is done again
+    assert run(more, ray=True) == (1, 0, 32)
+    assert pq.read_table(out / "features").num_rows == 33
+
+
 def test_resume_false_starts_over_instead_of_adding_rows(extracted, messy_corpus, tmp_path):
     import shutil
 

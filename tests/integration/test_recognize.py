@@ -334,6 +334,20 @@ def test_the_command_on_one_file(ray_session, corpus, tmp_path):
     assert "recognize: 1 recordings (1 new, 0 failed), 8 segments" in result.stdout
     assert pq.read_table(out / "recordings").num_rows == 1
     assert not (out / "plots").exists()
+    # a re-run with nothing left to do and nothing changed starts no Ray: an address where
+    # no Ray listens would fail it, were it asked
+    files = sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
+    again = subprocess.run(
+        [raymer, "recognize", call, "--checkpoint", str(CHECKPOINT), "--output", str(out)]
+        + ["resources.asr.actors=1", "plots=false"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_ADDRESS": "127.0.0.1:9"},
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "recognize: 1 recordings (0 new, 0 failed), 8 segments" in again.stdout
+    assert sorted(p.relative_to(out) for p in out.rglob("*.parquet")) == files
 
 
 def test_s3_in_and_out(ray_session, s3_endpoint, corpus):
