@@ -318,18 +318,21 @@ def test_resume_is_by_recording_before_decoding(ray_session, corpus, tmp_path, m
 
 
 def test_the_command_on_one_file(ray_session, corpus, tmp_path):
-    address = ray_session.get_runtime_context().gcs_address
     out = tmp_path / "one"
     raymer = str(Path(sys.executable).with_name("raymer"))
     call = str(corpus["manifest"].parent / "call.flac")
-    result = subprocess.run(
-        [raymer, "recognize", call, "--checkpoint", str(CHECKPOINT), "--output", str(out)]
-        + ["resources.asr.actors=1", "plots=false"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "RAY_ADDRESS": address},
-    )
+
+    def run(address: str, timeout: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [raymer, "recognize", call, "--checkpoint", str(CHECKPOINT), "--output", str(out)]
+            + ["resources.asr.actors=1", "plots=false"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "RAY_ADDRESS": address},
+        )
+
+    result = run(ray_session.get_runtime_context().gcs_address, 600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "recognize: 1 recordings (1 new, 0 failed), 8 segments" in result.stdout
     assert pq.read_table(out / "recordings").num_rows == 1
@@ -337,14 +340,7 @@ def test_the_command_on_one_file(ray_session, corpus, tmp_path):
     # a re-run with nothing left to do and nothing changed starts no Ray: an address where
     # no Ray listens would fail it, were it asked
     files = sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
-    again = subprocess.run(
-        [raymer, "recognize", call, "--checkpoint", str(CHECKPOINT), "--output", str(out)]
-        + ["resources.asr.actors=1", "plots=false"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "RAY_ADDRESS": "127.0.0.1:9"},
-    )
+    again = run("127.0.0.1:9", 120)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "recognize: 1 recordings (0 new, 0 failed), 8 segments" in again.stdout
     assert sorted(p.relative_to(out) for p in out.rglob("*.parquet")) == files
