@@ -189,9 +189,10 @@ def finished_state(output: str, input_kind: str, input_uri: str) -> dict | None:
         return None
     mtime = info.mtime.isoformat() if info.mtime else None
     skip = {DONE, LEASE, "summary.json"}  # what publishing and leasing rewrite
+    root = storage.absolute(output).rstrip("/")  # names relative to it, whatever the cwd
     files = {
-        uri.removeprefix(output.rstrip("/") + "/"): size
-        for uri, size in storage.file_sizes(output).items()
+        uri.removeprefix(root + "/"): size
+        for uri, size in storage.file_sizes(root).items()
         if uri.rsplit("/", 1)[-1] not in skip and f"/{SCRATCH}/" not in uri
     }
     return {"input": [storage.absolute(input_uri), info.size, mtime], "files": files}
