@@ -25,6 +25,7 @@ from raymer.config.extract import CLIP_CHANNELS, ExtractSettings
 from raymer.pipeline.lease import Lease
 from raymer.pipeline.outputs import (
     SCRATCH,
+    STATE,
     check_settings,
     claim,
     clear_done,
@@ -114,7 +115,7 @@ def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
         storage.delete_dir(features_uri)
         storage.delete_dir(errors_uri)
     if cfg.resume and (done := up_to_date(cfg.output, src.kind, cfg.input)):
-        return _unchanged(cfg, src.kind, done, start, lease)  # nothing left to do: no Ray at all
+        return _unchanged(cfg, done, start, lease)  # nothing left to do: no Ray at all
     clear_done(cfg.output)
     init_ray()
     ds, text_only, extra_columns = extract_dataset(src, listing_uri, cfg.inputs, split)
@@ -166,7 +167,7 @@ def _settings(cfg: ExtractConfig) -> tuple[dict, list[str]]:
     return settings, [*ExtractSettings.model_fields, "augment", "segment"]
 
 
-def _unchanged(cfg: ExtractConfig, kind: str, done: dict, start, lease: Lease) -> ExtractSummary:
+def _unchanged(cfg: ExtractConfig, done: dict, start: float, lease: Lease) -> ExtractSummary:
     """A re-run of an output that its last run finished and nothing changed since
     (``outputs.up_to_date``): every input already done, the summary a resume would give."""
     summary = ExtractSummary(
@@ -182,7 +183,7 @@ def _unchanged(cfg: ExtractConfig, kind: str, done: dict, start, lease: Lease) -
         text_only=done.get("text_only", False),
         input_kind=done.get("input_kind"),
     )
-    publish(cfg.output, lease, asdict(summary), finished_state(cfg.output, kind, cfg.input))
+    publish(cfg.output, lease, asdict(summary), done[STATE])  # as found: unchanged
     return summary
 
 

@@ -199,7 +199,8 @@ def finished_state(output: str, input_kind: str, input_uri: str) -> dict | None:
 
 
 def up_to_date(output: str, input_kind: str, input_uri: str) -> dict | None:
-    """The last run's summary when it left nothing to do and nothing changed since: it ended
+    """The last run's marker (its summary, and its ``STATE``: what a re-run records again)
+    when it left nothing to do and nothing changed since: it ended
     (``DONE``) having failed nothing, on the same input file as it is now, and the output
     holds the files it left, at their sizes. A re-run then starts no Ray at all; anything
     else (a file removed or added, the manifest edited, a failure to try again) runs as
@@ -208,7 +209,7 @@ def up_to_date(output: str, input_kind: str, input_uri: str) -> dict | None:
     if not storage.exists(uri):
         return None
     done = json.loads(storage.read_bytes(uri))
-    state = done.pop(STATE, None)
+    state = done.get(STATE)
     if not state or state != finished_state(output, input_kind, input_uri):
         return None
     return done

@@ -41,6 +41,7 @@ from raymer.extras import can_plot
 from raymer.pipeline.lease import Lease
 from raymer.pipeline.outputs import (
     RECOGNIZE_FOLDERS,
+    STATE,
     RecognizeOutput,
     check_settings,
     claim,
@@ -126,7 +127,11 @@ def _run(
         uuid.uuid4().hex[:12],
         RecognizeOutput.at(cfg.output),
     )
-    plots = _prepare(cfg, spec, out, src)
+    settings = _checked_settings(cfg, spec, out)
+    done = up_to_date(cfg.output, src.kind, cfg.input) if cfg.resume else None
+    if done:  # nothing left to do and nothing changed: no Ray at all
+        return _unchanged(cfg, spec, src, out, started, lease, done[STATE])
+    plots = _prepare(cfg, spec, out, settings)
     phases, mark = {}, [started]
 
     def lap(name: str) -> None:
@@ -135,8 +140,6 @@ def _run(
         mark[0] = now
 
     lap("prepare")
-    if plots is None:  # nothing left to do and nothing changed: no Ray at all
-        return _unchanged(cfg, spec, src, out, started, lease)
     init_ray()
     lap("ray")
     _stream(cfg, spec, src, out, run_id, plots)
@@ -153,21 +156,18 @@ def _run(
     return summary
 
 
-def _unchanged(cfg, spec, src: Source, out: RecognizeOutput, started: float, lease: Lease):
+def _unchanged(cfg, spec, src: Source, out: RecognizeOutput, started, lease: Lease, state):
     """A re-run of an output that its last run finished and nothing changed since
-    (``outputs.up_to_date``): the output's totals, nothing new."""
+    (``outputs.up_to_date``): the output's totals, nothing new; ``state`` recorded again."""
     summary = _summarize(cfg, spec, out, "", 0, False, time.perf_counter() - started)
     summary.input_kind = src.describe()
-    publish(cfg.output, lease, asdict(summary), finished_state(cfg.output, src.kind, cfg.input))
+    publish(cfg.output, lease, asdict(summary), state)
     return summary
 
 
-def _prepare(cfg: RecognizeConfig, spec, out: RecognizeOutput, src: Source) -> bool | None:
-    """Before Ray: the settings checked and saved, what a crash left taken apart, this run's
-    folders made, earlier failures cleared (tried again). Returns whether to plot, or None
-    when the last run left nothing to do and nothing changed since (``up_to_date``)."""
-    from raymer.pipeline.recognize_writes import repair
-
+def _checked_settings(cfg: RecognizeConfig, spec, out: RecognizeOutput) -> dict:
+    """The run's settings, checked against the output's (``check_settings``: refused, or the
+    output cleared for ``redo`` or a run that does not resume)."""
     written = bool(storage.list_files(out.predictions, (".parquet",)))
     settings = flat(cfg.model_dump(mode="json")) | {
         "model_sha256": checkpoint.digest(spec.checkpoint),
@@ -179,8 +179,14 @@ def _prepare(cfg: RecognizeConfig, spec, out: RecognizeOutput, src: Source) -> b
     ):
         for name in RECOGNIZE_FOLDERS:
             storage.delete_dir(out.folder(name))
-    if cfg.resume and up_to_date(cfg.output, src.kind, cfg.input):
-        return None
+    return settings
+
+
+def _prepare(cfg: RecognizeConfig, spec, out: RecognizeOutput, settings: dict) -> bool:
+    """Before Ray: the settings saved, what a crash left taken apart, this run's folders
+    made, earlier failures cleared (tried again). Returns whether to plot."""
+    from raymer.pipeline.recognize_writes import repair
+
     clear_done(cfg.output)
     storage.delete_dir(out.scratch)  # a dead run's listing and pending rows: redone
     repair(out.predictions, out.recordings)  # a crash's half-written recordings: redone
