@@ -78,7 +78,10 @@ browser:
 
 # The whole suite, one pytest process (one local Ray for the session): tiers unit, then
 # integration, then drill (tests/tiers.py); every test phase outside drill within its budget.
+# raymer's own modules are compiled first: every Ray worker and command imports them, and
+# where PYTHONDONTWRITEBYTECODE is set Python would compile them again in each process.
 test: lint browser
+	$(BIN)/python -m compileall -q raymer >/dev/null
 	$(BIN)/pytest -q --durations=25
 
 test-quick: setup

@@ -301,12 +301,17 @@ def _relabel(features: Path, out: Path, relabel: dict[str, str | None]) -> Path:
     return _rewrite(features, out, "label", lambda row: relabel.get(row["id"], row["label"]))
 
 
-def test_unlabelled_clips_are_counted_and_foreign_labels_refused(
-    train_config, multi_speaker_features, tmp_path
+def test_unlabelled_clips_are_counted_on_s3_and_foreign_labels_refused(
+    train_config, multi_speaker_features, tmp_path, s3_endpoint
 ):
+    """A run over features with unlabelled clips, its checkpoints written to S3: the clips
+    counted and left out by train and evaluate, the run folder on S3 taken as --checkpoint
+    like a local one, and a label the checkpoint never saw refused."""
+    import boto3
     import pyarrow.parquet as pq
     import pytest
 
+    from raymer import storage
     from raymer.training.evaluate import evaluate
 
     ids = pq.read_table(multi_speaker_features / "features", columns=["id", "speaker"]).to_pylist()
@@ -317,34 +322,21 @@ def test_unlabelled_clips_are_counted_and_foreign_labels_refused(
         tmp_path / "unlabelled",
         {i: None for i in test_ids[:3] + train_ids[:2]},
     )
-    summary = train(train_config(unlabelled, tmp_path / "run", "optim.epochs=1"))
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="runs")
+    summary = train(train_config(unlabelled, "s3://runs/fusion", "optim.epochs=1"))
     assert summary.unlabelled == 5
-    metrics = evaluate(str(tmp_path / "run"), str(unlabelled), str(tmp_path / "eval"), ["en-gb_m3"])
+    assert summary.best_checkpoint.startswith("s3://runs/fusion/fusion/checkpoint_")
+    for name in ("model.pt", "model.json", "config.yaml", "state.json"):
+        assert storage.exists(storage.join(summary.best_checkpoint, name))
+    assert storage.exists("s3://runs/fusion/train_summary.json")
+    metrics = evaluate("s3://runs/fusion", str(unlabelled), str(tmp_path / "eval"), ["en-gb_m3"])
+    assert metrics.checkpoint == summary.best_checkpoint
     assert metrics.unlabelled == 3 and metrics.n == len(test_ids) - 3
     assert "3 clips without a label left out" in (tmp_path / "eval" / "report.md").read_text()
 
     foreign = _relabel(multi_speaker_features, tmp_path / "foreign", {test_ids[0]: "frustrated"})
     with pytest.raises(ValueError, match=r"labels \['frustrated'\] that the checkpoint was not"):
-        evaluate(str(tmp_path / "run"), str(foreign), str(tmp_path / "eval2"), ["en-gb_m3"])
-
-
-def test_checkpoints_to_s3_and_evaluate_from_s3(
-    train_config, multi_speaker_features, tmp_path, s3_endpoint
-):
-    import boto3
-
-    from raymer import storage
-    from raymer.training.evaluate import evaluate
-
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="runs")
-    summary = train(train_config(multi_speaker_features, "s3://runs/fusion", "optim.epochs=2"))
-    assert summary.best_checkpoint.startswith("s3://runs/fusion/fusion/checkpoint_")
-    for name in ("model.pt", "model.json", "config.yaml", "state.json"):
-        assert storage.exists(storage.join(summary.best_checkpoint, name))
-    assert storage.exists("s3://runs/fusion/train_summary.json")
-    # The run folder on S3 is accepted as --checkpoint, like a local one.
-    metrics = evaluate("s3://runs/fusion", str(multi_speaker_features), str(tmp_path), ["en-gb_m3"])
-    assert metrics.checkpoint == summary.best_checkpoint and metrics.n == 8
+        evaluate("s3://runs/fusion", str(foreign), str(tmp_path / "eval2"), ["en-gb_m3"])
 
 
 def test_finetune_unfreezes_progressively_and_evaluates(

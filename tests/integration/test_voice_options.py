@@ -110,69 +110,65 @@ def test_options_are_recorded_in_the_checkpoint_and_applied_alike_everywhere(
     # (a model without prosody on the same features: the ablation's baseline, below)
 
 
-def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(
-    features, corpus, train_config, tmp_path
-):
-    import raymer
-    from raymer.training.data import frame_stats
-    from raymer.training.evaluate import evaluate
-    from raymer.training.trainer import train
+VARIANTS = ["baseline", "prosody+speaker_norm+dropout"]
 
-    stats = frame_stats(str(features), WHISPER_DIM)
+
+@pytest.fixture(scope="module")
+def ablated(features, train_config, tmp_path_factory) -> tuple[Path, dict]:
+    """`raymer ablation` of the baseline and prosody + speaker norm + modality dropout, one run
+    each (the features again as a "held-out set": every clip scored, for the plumbing): its
+    output folder and report, read by the ablation's test and the speaker-norm one."""
+    from raymer.training.ablation import ablation
+
+    root = tmp_path_factory.mktemp("ablation")
+    cfg = train_config(features, root, "optim.epochs=1", "data.report_by=[clip_type]")
+    return root, ablation(cfg, runs=1, variants=VARIANTS, heldout=[str(features)])
+
+
+def test_speaker_norm_reads_each_speakers_statistics_from_ray_data(features, corpus, ablated):
+    """The speaker-norm variant of the ablation: each speaker's statistics as numpy computes
+    them, the training speakers' pooled in the spec, each held-out speaker's own when asked,
+    and by default the library's answer."""
+    import raymer
+    from raymer.trained.checkpoint import load_spec
+    from raymer.training.data import frame_stats
+
+    root, _ = ablated
+    run = root / "ablation" / VARIANTS[1] / "run-0"
+    summary = json.loads((run / "train_summary.json").read_text())
+    spec = load_spec(summary["best_checkpoint"])
+    assert spec.audio_norm == "speaker" and spec.prosody_dim == PROSODY_DIM
+    width = WHISPER_DIM + PROSODY_DIM  # the columns the model reads: Whisper's and prosody's
+    stats = frame_stats(str(features), width)
     rows = [r for r in _table(features).to_pylist() if r["augment"] is None]
     for speaker in {r["speaker"] for r in rows}:
         frames = np.concatenate(
-            [
-                np.asarray(r["audio_frames"])[:, :WHISPER_DIM]
-                for r in rows
-                if r["speaker"] == speaker
-            ]
+            [np.asarray(r["audio_frames"])[:, :width] for r in rows if r["speaker"] == speaker]
         )
         mean, std = stats.mean_std(speaker)
         np.testing.assert_allclose(mean, frames.mean(0), rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(std, frames.std(0), rtol=1e-3, atol=1e-4)
-    summary = train(
-        train_config(
-            features,
-            tmp_path / "spk",
-            "model.audio_norm=speaker",
-            "model.prosody=false",  # the Whisper columns' statistics, compared below
-            "optim.epochs=1",
-        )
-    )
-    spec = json.loads((Path(summary.best_checkpoint) / "model.json").read_text())
-    assert spec["audio_norm"] == "speaker"
-    pooled = stats.pooled(summary.train_speakers)  # kept for every path without a speaker's
-    np.testing.assert_allclose(spec["frame_mean"], pooled[0], rtol=1e-5)
-    np.testing.assert_allclose(spec["frame_std"], pooled[1], rtol=1e-5)
-    adaptive = evaluate(
-        summary.best_checkpoint,
-        str(features),
-        str(tmp_path / "a"),
-        ["en-gb_m3"],
-        speaker_stats=True,
-    )
-    assert adaptive.n == 4 and adaptive.speaker_stats
+    pooled = stats.pooled(summary["train_speakers"])  # kept for every path without a speaker's
+    np.testing.assert_allclose(spec.frame_mean, pooled[0], rtol=1e-5)
+    np.testing.assert_allclose(spec.frame_std, pooled[1], rtol=1e-5)
+    adaptive = json.loads((run / "eval-speaker-stats" / "metrics.json").read_text())
+    assert adaptive["n"] == 4 and adaptive["speaker_stats"]
     # By default evaluate scores as the library does: one answer whichever way.
-    m = evaluate(summary.best_checkpoint, str(features), str(tmp_path / "s"), ["en-gb_m3"])
-    assert m.n == 4 and not m.speaker_stats
-    rows = {r["id"]: r for r in pq.read_table(tmp_path / "s" / "predictions.parquet").to_pylist()}
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    assert m["n"] == 4 and not m["speaker_stats"]
+    rows = {r["id"]: r for r in pq.read_table(run / "eval" / "predictions.parquet").to_pylist()}
     paths = {r["id"]: r["path"] for r in csv.DictReader(corpus.open()) if r["id"] in rows}
-    live = raymer.Recognizer.from_checkpoint(summary.best_checkpoint, threads=1)
+    live = raymer.Recognizer.from_checkpoint(summary["best_checkpoint"], threads=1)
     for rid, answer in zip(paths, live.predict(list(paths.values())), strict=True):
         scores = answer["emotions"]
-        assert max(abs(scores[k] - rows[rid][f"score_{k}"]) for k in spec["labels"]) < 0.02
+        assert max(abs(scores[k] - rows[rid][f"score_{k}"]) for k in spec.labels) < 0.02
 
 
-def test_the_ablation_trains_and_scores_each_variant(features, train_config, tmp_path):
+def test_the_ablation_trains_and_scores_each_variant(features, ablated):
     import yaml
 
-    from raymer.training.ablation import ablation
-
-    cfg = train_config(features, tmp_path, "optim.epochs=1", "data.report_by=[clip_type]")
-    # (the features again as a "held-out set": every clip scored, for the plumbing)
-    variants = ["baseline", "prosody+speaker_norm+dropout"]
-    report = ablation(cfg, runs=1, variants=variants, heldout=[str(features)])
+    tmp_path, report = ablated
+    variants = VARIANTS
     assert list(report["results"]) == variants
     base, both = report["results"]["baseline"][0], report["results"][variants[1]][0]
     assert base["n"] == both["n"] == 4 and "adaptive" in both and "adaptive" not in base
