@@ -16,12 +16,12 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymer import storage
 from raymer.config import ExtractConfig, dump_config, require_paths
 from raymer.config.extract import CLIP_CHANNELS, ExtractSettings
+from raymer.pipeline.feature_sink import Written, feature_sink
 from raymer.pipeline.lease import Lease
 from raymer.pipeline.outputs import (
     SCRATCH,
@@ -36,7 +36,6 @@ from raymer.pipeline.outputs import (
     up_to_date,
 )
 from raymer.runtime import READ_ARGS, init_ray, shuffle_by_sort
-from raymer.wer import normalize_words
 
 FEATURE_ROWS = 2_000  # rows per features file at least (the model stages' batches are small)
 OUTPUT_NAMES = ("features", "errors")  # what a run writes beside outputs.RUN_FILES
@@ -130,23 +129,22 @@ def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
     ledger = new_ledger()
     with shuffle_by_sort():  # the inputs' grouping and resume: no aggregator actors to start
         todo = _todo(cfg, ds, features_uri, errors_uri, ledger, sharded)
+    done = Written()
     if todo.count():  # else nothing left to do (a finished re-run): no actor, no model loaded
         fs, path = storage.filesystem(features_uri)
         ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger, sharded)
         progress = Progress("extract", None, "texts" if text_only else "clips")
+        provider = FilenameProvider(f"run-{run_id}", "parquet")
+        sink = feature_sink(path, fs, provider, FEATURE_ROWS)  # its tasks sum what they wrote
         with watched(ledger, progress, total="todo" if cfg.resume else "inputs"):
-            ds.write_parquet(  # the stream: one Ray Data execution
-                path,
-                filesystem=fs,
-                filename_provider=FilenameProvider(f"run-{run_id}", "parquet"),
-                min_rows_per_file=FEATURE_ROWS,
-                ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus},
+            ds.write_datasink(  # the stream: one Ray Data execution
+                sink, ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus}
             )
+        done = sink.totals or done
     lease.check()  # still this run's output
     skipped = _skipped(ledger) if cfg.resume else 0
     failed = _collect_errors(errors_uri)
-    with shuffle_by_sort():  # the finish: one aggregation over this run's files
-        summary = _summarize(features_uri, run_id, failed, skipped, time.perf_counter() - start)
+    summary = _summarize(features_uri, done, failed, skipped, time.perf_counter() - start)
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
@@ -304,48 +302,18 @@ def _collect_errors(errors_uri: str) -> tuple[int, list[str]]:
     return failed, [f"{r['id']}: {r['error']}" for r in first.to_pylist()]
 
 
-def _summarize(features_uri, run_id, failed, skipped, wall_s) -> ExtractSummary:
-    """This run's counts, hours and WER, summed by Ray Data over the files it wrote."""
-    import ray.data
-    from ray.data.aggregate import Count, Sum
-
-    mine = [u for u in storage.list_files(features_uri, (".parquet",)) if f"/run-{run_id}_" in u]
-    totals = {"count()": 0, "sum(duration_s)": 0.0, "sum(edits)": 0.0, "sum(words)": 0}
-    if mine:
-        fs, _ = storage.filesystem(mine[0])
-        ds = ray.data.read_parquet(
-            [storage.filesystem(u)[1] for u in mine], filesystem=fs, **READ_ARGS
-        )
-        ds = ds.select_columns(["duration_s", "wer", "reference_text", "augment"])
-        ds = ds.map_batches(_wer_columns, batch_format="pyarrow", **READ_ARGS)
-        sums = [Sum(c) for c in ("duration_s", "edits", "words", "copy")]
-        totals |= ds.aggregate(Count(), *sums)
-    seconds, words = totals["sum(duration_s)"] or 0.0, totals["sum(words)"] or 0
-    copies = int(totals.get("sum(copy)") or 0)
+def _summarize(features_uri: str, done: Written, failed, skipped, wall_s) -> ExtractSummary:
+    """This run's counts, hours and WER: what its write tasks wrote (``feature_sink``)."""
     return ExtractSummary(
-        copies=copies,
-        clips_ok=int(totals["count()"]) - copies,
+        copies=done.copies,
+        clips_ok=done.clips,
         clips_failed=failed[0],
         skipped=skipped,
-        audio_hours=seconds / 3600,
+        audio_hours=done.seconds / 3600,
         wall_s=wall_s,
-        audio_s_per_s=seconds / wall_s if wall_s > 0 else 0.0,
+        audio_s_per_s=done.seconds / wall_s if wall_s > 0 else 0.0,
         error_examples=failed[1],
-        wer=(totals["sum(edits)"] or 0.0) / words if words else None,
+        wer=done.wer,
         features_uri=features_uri,
         errors_uri="",
     )
-
-
-def _wer_columns(table: pa.Table) -> pa.Table:
-    """Feature rows -> duration, the word edits and reference words behind each WER (of the
-    clips: an augmented copy counts its audio, not its words), and whether it is a copy."""
-    durations, edits, words, copy = [], [], [], []
-    names = ("duration_s", "wer", "reference_text", "augment")
-    for dur, w, ref, aug in zip(*(table.column(c).to_pylist() for c in names), strict=True):
-        n = len(normalize_words(ref)) if w is not None and ref and aug is None else 0
-        durations.append(dur or 0.0)
-        edits.append(w * n if n else 0.0)
-        words.append(n)
-        copy.append(int(aug is not None))
-    return pa.table({"duration_s": durations, "edits": edits, "words": words, "copy": copy})
