@@ -129,7 +129,7 @@ def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
     ledger = new_ledger()
     with shuffle_by_sort():  # the inputs' grouping and resume: no aggregator actors to start
         todo = _todo(cfg, ds, features_uri, errors_uri, ledger, sharded)
-    done = Written()
+    wrote = Written()
     if todo.count():  # else nothing left to do (a finished re-run): no actor, no model loaded
         fs, path = storage.filesystem(features_uri)
         ds = build_dataset(cfg, todo, extra_columns, errors_uri, text_only, ledger, sharded)
@@ -140,11 +140,11 @@ def _run(cfg: ExtractConfig, src, lease: Lease) -> ExtractSummary:
             ds.write_datasink(  # the stream: one Ray Data execution
                 sink, ray_remote_args={"num_cpus": cfg.resources.decode_num_cpus}
             )
-        done = sink.totals or done
+        wrote = sink.totals or wrote
     lease.check()  # still this run's output
     skipped = _skipped(ledger) if cfg.resume else 0
     failed = _collect_errors(errors_uri)
-    summary = _summarize(features_uri, done, failed, skipped, time.perf_counter() - start)
+    summary = _summarize(features_uri, wrote, failed, skipped, time.perf_counter() - start)
     storage.delete_dir(scratch)
     summary.errors_uri = errors_uri
     summary.text_only = text_only
@@ -302,18 +302,18 @@ def _collect_errors(errors_uri: str) -> tuple[int, list[str]]:
     return failed, [f"{r['id']}: {r['error']}" for r in first.to_pylist()]
 
 
-def _summarize(features_uri: str, done: Written, failed, skipped, wall_s) -> ExtractSummary:
+def _summarize(features_uri: str, wrote: Written, failed, skipped, wall_s) -> ExtractSummary:
     """This run's counts, hours and WER: what its write tasks wrote (``feature_sink``)."""
     return ExtractSummary(
-        copies=done.copies,
-        clips_ok=done.clips,
+        copies=wrote.copies,
+        clips_ok=wrote.clips,
         clips_failed=failed[0],
         skipped=skipped,
-        audio_hours=done.seconds / 3600,
+        audio_hours=wrote.seconds / 3600,
         wall_s=wall_s,
-        audio_s_per_s=done.seconds / wall_s if wall_s > 0 else 0.0,
+        audio_s_per_s=wrote.seconds / wall_s if wall_s > 0 else 0.0,
         error_examples=failed[1],
-        wer=done.wer,
+        wer=wrote.wer,
         features_uri=features_uri,
         errors_uri="",
     )
